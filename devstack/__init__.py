@@ -1,0 +1,1 @@
+"""The local stack: runs the product on one machine with no AWS account. Never deployed."""

@@ -1,0 +1,79 @@
+"""moto's DynamoDB server, in-process, with its requests taken one at a time.
+
+moto does not isolate concurrent transactions: against its threaded server, concurrent
+TransactWriteItems on one key now and then lose or double an ADD. Real DynamoDB isolates them, so
+the local stack and the tests serialize moto's requests to get the semantics the product relies on.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import boto3
+from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from devstack.template import table_definitions
+
+REGION = "us-east-1"
+# moto accepts any credentials; these keep botocore from looking for real ones.
+FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+class SerializedApp:
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        with self._lock:
+            return list(self._app(environ, start_response))
+
+
+class DynamoDBServer:
+    """Serves moto on 127.0.0.1 from a daemon thread; `stop()` (or leaving the `with`) ends it."""
+
+    def __init__(self, port: int = 0) -> None:
+        app = SerializedApp(create_backend_app("dynamodb"))
+        self._server: BaseWSGIServer = make_server(
+            "127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler
+        )
+        self._thread = threading.Thread(target=self._server.serve_forever, name="moto-dynamodb", daemon=True)
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_port}"
+
+    def start(self) -> DynamoDBServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+    def __enter__(self) -> DynamoDBServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def client(self) -> Any:
+        return boto3.client(
+            "dynamodb", endpoint_url=self.endpoint_url, region_name=REGION, **FAKE_CREDENTIALS
+        )
+
+    def create_tables(self, names: dict[str, str]) -> None:
+        """Create the template's tables; `names` maps each logical id to the table name to use."""
+        client = self.client()
+        for logical_id, definition in table_definitions().items():
+            client.create_table(TableName=names[logical_id], **definition)
+
+    def reset(self) -> None:
+        """Drop every table and item, as a fresh server would have."""
+        client = self.client()
+        for name in client.list_tables()["TableNames"]:
+            client.delete_table(TableName=name)

@@ -1,0 +1,46 @@
+"""Test settings and the serialized moto DynamoDB server shared by every test that needs a table."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+# Set before any wallet module reads its settings, and before any AWS client exists.
+TABLE_NAMES = {
+    "CreditBalanceTable": "test-credit-balance",
+    "CreditTransactionTable": "test-credit-transaction",
+}
+os.environ.update(
+    {
+        "CREDIT_BALANCE_TABLE": TABLE_NAMES["CreditBalanceTable"],
+        "CREDIT_TRANSACTION_TABLE": TABLE_NAMES["CreditTransactionTable"],
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "POWERTOOLS_SERVICE_NAME": "credits-test",
+        "POWERTOOLS_METRICS_NAMESPACE": "CreditsTest",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }
+)
+for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
+    os.environ.pop(name, None)
+
+from devstack.dynamodb import DynamoDBServer  # noqa: E402 - after the environment is set
+
+
+@pytest.fixture(scope="session")
+def dynamodb_server() -> Iterator[DynamoDBServer]:
+    with DynamoDBServer() as server:
+        os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = server.endpoint_url
+        yield server
+
+
+@pytest.fixture
+def tables(dynamodb_server: DynamoDBServer) -> DynamoDBServer:
+    """Fresh, empty tables built from template.yaml for one test."""
+    dynamodb_server.reset()
+    dynamodb_server.create_tables(TABLE_NAMES)
+    return dynamodb_server

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import pytest
+
+from wallet import settings
+
+
+@pytest.mark.parametrize("name", ["CREDIT_BALANCE_TABLE", "CREDIT_TRANSACTION_TABLE"])
+@pytest.mark.parametrize("value", [None, "", "   "])
+def test_a_missing_table_setting_fails_naming_it(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str | None
+) -> None:
+    if value is None:
+        monkeypatch.delenv(name)
+    else:
+        monkeypatch.setenv(name, value)
+    settings.tables.cache_clear()
+    try:
+        with pytest.raises(settings.SettingsError, match=name):
+            settings.tables()
+    finally:
+        monkeypatch.undo()
+        settings.tables.cache_clear()
+
+
+def test_table_settings_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CREDIT_BALANCE_TABLE", "balances")
+    monkeypatch.setenv("CREDIT_TRANSACTION_TABLE", "transactions")
+    settings.tables.cache_clear()
+    try:
+        assert settings.tables() == settings.TableSettings("balances", "transactions")
+    finally:
+        monkeypatch.undo()
+        settings.tables.cache_clear()
