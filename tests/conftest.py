@@ -23,9 +23,15 @@ os.environ.update(
         "POWERTOOLS_SERVICE_NAME": "credits-test",
         "POWERTOOLS_METRICS_NAMESPACE": "CreditsTest",
         "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_DISABLED": "false",
+        "SITE_URL": "https://credits.example.test",
+        "CURRENCY": "usd",
+        "CREDIT_PACKS": "1000,5000,10000",
+        "STRIPE_SECRET_KEY": "sk_test_emulator",
+        "STRIPE_WEBHOOK_SECRET": "whsec_test_secret",
     }
 )
-for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
+for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "STRIPE_SECRET_ARN", "STRIPE_API_BASE"):
     os.environ.pop(name, None)
 
 from devstack.dynamodb import DynamoDBServer  # noqa: E402 - after the environment is set

@@ -20,24 +20,14 @@ from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactWriteEr
 from pynamodb.transactions import TransactWrite
 from ulid import ULID
 
+from wallet.errors import InvalidAmountError, InvalidPageError, LedgerUnavailableError
 from wallet.models import CreditBalance, CreditTransaction
 
 DEPOSIT = "deposit"
+DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 # Real DynamoDB cancels one of two transactions that touch the same item at once; the loser retries.
 CONFLICT_ATTEMPTS = 4
-
-
-class InvalidAmountError(ValueError):
-    """An amount that is not a positive whole number of minor units."""
-
-
-class InvalidPageError(ValueError):
-    """A page size outside 1..100, or a cursor this ledger did not issue."""
-
-
-class LedgerUnavailableError(RuntimeError):
-    """DynamoDB failed; nothing was written and the caller may try again."""
 
 
 class Credit(StrEnum):
@@ -59,6 +49,12 @@ class Transaction:
 class Page:
     transactions: list[Transaction]
     next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    balance: int
+    page: Page
 
 
 def check_amount(amount: object) -> int:
@@ -136,7 +132,7 @@ def get_balance(user_id: str) -> int:
         raise LedgerUnavailableError("the ledger could not read the balance") from exc
 
 
-def list_transactions(user_id: str, limit: int = 20, cursor: str | None = None) -> Page:
+def list_transactions(user_id: str, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None) -> Page:
     """The user's transactions, newest first, `limit` at a time; pass `next_cursor` on for more."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
         raise InvalidPageError(f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}")
@@ -153,6 +149,12 @@ def list_transactions(user_id: str, limit: int = 20, cursor: str | None = None) 
     page = rows[:limit]
     next_cursor = _encode(page[-1].transaction_id) if len(rows) > limit else None
     return Page([_transaction(row) for row in page], next_cursor)
+
+
+def statement(user_id: str, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None) -> Statement:
+    """The balance and one page of history: the two reads the balance page needs."""
+    page = list_transactions(user_id, limit, cursor)
+    return Statement(get_balance(user_id), page)
 
 
 def _transaction(row: CreditTransaction) -> Transaction:

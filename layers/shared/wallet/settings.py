@@ -1,10 +1,22 @@
-"""Settings read from the environment once, validated, and named in every error."""
+"""Settings read from the environment once, validated, and named in every error.
+
+Each function reads one group, so a function never needs settings it does not use: get_balance
+runs without any Stripe setting, the webhook without the Stripe API key.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
+
+from wallet.packs import Pack, parse_packs
+
+DEFAULT_PACKS = "1000,5000,10000"
+# Secrets Manager is read again after this long, so a rotated Stripe key is picked up without a deploy.
+SECRET_MAX_AGE_SECONDS = 300
 
 
 class SettingsError(RuntimeError):
@@ -30,3 +42,70 @@ def tables() -> TableSettings:
         balance_table=required("CREDIT_BALANCE_TABLE"),
         transaction_table=required("CREDIT_TRANSACTION_TABLE"),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class PriceList:
+    currency: str
+    packs: tuple[Pack, ...]
+
+    def pack(self, amount: int) -> Pack | None:
+        return next((pack for pack in self.packs if pack.amount == amount), None)
+
+    @property
+    def amounts(self) -> list[int]:
+        return [pack.amount for pack in self.packs]
+
+
+@cache
+def price_list() -> PriceList:
+    currency = os.environ.get("CURRENCY", "usd").strip().lower()
+    if not re.fullmatch(r"[a-z]{3}", currency):
+        raise SettingsError(f"CURRENCY must be a three-letter currency code such as usd, not {currency!r}")
+    try:
+        packs = parse_packs(os.environ.get("CREDIT_PACKS", DEFAULT_PACKS))
+    except ValueError as exc:
+        raise SettingsError(f"CREDIT_PACKS is malformed: {exc}") from None
+    return PriceList(currency, packs)
+
+
+@cache
+def site_url() -> str:
+    url = required("SITE_URL").rstrip("/")
+    if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", url):
+        raise SettingsError(f"SITE_URL must be an http(s) URL such as https://example.com, not {url!r}")
+    return url
+
+
+def stripe_api_base() -> str | None:
+    """Where the Stripe SDK sends API calls: Stripe itself unless the local stack's emulator is set."""
+    return os.environ.get("STRIPE_API_BASE", "").strip() or None
+
+
+def stripe_secret_key() -> str:
+    return _stripe_secret("STRIPE_SECRET_KEY")
+
+
+def stripe_webhook_secret() -> str:
+    return _stripe_secret("STRIPE_WEBHOOK_SECRET")
+
+
+def _stripe_secret(name: str) -> str:
+    """From the Secrets Manager secret STRIPE_SECRET_ARN names when deployed, else from the environment."""
+    arn = os.environ.get("STRIPE_SECRET_ARN", "").strip()
+    if not arn:
+        return required(name)
+    value = _secret(arn).get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise SettingsError(f"the secret STRIPE_SECRET_ARN names has no {name} value")
+    return value.strip()
+
+
+def _secret(arn: str) -> dict[str, Any]:
+    # Imported here: only deployed functions read Secrets Manager, and boto3 is slow to import.
+    from aws_lambda_powertools.utilities import parameters
+
+    secret = parameters.get_secret(arn, transform="json", max_age=SECRET_MAX_AGE_SECONDS)
+    if not isinstance(secret, dict):
+        raise SettingsError("the secret STRIPE_SECRET_ARN names must be a JSON object")
+    return secret

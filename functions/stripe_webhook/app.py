@@ -1,0 +1,70 @@
+"""POST /api/webhooks/stripe: verify Stripe's signature and credit paid Checkout Sessions, exactly once.
+
+Answers 200 for everything it has dealt with, including what it deliberately does not credit (a retry
+could not change that), 400 for what is not a signed Stripe event, and 500 when the ledger failed, so
+that Stripe delivers again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from wallet.errors import InvalidEventError
+from wallet.fulfilment import Result, handle_webhook
+from wallet.http import raw_body, resolver
+
+# Stripe events are a few kilobytes; anything far larger is not one, and is refused before any HMAC.
+MAX_EVENT_BYTES = 256 * 1024
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = resolver()
+
+METRIC_BY_RESULT = {
+    Result.CREDITED: "CreditsDeposited",
+    Result.ALREADY_CREDITED: "DuplicateDeliveries",
+    Result.REJECTED: "RejectedFulfilments",
+}
+
+
+@app.post("/api/webhooks/stripe")
+@tracer.capture_method
+def stripe_webhook() -> dict[str, Any]:
+    payload = raw_body(app)
+    if len(payload) > MAX_EVENT_BYTES:
+        metrics.add_metric(name="BadSignatures", unit=MetricUnit.Count, value=1)
+        raise InvalidEventError(f"The body is larger than {MAX_EVENT_BYTES} bytes: not a Stripe event.")
+    try:
+        handled = handle_webhook(payload, app.current_event.headers.get("stripe-signature"))
+    except InvalidEventError:
+        metrics.add_metric(name="BadSignatures", unit=MetricUnit.Count, value=1)
+        logger.warning("webhook refused: not a signed Stripe event")
+        raise
+    logger.set_correlation_id(handled.event_id)
+    outcome = handled.outcome
+    fields = {
+        "event_type": handled.event_type,
+        "result": outcome.result.value,
+        "session_id": outcome.session_id,
+        "payment_id": outcome.payment_id,
+        "user_id": outcome.user_id,
+    }
+    if outcome.result in METRIC_BY_RESULT:
+        metrics.add_metric(name=METRIC_BY_RESULT[outcome.result], unit=MetricUnit.Count, value=1)
+    if outcome.result is Result.REJECTED:
+        logger.error("paid checkout session not credited", extra=fields | {"reason": outcome.reason})
+    else:
+        logger.info("webhook handled", extra=fields)
+    return {"received": True}
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,53 @@
+"""Buying a pack: open a Checkout Session for it, and, back from Checkout, see it through to credits."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from wallet import payments, settings
+from wallet.errors import CheckoutSessionNotFoundError, InvalidAmountError
+from wallet.fulfilment import Result, fulfil
+from wallet.payments import NewCheckout
+
+SESSION_ID = re.compile(r"cs_[A-Za-z0-9_]{1,250}")
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutStatus:
+    status: str | None
+    payment_status: str | None
+    credited: bool
+    credits: int | None
+    result: Result
+
+
+def start_checkout(user_id: str, amount: object) -> NewCheckout:
+    """A Checkout Session for the pack priced `amount`; the price list is the only source of prices."""
+    prices = settings.price_list()
+    pack = None if isinstance(amount, bool) or not isinstance(amount, int) else prices.pack(amount)
+    if pack is None:
+        allowed = ", ".join(str(a) for a in prices.amounts)
+        raise InvalidAmountError(
+            f"amount must be one of {allowed} (the price in minor units of {prices.currency.upper()})"
+        )
+    return payments.create_checkout_session(user_id, pack, prices.currency, settings.site_url())
+
+
+def complete_checkout(user_id: str, session_id: str) -> CheckoutStatus:
+    """Where a user's Checkout Session stands, crediting it now if it is paid and the webhook is late."""
+    if not SESSION_ID.fullmatch(session_id):
+        raise CheckoutSessionNotFoundError(session_id)
+    session = payments.retrieve_checkout_session(session_id)
+    # Another user's session is answered exactly like one that does not exist.
+    if session.metadata.get("userId") != user_id:
+        raise CheckoutSessionNotFoundError(session_id)
+    outcome = fulfil(session)
+    credits = session.metadata.get("amount", "")
+    return CheckoutStatus(
+        status=session.status,
+        payment_status=session.payment_status,
+        credited=outcome.credited,
+        credits=int(credits) if credits.isdigit() else None,
+        result=outcome.result,
+    )

@@ -1,0 +1,28 @@
+"""The domain's errors. Kept apart from the modules that raise them so that any function can map them
+to HTTP without importing Stripe or DynamoDB code."""
+
+from __future__ import annotations
+
+
+class InvalidAmountError(ValueError):
+    """An amount that is not a positive whole number of minor units, or not one of the packs."""
+
+
+class InvalidPageError(ValueError):
+    """A page size outside 1..100, or a cursor the API did not issue."""
+
+
+class LedgerUnavailableError(RuntimeError):
+    """DynamoDB failed; nothing was written and the caller may try again."""
+
+
+class PaymentsUnavailableError(RuntimeError):
+    """Stripe could not be reached or refused the request; the user may try again."""
+
+
+class CheckoutSessionNotFoundError(LookupError):
+    """No Checkout Session with that id exists for this user."""
+
+
+class InvalidEventError(ValueError):
+    """A webhook body that is not a Stripe event signed with this endpoint's secret."""

@@ -1,0 +1,40 @@
+"""The price list: what each amount costs and how many credits it grants. The server is its only source."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Pack:
+    amount: int
+    """The price in minor units of the currency."""
+    credits: int
+    """The credits it adds to the balance, in the same minor units; more than `amount` for a bonus pack."""
+
+
+def parse_packs(spec: str) -> tuple[Pack, ...]:
+    """`"1000,5000,10000"` or `"1000,5000:5500"` (price:credits for a bonus pack), in the order given."""
+    packs: list[Pack] = []
+    for item in spec.split(","):
+        price, _, credits = item.strip().partition(":")
+        if not price.isdigit() or not (credits or price).isdigit():
+            raise ValueError(f"{item.strip()!r} is not an amount in minor units, or price:credits")
+        pack = Pack(int(price), int(credits or price))
+        if pack.amount <= 0 or pack.credits <= 0:
+            raise ValueError(f"{item.strip()!r}: amounts must be positive")
+        if any(existing.amount == pack.amount for existing in packs):
+            raise ValueError(f"{pack.amount} is listed twice")
+        packs.append(pack)
+    return tuple(packs)
+
+
+SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£", "cad": "CA$", "aud": "A$"}
+
+
+def label(amount: int, currency: str) -> str:
+    """`$10`, `$12.50`, `25 CHF`: a short price for a button; the page formats balances itself."""
+    whole, cents = divmod(amount, 100)
+    number = f"{whole:,}" if cents == 0 else f"{whole:,}.{cents:02d}"
+    symbol = SYMBOLS.get(currency)
+    return f"{symbol}{number}" if symbol else f"{number} {currency.upper()}"

@@ -1,0 +1,154 @@
+"""Stripe, behind the few calls the product makes: create and retrieve a Checkout Session, verify an event.
+
+Stripe's errors are translated here, at the boundary, into the domain's; nothing above this module
+sees a Stripe type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import stripe
+from ulid import ULID
+
+from wallet import settings
+from wallet.errors import CheckoutSessionNotFoundError, InvalidEventError, PaymentsUnavailableError
+from wallet.packs import Pack
+
+# The API version this code was written against; Stripe answers in its shapes whatever the account's default.
+API_VERSION = "2026-10-28.endive"
+# Stay well inside the functions' time limit; the SDK retries connection errors, 409, 429 and 5xx.
+TIMEOUT_SECONDS = 8
+NETWORK_RETRIES = 2
+PRODUCT_NAME = "Credits"
+
+
+@dataclass(frozen=True, slots=True)
+class NewCheckout:
+    session_id: str
+    url: str
+    payment_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutSession:
+    """The fields of a Checkout Session that fulfilment reads."""
+
+    id: str
+    status: str | None
+    payment_status: str | None
+    amount_total: int | None
+    currency: str | None
+    payment_intent_id: str | None
+    metadata: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: str
+    type: str
+    livemode: bool
+    data_object: Mapping[str, Any]
+
+
+@cache
+def stripe_client() -> stripe.StripeClient:
+    """One client per container, made on first use."""
+    api_base = settings.stripe_api_base()
+    return stripe.StripeClient(
+        settings.stripe_secret_key(),
+        stripe_version=API_VERSION,
+        max_network_retries=NETWORK_RETRIES,
+        http_client=stripe.RequestsClient(timeout=TIMEOUT_SECONDS),
+        base_addresses={"api": api_base} if api_base else None,
+    )
+
+
+def create_checkout_session(
+    user_id: str, pack: Pack, currency: str, site_url: str, client: stripe.StripeClient | None = None
+) -> NewCheckout:
+    """A Checkout Session for one pack; the new payment id rides in its metadata back to fulfilment."""
+    payment_id = str(ULID())
+    metadata = {"userId": user_id, "amount": str(pack.credits), "paymentId": payment_id}
+    params: stripe.params.checkout.SessionCreateParams = {
+        "mode": "payment",
+        "line_items": [
+            {
+                "quantity": 1,
+                "price_data": {
+                    "currency": currency,
+                    "unit_amount": pack.amount,
+                    "product_data": {"name": f"{pack.credits:,} {PRODUCT_NAME}"},
+                },
+            }
+        ],
+        "metadata": metadata,
+        "payment_intent_data": {"metadata": metadata},
+        "client_reference_id": user_id,
+        "success_url": f"{site_url}/dashboard/credits/?checkout=success&session_id={{CHECKOUT_SESSION_ID}}",
+        "cancel_url": f"{site_url}/dashboard/credits/?checkout=cancelled",
+    }
+    try:
+        # The payment id as idempotency key: a retried request cannot open a second session.
+        session = (client or stripe_client()).v1.checkout.sessions.create(
+            params, options={"idempotency_key": payment_id}
+        )
+    except stripe.StripeError as exc:
+        raise PaymentsUnavailableError("Stripe did not create the Checkout Session") from exc
+    if not session.url:
+        raise PaymentsUnavailableError("Stripe returned a Checkout Session without a URL")
+    return NewCheckout(session_id=session.id, url=session.url, payment_id=payment_id)
+
+
+def retrieve_checkout_session(session_id: str, client: stripe.StripeClient | None = None) -> CheckoutSession:
+    try:
+        session = (client or stripe_client()).v1.checkout.sessions.retrieve(session_id)
+    except stripe.InvalidRequestError as exc:
+        if exc.http_status == 404:
+            raise CheckoutSessionNotFoundError(session_id) from exc
+        raise PaymentsUnavailableError("Stripe did not return the Checkout Session") from exc
+    except stripe.StripeError as exc:
+        raise PaymentsUnavailableError("Stripe did not return the Checkout Session") from exc
+    return checkout_session(session.to_dict())
+
+
+def checkout_session(data: Mapping[str, Any]) -> CheckoutSession:
+    """The fields fulfilment reads, from a Checkout Session as Stripe's API or an event carries it."""
+    payment_intent = data.get("payment_intent")
+    if isinstance(payment_intent, Mapping):
+        payment_intent = payment_intent.get("id")
+    metadata = data.get("metadata") or {}
+    return CheckoutSession(
+        id=str(data.get("id", "")),
+        status=data.get("status"),
+        payment_status=data.get("payment_status"),
+        amount_total=data.get("amount_total"),
+        currency=data.get("currency"),
+        payment_intent_id=payment_intent if isinstance(payment_intent, str) else None,
+        metadata={str(k): str(v) for k, v in metadata.items()} if isinstance(metadata, Mapping) else {},
+    )
+
+
+def verify_event(payload: bytes, signature: str | None, secret: str) -> Event:
+    """The event in `payload` once Stripe's signature over those exact bytes checks out (300 s tolerance)."""
+    if not signature:
+        raise InvalidEventError("The Stripe-Signature header is missing.")
+    try:
+        event = stripe.Webhook.construct_event(payload, signature, secret).to_dict()
+    except stripe.SignatureVerificationError as exc:
+        raise InvalidEventError("The Stripe-Signature header does not match the body or is too old.") from exc
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise InvalidEventError("The body is not a Stripe event.") from exc
+    data = event.get("data")
+    data_object = data.get("object") if isinstance(data, Mapping) else None
+    if not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
+        raise InvalidEventError("The body is not a Stripe event.")
+    return Event(
+        id=event["id"],
+        type=event["type"],
+        livemode=bool(event.get("livemode")),
+        data_object=data_object if isinstance(data_object, Mapping) else {},
+    )

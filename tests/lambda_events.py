@@ -1,0 +1,93 @@
+"""API Gateway HTTP API (v2) events for the handlers, made from the samples in events/."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+EVENTS = Path(__file__).resolve().parents[1] / "events"
+SAMPLES = {
+    ("POST", "/api/checkout"): "api_post_checkout.json",
+    ("GET", "/api/checkout/{sessionId}"): "api_get_checkout.json",
+    ("GET", "/api/balance"): "api_get_balance.json",
+    ("GET", "/api/packs"): "api_get_packs.json",
+    ("POST", "/api/webhooks/stripe"): "api_post_stripe_webhook.json",
+}
+
+
+@cache
+def sample(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((EVENTS / name).read_text())
+    return loaded
+
+
+def api_event(
+    method: str,
+    route: str,
+    *,
+    user: str | None = "user-123",
+    path_parameters: dict[str, str] | None = None,
+    query: dict[str, str] | None = None,
+    body: bytes | str | None = None,
+    base64_body: bool = False,
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The event API Gateway sends for one request; `user=None` is a request with no verified token."""
+    event = copy.deepcopy(sample(SAMPLES[(method, route)]))
+    path = route
+    for name, value in (path_parameters or {}).items():
+        path = path.replace("{" + name + "}", value)
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    if path_parameters is not None:
+        event["pathParameters"] = path_parameters
+    event["rawQueryString"] = urlencode(query or {})
+    event.pop("queryStringParameters", None)
+    if query:
+        event["queryStringParameters"] = query
+    if user is None:
+        event["requestContext"].pop("authorizer", None)
+        event["headers"].pop("authorization", None)
+    elif "authorizer" in event["requestContext"]:
+        event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = user
+    if body is not None:
+        raw = body.encode() if isinstance(body, str) else body
+        event["body"] = base64.b64encode(raw).decode() if base64_body else raw.decode()
+        event["isBase64Encoded"] = base64_body
+        event["headers"]["content-length"] = str(len(raw))
+    event["headers"].update({k.lower(): v for k, v in (headers or {}).items()})
+    return event
+
+
+@dataclass(frozen=True)
+class LambdaContext:
+    function_name: str = "test-function"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
+    aws_request_id: str = "00000000-0000-4000-8000-000000000000"
+    log_group_name: str = "/aws/lambda/test-function"
+    log_stream_name: str = "2026/11/26/[$LATEST]0123456789abcdef"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 15_000
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    status: int
+    body: Any
+    headers: dict[str, str]
+
+
+def invoke(handler: Any, event: dict[str, Any]) -> HttpResponse:
+    result = handler(event, LambdaContext())
+    body = result.get("body") or ""
+    if result.get("isBase64Encoded"):
+        body = base64.b64decode(body).decode()
+    return HttpResponse(result["statusCode"], json.loads(body) if body else None, result.get("headers", {}))
