@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
@@ -17,9 +17,10 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from devstack.template import table_definitions
 
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
 REGION = "us-east-1"
-# moto accepts any credentials; these keep botocore from looking for real ones.
-FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
 class SerializedApp:
@@ -61,9 +62,14 @@ class DynamoDBServer:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def client(self) -> Any:
+    def client(self) -> DynamoDBClient:
+        # moto accepts any credentials; these keep botocore from looking for real ones.
         return boto3.client(
-            "dynamodb", endpoint_url=self.endpoint_url, region_name=REGION, **FAKE_CREDENTIALS
+            "dynamodb",
+            endpoint_url=self.endpoint_url,
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",  # noqa: S106
         )
 
     def create_tables(self, names: dict[str, str]) -> None:

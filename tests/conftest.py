@@ -35,6 +35,8 @@ for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "STRIPE_SECRET_ARN", "STRIPE_API
     os.environ.pop(name, None)
 
 from devstack.dynamodb import DynamoDBServer  # noqa: E402 - after the environment is set
+from devstack.stripe_emulator import StripeEmulator  # noqa: E402
+from tests.lambda_pool import Containers  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -50,3 +52,26 @@ def tables(dynamodb_server: DynamoDBServer) -> DynamoDBServer:
     dynamodb_server.reset()
     dynamodb_server.create_tables(TABLE_NAMES)
     return dynamodb_server
+
+
+@pytest.fixture(scope="session")
+def stripe_emulator() -> Iterator[StripeEmulator]:
+    """The local Stripe API, which the real SDK talks to over HTTP; it signs the events it sends."""
+    from wallet import payments
+
+    emulator = StripeEmulator(
+        api_key=os.environ["STRIPE_SECRET_KEY"], webhook_secret=os.environ["STRIPE_WEBHOOK_SECRET"]
+    )
+    with emulator:
+        os.environ["STRIPE_API_BASE"] = emulator.api_base
+        payments.stripe_client.cache_clear()
+        yield emulator
+        payments.stripe_client.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def containers(dynamodb_server: DynamoDBServer, stripe_emulator: StripeEmulator) -> Iterator[Containers]:
+    """Eight warm Lambda containers in their own processes, for requests that must really overlap."""
+    pool = Containers(8)
+    yield pool
+    pool.close()
