@@ -8,7 +8,7 @@ VENV := .venv
 UV := $(VENV)/bin/uv
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: help setup test lint unit format build clean
+.PHONY: help setup run test lint unit format build clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -23,6 +23,9 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 	@touch $@
 
 setup: $(VENV)/.synced ## Create .venv with the locked dependencies
+
+run: setup ## Serve the page, the API, DynamoDB and Stripe's emulator on http://127.0.0.1:3000 (PORT=...)
+	PYTHONPATH=layers/shared:. exec $(VENV)/bin/python -m devstack
 
 test: lint unit ## Lint, type-check and run every test
 

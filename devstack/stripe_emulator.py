@@ -7,13 +7,24 @@ and HTTP status, idempotency keys are honoured, and faults (5xx, 429, slow answe
 
 The customer's side is played in code: `pay`, `pay_later` then `settle` or `fail_payment`, `decline` and
 `expire` move a session as Checkout would and return the events Stripe would send; each is also signed
-with the emulator's webhook secret and handed to the optional `deliver` callable.
+with the emulator's webhook secret and handed to the optional `deliver` callable (for real delivery over
+HTTP, a `devstack.webhook_delivery.WebhookSender`; `SignedEvent.resigned()` signs a retry afresh).
 
     with StripeEmulator() as emulator:
         client = stripe.StripeClient(emulator.api_key, base_addresses={"api": emulator.api_base})
         session = client.v1.checkout.sessions.create({...})
         [completed] = emulator.pay(session.id)
         signed = emulator.sign(completed)  # signed.payload, signed.signature: what Stripe would POST
+
+Or by a person, on the hosted Checkout page at the session's `url` (`GET /checkout/{id}`): plain HTML
+forms, no API key, that post to `/checkout/{id}/pay`, `/pay-later`, `/decline` or `/cancel` and answer
+`303 See Other` to where Checkout sends the customer: the `success_url` (its `{CHECKOUT_SESSION_ID}`
+filled in) after paying, the page again after a decline, the `cancel_url` after cancelling (no event).
+"Pay later" settles by itself `settle_after` seconds on. Asked for JSON, the same posts answer
+`200 {"sessionId", "status", "paymentStatus", "redirect"}` instead, for scripts; a session that can no
+longer be paid is a 409 and an unknown one a 404, each with `{"error": {"message"}}`:
+
+    curl -s -X POST -H 'Accept: application/json' "$API_BASE/checkout/$SESSION_ID/pay"
 """
 
 from __future__ import annotations
@@ -22,6 +33,7 @@ import base64
 import binascii
 import collections
 import copy
+import functools
 import html
 import json
 import logging
@@ -38,7 +50,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Self
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qs, parse_qsl, quote, unquote, urlsplit
 
 import stripe
 
@@ -47,6 +59,9 @@ DEFAULT_API_KEY = "sk_test_emulator"
 SESSION_LIFETIME_SECONDS = 24 * 60 * 60
 MIN_SESSION_LIFETIME_SECONDS = 30 * 60
 CHECKOUT_PAGE_TITLE = "Stripe Checkout emulator (local)"
+CHECKOUT_PAGE_TEMPLATE = Path(__file__).with_name("checkout_page.html")
+DEFAULT_SETTLE_AFTER_SECONDS = 5.0
+DECLINED_MESSAGE = "Your card was declined. Try again or use another card."
 LIST_URL = "/v1/checkout/sessions"
 
 JsonObject = dict[str, Any]
@@ -62,6 +77,18 @@ _SESSIONS = re.compile(r"/v1/checkout/sessions")
 _SESSION = re.compile(r"/v1/checkout/sessions/(?P<id>[^/]+)")
 _SESSION_EXPIRE = re.compile(r"/v1/checkout/sessions/(?P<id>[^/]+)/expire")
 _CHECKOUT_PAGE = re.compile(r"/checkout/(?P<id>[^/]+)")
+_CHECKOUT_ACTION = re.compile(r"/checkout/(?P<id>[^/]+)/(?P<action>[^/]+)")
+CHECKOUT_ACTIONS = ("pay", "pay-later", "decline", "cancel")
+CHECKOUT_PAGE_NOTICE = "Local Stripe Checkout emulator — no real payment is taken."
+_HTML_HEADERS = {
+    "Content-Type": "text/html; charset=utf-8",
+    "Cache-Control": "no-store",
+    # No form-action: it would also restrict the redirect to the site's success and cancel URLs.
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; "
+    "frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+}
+_JSON_PAGE_HEADERS = {"Content-Type": "application/json", "Cache-Control": "no-store"}
 _EMULATED_ROUTES = (
     "POST /v1/checkout/sessions, GET /v1/checkout/sessions, GET /v1/checkout/sessions/{id}, "
     "POST /v1/checkout/sessions/{id}/expire"
@@ -87,6 +114,8 @@ _ZERO_DECIMAL_CURRENCIES = frozenset(
         "xpf",
     )
 )
+# Stripe's currencies with three decimals; their amounts are in thousandths.
+_THREE_DECIMAL_CURRENCIES = frozenset(("bhd", "jod", "kwd", "omr", "tnd"))
 _METADATA_MAX_KEYS = 50
 _METADATA_MAX_KEY_LENGTH = 40
 _METADATA_MAX_VALUE_LENGTH = 500
@@ -415,6 +444,10 @@ def _expands_payment_intent(params: Mapping[str, Any], path: str) -> bool:
 # ---------------------------------------------------------------------------------------------------------
 
 
+Signer = Callable[[bytes, int | None], str]
+"""Computes the `Stripe-Signature` header of a payload at a timestamp (None: now)."""
+
+
 @dataclass(frozen=True, slots=True)
 class SignedEvent:
     """An event as Stripe posts it: the exact body bytes and the `Stripe-Signature` header over them."""
@@ -423,6 +456,27 @@ class SignedEvent:
     payload: bytes
     signature: str
     headers: dict[str, str]
+    # Kept so a sender can sign each attempt afresh, as Stripe does; it holds the secret, so never shown.
+    signer: Signer | None = field(default=None, repr=False, compare=False)
+
+    def resigned(self, timestamp: int | None = None) -> SignedEvent:
+        """The same payload signed again now (or at `timestamp`), as Stripe signs each delivery attempt.
+
+        An event made without a signer (built by hand) is returned as it is.
+        """
+        if self.signer is None:
+            return self
+        return _signed_event(self.event, self.payload, self.signer, timestamp)
+
+
+def _signed_event(event: JsonObject, payload: bytes, signer: Signer, timestamp: int | None) -> SignedEvent:
+    signature = signer(payload, timestamp)
+    headers = {
+        "Content-Type": "application/json; charset=utf-8",
+        "Stripe-Signature": signature,
+        "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+    }
+    return SignedEvent(event=event, payload=payload, signature=signature, headers=headers, signer=signer)
 
 
 Deliver = Callable[[SignedEvent], None]
@@ -458,6 +512,8 @@ class _CheckoutRecord:
     session: JsonObject
     payment_intent_data: JsonObject
     payment_intent: JsonObject | None = None
+    # Stripe keeps them apart from the session object; the Checkout page shows them.
+    line_items: list[JsonObject] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -483,12 +539,24 @@ class _Response:
     headers: dict[str, str]
     body: bytes
     events: tuple[JsonObject, ...] = ()
+    # Run once the events are delivered, so what it causes is announced after them.
+    then: Callable[[], None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _PageView:
+    """What the Checkout page shows of a session, copied under the lock."""
+
+    session: JsonObject
+    line_items: list[JsonObject]
+    payment_intent_status: str | None
 
 
 class StripeEmulator:
-    """Stripe's Checkout Session API on 127.0.0.1 in a daemon thread; `stop()` or leaving the `with` ends it.
+    """Stripe's Checkout Session API and hosted Checkout page on 127.0.0.1, served from a daemon thread.
 
-    Thread-safe: one lock guards the sessions, events, request log, faults and idempotency keys.
+    `stop()` or leaving the `with` ends it and cancels the settlements the page scheduled. Thread-safe: one
+    lock guards the sessions, events, request log, faults, idempotency keys and pending settlements.
     """
 
     def __init__(
@@ -498,10 +566,15 @@ class StripeEmulator:
         port: int = 0,
         public_base_url: str | None = None,
         deliver: Deliver | None = None,
+        settle_after: float = DEFAULT_SETTLE_AFTER_SECONDS,
     ) -> None:
+        if settle_after < 0:
+            raise ValueError("settle_after must not be negative")
         self._api_key = api_key
         self._webhook_secret = webhook_secret or _new_id("whsec_", 32)
         self._deliver = deliver
+        self._settle_after = settle_after
+        self._settlements: list[threading.Timer] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._sessions: dict[str, _CheckoutRecord] = {}
@@ -542,18 +615,24 @@ class StripeEmulator:
     def webhook_secret(self) -> str:
         return self._webhook_secret
 
+    @property
+    def settle_after(self) -> float:
+        """Seconds after "Pay later" on the Checkout page until that payment succeeds."""
+        return self._settle_after
+
     def start(self) -> Self:
         self._thread.start()
         self._started = True
         return self
 
     def stop(self) -> None:
-        """Stop serving; a request sleeping in an injected delay is woken and answered."""
+        """Stop serving, cancel pending settlements; a request in an injected delay is woken and answered."""
         self._stopping.set()
         if self._started:
             self._server.shutdown()
             self._thread.join()
             self._started = False
+        self._cancel_settlements()
         self._server.server_close()
 
     def __enter__(self) -> Self:
@@ -588,7 +667,7 @@ class StripeEmulator:
 
     @property
     def requests(self) -> list[ApiRequest]:
-        """Every API request answered so far (the Checkout page's visits aside), oldest first."""
+        """Every API request answered so far (the Checkout page and its buttons aside), oldest first."""
         with self._lock:
             return list(self._requests)
 
@@ -613,7 +692,8 @@ class StripeEmulator:
             self._faults.extend([_Fault(status, delay, should_retry)] * count)
 
     def reset(self) -> None:
-        """Forget every session, event, request, pending fault and idempotency key."""
+        """Forget every session, event, request, pending fault and idempotency key; cancel settlements."""
+        self._cancel_settlements()
         with self._lock:
             self._sessions.clear()
             self._events.clear()
@@ -622,43 +702,35 @@ class StripeEmulator:
             self._idempotent_results.clear()
 
     def sign(self, event: Mapping[str, Any], timestamp: int | None = None) -> SignedEvent:
-        """`event` as Stripe would post it now (or at `timestamp`), signed with the webhook secret."""
-        body = json.dumps(event, indent=2)
-        signature = str(
-            stripe.WebhookSignature.generate_signature_header(body, self._webhook_secret, timestamp=timestamp)
+        """`event` as Stripe would post it now (or at `timestamp`), signed with the webhook secret.
+
+        `resigned()` on the result signs the same bytes again with a fresh timestamp, for a retry.
+        """
+        payload = json.dumps(event, indent=2).encode()
+        return _signed_event(dict(event), payload, self._signature, timestamp)
+
+    def _signature(self, payload: bytes, timestamp: int | None) -> str:
+        return str(
+            stripe.WebhookSignature.generate_signature_header(
+                payload.decode(), self._webhook_secret, timestamp=timestamp
+            )
         )
-        headers = {
-            "Content-Type": "application/json; charset=utf-8",
-            "Stripe-Signature": signature,
-            "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
-        }
-        return SignedEvent(event=dict(event), payload=body.encode(), signature=signature, headers=headers)
 
     # -- the customer's side of Checkout ---------------------------------------------------------------
 
     def pay(self, session_id: str) -> list[JsonObject]:
         """The customer pays by card: the session completes, paid -> `[checkout.session.completed]`."""
-        with self._lock:
-            record = self._record_in(session_id, "pay", status="open")
-            self._settle_payment_intent(self._attempt(record))
-            self._complete(record, payment_status="paid")
-            events = [self._publish("checkout.session.completed", record)]
+        events = self._pay(session_id)
         self._deliver_all(events)
         return events
 
     def pay_later(self, session_id: str) -> list[JsonObject]:
-        """The customer pays by bank debit: the session completes unpaid -> `[checkout.session.completed]`."""
-        with self._lock:
-            record = self._record_in(session_id, "pay later", status="open")
-            intent = self._attempt(record)
-            intent.update(
-                status="processing",
-                payment_method=_new_id("pm_"),
-                latest_charge=_new_id("py_"),
-                last_payment_error=None,
-            )
-            self._complete(record, payment_status="unpaid")
-            events = [self._publish("checkout.session.completed", record)]
+        """The customer pays by bank debit: the session completes unpaid -> `[checkout.session.completed]`.
+
+        Nothing settles it by itself: call `settle` or `fail_payment` (the Checkout page's "Pay later"
+        schedules `settle` after `settle_after` seconds).
+        """
+        events = self._pay_later(session_id)
         self._deliver_all(events)
         return events
 
@@ -716,6 +788,56 @@ class StripeEmulator:
             events = [self._expire(record, request=None)]
         self._deliver_all(events)
         return events
+
+    def _pay(self, session_id: str) -> list[JsonObject]:
+        with self._lock:
+            record = self._record_in(session_id, "pay", status="open")
+            self._settle_payment_intent(self._attempt(record))
+            self._complete(record, payment_status="paid")
+            return [self._publish("checkout.session.completed", record)]
+
+    def _pay_later(self, session_id: str) -> list[JsonObject]:
+        with self._lock:
+            record = self._record_in(session_id, "pay later", status="open")
+            intent = self._attempt(record)
+            intent.update(
+                status="processing",
+                payment_method=_new_id("pm_"),
+                latest_charge=_new_id("py_"),
+                last_payment_error=None,
+            )
+            self._complete(record, payment_status="unpaid")
+            return [self._publish("checkout.session.completed", record)]
+
+    def _schedule_settlement(self, session_id: str) -> None:
+        """Settle the delayed payment `settle_after` seconds from now, in a timer thread `stop()` cancels."""
+        timer = threading.Timer(self._settle_after, self._settle_scheduled, args=(session_id,))
+        timer.name = "stripe-emulator-settle"
+        timer.daemon = True
+        with self._lock:
+            if self._stopping.is_set():
+                return
+            self._settlements = [pending for pending in self._settlements if pending.is_alive()]
+            self._settlements.append(timer)
+            timer.start()
+
+    def _settle_scheduled(self, session_id: str) -> None:
+        try:
+            self.settle(session_id)
+        except (UnknownCheckoutSessionError, InvalidTransitionError) as exc:
+            # Settled, failed or forgotten by hand in the meantime: nothing is left to do.
+            _log.info("scheduled settlement skipped: %s", exc)
+        except Exception:
+            _log.exception("settling Checkout Session %s failed", session_id)
+
+    def _cancel_settlements(self) -> None:
+        with self._lock:
+            settlements, self._settlements = self._settlements, []
+        for timer in settlements:
+            timer.cancel()
+        for timer in settlements:
+            if timer is not threading.current_thread():
+                timer.join()
 
     # -- state changes (lock held) ---------------------------------------------------------------------
 
@@ -924,7 +1046,9 @@ class StripeEmulator:
             wallet_options=None,
         )
         self._sequence += 1
-        return _CheckoutRecord(self._sequence, session, params.get("payment_intent_data", {}))
+        return _CheckoutRecord(
+            self._sequence, session, params.get("payment_intent_data", {}), line_items=params["line_items"]
+        )
 
     def _new_payment_intent(self, record: _CheckoutRecord) -> JsonObject:
         session = record.session
@@ -1080,8 +1204,8 @@ class StripeEmulator:
     def _respond(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> _Response:
         """The answer to one HTTP request (`headers` named in lower case); its events are delivered after."""
         url = urlsplit(target)
-        if method == "GET" and (page := _CHECKOUT_PAGE.fullmatch(url.path)):
-            return self._checkout_page(unquote(page["id"]))
+        if url.path.startswith("/checkout/"):
+            return self._checkout(method, url, headers)
         request = _RequestContext(
             request_id=_new_id("req_", 14),
             idempotency_key=headers.get("idempotency-key") if method == "POST" else None,
@@ -1175,21 +1299,84 @@ class StripeEmulator:
             )
         return status, payload, None
 
-    def _checkout_page(self, session_id: str) -> _Response:
+    # -- the hosted Checkout page -------------------------------------------------------------------------
+
+    def _checkout(self, method: str, url: SplitResult, headers: Mapping[str, str]) -> _Response:
+        """The hosted Checkout page and its form posts; like Stripe's, they need no API key."""
+        as_json = "application/json" in headers.get("accept", "").lower()
+        if page := _CHECKOUT_PAGE.fullmatch(url.path):
+            if method != "GET":
+                return _method_not_allowed("GET", as_json)
+            declined = parse_qs(url.query).get("declined") == ["1"]
+            return self._checkout_page(unquote(page["id"]), declined=declined)
+        action = _CHECKOUT_ACTION.fullmatch(url.path)
+        if action is None or action["action"] not in CHECKOUT_ACTIONS:
+            return _page_error(404, "Page not found", f"Nothing is served at {url.path}.", as_json)
+        if method != "POST":
+            return _method_not_allowed("POST", as_json)
+        return self._checkout_action(unquote(action["id"]), action["action"], as_json)
+
+    def _view(self, session_id: str) -> _PageView:
         with self._lock:
-            record = self._sessions.get(session_id)
-            session = copy.deepcopy(record.session) if record else None
-        if session is None:
-            content = f"<p>No such Checkout Session: {html.escape(session_id)}</p>"
-            status = 404
+            record = self._record(session_id)
+            intent = record.payment_intent
+            return _PageView(
+                session=copy.deepcopy(record.session),
+                line_items=copy.deepcopy(record.line_items),
+                payment_intent_status=intent["status"] if intent else None,
+            )
+
+    def _page_url(self, session_id: str) -> str:
+        return f"{self._public_base_url}/checkout/{quote(session_id, safe='')}"
+
+    def _checkout_page(self, session_id: str, *, declined: bool = False) -> _Response:
+        try:
+            view = self._view(session_id)
+        except UnknownCheckoutSessionError:
+            return _no_such_checkout(session_id, as_json=False)
+        if view.session["status"] == "open":
+            return _html_page(200, "Pay", _open_page(view, self._settle_after, declined=declined))
+        return _html_page(200, "Checkout closed", _closed_page(view))
+
+    def _checkout_action(self, session_id: str, action: str, as_json: bool) -> _Response:
+        """One button of the page: the state change, then where Stripe would send the customer."""
+        events: list[JsonObject] = []
+        then: Callable[[], None] | None = None
+        try:
+            if action == "pay":
+                events = self._pay(session_id)
+            elif action == "pay-later":
+                events = self._pay_later(session_id)
+                then = functools.partial(self._schedule_settlement, session_id)
+            elif action == "decline":
+                self.decline(session_id)
+            view = self._view(session_id)
+        except UnknownCheckoutSessionError:
+            return _no_such_checkout(session_id, as_json)
+        except InvalidTransitionError:
+            return _cannot_pay(self._view(session_id), self._page_url(session_id), as_json)
+        session = view.session
+        if action in ("pay", "pay-later"):
+            redirect = _success_url(session)
+        elif action == "decline":
+            redirect = f"{self._page_url(session_id)}?declined=1"
         else:
-            content = f"<p>{html.escape(_format_amount(session['amount_total'], session['currency']))}</p>"
-            status = 200
+            # Cancelling changes nothing at Stripe and sends no event; the customer just leaves.
+            redirect = session["cancel_url"] or self._page_url(session_id)
+        if as_json:
+            body = {
+                "sessionId": session["id"],
+                "status": session["status"],
+                "paymentStatus": session["payment_status"],
+                "redirect": redirect,
+            }
+            return _Response(200, dict(_JSON_PAGE_HEADERS), _json(body), tuple(events), then)
+        link = html.escape(redirect)
         page = (
-            f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{CHECKOUT_PAGE_TITLE}</title></head>'
-            f"<body><h1>{CHECKOUT_PAGE_TITLE}</h1>{content}</body></html>\n"
+            f'<!doctype html>\n<html lang="en"><title>See Other</title><a href="{link}">{link}</a></html>\n'
         )
-        return _Response(status, {"Content-Type": "text/html; charset=utf-8"}, page.encode())
+        headers = _HTML_HEADERS | {"Location": redirect}
+        return _Response(303, headers, page.encode(), tuple(events), then)
 
 
 def _line_items_total(line_items: list[JsonObject]) -> tuple[str, int]:
@@ -1258,9 +1445,155 @@ def _presented_key(authorization: str | None) -> str | None:
 
 
 def _format_amount(amount: int, currency: str) -> str:
+    """An amount in the currency's smallest unit as a person reads it: `5000, "usd"` -> `50.00 USD`."""
     if currency in _ZERO_DECIMAL_CURRENCIES:
         return f"{amount:,} {currency.upper()}"
+    if currency in _THREE_DECIMAL_CURRENCIES:
+        return f"{amount / 1000:,.3f} {currency.upper()}"
     return f"{amount / 100:,.2f} {currency.upper()}"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The Checkout page
+# ---------------------------------------------------------------------------------------------------------
+
+
+@cache
+def _page_template() -> string.Template:
+    return string.Template(CHECKOUT_PAGE_TEMPLATE.read_text(encoding="utf-8"))
+
+
+def _html_page(status: int, title: str, content: str, headers: Mapping[str, str] | None = None) -> _Response:
+    """A whole page around `content`, which is HTML already escaped."""
+    page = _page_template().substitute(
+        title=html.escape(f"{title} · {CHECKOUT_PAGE_TITLE}"), notice=CHECKOUT_PAGE_NOTICE, content=content
+    )
+    return _Response(status, _HTML_HEADERS | dict(headers or {}), page.encode())
+
+
+def _page_error(
+    status: int,
+    title: str,
+    message: str,
+    as_json: bool,
+    *,
+    link: tuple[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> _Response:
+    """An error as a page with an optional `(href, text)` link, or as `{"error": {"message"}}`."""
+    if as_json:
+        body = _json({"error": {"message": message}})
+        return _Response(status, _JSON_PAGE_HEADERS | dict(headers or {}), body)
+    content = f"<h1>{html.escape(title)}</h1>\n<p>{html.escape(message)}</p>"
+    if link is not None:
+        content += f'\n<p><a class="button" href="{html.escape(link[0])}">{html.escape(link[1])}</a></p>'
+    return _html_page(status, title, f'<section class="card">\n{content}\n</section>', headers)
+
+
+def _method_not_allowed(allowed: str, as_json: bool) -> _Response:
+    return _page_error(
+        405, "Method not allowed", f"Only {allowed} is answered here.", as_json, headers={"Allow": allowed}
+    )
+
+
+def _no_such_checkout(session_id: str, as_json: bool) -> _Response:
+    return _page_error(
+        404,
+        "Checkout Session not found",
+        f"No such Checkout Session: {session_id}. Sessions last only as long as the emulator that made them.",
+        as_json,
+    )
+
+
+def _cannot_pay(view: _PageView, page_url: str, as_json: bool) -> _Response:
+    state = "is already complete" if view.session["status"] == "complete" else "has expired"
+    message = f"This Checkout Session {state}: it can no longer be paid."
+    return _page_error(409, "Nothing to pay", message, as_json, link=(page_url, "Back to the Checkout page"))
+
+
+def _success_url(session: Mapping[str, Any]) -> str:
+    """Where Checkout sends the customer after paying, with `{CHECKOUT_SESSION_ID}` filled in."""
+    return str(session["success_url"]).replace("{CHECKOUT_SESSION_ID}", session["id"])
+
+
+def _product_name(line_items: list[JsonObject]) -> str:
+    if len(line_items) == 1:
+        return str(line_items[0]["price_data"]["product_data"]["name"])
+    return f"{len(line_items)} items"
+
+
+def _seconds(seconds: float) -> str:
+    return "1 second" if seconds == 1 else f"{seconds:g} seconds"
+
+
+def _open_page(view: _PageView, settle_after: float, *, declined: bool) -> str:
+    session = view.session
+    currency = session["currency"]
+    total = html.escape(_format_amount(session["amount_total"], currency))
+    items = view.line_items
+    # Relative to /checkout/{id}, so the forms work behind any proxy that serves the page.
+    action = html.escape(quote(session["id"], safe=""))
+    parts = [f"<h1>{html.escape(_product_name(items))}</h1>"]
+    if len(items) == 1 and (description := items[0]["price_data"]["product_data"].get("description")):
+        parts.append(f'<p class="muted">{html.escape(description)}</p>')
+    if len(items) > 1 or items[0]["quantity"] > 1:
+        rows = []
+        for item in items:
+            price = item["price_data"]
+            amount = _format_amount(price["unit_amount"] * item["quantity"], currency)
+            name = f"{html.escape(price['product_data']['name'])} &times; {item['quantity']}"
+            rows.append(f"<li><span>{name}</span> <span>{html.escape(amount)}</span></li>")
+        parts.append('<ul class="items">\n' + "\n".join(rows) + "\n</ul>")
+    parts.append(f'<p class="total"><span class="label">Total due</span> <strong>{total}</strong></p>')
+    if declined:
+        parts.append(f'<p class="alert" role="alert">{html.escape(DECLINED_MESSAGE)}</p>')
+    buttons = [
+        ("pay", "Pay", f"Pay {total} by card: the payment succeeds at once."),
+        (
+            "pay-later",
+            "Pay later",
+            f"Pay by bank debit: pending at first, then it succeeds {_seconds(settle_after)} on.",
+        ),
+        ("decline", "Decline", "Pay by a card that the bank declines: nothing is charged."),
+        ("cancel", "Cancel", "Leave Checkout without paying and go back to the site."),
+    ]
+    forms = [
+        f'<form method="post" action="{action}/{name}">'
+        f'<button type="submit" class="{"primary" if name == "pay" else "secondary"}"'
+        f' aria-describedby="{name}-hint">{label}</button>'
+        f'<p class="hint" id="{name}-hint">{hint}</p></form>'
+        for name, label, hint in buttons
+    ]
+    parts.append(
+        '<h2 class="choose">Choose how this test payment ends</h2>\n<div class="actions">\n'
+        + "\n".join(forms)
+        + "\n</div>"
+    )
+    return '<section class="card" aria-label="Payment">\n' + "\n".join(parts) + "\n</section>"
+
+
+def _closed_page(view: _PageView) -> str:
+    session = view.session
+    summary = html.escape(
+        f"{_product_name(view.line_items)} · {_format_amount(session['amount_total'], session['currency'])}"
+    )
+    if session["status"] == "complete":
+        heading = "This Checkout Session is complete"
+        if session["payment_status"] == "paid":
+            outcome = "The payment succeeded."
+        elif view.payment_intent_status == "processing":
+            outcome = "The payment is processing; the site is told when it succeeds."
+        else:
+            outcome = "The delayed payment failed; nothing was charged."
+        back: str | None = _success_url(session)
+    else:
+        heading = "This Checkout Session has expired"
+        outcome = "It was not paid; nothing was charged."
+        back = session["cancel_url"]
+    parts = [f"<h1>{heading}</h1>", f'<p class="muted">{summary}</p>', f"<p>{outcome}</p>"]
+    if back:
+        parts.append(f'<p><a class="button" href="{html.escape(back)}">Return to the site</a></p>')
+    return '<section class="card">\n' + "\n".join(parts) + "\n</section>"
 
 
 def _json(body: JsonObject) -> bytes:
@@ -1321,6 +1654,8 @@ class _Handler(BaseHTTPRequestHandler):
                 emulator._deliver_all(response.events)
             except Exception:
                 _log.exception("delivering the events of %s %s failed", method, self.path)
+            if response.then is not None:
+                response.then()
 
     def log_message(self, format: str, *args: Any) -> None:
         _log.debug("%s - " + format, self.address_string(), *args)

@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
-import http.client
 import json
+import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from email.message import Message
+from html.parser import HTMLParser
 from typing import Any, cast
-from urllib.parse import urlsplit
+from urllib.parse import urljoin
 
 import pytest
 import stripe
 from stripe.params.checkout import SessionCreateParams
 
 from devstack.stripe_emulator import (
+    CHECKOUT_PAGE_TITLE,
+    DECLINED_MESSAGE,
     FIXTURES,
     InvalidTransitionError,
     SignedEvent,
     StripeEmulator,
     UnknownCheckoutSessionError,
+    fixture,
 )
 
 API_KEY = "sk_test_51EmulatorSuiteKey"
@@ -560,25 +568,6 @@ def test_concurrent_creates_each_make_one_session(emulator: StripeEmulator) -> N
     assert listed == set(ids)
 
 
-def test_the_checkout_url_serves_a_placeholder_page_with_the_amount(
-    emulator: StripeEmulator, client: stripe.StripeClient
-) -> None:
-    session = create(client)
-    assert session.url is not None
-    url = urlsplit(session.url)
-
-    connection = http.client.HTTPConnection(url.netloc, timeout=5)
-    connection.request("GET", url.path)
-    response = connection.getresponse()
-    page = response.read().decode()
-    connection.close()
-
-    assert response.status == 200
-    assert response.getheader("Content-Type") == "text/html; charset=utf-8"
-    assert "Stripe Checkout emulator (local)" in page
-    assert "50.00 USD" in page
-
-
 def test_a_stopped_emulator_refuses_connections() -> None:
     with StripeEmulator(api_key=API_KEY) as emulator:
         client = sdk(emulator)
@@ -586,3 +575,383 @@ def test_a_stopped_emulator_refuses_connections() -> None:
 
     with pytest.raises(stripe.APIConnectionError):
         create(client)
+
+
+# -- the hosted Checkout page -------------------------------------------------------------------------
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+# A browser's request without the browser: redirects are returned, not followed, and no proxy is used.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirects())
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: Message
+    body: str
+
+    def json(self) -> Any:
+        assert self.headers["Content-Type"] == "application/json"
+        return json.loads(self.body)
+
+
+def http(method: str, url: str, *, as_json: bool = False) -> Answer:
+    """One request as a browser's form post (or, `as_json`, a script's) makes it."""
+    headers = {"Accept": "application/json"} if as_json else {"Accept": "text/html,*/*;q=0.8"}
+    data = b"" if method == "POST" else None
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
+    try:
+        with _OPENER.open(request, timeout=5) as response:
+            return Answer(response.status, response.headers, response.read().decode())
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return Answer(exc.code, exc.headers, exc.read().decode())
+
+
+class Page(HTMLParser):
+    """What a person (or a screen reader) gets from a page: its text, forms, buttons and links."""
+
+    def __init__(self, source: str) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.attributes: dict[str, list[dict[str, str | None]]] = {}
+        self.forms: list[tuple[str, str, str]] = []
+        self.links: list[tuple[str, str]] = []
+        self._texts: list[str] = []
+        self._form: dict[str, str | None] = {}
+        self._button: list[str] | None = None
+        self._link: tuple[str, list[str]] | None = None
+        self._in_style = False
+        self.feed(source)
+        self.close()
+        self.text = " ".join(" ".join(self._texts).split())
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self.attributes.setdefault(tag, []).append(dict(attrs))
+        self._in_style = tag == "style"
+        if tag == "form":
+            self._form = dict(attrs)
+        elif tag == "button":
+            self._button = []
+        elif tag == "a":
+            self._link = (dict(attrs).get("href") or "", [])
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "button" and self._button is not None:
+            label = " ".join(self._button).strip()
+            self.forms.append((self._form.get("method") or "", self._form.get("action") or "", label))
+            self._button = None
+        elif tag == "a" and self._link is not None:
+            self.links.append((self._link[0], " ".join(self._link[1]).strip()))
+            self._link = None
+
+    def handle_data(self, data: str) -> None:
+        if self._in_style:
+            self._in_style = False
+            return
+        self._texts.append(data)
+        if self._button is not None:
+            self._button.append(data)
+        if self._link is not None:
+            self._link[1].append(data)
+
+
+def visit(url: str) -> tuple[Answer, Page]:
+    answer = http("GET", url)
+    return answer, Page(answer.body)
+
+
+def page_url(session: stripe.checkout.Session) -> str:
+    assert session.url is not None
+    return session.url
+
+
+def success_url(session_id: str) -> str:
+    return SUCCESS_URL.replace("{CHECKOUT_SESSION_ID}", session_id)
+
+
+def test_the_checkout_page_says_it_is_an_emulator_and_shows_the_product_amount_and_four_buttons(
+    emulator: StripeEmulator, client: stripe.StripeClient
+) -> None:
+    session = create(client)
+
+    answer, page = visit(page_url(session))
+
+    assert answer.status == 200
+    assert answer.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert page.attributes["html"] == [{"lang": "en"}]
+    assert "main" in page.tags
+    assert {"name": "viewport", "content": "width=device-width, initial-scale=1"} in page.attributes["meta"]
+    notice = "Local Stripe Checkout emulator — no real payment is taken."
+    assert page.text.startswith(f"Pay · {CHECKOUT_PAGE_TITLE} {notice} 5,000 Credits Prepaid credits")
+    assert "Total due 50.00 USD" in page.text
+    assert "Prepaid credits" in page.text
+    assert page.forms == [
+        ("post", f"{session.id}/pay", "Pay"),
+        ("post", f"{session.id}/pay-later", "Pay later"),
+        ("post", f"{session.id}/decline", "Decline"),
+        ("post", f"{session.id}/cancel", "Cancel"),
+    ]
+    assert [urljoin(page_url(session), action) for _, action, _ in page.forms] == [
+        f"{page_url(session)}/{action}" for action in ("pay", "pay-later", "decline", "cancel")
+    ]
+    assert "pending at first, then it succeeds 5 seconds on" in page.text
+    assert all(button["type"] == "submit" for button in page.attributes["button"])
+    assert not {"script", "img", "link", "iframe"} & set(page.tags)
+    assert DECLINED_MESSAGE not in page.text
+    assert [(r.method, r.path) for r in emulator.requests] == [("POST", "/v1/checkout/sessions")]
+
+
+@pytest.mark.parametrize(
+    ("currency", "unit_amount", "quantity", "shown"),
+    [
+        ("usd", 5000, 1, ["50.00 USD"]),
+        ("eur", 1250, 2, ["5,000 Credits \N{MULTIPLICATION SIGN} 2 25.00 EUR", "Total due 25.00 EUR"]),
+        ("jpy", 5000, 1, ["5,000 JPY"]),
+        ("kwd", 5000, 1, ["5.000 KWD"]),
+    ],
+)
+def test_the_page_shows_the_amount_in_the_session_currency(
+    client: stripe.StripeClient, currency: str, unit_amount: int, quantity: int, shown: list[str]
+) -> None:
+    params = checkout_params(unit_amount=unit_amount, quantity=quantity)
+    params["line_items"][0]["price_data"]["currency"] = currency
+    session = client.v1.checkout.sessions.create(params)
+
+    _, page = visit(page_url(session))
+
+    for text in shown:
+        assert text in page.text
+
+
+def test_pay_completes_the_session_and_sends_the_customer_to_the_success_url(
+    emulator: StripeEmulator, client: stripe.StripeClient, delivered: list[SignedEvent]
+) -> None:
+    session = create(client)
+
+    answer = http("POST", f"{page_url(session)}/pay")
+
+    assert answer.status == 303
+    assert answer.headers["Location"] == success_url(session.id)
+    paid = client.v1.checkout.sessions.retrieve(session.id)
+    assert (paid.status, paid.payment_status) == ("complete", "paid")
+    wait_until(lambda: len(delivered) == 1)
+    assert [signed.event["type"] for signed in delivered] == ["checkout.session.completed"]
+    assert all(r.path.startswith("/v1/") for r in emulator.requests)
+
+
+def test_pay_later_completes_unpaid_then_settles_after_settle_after() -> None:
+    delivered: list[SignedEvent] = []
+    with StripeEmulator(api_key=API_KEY, deliver=delivered.append, settle_after=0.05) as emulator:
+        session = create(sdk(emulator))
+
+        answer = http("POST", f"{page_url(session)}/pay-later")
+        wait_until(lambda: len(delivered) == 2)
+
+        assert answer.status == 303
+        assert answer.headers["Location"] == success_url(session.id)
+        assert [(e.event["type"], e.event["data"]["object"]["payment_status"]) for e in delivered] == [
+            ("checkout.session.completed", "unpaid"),
+            ("checkout.session.async_payment_succeeded", "paid"),
+        ]
+        assert sdk(emulator).v1.checkout.sessions.retrieve(session.id).payment_status == "paid"
+
+
+def test_a_delayed_payment_settled_or_failed_by_hand_is_not_settled_again() -> None:
+    with StripeEmulator(api_key=API_KEY, settle_after=0.3) as emulator:
+        session = create(sdk(emulator))
+        http("POST", f"{page_url(session)}/pay-later")
+        emulator.fail_payment(session.id)
+
+        # The timer starts once the answer is sent, so it is waited for to start and then to end.
+        wait_until(lambda: bool(settlement_threads()))
+        wait_until(lambda: not settlement_threads())
+
+        assert [event["type"] for event in emulator.events] == [
+            "checkout.session.completed",
+            "checkout.session.async_payment_failed",
+        ]
+
+
+def settlement_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "stripe-emulator-settle" and t.is_alive()]
+
+
+def test_stop_cancels_a_pending_settlement_at_once() -> None:
+    emulator = StripeEmulator(api_key=API_KEY, settle_after=60).start()
+    session = create(sdk(emulator))
+    http("POST", f"{page_url(session)}/pay-later")
+    wait_until(lambda: bool(settlement_threads()))
+
+    started = time.monotonic()
+    emulator.stop()
+
+    assert time.monotonic() - started < 1
+    assert not settlement_threads()
+    assert [event["type"] for event in emulator.events] == ["checkout.session.completed"]
+
+
+def test_decline_shows_the_card_declined_message_sends_no_event_and_allows_another_try(
+    emulator: StripeEmulator, client: stripe.StripeClient, delivered: list[SignedEvent]
+) -> None:
+    session = create(client)
+
+    answer = http("POST", f"{page_url(session)}/decline")
+    _, page = visit(answer.headers["Location"])
+
+    assert answer.status == 303
+    assert answer.headers["Location"] == f"{page_url(session)}?declined=1"
+    assert DECLINED_MESSAGE == "Your card was declined. Try again or use another card."
+    assert DECLINED_MESSAGE in page.text
+    assert {"class": "alert", "role": "alert"} in page.attributes["p"]
+    assert [label for _, _, label in page.forms] == ["Pay", "Pay later", "Decline", "Cancel"]
+    declined = client.v1.checkout.sessions.retrieve(session.id, {"expand": ["payment_intent"]}).to_dict()
+    assert (declined["status"], declined["payment_status"]) == ("open", "unpaid")
+    assert declined["payment_intent"]["last_payment_error"]["code"] == "card_declined"
+    assert emulator.events == []
+    assert http("POST", f"{page_url(session)}/pay").status == 303
+    wait_until(lambda: len(delivered) == 1)
+
+
+def test_cancel_sends_the_customer_to_the_cancel_url_and_changes_nothing(
+    emulator: StripeEmulator, client: stripe.StripeClient, delivered: list[SignedEvent]
+) -> None:
+    session = create(client)
+
+    answer = http("POST", f"{page_url(session)}/cancel")
+
+    assert answer.status == 303
+    assert answer.headers["Location"] == CANCEL_URL
+    assert client.v1.checkout.sessions.retrieve(session.id).to_dict() == session.to_dict()
+    assert emulator.events == []
+    assert delivered == []
+
+
+@pytest.mark.parametrize(
+    ("action", "status", "payment_status", "redirect"),
+    [
+        ("pay", "complete", "paid", "success"),
+        ("pay-later", "complete", "unpaid", "success"),
+        ("decline", "open", "unpaid", "declined"),
+        ("cancel", "open", "unpaid", "cancel"),
+    ],
+)
+def test_each_action_answers_json_when_asked(
+    client: stripe.StripeClient, action: str, status: str, payment_status: str, redirect: str
+) -> None:
+    session = create(client)
+    redirects = {
+        "success": success_url(session.id),
+        "declined": f"{page_url(session)}?declined=1",
+        "cancel": CANCEL_URL,
+    }
+
+    answer = http("POST", f"{page_url(session)}/{action}", as_json=True)
+
+    assert answer.status == 200
+    assert answer.json() == {
+        "sessionId": session.id,
+        "status": status,
+        "paymentStatus": payment_status,
+        "redirect": redirects[redirect],
+    }
+    assert client.v1.checkout.sessions.retrieve(session.id).status == status
+
+
+def test_a_session_that_can_no_longer_be_paid_is_a_409(
+    emulator: StripeEmulator, client: stripe.StripeClient
+) -> None:
+    paid, expired = create(client), create(client)
+    http("POST", f"{page_url(paid)}/pay")
+    emulator.expire(expired.id)
+
+    as_page = http("POST", f"{page_url(paid)}/pay")
+    as_json = http("POST", f"{page_url(paid)}/pay-later", as_json=True)
+    declined = http("POST", f"{page_url(expired)}/decline", as_json=True)
+
+    assert as_page.status == 409
+    page = Page(as_page.body)
+    assert "This Checkout Session is already complete: it can no longer be paid." in page.text
+    assert (page_url(paid), "Back to the Checkout page") in page.links
+    assert as_json.status == 409
+    assert as_json.json() == {
+        "error": {"message": "This Checkout Session is already complete: it can no longer be paid."}
+    }
+    assert (declined.status, declined.json()["error"]["message"]) == (
+        409,
+        "This Checkout Session has expired: it can no longer be paid.",
+    )
+    assert [event["type"] for event in emulator.events] == [
+        "checkout.session.completed",
+        "checkout.session.expired",
+    ]
+
+
+def test_a_closed_session_page_says_so_and_links_back_to_the_site(
+    emulator: StripeEmulator, client: stripe.StripeClient
+) -> None:
+    paid, pending, expired = create(client), create(client), create(client)
+    urls = {session.id: page_url(session) for session in (paid, pending, expired)}
+    emulator.pay(paid.id)
+    emulator.pay_later(pending.id)
+    emulator.expire(expired.id)
+
+    pages = {session_id: visit(url) for session_id, url in urls.items()}
+
+    for answer, page in pages.values():
+        assert answer.status == 200
+        assert page.forms == []
+    paid_page, pending_page, expired_page = (pages[s.id][1] for s in (paid, pending, expired))
+    assert "This Checkout Session is complete 5,000 Credits · 50.00 USD The payment succeeded." in (
+        paid_page.text
+    )
+    assert paid_page.links == [(success_url(paid.id), "Return to the site")]
+    assert "The payment is processing" in pending_page.text
+    assert pending_page.links == [(success_url(pending.id), "Return to the site")]
+    assert "This Checkout Session has expired" in expired_page.text
+    assert expired_page.links == [(CANCEL_URL, "Return to the site")]
+
+
+def test_an_unknown_session_or_page_is_a_404_and_a_wrong_method_a_405(emulator: StripeEmulator) -> None:
+    base = f"{emulator.api_base}/checkout"
+
+    page = http("GET", f"{base}/cs_test_unknown")
+    action = http("POST", f"{base}/cs_test_unknown/pay", as_json=True)
+    other = http("POST", f"{base}/cs_test_unknown/refund")
+    wrong_method = http("GET", f"{base}/cs_test_unknown/pay")
+
+    assert page.status == 404
+    assert "Checkout Session not found" in Page(page.body).text
+    assert page.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert action.status == 404
+    assert action.json()["error"]["message"].startswith("No such Checkout Session: cs_test_unknown.")
+    assert other.status == 404
+    assert (wrong_method.status, wrong_method.headers["Allow"]) == (405, "POST")
+    assert emulator.requests == []
+
+
+def test_a_resigned_event_is_the_same_payload_signed_afresh(emulator: StripeEmulator) -> None:
+    event = fixture("event")
+    an_hour_ago = int(time.time()) - 3600
+    stale = emulator.sign(event, timestamp=an_hour_ago)
+
+    fresh = stale.resigned()
+
+    with pytest.raises(stripe.SignatureVerificationError):
+        stripe.Webhook.construct_event(stale.payload, stale.signature, emulator.webhook_secret)
+    verified = stripe.Webhook.construct_event(fresh.payload, fresh.signature, emulator.webhook_secret)
+    assert verified.id == event["id"]
+    assert fresh.payload == stale.payload
+    assert fresh.event == stale.event
+    assert fresh.headers == stale.headers | {"Stripe-Signature": fresh.signature}
+    assert int(fresh.signature.split(",")[0].removeprefix("t=")) >= an_hour_ago + 3600 - 5
+    assert stale.resigned(an_hour_ago) == stale
+    assert emulator.webhook_secret not in repr(fresh)
+    by_hand = SignedEvent(stale.event, stale.payload, stale.signature, stale.headers)
+    assert by_hand.resigned() is by_hand

@@ -1,0 +1,366 @@
+"""The local API Gateway: the HTTP API of template.yaml on 127.0.0.1, calling the real handlers.
+
+Routes come from the functions' HttpApi events in template.yaml, so there is no second copy of them.
+Each request becomes the payload format 2.0 event AWS sends, after the JWT authorizer's checks, and
+each function serves one request at a time, as one warm Lambda container does. Everything else is
+static: the site from static_site/, and /config.js, which tells the page where the API is.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import json
+import logging
+import mimetypes
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from devstack.auth import LocalIssuer, UnauthorizedError
+from devstack.template import load, resources
+
+ROOT = Path(__file__).resolve().parent.parent
+STATIC_SITE = ROOT / "static_site"
+# API Gateway's limit on a request body.
+MAX_BODY_BYTES = 10 * 1024 * 1024
+# Content types API Gateway passes to Lambda as text; anything else arrives base64-encoded.
+TEXT_TYPES = re.compile(r"^(text/|application/(json|xml|javascript|x-www-form-urlencoded)|[^;]*\+(json|xml))")
+
+_log = logging.getLogger(__name__)
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    function: str
+    module: str
+    handler: str
+    authorized: bool
+    memory_mb: int
+    pattern: re.Pattern[str] = field(compare=False)
+
+    def match(self, method: str, path: str) -> dict[str, str] | None:
+        found = self.pattern.fullmatch(path) if method == self.method else None
+        return found.groupdict() if found else None
+
+
+def routes() -> list[Route]:
+    """Every HttpApi route of template.yaml, with the function and module that serve it."""
+    defaults = load().get("Globals", {}).get("Function", {})
+    found = []
+    for function, resource in resources("AWS::Serverless::Function").items():
+        properties = resource["Properties"]
+        code_uri = str(properties["CodeUri"]).strip("/")
+        module_file, handler = str(properties.get("Handler", defaults.get("Handler"))).rsplit(".", 1)
+        module = ".".join([*Path(code_uri).parts, module_file])
+        for event in properties.get("Events", {}).values():
+            if event["Type"] != "HttpApi":
+                continue
+            spec = event["Properties"]
+            path = spec["Path"]
+            pattern = re.compile(re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(path)))
+            found.append(
+                Route(
+                    method=spec["Method"].upper(),
+                    path=path,
+                    function=function,
+                    module=module,
+                    handler=handler,
+                    authorized=spec.get("Auth", {}).get("Authorizer") != "NONE",
+                    memory_mb=int(properties.get("MemorySize", defaults.get("MemorySize", 128))),
+                    pattern=pattern,
+                )
+            )
+    return found
+
+
+@dataclass(frozen=True)
+class LambdaContext:
+    function_name: str
+    memory_limit_in_mb: int
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_version: str = "$LATEST"
+    log_group_name: str = ""
+    log_stream_name: str = ""
+    deadline: float = field(default_factory=lambda: time.monotonic() + 15)
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:us-east-1:000000000000:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.deadline - time.monotonic()) * 1000))
+
+
+@dataclass
+class Request:
+    method: str
+    target: str
+    headers: Mapping[str, str]
+    body: bytes
+    source_ip: str
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    cookies: list[str] = field(default_factory=list)
+
+
+def json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(
+        status, {"Content-Type": "application/json", **(headers or {})}, json.dumps(body).encode()
+    )
+
+
+class Gateway:
+    def __init__(
+        self,
+        issuer: LocalIssuer,
+        config_js: Callable[[], str],
+        routes_: list[Route] | None = None,
+        static_site: Path = STATIC_SITE,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.issuer = issuer
+        self.routes = routes_ if routes_ is not None else routes()
+        self._config_js = config_js
+        self._static_site = static_site.resolve()
+        self._on_event = on_event
+        self._handlers: dict[str, Handler] = {}
+        self._containers = {route.function: threading.Lock() for route in self.routes}
+
+    def load_handlers(self) -> None:
+        """Import every function now, so a settings error shows at start rather than on a first request."""
+        for route in self.routes:
+            self._handler(route)
+
+    def _handler(self, route: Route) -> Handler:
+        if route.module not in self._handlers:
+            self._handlers[route.module] = getattr(importlib.import_module(route.module), route.handler)
+        return self._handlers[route.module]
+
+    def respond(self, request: Request) -> Response:
+        url = urlsplit(request.target)
+        if url.path == "/local/token" and request.method == "POST":
+            return self._token(request)
+        for route in self.routes:
+            path_parameters = route.match(request.method, url.path)
+            if path_parameters is not None:
+                return self._invoke(route, path_parameters, request)
+        if url.path.startswith("/api/"):
+            return json_response(HTTPStatus.NOT_FOUND, {"message": "Not Found"})
+        if request.method not in ("GET", "HEAD"):
+            return json_response(HTTPStatus.METHOD_NOT_ALLOWED, {"message": "Method Not Allowed"})
+        return self._static(url.path)
+
+    def _invoke(self, route: Route, path_parameters: dict[str, str], request: Request) -> Response:
+        claims = None
+        if route.authorized:
+            try:
+                claims = self.issuer.verify(request.headers.get("authorization"))
+            except UnauthorizedError as exc:
+                _log.info("401 %s %s: %s", request.method, route.path, exc)
+                # The JWT authorizer's own answer, before any function runs.
+                return json_response(
+                    HTTPStatus.UNAUTHORIZED, {"message": "Unauthorized"}, {"www-authenticate": "Bearer"}
+                )
+        if len(request.body) > MAX_BODY_BYTES:
+            return json_response(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"message": "Request Entity Too Large"})
+        event = api_event(route, path_parameters, request, claims)
+        if self._on_event:
+            self._on_event(event)
+        handler = self._handler(route)
+        with self._containers[route.function]:
+            try:
+                result = handler(event, LambdaContext(route.function, route.memory_mb))
+            except Exception:
+                _log.exception("%s failed", route.function)
+                return json_response(HTTPStatus.INTERNAL_SERVER_ERROR, {"message": "Internal Server Error"})
+        return lambda_response(result)
+
+    def _token(self, request: Request) -> Response:
+        try:
+            user_id = json.loads(request.body or b"{}").get("userId")
+            token = self.issuer.issue(user_id if isinstance(user_id, str) else "")
+        except (ValueError, AttributeError) as exc:
+            message = 'Send {"userId": "alice"}: 1 to 64 letters, digits or _.@-'
+            _log.info("token refused: %s", exc)
+            return json_response(
+                HTTPStatus.BAD_REQUEST, {"error": {"code": "invalid_user", "message": message}}
+            )
+        return json_response(HTTPStatus.OK, {"token": token, "userId": user_id})
+
+    def _static(self, path: str) -> Response:
+        if path == "/":
+            return Response(HTTPStatus.FOUND, {"Location": "/dashboard/credits/"}, b"")
+        if path == "/config.js":
+            return Response(
+                HTTPStatus.OK,
+                {"Content-Type": "text/javascript; charset=utf-8", "Cache-Control": "no-store"},
+                self._config_js().encode(),
+            )
+        file = (self._static_site / path.lstrip("/")).resolve()
+        if not file.is_relative_to(self._static_site):
+            return Response(HTTPStatus.NOT_FOUND, {"Content-Type": "text/plain"}, b"Not Found")
+        if file.is_dir():
+            if not path.endswith("/"):
+                return Response(HTTPStatus.MOVED_PERMANENTLY, {"Location": path + "/"}, b"")
+            file = file / "index.html"
+        if not file.is_file():
+            return Response(HTTPStatus.NOT_FOUND, {"Content-Type": "text/plain"}, b"Not Found")
+        content_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+        if content_type.startswith("text/") or content_type.endswith("javascript"):
+            content_type += "; charset=utf-8"
+        return Response(
+            HTTPStatus.OK, {"Content-Type": content_type, "Cache-Control": "no-cache"}, file.read_bytes()
+        )
+
+
+def api_event(
+    route: Route, path_parameters: dict[str, str], request: Request, claims: dict[str, str] | None
+) -> dict[str, Any]:
+    """The API Gateway HTTP API payload format 2.0 event for one request."""
+    url = urlsplit(request.target)
+    now = datetime.now(UTC)
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    host = headers.get("host", "127.0.0.1")
+    context: dict[str, Any] = {
+        "accountId": "000000000000",
+        "apiId": "local",
+        "domainName": host,
+        "domainPrefix": host.split(".")[0],
+        "http": {
+            "method": request.method,
+            "path": url.path,
+            "protocol": "HTTP/1.1",
+            "sourceIp": request.source_ip,
+            "userAgent": headers.get("user-agent", ""),
+        },
+        "requestId": base64.b64encode(uuid.uuid4().bytes[:10]).decode(),
+        "routeKey": f"{route.method} {route.path}",
+        "stage": "$default",
+        "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+        "timeEpoch": int(now.timestamp() * 1000),
+    }
+    if claims is not None:
+        context["authorizer"] = {"jwt": {"claims": claims, "scopes": None}}
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": context["routeKey"],
+        "rawPath": url.path,
+        "rawQueryString": url.query,
+    }
+    cookies = [c.strip() for c in headers.pop("cookie", "").split(";") if c.strip()]
+    if cookies:
+        event["cookies"] = cookies
+    event["headers"] = headers
+    query: dict[str, list[str]] = {}
+    for name, value in parse_qsl(url.query, keep_blank_values=True):
+        query.setdefault(name, []).append(value)
+    if query:
+        # Repeated parameters arrive joined by commas, as API Gateway joins them.
+        event["queryStringParameters"] = {name: ",".join(values) for name, values in query.items()}
+    if path_parameters:
+        event["pathParameters"] = path_parameters
+    event["requestContext"] = context
+    if request.body:
+        text = TEXT_TYPES.match(headers.get("content-type", "").lower()) is not None
+        try:
+            event["body"] = request.body.decode("utf-8") if text else base64.b64encode(request.body).decode()
+        except UnicodeDecodeError:
+            text = False
+            event["body"] = base64.b64encode(request.body).decode()
+        event["isBase64Encoded"] = not text
+    else:
+        event["isBase64Encoded"] = False
+    return event
+
+
+def lambda_response(result: dict[str, Any]) -> Response:
+    """The HTTP response API Gateway makes of a function's payload format 2.0 result."""
+    body = result.get("body") or ""
+    raw = base64.b64decode(body) if result.get("isBase64Encoded") else str(body).encode()
+    headers = {str(k): str(v) for k, v in (result.get("headers") or {}).items()}
+    for name, values in (result.get("multiValueHeaders") or {}).items():
+        headers[str(name)] = ",".join(str(v) for v in values)
+    return Response(int(result.get("statusCode", 200)), headers, raw, list(result.get("cookies") or []))
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], gateway: Gateway) -> None:
+        super().__init__(address, _RequestHandler)
+        self.gateway = gateway
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+    server_version = "credits-devstack"
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        headers: dict[str, str] = {}
+        for name, value in self.headers.items():
+            key = name.lower()
+            headers[key] = f"{headers[key]},{value}" if key in headers else value
+        request = Request(self.command, self.path, headers, body, self.client_address[0])
+        try:
+            response = self.server.gateway.respond(request)
+        except Exception:
+            _log.exception("gateway error")
+            response = json_response(HTTPStatus.INTERNAL_SERVER_ERROR, {"message": "Internal Server Error"})
+        self.send_response(response.status)
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        for cookie in response.cookies:
+            self.send_header("Set-Cookie", cookie)
+        self.send_header("Content-Length", str(len(response.body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve  # noqa: N815
+
+    def log_message(self, format: str, *args: Any) -> None:
+        _log.debug("%s - " + format, self.address_string(), *args)
+
+
+class GatewayServer:
+    """Serves a Gateway on 127.0.0.1 from a daemon thread; `stop()` ends it."""
+
+    def __init__(self, gateway: Gateway, port: int = 0) -> None:
+        self.gateway = gateway
+        self._server = _Server(("127.0.0.1", port), gateway)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="gateway", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_port}"
+
+    def start(self) -> GatewayServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()

@@ -1,0 +1,227 @@
+"""The local stack: moto's DynamoDB, the Stripe emulator (or real Stripe in test mode) and the gateway,
+wired together in one process the way the deployed pieces are wired on AWS."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Self
+
+from dotenv import dotenv_values
+
+from devstack.auth import LocalIssuer
+from devstack.dynamodb import DynamoDBServer
+from devstack.gateway import Gateway, GatewayServer
+from devstack.stripe_emulator import StripeEmulator
+from devstack.webhook_delivery import WebhookSender
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULTS = {
+    "PORT": "3000",
+    "CREDIT_BALANCE_TABLE": "CreditBalance",
+    "CREDIT_TRANSACTION_TABLE": "CreditTransaction",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "CURRENCY": "usd",
+    "CREDIT_PACKS": "1000,5000,10000",
+    "POWERTOOLS_SERVICE_NAME": "credits",
+    "POWERTOOLS_METRICS_NAMESPACE": "Credits",
+    "POWERTOOLS_LOG_LEVEL": "INFO",
+    # No X-Ray daemon or CloudWatch here: traces off, metrics not printed over the logs.
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+    "STRIPE_EMULATOR_SETTLE_SECONDS": "5",
+}
+WEBHOOK_PATH = "/api/webhooks/stripe"
+ISSUER = "urn:credits:devstack"
+
+
+class StackError(Exception):
+    """A setting the local stack cannot run with; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class StripeMode:
+    secret_key: str | None
+    """A test-mode key for real Stripe, or None for the emulator."""
+    webhook_secret: str
+    webhook_secret_generated: bool
+    deliver_twice: bool
+    settle_seconds: float
+
+
+class DevStack:
+    def __init__(self, settings: dict[str, str]) -> None:
+        self.settings = settings
+        self.stripe = _stripe_mode(settings)
+        self.dynamodb = DynamoDBServer()
+        self.issuer: LocalIssuer | None = None
+        self.gateway: GatewayServer | None = None
+        self.emulator: StripeEmulator | None = None
+        self.sender: WebhookSender | None = None
+        self.ready_seconds = 0.0
+
+    @classmethod
+    def from_environment(cls) -> DevStack:
+        """Settings from the environment, then .env, then the local defaults, in that order of precedence."""
+        env_file = Path(os.environ.get("ENV_FILE") or ROOT / ".env")
+        dotenv = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+        settings = DEFAULTS | {k: v for k, v in dotenv.items() if v != ""} | dict(os.environ)
+        return cls(settings)
+
+    @property
+    def url(self) -> str:
+        assert self.gateway is not None, "start() first"
+        return self.gateway.url
+
+    def start(self) -> Self:
+        started = time.perf_counter()
+        _quiet_request_logs(self.settings.get("DEVSTACK_VERBOSE") == "1")
+        self.dynamodb.start()
+        self.dynamodb.create_tables(
+            {
+                "CreditBalanceTable": self.settings["CREDIT_BALANCE_TABLE"],
+                "CreditTransactionTable": self.settings["CREDIT_TRANSACTION_TABLE"],
+            }
+        )
+        self.issuer = LocalIssuer(ISSUER)
+        gateway = Gateway(self.issuer, self._config_js)
+        # Bound before the functions load: the site URL, which Checkout returns to, is its address.
+        self.gateway = GatewayServer(gateway, port=_port(self.settings["PORT"]))
+        environment = self._function_environment()
+        if self.stripe.secret_key is None:
+            webhook_url = self.settings.get("STRIPE_EMULATOR_WEBHOOK_URL") or self.gateway.url + WEBHOOK_PATH
+            self.sender = WebhookSender(webhook_url, twice=self.stripe.deliver_twice)
+            self.emulator = StripeEmulator(
+                webhook_secret=self.stripe.webhook_secret,
+                deliver=self.sender,
+                settle_after=self.stripe.settle_seconds,
+            )
+            environment |= {
+                "STRIPE_SECRET_KEY": self.emulator.api_key,
+                "STRIPE_API_BASE": self.emulator.api_base,
+            }
+        os.environ.update(environment)
+        gateway.load_handlers()
+        if self.emulator is not None and self.sender is not None:
+            self.sender.start()
+            self.emulator.start()
+        self.gateway.start()
+        self.ready_seconds = time.perf_counter() - started
+        return self
+
+    def stop(self) -> None:
+        for part in (self.gateway, self.emulator, self.sender):
+            if part is not None:
+                part.stop()
+        self.dynamodb.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _function_environment(self) -> dict[str, str]:
+        """What the functions read, as template.yaml sets it on AWS, pointed at the local parts."""
+        names = [
+            "CREDIT_BALANCE_TABLE",
+            "CREDIT_TRANSACTION_TABLE",
+            "AWS_DEFAULT_REGION",
+            "CURRENCY",
+            "CREDIT_PACKS",
+            "POWERTOOLS_SERVICE_NAME",
+            "POWERTOOLS_METRICS_NAMESPACE",
+            "POWERTOOLS_LOG_LEVEL",
+            "POWERTOOLS_TRACE_DISABLED",
+            "POWERTOOLS_METRICS_DISABLED",
+        ]
+        environment = {name: self.settings[name] for name in names}
+        environment |= {
+            "SITE_URL": self.url,
+            "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb.endpoint_url,
+            # moto takes any credentials; fixed ones keep real ones from ever being sent to it.
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "STRIPE_WEBHOOK_SECRET": self.stripe.webhook_secret,
+        }
+        if self.stripe.secret_key is not None:
+            environment["STRIPE_SECRET_KEY"] = self.stripe.secret_key
+        return environment
+
+    def _config_js(self) -> str:
+        config: dict[str, Any] = {
+            "apiBase": "/api",
+            "auth": {"mode": "local", "tokenUrl": "/local/token"},
+            "currency": self.settings["CURRENCY"],
+            "stripe": "emulator" if self.stripe.secret_key is None else "test",
+        }
+        return f"export default Object.freeze({json.dumps(config, indent=2)});\n"
+
+    def banner(self) -> str:
+        url = self.url
+        if self.emulator is not None:
+            stripe = [
+                f"  Stripe     local Checkout emulator at {self.emulator.api_base} (no real payments)",
+                f"             events go to {self.sender.url if self.sender else url + WEBHOOK_PATH}"
+                + (", each twice" if self.stripe.deliver_twice else ""),
+            ]
+        else:
+            stripe = [
+                "  Stripe     real Stripe, test mode (STRIPE_SECRET_KEY)",
+                "             forward its events with",
+                f"             stripe listen --forward-to localhost:{url.rsplit(':', 1)[1]}{WEBHOOK_PATH}",
+            ]
+        if self.stripe.webhook_secret_generated:
+            stripe.append(f"             webhook signing secret for this run: {self.stripe.webhook_secret}")
+        return "\n".join(
+            [
+                "Credits is running locally.",
+                f"  Page       {url}/dashboard/credits/",
+                f"  API        {url}/api",
+                *stripe,
+                f"  DynamoDB   moto at {self.dynamodb.endpoint_url} (in memory: gone when this stops)",
+                f'  Sign in    curl -s -X POST {url}/local/token -d \'{{"userId": "alice"}}\'',
+                f"Ready in {self.ready_seconds:.1f} s at {url} — Ctrl-C stops everything.",
+            ]
+        )
+
+
+def _stripe_mode(settings: dict[str, str]) -> StripeMode:
+    key = settings.get("STRIPE_SECRET_KEY", "").strip()
+    if key.startswith(("sk_live_", "rk_live_")):
+        raise StackError(
+            "STRIPE_SECRET_KEY is a live key; the local stack takes test-mode keys (sk_test_...) only"
+        )
+    if key and not key.startswith(("sk_test_", "rk_test_")):
+        raise StackError("STRIPE_SECRET_KEY must be a test-mode key (sk_test_...), or empty for the emulator")
+    webhook_secret = settings.get("STRIPE_WEBHOOK_SECRET", "").strip()
+    try:
+        settle_seconds = float(settings["STRIPE_EMULATOR_SETTLE_SECONDS"])
+    except ValueError:
+        raise StackError("STRIPE_EMULATOR_SETTLE_SECONDS must be a number of seconds") from None
+    return StripeMode(
+        secret_key=key or None,
+        webhook_secret=webhook_secret or "whsec_local_" + secrets.token_hex(16),
+        webhook_secret_generated=not webhook_secret,
+        deliver_twice=settings.get("STRIPE_EMULATOR_DELIVER_TWICE", "") in ("1", "true", "yes"),
+        settle_seconds=settle_seconds,
+    )
+
+
+def _port(value: str) -> int:
+    if not value.isdigit() or int(value) > 65535:
+        raise StackError(f"PORT must be a port number, not {value!r}")
+    return int(value)
+
+
+def _quiet_request_logs(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    level = logging.DEBUG if verbose else logging.WARNING
+    for name in ("werkzeug", "pynamodb", "devstack.gateway", "devstack.stripe_emulator"):
+        logging.getLogger(name).setLevel(level)

@@ -1,0 +1,236 @@
+"""`make run`'s stack over real HTTP on 127.0.0.1: sign in, buy, pay on the emulator, see the credit."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from tests.devstack_process import DevStackProcess
+
+Http = tuple[int, Any]
+
+
+def call(
+    method: str, url: str, body: Any = None, token: str | None = None, accept: str = "application/json"
+) -> Http:
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"Accept": accept, "Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:
+            raw = response.read()
+            status = response.status
+    except urllib.error.HTTPError as error:
+        raw, status = error.read(), error.code
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw.decode()
+
+
+def eventually(check: Callable[[], bool], timeout: float = 15) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.1)
+    return check()
+
+
+class Shopper:
+    def __init__(self, stack: DevStackProcess, user: str) -> None:
+        self.stack = stack
+        status, body = call("POST", f"{stack.url}/local/token", {"userId": user})
+        assert status == 200, body
+        self.token = body["token"]
+
+    def balance(self) -> dict[str, Any]:
+        status, body = call("GET", f"{self.stack.url}/api/balance", token=self.token)
+        assert status == 200, body
+        return dict(body)
+
+    def checkout(self, amount: int) -> dict[str, Any]:
+        status, body = call("POST", f"{self.stack.url}/api/checkout", {"amount": amount}, self.token)
+        assert status == 201, body
+        return dict(body)
+
+    def on_checkout_page(self, session: dict[str, Any], action: str) -> dict[str, Any]:
+        """Press a button of the emulator's hosted page, as a script may: POST with Accept: JSON."""
+        status, body = call("POST", f"{session['url']}/{action}")
+        assert status == 200, body
+        return dict(body)
+
+    def session(self, session_id: str) -> Http:
+        return call("GET", f"{self.stack.url}/api/checkout/{session_id}", token=self.token)
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[DevStackProcess]:
+    with DevStackProcess() as running:
+        yield running
+
+
+def test_it_prints_where_everything_is(stack: DevStackProcess) -> None:
+    log = stack.log()
+
+    assert f"{stack.url}/dashboard/credits/" in log
+    assert f"{stack.url}/api" in log
+    assert "local Checkout emulator" in log
+    assert "/local/token" in log
+
+
+def test_a_paid_checkout_is_credited_by_the_webhook(stack: DevStackProcess) -> None:
+    alice = Shopper(stack, "alice-paid")
+    session = alice.checkout(5000)
+
+    paid = alice.on_checkout_page(session, "pay")
+
+    assert (
+        paid["redirect"]
+        == f"{stack.url}/dashboard/credits/?checkout=success&session_id={session['sessionId']}"
+    )
+    assert eventually(lambda: alice.balance()["balance"] == 5000)
+    [deposit] = alice.balance()["transactions"]
+    assert (deposit["type"], deposit["amount"], deposit["paymentId"]) == (
+        "deposit",
+        5000,
+        session["paymentId"],
+    )
+
+
+@pytest.mark.parametrize("action", ["cancel", "decline"])
+def test_a_cancelled_or_declined_checkout_credits_nothing(stack: DevStackProcess, action: str) -> None:
+    bob = Shopper(stack, f"bob-{action}")
+    session = bob.checkout(1000)
+
+    bob.on_checkout_page(session, action)
+
+    assert bob.session(session["sessionId"]) == (
+        200,
+        {"status": "open", "paymentStatus": "unpaid", "credited": False, "amount": 1000},
+    )
+    assert bob.balance()["balance"] == 0
+
+
+def test_pay_later_is_credited_once_the_payment_succeeds(stack: DevStackProcess) -> None:
+    carol = Shopper(stack, "carol")
+    session = carol.checkout(10000)
+
+    carol.on_checkout_page(session, "pay-later")
+
+    assert carol.session(session["sessionId"])[1]["credited"] is False
+    assert eventually(lambda: carol.balance()["balance"] == 10000)
+    assert len(carol.balance()["transactions"]) == 1
+
+
+def test_tokens_the_authorizer_refuses_get_its_401(stack: DevStackProcess) -> None:
+    forged = Shopper(stack, "mallory").token[:-4] + "AAAA"
+
+    for token in (None, "garbage", forged):
+        assert call("GET", f"{stack.url}/api/balance", token=token) == (401, {"message": "Unauthorized"})
+    assert call("POST", f"{stack.url}/api/checkout", {"amount": 1000}, token=None)[0] == 401
+
+
+def test_one_user_cannot_see_or_claim_anothers_checkout(stack: DevStackProcess) -> None:
+    alice, mallory = Shopper(stack, "alice-private"), Shopper(stack, "mallory-private")
+    session = alice.checkout(5000)
+    alice.on_checkout_page(session, "pay")
+    assert eventually(lambda: alice.balance()["balance"] == 5000)
+
+    assert mallory.session(session["sessionId"])[0] == 404
+    assert mallory.balance()["balance"] == 0
+    assert mallory.balance()["transactions"] == []
+
+
+def test_the_page_and_config_are_served_from_the_same_origin(stack: DevStackProcess) -> None:
+    status, config = call("GET", f"{stack.url}/config.js", accept="*/*")
+
+    assert status == 200
+    assert '"apiBase": "/api"' in config
+    assert call("GET", f"{stack.url}/api/packs")[1]["packs"][0] == {
+        "amount": 1000,
+        "credits": 1000,
+        "label": "$10",
+    }
+    assert call("GET", f"{stack.url}/api/nothing-here")[0] == 404
+
+
+def test_every_event_delivered_twice_still_credits_once() -> None:
+    with DevStackProcess({"STRIPE_EMULATOR_DELIVER_TWICE": "1"}) as twice:
+        dave = Shopper(twice, "dave")
+        session = dave.checkout(5000)
+        dave.on_checkout_page(session, "pay")
+
+        assert eventually(lambda: twice.log().count('"result":"already_credited"') >= 1)
+        assert dave.balance()["balance"] == 5000
+        assert len(dave.balance()["transactions"]) == 1
+
+
+class FlakyEndpoint:
+    """Answers the first delivery 500, then passes deliveries on to the stack's webhook."""
+
+    def __init__(self) -> None:
+        self.target = ""
+        self.statuses: list[int] = []
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if not endpoint.statuses:
+                    status, answer = 500, b'{"message": "Internal Server Error"}'
+                else:
+                    forwarded = urllib.request.Request(endpoint.target, data=body, headers=dict(self.headers))
+                    try:
+                        with urllib.request.urlopen(forwarded, timeout=10) as response:
+                            status, answer = response.status, response.read()
+                    except urllib.error.HTTPError as error:
+                        status, answer = error.code, error.read()
+                endpoint.statuses.append(status)
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_webhook_answering_500_is_retried_and_credits_once() -> None:
+    endpoint = FlakyEndpoint()
+    try:
+        with DevStackProcess({"STRIPE_EMULATOR_WEBHOOK_URL": endpoint.url}) as stack:
+            endpoint.target = f"{stack.url}/api/webhooks/stripe"
+            erin = Shopper(stack, "erin")
+            erin.on_checkout_page(erin.checkout(1000), "pay")
+
+            assert eventually(lambda: erin.balance()["balance"] == 1000)
+            assert endpoint.statuses[:2] == [500, 200]
+            assert len(erin.balance()["transactions"]) == 1
+    finally:
+        endpoint.stop()
+
+
+def test_ctrl_c_stops_everything_cleanly() -> None:
+    running = DevStackProcess().start()
+
+    assert running.stop() == 0
+    assert "Stopping" in running.log()

@@ -1,0 +1,158 @@
+"""The local gateway reads its routes from template.yaml and makes the events AWS's HTTP API makes."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+
+from devstack.auth import LocalIssuer, UnauthorizedError
+from devstack.gateway import Request, api_event, lambda_response, routes
+
+ROOT = Path(__file__).resolve().parents[2]
+ISSUER = LocalIssuer("urn:credits:test")
+
+
+def shape(value: Any) -> Any:
+    """The keys at every level, without the values."""
+    if isinstance(value, dict):
+        return {key: shape(item) for key, item in value.items()}
+    return type(value).__name__ if value is not None else None
+
+
+def test_routes_are_the_template_ones_with_the_webhook_and_packs_public() -> None:
+    table = {(r.method, r.path): (r.module, r.authorized) for r in routes()}
+
+    assert table == {
+        ("POST", "/api/checkout"): ("functions.create_checkout.app", True),
+        ("GET", "/api/checkout/{sessionId}"): ("functions.create_checkout.app", True),
+        ("POST", "/api/webhooks/stripe"): ("functions.stripe_webhook.app", False),
+        ("GET", "/api/balance"): ("functions.get_balance.app", True),
+        ("GET", "/api/packs"): ("functions.get_balance.app", False),
+    }
+
+
+def test_path_parameters_are_matched_by_name() -> None:
+    [route] = [r for r in routes() if r.path == "/api/checkout/{sessionId}"]
+
+    assert route.match("GET", "/api/checkout/cs_test_123") == {"sessionId": "cs_test_123"}
+    assert route.match("GET", "/api/checkout/cs_test_123/more") is None
+    assert route.match("POST", "/api/checkout/cs_test_123") is None
+
+
+@pytest.mark.parametrize("sample", sorted(p.name for p in (ROOT / "events").glob("api_*.json")))
+def test_events_have_the_shape_of_the_samples(sample: str) -> None:
+    expected = json.loads((ROOT / "events" / sample).read_text())
+    [route] = [r for r in routes() if f"{r.method} {r.path}" == expected["routeKey"]]
+    target = expected["rawPath"] + (f"?{expected['rawQueryString']}" if expected["rawQueryString"] else "")
+    request = Request(
+        route.method, target, expected["headers"], (expected.get("body") or "").encode(), "203.0.113.10"
+    )
+    claims = ISSUER.verify("Bearer " + ISSUER.issue("user-123")) if route.authorized else None
+
+    event = api_event(route, route.match(route.method, expected["rawPath"]) or {}, request, claims)
+
+    assert shape(event) == shape(expected)
+
+
+def test_a_binary_body_arrives_base64_encoded_and_json_as_text() -> None:
+    [route] = [r for r in routes() if r.path == "/api/webhooks/stripe"]
+    binary = Request(
+        "POST", "/api/webhooks/stripe", {"content-type": "application/octet-stream"}, b"\xff", "::1"
+    )
+    text = Request("POST", "/api/webhooks/stripe", {"content-type": "application/json"}, b'{"a":1}', "::1")
+
+    assert (
+        api_event(route, {}, binary, None)["body"],
+        api_event(route, {}, binary, None)["isBase64Encoded"],
+    ) == (
+        "/w==",
+        True,
+    )
+    assert (
+        api_event(route, {}, text, None)["body"],
+        api_event(route, {}, text, None)["isBase64Encoded"],
+    ) == (
+        '{"a":1}',
+        False,
+    )
+
+
+def test_repeated_query_parameters_are_joined_by_commas() -> None:
+    [route] = [r for r in routes() if r.path == "/api/balance"]
+    request = Request("GET", "/api/balance?limit=5&limit=6", {}, b"", "127.0.0.1")
+
+    event = api_event(route, {}, request, {"sub": "alice"})
+
+    assert event["queryStringParameters"] == {"limit": "5,6"}
+    assert event["rawQueryString"] == "limit=5&limit=6"
+    assert "body" not in event
+
+
+def test_a_function_result_becomes_the_http_response() -> None:
+    response = lambda_response(
+        {"statusCode": 201, "headers": {"Content-Type": "application/json"}, "body": "{}"}
+    )
+
+    assert (response.status, response.headers, response.body) == (
+        201,
+        {"Content-Type": "application/json"},
+        b"{}",
+    )
+
+
+def test_the_authorizer_passes_claims_on_as_strings() -> None:
+    claims = ISSUER.verify("Bearer " + ISSUER.issue("alice"))
+
+    assert claims["sub"] == "alice"
+    assert claims["aud"] == "credits-local"
+    assert all(isinstance(value, str) for value in claims.values())
+
+
+def forged(claims: dict[str, Any]) -> str:
+    other = LocalIssuer(ISSUER.issuer)
+    token = other.issue("alice")
+    header = jwt.get_unverified_header(token)
+    return jwt.encode(claims, other._key, algorithm="RS256", headers={"kid": header["kid"]})
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        "",
+        "Bearer",
+        "Bearer not.a.token",
+        "Bearer " + ISSUER.issue("alice", lifetime=-5),
+        "Bearer " + LocalIssuer(ISSUER.issuer).issue("alice"),
+        "Bearer " + LocalIssuer("urn:someone:else").issue("alice"),
+        "Bearer "
+        + jwt.encode(
+            {"sub": "alice", "iss": ISSUER.issuer, "aud": "credits-local", "exp": int(time.time()) + 60},
+            "secret",
+            algorithm="HS256",
+        ),
+    ],
+    ids=["none", "empty", "bearer only", "garbage", "expired", "another key", "another issuer", "hs256"],
+)
+def test_the_authorizer_refuses_what_api_gateway_would(authorization: str | None) -> None:
+    with pytest.raises(UnauthorizedError):
+        ISSUER.verify(authorization)
+
+
+def test_a_token_for_another_audience_is_refused() -> None:
+    other_audience = LocalIssuer(ISSUER.issuer, audience="another-app")
+    other_audience._key, other_audience._key_id = ISSUER._key, ISSUER._key_id
+
+    with pytest.raises(UnauthorizedError):
+        ISSUER.verify("Bearer " + other_audience.issue("alice"))
+
+
+@pytest.mark.parametrize("user_id", ["", "a" * 65, "alice smith", "<script>", "\uff41lice"])
+def test_local_sign_in_refuses_odd_user_ids(user_id: str) -> None:
+    with pytest.raises(ValueError, match="userId"):
+        ISSUER.issue(user_id)
