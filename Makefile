@@ -8,7 +8,7 @@ VENV := .venv
 UV := $(VENV)/bin/uv
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: help setup run test lint unit format build clean
+.PHONY: help setup run test lint unit bench format build clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ lint: setup ## ruff and mypy (strict) on the domain package
 
 unit: setup
 	$(RUN) pytest
+
+bench: setup ## Measure cold start, warm latency, round trips, concurrency and memory; writes docs/PERFORMANCE.md
+	PYTHONPATH=layers/shared:. $(VENV)/bin/python -m bench
 
 format: setup ## Format the code
 	$(RUN) ruff format .
