@@ -7,8 +7,15 @@ PYTHON ?= $(shell python3.13 -c 'import sys; print(sys.executable)' 2>/dev/null 
 VENV := .venv
 UV := $(VENV)/bin/uv
 RUN := $(UV) run --frozen --no-sync
+# sam, at one version, in uv's tool cache rather than the project's environment (its pins clash).
+# It finds python3.13 on PATH for the Lambda runtime, so the interpreter's directory goes first.
+SAM := PATH="$(dir $(PYTHON)):$$PATH" SAM_CLI_TELEMETRY=0 $(UV) tool run --from "aws-sam-cli==1.170.0" sam
+STACK_NAME ?= credits
+# What the Lambda Python runtime already has; the layer does not ship them.
+RUNTIME_PACKAGES := boto3 botocore s3transfer jmespath python-dateutil six
+LAYER_REQUIREMENTS ?= layers/shared/requirements.txt
 
-.PHONY: help setup run test lint unit bench format build clean
+.PHONY: help setup run test lint unit bench validate build deploy layer-requirements format clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -27,7 +34,7 @@ setup: $(VENV)/.synced ## Create .venv with the locked dependencies
 run: setup ## Serve the page, the API, DynamoDB and Stripe's emulator on http://127.0.0.1:3000 (PORT=...)
 	PYTHONPATH=layers/shared:. exec $(VENV)/bin/python -m devstack
 
-test: lint unit ## Lint, type-check and run every test
+test: lint validate build unit ## Lint, type-check, validate and build the template, and run every test
 
 lint: setup ## ruff and mypy (strict) on the domain package
 	$(RUN) ruff check .
@@ -39,6 +46,25 @@ unit: setup
 
 bench: setup ## Measure cold start, warm latency, round trips, concurrency and memory; writes docs/PERFORMANCE.md
 	PYTHONPATH=layers/shared:. $(VENV)/bin/python -m bench
+
+validate: setup ## sam validate --lint and cfn-lint on template.yaml
+	$(SAM) validate --lint --region us-east-1
+	$(RUN) cfn-lint template.yaml
+
+build: setup ## sam build: the functions and the layer, for arm64 and Python 3.13
+	UV=$(abspath $(UV)) $(SAM) build --parallel
+
+deploy: build ## Deploy the stack (guided the first time), then publish the site to it
+	@if $(RUN) python -m deploy.publish --stack-name $(STACK_NAME) --exists; \
+	  then $(SAM) deploy --stack-name $(STACK_NAME); \
+	  else $(SAM) deploy --guided --stack-name $(STACK_NAME); fi
+	$(RUN) python -m deploy.publish --stack-name $(STACK_NAME)
+
+layer-requirements: $(VENV)/.synced ## Pin the layer's packages to uv.lock, less those the Lambda runtime has
+	@{ echo "# The layer's packages, pinned from uv.lock by make layer-requirements; edit pyproject.toml instead."; \
+	  echo "# boto3, botocore and their dependencies are left out: the Lambda runtime provides them."; \
+	  $(UV) export --frozen --no-dev --no-hashes --no-emit-project --no-header --no-annotate $(RUNTIME_PACKAGES:%=--no-emit-package %); \
+	} > $(LAYER_REQUIREMENTS)
 
 format: setup ## Format the code
 	$(RUN) ruff format .

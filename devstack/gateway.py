@@ -57,32 +57,32 @@ class Route:
 
 
 def routes() -> list[Route]:
-    """Every HttpApi route of template.yaml, with the function and module that serve it."""
+    """Every route of the HTTP API in template.yaml, with the function and module that serve it."""
     defaults = load().get("Globals", {}).get("Function", {})
+    functions = resources("AWS::Serverless::Function")
+    integrations = resources("AWS::ApiGatewayV2::Integration")
     found = []
-    for function, resource in resources("AWS::Serverless::Function").items():
-        properties = resource["Properties"]
-        code_uri = str(properties["CodeUri"]).strip("/")
+    for resource in resources("AWS::ApiGatewayV2::Route").values():
+        spec = resource["Properties"]
+        method, path = spec["RouteKey"].split(" ", 1)
+        # Target is !Sub "integrations/${SomeIntegration}"; its IntegrationUri is !Ref SomeFunction.Alias.
+        integration = re.fullmatch(r"integrations/\$\{(\w+)\}", spec["Target"]["Fn::Sub"])
+        assert integration, f"unexpected route target {spec['Target']}"
+        function = integrations[integration[1]]["Properties"]["IntegrationUri"]["Ref"].split(".")[0]
+        properties = functions[function]["Properties"]
         module_file, handler = str(properties.get("Handler", defaults.get("Handler"))).rsplit(".", 1)
-        module = ".".join([*Path(code_uri).parts, module_file])
-        for event in properties.get("Events", {}).values():
-            if event["Type"] != "HttpApi":
-                continue
-            spec = event["Properties"]
-            path = spec["Path"]
-            pattern = re.compile(re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(path)))
-            found.append(
-                Route(
-                    method=spec["Method"].upper(),
-                    path=path,
-                    function=function,
-                    module=module,
-                    handler=handler,
-                    authorized=spec.get("Auth", {}).get("Authorizer") != "NONE",
-                    memory_mb=int(properties.get("MemorySize", defaults.get("MemorySize", 128))),
-                    pattern=pattern,
-                )
+        found.append(
+            Route(
+                method=method,
+                path=path,
+                function=function,
+                module=".".join([*Path(str(properties["CodeUri"]).strip("/")).parts, module_file]),
+                handler=handler,
+                authorized=spec.get("AuthorizationType", "NONE") != "NONE",
+                memory_mb=int(properties.get("MemorySize", defaults.get("MemorySize", 128))),
+                pattern=re.compile(re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(path))),
             )
+        )
     return found
 
 

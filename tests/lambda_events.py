@@ -73,9 +73,10 @@ class LambdaContext:
     aws_request_id: str = "00000000-0000-4000-8000-000000000000"
     log_group_name: str = "/aws/lambda/test-function"
     log_stream_name: str = "2026/11/26/[$LATEST]0123456789abcdef"
+    remaining_ms: int = 15_000
 
     def get_remaining_time_in_millis(self) -> int:
-        return 15_000
+        return self.remaining_ms
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pynamodb.models import Model
 
-from devstack.template import resources, table_definitions
+from devstack.template import load, resources, table_definitions
 from wallet.models import CreditBalance, CreditTransaction
 
 MODELS: dict[str, type[Model]] = {
@@ -46,3 +46,120 @@ def test_tables_are_on_demand_recoverable_encrypted_and_retained(logical_id: str
     assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert properties["SSESpecification"]["SSEEnabled"] is True
     assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
+
+
+# --- The deployment: routes, permissions, the site bucket, SnapStart ------------------------------------
+
+
+def properties(logical_id: str) -> dict[str, Any]:
+    return dict(load()["Resources"][logical_id]["Properties"])
+
+
+def test_only_the_webhook_and_the_price_list_are_open_every_other_route_needs_a_jwt() -> None:
+    routes = {
+        r["Properties"]["RouteKey"]: r["Properties"] for r in resources("AWS::ApiGatewayV2::Route").values()
+    }
+
+    open_routes = {key for key, route in routes.items() if route["AuthorizationType"] == "NONE"}
+    assert open_routes == {"POST /api/webhooks/stripe", "GET /api/packs"}
+    for key, route in routes.items():
+        if key not in open_routes:
+            assert (route["AuthorizationType"], route["AuthorizerId"]) == ("JWT", {"Ref": "JwtAuthorizer"}), (
+                key
+            )
+    assert properties("JwtAuthorizer")["IdentitySource"] == ["$request.header.Authorization"]
+
+
+def statements(policy: Any) -> list[dict[str, Any]]:
+    """The statements of one entry of a function's Policies: inline, or a managed policy of the template."""
+    if "Ref" in policy:
+        return list(properties(policy["Ref"])["PolicyDocument"]["Statement"])
+    return list(policy["Statement"])
+
+
+def grants(function: str) -> set[tuple[str, str]]:
+    found = set()
+    for policy in properties(function)["Policies"]:
+        for statement in statements(policy):
+            assert statement["Effect"] == "Allow"
+            resource = statement["Resource"]
+            target = resource.get("Fn::GetAtt", [None])[0] if "Fn::GetAtt" in resource else "StripeSecret"
+            found.add((statement["Action"], target))
+    return found
+
+
+DEPOSIT = {("dynamodb:PutItem", "CreditTransactionTable"), ("dynamodb:UpdateItem", "CreditBalanceTable")}
+READ_SECRET = {("secretsmanager:GetSecretValue", "StripeSecret")}
+
+
+@pytest.mark.parametrize(
+    ("function", "expected"),
+    [
+        ("StripeWebhookFunction", DEPOSIT | READ_SECRET),
+        ("CreateCheckoutFunction", DEPOSIT | READ_SECRET),
+        ("ReconcileFunction", DEPOSIT | READ_SECRET),
+        (
+            "GetBalanceFunction",
+            {("dynamodb:GetItem", "CreditBalanceTable"), ("dynamodb:Query", "CreditTransactionTable")},
+        ),
+    ],
+)
+def test_each_function_may_do_only_what_it_needs(function: str, expected: set[tuple[str, str]]) -> None:
+    assert grants(function) == expected
+
+
+def test_ledger_writes_are_allowed_only_inside_a_transaction() -> None:
+    for statement in properties("DepositPolicy")["PolicyDocument"]["Statement"]:
+        condition = statement["Condition"]["ForAnyValue:StringEquals"]
+        assert condition == {"dynamodb:EnclosingOperation": "TransactWriteItems"}
+
+
+def test_the_site_bucket_is_private_and_read_only_by_its_cloudfront_distribution() -> None:
+    block = properties("SiteBucket")["PublicAccessBlockConfiguration"]
+    policy = properties("SiteBucketPolicy")["PolicyDocument"]["Statement"]
+
+    assert block == dict.fromkeys(
+        ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"), True
+    )
+    [allow] = [s for s in policy if s["Effect"] == "Allow"]
+    assert allow["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+    assert allow["Action"] == "s3:GetObject"
+    assert "SiteDistribution" in allow["Condition"]["StringEquals"]["AWS:SourceArn"]["Fn::Sub"]
+    [origin] = [
+        o for o in properties("SiteDistribution")["DistributionConfig"]["Origins"] if o["Id"] == "site"
+    ]
+    assert origin["OriginAccessControlId"] == {"Fn::GetAtt": ["SiteOriginAccessControl", "Id"]}
+
+
+def test_cloudfront_passes_api_requests_through_uncached_with_their_headers() -> None:
+    config = properties("SiteDistribution")["DistributionConfig"]
+    [api] = config["CacheBehaviors"]
+
+    assert api["PathPattern"] == "/api/*"
+    assert "POST" in api["AllowedMethods"]
+    assert api["CachePolicyId"] == "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"  # CachingDisabled
+    assert api["OriginRequestPolicyId"] == "b689b0a8-53d0-40ab-baf2-68738e2966ac"  # AllViewerExceptHostHeader
+    assert config["DefaultCacheBehavior"]["ViewerProtocolPolicy"] == "redirect-to-https"
+    csp = properties("SiteHeaders")["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"][
+        "ContentSecurityPolicy"
+    ]
+    assert "script-src 'self';" in csp["ContentSecurityPolicy"]["Fn::Sub"][0]
+
+
+def test_functions_run_python_3_13_on_arm64_with_snapstart_on_published_versions() -> None:
+    function_defaults = load()["Globals"]["Function"]
+
+    assert (function_defaults["Runtime"], function_defaults["Architectures"]) == ("python3.13", ["arm64"])
+    assert function_defaults["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    assert function_defaults["AutoPublishAlias"] == "live"
+    assert function_defaults["Tracing"] == "Active"
+    for integration in resources("AWS::ApiGatewayV2::Integration").values():
+        assert integration["Properties"]["IntegrationUri"]["Ref"].endswith(".Alias")
+
+
+@pytest.mark.parametrize("function", sorted(resources("AWS::Serverless::Function")))
+def test_every_function_logs_to_a_group_with_retention_and_has_an_alarm(function: str) -> None:
+    log_group = properties(function)["LoggingConfig"]["LogGroup"]["Ref"]
+
+    assert properties(log_group)["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert f"{function.removesuffix('Function')}FailuresAlarm" in resources("AWS::CloudWatch::Alarm")
