@@ -1,0 +1,578 @@
+// The credits page: a signed-in user's balance, top-ups through Stripe Checkout, and history.
+import { ApiError, createApi, SESSION_ENDED } from "./api.js";
+import { createAuth } from "./auth.js";
+import { dateParts, money } from "./format.js";
+
+const HISTORY_PAGE_SIZE = 20;
+// Back from Checkout, how long to keep asking before saying the credits will arrive later.
+const POLL_BUDGET_MS = 60_000;
+const POLL_FIRST_DELAY_MS = 500;
+const POLL_MAX_DELAY_MS = 8_000;
+// Consecutive polls that got no answer at all before the page says the connection is down.
+const POLL_NETWORK_FAILURES = 3;
+const CHECKOUT_KEY = "credits.checkout";
+const USER_ID = /^[A-Za-z0-9_.@-]{1,64}$/;
+const SESSION_ID = /^cs_[A-Za-z0-9_]{1,250}$/;
+
+const TEXT = {
+  opening: "Opening secure checkout…",
+  paid: "Payment received — adding your credits…",
+  bankPending:
+    "Payment submitted — waiting for your bank to confirm it. Credits are added as soon as it clears.",
+  slow: "Your payment is safe; credits appear within minutes.",
+  pollOffline:
+    "Your payment is safe, but we couldn’t reach the server to confirm it. " +
+    "Check your connection, then try again.",
+  slowBank:
+    "Your bank is still confirming the payment. Credits are added once it clears; you can leave this page.",
+  cancelled: "Checkout cancelled — no charge was made.",
+  expired: "This checkout expired before it was paid — no charge was made.",
+  signedOut: "You’ve signed out.",
+  broken: "Something went wrong on this page. Reload it to try again.",
+  noConfig: "This page could not load its settings. Check your connection, then try again.",
+  noCheckoutPage: "The payment page could not be opened. Nothing was charged; try again.",
+  unreadableBalance: "The balance could not be read. Try again in a moment.",
+};
+const TYPE_LABELS = { deposit: "Top-up" };
+const SOURCE_LABELS = { stripe_payment: "Paid with Stripe" };
+const TEST_MODE_NOTES = {
+  emulator: "Test mode: payments go to a local Stripe emulator. No real money moves.",
+  test: "Stripe test mode: no real money moves. Pay with the test card 4242 4242 4242 4242.",
+};
+
+const byId = (id) => document.getElementById(id);
+const ui = {
+  notice: byId("notice"),
+  status: byId("status"),
+  retry: byId("retry"),
+  boot: byId("boot"),
+  account: byId("account"),
+  accountName: byId("account-name"),
+  signOut: byId("sign-out"),
+  signedOut: byId("signed-out"),
+  signinForm: byId("signin-form"),
+  userName: byId("user-name"),
+  userNameError: byId("user-name-error"),
+  signinSubmit: byId("signin-submit"),
+  signinOidc: byId("signin-oidc"),
+  signedIn: byId("signed-in"),
+  pageHeading: byId("page-heading"),
+  balance: byId("balance"),
+  lastTopUp: byId("last-topup"),
+  packs: byId("packs"),
+  testMode: byId("test-mode"),
+  history: byId("history"),
+  historyRows: byId("history-rows"),
+  historyEmpty: byId("history-empty"),
+  historyLoading: byId("history-loading"),
+  loadMore: byId("load-more"),
+};
+
+const state = {
+  auth: null,
+  api: null,
+  currency: "usd",
+  packs: null,
+  cursor: null,
+  seen: new Set(),
+  // A checkout is being opened: every pack button stays disabled until the page is left or it fails.
+  opening: false,
+  retry: null,
+  // Bumped on sign-out, so that answers for the previous session are dropped.
+  generation: 0,
+  // Bumped per balance request, so that an older answer never overwrites a newer one.
+  balanceRequest: 0,
+};
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function element(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+// --- the status region ---------------------------------------------------------------------------------
+
+/** Shows one message; tone is info, progress, success, warning or error. */
+function notify(text, { tone = "info", retry = null, retryLabel = "Retry" } = {}) {
+  ui.notice.dataset.tone = text ? tone : "none";
+  ui.status.textContent = text;
+  state.retry = retry;
+  ui.retry.textContent = retryLabel;
+  ui.retry.hidden = !retry;
+}
+
+const clearNotice = () => notify("");
+
+/** Says what went wrong; 401 returns to sign-in; failures that may pass offer `retry`. */
+function fail(error, retry = null) {
+  if (error instanceof ApiError && error.kind === "unauthorized") {
+    endSession(SESSION_ENDED);
+    return;
+  }
+  const known = error instanceof ApiError || error?.name === "SignInError";
+  const retryable = error instanceof ApiError && error.retryable;
+  notify(known ? error.message : TEXT.broken, { tone: "error", retry: retryable ? retry : null });
+}
+
+// --- signing in and out --------------------------------------------------------------------------------
+
+function showSignIn(message, { focus = false } = {}) {
+  state.generation += 1;
+  resetDashboard();
+  ui.signedIn.hidden = true;
+  ui.account.hidden = true;
+  ui.signedOut.hidden = false;
+  const local = state.auth.mode === "local";
+  ui.signinForm.hidden = !local;
+  ui.signinOidc.hidden = local;
+  if (message) notify(message, { tone: "warning" });
+  else clearNotice();
+  if (focus) (local ? ui.userName : ui.signinOidc).focus();
+}
+
+function endSession(message) {
+  state.auth.forget();
+  showSignIn(message, { focus: true });
+}
+
+function showFieldError(message) {
+  ui.userNameError.textContent = message;
+  ui.userName.toggleAttribute("aria-invalid", Boolean(message));
+}
+
+async function submitSignIn(event) {
+  event?.preventDefault();
+  const name = ui.userName.value.trim();
+  if (!USER_ID.test(name)) {
+    showFieldError(name ? "Use up to 64 letters, digits or the characters _ . @ -" : "Enter a user name.");
+    ui.userName.focus();
+    return;
+  }
+  showFieldError("");
+  ui.signinSubmit.disabled = true;
+  ui.signinSubmit.textContent = "Signing in…";
+  try {
+    await state.auth.signInLocal(name);
+    clearNotice();
+    showDashboard(state.auth.current().session, { focus: true });
+  } catch (error) {
+    fail(error, submitSignIn);
+  } finally {
+    ui.signinSubmit.disabled = false;
+    ui.signinSubmit.textContent = "Sign in";
+  }
+}
+
+async function beginSignIn() {
+  try {
+    await state.auth.beginSignIn(window.location.pathname + window.location.search);
+  } catch (error) {
+    fail(error, beginSignIn);
+  }
+}
+
+async function signOut() {
+  forgetCheckout();
+  const logoutUrl = await state.auth.signOut();
+  if (logoutUrl) {
+    window.location.assign(logoutUrl);
+    return;
+  }
+  ui.userName.value = "";
+  showSignIn(TEXT.signedOut, { focus: true });
+}
+
+// --- the dashboard -------------------------------------------------------------------------------------
+
+function resetDashboard() {
+  state.cursor = null;
+  state.seen.clear();
+  state.balanceRequest += 1;
+  ui.balance.textContent = "—";
+  ui.lastTopUp.hidden = true;
+  ui.accountName.textContent = "";
+  ui.historyRows.replaceChildren();
+  ui.history.hidden = true;
+  ui.historyEmpty.hidden = true;
+  ui.historyLoading.hidden = false;
+  ui.loadMore.hidden = true;
+}
+
+async function showDashboard(session, { focus = false } = {}) {
+  ui.signedOut.hidden = true;
+  ui.signedIn.hidden = false;
+  ui.account.hidden = false;
+  ui.accountName.textContent = session.name;
+  if (focus) ui.pageHeading.focus();
+
+  const returned = checkoutReturn();
+  if (returned?.outcome === "cancelled") {
+    forgetCheckout();
+    cleanUrl();
+    notify(TEXT.cancelled, { tone: "info" });
+  } else if (returned && returned.outcome !== "success") {
+    cleanUrl();
+  }
+  const loading = loadAccount();
+  if (returned?.outcome === "success") await confirmPayment(returned.sessionId);
+  await loading;
+}
+
+/** The price list (once) and the balance with its first page of history. */
+async function loadAccount() {
+  try {
+    await Promise.all([state.packs ? null : loadPacks(), loadBalance()]);
+  } catch (error) {
+    fail(error, loadAccount);
+  }
+}
+
+async function loadPacks() {
+  const generation = state.generation;
+  const data = await state.api.packs();
+  if (generation !== state.generation) return;
+  const currency = data.currency ?? state.currency;
+  const packs = (Array.isArray(data.packs) ? data.packs : []).filter(
+    (pack) => Number.isInteger(pack?.amount) && Number.isInteger(pack?.credits),
+  );
+  state.packs = packs;
+  ui.packs.replaceChildren(...packs.map((pack) => packButton(pack, currency)));
+  if (!packs.length) ui.packs.append(element("p", "muted", "No packs are on sale right now."));
+  ui.packs.removeAttribute("aria-busy");
+}
+
+function packButton(pack, currency) {
+  const button = element("button", "pack");
+  button.type = "button";
+  button.dataset.amount = String(pack.amount);
+  button.disabled = state.opening;
+  // The spaces keep the accessible name readable: "$50 Adds $55.00 +$5.00 bonus".
+  button.append(
+    element("span", "pack-price", pack.label || money(pack.amount, currency)),
+    " ",
+    element("span", "pack-detail", `Adds ${money(pack.credits, currency)}`),
+  );
+  if (pack.credits > pack.amount) {
+    button.classList.add("pack-bonus");
+    const bonus = money(pack.credits - pack.amount, currency);
+    button.append(" ", element("span", "pack-badge", `+${bonus} bonus`));
+  }
+  button.addEventListener("click", () => buy(pack, button));
+  return button;
+}
+
+/** Reloads the balance and the first page of history; `highlight` marks the row of that payment. */
+async function loadBalance({ highlight = null } = {}) {
+  const generation = state.generation;
+  const request = ++state.balanceRequest;
+  let data;
+  try {
+    data = await state.api.balance(HISTORY_PAGE_SIZE);
+  } catch (error) {
+    if (request === state.balanceRequest) throw error;
+    return;
+  }
+  if (generation !== state.generation || request !== state.balanceRequest) return;
+  if (!Number.isInteger(data.balance)) {
+    throw new ApiError(TEXT.unreadableBalance, { kind: "unreadable" });
+  }
+  state.currency = data.currency ?? state.currency;
+  ui.balance.textContent = money(data.balance, state.currency);
+  state.seen.clear();
+  ui.historyRows.replaceChildren();
+  showTransactions(data.transactions, highlight);
+  setCursor(data.nextCursor);
+  showLastTopUp(Array.isArray(data.transactions) ? data.transactions : []);
+}
+
+function showLastTopUp(transactions) {
+  const last = transactions.find((transaction) => transaction?.type === "deposit");
+  const day = last && Number.isInteger(last.amount) ? dateParts(last.createdAt)?.day : null;
+  ui.lastTopUp.hidden = !day && transactions.length > 0;
+  if (day) {
+    const amount = element("strong", "", money(last.amount, state.currency));
+    ui.lastTopUp.replaceChildren("Last top-up: ", amount, ` on ${day}`);
+  } else {
+    ui.lastTopUp.textContent = "No top-ups yet.";
+  }
+}
+
+async function refreshBalance() {
+  try {
+    await loadBalance();
+    clearNotice();
+  } catch (error) {
+    fail(error, refreshBalance);
+  }
+}
+
+function showTransactions(transactions, highlight = null) {
+  const rows = [];
+  for (const transaction of Array.isArray(transactions) ? transactions : []) {
+    if (!transaction?.id || state.seen.has(transaction.id)) continue;
+    state.seen.add(transaction.id);
+    rows.push(transactionRow(transaction, highlight && transaction.paymentId === highlight));
+  }
+  ui.historyRows.append(...rows);
+  ui.historyLoading.hidden = true;
+  ui.history.hidden = state.seen.size === 0;
+  ui.historyEmpty.hidden = state.seen.size > 0;
+  return rows;
+}
+
+function transactionRow(transaction, isNew) {
+  const row = element("tr");
+  const when = element("time");
+  const parts = dateParts(transaction.createdAt);
+  when.dateTime = String(transaction.createdAt ?? "");
+  when.append(element("span", "date-day", parts?.day ?? "Date unknown"), " ");
+  if (parts) when.append(element("span", "date-time", parts.time));
+  const dateCell = element("td", "date");
+  dateCell.append(when);
+
+  const type = String(transaction.type ?? "");
+  const typeCell = element("td", "type");
+  const label = TYPE_LABELS[type] ?? type.charAt(0).toUpperCase() + type.slice(1);
+  typeCell.append(element("span", "type-label", label));
+  if (isNew) {
+    row.classList.add("is-new");
+    typeCell.append(" ", element("span", "badge", "New"));
+  }
+  const source = SOURCE_LABELS[transaction.source];
+  if (source) typeCell.append(" ", element("span", "type-source", source));
+
+  const amount = Number.isInteger(transaction.amount) ? money(transaction.amount, state.currency) : "—";
+  const amountCell = element("td", "amount", type === "deposit" ? `+${amount}` : amount);
+  row.append(dateCell, typeCell, amountCell);
+  return row;
+}
+
+function setCursor(cursor) {
+  state.cursor = typeof cursor === "string" && cursor ? cursor : null;
+  ui.loadMore.hidden = !state.cursor;
+}
+
+async function loadMore() {
+  const generation = state.generation;
+  ui.loadMore.disabled = true;
+  ui.loadMore.textContent = "Loading…";
+  try {
+    const data = await state.api.balance(HISTORY_PAGE_SIZE, state.cursor);
+    if (generation !== state.generation) return;
+    const rows = showTransactions(data.transactions);
+    setCursor(data.nextCursor);
+    // The button is gone at the end of the history: keep the reader's place on the first new row.
+    if (ui.loadMore.hidden && rows.length) {
+      const cell = rows[0].cells[0];
+      cell.tabIndex = -1;
+      cell.focus();
+    }
+  } catch (error) {
+    fail(error, loadMore);
+  } finally {
+    ui.loadMore.disabled = false;
+    ui.loadMore.textContent = "Load more";
+  }
+}
+
+// --- buying a pack -------------------------------------------------------------------------------------
+
+function setOpening(opening, button = null) {
+  state.opening = opening;
+  for (const pack of ui.packs.querySelectorAll("button.pack")) {
+    pack.disabled = opening;
+    pack.classList.toggle("is-opening", opening && pack === button);
+  }
+}
+
+async function buy(pack, button) {
+  if (state.opening) return;
+  // Disabled before anything else, so a second click of a double click lands on a disabled button.
+  setOpening(true, button);
+  notify(TEXT.opening, { tone: "progress" });
+  try {
+    const checkout = await state.api.startCheckout(pack.amount);
+    const url = checkoutUrl(checkout.url);
+    if (!url) throw new ApiError(TEXT.noCheckoutPage, { kind: "unreadable" });
+    const { sessionId, paymentId } = checkout;
+    sessionStorage.setItem(CHECKOUT_KEY, JSON.stringify({ sessionId, paymentId }));
+    window.location.assign(url);
+  } catch (error) {
+    setOpening(false);
+    if (button.isConnected) button.focus();
+    fail(error, () => buy(pack, button));
+  }
+}
+
+/** The Checkout page's address, if it is a web address at all. */
+function checkoutUrl(value) {
+  try {
+    const url = new URL(value, window.location.href);
+    return url.protocol === "https:" || url.protocol === "http:" ? url.href : null;
+  } catch {
+    return null;
+  }
+}
+
+// --- back from Checkout --------------------------------------------------------------------------------
+
+function checkoutReturn() {
+  const params = new URLSearchParams(window.location.search);
+  const outcome = params.get("checkout");
+  if (!outcome) return null;
+  const sessionId = params.get("session_id") ?? "";
+  if (outcome === "success" && SESSION_ID.test(sessionId)) return { outcome, sessionId };
+  return { outcome: outcome === "cancelled" ? outcome : "unknown" };
+}
+
+function cleanUrl() {
+  const url = new URL(window.location.href);
+  url.searchParams.delete("checkout");
+  url.searchParams.delete("session_id");
+  window.history.replaceState(window.history.state, "", url.pathname + url.search + url.hash);
+}
+
+function forgetCheckout() {
+  sessionStorage.removeItem(CHECKOUT_KEY);
+}
+
+function rememberedPayment(sessionId) {
+  try {
+    const saved = JSON.parse(sessionStorage.getItem(CHECKOUT_KEY) ?? "null");
+    return saved?.sessionId === sessionId ? saved.paymentId : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Asks, with back-off, until the session is credited, has expired, or the time budget is spent. */
+async function confirmPayment(sessionId) {
+  const generation = state.generation;
+  const paymentId = rememberedPayment(sessionId);
+  notify(TEXT.paid, { tone: "progress" });
+  const started = performance.now();
+  let delay = POLL_FIRST_DELAY_MS;
+  let waitingForBank = false;
+  let offline = 0;
+  for (;;) {
+    let status = null;
+    try {
+      status = await state.api.checkout(sessionId);
+      offline = 0;
+    } catch (error) {
+      if (generation !== state.generation) return;
+      if (!(error instanceof ApiError && error.retryable)) {
+        // After a 401 the address is kept, so that signing in again picks the payment up where it was.
+        if (!(error instanceof ApiError && error.kind === "unauthorized")) cleanUrl();
+        fail(error);
+        return;
+      }
+      // The server's own 5xx messages speak of starting a payment, not of one already made: ours instead.
+      offline = error.kind === "network" ? offline + 1 : 0;
+      if (offline >= POLL_NETWORK_FAILURES) {
+        notify(TEXT.pollOffline, { tone: "warning", retry: () => confirmPayment(sessionId) });
+        return;
+      }
+    }
+    if (generation !== state.generation) return;
+    if (status?.credited) {
+      await credited(status);
+      return;
+    }
+    if (status?.status === "expired") {
+      forgetCheckout();
+      cleanUrl();
+      notify(TEXT.expired, { tone: "info" });
+      return;
+    }
+    if (status?.status === "complete" && status.paymentStatus === "unpaid" && !waitingForBank) {
+      waitingForBank = true;
+      notify(TEXT.bankPending, { tone: "progress" });
+    }
+    if (performance.now() - started + delay > POLL_BUDGET_MS) break;
+    await sleep(delay);
+    delay = Math.min(delay * 1.6, POLL_MAX_DELAY_MS);
+  }
+  cleanUrl();
+  notify(waitingForBank ? TEXT.slowBank : TEXT.slow, {
+    tone: "info",
+    retry: refreshBalance,
+    retryLabel: "Refresh balance",
+  });
+
+  async function credited(status) {
+    forgetCheckout();
+    try {
+      await loadBalance({ highlight: paymentId });
+    } catch (error) {
+      cleanUrl();
+      fail(error, refreshBalance);
+      return;
+    }
+    cleanUrl();
+    const amount = Number.isInteger(status.amount) ? money(status.amount, state.currency) : "Your credits";
+    notify(`Payment complete — ${amount} added to your balance.`, { tone: "success" });
+  }
+}
+
+// --- start ---------------------------------------------------------------------------------------------
+
+function wire() {
+  ui.retry.addEventListener("click", () => {
+    const retry = state.retry;
+    // The button disappears with the message; keep focus in the page rather than losing it to <body>.
+    ui.pageHeading.focus();
+    clearNotice();
+    retry?.();
+  });
+  ui.signinForm.addEventListener("submit", submitSignIn);
+  ui.userName.addEventListener("input", () => showFieldError(""));
+  ui.signinOidc.addEventListener("click", beginSignIn);
+  ui.signOut.addEventListener("click", signOut);
+  ui.loadMore.addEventListener("click", loadMore);
+  // Back from Checkout through the back/forward cache, the page is as it was left: packs disabled.
+  window.addEventListener("pageshow", (event) => {
+    if (event.persisted && state.opening) {
+      setOpening(false);
+      clearNotice();
+    }
+  });
+}
+
+async function start() {
+  let config;
+  try {
+    config = (await import("/config.js")).default;
+  } catch {
+    ui.boot.hidden = true;
+    notify(TEXT.noConfig, { tone: "error", retry: () => window.location.reload() });
+    return;
+  }
+  state.currency = config.currency ?? state.currency;
+  state.auth = createAuth(config.auth);
+  state.api = createApi(config.apiBase ?? "/api", () => state.auth.token());
+  const note = TEST_MODE_NOTES[config.stripe];
+  ui.testMode.hidden = !note;
+  ui.testMode.textContent = note ?? "";
+  wire();
+
+  try {
+    const returnTo = await state.auth.completeSignIn();
+    const local = returnTo?.startsWith("/") && !returnTo.startsWith("//");
+    if (local) window.history.replaceState(null, "", returnTo);
+  } catch (error) {
+    ui.boot.hidden = true;
+    showSignIn();
+    fail(error, beginSignIn);
+    return;
+  }
+  const { session, ended } = state.auth.current();
+  ui.boot.hidden = true;
+  if (session) await showDashboard(session);
+  else showSignIn(ended ? SESSION_ENDED : null);
+}
+
+start();
