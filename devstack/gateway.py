@@ -33,6 +33,11 @@ ROOT = Path(__file__).resolve().parent.parent
 STATIC_SITE = ROOT / "static_site"
 # API Gateway's limit on a request body.
 MAX_BODY_BYTES = 10 * 1024 * 1024
+# The policy CloudFront adds to the deployed site (template.yaml), so a page that breaks it fails here too.
+SITE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'self'; object-src 'none'"
+)
 # Content types API Gateway passes to Lambda as text; anything else arrives base64-encoded.
 TEXT_TYPES = re.compile(r"^(text/|application/(json|xml|javascript|x-www-form-urlencoded)|[^;]*\+(json|xml))")
 
@@ -226,9 +231,12 @@ class Gateway:
         content_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
         if content_type.startswith("text/") or content_type.endswith("javascript"):
             content_type += "; charset=utf-8"
-        return Response(
-            HTTPStatus.OK, {"Content-Type": content_type, "Cache-Control": "no-cache"}, file.read_bytes()
-        )
+        headers = {
+            "Content-Type": content_type,
+            "Cache-Control": "no-cache",
+            "Content-Security-Policy": SITE_CSP,
+        }
+        return Response(HTTPStatus.OK, headers, file.read_bytes())
 
 
 def api_event(
