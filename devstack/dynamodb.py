@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import make_server
 
+from devstack.serving import BackgroundServer
 from devstack.template import table_definitions
 
 if TYPE_CHECKING:
@@ -33,34 +34,17 @@ class SerializedApp:
             return list(self._app(environ, start_response))
 
 
-class DynamoDBServer:
-    """Serves moto on 127.0.0.1 from a daemon thread; `stop()` (or leaving the `with`) ends it."""
+class DynamoDBServer(BackgroundServer):
+    """moto's DynamoDB on 127.0.0.1; `stop()` (or leaving the `with`) ends it."""
 
     def __init__(self, port: int = 0) -> None:
         app = SerializedApp(create_backend_app("dynamodb"))
-        self._server: BaseWSGIServer = make_server(
-            "127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler
-        )
-        self._thread = threading.Thread(target=self._server.serve_forever, name="moto-dynamodb", daemon=True)
+        server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
+        super().__init__(server, "moto-dynamodb")
 
     @property
     def endpoint_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_port}"
-
-    def start(self) -> DynamoDBServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
-
-    def __enter__(self) -> DynamoDBServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        return self.url
 
     def client(self) -> DynamoDBClient:
         # moto accepts any credentials; these keep botocore from looking for real ones.

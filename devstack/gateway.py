@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from devstack.auth import LocalIssuer, UnauthorizedError
+from devstack.serving import BackgroundServer
 from devstack.template import load, resources
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -352,23 +353,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         _log.debug("%s - " + format, self.address_string(), *args)
 
 
-class GatewayServer:
-    """Serves a Gateway on 127.0.0.1 from a daemon thread; `stop()` ends it."""
+class GatewayServer(BackgroundServer):
+    """Serves a Gateway on 127.0.0.1; `stop()` ends it."""
 
     def __init__(self, gateway: Gateway, port: int = 0) -> None:
         self.gateway = gateway
-        self._server = _Server(("127.0.0.1", port), gateway)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="gateway", daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_port}"
-
-    def start(self) -> GatewayServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        super().__init__(_Server(("127.0.0.1", port), gateway), "gateway")
