@@ -3,7 +3,8 @@
 Routes come from the functions' HttpApi events in template.yaml, so there is no second copy of them.
 Each request becomes the payload format 2.0 event AWS sends, after the JWT authorizer's checks, and
 each function serves one request at a time, as one warm Lambda container does. Everything else is
-static: the site from static_site/, and /config.js, which tells the page where the API is.
+static: the site from static_site/, /config.js, which tells the page where the API is, and
+/api/openapi.json, the API's OpenAPI document.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from devstack.template import load, resources
 
 ROOT = Path(__file__).resolve().parent.parent
 STATIC_SITE = ROOT / "static_site"
+OPENAPI_PATH = "/api/openapi.json"
 # API Gateway's limit on a request body.
 MAX_BODY_BYTES = 10 * 1024 * 1024
 # The policy CloudFront adds to the deployed site (template.yaml), so a page that breaks it fails here too.
@@ -164,6 +166,8 @@ class Gateway:
         url = urlsplit(request.target)
         if url.path == "/local/token" and request.method == "POST":
             return self._token(request)
+        if url.path == OPENAPI_PATH and request.method in ("GET", "HEAD"):
+            return self._openapi()
         for route in self.routes:
             path_parameters = route.match(request.method, url.path)
             if path_parameters is not None:
@@ -210,6 +214,15 @@ class Gateway:
                 HTTPStatus.BAD_REQUEST, {"error": {"code": "invalid_user", "message": message}}
             )
         return json_response(HTTPStatus.OK, {"token": token, "userId": user_id})
+
+    def _openapi(self) -> Response:
+        # Imported here: making the document loads pydantic, which the functions themselves never do.
+        from devstack.openapi import document
+
+        body = json.dumps(document(route.module for route in self.routes)).encode()
+        return Response(
+            HTTPStatus.OK, {"Content-Type": "application/json", "Cache-Control": "no-store"}, body
+        )
 
     def _static(self, path: str) -> Response:
         if path == "/":

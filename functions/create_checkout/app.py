@@ -12,25 +12,79 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from wallet import checkout
 from wallet.fulfilment import Result
-from wallet.http import json_object, resolver, user_id
+from wallet.http import documented_error, json_object, resolver, user_id
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 app = resolver()
 
+# OpenAPI only: what the routes answer, documented without validating anything at run time.
+BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+NEW_CHECKOUT = {
+    "type": "object",
+    "required": ["sessionId", "url", "paymentId"],
+    "additionalProperties": False,
+    "properties": {
+        "sessionId": {"type": "string", "description": "The Checkout Session's id, cs_..."},
+        "url": {
+            "type": "string",
+            "format": "uri",
+            "description": "Stripe Checkout's page; send the user there",
+        },
+        "paymentId": {"type": "string", "description": "The payment's ULID; the deposit's id once credited"},
+    },
+}
+CHECKOUT_STATUS = {
+    "type": "object",
+    "required": ["status", "paymentStatus", "credited", "amount"],
+    "additionalProperties": False,
+    "properties": {
+        "status": {"type": ["string", "null"], "description": "Stripe's: open, complete or expired"},
+        "paymentStatus": {"type": ["string", "null"], "description": "Stripe's: paid, unpaid, ..."},
+        "credited": {"type": "boolean", "description": "Whether the credits are on the balance"},
+        "amount": {"type": ["integer", "null"], "description": "The credits the pack adds"},
+    },
+}
 
-@app.post("/api/checkout")
+
+@app.post(
+    "/api/checkout",
+    status_code=HTTPStatus.CREATED,
+    summary="Open a Checkout Session for a pack",
+    description="`amount` is the pack's price in minor units; the price list is GET /api/packs.",
+    tags=["Checkout"],
+    security=BEARER,
+    responses={
+        201: {"description": "Opened", "content": {"application/json": {"schema": NEW_CHECKOUT}}},
+        400: documented_error(
+            "The body is not a JSON object of at most 4 KB, or `amount` is not a pack's price"
+        ),
+        502: documented_error("Stripe could not be reached; nothing was charged, try again"),
+    },
+)
 @tracer.capture_method
-def start_checkout() -> tuple[dict[str, Any], HTTPStatus]:
+def start_checkout() -> dict[str, Any]:
     new = checkout.start_checkout(user_id(app), json_object(app).get("amount"))
     logger.info(
         "checkout session created", extra={"session_id": new.session_id, "payment_id": new.payment_id}
     )
-    return {"sessionId": new.session_id, "url": new.url, "paymentId": new.payment_id}, HTTPStatus.CREATED
+    return {"sessionId": new.session_id, "url": new.url, "paymentId": new.payment_id}
 
 
-@app.get("/api/checkout/<session_id>")
+@app.get(
+    "/api/checkout/<session_id>",
+    summary="See a Checkout Session through to credits",
+    description="Back from Checkout: where the session stands, crediting it now if it is paid.",
+    tags=["Checkout"],
+    security=BEARER,
+    responses={
+        200: {"description": "Where it stands", "content": {"application/json": {"schema": CHECKOUT_STATUS}}},
+        404: documented_error("No such Checkout Session for this user"),
+        500: documented_error("The ledger could not be reached; nothing was lost, try again"),
+        502: documented_error("Stripe could not be reached; try again"),
+    },
+)
 @tracer.capture_method
 def complete_checkout(session_id: str) -> dict[str, Any]:
     status = checkout.complete_checkout(user_id(app), session_id)

@@ -11,15 +11,76 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from wallet import ledger, settings
 from wallet.errors import InvalidPageError
-from wallet.http import resolver, user_id
+from wallet.http import documented_error, resolver, user_id
 from wallet.packs import label
 
 logger = Logger()
 tracer = Tracer()
 app = resolver()
 
+# OpenAPI only: what the routes answer, documented without validating anything at run time.
+STATEMENT = {
+    "type": "object",
+    "required": ["userId", "currency", "balance", "transactions", "nextCursor"],
+    "additionalProperties": False,
+    "properties": {
+        "userId": {"type": "string"},
+        "currency": {"type": "string", "description": "ISO 4217, lower case"},
+        "balance": {"type": "integer", "description": "In minor units of the currency"},
+        "transactions": {
+            "type": "array",
+            "description": "Newest first",
+            "items": {
+                "type": "object",
+                "required": ["id", "type", "amount", "source", "paymentId", "createdAt"],
+                "additionalProperties": False,
+                "properties": {
+                    "id": {"type": "string"},
+                    "type": {"type": "string", "enum": [ledger.DEPOSIT]},
+                    "amount": {"type": "integer"},
+                    "source": {"type": "string"},
+                    "paymentId": {"type": "string"},
+                    "createdAt": {"type": "string", "format": "date-time"},
+                },
+            },
+        },
+        "nextCursor": {"type": ["string", "null"], "description": "Pass as `cursor` for the next page"},
+    },
+}
+PRICE_LIST = {
+    "type": "object",
+    "required": ["currency", "packs"],
+    "additionalProperties": False,
+    "properties": {
+        "currency": {"type": "string"},
+        "packs": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["amount", "credits", "label"],
+                "additionalProperties": False,
+                "properties": {
+                    "amount": {"type": "integer", "description": "The price in minor units"},
+                    "credits": {"type": "integer", "description": "What it adds to the balance"},
+                    "label": {"type": "string", "description": "The price for a button, such as $10"},
+                },
+            },
+        },
+    },
+}
 
-@app.get("/api/balance")
+
+@app.get(
+    "/api/balance",
+    summary="The balance and a page of its history",
+    tags=["Balance"],
+    security=[{"bearerAuth": []}],
+    responses={
+        200: {"description": "The statement", "content": {"application/json": {"schema": STATEMENT}}},
+        400: documented_error("`limit` is not 1 to 100, or `cursor` is not one this API returned"),
+        500: documented_error("The ledger could not be reached; try again"),
+    },
+)
 @tracer.capture_method
 def balance() -> dict[str, Any]:
     user = user_id(app)
@@ -43,7 +104,14 @@ def balance() -> dict[str, Any]:
     }
 
 
-@app.get("/api/packs")
+@app.get(
+    "/api/packs",
+    summary="The price list",
+    tags=["Balance"],
+    responses={
+        200: {"description": "The packs on sale", "content": {"application/json": {"schema": PRICE_LIST}}}
+    },
+)
 def packs() -> dict[str, Any]:
     prices = settings.price_list()
     return {
@@ -56,7 +124,8 @@ def _limit() -> int:
     raw = app.current_event.get_query_string_value("limit")
     if raw is None:
         return ledger.DEFAULT_PAGE_SIZE
-    if not raw.isdigit():
+    # ASCII digits, and few of them: int() refuses "²" and anything over 4300 digits.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(ledger.MAX_PAGE_SIZE)):
         raise InvalidPageError(f"limit must be a whole number from 1 to {ledger.MAX_PAGE_SIZE}")
     return int(raw)
 

@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from wallet.errors import InvalidEventError
 from wallet.fulfilment import Result, handle_webhook
-from wallet.http import raw_body, resolver
+from wallet.http import documented_error, raw_body, resolver
 
 # Stripe events are a few kilobytes; anything far larger is not one, and is refused before any HMAC.
 MAX_EVENT_BYTES = 256 * 1024
@@ -32,7 +32,29 @@ METRIC_BY_RESULT = {
 }
 
 
-@app.post("/api/webhooks/stripe")
+@app.post(
+    "/api/webhooks/stripe",
+    summary="Receive a Stripe event",
+    description="Stripe's webhook: paid Checkout Sessions are credited once, however often they arrive.",
+    tags=["Stripe"],
+    responses={
+        200: {
+            "description": "Handled, including what it deliberately does not credit: Stripe stops retrying",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["received"],
+                        "additionalProperties": False,
+                        "properties": {"received": {"const": True}},
+                    }
+                }
+            },
+        },
+        400: documented_error("Not a Stripe event signed with this endpoint's secret"),
+        500: documented_error("The ledger could not be reached; Stripe delivers again"),
+    },
+)
 @tracer.capture_method
 def stripe_webhook() -> dict[str, Any]:
     payload = raw_body(app)

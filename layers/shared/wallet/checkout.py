@@ -48,6 +48,6 @@ def complete_checkout(user_id: str, session_id: str) -> CheckoutStatus:
         status=session.status,
         payment_status=session.payment_status,
         credited=outcome.credited,
-        credits=int(credits) if credits.isdigit() else None,
+        credits=int(credits) if credits.isascii() and credits.isdigit() else None,
         result=outcome.result,
     )

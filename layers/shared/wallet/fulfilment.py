@@ -95,13 +95,17 @@ def _act_on(event: Event) -> Outcome:
 
 def _reason_to_reject(session: CheckoutSession, user_id: str, payment_id: str, credits: str) -> str | None:
     prices = settings.price_list()
+    if session.livemode != settings.stripe_livemode():
+        mode, deployment = ("live", "test") if session.livemode else ("test", "live")
+        return f"a {mode}-mode session in a {deployment}-mode deployment (STRIPE_LIVEMODE)"
     if not user_id or not payment_id or not credits:
         return "metadata userId, paymentId or amount is missing"
     try:
         ULID.from_str(payment_id)
     except ValueError:
         return "metadata paymentId is not a ULID"
-    if not credits.isdigit():
+    # ASCII only: str.isdigit() also passes "²", which int() refuses.
+    if not (credits.isascii() and credits.isdigit()):
         return "metadata amount is not a whole number"
     if session.currency != prices.currency:
         return f"currency {session.currency} is not {prices.currency}"

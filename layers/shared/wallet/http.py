@@ -7,7 +7,7 @@ import base64
 import binascii
 import json
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
@@ -22,6 +22,9 @@ from wallet.errors import (
     PaymentsUnavailableError,
 )
 from wallet.settings import SettingsError
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 MAX_BODY_BYTES = 4096
 logger = Logger(child=True)
@@ -58,6 +61,14 @@ MESSAGES: dict[type[Exception], str] = {
 def error(status: HTTPStatus, code: str, message: str) -> Response[str]:
     body = json.dumps({"error": {"code": code, "message": message}})
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+def documented_error(description: str) -> OpenAPIResponse:
+    """An error response for the OpenAPI document: the one error shape, with what it means here."""
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
 
 
 def resolver() -> APIGatewayHttpResolver:

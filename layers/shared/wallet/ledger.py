@@ -21,11 +21,12 @@ from pynamodb.transactions import TransactWrite
 from ulid import ULID
 
 from wallet.errors import InvalidAmountError, InvalidPageError, LedgerUnavailableError
-from wallet.models import CreditBalance, CreditTransaction
+from wallet.models import CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS, CreditBalance, CreditTransaction
 
 DEPOSIT = "deposit"
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+MAX_CURSOR_LENGTH = 200
 # Real DynamoDB cancels one of two transactions that touch the same item at once; the loser retries.
 CONFLICT_ATTEMPTS = 4
 
@@ -174,12 +175,16 @@ def _encode(transaction_id: str) -> str:
 
 def _decode(cursor: str) -> str:
     """The transaction id a cursor resumes after; it only ever names a row of the caller's own history."""
+    refused = InvalidPageError("cursor is not one this API returned; start again without it")
+    # The cursors issued are about 50 characters; a long one could nest JSON past the recursion limit.
+    if len(cursor) > MAX_CURSOR_LENGTH:
+        raise refused
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         transaction_id = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))["after"]
         ULID.from_str(transaction_id)
     except (binascii.Error, UnicodeError, ValueError, KeyError, TypeError) as exc:
-        raise InvalidPageError("cursor is not one this API returned; start again without it") from exc
+        raise refused from exc
     return str(transaction_id)
 
 
@@ -190,4 +195,6 @@ def _now() -> str:
 @cache
 def _connection() -> Connection:
     # Region, endpoint and credentials come from the environment, as for any AWS SDK client.
-    return Connection()
+    return Connection(
+        connect_timeout_seconds=CONNECT_TIMEOUT_SECONDS, read_timeout_seconds=READ_TIMEOUT_SECONDS
+    )

@@ -7,11 +7,14 @@ from pynamodb.models import Model
 
 from wallet.settings import tables
 
+# Fail fast inside a Lambda's time limit; botocore retries throttling and 5xx with back-off.
+CONNECT_TIMEOUT_SECONDS = 2
+READ_TIMEOUT_SECONDS = 5
+
 
 class _Meta:
-    # Fail fast inside a Lambda's time limit; botocore retries throttling and 5xx with back-off.
-    connect_timeout_seconds = 2
-    read_timeout_seconds = 5
+    connect_timeout_seconds = CONNECT_TIMEOUT_SECONDS
+    read_timeout_seconds = READ_TIMEOUT_SECONDS
 
 
 class CreditBalance(Model):

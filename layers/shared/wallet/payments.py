@@ -6,6 +6,7 @@ sees a Stripe type.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -20,10 +21,12 @@ from wallet.packs import Pack
 
 # The API version this code was written against; Stripe answers in its shapes whatever the account's default.
 API_VERSION = "2026-10-28.endive"
-# Stay well inside the functions' time limit; the SDK retries connection errors, 409, 429 and 5xx.
+# Stay well inside the functions' time limit; the SDK retries timeouts, connection errors, 409 and 5xx.
 TIMEOUT_SECONDS = 8
 NETWORK_RETRIES = 2
 PRODUCT_NAME = "Credits"
+# How far a webhook's signed timestamp may be from now, either way, before the delivery is refused.
+SIGNATURE_TOLERANCE_SECONDS = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +47,7 @@ class CheckoutSession:
     currency: str | None
     payment_intent_id: str | None
     metadata: Mapping[str, str]
+    livemode: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,19 +150,26 @@ def checkout_session(data: Mapping[str, Any]) -> CheckoutSession:
         currency=data.get("currency"),
         payment_intent_id=payment_intent if isinstance(payment_intent, str) else None,
         metadata={str(k): str(v) for k, v in metadata.items()} if isinstance(metadata, Mapping) else {},
+        livemode=data.get("livemode") is True,
     )
 
 
 def verify_event(payload: bytes, signature: str | None, secret: str) -> Event:
-    """The event in `payload` once Stripe's signature over those exact bytes checks out (300 s tolerance)."""
+    """The event in `payload` once Stripe's signature over those exact bytes checks out, signed within
+    SIGNATURE_TOLERANCE_SECONDS of now."""
     if not signature:
         raise InvalidEventError("The Stripe-Signature header is missing.")
     try:
-        event = stripe.Webhook.construct_event(payload, signature, secret).to_dict()
+        event = stripe.Webhook.construct_event(
+            payload, signature, secret, tolerance=SIGNATURE_TOLERANCE_SECONDS
+        ).to_dict()
     except stripe.SignatureVerificationError as exc:
         raise InvalidEventError("The Stripe-Signature header does not match the body or is too old.") from exc
     except (ValueError, TypeError, AttributeError) as exc:
         raise InvalidEventError("The body is not a Stripe event.") from exc
+    # The SDK refuses only old timestamps; one far ahead would keep a captured delivery replayable.
+    if _signed_at(signature) > time.time() + SIGNATURE_TOLERANCE_SECONDS:
+        raise InvalidEventError("The Stripe-Signature timestamp is in the future.")
     data = event.get("data")
     data_object = data.get("object") if isinstance(data, Mapping) else None
     if not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
@@ -169,3 +180,8 @@ def verify_event(payload: bytes, signature: str | None, secret: str) -> Event:
         livemode=bool(event.get("livemode")),
         data_object=data_object if isinstance(data_object, Mapping) else {},
     )
+
+
+def _signed_at(signature: str) -> int:
+    """The `t=` timestamp of a Stripe-Signature header, read as the SDK read it when it verified it."""
+    return int(next(part.split("=", 2)[1] for part in signature.split(",") if part.split("=", 2)[0] == "t"))

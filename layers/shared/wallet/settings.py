@@ -77,6 +77,15 @@ def site_url() -> str:
     return url
 
 
+@cache
+def stripe_livemode() -> bool:
+    """Whether this deployment takes live payments; only sessions of its own mode are ever credited."""
+    value = os.environ.get("STRIPE_LIVEMODE", "false").strip().lower() or "false"
+    if value not in ("true", "false"):
+        raise SettingsError(f"STRIPE_LIVEMODE must be true or false, not {value!r}")
+    return value == "true"
+
+
 def stripe_api_base() -> str | None:
     """Where the Stripe SDK sends API calls: Stripe itself unless the local stack's emulator is set."""
     return os.environ.get("STRIPE_API_BASE", "").strip() or None
