@@ -11,7 +11,6 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from wallet import checkout
-from wallet.fulfilment import Result
 from wallet.http import documented_error, json_object, resolver, user_id
 
 logger = Logger()
@@ -87,6 +86,8 @@ def start_checkout() -> dict[str, Any]:
 )
 @tracer.capture_method
 def complete_checkout(session_id: str) -> dict[str, Any]:
+    from wallet.fulfilment import Result  # with the ledger it needs, loaded by this route only
+
     status = checkout.complete_checkout(user_id(app), session_id)
     if status.result is Result.CREDITED:
         metrics.add_metric(name="CreditsDeposited", unit=MetricUnit.Count, value=1)

@@ -21,7 +21,7 @@ from functions.create_checkout.app import lambda_handler as create_checkout
 from tests.checkout_flow import deliver, start_checkout
 from tests.dynamodb_faults import INTERNAL_ERROR, THROTTLED, TRANSACTION_CONFLICT, failing
 from tests.lambda_events import HttpResponse, api_event, invoke
-from wallet import ledger, payments
+from wallet import ledger, models, payments
 from wallet.models import CreditTransaction
 
 pytestmark = pytest.mark.usefixtures("tables")
@@ -55,7 +55,7 @@ def post_checkout(user: str, amount: int) -> HttpResponse:
 
 
 def transact_client() -> Any:
-    return ledger._connection().client
+    return models.connection().client
 
 
 def eventually(check: Callable[[], bool], timeout: float = 10) -> bool:

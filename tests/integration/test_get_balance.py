@@ -13,8 +13,7 @@ from ulid import ULID
 from functions.get_balance.app import lambda_handler
 from tests.dynamodb_faults import INTERNAL_ERROR, failing
 from tests.lambda_events import api_event, invoke
-from wallet import ledger
-from wallet.models import CreditBalance
+from wallet import ledger, models
 
 pytestmark = pytest.mark.usefixtures("tables")
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,7 +112,7 @@ def test_a_user_id_in_the_query_is_ignored() -> None:
 
 
 def test_a_dynamodb_failure_is_a_500_without_internals() -> None:
-    client = CreditBalance._get_connection().connection.client
+    client = models.connection().client
     with failing(client, "GetItem", INTERNAL_ERROR):
         status, body = get_balance("alice")
 

@@ -9,7 +9,7 @@ import pytest
 from ulid import ULID
 
 from tests.dynamodb_faults import INTERNAL_ERROR, THROTTLED, TRANSACTION_CONFLICT, failing
-from wallet import ledger
+from wallet import ledger, models
 from wallet.ledger import Credit, InvalidAmountError, InvalidPageError, LedgerUnavailableError
 from wallet.models import CreditTransaction
 
@@ -34,7 +34,7 @@ def rows(user_id: str) -> list[CreditTransaction]:
 
 
 def transact_client() -> object:
-    return ledger._connection().client
+    return models.connection().client
 
 
 def test_a_first_deposit_writes_one_row_and_the_balance() -> None:

@@ -14,7 +14,7 @@ from devstack.stripe_emulator import StripeEmulator
 from tests.checkout_flow import deliver, post_webhook, start_checkout, variant, webhook_request
 from tests.dynamodb_faults import INTERNAL_ERROR, failing
 from tests.lambda_pool import Containers
-from wallet import ledger
+from wallet import ledger, models
 from wallet.models import CreditTransaction
 
 pytestmark = pytest.mark.usefixtures("tables")
@@ -219,7 +219,7 @@ def test_a_dynamodb_failure_is_a_500_and_redelivery_credits_once(stripe_emulator
     [completed] = stripe_emulator.pay(start_checkout("alice", 5000))
     signed = stripe_emulator.sign(completed)
 
-    with failing(ledger._connection().client, "TransactWriteItems", INTERNAL_ERROR):
+    with failing(models.connection().client, "TransactWriteItems", INTERNAL_ERROR):
         failed = deliver(signed)
 
     assert failed.status == 500

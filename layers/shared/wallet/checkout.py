@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from wallet import payments, settings
 from wallet.errors import CheckoutSessionNotFoundError, InvalidAmountError
-from wallet.fulfilment import Result, fulfil
 from wallet.payments import NewCheckout
+
+if TYPE_CHECKING:
+    from wallet.fulfilment import Result
 
 SESSION_ID = re.compile(r"cs_[A-Za-z0-9_]{1,250}")
 
@@ -42,6 +45,9 @@ def complete_checkout(user_id: str, session_id: str) -> CheckoutStatus:
     # Another user's session is answered exactly like one that does not exist.
     if session.metadata.get("userId") != user_id:
         raise CheckoutSessionNotFoundError(session_id)
+    # Imported here: opening a session (POST) needs no DynamoDB, and its cold start skips pynamodb.
+    from wallet.fulfilment import fulfil
+
     outcome = fulfil(session)
     credits = session.metadata.get("amount", "")
     return CheckoutStatus(

@@ -13,15 +13,13 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from functools import cache
 
-from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactWriteError
 from pynamodb.transactions import TransactWrite
 from ulid import ULID
 
 from wallet.errors import InvalidAmountError, InvalidPageError, LedgerUnavailableError
-from wallet.models import CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS, CreditBalance, CreditTransaction
+from wallet.models import CreditBalance, CreditTransaction, connection
 
 DEPOSIT = "deposit"
 DEFAULT_PAGE_SIZE = 20
@@ -99,7 +97,7 @@ def add_credits(
     )
     for attempt in range(1, CONFLICT_ATTEMPTS + 1):
         try:
-            with TransactWrite(connection=_connection()) as transaction:
+            with TransactWrite(connection=connection()) as transaction:
                 transaction.save(deposit, condition=CreditTransaction.transaction_id.does_not_exist())
                 transaction.update(
                     CreditBalance(user_id),
@@ -190,11 +188,3 @@ def _decode(cursor: str) -> str:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-@cache
-def _connection() -> Connection:
-    # Region, endpoint and credentials come from the environment, as for any AWS SDK client.
-    return Connection(
-        connect_timeout_seconds=CONNECT_TIMEOUT_SECONDS, read_timeout_seconds=READ_TIMEOUT_SECONDS
-    )

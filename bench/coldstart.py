@@ -1,0 +1,311 @@
+"""Cold start and peak memory: each handler's imports and first request in fresh processes, side by side
+with the libraries it truly needs making the same calls, and with a naive handler that imports everything."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import py_compile
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from ulid import ULID
+
+from bench import environment
+from bench.local import Servers, median, percentile
+from bench.probe import PREFIX
+from bench.report import Row, within
+
+SECTION = "Cold start (imports + first request, fresh process)"
+MEMORY_SECTION = "Peak memory (VmHWM after imports + first request, fresh process)"
+FUNCTIONS = ("get_balance", "stripe_webhook", "create_checkout")
+VARIANTS = ("handler", "libraries", "naive")
+EXPECTED_STATUS = {"get_balance": 200, "stripe_webhook": 200, "create_checkout": 201}
+BUDGET = 1.10
+LIMIT_MB = environment.LAMBDA_SMALLEST_MB
+RUNS = 9
+USER = "bench-cold"
+# What a shell passes on; everything else the process sees is set here, as Lambda sets it.
+PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
+
+
+@dataclass(frozen=True)
+class Probe:
+    imports_ms: float
+    first_request_ms: float
+    imports_cpu_ms: float
+    first_request_cpu_ms: float
+    peak_mb: float
+    modules: int
+    dynamodb_clients: int
+
+    @property
+    def total_ms(self) -> float:
+        return self.imports_ms + self.first_request_ms
+
+    @property
+    def total_cpu_ms(self) -> float:
+        return self.imports_cpu_ms + self.first_request_cpu_ms
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Medians over the runs of one function and variant."""
+
+    total_ms: float
+    total_cpu_ms: float
+    imports_cpu_ms: float
+    first_request_cpu_ms: float
+    peak_mb: float
+    modules: int
+    dynamodb_clients: int
+
+    @classmethod
+    def of(cls, probes: list[Probe]) -> Summary:
+        return cls(
+            median([p.total_ms for p in probes]),
+            median([p.total_cpu_ms for p in probes]),
+            median([p.imports_cpu_ms for p in probes]),
+            median([p.first_request_cpu_ms for p in probes]),
+            median([p.peak_mb for p in probes]),
+            round(median([p.modules for p in probes])),
+            max(p.dynamodb_clients for p in probes),
+        )
+
+    def describe(self) -> str:
+        return (
+            f"CPU {self.total_cpu_ms:.0f} ms ({self.imports_cpu_ms:.0f} import + "
+            f"{self.first_request_cpu_ms:.0f} request), wall {self.total_ms:.0f} ms"
+        )
+
+
+@contextmanager
+def bytecode_cache() -> Iterator[str]:
+    """A bytecode cache of the probes' own, so that they never write into the tree and, as on Lambda,
+    never compile the product at a cold start, even if its sources change while the benchmark runs."""
+    prefix = tempfile.mkdtemp(prefix="bench-pycache-")
+    try:
+        yield prefix
+    finally:
+        shutil.rmtree(prefix, ignore_errors=True)
+
+
+def compile_product(prefix: str) -> None:
+    sources = [
+        *(environment.ROOT / "layers/shared/wallet").glob("*.py"),
+        *(environment.ROOT / "functions").glob("*/*.py"),
+    ]
+    saved, sys.pycache_prefix = sys.pycache_prefix, prefix
+    try:
+        for source in sources:
+            py_compile.compile(str(source), cfile=importlib.util.cache_from_source(str(source)), quiet=2)
+    finally:
+        sys.pycache_prefix = saved
+
+
+def run(servers: Servers) -> tuple[list[Row], list[str]]:
+    with bytecode_cache() as prefix:
+        return _run(servers, prefix)
+
+
+def _run(servers: Servers, prefix: str) -> tuple[list[Row], list[str]]:
+    from wallet import ledger
+
+    servers.fresh()
+    for amount in (1000, 5000, 10000):
+        ledger.add_credits(USER, amount, source="stripe_payment", payment_id=str(ULID()), currency="usd")
+    probes: dict[tuple[str, str], list[Probe]] = defaultdict(list)
+    order = random.Random(20261126)
+    functions, variants = list(FUNCTIONS), list(VARIANTS)
+    # The first run fills the page cache and the bytecode cache, and is not counted.
+    for run_number in range(RUNS + 1):
+        order.shuffle(functions)
+        for function in functions:
+            # A function's variants back to back, so that they share the machine's load of the moment.
+            order.shuffle(variants)
+            for variant in variants:
+                probe = _probe(servers, prefix, function, variant)
+                if run_number:
+                    probes[function, variant].append(probe)
+
+    rows: list[Row] = []
+    findings: list[str] = []
+    for function in FUNCTIONS:
+        handler, libraries, naive = (Summary.of(probes[function, variant]) for variant in VARIANTS)
+        # Spread: each run's ratio, its variants having run back to back under the same load.
+        cpu_ratios = _paired_ratios(
+            probes[function, "handler"], probes[function, "libraries"], "total_cpu_ms"
+        )
+        cpu = handler.total_cpu_ms / libraries.total_cpu_ms
+        wall = handler.total_ms / libraries.total_ms
+        quartiles = f"{percentile(cpu_ratios, 0.25):.2f}-{percentile(cpu_ratios, 0.75):.2f}"
+        rows.append(
+            Row(
+                SECTION,
+                f"{function}: handler",
+                handler.describe(),
+                f"libraries only: {libraries.describe()}",
+                f"{cpu:.2f}x CPU (runs' quartiles {quartiles}), {wall:.2f}x wall",
+                f"<= {BUDGET:.2f}x CPU",
+                within(cpu, BUDGET),
+            )
+        )
+        saved = naive.total_cpu_ms - handler.total_cpu_ms
+        rows.append(
+            Row(
+                SECTION,
+                f"{function}: naive eager imports",
+                f"{naive.describe()}; {naive.modules} modules",
+                f"handler: CPU {handler.total_cpu_ms:.0f} ms, {handler.modules} modules",
+                f"{naive.total_cpu_ms / handler.total_cpu_ms:.2f}x: lazy imports save {saved:.0f} ms",
+            )
+        )
+        findings.append(_diagnosis(servers, prefix, function, handler, libraries, cpu))
+    for function in FUNCTIONS:
+        handler, libraries, naive = (Summary.of(probes[function, variant]) for variant in VARIANTS)
+        rows.append(
+            Row(
+                MEMORY_SECTION,
+                f"{function}: handler",
+                f"{handler.peak_mb:.1f} MB",
+                f"libraries only {libraries.peak_mb:.1f} MB, naive {naive.peak_mb:.1f} MB",
+                f"{handler.peak_mb / LIMIT_MB:.0%} of {LIMIT_MB} MB",
+                f"<= {LIMIT_MB} MB",
+                handler.peak_mb <= LIMIT_MB,
+            )
+        )
+    return rows, findings
+
+
+def _diagnosis(
+    servers: Servers, prefix: str, function: str, handler: Summary, libraries: Summary, ratio: float
+) -> str:
+    verdict = "meets" if within(ratio, BUDGET) else "misses"
+    extra = _extra_imports(servers, prefix, function) or "nothing"
+    return (
+        f"{function} {verdict} the cold-start budget ({ratio:.2f}x). "
+        f"Imports: CPU {handler.imports_cpu_ms:.0f} ms against {libraries.imports_cpu_ms:.0f} ms; "
+        f"beyond the baseline's, it imports {extra} (-X importtime, own time). "
+        f"First request: CPU {handler.first_request_cpu_ms:.0f} ms against "
+        f"{libraries.first_request_cpu_ms:.0f} ms, building {handler.dynamodb_clients} botocore "
+        f"DynamoDB client(s) where the baseline builds {libraries.dynamodb_clients}."
+    )
+
+
+def _paired_ratios(handler: list[Probe], libraries: list[Probe], field: str) -> list[float]:
+    return [getattr(h, field) / getattr(b, field) for h, b in zip(handler, libraries, strict=True)]
+
+
+def _probe(servers: Servers, prefix: str, function: str, variant: str) -> Probe:
+    completed = _run_probe(servers, prefix, function, variant)
+    for line in completed.stdout.splitlines():
+        if line.startswith(PREFIX):
+            result = json.loads(line.removeprefix(PREFIX))
+            break
+    else:
+        raise RuntimeError(
+            f"{function} {variant}: no result\n{completed.stdout[-2000:]}{completed.stderr[-4000:]}"
+        )
+    if result["status"] != EXPECTED_STATUS[function]:
+        raise RuntimeError(f"{function} {variant} answered {result['status']}:\n{completed.stdout[-2000:]}")
+    return Probe(
+        result["imports_ms"],
+        result["first_request_ms"],
+        result["imports_cpu_ms"],
+        result["first_request_cpu_ms"],
+        result["peak_mb"],
+        result["modules"],
+        result["dynamodb_clients"],
+    )
+
+
+def _run_probe(
+    servers: Servers, prefix: str, function: str, variant: str, *options: str
+) -> subprocess.CompletedProcess[str]:
+    compile_product(prefix)
+    completed = subprocess.run(
+        [sys.executable, *options, "-m", "bench.probe", function, variant],
+        input=json.dumps(_request(servers, function)),
+        capture_output=True,
+        text=True,
+        cwd=environment.ROOT,
+        env=_lambda_environment(servers, function) | {"PYTHONPYCACHEPREFIX": prefix},
+        timeout=120,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"{function} {variant} failed:\n{completed.stderr[-4000:]}")
+    return completed
+
+
+def _request(servers: Servers, function: str) -> dict[str, Any]:
+    from tests.checkout_flow import webhook_request
+    from tests.lambda_events import api_event
+    from wallet.payments import API_VERSION
+
+    if function == "get_balance":
+        return {"event": api_event("GET", "/api/balance", user=USER)}
+    if function == "stripe_webhook":
+        # A new payment each time, so every first request is a credit rather than a duplicate.
+        event = webhook_request(servers.sign(servers.paid_event(USER, 1000)))
+        now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return {"event": event, "now": now}
+    body = json.dumps({"amount": 1000})
+    return {"event": api_event("POST", "/api/checkout", user=USER, body=body), "stripe_version": API_VERSION}
+
+
+def _lambda_environment(servers: Servers, function: str) -> dict[str, str]:
+    """What the Lambda runtime and template.yaml give a function, pointed at the local servers."""
+    shell = {name: os.environ[name] for name in PASSED_THROUGH if name in os.environ}
+    code = environment.ROOT / "functions" / function
+    return (
+        shell
+        | environment.SETTINGS
+        | {
+            "PYTHONPATH": os.pathsep.join([str(environment.ROOT / "layers/shared"), str(environment.ROOT)]),
+            "LAMBDA_TASK_ROOT": str(code),
+            "AWS_LAMBDA_FUNCTION_NAME": function,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(environment.LAMBDA_SMALLEST_MB),
+            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
+            "AWS_ENDPOINT_URL_DYNAMODB": servers.dynamodb.endpoint_url,
+            "STRIPE_API_BASE": servers.stripe.api_base,
+        }
+    )
+
+
+def _extra_imports(servers: Servers, prefix: str, function: str) -> str:
+    """The packages the handler imports that the libraries-only baseline does not, by `-X importtime`."""
+    handler = _import_times(servers, prefix, function, "handler")
+    libraries = _import_times(servers, prefix, function, "libraries")
+    by_package: dict[str, list[int]] = defaultdict(list)
+    for module, self_us in handler.items():
+        if module not in libraries:
+            by_package[module.split(".")[0]].append(self_us)
+    ranked = sorted(by_package.items(), key=lambda item: -sum(item[1]))
+    return ", ".join(
+        f"{package} {sum(times) / 1000:.1f} ms ({len(times)} module{'s' if len(times) > 1 else ''})"
+        for package, times in ranked
+        if sum(times) >= 500
+    )
+
+
+def _import_times(servers: Servers, prefix: str, function: str, variant: str) -> dict[str, int]:
+    """Each module imported, and the microseconds its own body took (children excluded)."""
+    stderr = _run_probe(servers, prefix, function, variant, "-X", "importtime").stderr
+    times: dict[str, int] = {}
+    for line in stderr.splitlines():
+        if not line.startswith("import time:") or "[us]" in line:
+            continue
+        self_us, _, name = line.removeprefix("import time:").split("|")
+        times[name.strip()] = int(self_us)
+    return times

@@ -1,0 +1,117 @@
+"""Round trips per request: DynamoDB calls counted on botocore's clients, Stripe's in the emulator's log."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from bench.local import Servers
+from bench.report import Row
+
+SECTION = "Round trips (one invocation of the real handler)"
+
+
+class DynamoDBCalls:
+    """Counts the API calls made on every DynamoDB client the functions use, for as long as it is open."""
+
+    EVENT = "before-call.dynamodb"
+
+    def __init__(self) -> None:
+        from wallet import models
+        from wallet.models import CreditBalance, CreditTransaction
+
+        # Every client the ledger's writes and each model's reads could go through (one, when shared).
+        candidates = [
+            models.connection().client,
+            CreditBalance._get_connection().connection.client,
+            CreditTransaction._get_connection().connection.client,
+        ]
+        self.clients = list({id(client): client for client in candidates}.values())
+        self.operations: list[str] = []
+        for client in self.clients:
+            client.meta.events.register(self.EVENT, self._count)
+
+    def _count(self, model: Any, **_: Any) -> None:
+        self.operations.append(model.name)
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.meta.events.unregister(self.EVENT, self._count)
+
+
+def run(servers: Servers) -> list[Row]:
+    from functions.create_checkout.app import lambda_handler as create_checkout
+    from functions.get_balance.app import lambda_handler as get_balance
+    from functions.stripe_webhook.app import lambda_handler as stripe_webhook
+    from tests.checkout_flow import webhook_request
+    from tests.lambda_events import api_event, invoke
+
+    servers.fresh()
+    calls = DynamoDBCalls()
+    user = "bench-round-trips"
+
+    def measure(handler: Callable[..., Any], event: dict[str, Any]) -> tuple[int, list[str], int, Any]:
+        calls.operations.clear()
+        before = len(servers.stripe.requests)
+        response = invoke(handler, event)
+        return response.status, list(calls.operations), len(servers.stripe.requests) - before, response.body
+
+    try:
+        status, dynamodb, stripe, body = measure(
+            create_checkout, api_event("POST", "/api/checkout", user=user, body=json.dumps({"amount": 5000}))
+        )
+        _expect(status, 201, "POST /api/checkout", body)
+        checkout = _row(
+            "POST /api/checkout", dynamodb, stripe, "Stripe = 1, DynamoDB = 0", stripe == 1 and not dynamodb
+        )
+
+        [completed] = servers.stripe.pay(body["sessionId"])
+        signed = servers.sign(completed)
+        status, dynamodb, stripe, body = measure(stripe_webhook, webhook_request(signed))
+        _expect(status, 200, "webhook credit", body)
+        credit = _row(
+            "Webhook: a credit",
+            dynamodb,
+            stripe,
+            "DynamoDB = 1, Stripe = 0",
+            len(dynamodb) == 1 and not stripe,
+        )
+
+        status, dynamodb, stripe, body = measure(stripe_webhook, webhook_request(signed.resigned()))
+        _expect(status, 200, "webhook duplicate", body)
+        duplicate = _row(
+            "Webhook: a duplicate delivery",
+            dynamodb,
+            stripe,
+            "DynamoDB = 1",
+            len(dynamodb) == 1 and not stripe,
+        )
+
+        status, dynamodb, stripe, body = measure(get_balance, api_event("GET", "/api/balance", user=user))
+        _expect(status, 200, "GET /api/balance", body)
+        balance = _row(
+            "GET /api/balance", dynamodb, stripe, "DynamoDB <= 2", len(dynamodb) <= 2 and not stripe
+        )
+
+        path = {"sessionId": completed["data"]["object"]["id"]}
+        status, dynamodb, stripe, body = measure(
+            create_checkout, api_event("GET", "/api/checkout/{sessionId}", user=user, path_parameters=path)
+        )
+        _expect(status, 200, "GET /api/checkout/{sessionId}", body)
+        back = _row("GET /api/checkout/{id} (back from Checkout)", dynamodb, stripe, "", None)
+    finally:
+        calls.close()
+    return [credit, duplicate, balance, checkout, back]
+
+
+def _row(measure: str, dynamodb: list[str], stripe: int, budget: str, holds: bool | None) -> Row:
+    operations = f" ({', '.join(dynamodb)})" if dynamodb else ""
+    return Row(
+        SECTION, measure, f"DynamoDB {len(dynamodb)}{operations}, Stripe {stripe}", budget=budget, holds=holds
+    )
+
+
+def _expect(status: int, expected: int, what: str, body: Any) -> None:
+    if status != expected:
+        raise RuntimeError(f"{what} answered {status}, not {expected}: {body}")
