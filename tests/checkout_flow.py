@@ -10,6 +10,8 @@ from devstack.stripe_emulator import SignedEvent, StripeEmulator
 from functions.create_checkout.app import lambda_handler as create_checkout
 from functions.stripe_webhook.app import lambda_handler as stripe_webhook
 from tests.lambda_events import HttpResponse, api_event, invoke
+from wallet import ledger
+from wallet.models import CreditTransaction
 
 
 def start_checkout(user: str, amount: int) -> str:
@@ -52,3 +54,17 @@ def variant(emulator: StripeEmulator, event: dict[str, Any], **changes: Any) -> 
         changed["type"] = changes.pop("type")
     changed["data"]["object"].update(changes)
     return emulator.sign(changed)
+
+
+Ledger = dict[str, tuple[int, list[tuple[str, int]]]]
+
+
+def ledger_of(*users: str) -> Ledger:
+    """Each user's balance and deposit rows (id, amount): what "the ledger is unchanged" compares."""
+    return {
+        user: (
+            ledger.get_balance(user),
+            sorted((row.transaction_id, int(row.amount)) for row in CreditTransaction.query(user)),
+        )
+        for user in users
+    }

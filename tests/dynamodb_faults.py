@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ReadTimeoutError
 
 PREFIX = "com.amazonaws.dynamodb.v20120810#"
 
@@ -30,6 +31,11 @@ TRANSACTION_CONFLICT = (
 )
 
 
+# Not an answer at all: reading DynamoDB's answer times out, as over a stalled connection.
+TIMED_OUT = None
+Fault = tuple[int, dict[str, Any]] | None
+
+
 class _Body:
     def __init__(self, content: bytes) -> None:
         self._content = content
@@ -39,17 +45,17 @@ class _Body:
 
 
 @contextmanager
-def failing(
-    client: Any, operation: str, fault: tuple[int, dict[str, Any]], times: int | None = None
-) -> Iterator[list[str]]:
+def failing(client: Any, operation: str, fault: Fault, times: int | None = None) -> Iterator[list[str]]:
     """Answer `operation` with `fault` (the first `times` calls, or all); yields the calls it answered."""
     answered: list[str] = []
-    status, body = fault
 
     def answer(request: Any, **_: Any) -> AWSResponse | None:
         if times is not None and len(answered) >= times:
             return None
         answered.append(operation)
+        if fault is TIMED_OUT:
+            raise ReadTimeoutError(endpoint_url=request.url)
+        status, body = fault
         headers = {"x-amzn-RequestId": "injected", "Content-Type": "application/x-amz-json-1.0"}
         return AWSResponse(request.url, status, headers, _Body(json.dumps(body).encode()))
 

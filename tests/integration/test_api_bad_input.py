@@ -23,24 +23,13 @@ from devstack.auth import LocalIssuer
 from devstack.gateway import Gateway, GatewayServer
 from devstack.stack import ISSUER
 from devstack.stripe_emulator import StripeEmulator
-from tests.checkout_flow import start_checkout
+from tests.checkout_flow import ledger_of, start_checkout
 from wallet import ledger
 from wallet.models import CreditTransaction
 
 pytestmark = pytest.mark.usefixtures("tables")
 
 USERS = ("alice", "bob")
-Ledger = dict[str, tuple[int, list[tuple[str, int]]]]
-
-
-def ledger_of(*users: str) -> Ledger:
-    return {
-        user: (
-            ledger.get_balance(user),
-            sorted((row.transaction_id, int(row.amount)) for row in CreditTransaction.query(user)),
-        )
-        for user in users
-    }
 
 
 @dataclass(frozen=True)

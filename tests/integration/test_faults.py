@@ -13,13 +13,12 @@ from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSResponse
-from botocore.exceptions import ReadTimeoutError
 from botocore.httpsession import URLLib3Session
 
 from devstack.stripe_emulator import ApiRequest, SignedEvent, StripeEmulator
 from functions.create_checkout.app import lambda_handler as create_checkout
 from tests.checkout_flow import deliver, start_checkout
-from tests.dynamodb_faults import INTERNAL_ERROR, THROTTLED, TRANSACTION_CONFLICT, failing
+from tests.dynamodb_faults import INTERNAL_ERROR, THROTTLED, TIMED_OUT, TRANSACTION_CONFLICT, failing
 from tests.lambda_events import HttpResponse, api_event, invoke
 from wallet import ledger, models, payments
 from wallet.models import CreditTransaction
@@ -71,23 +70,6 @@ def eventually(check: Callable[[], bool], timeout: float = 10) -> bool:
 
 
 @contextmanager
-def timing_out(client: Any, operation: str) -> Iterator[list[str]]:
-    """Every `operation` times out reading DynamoDB's answer, as over a stalled connection."""
-    answered: list[str] = []
-
-    def answer(request: Any, **_: Any) -> None:
-        answered.append(operation)
-        raise ReadTimeoutError(endpoint_url=request.url)
-
-    event = f"before-send.dynamodb.{operation}"
-    client.meta.events.register(event, answer)
-    try:
-        yield answered
-    finally:
-        client.meta.events.unregister(event, answer)
-
-
-@contextmanager
 def committed_then_500(client: Any, operation: str) -> Iterator[list[str]]:
     """The first `operation` reaches DynamoDB and is carried out, but its answer is lost to a 500."""
     answered: list[str] = []
@@ -121,7 +103,7 @@ PERSISTENT_FAULTS: dict[str, Callable[[], Any]] = {
     "throttled": lambda: failing(transact_client(), "TransactWriteItems", THROTTLED),
     "500": lambda: failing(transact_client(), "TransactWriteItems", INTERNAL_ERROR),
     "transaction conflicts": lambda: failing(transact_client(), "TransactWriteItems", TRANSACTION_CONFLICT),
-    "read timeout": lambda: timing_out(transact_client(), "TransactWriteItems"),
+    "read timeout": lambda: failing(transact_client(), "TransactWriteItems", TIMED_OUT),
 }
 
 

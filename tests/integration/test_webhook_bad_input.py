@@ -23,29 +23,16 @@ from ulid import ULID
 from devstack.stripe_emulator import StripeEmulator
 from functions.create_checkout.app import lambda_handler as create_checkout
 from functions.stripe_webhook.app import lambda_handler as stripe_webhook
-from tests.checkout_flow import start_checkout, webhook_request
+from tests.checkout_flow import Ledger, ledger_of, start_checkout, webhook_request
 from tests.lambda_events import HttpResponse, api_event, invoke
 from wallet import ledger, settings
-from wallet.models import CreditTransaction
 
 pytestmark = pytest.mark.usefixtures("tables")
 
 SECRET = os.environ["STRIPE_WEBHOOK_SECRET"]
 USERS = ("alice", "bob")
 PRICE = 5000
-Ledger = dict[str, tuple[int, list[tuple[str, int]]]]
 Event = dict[str, Any]
-
-
-def ledger_of(*users: str) -> Ledger:
-    """Each user's balance and deposit rows (id, amount): what "the ledger is unchanged" compares."""
-    return {
-        user: (
-            ledger.get_balance(user),
-            sorted((row.transaction_id, int(row.amount)) for row in CreditTransaction.query(user)),
-        )
-        for user in users
-    }
 
 
 @dataclass(frozen=True)
