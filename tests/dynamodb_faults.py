@@ -9,6 +9,7 @@ from typing import Any
 
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ReadTimeoutError
+from botocore.httpsession import URLLib3Session
 
 PREFIX = "com.amazonaws.dynamodb.v20120810#"
 
@@ -45,14 +46,21 @@ class _Body:
 
 
 @contextmanager
-def failing(client: Any, operation: str, fault: Fault, times: int | None = None) -> Iterator[list[str]]:
-    """Answer `operation` with `fault` (the first `times` calls, or all); yields the calls it answered."""
+def failing(
+    client: Any, operation: str, fault: Fault, times: int | None = None, *, after_sending: bool = False
+) -> Iterator[list[str]]:
+    """Answer `operation` with `fault` (the first `times` calls, or all); yields the calls it answered.
+
+    `after_sending`: the request still reaches DynamoDB and is carried out; only its answer is lost.
+    """
     answered: list[str] = []
 
     def answer(request: Any, **_: Any) -> AWSResponse | None:
         if times is not None and len(answered) >= times:
             return None
         answered.append(operation)
+        if after_sending:
+            URLLib3Session().send(request)
         if fault is TIMED_OUT:
             raise ReadTimeoutError(endpoint_url=request.url)
         status, body = fault

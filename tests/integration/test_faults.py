@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from botocore.awsrequest import AWSResponse
-from botocore.httpsession import URLLib3Session
 
 from devstack.stripe_emulator import ApiRequest, SignedEvent, StripeEmulator
 from functions.create_checkout.app import lambda_handler as create_checkout
@@ -67,36 +64,6 @@ def eventually(check: Callable[[], bool], timeout: float = 10) -> bool:
 
 
 # -- DynamoDB --------------------------------------------------------------------------------------------
-
-
-@contextmanager
-def committed_then_500(client: Any, operation: str) -> Iterator[list[str]]:
-    """The first `operation` reaches DynamoDB and is carried out, but its answer is lost to a 500."""
-    answered: list[str] = []
-    http = URLLib3Session()
-
-    def answer(request: Any, **_: Any) -> AWSResponse | None:
-        if answered:
-            return None
-        answered.append(operation)
-        http.send(request)
-        headers = {"x-amzn-RequestId": "lost", "Content-Type": "application/x-amz-json-1.0"}
-        return AWSResponse(request.url, 500, headers, _Body(b'{"__type": "InternalServerError"}'))
-
-    event = f"before-send.dynamodb.{operation}"
-    client.meta.events.register(event, answer)
-    try:
-        yield answered
-    finally:
-        client.meta.events.unregister(event, answer)
-
-
-class _Body:
-    def __init__(self, content: bytes) -> None:
-        self._content = content
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self._content
 
 
 PERSISTENT_FAULTS: dict[str, Callable[[], Any]] = {
@@ -168,7 +135,9 @@ def test_a_deposit_committed_whose_answer_was_lost_is_not_credited_twice(
 ) -> None:
     signed, _, payment_id = paid
 
-    with committed_then_500(transact_client(), "TransactWriteItems") as answered:
+    with failing(
+        transact_client(), "TransactWriteItems", INTERNAL_ERROR, times=1, after_sending=True
+    ) as answered:
         response = deliver(signed)
 
     assert answered == ["TransactWriteItems"]
