@@ -26,6 +26,7 @@ DEFAULTS = {
     "PORT": "3000",
     "CREDIT_BALANCE_TABLE": "CreditBalance",
     "CREDIT_TRANSACTION_TABLE": "CreditTransaction",
+    "CREDIT_GUARD_TABLE": "CreditGuard",
     "AWS_DEFAULT_REGION": "us-east-1",
     "CURRENCY": "usd",
     "CREDIT_PACKS": "1000,5000,10000",
@@ -87,6 +88,7 @@ class DevStack:
             {
                 "CreditBalanceTable": self.settings["CREDIT_BALANCE_TABLE"],
                 "CreditTransactionTable": self.settings["CREDIT_TRANSACTION_TABLE"],
+                "CreditGuardTable": self.settings["CREDIT_GUARD_TABLE"],
             }
         )
         self.issuer = LocalIssuer(ISSUER)
@@ -132,6 +134,7 @@ class DevStack:
         names = [
             "CREDIT_BALANCE_TABLE",
             "CREDIT_TRANSACTION_TABLE",
+            "CREDIT_GUARD_TABLE",
             "AWS_DEFAULT_REGION",
             "CURRENCY",
             "CREDIT_PACKS",

@@ -8,11 +8,12 @@ import pytest
 from pynamodb.models import Model
 
 from devstack.template import load, resources, table_definitions
-from wallet.models import CreditBalance, CreditTransaction
+from wallet.models import CreditBalance, CreditGuard, CreditTransaction
 
 MODELS: dict[str, type[Model]] = {
     "CreditBalanceTable": CreditBalance,
     "CreditTransactionTable": CreditTransaction,
+    "CreditGuardTable": CreditGuard,
 }
 
 
