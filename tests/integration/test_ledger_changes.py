@@ -187,7 +187,9 @@ def test_an_adjustment_either_way_carries_its_reason_and_actor_and_may_go_below_
     down = ledger.adjust("alice", -900, idempotency_key="a2", reason="abuse", actor=SERVICE, currency="usd")
 
     assert (up.balance, down.balance) == (600, -300)
-    adjustments = sorted((int(r.amount), r.description, r.actor) for r in rows("alice") if r.type == "adjustment")
+    adjustments = sorted(
+        (int(r.amount), r.description, r.actor) for r in rows("alice") if r.type == "adjustment"
+    )
     assert adjustments == [(-900, "abuse", SERVICE), (500, "goodwill", SERVICE)]
     assert assert_balance_is_the_sum_of_rows("alice") == -300
 

@@ -110,6 +110,7 @@ def add_credits(
     stripe_session_id: str | None = None,
     stripe_payment_intent_id: str | None = None,
     stripe_event_id: str | None = None,
+    amount_paid: int | None = None,
 ) -> Credit:
     """Deposit `amount` for `payment_id` once: a second call for the same payment changes nothing.
 
@@ -130,6 +131,7 @@ def add_credits(
         stripe_session_id=stripe_session_id,
         stripe_payment_intent_id=stripe_payment_intent_id,
         stripe_event_id=stripe_event_id,
+        amount_paid=amount_paid,
         created_at=now,
     )
 
@@ -250,6 +252,8 @@ class Deposit:
     user_id: str
     payment_id: str
     credits: int
+    paid: int | None
+    """What the customer paid, in minor units; not recorded on deposits made before refunds were."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,7 +298,12 @@ def deposit_for(payment_intent_id: str) -> Deposit | None:
     if not deposits:
         return None
     row = deposits[0]
-    return Deposit(row.user_id, row.transaction_id, int(row.amount))
+    return Deposit(
+        row.user_id,
+        row.transaction_id,
+        int(row.amount),
+        None if row.amount_paid is None else int(row.amount_paid),
+    )
 
 
 def claw_back(
@@ -302,14 +311,15 @@ def claw_back(
     reversal: Reversal,
     *,
     taken: int,
-    paid: int,
+    paid: int | None,
     currency: str,
     stripe_event_id: str | None = None,
     final: bool = False,
 ) -> PaymentChange:
     """Take back the share of a deposit's credits that Stripe took back of its payment.
 
-    `taken` is cumulative (a charge's `amount_refunded`, a dispute's `amount`) out of `paid`, so a stale
+    `taken` is cumulative (a charge's `amount_refunded`, a dispute's `amount`) out of `paid` (by default
+    what the deposit recorded as paid, else `taken` itself: all of it), so a stale
     or repeated event takes nothing more. A full refund takes exactly the credits granted, bonus
     included; a part takes its share, rounded half up. Refunds and disputes together never take more
     than the deposit gave. A dispute already won or lost takes nothing more, unless `final` (lost), which
@@ -317,7 +327,7 @@ def claw_back(
     """
 
     def decide(deposit: Deposit, state: PaymentState) -> tuple[str, int, PaymentState] | None:
-        target = _share(deposit.credits, taken, paid)
+        target = _share(deposit.credits, taken, paid or deposit.paid or taken)
         left = deposit.credits - state.refunded - state.disputed
         if reversal is Reversal.REFUND:
             more = min(target - state.refunded, left)

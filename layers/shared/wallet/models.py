@@ -54,7 +54,7 @@ class DepositsByPaymentIntent(GlobalSecondaryIndex["CreditTransaction"]):  # typ
 
     class Meta:
         index_name = "byPaymentIntent"
-        projection = IncludeProjection(["type", "amount"])
+        projection = IncludeProjection(["type", "amount", "amountPaid"])
 
     stripe_payment_intent_id = UnicodeAttribute(hash_key=True, attr_name="stripePaymentIntentId")
 
@@ -77,6 +77,8 @@ class CreditTransaction(_LedgerModel):
     stripe_session_id = UnicodeAttribute(attr_name="stripeSessionId", null=True)
     stripe_payment_intent_id = UnicodeAttribute(attr_name="stripePaymentIntentId", null=True)
     stripe_event_id = UnicodeAttribute(attr_name="stripeEventId", null=True)
+    # A deposit's price in minor units, so a dispute takes its share without asking Stripe.
+    amount_paid = NumberAttribute(attr_name="amountPaid", null=True)
     description = UnicodeAttribute(null=True)
     # Who made the change: a service's or an operator's IAM ARN.
     actor = UnicodeAttribute(null=True)
