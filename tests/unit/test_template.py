@@ -126,7 +126,16 @@ READ_SECRET = {("secretsmanager:GetSecretValue", "StripeSecret")}
         ("StripeWebhookFunction", LEDGER_CHANGE | FIND_DEPOSIT | READ_SECRET),
         ("SpendFunction", LEDGER_CHANGE),
         ("CreateCheckoutFunction", DEPOSIT | READ_SECRET),
-        ("ReconcileFunction", DEPOSIT | READ_SECRET),
+        (
+            "ReconcileFunction",
+            DEPOSIT
+            | READ_SECRET
+            | {
+                ("dynamodb:Scan", "CreditBalanceTable"),
+                ("dynamodb:GetItem", "CreditBalanceTable"),
+                ("dynamodb:Query", "CreditTransactionTable"),
+            },
+        ),
         (
             "GetBalanceFunction",
             {("dynamodb:GetItem", "CreditBalanceTable"), ("dynamodb:Query", "CreditTransactionTable")},
