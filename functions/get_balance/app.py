@@ -44,7 +44,7 @@ STATEMENT = {
                     "source": {"type": "string"},
                     "paymentId": {
                         "type": ["string", "null"],
-                        "description": "A deposit's payment; for a refund or dispute, the deposit it reverses",
+                        "description": "A deposit's payment; for a refund or dispute, the deposit reversed",
                     },
                     "description": {
                         "type": ["string", "null"],
