@@ -321,6 +321,16 @@ def test_a_dispute_closed_before_it_was_opened_is_settled_either_way() -> None:
     assert assert_balance_is_the_sum_of_rows("alice") == 1000
 
 
+def test_a_refund_after_a_dispute_took_everything_takes_nothing_more() -> None:
+    deposit("alice", 1000)
+
+    dispute("pi_1", 1000, 1000)
+    refunded = refund("pi_1", 400, 1000)
+
+    assert refunded.result is Taken.NOTHING_MORE
+    assert assert_balance_is_the_sum_of_rows("alice") == 0
+
+
 def test_refunds_and_disputes_together_never_take_more_than_the_deposit_gave() -> None:
     deposit("alice", 1000)
 

@@ -6,6 +6,7 @@ than a payment bought, nor less than the refunds delivered so far ask for."""
 from __future__ import annotations
 
 import itertools
+import random
 from dataclasses import dataclass, field
 
 from hypothesis import settings
@@ -56,27 +57,39 @@ class Ledger(RuleBasedStateMachine):
         self.keys: dict[tuple[str, str], tuple[int, str | None]] = {}
         self.paid: list[Payment] = []
 
-    @rule(target=payments, user=st.sampled_from(USERS), pack=st.sampled_from(PACKS))
-    def pay(self, user: str, pack: tuple[int, int]) -> Payment:
-        """A customer pays; Stripe's checkout event is queued, not yet delivered."""
+    @rule(
+        target=payments,
+        user=st.sampled_from(USERS),
+        pack=st.sampled_from(PACKS),
+        refunds=st.lists(st.integers(min_value=1, max_value=1000), max_size=3),
+        dispute=st.sampled_from([None, "open", "won", "lost"]),
+        disputed_first=st.booleans(),
+    )
+    def pay(
+        self,
+        user: str,
+        pack: tuple[int, int],
+        refunds: list[int],
+        dispute: str | None,
+        disputed_first: bool,
+    ) -> Payment:
+        """A customer pays; what Stripe then sends about the payment is queued, none of it delivered yet:
+        the checkout event, refunds (cumulative) and a dispute that may be won or lost."""
         price, credits = pack
         payment = Payment(user, str(ULID()), f"pi_{next(self.numbers)}", price, credits)
-        payment.events.append(("deposit", 0))
         self.paid.append(payment)
+        disputes = []
+        if dispute is not None:
+            disputes.append(("dispute_open", price))
+            if dispute != "open":
+                disputes.append((f"dispute_{dispute}", price))
+        refunded = []
+        for part in refunds:
+            if payment.refunded < price:
+                payment.refunded = min(price, payment.refunded + part)
+                refunded.append(("refund", payment.refunded))
+        payment.events = [("deposit", 0), *(disputes + refunded if disputed_first else refunded + disputes)]
         return payment
-
-    @rule(payment=payments, part=st.integers(min_value=1, max_value=1000))
-    def refund(self, payment: Payment, part: int) -> None:
-        if payment.refunded < payment.price:
-            payment.refunded = min(payment.price, payment.refunded + part)
-            payment.events.append(("refund", payment.refunded))
-
-    @rule(payment=payments, outcome=st.sampled_from(["open", "won", "lost"]))
-    def dispute(self, payment: Payment, outcome: str) -> None:
-        if not any(kind.startswith("dispute") for kind, _ in payment.events):
-            payment.events.append(("dispute_open", payment.price))
-            if outcome != "open":
-                payment.events.append((f"dispute_{outcome}", payment.price))
 
     @rule(payment=payments, pick=st.integers(min_value=0), times=st.integers(min_value=1, max_value=2))
     def deliver(self, payment: Payment, pick: int, times: int) -> None:
@@ -85,6 +98,14 @@ class Ledger(RuleBasedStateMachine):
             return
         kind, amount = payment.events[pick % len(payment.events)]
         for _ in range(times):
+            self._apply(payment, kind, amount)
+
+    @rule(payment=payments, order=st.randoms(use_true_random=False))
+    def deliver_everything(self, payment: Payment, order: random.Random) -> None:
+        """Every event of a payment at least once, shuffled, some twice: Stripe's at-least-once."""
+        events = payment.events + order.sample(payment.events, k=len(payment.events) // 2)
+        order.shuffle(events)
+        for kind, amount in events:
             self._apply(payment, kind, amount)
 
     def _apply(self, payment: Payment, kind: str, amount: int) -> None:
