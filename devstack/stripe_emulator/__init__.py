@@ -43,7 +43,15 @@ from urllib.parse import urlsplit
 
 import stripe
 
-from devstack.stripe_emulator import checkout_sessions
+from devstack.stripe_emulator import (
+    charges,
+    checkout_sessions,
+    controls,
+    disputes,
+    events,
+    payment_intents,
+    refunds,
+)
 from devstack.stripe_emulator.checkout_sessions import (
     LIST_URL,
     MIN_SESSION_LIFETIME_SECONDS,
@@ -53,9 +61,10 @@ from devstack.stripe_emulator.errors import (
     InvalidTransitionError,
     StripeApiError,
     UnknownCheckoutSessionError,
+    UnknownObjectError,
     mask_api_key,
 )
-from devstack.stripe_emulator.events import Deliver, SignedEvent, Signer, signed_event
+from devstack.stripe_emulator.events import Deliver, RequestContext, SignedEvent, Signer, signed_event
 from devstack.stripe_emulator.fixtures import FIXTURES, JsonObject, fixture, new_id
 from devstack.stripe_emulator.forms import parse_form
 from devstack.stripe_emulator.hosted_page import (
@@ -90,6 +99,7 @@ __all__ = [
     "StripeApiError",
     "StripeEmulator",
     "UnknownCheckoutSessionError",
+    "UnknownObjectError",
     "fixture",
     "mask_api_key",
     "parse_form",
@@ -99,7 +109,8 @@ DEFAULT_API_KEY = "sk_test_emulator"
 DEFAULT_SETTLE_AFTER_SECONDS = 5.0
 _EMULATED_ROUTES = (
     "POST /v1/checkout/sessions, GET /v1/checkout/sessions, GET /v1/checkout/sessions/{id}, "
-    "POST /v1/checkout/sessions/{id}/expire"
+    "POST /v1/checkout/sessions/{id}/expire, GET /v1/payment_intents/{id}, GET /v1/charges/{id}, "
+    "POST /v1/refunds, GET /v1/refunds/{id}, GET /v1/disputes/{id}, GET /v1/events, GET /v1/events/{id}"
 )
 
 _log = logging.getLogger(__name__)
@@ -310,6 +321,68 @@ class StripeEmulator:
         self._deliver_all(events)
         return events
 
+    # -- after the payment: refunds and disputes --------------------------------------------------------
+
+    def charge_of(self, session_id: str) -> str:
+        """The id of the charge a paid (or pending) Checkout Session's payment made."""
+        with self._lock:
+            intent = checkout_sessions.record_of(self._store, session_id).payment_intent
+            if intent is None or intent["latest_charge"] not in self._store.charges:
+                raise InvalidTransitionError(f"Checkout Session {session_id} has no charge: it was not paid")
+            return str(intent["latest_charge"])
+
+    def refund(
+        self,
+        charge: str,
+        amount: int | None = None,
+        *,
+        reason: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> list[JsonObject]:
+        """Refund the charge (`ch_...`, or a PaymentIntent's `pi_...`) as `POST /v1/refunds` would.
+
+        -> `[charge.refunded, refund.created]`; a refund Stripe refuses raises its `StripeApiError`.
+        """
+        params: JsonObject = {"payment_intent" if charge.startswith("pi_") else "charge": charge}
+        if amount is not None:
+            params["amount"] = str(amount)
+        if reason is not None:
+            params["reason"] = reason
+        if metadata:
+            params["metadata"] = dict(metadata)
+        with self._lock:
+            _, sent = refunds.create(self._store, params, None)
+        self._deliver_all(sent)
+        return sent
+
+    def open_dispute(
+        self, charge: str, amount: int | None = None, reason: str = disputes.DEFAULT_REASON
+    ) -> list[JsonObject]:
+        """The cardholder disputes the charge (all of it unless `amount`) -> `[charge.dispute.created]`."""
+        with self._lock:
+            sent = disputes.open_dispute(self._store, charge, amount, reason)
+        self._deliver_all(sent)
+        return sent
+
+    def close_dispute(self, dispute: str, *, won: bool) -> list[JsonObject]:
+        """The dispute (`dp_...`) is won or lost -> `[charge.dispute.closed]`."""
+        with self._lock:
+            sent = disputes.close_dispute(self._store, dispute, won=won)
+        self._deliver_all(sent)
+        return sent
+
+    def _dispute_control(
+        self, charge: str, action: str, amount: int | None, reason: str
+    ) -> tuple[JsonObject, list[JsonObject]]:
+        """The `/_emulator/charges/{charge}/dispute` control: its dispute after `action`, and the events."""
+        with self._lock:
+            if action == "open":
+                sent = disputes.open_dispute(self._store, charge, amount, reason)
+            else:
+                dispute = disputes.dispute_of_charge(self._store, charge)
+                sent = disputes.close_dispute(self._store, dispute, won=action == "win")
+            return copy.deepcopy(sent[0]["data"]["object"]), sent
+
     def _schedule_settlement(self, session_id: str) -> None:
         """Settle the delayed payment `settle_after` seconds from now, in a timer thread `stop()` cancels."""
         timer = threading.Timer(self._settle_after, self._settle_scheduled, args=(session_id,))
@@ -353,6 +426,8 @@ class StripeEmulator:
         url = urlsplit(target)
         if url.path.startswith("/checkout/"):
             return self._page.answer(method, url, headers)
+        if url.path.startswith(controls.PREFIX):
+            return controls.answer(method, url, headers, body, self._dispute_control)
         return self._api.respond(method, url, headers, body)
 
     def _routes(self) -> list[Route]:
@@ -373,9 +448,45 @@ class StripeEmulator:
         def retrieve_session(session_id: str) -> Handler:
             return lambda params, _request: checkout_sessions.retrieve(store, session_id, params)
 
+        def retrieve_payment_intent(intent_id: str) -> Handler:
+            return lambda params, _request: payment_intents.retrieve(store, intent_id, params)
+
+        def retrieve_charge(charge_id: str) -> Handler:
+            return lambda params, _request: charges.retrieve(store, charge_id, params)
+
+        def create_refund() -> Handler:
+            def create(params: JsonObject, request: RequestContext) -> JsonObject:
+                refund, sent = refunds.create(store, params, request)
+                request.events.extend(sent)
+                return refund
+
+            return create
+
+        def retrieve_refund(refund_id: str) -> Handler:
+            return lambda params, _request: refunds.retrieve(store, refund_id, params)
+
+        def retrieve_dispute(dispute_id: str) -> Handler:
+            return lambda params, _request: disputes.retrieve(store, dispute_id, params)
+
+        def list_events() -> Handler:
+            return lambda params, _request: events.list_events(store.events, params)
+
+        def retrieve_event(event_id: str) -> Handler:
+            return lambda params, _request: events.retrieve(store.events, event_id, params)
+
+        one = r"/(?P<{}>[^/]+)"
         return [
             Route("POST", re.compile(sessions), create_session),
             Route("GET", re.compile(sessions), list_sessions),
             Route("POST", re.compile(session + "/expire"), expire_session),
             Route("GET", re.compile(session), retrieve_session),
+            Route(
+                "GET", re.compile(r"/v1/payment_intents" + one.format("intent_id")), retrieve_payment_intent
+            ),
+            Route("GET", re.compile(r"/v1/charges" + one.format("charge_id")), retrieve_charge),
+            Route("POST", re.compile(r"/v1/refunds"), create_refund),
+            Route("GET", re.compile(r"/v1/refunds" + one.format("refund_id")), retrieve_refund),
+            Route("GET", re.compile(r"/v1/disputes" + one.format("dispute_id")), retrieve_dispute),
+            Route("GET", re.compile(r"/v1/events"), list_events),
+            Route("GET", re.compile(r"/v1/events" + one.format("event_id")), retrieve_event),
         ]

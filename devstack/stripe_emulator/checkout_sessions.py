@@ -191,35 +191,40 @@ def awaiting_funds(store: Store, session_id: str, action: str) -> tuple[Checkout
 
 def pay(store: Store, session_id: str) -> list[JsonObject]:
     record = record_in(store, session_id, "pay", status="open")
-    payment_intents.succeed(payment_intents.attempt(record))
     complete(record, payment_status="paid")
+    payment_intents.succeed(store, payment_intents.attempt(store, record), _email(record))
     return [store.publish("checkout.session.completed", record.session)]
 
 
 def pay_later(store: Store, session_id: str) -> list[JsonObject]:
     record = record_in(store, session_id, "pay later", status="open")
-    payment_intents.start_processing(payment_intents.attempt(record))
     complete(record, payment_status="unpaid")
+    payment_intents.start_processing(store, payment_intents.attempt(store, record), _email(record))
     return [store.publish("checkout.session.completed", record.session)]
 
 
 def settle(store: Store, session_id: str) -> list[JsonObject]:
     record, intent = awaiting_funds(store, session_id, "settle")
-    payment_intents.succeed(intent)
+    payment_intents.succeed(store, intent, _email(record))
     record.session["payment_status"] = "paid"
     return [store.publish("checkout.session.async_payment_succeeded", record.session)]
 
 
 def fail_payment(store: Store, session_id: str) -> list[JsonObject]:
     record, intent = awaiting_funds(store, session_id, "fail the payment of")
-    payment_intents.fail(intent)
+    payment_intents.fail(store, intent)
     return [store.publish("checkout.session.async_payment_failed", record.session)]
 
 
 def decline(store: Store, session_id: str) -> list[JsonObject]:
     record = record_in(store, session_id, "decline a payment for", status="open")
-    payment_intents.decline(payment_intents.attempt(record))
+    payment_intents.decline(payment_intents.attempt(store, record))
     return []
+
+
+def _email(record: CheckoutRecord) -> str | None:
+    details = record.session["customer_details"]
+    return str(details["email"]) if details else None
 
 
 def complete(record: CheckoutRecord, payment_status: str) -> None:

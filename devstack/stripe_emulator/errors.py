@@ -94,3 +94,7 @@ def mask_api_key(key: str) -> str:
     rest = key[len(prefix) :]
     tail = rest[-4:] if len(rest) > 8 else ""
     return prefix + "*" * (len(rest) - len(tail)) + tail
+
+
+class UnknownObjectError(LookupError):
+    """A test control named a charge or dispute this emulator never made."""

@@ -1,11 +1,18 @@
-"""PaymentIntents: the one Checkout makes for a session on the customer's first attempt to pay."""
+"""PaymentIntents: the one Checkout makes for a session on the customer's first attempt to pay.
+
+Paid, it makes its Charge (`latest_charge`), with its metadata (the session's `payment_intent_data`).
+`GET /v1/payment_intents/{id}` shows it. Every function here runs with the emulator's lock held.
+"""
 
 from __future__ import annotations
 
 import copy
 
+from devstack.stripe_emulator import charges
+from devstack.stripe_emulator.errors import no_such
 from devstack.stripe_emulator.fixtures import JsonObject, new_id, now, stripe_object
-from devstack.stripe_emulator.store import CheckoutRecord
+from devstack.stripe_emulator.forms import EXPAND_ONLY, conform, expands
+from devstack.stripe_emulator.store import CheckoutRecord, Store
 
 
 def new_payment_intent(record: CheckoutRecord) -> JsonObject:
@@ -58,35 +65,45 @@ def new_payment_intent(record: CheckoutRecord) -> JsonObject:
     )
 
 
-def attempt(record: CheckoutRecord) -> JsonObject:
+def attempt(store: Store, record: CheckoutRecord) -> JsonObject:
     """The session's PaymentIntent, made on the customer's first attempt to pay, as Checkout does."""
     if record.payment_intent is None:
         record.payment_intent = new_payment_intent(record)
         record.session["payment_intent"] = record.payment_intent["id"]
+        store.payment_intents[record.payment_intent["id"]] = record.payment_intent
     return record.payment_intent
 
 
-def succeed(intent: JsonObject) -> None:
+def succeed(store: Store, intent: JsonObject, email: str | None) -> None:
+    """The payment succeeded: by card at once (a new charge), or a bank debit's pending charge settled."""
+    processing = intent["status"] == "processing"
     intent.update(
         status="succeeded",
         amount_received=intent["amount"],
         payment_method=intent["payment_method"] or new_id("pm_"),
-        latest_charge=(intent["latest_charge"] if intent["status"] == "processing" else new_id("ch_")),
+        latest_charge=(intent["latest_charge"] if processing else new_id("ch_")),
         last_payment_error=None,
     )
+    if processing and intent["latest_charge"] in store.charges:
+        charges.settle(store.charges[intent["latest_charge"]])
+    else:
+        charges.new_charge(store, intent, email=email, bank_debit=False)
 
 
-def start_processing(intent: JsonObject) -> None:
-    """A bank debit was submitted: the money arrives later (or not)."""
+def start_processing(store: Store, intent: JsonObject, email: str | None) -> None:
+    """A bank debit was submitted: its charge is pending until the money arrives (or not)."""
     intent.update(
         status="processing",
         payment_method=new_id("pm_"),
         latest_charge=new_id("py_"),
         last_payment_error=None,
     )
+    charges.new_charge(store, intent, email=email, bank_debit=True)
 
 
-def fail(intent: JsonObject) -> None:
+def fail(store: Store, intent: JsonObject) -> None:
+    if (charge := store.charges.get(intent["latest_charge"])) is not None:
+        charges.fail(charge)
     intent.update(
         status="requires_payment_method",
         amount_received=0,
@@ -116,3 +133,18 @@ def decline(intent: JsonObject) -> None:
 
 def cancel(intent: JsonObject) -> None:
     intent.update(status="canceled", canceled_at=now(), cancellation_reason="abandoned")
+
+
+def payment_intent_of(store: Store, intent_id: str, param: str) -> JsonObject:
+    intent = store.payment_intents.get(intent_id)
+    if intent is None:
+        raise no_such("payment_intent", intent_id, param)
+    return intent
+
+
+def retrieve(store: Store, intent_id: str, params: JsonObject) -> JsonObject:
+    expand_charge = expands(conform(params, EXPAND_ONLY, ""), "latest_charge")
+    intent = copy.deepcopy(payment_intent_of(store, intent_id, "intent"))
+    if expand_charge and intent["latest_charge"] in store.charges:
+        intent["latest_charge"] = copy.deepcopy(store.charges[intent["latest_charge"]])
+    return intent

@@ -28,6 +28,11 @@ class Store:
     # Whether events go to a webhook endpoint (their `pending_webhooks`).
     delivered: bool
     sessions: dict[str, CheckoutRecord] = field(default_factory=dict)
+    # The same objects as the sessions' PaymentIntents, by id; charges, refunds and disputes by id.
+    payment_intents: dict[str, JsonObject] = field(default_factory=dict)
+    charges: dict[str, JsonObject] = field(default_factory=dict)
+    refunds: dict[str, JsonObject] = field(default_factory=dict)
+    disputes: dict[str, JsonObject] = field(default_factory=dict)
     events: list[JsonObject] = field(default_factory=list)
     sequence: int = 0
     # Checkout's payment methods come from the account's one payment method configuration.
@@ -35,6 +40,10 @@ class Store:
 
     def clear(self) -> None:
         self.sessions.clear()
+        self.payment_intents.clear()
+        self.charges.clear()
+        self.refunds.clear()
+        self.disputes.clear()
         self.events.clear()
 
     def next_sequence(self) -> int:
