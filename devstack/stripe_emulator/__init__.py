@@ -1,20 +1,25 @@
-"""A local Stripe API for Checkout Sessions, served on 127.0.0.1 to the real stripe SDK. Never deployed.
+"""A local Stripe API for Checkout and what follows a payment, served on 127.0.0.1 to the real stripe SDK.
+Never deployed.
 
-The API side answers the calls the product makes (create, retrieve, list and expire a Checkout Session)
-with form-encoded requests in and Stripe-shaped JSON out: every object is a deep copy of Stripe's own
-example (`stripe_fixtures.json`) with real values filled in, errors carry Stripe's `{"error": {...}}` body
-and HTTP status, idempotency keys are honoured, and faults (5xx, 429, slow answers) can be injected.
+The API side answers the calls the product makes (create, retrieve, list and expire a Checkout Session;
+retrieve a PaymentIntent, Charge, Refund, Dispute or Event; create a Refund; list Events) with
+form-encoded requests in and Stripe-shaped JSON out: every object is a deep copy of Stripe's own example
+(`stripe_fixtures.json`) with real values filled in, errors carry Stripe's `{"error": {...}}` body and
+HTTP status, idempotency keys are honoured, and faults (5xx, 429, slow answers) can be injected.
 
 The customer's side is played in code: `pay`, `pay_later` then `settle` or `fail_payment`, `decline` and
-`expire` move a session as Checkout would and return the events Stripe would send; each is also signed
-with the emulator's webhook secret and handed to the optional `deliver` callable (for real delivery over
-HTTP, a `devstack.webhook_delivery.WebhookSender`; `SignedEvent.resigned()` signs a retry afresh).
+`expire` move a session as Checkout would and return the events Stripe would send; a paid session has its
+PaymentIntent and Charge (`charge_of`). After the payment, `refund` (as `POST /v1/refunds`),
+`open_dispute` and `close_dispute` do what a refund and a chargeback do. Each event is also signed with
+the emulator's webhook secret and handed to the optional `deliver` callable (for real delivery over HTTP,
+a `devstack.webhook_delivery.WebhookSender`; `SignedEvent.resigned()` signs a retry afresh).
 
     with StripeEmulator() as emulator:
         client = stripe.StripeClient(emulator.api_key, base_addresses={"api": emulator.api_base})
         session = client.v1.checkout.sessions.create({...})
         [completed] = emulator.pay(session.id)
         signed = emulator.sign(completed)  # signed.payload, signed.signature: what Stripe would POST
+        client.v1.refunds.create({"charge": emulator.charge_of(session.id), "amount": 1000})
 
 Or by a person, on the hosted Checkout page at the session's `url` (`GET /checkout/{id}`): plain HTML
 forms, no API key, that post to `/checkout/{id}/pay`, `/pay-later`, `/decline` or `/cancel` and answer
@@ -26,8 +31,14 @@ longer be paid is a 409 and an unknown one a 404, each with `{"error": {"message
 
     curl -s -X POST -H 'Accept: application/json' "$API_BASE/checkout/$SESSION_ID/pay"
 
-One module per Stripe resource (`checkout_sessions`, `payment_intents`), plus `http` (the API's HTTP
-layer), `hosted_page` (the Checkout page), `events`, `store` (the state) and `fixtures` (Stripe's examples).
+What Stripe's API cannot do is a test control under `/_emulator/` (see `controls`):
+
+    curl -s -X POST "$API_BASE/_emulator/charges/$CHARGE_ID/dispute" -d action=open   # then win or lose
+
+One module per Stripe resource (`checkout_sessions`, `payment_intents`, `charges`, `refunds`, `disputes`,
+`events`), plus `http` (the API's HTTP layer: routing, idempotency keys, faults), `forms` (parameters),
+`errors`, `hosted_page` (the Checkout page), `controls` (test controls), `store` (the state) and
+`fixtures` (Stripe's examples).
 """
 
 from __future__ import annotations
@@ -117,10 +128,10 @@ _log = logging.getLogger(__name__)
 
 
 class StripeEmulator:
-    """Stripe's Checkout Session API and hosted Checkout page on 127.0.0.1, served from a daemon thread.
+    """Stripe's API for Checkout and after, and the hosted Checkout page, on 127.0.0.1 from a daemon thread.
 
     `stop()` or leaving the `with` ends it and cancels the settlements the page scheduled. Thread-safe: one
-    lock guards the sessions, events, request log, faults, idempotency keys and pending settlements.
+    lock guards the objects, events, request log, faults, idempotency keys and pending settlements.
     """
 
     def __init__(
