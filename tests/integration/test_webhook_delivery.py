@@ -306,3 +306,31 @@ def test_the_checkout_page_delivers_pay_later_and_its_settlement_in_order(endpoi
         ("checkout.session.async_payment_succeeded", "paid"),
     ]
     assert {event.data.object.id for event in events} == {session_id}
+
+
+def test_refund_and_dispute_events_reach_the_endpoint_signed(endpoint: Endpoint) -> None:
+    with (
+        WebhookSender(endpoint.url, retry_delays=FAST) as sender,
+        StripeEmulator(api_key=API_KEY, deliver=sender) as emulator,
+    ):
+        session_id = open_session(emulator)
+        emulator.pay(session_id)
+        charge = emulator.charge_of(session_id)
+        emulator.client().v1.refunds.create({"charge": charge, "amount": 1000})
+        request = urllib.request.Request(
+            f"{emulator.api_base}/_emulator/charges/{charge}/dispute", data=b"action=open", method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert response.status == 200
+        wait_until(lambda: len(endpoint.received) == 4)
+        assert sender.wait_idle(timeout=5)
+
+    events = [verified(received, emulator.webhook_secret) for received in endpoint.received]
+    assert [event.type for event in events] == [
+        "checkout.session.completed",
+        "charge.refunded",
+        "refund.created",
+        "charge.dispute.created",
+    ]
+    assert events[1].data.object.amount_refunded == 1000
+    assert events[3].data.object.charge == charge

@@ -1,0 +1,413 @@
+"""Checkout Sessions: create, retrieve, list and expire by the API, and the customer's side of Checkout.
+
+Every function here runs with the emulator's lock held.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import stripe
+
+from devstack.stripe_emulator import payment_intents
+from devstack.stripe_emulator.errors import (
+    InvalidTransitionError,
+    StripeApiError,
+    UnknownCheckoutSessionError,
+    invalid,
+    no_such,
+)
+from devstack.stripe_emulator.events import RequestContext
+from devstack.stripe_emulator.fixtures import JsonObject, fixture, new_id, now, stripe_object
+from devstack.stripe_emulator.forms import (
+    EXPAND_ONLY,
+    METADATA,
+    RANGE,
+    check_url,
+    conform,
+    expands,
+    required,
+    stripe_params,
+)
+from devstack.stripe_emulator.store import CheckoutRecord, Store
+
+SESSION_LIFETIME_SECONDS = 24 * 60 * 60
+MIN_SESSION_LIFETIME_SECONDS = 30 * 60
+LIST_URL = "/v1/checkout/sessions"
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_CURRENCY = re.compile(r"[a-z]{3}")
+_CLIENT_REFERENCE_ID_MAX_LENGTH = 200
+
+# What the emulator reads of each request; any other parameter is answered `parameter_unknown`.
+_CREATE_PARAMS: JsonObject = {
+    "cancel_url": str,
+    "client_reference_id": str,
+    "customer_email": str,
+    "expand": [str],
+    "expires_at": int,
+    "line_items": [
+        {
+            "price_data": {
+                "currency": str,
+                "product_data": {"description": str, "metadata": METADATA, "name": str},
+                "unit_amount": int,
+            },
+            "quantity": int,
+        }
+    ],
+    "metadata": METADATA,
+    "mode": str,
+    "payment_intent_data": {"description": str, "metadata": METADATA},
+    "success_url": str,
+}
+_LIST_PARAMS: JsonObject = {
+    "created": RANGE,
+    "ending_before": str,
+    "expand": [str],
+    "limit": int,
+    "payment_intent": str,
+    "starting_after": str,
+    "status": str,
+}
+_STRIPE_CREATE_PARAMS = stripe_params(stripe.params.checkout.SessionCreateParams)
+_STRIPE_LIST_PARAMS = stripe_params(stripe.params.checkout.SessionListParams)
+
+
+# -- the API ------------------------------------------------------------------------------------------------
+
+
+def render(record: CheckoutRecord, expand_payment_intent: bool) -> JsonObject:
+    session = copy.deepcopy(record.session)
+    if expand_payment_intent and record.payment_intent is not None:
+        session["payment_intent"] = copy.deepcopy(record.payment_intent)
+    return session
+
+
+def create(store: Store, params: JsonObject, public_base_url: str) -> JsonObject:
+    params = conform(params, _CREATE_PARAMS, "", _STRIPE_CREATE_PARAMS)
+    expand = expands(params, "payment_intent")
+    record = new_session(store, params, public_base_url)
+    store.sessions[record.session["id"]] = record
+    return render(record, expand)
+
+
+def retrieve(store: Store, session_id: str, params: JsonObject) -> JsonObject:
+    expand = expands(conform(params, EXPAND_ONLY, ""), "payment_intent")
+    record = store.sessions.get(session_id)
+    if record is None:
+        raise no_such("checkout.session", session_id, "session")
+    return render(record, expand)
+
+
+def expire_by_api(store: Store, session_id: str, params: JsonObject, request: RequestContext) -> JsonObject:
+    expand = expands(conform(params, EXPAND_ONLY, ""), "payment_intent")
+    record = store.sessions.get(session_id)
+    if record is None:
+        raise no_such("checkout.session", session_id, "session")
+    if record.session["status"] != "open":
+        raise StripeApiError(
+            400,
+            'Only Checkout Sessions with a status in ["open"] can be expired. '
+            f"This Checkout Session has a status of `{record.session['status']}`.",
+        )
+    request.events.append(expire(store, record, request))
+    return render(record, expand)
+
+
+def list_sessions(store: Store, params: JsonObject) -> JsonObject:
+    params = conform(params, _LIST_PARAMS, "", _STRIPE_LIST_PARAMS)
+    expand = expands(params, "data.payment_intent")
+    limit = params.get("limit", 10)
+    if not 1 <= limit <= 100:
+        raise invalid(f"Invalid limit: must be between 1 and 100, got {limit}", "limit")
+    status = params.get("status")
+    if status is not None and status not in ("open", "complete", "expired"):
+        raise invalid("Invalid status: must be one of open, complete, or expired", "status")
+    if "starting_after" in params and "ending_before" in params:
+        raise invalid(
+            "You may only specify one of these parameters: ending_before, starting_after.",
+            "ending_before",
+        )
+    newest_first = [record for record in reversed(store.sessions.values()) if matches(record, params)]
+    if "starting_after" in params:
+        cursor = _cursor(store, params["starting_after"], "starting_after")
+        older = [record for record in newest_first if record.sequence < cursor.sequence]
+        page, has_more = older[:limit], len(older) > limit
+    elif "ending_before" in params:
+        cursor = _cursor(store, params["ending_before"], "ending_before")
+        newer = [record for record in newest_first if record.sequence > cursor.sequence]
+        page, has_more = newer[-limit:], len(newer) > limit
+    else:
+        page, has_more = newest_first[:limit], len(newest_first) > limit
+    return {
+        "object": "list",
+        "data": [render(record, expand) for record in page],
+        "has_more": has_more,
+        "url": LIST_URL,
+    }
+
+
+def _cursor(store: Store, session_id: str, param: str) -> CheckoutRecord:
+    record = store.sessions.get(session_id)
+    if record is None:
+        raise no_such("checkout.session", session_id, param)
+    return record
+
+
+# -- the customer's side of Checkout --------------------------------------------------------------------
+
+
+def record_of(store: Store, session_id: str) -> CheckoutRecord:
+    try:
+        return store.sessions[session_id]
+    except KeyError:
+        raise UnknownCheckoutSessionError(f"no Checkout Session {session_id!r} in this emulator") from None
+
+
+def record_in(store: Store, session_id: str, action: str, *, status: str) -> CheckoutRecord:
+    record = record_of(store, session_id)
+    session = record.session
+    if session["status"] != status:
+        raise InvalidTransitionError(
+            f"cannot {action} Checkout Session {session_id}: its status is {session['status']!r} "
+            f"(payment_status {session['payment_status']!r}), not {status!r}"
+        )
+    return record
+
+
+def awaiting_funds(store: Store, session_id: str, action: str) -> tuple[CheckoutRecord, JsonObject]:
+    record = record_in(store, session_id, action, status="complete")
+    intent = record.payment_intent
+    if intent is None or intent["status"] != "processing":
+        raise InvalidTransitionError(
+            f"cannot {action} Checkout Session {session_id}: no delayed payment is processing "
+            f"(payment_status {record.session['payment_status']!r})"
+        )
+    return record, intent
+
+
+def pay(store: Store, session_id: str) -> list[JsonObject]:
+    record = record_in(store, session_id, "pay", status="open")
+    complete(record, payment_status="paid")
+    payment_intents.succeed(store, payment_intents.attempt(store, record), _email(record))
+    return [store.publish("checkout.session.completed", record.session)]
+
+
+def pay_later(store: Store, session_id: str) -> list[JsonObject]:
+    record = record_in(store, session_id, "pay later", status="open")
+    complete(record, payment_status="unpaid")
+    payment_intents.start_processing(store, payment_intents.attempt(store, record), _email(record))
+    return [store.publish("checkout.session.completed", record.session)]
+
+
+def settle(store: Store, session_id: str) -> list[JsonObject]:
+    record, intent = awaiting_funds(store, session_id, "settle")
+    payment_intents.succeed(store, intent, _email(record))
+    record.session["payment_status"] = "paid"
+    return [store.publish("checkout.session.async_payment_succeeded", record.session)]
+
+
+def fail_payment(store: Store, session_id: str) -> list[JsonObject]:
+    record, intent = awaiting_funds(store, session_id, "fail the payment of")
+    payment_intents.fail(store, intent)
+    return [store.publish("checkout.session.async_payment_failed", record.session)]
+
+
+def decline(store: Store, session_id: str) -> list[JsonObject]:
+    record = record_in(store, session_id, "decline a payment for", status="open")
+    payment_intents.decline(payment_intents.attempt(store, record))
+    return []
+
+
+def _email(record: CheckoutRecord) -> str | None:
+    details = record.session["customer_details"]
+    return str(details["email"]) if details else None
+
+
+def complete(record: CheckoutRecord, payment_status: str) -> None:
+    session = record.session
+    customer_details = fixture("checkout.session")["customer_details"]
+    customer_details.update(
+        address=dict.fromkeys(customer_details["address"]) | {"country": "US"},
+        email=session["customer_email"] or "customer@example.com",
+        name=None,
+        phone=None,
+        tax_exempt="none",
+        tax_ids=[],
+    )
+    session.update(
+        status="complete",
+        payment_status=payment_status,
+        customer_details=customer_details,
+        collected_information={"business_name": None, "individual_name": None, "shipping_details": None},
+        # A finished session has no page to send the customer to.
+        url=None,
+    )
+
+
+def expire(store: Store, record: CheckoutRecord, request: RequestContext | None) -> JsonObject:
+    record.session.update(status="expired", url=None)
+    if record.payment_intent is not None:
+        payment_intents.cancel(record.payment_intent)
+    return store.publish("checkout.session.expired", record.session, request)
+
+
+# -- building a session ---------------------------------------------------------------------------------
+
+
+def new_session(store: Store, params: JsonObject, public_base_url: str) -> CheckoutRecord:
+    mode = required(params, "mode")
+    if mode not in ("payment", "setup", "subscription"):
+        raise invalid("Invalid mode: must be one of payment, setup, or subscription", "mode")
+    if mode != "payment":
+        raise invalid(f"mode={mode} is not emulated locally; only mode=payment is", "mode")
+    success_url = required(params, "success_url")
+    check_url(success_url, "success_url")
+    cancel_url = params.get("cancel_url")
+    if cancel_url is not None:
+        check_url(cancel_url, "cancel_url")
+    customer_email = params.get("customer_email")
+    if customer_email is not None and not _EMAIL.fullmatch(customer_email):
+        raise invalid(f"Invalid email address: {customer_email}", "customer_email", "email_invalid")
+    client_reference_id = params.get("client_reference_id")
+    if client_reference_id is not None and len(client_reference_id) > _CLIENT_REFERENCE_ID_MAX_LENGTH:
+        raise invalid(
+            f"Invalid client_reference_id: must be at most {_CLIENT_REFERENCE_ID_MAX_LENGTH} characters",
+            "client_reference_id",
+        )
+    currency, amount = line_items_total(required(params, "line_items"))
+    created = now()
+    expires_at = params.get("expires_at", created + SESSION_LIFETIME_SECONDS)
+    if expires_at < created + MIN_SESSION_LIFETIME_SECONDS:
+        raise invalid(
+            "The `expires_at` timestamp must be at least 30 minutes from Checkout Session creation.",
+            "expires_at",
+        )
+    if expires_at > created + SESSION_LIFETIME_SECONDS:
+        raise invalid(
+            "The `expires_at` timestamp must be less than 24 hours from Checkout Session creation.",
+            "expires_at",
+        )
+    session_id = new_id("cs_test_a1", 56)
+    template = fixture("checkout.session")
+    session = stripe_object(
+        "checkout.session",
+        adaptive_pricing={"enabled": False},
+        after_expiration=None,
+        allow_promotion_codes=None,
+        amount_subtotal=amount,
+        amount_total=amount,
+        automatic_tax={"enabled": False, "liability": None, "provider": None, "status": None},
+        billing_address_collection=None,
+        cancel_url=cancel_url,
+        client_reference_id=client_reference_id,
+        client_secret=None,
+        collected_information=None,
+        consent=None,
+        consent_collection=None,
+        created=created,
+        currency=currency,
+        currency_conversion=None,
+        custom_fields=[],
+        custom_text=dict.fromkeys(template["custom_text"]),
+        customer=None,
+        customer_account=None,
+        customer_creation="if_required",
+        customer_details=None,
+        customer_email=customer_email,
+        discounts=[],
+        expires_at=expires_at,
+        id=session_id,
+        integration_identifier=None,
+        invoice=None,
+        invoice_creation={
+            "enabled": False,
+            "invoice_data": dict.fromkeys(template["invoice_creation"]["invoice_data"]) | {"metadata": {}},
+        },
+        livemode=False,
+        locale=None,
+        managed_payments=None,
+        metadata=params.get("metadata", {}),
+        mode=mode,
+        object="checkout.session",
+        origin_context=None,
+        payment_intent=None,
+        payment_link=None,
+        payment_method_collection="if_required",
+        payment_method_configuration_details={"id": store.payment_method_configuration, "parent": None},
+        payment_method_options={"card": {"request_three_d_secure": "automatic"}},
+        payment_method_types=["card", "us_bank_account"],
+        payment_status="unpaid",
+        permissions=None,
+        phone_number_collection={"enabled": False},
+        recovered_from=None,
+        saved_payment_method_options=None,
+        setup_intent=None,
+        shipping_address_collection=None,
+        shipping_cost=None,
+        shipping_options=[],
+        status="open",
+        submit_type=None,
+        subscription=None,
+        success_url=success_url,
+        total_details={"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
+        ui_mode="hosted",
+        url=f"{public_base_url}/checkout/{session_id}",
+        wallet_options=None,
+    )
+    return CheckoutRecord(
+        store.next_sequence(), session, params.get("payment_intent_data", {}), line_items=params["line_items"]
+    )
+
+
+def line_items_total(line_items: list[JsonObject]) -> tuple[str, int]:
+    """The one currency of the line items and their total, in its smallest unit."""
+    currencies: set[str] = set()
+    total = 0
+    for index, item in enumerate(line_items):
+        name = f"line_items[{index}]"
+        price_data = required(item, "price_data", name)
+        quantity = required(item, "quantity", name)
+        if quantity < 1:
+            raise invalid("This value must be greater than or equal to 1.", f"{name}[quantity]")
+        price = f"{name}[price_data]"
+        currency = required(price_data, "currency", price).lower()
+        if not _CURRENCY.fullmatch(currency):
+            raise invalid(f"Invalid currency: {currency}.", f"{price}[currency]", "parameter_invalid_string")
+        unit_amount = required(price_data, "unit_amount", price)
+        if unit_amount < 1:
+            raise invalid(
+                "This value must be greater than or equal to 1.",
+                f"{price}[unit_amount]",
+                "parameter_invalid_integer",
+            )
+        required(required(price_data, "product_data", price), "name", f"{price}[product_data]")
+        currencies.add(currency)
+        total += unit_amount * quantity
+    if len(currencies) > 1:
+        raise invalid("All line items must have the same currency.", "line_items")
+    return currencies.pop(), total
+
+
+def matches(record: CheckoutRecord, params: Mapping[str, Any]) -> bool:
+    session = record.session
+    if "status" in params and session["status"] != params["status"]:
+        return False
+    if "payment_intent" in params and session["payment_intent"] != params["payment_intent"]:
+        return False
+    created = params.get("created")
+    if isinstance(created, int):
+        return bool(session["created"] == created)
+    if isinstance(created, dict):
+        at = session["created"]
+        bounds = {
+            "gt": lambda limit: at > limit,
+            "gte": lambda limit: at >= limit,
+            "lt": lambda limit: at < limit,
+            "lte": lambda limit: at <= limit,
+        }
+        return all(bounds[name](limit) for name, limit in created.items())
+    return True

@@ -1,0 +1,150 @@
+"""PaymentIntents: the one Checkout makes for a session on the customer's first attempt to pay.
+
+Paid, it makes its Charge (`latest_charge`), with its metadata (the session's `payment_intent_data`).
+`GET /v1/payment_intents/{id}` shows it. Every function here runs with the emulator's lock held.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from devstack.stripe_emulator import charges
+from devstack.stripe_emulator.errors import no_such
+from devstack.stripe_emulator.fixtures import JsonObject, new_id, now, stripe_object
+from devstack.stripe_emulator.forms import EXPAND_ONLY, conform, expands
+from devstack.stripe_emulator.store import CheckoutRecord, Store
+
+
+def new_payment_intent(record: CheckoutRecord) -> JsonObject:
+    session = record.session
+    intent_id = new_id("pi_")
+    return stripe_object(
+        "payment_intent",
+        amount=session["amount_total"],
+        amount_capturable=0,
+        amount_details={"tip": {}},
+        amount_received=0,
+        application=None,
+        application_fee_amount=None,
+        automatic_payment_methods=None,
+        canceled_at=None,
+        cancellation_reason=None,
+        capture_method="automatic_async",
+        client_secret=f"{intent_id}_secret_{new_id('', 25)}",
+        confirmation_method="automatic",
+        created=now(),
+        currency=session["currency"],
+        customer=None,
+        customer_account=None,
+        description=record.payment_intent_data.get("description"),
+        excluded_payment_method_types=None,
+        id=intent_id,
+        last_payment_error=None,
+        latest_charge=None,
+        livemode=False,
+        managed_payments=None,
+        metadata=dict(record.payment_intent_data.get("metadata", {})),
+        next_action=None,
+        object="payment_intent",
+        on_behalf_of=None,
+        payment_method=None,
+        payment_method_configuration_details=dict(session["payment_method_configuration_details"]),
+        payment_method_options=copy.deepcopy(session["payment_method_options"]),
+        payment_method_types=list(session["payment_method_types"]),
+        processing=None,
+        receipt_email=None,
+        review=None,
+        setup_future_usage=None,
+        shipping=None,
+        source=None,
+        statement_descriptor=None,
+        statement_descriptor_suffix=None,
+        status="requires_payment_method",
+        transfer_data=None,
+        transfer_group=None,
+    )
+
+
+def attempt(store: Store, record: CheckoutRecord) -> JsonObject:
+    """The session's PaymentIntent, made on the customer's first attempt to pay, as Checkout does."""
+    if record.payment_intent is None:
+        record.payment_intent = new_payment_intent(record)
+        record.session["payment_intent"] = record.payment_intent["id"]
+        store.payment_intents[record.payment_intent["id"]] = record.payment_intent
+    return record.payment_intent
+
+
+def succeed(store: Store, intent: JsonObject, email: str | None) -> None:
+    """The payment succeeded: by card at once (a new charge), or a bank debit's pending charge settled."""
+    processing = intent["status"] == "processing"
+    intent.update(
+        status="succeeded",
+        amount_received=intent["amount"],
+        payment_method=intent["payment_method"] or new_id("pm_"),
+        latest_charge=(intent["latest_charge"] if processing else new_id("ch_")),
+        last_payment_error=None,
+    )
+    if processing and intent["latest_charge"] in store.charges:
+        charges.settle(store.charges[intent["latest_charge"]])
+    else:
+        charges.new_charge(store, intent, email=email, bank_debit=False)
+
+
+def start_processing(store: Store, intent: JsonObject, email: str | None) -> None:
+    """A bank debit was submitted: its charge is pending until the money arrives (or not)."""
+    intent.update(
+        status="processing",
+        payment_method=new_id("pm_"),
+        latest_charge=new_id("py_"),
+        last_payment_error=None,
+    )
+    charges.new_charge(store, intent, email=email, bank_debit=True)
+
+
+def fail(store: Store, intent: JsonObject) -> None:
+    if (charge := store.charges.get(intent["latest_charge"])) is not None:
+        charges.fail(charge)
+    intent.update(
+        status="requires_payment_method",
+        amount_received=0,
+        last_payment_error={
+            "code": "payment_intent_payment_attempt_failed",
+            "doc_url": "https://stripe.com/docs/error-codes/payment-intent-payment-attempt-failed",
+            "message": "The latest payment attempt of this PaymentIntent has failed.",
+            "type": "invalid_request_error",
+        },
+    )
+
+
+def decline(intent: JsonObject) -> None:
+    intent.update(
+        status="requires_payment_method",
+        payment_method=None,
+        latest_charge=new_id("ch_"),
+        last_payment_error={
+            "code": "card_declined",
+            "decline_code": "generic_decline",
+            "doc_url": "https://stripe.com/docs/error-codes/card-declined",
+            "message": "Your card was declined.",
+            "type": "card_error",
+        },
+    )
+
+
+def cancel(intent: JsonObject) -> None:
+    intent.update(status="canceled", canceled_at=now(), cancellation_reason="abandoned")
+
+
+def payment_intent_of(store: Store, intent_id: str, param: str) -> JsonObject:
+    intent = store.payment_intents.get(intent_id)
+    if intent is None:
+        raise no_such("payment_intent", intent_id, param)
+    return intent
+
+
+def retrieve(store: Store, intent_id: str, params: JsonObject) -> JsonObject:
+    expand_charge = expands(conform(params, EXPAND_ONLY, ""), "latest_charge")
+    intent = copy.deepcopy(payment_intent_of(store, intent_id, "intent"))
+    if expand_charge and intent["latest_charge"] in store.charges:
+        intent["latest_charge"] = copy.deepcopy(store.charges[intent["latest_charge"]])
+    return intent

@@ -1,0 +1,57 @@
+"""What the emulator holds: every object it made and every event it sent. Guarded by the emulator's lock."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+from devstack.stripe_emulator.events import RequestContext, new_event
+from devstack.stripe_emulator.fixtures import JsonObject, new_id
+
+
+@dataclass(slots=True)
+class CheckoutRecord:
+    """A session, the PaymentIntent Checkout made for it (if any) and what that PaymentIntent will carry."""
+
+    sequence: int
+    session: JsonObject
+    payment_intent_data: JsonObject
+    payment_intent: JsonObject | None = None
+    # Stripe keeps them apart from the session object; the Checkout page shows them.
+    line_items: list[JsonObject] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Store:
+    """The emulator's state; every function that reads or changes it runs with the emulator's lock held."""
+
+    # Whether events go to a webhook endpoint (their `pending_webhooks`).
+    delivered: bool
+    sessions: dict[str, CheckoutRecord] = field(default_factory=dict)
+    # The same objects as the sessions' PaymentIntents, by id; charges, refunds and disputes by id.
+    payment_intents: dict[str, JsonObject] = field(default_factory=dict)
+    charges: dict[str, JsonObject] = field(default_factory=dict)
+    refunds: dict[str, JsonObject] = field(default_factory=dict)
+    disputes: dict[str, JsonObject] = field(default_factory=dict)
+    events: list[JsonObject] = field(default_factory=list)
+    sequence: int = 0
+    # Checkout's payment methods come from the account's one payment method configuration.
+    payment_method_configuration: str = field(default_factory=lambda: new_id("pmc_"))
+
+    def clear(self) -> None:
+        self.sessions.clear()
+        self.payment_intents.clear()
+        self.charges.clear()
+        self.refunds.clear()
+        self.disputes.clear()
+        self.events.clear()
+
+    def next_sequence(self) -> int:
+        self.sequence += 1
+        return self.sequence
+
+    def publish(self, event_type: str, obj: JsonObject, request: RequestContext | None = None) -> JsonObject:
+        """Record the event Stripe sends about `obj` now; a copy of it is returned to be delivered."""
+        event = new_event(event_type, obj, delivered=self.delivered, request=request)
+        self.events.append(event)
+        return copy.deepcopy(event)
