@@ -15,7 +15,7 @@ const TYPE_LABELS = {
 // The second line of a row without a description of its own (a spend's, an adjustment's reason).
 const TYPE_DETAILS = {
   refund: "Taken back: the payment was refunded",
-  dispute: "Taken back: the payment was disputed with the bank",
+  dispute: "Taken back: the payment was disputed",
   dispute_won: "Given back: the chargeback was reversed",
 };
 const SOURCE_LABELS = { stripe_payment: "Paid with Stripe" };
@@ -81,7 +81,6 @@ export function createHistory({ loadPage, fail }) {
   function transactionRow(transaction, isNew) {
     const row = element("tr");
     const type = String(transaction.type ?? "");
-    row.dataset.type = type;
 
     const when = element("time");
     const parts = dateParts(transaction.createdAt);
