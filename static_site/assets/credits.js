@@ -2,8 +2,8 @@
 import { ApiError, createApi, SESSION_ENDED } from "./api.js";
 import { createAuth } from "./auth.js";
 import { dateParts, money } from "./format.js";
+import { createHistory, PAGE_SIZE as HISTORY_PAGE_SIZE } from "./history.js";
 
-const HISTORY_PAGE_SIZE = 20;
 // Back from Checkout, how long to keep asking before saying the credits will arrive later.
 const POLL_BUDGET_MS = 60_000;
 const POLL_FIRST_DELAY_MS = 500;
@@ -33,8 +33,6 @@ const TEXT = {
   noCheckoutPage: "The payment page could not be opened. Nothing was charged; try again.",
   unreadableBalance: "The balance could not be read. Try again in a moment.",
 };
-const TYPE_LABELS = { deposit: "Top-up" };
-const SOURCE_LABELS = { stripe_payment: "Paid with Stripe" };
 const TEST_MODE_NOTES = {
   emulator: "Test mode: payments go to a local Stripe emulator. No real money moves.",
   test: "Stripe test mode: no real money moves. Pay with the test card 4242 4242 4242 4242.",
@@ -61,11 +59,8 @@ const ui = {
   lastTopUp: byId("last-topup"),
   packs: byId("packs"),
   testMode: byId("test-mode"),
-  history: byId("history"),
-  historyRows: byId("history-rows"),
-  historyEmpty: byId("history-empty"),
-  historyLoading: byId("history-loading"),
-  loadMore: byId("load-more"),
+  balanceNote: byId("balance-note"),
+  negativeBalance: byId("negative-balance"),
 };
 
 const state = {
@@ -73,8 +68,6 @@ const state = {
   api: null,
   currency: "usd",
   packs: null,
-  cursor: null,
-  seen: new Set(),
   // A checkout is being opened: every pack button stays disabled until the page is left or it fails.
   opening: false,
   retry: null,
@@ -83,6 +76,8 @@ const state = {
   // Bumped per balance request, so that an older answer never overwrites a newer one.
   balanceRequest: 0,
 };
+
+const historyCard = createHistory({ loadPage: (limit, cursor) => state.api.balance(limit, cursor), fail });
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -188,17 +183,11 @@ async function signOut() {
 // --- the dashboard -------------------------------------------------------------------------------------
 
 function resetDashboard() {
-  state.cursor = null;
-  state.seen.clear();
   state.balanceRequest += 1;
-  ui.balance.textContent = "—";
+  showBalance(null);
   ui.lastTopUp.hidden = true;
   ui.accountName.textContent = "";
-  ui.historyRows.replaceChildren();
-  ui.history.hidden = true;
-  ui.historyEmpty.hidden = true;
-  ui.historyLoading.hidden = false;
-  ui.loadMore.hidden = true;
+  historyCard.reset();
 }
 
 async function showDashboard(session, { focus = false } = {}) {
@@ -280,12 +269,18 @@ async function loadBalance({ highlight = null } = {}) {
     throw new ApiError(TEXT.unreadableBalance, { kind: "unreadable" });
   }
   state.currency = data.currency ?? state.currency;
-  ui.balance.textContent = money(data.balance, state.currency);
-  state.seen.clear();
-  ui.historyRows.replaceChildren();
-  showTransactions(data.transactions, highlight);
-  setCursor(data.nextCursor);
+  showBalance(data.balance);
+  historyCard.show(data, { currency: state.currency, highlight });
   showLastTopUp(Array.isArray(data.transactions) ? data.transactions : []);
+}
+
+/** The balance, or "—" for none; below zero it says why and what to do. */
+function showBalance(balance) {
+  const negative = balance !== null && balance < 0;
+  ui.balance.textContent = balance === null ? "—" : money(balance, state.currency);
+  ui.balance.classList.toggle("is-negative", negative);
+  ui.balanceNote.hidden = negative;
+  ui.negativeBalance.hidden = !negative;
 }
 
 function showLastTopUp(transactions) {
@@ -306,75 +301,6 @@ async function refreshBalance() {
     clearNotice();
   } catch (error) {
     fail(error, refreshBalance);
-  }
-}
-
-function showTransactions(transactions, highlight = null) {
-  const rows = [];
-  for (const transaction of Array.isArray(transactions) ? transactions : []) {
-    if (!transaction?.id || state.seen.has(transaction.id)) continue;
-    state.seen.add(transaction.id);
-    rows.push(transactionRow(transaction, highlight && transaction.paymentId === highlight));
-  }
-  ui.historyRows.append(...rows);
-  ui.historyLoading.hidden = true;
-  ui.history.hidden = state.seen.size === 0;
-  ui.historyEmpty.hidden = state.seen.size > 0;
-  return rows;
-}
-
-function transactionRow(transaction, isNew) {
-  const row = element("tr");
-  const when = element("time");
-  const parts = dateParts(transaction.createdAt);
-  when.dateTime = String(transaction.createdAt ?? "");
-  when.append(element("span", "date-day", parts?.day ?? "Date unknown"), " ");
-  if (parts) when.append(element("span", "date-time", parts.time));
-  const dateCell = element("td", "date");
-  dateCell.append(when);
-
-  const type = String(transaction.type ?? "");
-  const typeCell = element("td", "type");
-  const label = TYPE_LABELS[type] ?? type.charAt(0).toUpperCase() + type.slice(1);
-  typeCell.append(element("span", "type-label", label));
-  if (isNew) {
-    row.classList.add("is-new");
-    typeCell.append(" ", element("span", "badge", "New"));
-  }
-  const source = SOURCE_LABELS[transaction.source];
-  if (source) typeCell.append(" ", element("span", "type-source", source));
-
-  const amount = Number.isInteger(transaction.amount) ? money(transaction.amount, state.currency) : "—";
-  const amountCell = element("td", "amount", type === "deposit" ? `+${amount}` : amount);
-  row.append(dateCell, typeCell, amountCell);
-  return row;
-}
-
-function setCursor(cursor) {
-  state.cursor = typeof cursor === "string" && cursor ? cursor : null;
-  ui.loadMore.hidden = !state.cursor;
-}
-
-async function loadMore() {
-  const generation = state.generation;
-  ui.loadMore.disabled = true;
-  ui.loadMore.textContent = "Loading…";
-  try {
-    const data = await state.api.balance(HISTORY_PAGE_SIZE, state.cursor);
-    if (generation !== state.generation) return;
-    const rows = showTransactions(data.transactions);
-    setCursor(data.nextCursor);
-    // The button is gone at the end of the history: keep the reader's place on the first new row.
-    if (ui.loadMore.hidden && rows.length) {
-      const cell = rows[0].cells[0];
-      cell.tabIndex = -1;
-      cell.focus();
-    }
-  } catch (error) {
-    fail(error, loadMore);
-  } finally {
-    ui.loadMore.disabled = false;
-    ui.loadMore.textContent = "Load more";
   }
 }
 
@@ -532,7 +458,6 @@ function wire() {
   ui.userName.addEventListener("input", () => showFieldError(""));
   ui.signinOidc.addEventListener("click", beginSignIn);
   ui.signOut.addEventListener("click", signOut);
-  ui.loadMore.addEventListener("click", loadMore);
   // Back from Checkout through the back/forward cache, the page is as it was left: packs disabled.
   window.addEventListener("pageshow", (event) => {
     if (event.persisted && state.opening) {

@@ -1,0 +1,141 @@
+// The history card: the ledger's rows, newest first, a page at a time, each with what it did to the balance.
+import { dateParts, signedMoney } from "./format.js";
+
+export const PAGE_SIZE = 20;
+// A row type this page does not know yet (the ledger may grow) still shows, signed, under this name.
+const OTHER_LABEL = "Balance change";
+const TYPE_LABELS = {
+  deposit: "Top-up",
+  spend: "Spent",
+  refund: "Refunded",
+  dispute: "Chargeback",
+  dispute_won: "Chargeback won",
+  adjustment: "Adjustment",
+};
+// The second line of a row without a description of its own (a spend's, an adjustment's reason).
+const TYPE_DETAILS = {
+  refund: "Taken back: the payment was refunded",
+  dispute: "Taken back: the payment was disputed",
+  dispute_won: "Given back: the chargeback was reversed",
+};
+const SOURCE_LABELS = { stripe_payment: "Paid with Stripe" };
+
+function element(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+/** The card's rows and "Load more"; `loadPage(limit, cursor)` reads a page, `fail(error, retry)` says why not. */
+export function createHistory({ loadPage, fail }) {
+  const byId = (id) => document.getElementById(id);
+  const ui = {
+    table: byId("history"),
+    rows: byId("history-rows"),
+    empty: byId("history-empty"),
+    loading: byId("history-loading"),
+    loadMore: byId("load-more"),
+  };
+  const seen = new Set();
+  let cursor = null;
+  let currency = "usd";
+  // Bumped on reset, so that a page asked for by the previous session is dropped.
+  let generation = 0;
+
+  function reset() {
+    generation += 1;
+    cursor = null;
+    seen.clear();
+    ui.rows.replaceChildren();
+    ui.table.hidden = true;
+    ui.empty.hidden = true;
+    ui.loading.hidden = false;
+    ui.loadMore.hidden = true;
+  }
+
+  /** The first page, from the same answer as the balance; `highlight` marks the deposit of that payment. */
+  function show(data, { currency: code, highlight = null }) {
+    currency = code;
+    seen.clear();
+    ui.rows.replaceChildren();
+    append(data.transactions, highlight);
+    setCursor(data.nextCursor);
+  }
+
+  function append(transactions, highlight = null) {
+    const rows = [];
+    for (const transaction of Array.isArray(transactions) ? transactions : []) {
+      if (!transaction?.id || seen.has(transaction.id)) continue;
+      seen.add(transaction.id);
+      const isNew = Boolean(highlight) && transaction.type === "deposit" && transaction.paymentId === highlight;
+      rows.push(transactionRow(transaction, isNew));
+    }
+    ui.rows.append(...rows);
+    ui.loading.hidden = true;
+    ui.table.hidden = seen.size === 0;
+    ui.empty.hidden = seen.size > 0;
+    return rows;
+  }
+
+  function transactionRow(transaction, isNew) {
+    const row = element("tr");
+    const type = String(transaction.type ?? "");
+
+    const when = element("time");
+    const parts = dateParts(transaction.createdAt);
+    when.dateTime = String(transaction.createdAt ?? "");
+    when.append(element("span", "date-day", parts?.day ?? "Date unknown"), " ");
+    if (parts) when.append(element("span", "date-time", parts.time));
+    const dateCell = element("td", "date");
+    dateCell.append(when);
+
+    const typeCell = element("td", "type");
+    typeCell.append(element("span", "type-label", TYPE_LABELS[type] ?? OTHER_LABEL));
+    if (isNew) {
+      row.classList.add("is-new");
+      typeCell.append(" ", element("span", "badge", "New"));
+    }
+    const description = typeof transaction.description === "string" ? transaction.description.trim() : "";
+    const detail = description || TYPE_DETAILS[type] || SOURCE_LABELS[transaction.source];
+    if (detail) typeCell.append(" ", element("span", "type-detail", detail));
+
+    // The sign says which way the balance moved; the colour only repeats it.
+    const amount = Number.isInteger(transaction.amount) ? transaction.amount : null;
+    const amountCell = element("td", "amount", amount === null ? "—" : signedMoney(amount, currency));
+    if (amount) amountCell.classList.add(amount > 0 ? "is-credit" : "is-debit");
+    row.append(dateCell, typeCell, amountCell);
+    return row;
+  }
+
+  function setCursor(next) {
+    cursor = typeof next === "string" && next ? next : null;
+    ui.loadMore.hidden = !cursor;
+  }
+
+  async function loadMore() {
+    const asked = generation;
+    ui.loadMore.disabled = true;
+    ui.loadMore.textContent = "Loading…";
+    try {
+      const data = await loadPage(PAGE_SIZE, cursor);
+      if (asked !== generation) return;
+      const rows = append(data.transactions);
+      setCursor(data.nextCursor);
+      // The button is gone at the end of the history: keep the reader's place on the first new row.
+      if (ui.loadMore.hidden && rows.length) {
+        const cell = rows[0].cells[0];
+        cell.tabIndex = -1;
+        cell.focus();
+      }
+    } catch (error) {
+      if (asked === generation) fail(error, loadMore);
+    } finally {
+      ui.loadMore.disabled = false;
+      ui.loadMore.textContent = "Load more";
+    }
+  }
+
+  ui.loadMore.addEventListener("click", loadMore);
+  return { reset, show };
+}

@@ -1,0 +1,261 @@
+"""The history and the balance once the ledger holds more than top-ups: spends, adjustments, refunds and
+chargebacks, each with its label, its sign and its reason, and a negative balance that says why.
+
+The rows are written into the running stack's ledger by `wallet.ledger` itself, in this process, the way
+the webhook and the service routes write them there."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from playwright.sync_api import Route, expect
+from ulid import ULID
+
+from tests.devstack_process import DevStackProcess
+from tests.e2e.conftest import CreditsPage
+from wallet import ledger, models, settings
+
+# The stack names its tables as this process's models were named when first imported: see `stack_ledger`.
+DEVSTACK_SETTINGS = {
+    "CREDIT_BALANCE_TABLE": settings.tables().balance_table,
+    "CREDIT_TRANSACTION_TABLE": settings.tables().transaction_table,
+    "CREDIT_GUARD_TABLE": settings.tables().guard_table,
+}
+SERVICE = "arn:aws:iam::000000000000:user/service"
+OPERATOR = "arn:aws:iam::000000000000:user/operator"
+NEGATIVE_BALANCE = "A refund took back credits you had already used; top up to continue."
+
+
+@dataclass(frozen=True)
+class StackLedger:
+    """Balance changes for a user of the running stack, through the ledger's own functions."""
+
+    def deposit(self, user: str, amount: int) -> str:
+        """A paid top-up of `amount`; its PaymentIntent id, for refunds and disputes."""
+        payment_intent = f"pi_{uuid.uuid4().hex}"
+        ledger.add_credits(
+            user,
+            amount,
+            source="stripe_payment",
+            payment_id=str(ULID()),
+            currency="usd",
+            stripe_payment_intent_id=payment_intent,
+            amount_paid=amount,
+        )
+        return payment_intent
+
+    def spend(self, user: str, amount: int, description: str | None) -> None:
+        ledger.spend(
+            user,
+            amount,
+            idempotency_key=str(uuid.uuid4()),
+            description=description,
+            actor=SERVICE,
+            currency="usd",
+        )
+
+    def adjust(self, user: str, amount: int, reason: str) -> None:
+        ledger.adjust(
+            user, amount, idempotency_key=str(uuid.uuid4()), reason=reason, actor=OPERATOR, currency="usd"
+        )
+
+    def refund(self, payment_intent: str, refunded: int, paid: int) -> None:
+        change = ledger.claw_back(
+            payment_intent, ledger.Reversal.REFUND, taken=refunded, paid=paid, currency="usd"
+        )
+        assert change.result is ledger.Taken.APPLIED
+
+    def dispute(self, payment_intent: str, disputed: int, paid: int) -> None:
+        change = ledger.claw_back(
+            payment_intent, ledger.Reversal.DISPUTE, taken=disputed, paid=paid, currency="usd"
+        )
+        assert change.result is ledger.Taken.APPLIED
+
+    def dispute_won(self, payment_intent: str) -> None:
+        assert ledger.restore(payment_intent, currency="usd").result is ledger.Taken.APPLIED
+
+
+@pytest.fixture
+def stack_ledger(devstack: DevStackProcess) -> Iterator[StackLedger]:
+    """This process's ledger pointed at the stack's DynamoDB for one test, then back where it was.
+
+    Table names are read once per process (the models take theirs when first imported), so the stack
+    was started with this process's names; only the endpoint and the credentials change here, and the
+    cached connection is dropped on the way in and out."""
+    environment = json.loads(devstack.run_file.read_text(encoding="utf-8"))["environment"]
+    tables = settings.tables()
+    assert (
+        environment["CREDIT_BALANCE_TABLE"],
+        environment["CREDIT_TRANSACTION_TABLE"],
+        environment["CREDIT_GUARD_TABLE"],
+    ) == (tables.balance_table, tables.transaction_table, tables.guard_table)
+    saved = {name: os.environ.get(name) for name in environment}
+    os.environ.update(environment)
+    models.connection.cache_clear()
+    try:
+        yield StackLedger()
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        models.connection.cache_clear()
+
+
+def test_every_row_type_shows_its_label_sign_and_reason(
+    credits: CreditsPage, stack_ledger: StackLedger
+) -> None:
+    page = credits.page
+    credits.open()
+    user = credits.sign_in()
+    # Given a top-up, a spend, adjustments up and down, a chargeback won back, and a partial refund
+    payment = stack_ledger.deposit(user, 5000)
+    stack_ledger.spend(user, 1250, "Report export #4711")
+    stack_ledger.adjust(user, 300, "Goodwill for the outage on 3 May")
+    stack_ledger.adjust(user, -100, "Duplicate goodwill")
+    stack_ledger.dispute(payment, 1000, paid=5000)
+    stack_ledger.dispute_won(payment)
+    stack_ledger.refund(payment, 2000, paid=5000)
+    stack_ledger.spend(user, 50, None)
+
+    # When the page is loaded again
+    page.reload()
+
+    # Then every row says what it was, why, and which way it moved the balance
+    credits.expect_balance("$19.00", rows=8)
+    labels = page.locator("#history-rows .type-label")
+    expect(labels).to_have_text(
+        [
+            "Spent",
+            "Refunded",
+            "Chargeback won",
+            "Chargeback",
+            "Adjustment",
+            "Adjustment",
+            "Spent",
+            "Top-up",
+        ]
+    )
+    details = page.locator("#history-rows td.type")
+    expect(details.nth(0)).to_have_text("Spent")
+    expect(details.nth(4)).to_contain_text("Duplicate goodwill")
+    expect(details.nth(5)).to_contain_text("Goodwill for the outage on 3 May")
+    expect(details.nth(6)).to_contain_text("Report export #4711")
+    expect(details.nth(7)).to_contain_text("Paid with Stripe")
+    amounts = page.locator("#history-rows td.amount")
+    expect(amounts).to_have_text(
+        [
+            "\u2212$0.50",
+            "\u2212$20.00",
+            "+$10.00",
+            "\u2212$10.00",
+            "\u2212$1.00",
+            "+$3.00",
+            "\u2212$12.50",
+            "+$50.00",
+        ]
+    )
+    for index in (2, 5, 7):
+        expect(amounts.nth(index)).to_have_class(re.compile(r"\bis-credit\b"))
+    for index in (0, 1, 3, 4, 6):
+        expect(amounts.nth(index)).to_have_class(re.compile(r"\bis-debit\b"))
+    expect(page.get_by_text(NEGATIVE_BALANCE)).to_be_hidden()
+    credits.screenshot("14-history-every-row-type")
+
+    page.set_viewport_size({"width": 360, "height": 780})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360, "the page scrolls sideways"
+    credits.screenshot("15-history-every-row-type-360px")
+
+
+def test_a_row_type_the_page_does_not_know_still_shows_signed(
+    credits: CreditsPage, stack_ledger: StackLedger
+) -> None:
+    page = credits.page
+    credits.open()
+    user = credits.sign_in()
+    stack_ledger.deposit(user, 1000)
+
+    # Given the API answers with a row type newer than the page, with and without a description
+    def with_new_types(route: Route) -> None:
+        response = route.fetch()
+        body = response.json()
+        newer = {"source": "promotion", "paymentId": None, "createdAt": "2026-05-04T10:00:00.000Z"}
+        body["transactions"][:0] = [
+            newer | {"id": str(ULID()), "type": "cashback", "amount": 250, "description": "Spring offer"},
+            newer | {"id": str(ULID()), "type": "expiry", "amount": -75, "description": None},
+        ]
+        route.fulfill(response=response, json=body)
+
+    page.route(re.compile(r"/api/balance\?"), with_new_types)
+    page.reload()
+
+    # Then they show under a generic name, with their sign and description
+    credits.expect_balance("$10.00", rows=3)
+    expect(page.locator("#history-rows .type-label")).to_have_text(
+        ["Balance change", "Balance change", "Top-up"]
+    )
+    expect(page.locator("#history-rows td.type").first).to_contain_text("Spring offer")
+    expect(page.locator("#history-rows td.amount")).to_have_text(["+$2.50", "\u2212$0.75", "+$10.00"])
+
+
+def test_negative_balance_is_explained_until_a_top_up_covers_it(
+    credits: CreditsPage, stack_ledger: StackLedger
+) -> None:
+    page = credits.page
+    credits.open()
+    user = credits.sign_in()
+    # Given $8 of a $10 top-up spent, then the whole payment refunded
+    payment = stack_ledger.deposit(user, 1000)
+    stack_ledger.spend(user, 800, "Batch of 80 renders")
+    stack_ledger.refund(payment, 1000, paid=1000)
+
+    # When the page is loaded again
+    page.reload()
+
+    # Then the balance is negative and the page says why and what to do
+    credits.expect_balance("\u2212$8.00", rows=3)
+    notice = page.get_by_text(NEGATIVE_BALANCE)
+    expect(notice).to_be_visible()
+    expect(page.get_by_text("Available to spend now.")).to_be_hidden()
+    expect(page.locator("#history-rows .type-label")).to_have_text(["Refunded", "Spent", "Top-up"])
+    expect(page.locator("#history-rows td.type").nth(1)).to_contain_text("Batch of 80 renders")
+    expect(page.locator("#history-rows td.amount")).to_have_text(["\u2212$10.00", "\u2212$8.00", "+$10.00"])
+    credits.screenshot("16-negative-balance")
+    page.set_viewport_size({"width": 360, "height": 780})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360, "the page scrolls sideways"
+    credits.screenshot("17-negative-balance-360px")
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+    # When a top-up covers it, the explanation goes
+    credits.buy("$10")
+    credits.checkout("Pay")
+    credits.expect_balance("$2.00", rows=4)
+    expect(notice).to_be_hidden()
+    expect(page.get_by_text("Available to spend now.")).to_be_visible()
+
+
+def test_zero_balance_needs_no_explanation(credits: CreditsPage, stack_ledger: StackLedger) -> None:
+    page = credits.page
+    credits.open()
+    user = credits.sign_in()
+    credits.expect_balance("$0.00", rows=0)
+    expect(page.get_by_text(NEGATIVE_BALANCE)).to_be_hidden()
+
+    # Given a top-up spent to the last cent
+    stack_ledger.deposit(user, 1000)
+    stack_ledger.spend(user, 1000, "Everything")
+    page.reload()
+
+    # Then the balance is zero, with no notice
+    credits.expect_balance("$0.00", rows=2)
+    expect(page.get_by_text(NEGATIVE_BALANCE)).to_be_hidden()
+    expect(page.get_by_text("Available to spend now.")).to_be_visible()
+    expect(page.locator("#history-rows td.amount")).to_have_text(["\u2212$10.00", "+$10.00"])
+    credits.screenshot("18-zero-balance")
