@@ -144,3 +144,27 @@ def test_the_real_site_is_what_gets_published() -> None:
 def test_make_deploy_asks_whether_the_stack_exists_to_guide_a_first_deploy(aws: dict[str, str]) -> None:
     assert publish.main(["--stack-name", "credits", "--exists"]) == 0
     assert publish.main(["--stack-name", "not-yet", "--exists"]) == 1
+
+
+def test_on_cloudfronts_own_host_there_is_no_dns_to_set() -> None:
+    outputs = OUTPUTS | {"DistributionDomainName": "d111111abcdef8.cloudfront.net"}
+
+    assert publish.dns_hint(outputs) == ""
+
+
+def test_with_a_custom_domain_publishing_says_where_its_dns_must_point() -> None:
+    outputs = OUTPUTS | {
+        "SiteUrl": "https://credits.example.com/dashboard/credits/",
+        "DistributionDomainName": "d111111abcdef8.cloudfront.net",
+    }
+
+    hint = publish.dns_hint(outputs)
+    assert hint.startswith("Point credits.example.com at d111111abcdef8.cloudfront.net")
+
+
+def test_the_page_signs_in_and_out_on_the_custom_domain_when_there_is_one() -> None:
+    config = config_of(
+        publish.site_config(OUTPUTS | {"SiteUrl": "https://credits.example.com/dashboard/credits/"})
+    )
+
+    assert config["auth"]["redirectUri"] == "https://credits.example.com/dashboard/credits/"
