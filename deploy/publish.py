@@ -70,6 +70,8 @@ def site_config(outputs: dict[str, str]) -> str:
             "authorizeUrl": outputs["AuthorizeUrl"],
             "tokenUrl": outputs["TokenUrl"],
             "logoutUrl": outputs.get("LogoutUrl", ""),
+            # Cognito's /logout and OpenID Connect's end_session_endpoint take different parameters.
+            "logout": "cognito" if outputs.get("UserPoolId") else "oidc",
             "redirectUri": site,
             "scopes": ["openid", "email"],
         },

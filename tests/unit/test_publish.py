@@ -20,6 +20,7 @@ OUTPUTS = {
     "AuthorizeUrl": "https://credits-123.auth.us-east-1.amazoncognito.com/oauth2/authorize",
     "TokenUrl": "https://credits-123.auth.us-east-1.amazoncognito.com/oauth2/token",
     "LogoutUrl": "https://credits-123.auth.us-east-1.amazoncognito.com/logout",
+    "UserPoolId": "us-east-1_EXAMPLE",
     "Currency": "usd",
 }
 
@@ -107,6 +108,7 @@ def test_config_js_comes_from_the_stack_outputs_not_the_local_file(aws: dict[str
         "authorizeUrl": OUTPUTS["AuthorizeUrl"],
         "tokenUrl": OUTPUTS["TokenUrl"],
         "logoutUrl": OUTPUTS["LogoutUrl"],
+        "logout": "cognito",
         "redirectUri": OUTPUTS["SiteUrl"],
         "scopes": ["openid", "email"],
     }
@@ -168,3 +170,10 @@ def test_the_page_signs_in_and_out_on_the_custom_domain_when_there_is_one() -> N
     )
 
     assert config["auth"]["redirectUri"] == "https://credits.example.com/dashboard/credits/"
+
+
+def test_with_another_provider_sign_out_uses_its_end_session_endpoint_or_none() -> None:
+    outputs = {k: v for k, v in OUTPUTS.items() if k != "UserPoolId"} | {"LogoutUrl": ""}
+
+    auth = config_of(publish.site_config(outputs))["auth"]
+    assert (auth["logout"], auth["logoutUrl"]) == ("oidc", "")
