@@ -195,7 +195,15 @@ def test_the_webhook_role_cannot_read_the_api_key_secret() -> None:
 
     assert not readable & API_KEY_SECRETS
     assert not names_in(webhook["Environment"]) & API_KEY_SECRETS
-    assert set(webhook["Environment"]["Variables"]) == {"STRIPE_WEBHOOK_SECRET_ARN"}
+    assert "STRIPE_WEBHOOK_SECRET_ARN" in webhook["Environment"]["Variables"]
+    assert "STRIPE_SECRET_KEY_ARN" not in webhook["Environment"]["Variables"]
+
+
+@pytest.mark.parametrize("function", sorted(resources("AWS::Serverless::Function")))
+def test_no_function_may_read_both_stripe_secrets(function: str) -> None:
+    readable = set().union(*(names_in(statements(policy)) for policy in properties(function)["Policies"]))
+
+    assert not (readable & API_KEY_SECRETS and readable & {"StripeWebhookSecret", "StripeWebhookSecretArn"})
 
 
 @pytest.mark.parametrize("function", ["CreateCheckoutFunction", "ReconcileFunction"])
