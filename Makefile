@@ -7,6 +7,8 @@ PYTHON ?= $(shell python3.13 -c 'import sys; print(sys.executable)' 2>/dev/null 
 VENV := .venv
 UV := $(VENV)/bin/uv
 RUN := $(UV) run --frozen --no-sync
+# checkov, locked in uv.lock's scan group, in an environment of its own: its pins clash with pytest's.
+SCAN_VENV := .venv-scan
 # sam, at one version, in uv's tool cache rather than the project's environment (its pins clash).
 # It finds python3.13 on PATH for the Lambda runtime, so the interpreter's directory goes first.
 SAM := PATH="$(dir $(PYTHON)):$$PATH" SAM_CLI_TELEMETRY=0 $(UV) tool run --from "aws-sam-cli==1.170.0" sam
@@ -31,6 +33,11 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 
 setup: $(VENV)/.synced ## Create .venv with the locked dependencies
 
+$(SCAN_VENV)/.synced: $(UV) pyproject.toml uv.lock
+	UV_PROJECT_ENVIRONMENT=$(SCAN_VENV) $(UV) sync --frozen --no-default-groups --group scan --quiet \
+	  --python "$(PYTHON)" --no-python-downloads
+	@touch $@
+
 run: setup ## Serve the page, the API, DynamoDB and Stripe's emulator on http://127.0.0.1:3000 (PORT=...)
 	PYTHONPATH=layers/shared:. exec $(VENV)/bin/python -m devstack
 
@@ -50,9 +57,11 @@ unit: setup
 bench: setup ## Measure cold start, warm latency, round trips, concurrency and memory; writes docs/PERFORMANCE.md
 	PYTHONPATH=layers/shared:. $(VENV)/bin/python -m bench
 
-validate: setup ## sam validate --lint and cfn-lint on template.yaml
+validate: setup $(SCAN_VENV)/.synced ## sam validate --lint, cfn-lint and checkov on template.yaml
 	$(SAM) validate --lint --region us-east-1
 	$(RUN) cfn-lint template.yaml
+	@# Zero failed checks: each one passes or is skipped in its resource's Metadata, with the reason.
+	$(SCAN_VENV)/bin/checkov -f template.yaml --framework cloudformation --quiet --compact --skip-download
 
 build: setup ## sam build: the functions and the layer, for arm64 and Python 3.13
 	UV=$(abspath $(UV)) $(SAM) build --parallel
@@ -74,4 +83,4 @@ format: setup ## Format the code
 	$(RUN) ruff check --fix .
 
 clean: ## Remove the virtual environment and build output
-	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SCAN_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -40,7 +40,14 @@ SETTINGS = {
     "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
 }
 # Settings from a developer's shell that would point the functions somewhere else.
-CLEARED = ("AWS_PROFILE", "AWS_ENDPOINT_URL", "STRIPE_SECRET_ARN", "STRIPE_API_BASE", "AWS_SESSION_TOKEN")
+CLEARED = (
+    "AWS_PROFILE",
+    "AWS_ENDPOINT_URL",
+    "STRIPE_SECRET_KEY_ARN",
+    "STRIPE_WEBHOOK_SECRET_ARN",
+    "STRIPE_API_BASE",
+    "AWS_SESSION_TOKEN",
+)
 PACKAGES = ("aws-lambda-powertools", "pynamodb", "stripe", "python-ulid", "botocore", "moto")
 
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import boto3
 
@@ -69,6 +70,8 @@ def site_config(outputs: dict[str, str]) -> str:
             "authorizeUrl": outputs["AuthorizeUrl"],
             "tokenUrl": outputs["TokenUrl"],
             "logoutUrl": outputs.get("LogoutUrl", ""),
+            # Cognito's /logout and OpenID Connect's end_session_endpoint take different parameters.
+            "logout": "cognito" if outputs.get("UserPoolId") else "oidc",
             "redirectUri": site,
             "scopes": ["openid", "email"],
         },
@@ -76,6 +79,15 @@ def site_config(outputs: dict[str, str]) -> str:
         "stripe": "stripe",
     }
     return f"export default Object.freeze({json.dumps(config, indent=2)});\n"
+
+
+def dns_hint(outputs: dict[str, str]) -> str:
+    """With a custom domain (SiteUrl not on CloudFront's own host), where its DNS record must point."""
+    site_host = urlsplit(outputs["SiteUrl"]).hostname or ""
+    cloudfront_host = outputs.get("DistributionDomainName", "")
+    if not cloudfront_host or site_host == cloudfront_host:
+        return ""
+    return f"Point {site_host} at {cloudfront_host} (a CNAME, or a Route 53 alias) if it does not yet."
 
 
 def site_files(root: Path = SITE) -> Iterator[tuple[str, Path]]:
@@ -141,7 +153,12 @@ def publish(stack_name: str, session: boto3.Session | None = None, root: Path = 
     outputs = stack_outputs(session.client("cloudformation"), stack_name)
     uploaded = upload_site(session.client("s3"), outputs["SiteBucketName"], site_config(outputs), root)
     invalidation = invalidate(session.client("cloudfront"), outputs["DistributionId"])
-    return {"site": outputs["SiteUrl"], "files": str(len(uploaded)), "invalidation": invalidation}
+    return {
+        "site": outputs["SiteUrl"],
+        "files": str(len(uploaded)),
+        "invalidation": invalidation,
+        "dns": dns_hint(outputs),
+    }
 
 
 def stack_exists(cloudformation: CloudFormationClient, stack_name: str) -> bool:
@@ -168,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"Published {result['files']} files; CloudFront invalidation {result['invalidation']}.")
     print(f"The credits page: {result['site']}")
+    if result["dns"]:
+        print(result["dns"])
     return 0
 
 

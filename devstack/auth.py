@@ -3,9 +3,11 @@ them (signature, issuer, audience, expiry). The deployed API trusts the configur
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import time
+import urllib.request
 from typing import Any
 
 import jwt
@@ -47,12 +49,9 @@ class LocalIssuer:
             raise UnauthorizedError("no Authorization header")
         token = authorization.removeprefix("Bearer ").strip()
         try:
-            header = jwt.get_unverified_header(token)
-            if header.get("kid") != self._key_id:
-                raise UnauthorizedError("unknown signing key")
             claims: dict[str, Any] = jwt.decode(
                 token,
-                self._key.public_key(),
+                self._signing_key(token),
                 algorithms=["RS256"],
                 audience=self.audience,
                 issuer=self.issuer,
@@ -61,3 +60,42 @@ class LocalIssuer:
         except jwt.PyJWTError as exc:
             raise UnauthorizedError(str(exc)) from exc
         return {name: str(value) for name, value in claims.items()}
+
+    def _signing_key(self, token: str) -> Any:
+        if jwt.get_unverified_header(token).get("kid") != self._key_id:
+            raise UnauthorizedError("unknown signing key")
+        return self._key.public_key()
+
+
+class TrustedIssuer(LocalIssuer):
+    """An external OpenID Connect provider's tokens, checked as the HTTP API's JWT authorizer checks them.
+
+    The dev stack uses it when JWT_ISSUER is set, as the deployed stack does with its JwtIssuer parameter:
+    the signing keys come from the issuer's discovery document (jwks_uri), and the local token endpoint
+    issues nothing.
+    """
+
+    def __init__(self, issuer: str, audience: str, discovery: dict[str, Any]) -> None:
+        # No key of its own: LocalIssuer's __init__ would make one.
+        self.issuer = issuer
+        self.audience = audience
+        self.discovery = discovery
+        self._keys = jwt.PyJWKClient(str(discovery["jwks_uri"]), cache_keys=True)
+
+    @classmethod
+    def discover(cls, issuer: str, audience: str) -> TrustedIssuer:
+        """Reads {issuer}/.well-known/openid-configuration, as API Gateway does."""
+        url = issuer.rstrip("/") + "/.well-known/openid-configuration"
+        if not url.startswith(("https://", "http://127.0.0.1:", "http://localhost:")):
+            raise ValueError(f"JWT_ISSUER must be https (or a local http address), not {issuer!r}")
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - scheme checked above
+            discovery: dict[str, Any] = json.load(response)
+        if discovery.get("issuer") != issuer or "jwks_uri" not in discovery:
+            raise ValueError(f"{url} does not describe the issuer {issuer!r} with a jwks_uri")
+        return cls(issuer, audience, discovery)
+
+    def issue(self, user_id: str, lifetime: int = TOKEN_LIFETIME_SECONDS) -> str:
+        raise ValueError("sign in with the OpenID provider: this stack trusts its tokens, it issues none")
+
+    def _signing_key(self, token: str) -> Any:
+        return self._keys.get_signing_key_from_jwt(token).key

@@ -36,11 +36,20 @@ STATIC_SITE = ROOT / "static_site"
 OPENAPI_PATH = "/api/openapi.json"
 # API Gateway's limit on a request body.
 MAX_BODY_BYTES = 10 * 1024 * 1024
+
+
 # The policy CloudFront adds to the deployed site (template.yaml), so a page that breaks it fails here too.
-SITE_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'self'; object-src 'none'"
-)
+def site_csp(connect_to: str = "") -> str:
+    """The deployed site's policy; `connect_to` is the OpenID token endpoint's origin, when there is one."""
+    connect = f"'self' {connect_to}".strip()
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        f"connect-src {connect}; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'self'; object-src 'none'"
+    )
+
+
+SITE_CSP = site_csp()
 # Content types API Gateway passes to Lambda as text; anything else arrives base64-encoded.
 TEXT_TYPES = re.compile(r"^(text/|application/(json|xml|javascript|x-www-form-urlencoded)|[^;]*\+(json|xml))")
 
@@ -151,6 +160,7 @@ class Gateway:
         self._on_event = on_event
         self._handlers: dict[str, Handler] = {}
         self._containers = {route.function: threading.Lock() for route in self.routes}
+        self.site_csp = SITE_CSP
 
     def load_handlers(self) -> None:
         """Import every function now, so a settings error shows at start rather than on a first request."""
@@ -248,7 +258,7 @@ class Gateway:
         headers = {
             "Content-Type": content_type,
             "Cache-Control": "no-cache",
-            "Content-Security-Policy": SITE_CSP,
+            "Content-Security-Policy": self.site_csp,
         }
         return Response(HTTPStatus.OK, headers, file.read_bytes())
 

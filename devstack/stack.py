@@ -12,12 +12,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
-from devstack.auth import LocalIssuer
+from devstack.auth import LocalIssuer, TrustedIssuer
 from devstack.dynamodb import DynamoDBServer
-from devstack.gateway import Gateway, GatewayServer
+from devstack.gateway import Gateway, GatewayServer, site_csp
 from devstack.stripe_emulator import StripeEmulator
 from devstack.webhook_delivery import WebhookSender
 
@@ -91,8 +92,11 @@ class DevStack:
                 "CreditGuardTable": self.settings["CREDIT_GUARD_TABLE"],
             }
         )
-        self.issuer = LocalIssuer(ISSUER)
+        self.issuer = self._issuer()
         gateway = Gateway(self.issuer, self._config_js)
+        if isinstance(self.issuer, TrustedIssuer):
+            # The page fetches tokens from the provider, as the deployed CSP allows (template.yaml).
+            gateway.site_csp = site_csp(connect_to=_origin(self.issuer.discovery["token_endpoint"]))
         # Bound before the functions load: the site URL, which Checkout returns to, is its address.
         self.gateway = GatewayServer(gateway, port=_port(self.settings["PORT"]))
         environment = self._function_environment()
@@ -181,10 +185,40 @@ class DevStack:
             environment["STRIPE_SECRET_KEY"] = self.stripe.secret_key
         return environment
 
+    def _issuer(self) -> LocalIssuer:
+        """Local tokens, or, with JWT_ISSUER (and JWT_AUDIENCE), an external OpenID provider's."""
+        issuer = self.settings.get("JWT_ISSUER", "").strip()
+        if not issuer:
+            return LocalIssuer(ISSUER)
+        audience = self.settings.get("JWT_AUDIENCE", "").strip()
+        if not audience:
+            raise StackError("JWT_ISSUER needs JWT_AUDIENCE, the client id the provider issues tokens for")
+        try:
+            return TrustedIssuer.discover(issuer, audience)
+        except (OSError, ValueError) as exc:
+            raise StackError(f"cannot use the OpenID provider {issuer}: {exc}") from exc
+
+    def _auth_config(self) -> dict[str, Any]:
+        if not isinstance(self.issuer, TrustedIssuer):
+            return {"mode": "local", "tokenUrl": "/local/token"}
+        discovery = self.issuer.discovery
+        # What deploy/publish.py writes for a stack whose JwtIssuer is set.
+        return {
+            "mode": "oidc",
+            "issuer": self.issuer.issuer,
+            "clientId": self.issuer.audience,
+            "authorizeUrl": discovery["authorization_endpoint"],
+            "tokenUrl": discovery["token_endpoint"],
+            "logoutUrl": discovery.get("end_session_endpoint", ""),
+            "logout": "oidc",
+            "redirectUri": f"{self.url}/dashboard/credits/",
+            "scopes": ["openid", "email"],
+        }
+
     def _config_js(self) -> str:
         config: dict[str, Any] = {
             "apiBase": "/api",
-            "auth": {"mode": "local", "tokenUrl": "/local/token"},
+            "auth": self._auth_config(),
             "currency": self.settings["CURRENCY"],
             "stripe": "emulator" if self.stripe.secret_key is None else "test",
         }
@@ -217,6 +251,11 @@ class DevStack:
                 f"Ready in {self.ready_seconds:.1f} s at {url} — Ctrl-C stops everything.",
             ]
         )
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _stripe_mode(settings: dict[str, str]) -> StripeMode:

@@ -33,7 +33,13 @@ os.environ.update(
         "STRIPE_WEBHOOK_SECRET": "whsec_test_secret",
     }
 )
-for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "STRIPE_SECRET_ARN", "STRIPE_API_BASE"):
+for name in (
+    "AWS_PROFILE",
+    "AWS_ENDPOINT_URL",
+    "STRIPE_SECRET_KEY_ARN",
+    "STRIPE_WEBHOOK_SECRET_ARN",
+    "STRIPE_API_BASE",
+):
     os.environ.pop(name, None)
 
 from devstack.dynamodb import DynamoDBServer  # noqa: E402 - after the environment is set

@@ -5,7 +5,6 @@ Every change carries an Idempotency-Key: the same key and body answer the first 
 `Idempotent-Replayed: true`, the same key with another body is 409, and a spend never overdraws (402).
 """
 
-
 import json
 from http import HTTPStatus
 from typing import Any

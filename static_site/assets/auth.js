@@ -13,17 +13,20 @@ export function createAuth(settings) {
   const save = (session) => sessionStorage.setItem(SESSION_KEY, JSON.stringify(session));
   const clear = () => sessionStorage.removeItem(SESSION_KEY);
 
+  const stored = () => {
+    try {
+      return JSON.parse(sessionStorage.getItem(SESSION_KEY) ?? "null");
+    } catch {
+      return null;
+    }
+  };
+
   return {
     mode,
 
     /** `{session, ended}`: the live session {token, name} or null; `ended` when one had expired. */
     current() {
-      let session = null;
-      try {
-        session = JSON.parse(sessionStorage.getItem(SESSION_KEY) ?? "null");
-      } catch {
-        session = null;
-      }
+      const session = stored();
       if (!session || typeof session.token !== "string") {
         clear();
         return { session: null, ended: false };
@@ -65,10 +68,19 @@ export function createAuth(settings) {
       return result.returnTo;
     },
 
-    /** Forgets the token; for OpenID Connect, also the address that ends the provider's session. */
+    /**
+     * Forgets the token first, whatever follows; for OpenID Connect, the address that ends the provider's
+     * session, or null when there is none or it cannot be built.
+     */
     async signOut() {
+      const idToken = stored()?.token ?? null;
       clear();
-      return mode === "oidc" ? (await oidc()).logoutUrl(settings) : null;
+      if (mode !== "oidc") return null;
+      try {
+        return (await oidc()).logoutUrl(settings, idToken);
+      } catch {
+        return null;
+      }
     },
 
     forget: clear,

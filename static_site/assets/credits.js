@@ -169,15 +169,18 @@ async function beginSignIn() {
   }
 }
 
+/** Clears the page and returns to sign-in first; then ends the provider's session when it has a way. */
 async function signOut() {
   forgetCheckout();
-  const logoutUrl = await state.auth.signOut();
-  if (logoutUrl) {
-    window.location.assign(logoutUrl);
-    return;
+  let logoutUrl = null;
+  try {
+    logoutUrl = await state.auth.signOut();
+  } catch {
+    logoutUrl = null;
   }
   ui.userName.value = "";
   showSignIn(TEXT.signedOut, { focus: true });
+  if (logoutUrl) window.location.assign(logoutUrl);
 }
 
 // --- the dashboard -------------------------------------------------------------------------------------

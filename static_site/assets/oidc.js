@@ -82,9 +82,25 @@ export async function completeSignIn(settings) {
   };
 }
 
-export function logoutUrl(settings) {
-  const url = new URL(settings.logoutUrl);
+/**
+ * Where to end the provider's session, or null when it has no logout address (the page still signs out).
+ * Cognito's /logout takes client_id and logout_uri; any other provider's end_session_endpoint takes
+ * OpenID Connect RP-initiated logout's post_logout_redirect_uri, with the ID token as a hint.
+ */
+export function logoutUrl(settings, idToken) {
+  if (!settings.logoutUrl) return null;
+  let url;
+  try {
+    url = new URL(settings.logoutUrl);
+  } catch {
+    return null;
+  }
   url.searchParams.set("client_id", settings.clientId);
-  url.searchParams.set("logout_uri", settings.redirectUri);
+  if (settings.logout === "oidc") {
+    url.searchParams.set("post_logout_redirect_uri", settings.redirectUri);
+    if (idToken) url.searchParams.set("id_token_hint", idToken);
+  } else {
+    url.searchParams.set("logout_uri", settings.redirectUri);
+  }
   return url.toString();
 }

@@ -20,6 +20,7 @@ OUTPUTS = {
     "AuthorizeUrl": "https://credits-123.auth.us-east-1.amazoncognito.com/oauth2/authorize",
     "TokenUrl": "https://credits-123.auth.us-east-1.amazoncognito.com/oauth2/token",
     "LogoutUrl": "https://credits-123.auth.us-east-1.amazoncognito.com/logout",
+    "UserPoolId": "us-east-1_EXAMPLE",
     "Currency": "usd",
 }
 
@@ -107,6 +108,7 @@ def test_config_js_comes_from_the_stack_outputs_not_the_local_file(aws: dict[str
         "authorizeUrl": OUTPUTS["AuthorizeUrl"],
         "tokenUrl": OUTPUTS["TokenUrl"],
         "logoutUrl": OUTPUTS["LogoutUrl"],
+        "logout": "cognito",
         "redirectUri": OUTPUTS["SiteUrl"],
         "scopes": ["openid", "email"],
     }
@@ -144,3 +146,34 @@ def test_the_real_site_is_what_gets_published() -> None:
 def test_make_deploy_asks_whether_the_stack_exists_to_guide_a_first_deploy(aws: dict[str, str]) -> None:
     assert publish.main(["--stack-name", "credits", "--exists"]) == 0
     assert publish.main(["--stack-name", "not-yet", "--exists"]) == 1
+
+
+def test_on_cloudfronts_own_host_there_is_no_dns_to_set() -> None:
+    outputs = OUTPUTS | {"DistributionDomainName": "d111111abcdef8.cloudfront.net"}
+
+    assert publish.dns_hint(outputs) == ""
+
+
+def test_with_a_custom_domain_publishing_says_where_its_dns_must_point() -> None:
+    outputs = OUTPUTS | {
+        "SiteUrl": "https://credits.example.com/dashboard/credits/",
+        "DistributionDomainName": "d111111abcdef8.cloudfront.net",
+    }
+
+    hint = publish.dns_hint(outputs)
+    assert hint.startswith("Point credits.example.com at d111111abcdef8.cloudfront.net")
+
+
+def test_the_page_signs_in_and_out_on_the_custom_domain_when_there_is_one() -> None:
+    config = config_of(
+        publish.site_config(OUTPUTS | {"SiteUrl": "https://credits.example.com/dashboard/credits/"})
+    )
+
+    assert config["auth"]["redirectUri"] == "https://credits.example.com/dashboard/credits/"
+
+
+def test_with_another_provider_sign_out_uses_its_end_session_endpoint_or_none() -> None:
+    outputs = {k: v for k, v in OUTPUTS.items() if k != "UserPoolId"} | {"LogoutUrl": ""}
+
+    auth = config_of(publish.site_config(outputs))["auth"]
+    assert (auth["logout"], auth["logoutUrl"]) == ("oidc", "")

@@ -1,8 +1,11 @@
-"""Stripe's keys: from the environment locally, from one Secrets Manager secret when deployed."""
+"""Stripe's keys: from the environment locally, from two Secrets Manager secrets when deployed.
+
+The API key and the webhook signing secret live in separate secrets so the public webhook's role can
+read the signing secret without ever being able to read the key that moves money.
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import boto3
@@ -14,42 +17,59 @@ from wallet import settings
 
 
 @pytest.fixture
-def secret_arn(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def secret_arns(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB", raising=False)
+    monkeypatch.delenv("STRIPE_SECRET_KEY", raising=False)
+    monkeypatch.delenv("STRIPE_WEBHOOK_SECRET", raising=False)
     with mock_aws():
         parameters.clear_caches()
-        arn = boto3.client("secretsmanager").create_secret(
-            Name="credits/stripe",
-            SecretString=json.dumps(
-                {"STRIPE_SECRET_KEY": "sk_test_deployed", "STRIPE_WEBHOOK_SECRET": "whsec_deployed"}
-            ),
-        )["ARN"]
-        monkeypatch.setenv("STRIPE_SECRET_ARN", arn)
-        yield arn
+        client = boto3.client("secretsmanager")
+        arns = {
+            "STRIPE_SECRET_KEY_ARN": client.create_secret(
+                Name="credits/stripe-api-key", SecretString="sk_test_deployed"
+            )["ARN"],
+            "STRIPE_WEBHOOK_SECRET_ARN": client.create_secret(
+                Name="credits/stripe-webhook-secret", SecretString="whsec_deployed"
+            )["ARN"],
+        }
+        for name, arn in arns.items():
+            monkeypatch.setenv(name, arn)
+        yield arns
         parameters.clear_caches()
 
 
-@pytest.mark.usefixtures("secret_arn")
-def test_deployed_functions_read_both_keys_from_the_secret() -> None:
+@pytest.mark.usefixtures("secret_arns")
+def test_deployed_functions_read_each_key_from_its_own_secret() -> None:
     assert settings.stripe_secret_key() == "sk_test_deployed"
     assert settings.stripe_webhook_secret() == "whsec_deployed"
 
 
-def test_the_secret_is_read_once_and_cached(secret_arn: str) -> None:
+def test_the_webhook_needs_only_the_signing_secret(
+    monkeypatch: pytest.MonkeyPatch, secret_arns: dict[str, str]
+) -> None:
+    # As the webhook function is deployed: only the signing secret's ARN in its environment.
+    monkeypatch.delenv("STRIPE_SECRET_KEY_ARN")
+
+    assert settings.stripe_webhook_secret() == "whsec_deployed"
+    with pytest.raises(settings.SettingsError, match="STRIPE_SECRET_KEY"):
+        settings.stripe_secret_key()
+
+
+def test_the_secret_is_read_once_and_cached(secret_arns: dict[str, str]) -> None:
     settings.stripe_secret_key()
     boto3.client("secretsmanager").put_secret_value(
-        SecretId=secret_arn, SecretString=json.dumps({"STRIPE_SECRET_KEY": "sk_test_rotated"})
+        SecretId=secret_arns["STRIPE_SECRET_KEY_ARN"], SecretString="sk_test_rotated"
     )
 
     assert settings.stripe_secret_key() == "sk_test_deployed"
 
 
-def test_a_secret_without_the_key_fails_naming_it(secret_arn: str) -> None:
+def test_an_empty_secret_fails_naming_what_to_fill(secret_arns: dict[str, str]) -> None:
     boto3.client("secretsmanager").put_secret_value(
-        SecretId=secret_arn, SecretString=json.dumps({"other": "x"})
+        SecretId=secret_arns["STRIPE_WEBHOOK_SECRET_ARN"], SecretString="  "
     )
 
-    with pytest.raises(settings.SettingsError, match="STRIPE_WEBHOOK_SECRET"):
+    with pytest.raises(settings.SettingsError, match=r"STRIPE_WEBHOOK_SECRET_ARN .*STRIPE_WEBHOOK_SECRET"):
         settings.stripe_webhook_secret()
 
 
@@ -60,3 +80,12 @@ def test_locally_the_keys_come_from_the_environment(monkeypatch: pytest.MonkeyPa
     assert settings.stripe_secret_key() == "sk_test_local"
     with pytest.raises(settings.SettingsError, match="STRIPE_WEBHOOK_SECRET"):
         settings.stripe_webhook_secret()
+
+
+def test_a_secret_that_cannot_be_read_fails_naming_it(
+    monkeypatch: pytest.MonkeyPatch, secret_arns: dict[str, str]
+) -> None:
+    monkeypatch.setenv("STRIPE_SECRET_KEY_ARN", secret_arns["STRIPE_SECRET_KEY_ARN"] + "-gone")
+
+    with pytest.raises(settings.SettingsError, match="STRIPE_SECRET_KEY_ARN names could not be read"):
+        settings.stripe_secret_key()

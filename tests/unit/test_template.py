@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import pytest
@@ -88,13 +90,15 @@ def statements(policy: Any) -> list[dict[str, Any]]:
 
 
 def target(resource: dict[str, Any]) -> str:
-    """A statement's resource by logical id: a table, a table's index, or the Stripe secret."""
+    """The logical id a statement's Resource names: a table, a table's index, or the If of a created or
+    given secret."""
     if "Fn::GetAtt" in resource:
         return str(resource["Fn::GetAtt"][0])
     if "Fn::Sub" in resource and "/index/" in resource["Fn::Sub"]:
         table, index = resource["Fn::Sub"].split("/index/")
         return f"{table.removeprefix('${').removesuffix('.Arn}')}/{index}"
-    return "StripeSecret"
+    _, created, given = resource["Fn::If"]
+    return f"{created['Ref']}|{given['Ref']}"
 
 
 def grants(function: str) -> set[tuple[str, str]]:
@@ -117,19 +121,20 @@ LEDGER_CHANGE = DEPOSIT | {
     ("dynamodb:GetItem", "CreditGuardTable"),
 }
 FIND_DEPOSIT = {("dynamodb:Query", "CreditTransactionTable/byPaymentIntent")}
-READ_SECRET = {("secretsmanager:GetSecretValue", "StripeSecret")}
+READ_API_KEY = {("secretsmanager:GetSecretValue", "StripeApiKeySecret|StripeApiKeySecretArn")}
+READ_SIGNING_SECRET = {("secretsmanager:GetSecretValue", "StripeWebhookSecret|StripeWebhookSecretArn")}
 
 
 @pytest.mark.parametrize(
     ("function", "expected"),
     [
-        ("StripeWebhookFunction", LEDGER_CHANGE | FIND_DEPOSIT | READ_SECRET),
+        ("StripeWebhookFunction", LEDGER_CHANGE | FIND_DEPOSIT | READ_SIGNING_SECRET),
         ("SpendFunction", LEDGER_CHANGE),
-        ("CreateCheckoutFunction", DEPOSIT | READ_SECRET),
+        ("CreateCheckoutFunction", DEPOSIT | READ_API_KEY),
         (
             "ReconcileFunction",
             DEPOSIT
-            | READ_SECRET
+            | READ_API_KEY
             | {
                 ("dynamodb:Scan", "CreditBalanceTable"),
                 ("dynamodb:GetItem", "CreditBalanceTable"),
@@ -204,3 +209,156 @@ def test_every_function_logs_to_a_group_with_retention_and_has_an_alarm(function
 
     assert properties(log_group)["RetentionInDays"] == {"Ref": "LogRetentionDays"}
     assert f"{function.removesuffix('Function')}FailuresAlarm" in resources("AWS::CloudWatch::Alarm")
+
+
+# --- What a security review asks of the stack -----------------------------------------------------------
+
+API_KEY_SECRETS = {"StripeApiKeySecret", "StripeApiKeySecretArn"}
+
+
+def names_in(value: Any) -> set[str]:
+    """Every logical id or parameter a fragment of the template refers to."""
+    if isinstance(value, dict):
+        found = {str(value["Ref"])} if "Ref" in value else set()
+        return found.union(*(names_in(v) for v in value.values()))
+    if isinstance(value, list):
+        return set().union(*(names_in(v) for v in value))
+    return set()
+
+
+def test_the_webhook_role_cannot_read_the_api_key_secret() -> None:
+    webhook = properties("StripeWebhookFunction")
+    readable = set().union(*(names_in(statements(policy)) for policy in webhook["Policies"]))
+
+    assert not readable & API_KEY_SECRETS
+    assert not names_in(webhook["Environment"]) & API_KEY_SECRETS
+    assert "STRIPE_WEBHOOK_SECRET_ARN" in webhook["Environment"]["Variables"]
+    assert "STRIPE_SECRET_KEY_ARN" not in webhook["Environment"]["Variables"]
+
+
+@pytest.mark.parametrize("function", sorted(resources("AWS::Serverless::Function")))
+def test_no_function_may_read_both_stripe_secrets(function: str) -> None:
+    readable = set().union(*(names_in(statements(policy)) for policy in properties(function)["Policies"]))
+
+    assert not (readable & API_KEY_SECRETS and readable & {"StripeWebhookSecret", "StripeWebhookSecretArn"})
+
+
+@pytest.mark.parametrize("function", ["CreateCheckoutFunction", "ReconcileFunction"])
+def test_functions_that_call_stripe_read_only_the_api_key(function: str) -> None:
+    readable = set().union(*(names_in(statements(policy)) for policy in properties(function)["Policies"]))
+
+    assert readable & API_KEY_SECRETS
+    assert not readable & {"StripeWebhookSecret", "StripeWebhookSecretArn"}
+    assert "STRIPE_WEBHOOK_SECRET_ARN" not in properties(function)["Environment"]["Variables"]
+
+
+def test_traces_hold_neither_responses_nor_errors() -> None:
+    variables = load()["Globals"]["Function"]["Environment"]["Variables"]
+
+    assert variables["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"
+    assert variables["POWERTOOLS_TRACER_CAPTURE_ERROR"] == "false"
+    for function in resources("AWS::Serverless::Function").values():
+        own = function["Properties"].get("Environment", {}).get("Variables", {})
+        assert "POWERTOOLS_TRACER_CAPTURE_RESPONSE" not in own
+        assert "POWERTOOLS_TRACER_CAPTURE_ERROR" not in own
+
+
+@pytest.mark.parametrize("function", sorted(resources("AWS::Serverless::Function")))
+def test_every_function_has_a_concurrency_limit(function: str) -> None:
+    assert isinstance(properties(function)["ReservedConcurrentExecutions"], int)
+
+
+def test_checkout_is_capped_below_the_webhooks_reserved_concurrency() -> None:
+    webhook = properties("StripeWebhookFunction")["ReservedConcurrentExecutions"]
+    checkout = properties("CreateCheckoutFunction")["ReservedConcurrentExecutions"]
+
+    assert 0 < checkout < webhook
+
+
+def test_every_route_has_its_own_throttle_no_looser_than_the_stage() -> None:
+    stage = properties("HttpApiStage")
+    default = stage["DefaultRouteSettings"]
+    routes = {r["Properties"]["RouteKey"] for r in resources("AWS::ApiGatewayV2::Route").values()}
+
+    assert set(stage["RouteSettings"]) == routes
+    for settings in stage["RouteSettings"].values():
+        assert 0 < settings["ThrottlingRateLimit"] <= default["ThrottlingRateLimit"]
+        assert 0 < settings["ThrottlingBurstLimit"] <= default["ThrottlingBurstLimit"]
+    assert set(load()["Resources"]["HttpApiStage"]["DependsOn"]) == {
+        name for name, r in resources("AWS::ApiGatewayV2::Route").items()
+    }
+
+
+def test_with_a_domain_cloudfront_serves_it_over_tls_1_2_or_later_with_sni() -> None:
+    config = properties("SiteDistribution")["DistributionConfig"]
+    condition, with_domain, without = config["ViewerCertificate"]["Fn::If"]
+
+    assert condition == "UseCustomDomain"
+    assert with_domain == {
+        "AcmCertificateArn": {"Ref": "CertificateArn"},
+        "SslSupportMethod": "sni-only",
+        "MinimumProtocolVersion": "TLSv1.2_2021",
+    }
+    assert without == {"CloudFrontDefaultCertificate": True}
+    assert config["Aliases"]["Fn::If"][:2] == ["UseCustomDomain", [{"Ref": "DomainName"}]]
+    rule = load()["Rules"]["CustomDomainNeedsACertificate"]
+    assert rule["Assertions"][0]["Assert"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "CertificateArn"}, ""]}]}
+
+
+@pytest.mark.parametrize("output", ["SiteUrl", "WebhookUrl"])
+def test_the_site_and_webhook_urls_follow_the_custom_domain(output: str) -> None:
+    condition, with_domain, _ = load()["Outputs"][output]["Value"]["Fn::If"]
+
+    assert condition == "UseCustomDomain"
+    assert with_domain["Fn::Sub"].startswith("https://${DomainName}/")
+
+
+def test_waf_is_optional_off_by_default_and_rate_limits_each_client_ip() -> None:
+    template = load()
+    acl = template["Resources"]["SiteWebAcl"]
+    rules = {rule["Name"]: rule for rule in acl["Properties"]["Rules"]}
+
+    assert template["Parameters"]["EnableWaf"]["Default"] == "false"
+    assert acl["Condition"] == "UseWaf"
+    assert acl["Properties"]["Scope"] == "CLOUDFRONT"
+    rate = rules["RequestsPerClientIp"]
+    assert rate["Action"] == {"Block": {}}
+    assert rate["Statement"]["RateBasedStatement"]["AggregateKeyType"] == "IP"
+    assert "AWSManagedRulesCommonRuleSet" in rules
+    assert template["Rules"]["WafOnlyInUsEast1"]["Assertions"][0]["Assert"] == {
+        "Fn::Equals": [{"Ref": "AWS::Region"}, "us-east-1"]
+    }
+    web_acl = properties("SiteDistribution")["DistributionConfig"]["WebACLId"]
+    assert web_acl == {"Fn::If": ["UseWaf", {"Fn::GetAtt": ["SiteWebAcl", "Arn"]}, {"Ref": "AWS::NoValue"}]}
+
+
+def dashboard_metrics() -> list[list[Any]]:
+    body, variables = properties("CreditsDashboard")["DashboardBody"]["Fn::Sub"]
+    for name, value in variables.items():
+        body = body.replace("${" + name + "}", value)
+    widgets = json.loads(re.sub(r"\$\{([A-Za-z:]+)\}", r"\1", body))["widgets"]
+    return [metric for widget in widgets for metric in widget["properties"]["metrics"]]
+
+
+def test_the_dashboard_shows_the_metrics_the_functions_emit_and_the_webhook_latency() -> None:
+    metrics = dashboard_metrics()
+    global_env = load()["Globals"]["Function"]["Environment"]["Variables"]
+    namespace, service = global_env["POWERTOOLS_METRICS_NAMESPACE"], global_env["POWERTOOLS_SERVICE_NAME"]
+    custom = {m[1] for m in metrics if m[0] == namespace and m[2:4] == ["service", service]}
+
+    assert {
+        "CreditsDeposited",
+        "CreditsSpent",
+        "CreditsClawedBack",
+        "DisputesOpened",
+        "DuplicateDeliveries",
+        "RejectedFulfilments",
+    } <= custom
+    latency = {
+        m[4]["stat"]
+        for m in metrics
+        if m[:4] == ["AWS/Lambda", "Duration", "FunctionName", "StripeWebhookFunction"]
+    }
+    assert latency == {"p50", "p99"}
+    errors = {m[3] for m in metrics if m[:2] == ["AWS/Lambda", "Errors"]}
+    assert errors == set(resources("AWS::Serverless::Function"))

@@ -10,7 +10,6 @@ import os
 import re
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
 
 from wallet.packs import Pack, parse_packs
 
@@ -94,29 +93,38 @@ def stripe_api_base() -> str | None:
 
 
 def stripe_secret_key() -> str:
-    return _stripe_secret("STRIPE_SECRET_KEY")
+    """The Stripe API key: the key that can move money, which the public webhook never holds."""
+    return _stripe_secret("STRIPE_SECRET_KEY", "STRIPE_SECRET_KEY_ARN")
 
 
 def stripe_webhook_secret() -> str:
-    return _stripe_secret("STRIPE_WEBHOOK_SECRET")
+    """The webhook signing secret: it verifies Stripe's signatures and can do nothing else."""
+    return _stripe_secret("STRIPE_WEBHOOK_SECRET", "STRIPE_WEBHOOK_SECRET_ARN")
 
 
-def _stripe_secret(name: str) -> str:
-    """From the Secrets Manager secret STRIPE_SECRET_ARN names when deployed, else from the environment."""
-    arn = os.environ.get("STRIPE_SECRET_ARN", "").strip()
+def _stripe_secret(name: str, arn_name: str) -> str:
+    """From the Secrets Manager secret `arn_name` names when deployed, else from the environment `name`.
+
+    Each value has its own secret, so each function's role can read only the one it needs.
+    """
+    arn = os.environ.get(arn_name, "").strip()
     if not arn:
         return required(name)
-    value = _secret(arn).get(name)
-    if not isinstance(value, str) or not value.strip():
-        raise SettingsError(f"the secret STRIPE_SECRET_ARN names has no {name} value")
-    return value.strip()
+    value = _secret(arn, arn_name)
+    if not value:
+        raise SettingsError(f"the secret {arn_name} names is empty: fill it with {name} (see the README)")
+    return value
 
 
-def _secret(arn: str) -> dict[str, Any]:
+def _secret(arn: str, arn_name: str) -> str:
     # Imported here: only deployed functions read Secrets Manager, and boto3 is slow to import.
     from aws_lambda_powertools.utilities import parameters
 
-    secret = parameters.get_secret(arn, transform="json", max_age=SECRET_MAX_AGE_SECONDS)
-    if not isinstance(secret, dict):
-        raise SettingsError("the secret STRIPE_SECRET_ARN names must be a JSON object")
-    return secret
+    try:
+        value = parameters.get_secret(arn, max_age=SECRET_MAX_AGE_SECONDS)
+    except parameters.exceptions.GetParameterError as exc:
+        # The message is AWS's (no secret value in it): missing, no value yet, or access denied.
+        raise SettingsError(f"the secret {arn_name} names could not be read: {exc}") from None
+    if not isinstance(value, str):
+        raise SettingsError(f"the secret {arn_name} names must hold a string, not binary data")
+    return value.strip()
