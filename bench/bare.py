@@ -109,3 +109,76 @@ def checkout_params(
         "success_url": f"{site_url}/dashboard/credits/?checkout=success&session_id={{CHECKOUT_SESSION_ID}}",
         "cancel_url": f"{site_url}/dashboard/credits/?checkout=cancelled",
     }
+
+
+def spend(
+    balance_table: str,
+    transaction_table: str,
+    guard_table: str,
+    *,
+    user_id: str,
+    key: str,
+    transaction_id: str,
+    amount: int,
+    currency: str,
+    now: str,
+    expires_at: int,
+) -> dict[str, Any]:
+    """A spend's one TransactWriteItems: the key's guard if new, the row, and the balance's ADD of
+    -amount on condition that it covers the amount."""
+    guard = {
+        "userId": {"S": user_id},
+        "guardId": {"S": f"key#{key}"},
+        "amount": {"N": str(-amount)},
+        "createdAt": {"S": now},
+        "expiresAt": {"N": str(expires_at)},
+        "fingerprint": {"S": "0" * 64},
+        "transactionId": {"S": transaction_id},
+    }
+    row = {
+        "userId": {"S": user_id},
+        "transactionId": {"S": transaction_id},
+        "actor": {"S": "arn:aws:iam::123456789012:user/api-service"},
+        "amount": {"N": str(-amount)},
+        "createdAt": {"S": now},
+        "source": {"S": "service"},
+        "type": {"S": "spend"},
+    }
+    return {
+        "TransactItems": [
+            {
+                "Put": {
+                    "TableName": guard_table,
+                    "Item": guard,
+                    "ConditionExpression": "attribute_not_exists (#0)",
+                    "ExpressionAttributeNames": {"#0": "guardId"},
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+            },
+            {
+                "Put": {
+                    "TableName": transaction_table,
+                    "Item": row,
+                    "ConditionExpression": "attribute_not_exists (#0)",
+                    "ExpressionAttributeNames": {"#0": "transactionId"},
+                }
+            },
+            {
+                "Update": {
+                    "TableName": balance_table,
+                    "Key": {"userId": {"S": user_id}},
+                    "UpdateExpression": "SET #0 = :0, #1 = :1 ADD #2 :2",
+                    "ConditionExpression": "#2 >= :3",
+                    "ExpressionAttributeNames": {"#0": "currency", "#1": "updatedAt", "#2": "balance"},
+                    "ExpressionAttributeValues": {
+                        ":0": {"S": currency},
+                        ":1": {"S": now},
+                        ":2": {"N": str(-amount)},
+                        ":3": {"N": str(amount)},
+                    },
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+            },
+        ],
+        "ReturnConsumedCapacity": "TOTAL",
+    }

@@ -19,13 +19,14 @@ class DynamoDBCalls:
 
     def __init__(self) -> None:
         from wallet import models
-        from wallet.models import CreditBalance, CreditTransaction
+        from wallet.models import CreditBalance, CreditGuard, CreditTransaction
 
         # Every client the ledger's writes and each model's reads could go through (one, when shared).
         candidates = [
             models.connection().client,
             CreditBalance._get_connection().connection.client,
             CreditTransaction._get_connection().connection.client,
+            CreditGuard._get_connection().connection.client,
         ]
         self.clients = list({id(client): client for client in candidates}.values())
         self.operations: list[str] = []
@@ -43,6 +44,7 @@ class DynamoDBCalls:
 def run(servers: Servers) -> list[Row]:
     from functions.create_checkout.app import lambda_handler as create_checkout
     from functions.get_balance.app import lambda_handler as get_balance
+    from functions.spend.app import lambda_handler as spend
     from functions.stripe_webhook.app import lambda_handler as stripe_webhook
     from tests.checkout_flow import webhook_request
     from tests.lambda_events import api_event, invoke
@@ -100,9 +102,82 @@ def run(servers: Servers) -> list[Row]:
         )
         _expect(status, 200, "GET /api/checkout/{sessionId}", body)
         back = _row("GET /api/checkout/{id} (back from Checkout)", dynamodb, stripe, "", None)
+
+        spend_event = _service_event(api_event, user, {"amount": 100}, "bench-order-1")
+        status, dynamodb, stripe, body = measure(spend, spend_event)
+        _expect(status, 201, "a spend", body)
+        spent = _row(
+            "Service: a spend",
+            dynamodb,
+            stripe,
+            "TransactWriteItems = 1 (+ GetItem for the balance answered), Stripe = 0",
+            dynamodb == ["TransactWriteItems", "GetItem"] and not stripe,
+        )
+        status, dynamodb, stripe, body = measure(spend, spend_event)
+        _expect(status, 201, "a replayed spend", body)
+        replayed = _row(
+            "Service: a replayed spend",
+            dynamodb,
+            stripe,
+            "1 call + at most 1 read",
+            len(dynamodb) <= 2 and dynamodb[0] == "TransactWriteItems" and not stripe,
+        )
+        session = completed["data"]["object"]
+        charge = {
+            "id": "ch_bench",
+            "object": "charge",
+            "amount": session["amount_total"],
+            "amount_refunded": session["amount_total"] // 2,
+            "payment_intent": session["payment_intent"],
+            "metadata": session["metadata"],
+        }
+        # The dispute is of another payment: each is the first reversal of its payment, the common case.
+        disputed = servers.paid_event(user, 1000)
+        disputed["data"]["object"]["payment_intent"] = "pi_bench_disputed"
+        _expect(
+            invoke(stripe_webhook, webhook_request(servers.sign(disputed))).status, 200, "a deposit", None
+        )
+        dispute = {
+            "id": "dp_bench",
+            "object": "dispute",
+            "amount": 1000,
+            "payment_intent": "pi_bench_disputed",
+        }
+        reversals = []
+        for kind, data_object, measure_name in [
+            ("charge.refunded", charge, "Webhook: a refund"),
+            ("charge.dispute.created", dispute, "Webhook: a dispute"),
+        ]:
+            event = {
+                "id": f"evt_bench_{kind}",
+                "object": "event",
+                "type": kind,
+                "data": {"object": data_object},
+            }
+            status, dynamodb, stripe, body = measure(stripe_webhook, webhook_request(servers.sign(event)))
+            _expect(status, 200, kind, body)
+            reversals.append(
+                _row(
+                    measure_name,
+                    dynamodb,
+                    stripe,
+                    "<= 1 read + 1 TransactWriteItems, Stripe = 0",
+                    dynamodb == ["Query", "TransactWriteItems"] and not stripe,
+                )
+            )
     finally:
         calls.close()
-    return [credit, duplicate, balance, checkout, back]
+    return [credit, duplicate, balance, checkout, back, spent, replayed, *reversals]
+
+
+def _service_event(
+    api_event: Callable[..., dict[str, Any]], user: str, body: Any, key: str
+) -> dict[str, Any]:
+    event = api_event(
+        "POST", "/api/users/{userId}/spend", path_parameters={"userId": user}, body=json.dumps(body)
+    )
+    event["headers"]["idempotency-key"] = key
+    return event
 
 
 def _row(measure: str, dynamodb: list[str], stripe: int, budget: str, holds: bool | None) -> Row:

@@ -74,6 +74,7 @@ def compare(
 def run(servers: Servers) -> list[Row]:
     from functions.create_checkout.app import lambda_handler as create_checkout
     from functions.get_balance.app import lambda_handler as get_balance
+    from functions.spend.app import lambda_handler as spend
     from functions.stripe_webhook.app import lambda_handler as stripe_webhook
     from tests.checkout_flow import webhook_request
     from tests.lambda_events import api_event, invoke
@@ -141,6 +142,41 @@ def run(servers: Servers) -> list[Row]:
         params = bare.checkout_params(writer, 1000, payment_id, "usd", environment.SETTINGS["SITE_URL"])
         sdk.v1.checkout.sessions.create(params, options={"idempotency_key": payment_id})  # type: ignore[arg-type]
 
+    # Spends: each with a key of its own, from a balance that covers them all.
+    spender = "bench-warm-spender"
+    ledger.add_credits(spender, 10_000_000, source="stripe_payment", payment_id=str(ULID()), currency="usd")
+    guard_table = environment.TABLES["CreditGuardTable"]
+    spends: dict[int, dict[str, Any]] = {}
+
+    def spend_events(numbers: range) -> None:
+        for n in numbers:
+            event = api_event(
+                "POST",
+                "/api/users/{userId}/spend",
+                path_parameters={"userId": spender},
+                body=json.dumps({"amount": 1}),
+            )
+            event["headers"]["idempotency-key"] = f"warm-{n}"
+            spends[n] = event
+
+    def bare_spend(n: int) -> None:
+        now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        ledger_client.transact_write_items(
+            **bare.spend(
+                balance_table,
+                transaction_table,
+                guard_table,
+                user_id=spender,
+                key=f"bare-{n}",
+                transaction_id=str(ULID()),
+                amount=1,
+                currency="usd",
+                now=now,
+                expires_at=int(time.time()) + 7 * 86400,
+            )
+        )
+        ledger_client.get_item(TableName=balance_table, Key={"userId": {"S": spender}}, ConsistentRead=True)
+
     cases = [
         (
             "GET /api/balance",
@@ -151,6 +187,14 @@ def run(servers: Servers) -> list[Row]:
             None,
         ),
         ("Webhook: a credit", "TransactWriteItems", handler_credit, bare_credit, 60, sign_credits),
+        (
+            "Service: a spend",
+            "TransactWriteItems + GetItem",
+            lambda n: checked(spend, spends.pop(n), 201),
+            bare_spend,
+            60,
+            spend_events,
+        ),
         (
             "Webhook: a duplicate delivery",
             "TransactWriteItems, cancelled",
