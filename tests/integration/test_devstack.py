@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -281,3 +284,55 @@ def test_make_audit_is_silent_on_a_clean_ledger_and_names_a_drifted_balance(stac
     assert " 0 differ" in clean.stdout
     assert drifted.returncode == 1, drifted.stdout + drifted.stderr
     assert "carol-audited: balance 1001, rows add up to 1000" in drifted.stdout
+
+
+def stripe_call(stack: DevStackProcess, method: str, path: str, form: dict[str, str] | None = None) -> Http:
+    """A call to the running stack's Stripe emulator, form-encoded as Stripe's API takes it."""
+    api_base = re.search(r"local Checkout emulator at (http://127\.0\.0\.1:\d+)", stack.log())
+    assert api_base, stack.log()
+    data = None if form is None else urllib.parse.urlencode(form).encode()
+    request = urllib.request.Request(f"{api_base[1]}{path}", data=data, method=method)
+    request.add_header("Authorization", "Basic " + base64.b64encode(b"sk_test_emulator:").decode())
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_a_refund_and_a_dispute_on_the_emulator_take_back_credits_through_the_webhook(
+    stack: DevStackProcess,
+) -> None:
+    dave = Shopper(stack, "dave-refunded")
+    refunded_session = dave.checkout(5000)
+    dave.on_checkout_page(refunded_session, "pay")
+    disputed_session = dave.checkout(1000)
+    dave.on_checkout_page(disputed_session, "pay")
+    assert eventually(lambda: dave.balance()["balance"] == 6000)
+    _, refunded = stripe_call(stack, "GET", f"/v1/checkout/sessions/{refunded_session['sessionId']}")
+    _, disputed = stripe_call(stack, "GET", f"/v1/checkout/sessions/{disputed_session['sessionId']}")
+    _, disputed_intent = stripe_call(stack, "GET", f"/v1/payment_intents/{disputed['payment_intent']}")
+
+    status, refund = stripe_call(
+        stack, "POST", "/v1/refunds", {"payment_intent": refunded["payment_intent"], "amount": "2000"}
+    )
+    assert status == 200, refund
+    assert eventually(lambda: dave.balance()["balance"] == 4000)
+    status, dispute = stripe_call(
+        stack, "POST", f"/_emulator/charges/{disputed_intent['latest_charge']}/dispute", {"action": "open"}
+    )
+    assert status == 200, dispute
+    assert eventually(lambda: dave.balance()["balance"] == 3000)
+    stripe_call(
+        stack, "POST", f"/_emulator/charges/{disputed_intent['latest_charge']}/dispute", {"action": "win"}
+    )
+    assert eventually(lambda: dave.balance()["balance"] == 4000)
+
+    kinds = sorted((row["type"], row["amount"]) for row in dave.balance()["transactions"])
+    assert kinds == [
+        ("deposit", 1000),
+        ("deposit", 5000),
+        ("dispute", -1000),
+        ("dispute_won", 1000),
+        ("refund", -2000),
+    ]
