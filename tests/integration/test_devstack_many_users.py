@@ -1,0 +1,96 @@
+"""Many users at once through `make run`'s process, across every route: each answer is its caller's.
+
+A Lambda container serves one event at a time, and Powertools' resolver keeps the current event at class
+level on that promise. Users top up at the same moment (open a checkout, pay on the emulator, whose
+webhook deliveries run alongside, poll the success route, read the balance) and every answer must be
+the caller's own: the balance names the caller, their own session is found, no valid token is refused,
+and in the end each balance is what that user paid.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.devstack_process import DevStackProcess
+from tests.integration.test_devstack import Shopper, call, eventually
+
+USERS = 12
+TOP_UPS_PER_USER = 3
+BALANCE_READS_PER_STEP = 2
+AMOUNT = 1000
+# A bound on the run, not a speed assertion: a stuck stack fails with what it did so far.
+TIME_LIMIT_SECONDS = 120
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[DevStackProcess]:
+    with DevStackProcess({"DEVSTACK_CONTAINERS_PER_FUNCTION": "3"}) as running:
+        yield running
+
+
+class Tally:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests = 0
+        self.wrong: list[str] = []
+
+    def check(self, user: str, what: str, ok: bool, answer: object) -> None:
+        with self._lock:
+            self.requests += 1
+            if not ok:
+                self.wrong.append(f"{user} {what}: {answer!r}"[:300])
+
+
+def shop(stack: DevStackProcess, user: str, tally: Tally, deadline: float) -> int:
+    """Top up a few times while reading the balance; what this user paid."""
+    shopper = Shopper(stack, user)
+    paid = 0
+
+    def read_balance() -> None:
+        status, body = call("GET", f"{stack.url}/api/balance", token=shopper.token)
+        mine = status == 200 and isinstance(body, dict) and body.get("userId") == user
+        tally.check(user, "GET /api/balance", mine, (status, body))
+
+    for _ in range(TOP_UPS_PER_USER):
+        if time.monotonic() > deadline:
+            break
+        status, session = call("POST", f"{stack.url}/api/checkout", {"amount": AMOUNT}, shopper.token)
+        tally.check(user, "POST /api/checkout", status == 201, (status, session))
+        if status != 201:
+            continue
+        read_balance()
+        status, page = call("POST", f"{session['url']}/pay")
+        tally.check(user, "pay on the emulator", status == 200, (status, page))
+        paid += AMOUNT
+        for _ in range(BALANCE_READS_PER_STEP):
+            read_balance()
+            status, seen = shopper.session(session["sessionId"])
+            own = status == 200 and isinstance(seen, dict) and seen.get("amount") == AMOUNT
+            tally.check(user, "GET /api/checkout/{id}", own, (status, seen))
+    return paid
+
+
+def test_every_answer_belongs_to_its_caller_under_concurrent_users(stack: DevStackProcess) -> None:
+    # Given many signed-in users topping up at the same moment
+    users = [f"crowd-{n}" for n in range(USERS)]
+    tally = Tally()
+    deadline = time.monotonic() + TIME_LIMIT_SECONDS
+
+    # When they all buy, pay, poll and read their balances at once
+    with ThreadPoolExecutor(max_workers=USERS) as pool:
+        paid = dict(zip(users, pool.map(lambda user: shop(stack, user, tally, deadline), users), strict=True))
+
+    # Then no answer was another user's, no valid token was refused, and each was credited what they paid
+    def balances() -> dict[str, int]:
+        return {user: Shopper(stack, user).balance()["balance"] for user in users}
+
+    kinds = Counter(wrong.split(":")[0] for wrong in tally.wrong)
+    assert tally.wrong == [], f"{len(tally.wrong)} of {tally.requests} answers wrong: {kinds}"
+    assert eventually(lambda: balances() == paid, timeout=30), (balances(), paid)
+    assert tally.requests >= USERS * TOP_UPS_PER_USER * (2 + 2 * BALANCE_READS_PER_STEP)
