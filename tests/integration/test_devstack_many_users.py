@@ -20,9 +20,9 @@ import pytest
 from tests.devstack_process import DevStackProcess
 from tests.integration.test_devstack import Shopper, call, eventually
 
-USERS = 12
-TOP_UPS_PER_USER = 3
-BALANCE_READS_PER_STEP = 2
+USERS = 16
+TOP_UPS_PER_USER = 4
+BALANCE_READS_PER_STEP = 3
 AMOUNT = 1000
 # A bound on the run, not a speed assertion: a stuck stack fails with what it did so far.
 TIME_LIMIT_SECONDS = 120
