@@ -76,10 +76,16 @@ class ServiceCredentials:
 
 
 def signed_headers(
-    method: str, url: str, body: bytes, credentials: ServiceCredentials, region: str = "us-east-1"
+    method: str,
+    url: str,
+    body: bytes,
+    credentials: ServiceCredentials,
+    region: str = "us-east-1",
+    headers: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The X-Amz-Date and Authorization headers of `method url` with `body`, signed for execute-api."""
-    request = AWSRequest(method=method, url=url, data=body)
+    """The headers to send `method url` with `body`, signed for execute-api: `headers` (signed too),
+    X-Amz-Date and Authorization."""
+    request = AWSRequest(method=method, url=url, data=body, headers=dict(headers or {}))
     signer = SigV4Auth(Credentials(credentials.access_key_id, credentials.secret_access_key), SERVICE, region)
     signer.add_auth(request)
     return {name: str(value) for name, value in request.headers.items()}

@@ -25,14 +25,14 @@ def shape(value: Any) -> Any:
 
 
 def test_routes_are_the_template_ones_with_the_webhook_and_packs_public() -> None:
-    table = {(r.method, r.path): (r.module, r.authorized) for r in routes()}
+    table = {(r.method, r.path): (r.module, r.authorization) for r in routes()}
 
     assert table == {
-        ("POST", "/api/checkout"): ("functions.create_checkout.app", True),
-        ("GET", "/api/checkout/{sessionId}"): ("functions.create_checkout.app", True),
-        ("POST", "/api/webhooks/stripe"): ("functions.stripe_webhook.app", False),
-        ("GET", "/api/balance"): ("functions.get_balance.app", True),
-        ("GET", "/api/packs"): ("functions.get_balance.app", False),
+        ("POST", "/api/checkout"): ("functions.create_checkout.app", "JWT"),
+        ("GET", "/api/checkout/{sessionId}"): ("functions.create_checkout.app", "JWT"),
+        ("POST", "/api/webhooks/stripe"): ("functions.stripe_webhook.app", "NONE"),
+        ("GET", "/api/balance"): ("functions.get_balance.app", "JWT"),
+        ("GET", "/api/packs"): ("functions.get_balance.app", "NONE"),
     }
 
 
