@@ -11,33 +11,27 @@ from typing import Any
 SEEN: list[dict[str, Any]] = []
 
 
-def _answer(body: dict[str, Any]) -> dict[str, Any]:
-    return {"statusCode": 200, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
-
-
 def echo(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The event's authorizer and body, the container's pid and how many events it has served."""
     SEEN.append(event)
-    return _answer(
-        {
-            "authorizer": event["requestContext"].get("authorizer"),
-            "body": event.get("body"),
-            "pid": os.getpid(),
-            "served": len(SEEN),
-            "setting": os.environ.get("CONTAINER_TEST_SETTING"),
-        }
-    )
+    body = {
+        "authorizer": event["requestContext"].get("authorizer"),
+        "body": event.get("body"),
+        "pid": os.getpid(),
+        "served": len(SEEN),
+        "setting": os.environ.get("CONTAINER_TEST_SETTING"),
+    }
+    return {"statusCode": 200, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
 
 
-def slow(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    time.sleep(0.3)
+def act(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Does what the body says: echo, wait (then echo), fail (raise) or die (the process exits)."""
+    action = event.get("body") or "echo"
+    if action == "fail":
+        SEEN.append(event)
+        raise RuntimeError("the handler raised")
+    if action == "die":
+        os._exit(3)
+    if action == "wait":
+        time.sleep(0.3)
     return echo(event, context)
-
-
-def fail(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    SEEN.append(event)
-    raise RuntimeError("the handler raised")
-
-
-def die(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    os._exit(3)
