@@ -4,19 +4,25 @@ A Lambda container serves one event at a time, and Powertools' resolver keeps th
 level on that promise. Users top up at the same moment (open a checkout, pay on the emulator, whose
 webhook deliveries run alongside, poll the success route, read the balance) and every answer must be
 the caller's own: the balance names the caller, their own session is found, no valid token is refused,
-and in the end each balance is what that user paid.
+and in the end each balance is what that user paid. Once template.yaml has the service routes
+(AWS_IAM), a signed GET /api/users/{userId}/balance joins in, and must name the user in its path.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from devstack.gateway import routes
+from devstack.sigv4 import ServiceCredentials, signed_headers
 from tests.devstack_process import DevStackProcess
 from tests.integration.test_devstack import Shopper, call, eventually
 
@@ -26,12 +32,31 @@ BALANCE_READS_PER_STEP = 3
 AMOUNT = 1000
 # A bound on the run, not a speed assertion: a stuck stack fails with what it did so far.
 TIME_LIMIT_SECONDS = 120
+SERVICE = ServiceCredentials("AKIALOCALCROWDTEST01", "crowd-test-secret")
+SERVICE_BALANCE = ("GET", "/api/users/{userId}/balance", "AWS_IAM")
+HAS_SERVICE_ROUTES = SERVICE_BALANCE in {(r.method, r.path, r.authorization) for r in routes()}
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[DevStackProcess]:
-    with DevStackProcess({"DEVSTACK_CONTAINERS_PER_FUNCTION": "3"}) as running:
+    settings = {
+        "DEVSTACK_CONTAINERS_PER_FUNCTION": "3",
+        "DEVSTACK_SERVICE_ACCESS_KEY_ID": SERVICE.access_key_id,
+        "DEVSTACK_SERVICE_SECRET_ACCESS_KEY": SERVICE.secret_access_key,
+    }
+    with DevStackProcess(settings) as running:
         yield running
+
+
+def service_balance(stack: DevStackProcess, user: str) -> tuple[int, object]:
+    """The service route's answer for `user`, signed as a backend service signs it."""
+    url = f"{stack.url}/api/users/{user}/balance"
+    request = urllib.request.Request(url, headers=signed_headers("GET", url, b"", SERVICE))
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
 
 
 class Tally:
@@ -56,6 +81,10 @@ def shop(stack: DevStackProcess, user: str, tally: Tally, deadline: float) -> in
         status, body = call("GET", f"{stack.url}/api/balance", token=shopper.token)
         mine = status == 200 and isinstance(body, dict) and body.get("userId") == user
         tally.check(user, "GET /api/balance", mine, (status, body))
+        if HAS_SERVICE_ROUTES:
+            status, body = service_balance(stack, user)
+            mine = status == 200 and isinstance(body, dict) and body.get("userId") == user
+            tally.check(user, "GET /api/users/{userId}/balance", mine, (status, body))
 
     for _ in range(TOP_UPS_PER_USER):
         if time.monotonic() > deadline:
