@@ -58,6 +58,10 @@ class ContainerCrashedError(Exception):
     """The container's process died during the event: Lambda answers 502 and starts a new container."""
 
 
+class FunctionTimeoutError(Exception):
+    """The handler ran past the function's Timeout: Lambda stops it and resets the container."""
+
+
 class ContainerStartError(Exception):
     """The function could not be imported: its settings or code are broken."""
 
@@ -148,6 +152,12 @@ class Container:
     def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
         try:
             self._connection.send(event)
+            if not self._connection.poll(self.function.timeout_seconds):
+                self._process.kill()
+                self.stop()
+                raise FunctionTimeoutError(
+                    f"{self.function.name} timed out after {self.function.timeout_seconds:g} s"
+                )
             status, value = self._connection.recv()
         except (EOFError, OSError, BrokenPipeError) as exc:
             self._process.join(1)
@@ -161,7 +171,7 @@ class Container:
 
     def stop(self) -> None:
         self._connection.close()  # the process reads EOF and returns
-        self._process.join(2)
+        self._process.join(0 if self._process.exitcode is not None else 2)
         if self._process.is_alive():
             self._process.kill()
             self._process.join()
@@ -230,7 +240,7 @@ class FunctionContainers:
         container = self._acquire()
         try:
             result = container.invoke(event)
-        except ContainerCrashedError:
+        except (ContainerCrashedError, FunctionTimeoutError):
             with self._changed:
                 self._all.remove(container)
                 self._changed.notify_all()

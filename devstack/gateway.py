@@ -32,8 +32,10 @@ from devstack.auth import LocalIssuer, UnauthorizedError
 from devstack.containers import (
     ContainerCrashedError,
     Containers,
+    ContainerStartError,
     Function,
     FunctionError,
+    FunctionTimeoutError,
     LambdaContext,
 )
 from devstack.serving import BackgroundServer
@@ -268,7 +270,8 @@ class Gateway:
             self._on_event(event)
         try:
             result = self.functions.invoke(route.function, event)
-        except FunctionError as exc:
+        except (FunctionError, FunctionTimeoutError, ContainerStartError) as exc:
+            # Lambda reports an error, a timeout or a failed init; the HTTP API answers them all 500.
             _log.error("%s failed:\n%s", route.function, exc)
             return json_response(HTTPStatus.INTERNAL_SERVER_ERROR, {"message": "Internal Server Error"})
         except ContainerCrashedError as exc:

@@ -25,13 +25,15 @@ def echo(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def act(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Does what the body says: echo, wait (then echo), fail (raise) or die (the process exits)."""
+    """Does what the body says: echo, wait (then echo), fail (raise), die (the process exits) or hang."""
     action = event.get("body") or "echo"
     if action == "fail":
         SEEN.append(event)
         raise RuntimeError("the handler raised")
     if action == "die":
         os._exit(3)
+    if action == "hang":
+        time.sleep(600)
     if action == "wait":
         time.sleep(0.3)
     return echo(event, context)

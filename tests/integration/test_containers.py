@@ -23,6 +23,10 @@ CAP = 2
 
 @pytest.fixture
 def gateway() -> Iterator[Gateway]:
+    yield from act_gateway(timeout_seconds=10)
+
+
+def act_gateway(timeout_seconds: float) -> Iterator[Gateway]:
     path = "/api/act"
     route = Route(
         method="POST",
@@ -33,12 +37,15 @@ def gateway() -> Iterator[Gateway]:
         authorization="NONE",
         memory_mb=128,
         pattern=route_pattern(path),
+        timeout_seconds=timeout_seconds,
     )
     containers = Containers(functions([route], {"CONTAINER_TEST_SETTING": "from the template"}), CAP)
     gateway = Gateway(LocalIssuer("urn:credits:test"), lambda: "", [route], containers=containers)
-    gateway.load_handlers()
-    yield gateway
-    gateway.close()
+    try:
+        gateway.load_handlers()
+        yield gateway
+    finally:
+        gateway.close()
 
 
 def act(gateway: Gateway, action: str) -> tuple[int, dict[str, object]]:
@@ -82,6 +89,18 @@ def test_a_container_that_dies_gets_502_and_is_replaced(gateway: Gateway) -> Non
     assert status == 200
     assert after["pid"] != before["pid"]
     assert after["served"] == 1
+
+
+def test_a_handler_past_its_timeout_gets_500_and_a_new_container() -> None:
+    # Given a function whose Timeout is half a second
+    for gateway in act_gateway(timeout_seconds=0.5):
+        _, before = act(gateway, "echo")
+
+        # When its handler runs on, then Lambda's timeout error is answered 500 and the container reset
+        assert act(gateway, "hang") == (500, {"message": "Internal Server Error"})
+        status, after = act(gateway, "echo")
+        assert (status, after["served"]) == (200, 1)
+        assert after["pid"] != before["pid"]
 
 
 def test_a_function_that_cannot_be_imported_stops_the_start_with_its_name() -> None:
