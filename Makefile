@@ -15,7 +15,7 @@ STACK_NAME ?= credits
 RUNTIME_PACKAGES := boto3 botocore s3transfer jmespath python-dateutil six
 LAYER_REQUIREMENTS ?= layers/shared/requirements.txt
 
-.PHONY: help setup run test lint unit bench validate build deploy layer-requirements format clean
+.PHONY: help setup run audit test lint unit bench validate build deploy layer-requirements format clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ setup: $(VENV)/.synced ## Create .venv with the locked dependencies
 
 run: setup ## Serve the page, the API, DynamoDB and Stripe's emulator on http://127.0.0.1:3000 (PORT=...)
 	PYTHONPATH=layers/shared:. exec $(VENV)/bin/python -m devstack
+
+audit: setup ## Prove every balance of the running `make run` is the sum of its rows (exit 1 on drift)
+	PYTHONPATH=layers/shared:. $(VENV)/bin/python -m devstack.audit
 
 test: lint validate build unit ## Lint, type-check, validate and build the template, and run every test
 

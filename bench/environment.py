@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TABLES = {
     "CreditBalanceTable": "bench-credit-balance",
     "CreditTransactionTable": "bench-credit-transaction",
+    "CreditGuardTable": "bench-credit-guard",
 }
 API_KEY = "sk_test_emulator"
 WEBHOOK_SECRET = "whsec_bench_secret"  # noqa: S105 - the local emulator's, not a real one
@@ -22,6 +23,7 @@ LAMBDA_SMALLEST_MB = 128
 SETTINGS = {
     "CREDIT_BALANCE_TABLE": TABLES["CreditBalanceTable"],
     "CREDIT_TRANSACTION_TABLE": TABLES["CreditTransactionTable"],
+    "CREDIT_GUARD_TABLE": TABLES["CreditGuardTable"],
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
     "AWS_ACCESS_KEY_ID": "bench",

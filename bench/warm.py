@@ -81,7 +81,8 @@ def run(servers: Servers) -> list[Row]:
     from wallet.models import CreditBalance, CreditTransaction
 
     servers.fresh()
-    balance_table, transaction_table = environment.TABLES.values()
+    balance_table = environment.TABLES["CreditBalanceTable"]
+    transaction_table = environment.TABLES["CreditTransactionTable"]
     balance_client = CreditBalance._get_connection().connection.client
     history_client = CreditTransaction._get_connection().connection.client
     ledger_client = models.connection().client

@@ -16,7 +16,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.openapi.constants import DEFAULT_OPENAPI_VERSION
-from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
 
 from wallet import ledger, settings
 
@@ -24,6 +24,7 @@ TITLE = "Credits"
 VERSION = "1.0.0"
 DESCRIPTION = "Prepaid credits, topped up with Stripe Checkout: the price list, checkout and the balance."
 BEARER = "bearerAuth"
+SIGV4 = "sigv4"
 SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
@@ -37,6 +38,10 @@ SCHEMAS: dict[str, Any] = {
                 "properties": {
                     "code": {"type": "string", "description": "For programs: invalid_amount, not_found, ..."},
                     "message": {"type": "string", "description": "For people"},
+                    "balance": {
+                        "type": "integer",
+                        "description": "With insufficient_credits: the balance that did not cover it",
+                    },
                 },
             }
         },
@@ -64,18 +69,45 @@ UNAUTHORIZED = {
 }
 
 
+FORBIDDEN = {
+    "description": "Not signed with AWS credentials: API Gateway's AWS_IAM authorization refuses it",
+    "content": {
+        "application/json": {
+            "schema": {
+                "anyOf": [
+                    {"$ref": "#/components/schemas/GatewayMessage"},
+                    {"$ref": "#/components/schemas/Error"},
+                ]
+            }
+        }
+    },
+}
+
+
 def document(modules: Iterable[str]) -> dict[str, Any]:
     """The one document for the routes of every function module in `modules` (each has a resolver `app`)."""
     bearer = HTTPBearer(bearerFormat="JWT", description="An ID token from the site's OpenID issuer")
+    # OpenAPI has no SigV4 scheme; API Gateway's own exports describe it as this header, the same way.
+    sigv4 = APIKey.model_validate(
+        {
+            "name": "Authorization",
+            "in": APIKeyIn.header,
+            "description": "SigV4 (service execute-api), signed with the calling service's IAM credentials",
+        }
+    )
+    schemes = {BEARER: bearer, SIGV4: sigv4}
     paths: dict[str, Any] = {}
     for module in sorted(set(modules)):
         app: APIGatewayHttpResolver = importlib.import_module(module).app
-        own = app.get_openapi_json_schema(title=TITLE, security_schemes={BEARER: bearer})
+        own = app.get_openapi_json_schema(title=TITLE, security_schemes=schemes)  # type: ignore[arg-type]
         paths |= json.loads(own)["paths"]
     _add_requests(paths)
     for operation in (op for path in paths.values() for op in path.values()):
-        if operation.get("security"):
+        schemes_used = {name for requirement in operation.get("security", []) for name in requirement}
+        if BEARER in schemes_used:
             operation["responses"]["401"] = UNAUTHORIZED
+        if SIGV4 in schemes_used:
+            operation["responses"]["403"] = FORBIDDEN
     return {
         "openapi": DEFAULT_OPENAPI_VERSION,
         "info": {"title": TITLE, "version": VERSION, "description": DESCRIPTION},
@@ -83,7 +115,10 @@ def document(modules: Iterable[str]) -> dict[str, Any]:
         "paths": dict(sorted(paths.items())),
         "components": {
             "schemas": SCHEMAS,
-            "securitySchemes": {BEARER: bearer.model_dump(mode="json", by_alias=True, exclude_none=True)},
+            "securitySchemes": {
+                name: scheme.model_dump(mode="json", by_alias=True, exclude_none=True)
+                for name, scheme in schemes.items()
+            },
         },
     }
 
@@ -140,3 +175,37 @@ def _add_requests(paths: dict[str, Any]) -> None:
         "required": True,
         "content": {"application/json": {"schema": {"type": "object", "description": "A Stripe event"}}},
     }
+    key = {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": True,
+        "description": "One key, one effect: a retry with the same key and body answers the first answer",
+        "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"},
+    }
+    user = {
+        "name": "user_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^[!-~]+$"},
+    }
+    text = {"type": "string", "minLength": 1, "maxLength": 500}
+    bodies = {
+        "/api/users/{user_id}/spend": {
+            "required": ["amount"],
+            "properties": {"amount": {"type": "integer", "minimum": 1}, "description": text},
+        },
+        "/api/users/{user_id}/adjustments": {
+            "required": ["amount", "reason"],
+            "properties": {"amount": {"type": "integer", "not": {"const": 0}}, "reason": text},
+        },
+    }
+    for path, schema in bodies.items():
+        operation = paths[path]["post"]
+        operation["parameters"] = [user, key]
+        operation["requestBody"] = {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"type": "object", "additionalProperties": False} | schema}
+            },
+        }
+    paths["/api/users/{user_id}/balance"]["get"]["parameters"] = [user]

@@ -29,6 +29,7 @@ DEFAULTS = {
     "PORT": "3000",
     "CREDIT_BALANCE_TABLE": "CreditBalance",
     "CREDIT_TRANSACTION_TABLE": "CreditTransaction",
+    "CREDIT_GUARD_TABLE": "CreditGuard",
     "AWS_DEFAULT_REGION": "us-east-1",
     "CURRENCY": "usd",
     "CREDIT_PACKS": "1000,5000,10000",
@@ -94,6 +95,7 @@ class DevStack:
             {
                 "CreditBalanceTable": self.settings["CREDIT_BALANCE_TABLE"],
                 "CreditTransactionTable": self.settings["CREDIT_TRANSACTION_TABLE"],
+                "CreditGuardTable": self.settings["CREDIT_GUARD_TABLE"],
             }
         )
         self.issuer = LocalIssuer(ISSUER)
@@ -127,6 +129,7 @@ class DevStack:
             self.sender.start()
             self.emulator.start()
         self.gateway.start()
+        self._write_run_file(environment)
         self.ready_seconds = time.perf_counter() - started
         return self
 
@@ -137,6 +140,29 @@ class DevStack:
         if self.gateway is not None:
             self.gateway.gateway.close()
         self.dynamodb.stop()
+        self.run_file.unlink(missing_ok=True)
+
+    @property
+    def run_file(self) -> Path:
+        """Where `make audit` finds this stack's DynamoDB and tables while it runs."""
+        return Path(self.settings.get("DEVSTACK_RUN_FILE") or ROOT / ".devstack" / "run.json")
+
+    def _write_run_file(self, environment: dict[str, str]) -> None:
+        names = (
+            "CREDIT_BALANCE_TABLE",
+            "CREDIT_TRANSACTION_TABLE",
+            "CREDIT_GUARD_TABLE",
+            "AWS_DEFAULT_REGION",
+        )
+        shared = {name: environment[name] for name in names} | {
+            "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb.endpoint_url,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+        }
+        self.run_file.parent.mkdir(parents=True, exist_ok=True)
+        self.run_file.write_text(
+            json.dumps({"url": self.url, "environment": shared}, indent=2), encoding="utf-8"
+        )
 
     def __enter__(self) -> Self:
         return self.start()
@@ -149,6 +175,7 @@ class DevStack:
         names = [
             "CREDIT_BALANCE_TABLE",
             "CREDIT_TRANSACTION_TABLE",
+            "CREDIT_GUARD_TABLE",
             "AWS_DEFAULT_REGION",
             "CURRENCY",
             "CREDIT_PACKS",

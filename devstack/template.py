@@ -52,4 +52,6 @@ def table_definitions(path: Path = TEMPLATE) -> dict[str, dict[str, Any]]:
             "KeySchema": properties["KeySchema"],
             "BillingMode": properties.get("BillingMode", "PROVISIONED"),
         }
+        if "GlobalSecondaryIndexes" in properties:
+            definitions[name]["GlobalSecondaryIndexes"] = properties["GlobalSecondaryIndexes"]
     return definitions

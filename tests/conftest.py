@@ -11,11 +11,13 @@ import pytest
 TABLE_NAMES = {
     "CreditBalanceTable": "test-credit-balance",
     "CreditTransactionTable": "test-credit-transaction",
+    "CreditGuardTable": "test-credit-guard",
 }
 os.environ.update(
     {
         "CREDIT_BALANCE_TABLE": TABLE_NAMES["CreditBalanceTable"],
         "CREDIT_TRANSACTION_TABLE": TABLE_NAMES["CreditTransactionTable"],
+        "CREDIT_GUARD_TABLE": TABLE_NAMES["CreditGuardTable"],
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",

@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -28,8 +29,11 @@ class DevStackProcess:
             # A developer's .env must not change what the tests run against.
             "ENV_FILE": os.devnull,
             "STRIPE_EMULATOR_SETTLE_SECONDS": "0.5",
+            # Where `make audit` finds this stack: each test's stack its own.
+            "DEVSTACK_RUN_FILE": str(Path(tempfile.mkdtemp(prefix="devstack-")) / "run.json"),
         }
         self.environment = environment | (settings or {})
+        self.run_file = Path(self.environment["DEVSTACK_RUN_FILE"])
         self.startup_timeout = startup_timeout
         self.output: list[str] = []
         self.url = ""

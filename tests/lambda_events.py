@@ -18,6 +18,9 @@ SAMPLES = {
     ("GET", "/api/balance"): "api_get_balance.json",
     ("GET", "/api/packs"): "api_get_packs.json",
     ("POST", "/api/webhooks/stripe"): "api_post_stripe_webhook.json",
+    ("POST", "/api/users/{userId}/spend"): "api_post_spend.json",
+    ("GET", "/api/users/{userId}/balance"): "api_get_user_balance.json",
+    ("POST", "/api/users/{userId}/adjustments"): "api_post_adjustment.json",
 }
 
 
@@ -38,7 +41,8 @@ def api_event(
     base64_body: bool = False,
     headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The event API Gateway sends for one request; `user=None` is a request with no verified token."""
+    """The event API Gateway sends for one request; `user=None` is a request with no verified token, or
+    for a service route, with no verified IAM identity."""
     event = copy.deepcopy(sample(SAMPLES[(method, route)]))
     path = route
     for name, value in (path_parameters or {}).items():
@@ -53,7 +57,7 @@ def api_event(
     if user is None:
         event["requestContext"].pop("authorizer", None)
         event["headers"].pop("authorization", None)
-    elif "authorizer" in event["requestContext"]:
+    elif "jwt" in event["requestContext"].get("authorizer", {}):
         event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = user
     if body is not None:
         raw = body.encode() if isinstance(body, str) else body

@@ -16,6 +16,7 @@ HANDLERS = {
     "create_checkout": "functions.create_checkout.app",
     "stripe_webhook": "functions.stripe_webhook.app",
     "get_balance": "functions.get_balance.app",
+    "spend": "functions.spend.app",
 }
 
 

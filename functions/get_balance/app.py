@@ -26,20 +26,30 @@ STATEMENT = {
     "properties": {
         "userId": {"type": "string"},
         "currency": {"type": "string", "description": "ISO 4217, lower case"},
-        "balance": {"type": "integer", "description": "In minor units of the currency"},
+        "balance": {
+            "type": "integer",
+            "description": "In minor units of the currency; below zero when a refund took back spent credits",
+        },
         "transactions": {
             "type": "array",
             "description": "Newest first",
             "items": {
                 "type": "object",
-                "required": ["id", "type", "amount", "source", "paymentId", "createdAt"],
+                "required": ["id", "type", "amount", "source", "paymentId", "description", "createdAt"],
                 "additionalProperties": False,
                 "properties": {
                     "id": {"type": "string"},
-                    "type": {"type": "string", "enum": [ledger.DEPOSIT]},
-                    "amount": {"type": "integer"},
+                    "type": {"type": "string", "enum": list(ledger.ROW_TYPES)},
+                    "amount": {"type": "integer", "description": "Signed: what the row did to the balance"},
                     "source": {"type": "string"},
-                    "paymentId": {"type": "string"},
+                    "paymentId": {
+                        "type": ["string", "null"],
+                        "description": "A deposit's payment; for a refund or dispute, the deposit reversed",
+                    },
+                    "description": {
+                        "type": ["string", "null"],
+                        "description": "A spend's description, an adjustment's reason",
+                    },
                     "createdAt": {"type": "string", "format": "date-time"},
                 },
             },
@@ -96,6 +106,7 @@ def balance() -> dict[str, Any]:
                 "amount": t.amount,
                 "source": t.source,
                 "paymentId": t.payment_id,
+                "description": t.description,
                 "createdAt": t.created_at,
             }
             for t in statement.page.transactions

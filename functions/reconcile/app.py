@@ -1,4 +1,5 @@
-"""Hourly, from EventBridge Scheduler: credit paid Checkout Sessions whose webhook never arrived."""
+"""From EventBridge Scheduler: hourly, credit paid Checkout Sessions whose webhook never arrived; daily
+(`{"task": "audit"}`), prove that every balance is the sum of its rows."""
 
 from __future__ import annotations
 
@@ -9,8 +10,6 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from wallet import reconciliation
-
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
@@ -20,7 +19,16 @@ metrics = Metrics()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    report = reconciliation.sweep(lambda: context.get_remaining_time_in_millis() / 1000)
+    seconds_left = lambda: context.get_remaining_time_in_millis() / 1000  # noqa: E731
+    if event.get("task") == "audit":
+        return _audit(seconds_left)
+    return _sweep(seconds_left)
+
+
+def _sweep(seconds_left: Any) -> dict[str, Any]:
+    from wallet import reconciliation
+
+    report = reconciliation.sweep(seconds_left)
     # A credit here is a payment whose webhook was lost: worth a look even though no money was lost.
     metrics.add_metric(name="SweepCredited", unit=MetricUnit.Count, value=report.credited)
     metrics.add_metric(name="RejectedFulfilments", unit=MetricUnit.Count, value=report.rejected)
@@ -28,4 +36,16 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.warning("reconciliation sweep found work", extra=asdict(report))
     else:
         logger.info("reconciliation sweep done", extra=asdict(report))
+    return asdict(report)
+
+
+def _audit(seconds_left: Any) -> dict[str, Any]:
+    from wallet import audit
+
+    report = audit.audit(seconds_left)
+    metrics.add_metric(name="LedgerDrift", unit=MetricUnit.Count, value=len(report.drifts))
+    if report.drifts:
+        logger.error("balances differ from the sum of their rows", extra=asdict(report))
+    else:
+        logger.info("ledger audit done", extra=asdict(report))
     return asdict(report)

@@ -1,4 +1,5 @@
-"""POST /api/webhooks/stripe: verify Stripe's signature and credit paid Checkout Sessions, exactly once.
+"""POST /api/webhooks/stripe: verify Stripe's signature, credit paid Checkout Sessions exactly once, and
+take back what refunds and disputes reverse.
 
 Answers 200 for everything it has dealt with, including what it deliberately does not credit (a retry
 could not change that), 400 for what is not a signed Stripe event, and 500 when the ledger failed, so
@@ -29,6 +30,8 @@ METRIC_BY_RESULT = {
     Result.CREDITED: "CreditsDeposited",
     Result.ALREADY_CREDITED: "DuplicateDeliveries",
     Result.REJECTED: "RejectedFulfilments",
+    Result.CLAWED_BACK: "CreditsClawedBack",
+    Result.RESTORED: "CreditsRestored",
 }
 
 
@@ -75,9 +78,12 @@ def stripe_webhook() -> dict[str, Any]:
         "session_id": outcome.session_id,
         "payment_id": outcome.payment_id,
         "user_id": outcome.user_id,
+        "credits": outcome.credits,
     }
     if outcome.result in METRIC_BY_RESULT:
         metrics.add_metric(name=METRIC_BY_RESULT[outcome.result], unit=MetricUnit.Count, value=1)
+    if outcome.result is Result.CLAWED_BACK and handled.event_type == "charge.dispute.created":
+        metrics.add_metric(name="DisputesOpened", unit=MetricUnit.Count, value=1)
     if outcome.result is Result.REJECTED:
         logger.error("paid checkout session not credited", extra=fields | {"reason": outcome.reason})
     else:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -11,9 +14,10 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import boto3
 import pytest
 
-from tests.devstack_process import DevStackProcess
+from tests.devstack_process import ROOT, DevStackProcess
 
 Http = tuple[int, Any]
 
@@ -234,3 +238,46 @@ def test_ctrl_c_stops_everything_cleanly() -> None:
 
     assert running.stop() == 0
     assert "Stopping" in running.log()
+
+
+def make_audit(stack: DevStackProcess) -> subprocess.CompletedProcess[str]:
+    """`make audit`'s command against this stack, as a developer runs it in another terminal."""
+    environment = {name: os.environ[name] for name in ("PATH", "HOME") if name in os.environ}
+    return subprocess.run(
+        [sys.executable, "-m", "devstack.audit"],
+        cwd=ROOT,
+        env=environment
+        | {"PYTHONPATH": f"{ROOT / 'layers/shared'}:{ROOT}", "DEVSTACK_RUN_FILE": str(stack.run_file)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_make_audit_is_silent_on_a_clean_ledger_and_names_a_drifted_balance(stack: DevStackProcess) -> None:
+    carol = Shopper(stack, "carol-audited")
+    carol.on_checkout_page(carol.checkout(1000), "pay")
+    assert eventually(lambda: carol.balance()["balance"] == 1000)
+
+    clean = make_audit(stack)
+
+    environment = json.loads(stack.run_file.read_text())["environment"]
+    boto3.client(
+        "dynamodb",
+        endpoint_url=environment["AWS_ENDPOINT_URL_DYNAMODB"],
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    ).update_item(
+        TableName=environment["CREDIT_BALANCE_TABLE"],
+        Key={"userId": {"S": "carol-audited"}},
+        UpdateExpression="ADD balance :extra",
+        ExpressionAttributeValues={":extra": {"N": "1"}},
+    )
+    drifted = make_audit(stack)
+
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert " 0 differ" in clean.stdout
+    assert drifted.returncode == 1, drifted.stdout + drifted.stderr
+    assert "carol-audited: balance 1001, rows add up to 1000" in drifted.stdout

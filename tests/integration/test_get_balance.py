@@ -56,7 +56,7 @@ def test_the_balance_and_newest_first_history_of_the_signed_in_user_only() -> No
         (second, 5000, second),
         (first, 1000, first),
     ]
-    assert set(transactions[0]) == {"id", "type", "amount", "source", "paymentId", "createdAt"}
+    assert set(transactions[0]) == {"id", "type", "amount", "source", "paymentId", "description", "createdAt"}
     assert transactions[0]["type"] == "deposit"
     assert transactions[0]["source"] == "stripe_payment"
 

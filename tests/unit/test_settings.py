@@ -5,7 +5,7 @@ import pytest
 from wallet import settings
 
 
-@pytest.mark.parametrize("name", ["CREDIT_BALANCE_TABLE", "CREDIT_TRANSACTION_TABLE"])
+@pytest.mark.parametrize("name", ["CREDIT_BALANCE_TABLE", "CREDIT_TRANSACTION_TABLE", "CREDIT_GUARD_TABLE"])
 @pytest.mark.parametrize("value", [None, "", "   "])
 def test_a_missing_table_setting_fails_naming_it(
     monkeypatch: pytest.MonkeyPatch, name: str, value: str | None
@@ -26,9 +26,10 @@ def test_a_missing_table_setting_fails_naming_it(
 def test_table_settings_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CREDIT_BALANCE_TABLE", "balances")
     monkeypatch.setenv("CREDIT_TRANSACTION_TABLE", "transactions")
+    monkeypatch.setenv("CREDIT_GUARD_TABLE", "guards")
     settings.tables.cache_clear()
     try:
-        assert settings.tables() == settings.TableSettings("balances", "transactions")
+        assert settings.tables() == settings.TableSettings("balances", "transactions", "guards")
     finally:
         monkeypatch.undo()
         settings.tables.cache_clear()

@@ -8,11 +8,12 @@ import pytest
 from pynamodb.models import Model
 
 from devstack.template import load, resources, table_definitions
-from wallet.models import CreditBalance, CreditTransaction
+from wallet.models import CreditBalance, CreditGuard, CreditTransaction
 
 MODELS: dict[str, type[Model]] = {
     "CreditBalanceTable": CreditBalance,
     "CreditTransactionTable": CreditTransaction,
+    "CreditGuardTable": CreditGuard,
 }
 
 
@@ -55,15 +56,24 @@ def properties(logical_id: str) -> dict[str, Any]:
     return dict(load()["Resources"][logical_id]["Properties"])
 
 
-def test_only_the_webhook_and_the_price_list_are_open_every_other_route_needs_a_jwt() -> None:
+SERVICE_ROUTES = {
+    "POST /api/users/{userId}/spend",
+    "GET /api/users/{userId}/balance",
+    "POST /api/users/{userId}/adjustments",
+}
+
+
+def test_only_the_webhook_and_the_price_list_are_open_services_sign_every_other_route_needs_a_jwt() -> None:
     routes = {
         r["Properties"]["RouteKey"]: r["Properties"] for r in resources("AWS::ApiGatewayV2::Route").values()
     }
 
     open_routes = {key for key, route in routes.items() if route["AuthorizationType"] == "NONE"}
+    signed_routes = {key for key, route in routes.items() if route["AuthorizationType"] == "AWS_IAM"}
     assert open_routes == {"POST /api/webhooks/stripe", "GET /api/packs"}
+    assert signed_routes == SERVICE_ROUTES
     for key, route in routes.items():
-        if key not in open_routes:
+        if key not in open_routes | signed_routes:
             assert (route["AuthorizationType"], route["AuthorizerId"]) == ("JWT", {"Ref": "JwtAuthorizer"}), (
                 key
             )
@@ -77,27 +87,55 @@ def statements(policy: Any) -> list[dict[str, Any]]:
     return list(policy["Statement"])
 
 
+def target(resource: dict[str, Any]) -> str:
+    """A statement's resource by logical id: a table, a table's index, or the Stripe secret."""
+    if "Fn::GetAtt" in resource:
+        return str(resource["Fn::GetAtt"][0])
+    if "Fn::Sub" in resource and "/index/" in resource["Fn::Sub"]:
+        table, index = resource["Fn::Sub"].split("/index/")
+        return f"{table.removeprefix('${').removesuffix('.Arn}')}/{index}"
+    return "StripeSecret"
+
+
 def grants(function: str) -> set[tuple[str, str]]:
     found = set()
     for policy in properties(function)["Policies"]:
         for statement in statements(policy):
             assert statement["Effect"] == "Allow"
-            resource = statement["Resource"]
-            target = resource.get("Fn::GetAtt", [None])[0] if "Fn::GetAtt" in resource else "StripeSecret"
-            found.add((statement["Action"], target))
+            actions, resources_ = statement["Action"], statement["Resource"]
+            for action in actions if isinstance(actions, list) else [actions]:
+                for resource in resources_ if isinstance(resources_, list) else [resources_]:
+                    found.add((action, target(resource)))
     return found
 
 
 DEPOSIT = {("dynamodb:PutItem", "CreditTransactionTable"), ("dynamodb:UpdateItem", "CreditBalanceTable")}
+LEDGER_CHANGE = DEPOSIT | {
+    ("dynamodb:PutItem", "CreditGuardTable"),
+    ("dynamodb:UpdateItem", "CreditGuardTable"),
+    ("dynamodb:GetItem", "CreditBalanceTable"),
+    ("dynamodb:GetItem", "CreditGuardTable"),
+}
+FIND_DEPOSIT = {("dynamodb:Query", "CreditTransactionTable/byPaymentIntent")}
 READ_SECRET = {("secretsmanager:GetSecretValue", "StripeSecret")}
 
 
 @pytest.mark.parametrize(
     ("function", "expected"),
     [
-        ("StripeWebhookFunction", DEPOSIT | READ_SECRET),
+        ("StripeWebhookFunction", LEDGER_CHANGE | FIND_DEPOSIT | READ_SECRET),
+        ("SpendFunction", LEDGER_CHANGE),
         ("CreateCheckoutFunction", DEPOSIT | READ_SECRET),
-        ("ReconcileFunction", DEPOSIT | READ_SECRET),
+        (
+            "ReconcileFunction",
+            DEPOSIT
+            | READ_SECRET
+            | {
+                ("dynamodb:Scan", "CreditBalanceTable"),
+                ("dynamodb:GetItem", "CreditBalanceTable"),
+                ("dynamodb:Query", "CreditTransactionTable"),
+            },
+        ),
         (
             "GetBalanceFunction",
             {("dynamodb:GetItem", "CreditBalanceTable"), ("dynamodb:Query", "CreditTransactionTable")},
@@ -108,10 +146,13 @@ def test_each_function_may_do_only_what_it_needs(function: str, expected: set[tu
     assert grants(function) == expected
 
 
-def test_ledger_writes_are_allowed_only_inside_a_transaction() -> None:
-    for statement in properties("DepositPolicy")["PolicyDocument"]["Statement"]:
-        condition = statement["Condition"]["ForAnyValue:StringEquals"]
-        assert condition == {"dynamodb:EnclosingOperation": "TransactWriteItems"}
+@pytest.mark.parametrize("policy", ["DepositPolicy", "LedgerChangePolicy"])
+def test_ledger_writes_are_allowed_only_inside_a_transaction(policy: str) -> None:
+    for statement in properties(policy)["PolicyDocument"]["Statement"]:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        if any(action in ("dynamodb:PutItem", "dynamodb:UpdateItem") for action in actions):
+            condition = statement["Condition"]["ForAnyValue:StringEquals"]
+            assert condition == {"dynamodb:EnclosingOperation": "TransactWriteItems"}
 
 
 def test_the_site_bucket_is_private_and_read_only_by_its_cloudfront_distribution() -> None:

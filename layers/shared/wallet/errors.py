@@ -26,3 +26,19 @@ class CheckoutSessionNotFoundError(LookupError):
 
 class InvalidEventError(ValueError):
     """A webhook body that is not a Stripe event signed with this endpoint's secret."""
+
+
+class InsufficientCreditsError(ValueError):
+    """A spend larger than the balance; nothing was taken."""
+
+    def __init__(self, balance: int) -> None:
+        super().__init__(f"The balance of {balance} does not cover this spend.")
+        self.balance = balance
+
+
+class IdempotencyKeyReusedError(ValueError):
+    """An Idempotency-Key already used for a different request of the same user."""
+
+
+class DepositNotRecordedError(RuntimeError):
+    """A refund of one of our payments whose deposit is not recorded yet: a later delivery applies it."""

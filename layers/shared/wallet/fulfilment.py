@@ -1,7 +1,9 @@
-"""Fulfilment: turn a paid Checkout Session into credits, exactly once, from wherever news of it arrives.
+"""Fulfilment: turn a paid Checkout Session into credits, exactly once, from wherever news of it arrives,
+and act on every event the webhook receives.
 
 Both the webhook and the success page call `fulfil`; it is safe to call any number of times, at once,
-for one session, because the ledger writes each payment id once.
+for one session, because the ledger writes each payment id once. Refunds and disputes go to
+`reversals`, which takes back what they reversed, once.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from enum import StrEnum
 
 from ulid import ULID
 
-from wallet import ledger, settings
-from wallet.ledger import Credit
+from wallet import ledger, reversals, settings
+from wallet.ledger import Credit, Taken
 from wallet.payments import CheckoutSession, Event, checkout_session, verify_event
 
 SOURCE = "stripe_payment"
@@ -31,6 +33,14 @@ class Result(StrEnum):
     """The payment failed or the session expired: nothing to credit."""
     IGNORED = "ignored"
     """An event type the product does not act on."""
+    CLAWED_BACK = "clawed_back"
+    """A refund or dispute took back credits."""
+    RESTORED = "restored"
+    """A won dispute gave the credits back."""
+    NOTHING_MORE = "nothing_more"
+    """A refund or dispute the ledger already reflects: repeated, stale, or settled."""
+    NOT_OURS = "not_ours"
+    """A refund or dispute of a charge with no deposit here: another integration's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +83,7 @@ def fulfil(session: CheckoutSession, event_id: str | None = None) -> Outcome:
         stripe_session_id=session.id,
         stripe_payment_intent_id=session.payment_intent_id,
         stripe_event_id=event_id,
+        amount_paid=session.amount_total,
     )
     result = Result.CREDITED if credit is Credit.CREDITED else Result.ALREADY_CREDITED
     return Outcome(result, session.id, user_id, payment_id, int(credits))
@@ -85,12 +96,27 @@ def handle_webhook(payload: bytes, signature: str | None) -> WebhookOutcome:
 
 
 def _act_on(event: Event) -> Outcome:
+    if event.type in reversals.REVERSAL_EVENTS:
+        return _reverse(event)
     if event.type not in FULFILLING_EVENTS | CLOSING_EVENTS:
         return Outcome(Result.IGNORED)
     session = checkout_session(event.data_object)
     if event.type in CLOSING_EVENTS:
         return Outcome(Result.NOT_CREDITED, session.id, session.metadata.get("userId"), reason=event.type)
     return fulfil(session, event_id=event.id)
+
+
+def _reverse(event: Event) -> Outcome:
+    reversed_ = reversals.reverse(event.type, event.data_object, event.id)
+    change = reversed_.change
+    deposit = change.deposit
+    user_id, payment_id = (deposit.user_id, deposit.payment_id) if deposit else (None, None)
+    if change.result is Taken.NO_DEPOSIT:
+        return Outcome(Result.NOT_OURS, reason=f"no deposit for {reversed_.payment_intent_id}")
+    if change.result is Taken.NOTHING_MORE:
+        return Outcome(Result.NOTHING_MORE, user_id=user_id, payment_id=payment_id)
+    result = Result.RESTORED if change.amount > 0 else Result.CLAWED_BACK
+    return Outcome(result, user_id=user_id, payment_id=payment_id, credits=abs(change.amount))
 
 
 def _reason_to_reject(session: CheckoutSession, user_id: str, payment_id: str, credits: str) -> str | None:

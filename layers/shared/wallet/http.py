@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,9 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
 from wallet.errors import (
     CheckoutSessionNotFoundError,
+    DepositNotRecordedError,
+    IdempotencyKeyReusedError,
+    InsufficientCreditsError,
     InvalidAmountError,
     InvalidEventError,
     InvalidPageError,
@@ -34,32 +38,60 @@ class UnauthorizedError(Exception):
     """The request carries no verified user identity."""
 
 
+class ForbiddenError(Exception):
+    """A service route reached without the IAM identity API Gateway's AWS_IAM authorization adds."""
+
+
 class InvalidBodyError(ValueError):
     """A request body that is not the JSON object the route expects."""
+
+
+class MissingIdempotencyKeyError(ValueError):
+    """A service call that changes a balance without an Idempotency-Key to make its retries safe."""
+
+
+class InvalidIdempotencyKeyError(ValueError):
+    """An Idempotency-Key that is not 1 to 255 printable ASCII characters."""
+
+
+class InvalidUserError(ValueError):
+    """A user id in a service route's path that no sign-in could have issued."""
 
 
 # Domain error -> status and error code. The message is the exception's own, written for people.
 STATUS: dict[type[Exception], tuple[HTTPStatus, str]] = {
     UnauthorizedError: (HTTPStatus.UNAUTHORIZED, "unauthorized"),
+    ForbiddenError: (HTTPStatus.FORBIDDEN, "forbidden"),
     InvalidBodyError: (HTTPStatus.BAD_REQUEST, "invalid_body"),
+    MissingIdempotencyKeyError: (HTTPStatus.BAD_REQUEST, "missing_idempotency_key"),
+    InvalidIdempotencyKeyError: (HTTPStatus.BAD_REQUEST, "invalid_idempotency_key"),
+    InvalidUserError: (HTTPStatus.BAD_REQUEST, "invalid_user"),
     InvalidAmountError: (HTTPStatus.BAD_REQUEST, "invalid_amount"),
+    InsufficientCreditsError: (HTTPStatus.PAYMENT_REQUIRED, "insufficient_credits"),
+    IdempotencyKeyReusedError: (HTTPStatus.CONFLICT, "idempotency_key_reused"),
     InvalidPageError: (HTTPStatus.BAD_REQUEST, "invalid_page"),
     InvalidEventError: (HTTPStatus.BAD_REQUEST, "invalid_event"),
     CheckoutSessionNotFoundError: (HTTPStatus.NOT_FOUND, "not_found"),
     PaymentsUnavailableError: (HTTPStatus.BAD_GATEWAY, "stripe_unavailable"),
     # 500, not 503, on every route: Stripe retries a webhook delivery on any 5xx.
     LedgerUnavailableError: (HTTPStatus.INTERNAL_SERVER_ERROR, "ledger_unavailable"),
+    # A refund that overtook its deposit: 500 so that Stripe delivers it again once the deposit is in.
+    DepositNotRecordedError: (HTTPStatus.INTERNAL_SERVER_ERROR, "deposit_not_recorded"),
 }
 MESSAGES: dict[type[Exception], str] = {
     UnauthorizedError: "Sign in to continue.",
+    ForbiddenError: "This route takes only requests signed with AWS credentials (SigV4).",
+    MissingIdempotencyKeyError: "Send an Idempotency-Key header: the same key makes a retry safe.",
+    InvalidIdempotencyKeyError: "The Idempotency-Key header must be 1 to 255 printable ASCII characters.",
+    InvalidUserError: "The user id in the path must be 1 to 255 printable ASCII characters, without spaces.",
     CheckoutSessionNotFoundError: "No such checkout session.",
     PaymentsUnavailableError: "The payment provider could not be reached. Nothing was charged; try again.",
     LedgerUnavailableError: "Your balance could not be reached just now. Nothing was lost; try again.",
 }
 
 
-def error(status: HTTPStatus, code: str, message: str) -> Response[str]:
-    body = json.dumps({"error": {"code": code, "message": message}})
+def error(status: HTTPStatus, code: str, message: str, **details: Any) -> Response[str]:
+    body = json.dumps({"error": {"code": code, "message": message, **details}})
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
 
 
@@ -79,7 +111,8 @@ def resolver() -> APIGatewayHttpResolver:
         status, code = next(STATUS[kind] for kind in type(exc).__mro__ if kind in STATUS)
         if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
             logger.exception("request failed", extra={"error_code": code})
-        return error(status, code, MESSAGES.get(type(exc), str(exc)))
+        details = {"balance": exc.balance} if isinstance(exc, InsufficientCreditsError) else {}
+        return error(status, code, MESSAGES.get(type(exc), str(exc)), **details)
 
     def unexpected(exc: Exception) -> Response[str]:
         logger.exception("unexpected error")
@@ -104,6 +137,31 @@ def user_id(app: APIGatewayHttpResolver) -> str:
     if not isinstance(sub, str) or not sub.strip():
         raise UnauthorizedError("no verified user identity on the request")
     return sub
+
+
+def caller_arn(app: APIGatewayHttpResolver) -> str:
+    """The IAM principal that signed a service call, as API Gateway's AWS_IAM authorization verified it."""
+    arn = app.current_event.request_context.authorizer.iam.user_arn
+    if not arn.startswith("arn:"):
+        raise ForbiddenError("no IAM principal on the request")
+    return arn
+
+
+def idempotency_key(app: APIGatewayHttpResolver) -> str:
+    """The caller's Idempotency-Key: one key, one effect, however often the request is sent."""
+    key = app.current_event.headers.get("idempotency-key")
+    if key is None or key == "":
+        raise MissingIdempotencyKeyError("no Idempotency-Key header")
+    if not re.fullmatch(r"[ -~]{1,255}", key) or key != key.strip():
+        raise InvalidIdempotencyKeyError("malformed Idempotency-Key header")
+    return key
+
+
+def path_user_id(user: str) -> str:
+    """A user id named in a service route's path: any sign-in's `sub` is printable ASCII."""
+    if not re.fullmatch(r"[!-~]{1,255}", user):
+        raise InvalidUserError("malformed user id")
+    return user
 
 
 def raw_body(app: APIGatewayHttpResolver) -> bytes:

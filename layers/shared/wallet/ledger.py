@@ -1,32 +1,57 @@
-"""The ledger: credits a balance exactly once per payment, and reads the balance and its history back.
+"""The ledger: every change to a balance is one row, written in the same DynamoDB transaction as the
+balance and as the guard that makes it happen once, so that a user's balance is always the sum of
+their rows.
 
-It knows nothing of HTTP, Lambda or Stripe: callers hand it a user id, an amount and a payment id.
+It knows nothing of HTTP, Lambda or Stripe: callers hand it user ids, amounts and the cause of each
+change (a payment id, an Idempotency-Key, a PaymentIntent id).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import random
 import time
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactWriteError
+from pynamodb.constants import ALL_OLD
+from pynamodb.exceptions import CancellationReason, DoesNotExist, PynamoDBException, TransactWriteError
 from pynamodb.transactions import TransactWrite
 from ulid import ULID
 
-from wallet.errors import InvalidAmountError, InvalidPageError, LedgerUnavailableError
-from wallet.models import CreditBalance, CreditTransaction, connection
+from wallet.errors import (
+    IdempotencyKeyReusedError,
+    InsufficientCreditsError,
+    InvalidAmountError,
+    InvalidPageError,
+    LedgerUnavailableError,
+)
+from wallet.models import CreditBalance, CreditGuard, CreditTransaction, connection
 
+# Row types; the sign of a row's amount says which way it moved the balance.
 DEPOSIT = "deposit"
+SPEND = "spend"
+REFUND = "refund"
+DISPUTE = "dispute"
+DISPUTE_WON = "dispute_won"
+ADJUSTMENT = "adjustment"
+ROW_TYPES = (DEPOSIT, SPEND, REFUND, DISPUTE, DISPUTE_WON, ADJUSTMENT)
+
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 MAX_CURSOR_LENGTH = 200
 # Real DynamoDB cancels one of two transactions that touch the same item at once; the loser retries.
 CONFLICT_ATTEMPTS = 4
+# A service may retry with the same Idempotency-Key for this long (the contract promises 24 h).
+IDEMPOTENCY_KEY_LIFETIME = timedelta(days=7)
+# Refunds and disputes of one payment change its guard optimistically; concurrent ones retry this often.
+PAYMENT_ATTEMPTS = 6
 
 
 class Credit(StrEnum):
@@ -40,8 +65,9 @@ class Transaction:
     type: str
     amount: int
     source: str
-    payment_id: str
+    payment_id: str | None
     created_at: str
+    description: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +80,17 @@ class Page:
 class Statement:
     balance: int
     page: Page
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What a spend or an adjustment did; `replayed` when its Idempotency-Key had already done it."""
+
+    transaction_id: str
+    user_id: str
+    amount: int
+    balance: int
+    replayed: bool = False
 
 
 def check_amount(amount: object) -> int:
@@ -73,6 +110,7 @@ def add_credits(
     stripe_session_id: str | None = None,
     stripe_payment_intent_id: str | None = None,
     stripe_event_id: str | None = None,
+    amount_paid: int | None = None,
 ) -> Credit:
     """Deposit `amount` for `payment_id` once: a second call for the same payment changes nothing.
 
@@ -93,32 +131,381 @@ def add_credits(
         stripe_session_id=stripe_session_id,
         stripe_payment_intent_id=stripe_payment_intent_id,
         stripe_event_id=stripe_event_id,
+        amount_paid=amount_paid,
         created_at=now,
     )
+
+    def write(transaction: TransactWrite) -> None:
+        transaction.save(deposit, condition=CreditTransaction.transaction_id.does_not_exist())
+        transaction.update(CreditBalance(user_id), actions=_balance_actions(amount, currency, now))
+
+    reasons = _transact(write, "the ledger could not record the deposit")
+    return Credit.CREDITED if reasons is None else Credit.ALREADY_CREDITED
+
+
+def spend(
+    user_id: str, amount: int, *, idempotency_key: str, description: str | None, actor: str, currency: str
+) -> Receipt:
+    """Take `amount` from the balance, never below zero, once per Idempotency-Key.
+
+    One TransactWriteItems: the key's guard (new, or the first answer is replayed), the row, and the
+    balance update on condition that `balance >= amount`.
+    """
+    check_amount(amount)
+    return _keyed_change(
+        user_id,
+        -amount,
+        kind=SPEND,
+        source="service",
+        idempotency_key=idempotency_key,
+        description=description,
+        actor=actor,
+        currency=currency,
+    )
+
+
+def adjust(
+    user_id: str, amount: int, *, idempotency_key: str, reason: str, actor: str, currency: str
+) -> Receipt:
+    """An operator's correction, up or down, with the reason on the row; it may leave a negative balance."""
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount == 0:
+        raise InvalidAmountError(f"amount must be a non-zero whole number of minor units, not {amount!r}")
+    if not reason.strip():
+        raise ValueError("an adjustment needs a reason")
+    return _keyed_change(
+        user_id,
+        amount,
+        kind=ADJUSTMENT,
+        source="operator",
+        idempotency_key=idempotency_key,
+        description=reason.strip(),
+        actor=actor,
+        currency=currency,
+    )
+
+
+def _keyed_change(
+    user_id: str,
+    amount: int,
+    *,
+    kind: str,
+    source: str,
+    idempotency_key: str,
+    description: str | None,
+    actor: str,
+    currency: str,
+) -> Receipt:
+    fingerprint = _fingerprint(kind, amount, description)
+    transaction_id = str(ULID())
+    now = _now()
+    guard = CreditGuard(
+        user_id,
+        f"key#{idempotency_key}",
+        fingerprint=fingerprint,
+        transaction_id=transaction_id,
+        amount=amount,
+        created_at=now,
+        expires_at=IDEMPOTENCY_KEY_LIFETIME,
+    )
+    row = CreditTransaction(
+        user_id,
+        transaction_id,
+        type=kind,
+        amount=amount,
+        source=source,
+        description=description,
+        actor=actor,
+        created_at=now,
+    )
+    # Only a take can overdraw; an adjustment is an operator's decision, like a claw-back.
+    covered = CreditBalance.balance >= -amount if kind == SPEND else None
+
+    def write(transaction: TransactWrite) -> None:
+        transaction.save(guard, condition=CreditGuard.guard_id.does_not_exist(), return_values=ALL_OLD)
+        transaction.save(row, condition=CreditTransaction.transaction_id.does_not_exist())
+        transaction.update(
+            CreditBalance(user_id),
+            actions=_balance_actions(amount, currency, now),
+            condition=covered,
+            return_values=ALL_OLD,
+        )
+
+    reasons = _transact(write, f"the ledger could not record the {kind}")
+    if reasons is None:
+        return Receipt(transaction_id, user_id, amount, get_balance(user_id))
+    key_reason, _, balance_reason = reasons
+    if key_reason is not None and key_reason.code == "ConditionalCheckFailed":
+        first = key_reason.raw_item or _guard_item(user_id, guard.guard_id)
+        if first.get("fingerprint", {}).get("S") != fingerprint:
+            raise IdempotencyKeyReusedError(
+                "This Idempotency-Key was already used with a different request; use a new key."
+            )
+        return Receipt(
+            first["transactionId"]["S"], user_id, int(first["amount"]["N"]), get_balance(user_id), True
+        )
+    held = (balance_reason.raw_item if balance_reason else None) or {}
+    raise InsufficientCreditsError(int(held.get("balance", {}).get("N", 0)))
+
+
+@dataclass(frozen=True, slots=True)
+class Deposit:
+    user_id: str
+    payment_id: str
+    credits: int
+    paid: int | None
+    """What the customer paid, in minor units; not recorded on deposits made before refunds were."""
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentState:
+    """What refunds and disputes have done to one deposit so far, kept on its `payment#` guard."""
+
+    refunded: int = 0
+    disputed: int = 0
+    dispute_status: str | None = None
+    version: int = 0
+
+
+class Reversal(StrEnum):
+    REFUND = "refund"
+    DISPUTE = "dispute"
+
+
+class Taken(StrEnum):
+    APPLIED = "applied"
+    NOTHING_MORE = "nothing_more"
+    """A repeated, stale or already settled event: the ledger already reflects it."""
+    NO_DEPOSIT = "no_deposit"
+    """No deposit is recorded for this PaymentIntent (yet, or ever: another integration's charge)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentChange:
+    result: Taken
+    deposit: Deposit | None = None
+    amount: int = 0
+    """Signed: what the change did to the balance."""
+    transaction_id: str | None = None
+
+
+def deposit_for(payment_intent_id: str) -> Deposit | None:
+    """The deposit a PaymentIntent paid for: one query of the sparse index, no Stripe call."""
+    try:
+        rows = list(CreditTransaction.deposits_by_payment_intent.query(payment_intent_id, limit=2))
+    except PynamoDBException as exc:
+        raise LedgerUnavailableError("the ledger could not look up the payment") from exc
+    deposits = [row for row in rows if row.type == DEPOSIT]
+    if not deposits:
+        return None
+    row = deposits[0]
+    return Deposit(
+        row.user_id,
+        row.transaction_id,
+        int(row.amount),
+        None if row.amount_paid is None else int(row.amount_paid),
+    )
+
+
+def claw_back(
+    payment_intent_id: str,
+    reversal: Reversal,
+    *,
+    taken: int,
+    paid: int | None,
+    currency: str,
+    stripe_event_id: str | None = None,
+    final: bool = False,
+) -> PaymentChange:
+    """Take back the share of a deposit's credits that Stripe took back of its payment.
+
+    `taken` is cumulative (a charge's `amount_refunded`, a dispute's `amount`) out of `paid` (by default
+    what the deposit recorded as paid, else `taken` itself: all of it), so a stale
+    or repeated event takes nothing more. A full refund takes exactly the credits granted, bonus
+    included; a part takes its share, rounded half up. Refunds and disputes together never take more
+    than the deposit gave. A dispute already won or lost takes nothing more, unless `final` (lost), which
+    takes what the dispute had not taken yet. Claw-backs may leave a negative balance.
+    """
+
+    def decide(deposit: Deposit, state: PaymentState) -> tuple[str, int, PaymentState] | None:
+        target = _share(deposit.credits, taken, paid or deposit.paid or taken)
+        left = deposit.credits - state.refunded - state.disputed
+        if reversal is Reversal.REFUND:
+            more = min(target - state.refunded, left)
+            return (REFUND, more, replace(state, refunded=state.refunded + more)) if more > 0 else None
+        if state.dispute_status in ("won", "lost"):
+            return None
+        more = min(target - state.disputed, left)
+        status = "lost" if final else "open"
+        if more <= 0:
+            # Nothing more to take, but a lost dispute is settled: no later event may take again.
+            return (
+                (DISPUTE, 0, replace(state, dispute_status=status))
+                if status != state.dispute_status
+                else None
+            )
+        return (DISPUTE, more, replace(state, disputed=state.disputed + more, dispute_status=status))
+
+    return _change_payment(payment_intent_id, decide, currency, stripe_event_id)
+
+
+def restore(payment_intent_id: str, *, currency: str, stripe_event_id: str | None = None) -> PaymentChange:
+    """A dispute won: give back what it took, once; a later `dispute` event for it takes nothing."""
+
+    def decide(deposit: Deposit, state: PaymentState) -> tuple[str, int, PaymentState] | None:
+        if state.dispute_status in ("won", "lost"):
+            return None
+        return (DISPUTE_WON, state.disputed, replace(state, disputed=0, dispute_status="won"))
+
+    return _change_payment(payment_intent_id, decide, currency, stripe_event_id)
+
+
+def _change_payment(
+    payment_intent_id: str,
+    decide: Callable[[Deposit, PaymentState], tuple[str, int, PaymentState] | None],
+    currency: str,
+    stripe_event_id: str | None,
+) -> PaymentChange:
+    """Apply `decide` to a deposit's state in one transaction: the guard moves from the state it was
+    decided on (its version) to the next, with the row and the balance, or not at all.
+
+    The first attempt assumes the payment untouched, which a first refund or dispute is; a guard that
+    moved answers with its current state (ALL_OLD), and the change is decided again on that.
+    """
+    deposit = deposit_for(payment_intent_id)
+    if deposit is None:
+        return PaymentChange(Taken.NO_DEPOSIT)
+    state = PaymentState()
+    for _ in range(PAYMENT_ATTEMPTS):
+        decision = decide(deposit, state)
+        if decision is None:
+            return PaymentChange(Taken.NOTHING_MORE, deposit)
+        kind, credits, after = decision
+        amount = credits if kind == DISPUTE_WON else -credits
+        transaction_id = str(ULID())
+        moved = _write_payment_change(
+            deposit, state, after, kind, amount, transaction_id, currency, stripe_event_id
+        )
+        if moved is None:
+            if not amount:
+                return PaymentChange(Taken.NOTHING_MORE, deposit)
+            return PaymentChange(Taken.APPLIED, deposit, amount, transaction_id)
+        state = moved
+    raise LedgerUnavailableError("the payment kept changing under concurrent refunds or disputes")
+
+
+def _write_payment_change(
+    deposit: Deposit,
+    state: PaymentState,
+    after: PaymentState,
+    kind: str,
+    amount: int,
+    transaction_id: str,
+    currency: str,
+    stripe_event_id: str | None,
+) -> PaymentState | None:
+    """One transaction: the payment's guard from `state` to `after`, the row and the balance. None when
+    committed; otherwise the guard's current state, which another change got to first."""
+    now = _now()
+    guard = CreditGuard(deposit.user_id, f"payment#{deposit.payment_id}")
+    unchanged = (
+        CreditGuard.version == state.version if state.version else CreditGuard.guard_id.does_not_exist()
+    )
+    actions: list[Any] = [
+        CreditGuard.refunded.set(after.refunded),
+        CreditGuard.disputed.set(after.disputed),
+        CreditGuard.version.set(state.version + 1),
+    ]
+    if after.dispute_status is not None:
+        actions.append(CreditGuard.dispute_status.set(after.dispute_status))
+    row = CreditTransaction(
+        deposit.user_id,
+        transaction_id,
+        type=kind,
+        amount=amount,
+        source="stripe",
+        payment_id=deposit.payment_id,
+        stripe_event_id=stripe_event_id,
+        created_at=now,
+    )
+
+    def write(transaction: TransactWrite) -> None:
+        if amount:
+            transaction.save(row, condition=CreditTransaction.transaction_id.does_not_exist())
+        transaction.update(guard, actions=actions, condition=unchanged, return_values=ALL_OLD)
+        if amount:
+            transaction.update(
+                CreditBalance(deposit.user_id), actions=_balance_actions(amount, currency, now)
+            )
+
+    reasons = _transact(write, "the ledger could not take back the credits")
+    if reasons is None:
+        return None
+    # TransactWriteItems lists puts before updates: the guard follows the row when there is one.
+    guard_reason = reasons[1 if amount else 0]
+    current = (guard_reason.raw_item if guard_reason else None) or _guard_item(
+        deposit.user_id, guard.guard_id
+    )
+    return PaymentState(
+        refunded=int(current.get("refunded", {}).get("N", 0)),
+        disputed=int(current.get("disputed", {}).get("N", 0)),
+        dispute_status=current.get("disputeStatus", {}).get("S"),
+        version=int(current.get("version", {}).get("N", 0)),
+    )
+
+
+def _transact(write: Callable[[TransactWrite], None], failure: str) -> list[CancellationReason | None] | None:
+    """Commit the transaction `write` builds: None when it committed, its cancellation reasons when a
+    condition refused it. Conflicts with concurrent transactions are retried; anything else raises."""
     for attempt in range(1, CONFLICT_ATTEMPTS + 1):
         try:
             with TransactWrite(connection=connection()) as transaction:
-                transaction.save(deposit, condition=CreditTransaction.transaction_id.does_not_exist())
-                transaction.update(
-                    CreditBalance(user_id),
-                    actions=[
-                        CreditBalance.balance.add(amount),
-                        CreditBalance.currency.set(currency),
-                        CreditBalance.updated_at.set(now),
-                    ],
-                )
+                write(transaction)
         except TransactWriteError as exc:
-            reasons = [reason.code if reason else None for reason in exc.cancellation_reasons]
-            if reasons and reasons[0] == "ConditionalCheckFailed":
-                return Credit.ALREADY_CREDITED
-            if "TransactionConflict" in reasons and attempt < CONFLICT_ATTEMPTS:
+            reasons = list(exc.cancellation_reasons)
+            codes = [reason.code if reason else None for reason in reasons]
+            if "ConditionalCheckFailed" in codes:
+                return reasons
+            if "TransactionConflict" in codes and attempt < CONFLICT_ATTEMPTS:
                 time.sleep(random.uniform(0, 0.02 * 2**attempt))  # noqa: S311 - jitter, not a secret
                 continue
-            raise LedgerUnavailableError("the ledger could not record the deposit") from exc
+            raise LedgerUnavailableError(failure) from exc
         except PynamoDBException as exc:
-            raise LedgerUnavailableError("the ledger could not record the deposit") from exc
-        return Credit.CREDITED
+            raise LedgerUnavailableError(failure) from exc
+        return None
     raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _balance_actions(amount: int, currency: str, now: str) -> list[Any]:
+    return [
+        CreditBalance.balance.add(amount),
+        CreditBalance.currency.set(currency),
+        CreditBalance.updated_at.set(now),
+    ]
+
+
+def _guard_item(user_id: str, guard_id: str) -> dict[str, Any]:
+    """A guard as DynamoDB holds it; read only when a cancellation did not carry it (ALL_OLD)."""
+    try:
+        guard = CreditGuard.get(user_id, guard_id, consistent_read=True)
+    except DoesNotExist:
+        return {}
+    except PynamoDBException as exc:
+        raise LedgerUnavailableError("the ledger could not read a guard") from exc
+    item: dict[str, Any] = guard.serialize()
+    return item
+
+
+def _fingerprint(kind: str, amount: int, description: str | None) -> str:
+    """What makes two requests with one Idempotency-Key the same request."""
+    return hashlib.sha256(json.dumps([kind, amount, description]).encode()).hexdigest()
+
+
+def _share(credits: int, taken: int, paid: int) -> int:
+    """credits * taken / paid, rounded half up, in whole numbers: all of it when all was taken."""
+    if paid <= 0:
+        return 0
+    taken = max(0, min(taken, paid))
+    return (2 * credits * taken + paid) // (2 * paid)
 
 
 def get_balance(user_id: str) -> int:
@@ -164,6 +551,7 @@ def _transaction(row: CreditTransaction) -> Transaction:
         source=row.source,
         payment_id=row.payment_id,
         created_at=row.created_at,
+        description=row.description,
     )
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 from functools import cache
 
-from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute
 from pynamodb.connection import Connection, TableConnection
+from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection
 from pynamodb.models import Model
 
 from wallet.settings import tables
@@ -47,7 +48,20 @@ class CreditBalance(_LedgerModel):
     updated_at = UnicodeAttribute(attr_name="updatedAt", null=True)
 
 
+# pynamodb declares Index.__init_subclass__ without types.
+class DepositsByPaymentIntent(GlobalSecondaryIndex["CreditTransaction"]):  # type: ignore[no-untyped-call]
+    """Sparse: only deposits carry a PaymentIntent, so the deposit behind a charge is one query away."""
+
+    class Meta:
+        index_name = "byPaymentIntent"
+        projection = IncludeProjection(["type", "amount", "amountPaid"])
+
+    stripe_payment_intent_id = UnicodeAttribute(hash_key=True, attr_name="stripePaymentIntentId")
+
+
 class CreditTransaction(_LedgerModel):
+    """One row per balance change, never updated: `balance == sum(amount)` over a user's rows."""
+
     class Meta:
         table_name = tables().transaction_table
 
@@ -55,10 +69,42 @@ class CreditTransaction(_LedgerModel):
     # A ULID, so the sort order is the time order; a deposit's id is its paymentId.
     transaction_id = UnicodeAttribute(range_key=True, attr_name="transactionId")
     type = UnicodeAttribute()
+    # Signed: a deposit or a won dispute adds, a spend, refund or dispute takes; an adjustment either.
     amount = NumberAttribute()
     source = UnicodeAttribute()
-    payment_id = UnicodeAttribute(attr_name="paymentId")
+    # A deposit's own payment; for a refund or a dispute, the deposit it takes back from.
+    payment_id = UnicodeAttribute(attr_name="paymentId", null=True)
     stripe_session_id = UnicodeAttribute(attr_name="stripeSessionId", null=True)
     stripe_payment_intent_id = UnicodeAttribute(attr_name="stripePaymentIntentId", null=True)
     stripe_event_id = UnicodeAttribute(attr_name="stripeEventId", null=True)
+    # A deposit's price in minor units, so a dispute takes its share without asking Stripe.
+    amount_paid = NumberAttribute(attr_name="amountPaid", null=True)
+    description = UnicodeAttribute(null=True)
+    # Who made the change: a service's or an operator's IAM ARN.
+    actor = UnicodeAttribute(null=True)
     created_at = UnicodeAttribute(attr_name="createdAt")
+
+    deposits_by_payment_intent = DepositsByPaymentIntent()
+
+
+class CreditGuard(_LedgerModel):
+    """The exactly-once guard of a balance change whose row id cannot be its cause, written in the same
+    transaction as the row: `key#<Idempotency-Key>` holds a service call's first answer; `payment#<id>`
+    holds what refunds and disputes have taken of a payment so far."""
+
+    class Meta:
+        table_name = tables().guard_table
+
+    user_id = UnicodeAttribute(hash_key=True, attr_name="userId")
+    guard_id = UnicodeAttribute(range_key=True, attr_name="guardId")
+    # Idempotency keys: a fingerprint of the first request, and the row it made.
+    fingerprint = UnicodeAttribute(null=True)
+    transaction_id = UnicodeAttribute(attr_name="transactionId", null=True)
+    amount = NumberAttribute(null=True)
+    # Payments: credits taken back by refunds, credits held by a dispute, and where the dispute stands.
+    refunded = NumberAttribute(null=True)
+    disputed = NumberAttribute(null=True)
+    dispute_status = UnicodeAttribute(attr_name="disputeStatus", null=True)
+    version = NumberAttribute(null=True)
+    created_at = UnicodeAttribute(attr_name="createdAt", null=True)
+    expires_at = TTLAttribute(attr_name="expiresAt", null=True)

@@ -34,6 +34,7 @@ def required(name: str) -> str:
 class TableSettings:
     balance_table: str
     transaction_table: str
+    guard_table: str
 
 
 @cache
@@ -41,6 +42,7 @@ def tables() -> TableSettings:
     return TableSettings(
         balance_table=required("CREDIT_BALANCE_TABLE"),
         transaction_table=required("CREDIT_TRANSACTION_TABLE"),
+        guard_table=required("CREDIT_GUARD_TABLE"),
     )
 
 

@@ -1,0 +1,40 @@
+"""`make audit`: prove that every balance of the running local stack is the sum of its rows.
+
+`make run` leaves where its DynamoDB listens and its table names in .devstack/run.json; this reads
+them, runs the same audit the deployed stack runs daily, prints what it found, and exits 1 on drift.
+With no local stack running, it audits the tables the environment names (for example on AWS, with
+CREDIT_BALANCE_TABLE, CREDIT_TRANSACTION_TABLE and CREDIT_GUARD_TABLE set to a deployed stack's).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> int:
+    run_file = Path(os.environ.get("DEVSTACK_RUN_FILE") or ROOT / ".devstack" / "run.json")
+    if run_file.is_file():
+        os.environ.update(json.loads(run_file.read_text(encoding="utf-8"))["environment"])
+    from wallet.audit import audit
+    from wallet.settings import SettingsError
+
+    try:
+        report = audit()
+    except SettingsError as exc:
+        print(f"Cannot audit: {exc}. Start `make run` first, or set the table names.", file=sys.stderr)
+        return 2
+    print(f"Audited {report.users} balances: {len(report.drifts)} differ from the sum of their rows.")
+    for drift in report.drifts:
+        print(f"  {drift.user_id}: balance {drift.balance}, rows add up to {drift.rows_total}")
+    for user_id in report.unsettled:
+        print(f"  {user_id}: kept changing while read; audit again")
+    return 1 if report.drifts else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,197 @@
+"""The service routes, for the backend that sells the credits (AWS_IAM: SigV4-signed):
+POST /api/users/{userId}/spend, GET /api/users/{userId}/balance, POST /api/users/{userId}/adjustments.
+
+Every change carries an Idempotency-Key: the same key and body answer the first answer again with
+`Idempotent-Replayed: true`, the same key with another body is 409, and a spend never overdraws (402).
+"""
+
+import json
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from wallet import ledger, settings
+from wallet.http import (
+    InvalidBodyError,
+    caller_arn,
+    documented_error,
+    idempotency_key,
+    json_object,
+    path_user_id,
+    resolver,
+)
+
+MAX_TEXT = 500
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = resolver()
+
+# OpenAPI only: what the routes answer, documented without validating anything at run time.
+SIGV4: list[dict[str, list[str]]] = [{"sigv4": []}]
+RECEIPT = {
+    "type": "object",
+    "required": ["transactionId", "userId", "amount", "balance", "currency"],
+    "additionalProperties": False,
+    "properties": {
+        "transactionId": {"type": "string", "description": "The row's ULID"},
+        "userId": {"type": "string"},
+        "amount": {"type": "integer", "description": "As requested, in minor units"},
+        "balance": {"type": "integer", "description": "The balance when answered, in minor units"},
+        "currency": {"type": "string"},
+    },
+}
+BALANCE = {
+    "type": "object",
+    "required": ["userId", "currency", "balance"],
+    "additionalProperties": False,
+    "properties": {
+        "userId": {"type": "string"},
+        "currency": {"type": "string"},
+        "balance": {"type": "integer"},
+    },
+}
+CHANGE_ERRORS = {
+    400: documented_error("A bad body, user id or Idempotency-Key; nothing changed"),
+    403: documented_error("Not signed with AWS credentials"),
+    409: documented_error("This Idempotency-Key was used with another body"),
+    500: documented_error("The ledger could not be reached; retry with the same Idempotency-Key"),
+}
+
+
+@app.post(
+    "/api/users/<user_id>/spend",
+    summary="Spend a user's credits",
+    description="Takes `amount` from the balance once per `Idempotency-Key` header, never below zero.",
+    tags=["Service"],
+    security=SIGV4,
+    responses={
+        201: {"description": "Spent", "content": {"application/json": {"schema": RECEIPT}}},
+        402: documented_error("The balance does not cover it; the error carries `balance`"),
+        **CHANGE_ERRORS,
+    },
+)
+@tracer.capture_method
+def spend(user_id: str) -> Response[str]:
+    actor = caller_arn(app)
+    user, key = path_user_id(user_id), idempotency_key(app)
+    body = _fields(json_object(app), required={"amount"}, optional={"description"})
+    receipt = ledger.spend(
+        user,
+        body["amount"],
+        idempotency_key=key,
+        description=_text(body, "description", required=False),
+        actor=actor,
+        currency=settings.price_list().currency,
+    )
+    if not receipt.replayed:
+        metrics.add_metric(name="CreditsSpent", unit=MetricUnit.Count, value=1)
+    logger.info("spend", extra=_log_fields(receipt, actor))
+    return _answer(receipt, -receipt.amount)
+
+
+@app.post(
+    "/api/users/<user_id>/adjustments",
+    summary="Adjust a user's balance",
+    description="An operator's correction, up or down, with a reason, once per `Idempotency-Key` header; "
+    "it may leave a negative balance.",
+    tags=["Service"],
+    security=SIGV4,
+    responses={
+        201: {"description": "Adjusted", "content": {"application/json": {"schema": RECEIPT}}},
+        **CHANGE_ERRORS,
+    },
+)
+@tracer.capture_method
+def adjust(user_id: str) -> Response[str]:
+    actor = caller_arn(app)
+    user, key = path_user_id(user_id), idempotency_key(app)
+    body = _fields(json_object(app), required={"amount", "reason"}, optional=set())
+    receipt = ledger.adjust(
+        user,
+        body["amount"],
+        idempotency_key=key,
+        reason=_text(body, "reason", required=True) or "",
+        actor=actor,
+        currency=settings.price_list().currency,
+    )
+    if not receipt.replayed:
+        metrics.add_metric(name="CreditsAdjusted", unit=MetricUnit.Count, value=1)
+    logger.info("adjustment", extra=_log_fields(receipt, actor))
+    return _answer(receipt, receipt.amount)
+
+
+@app.get(
+    "/api/users/<user_id>/balance",
+    summary="A user's balance",
+    tags=["Service"],
+    security=SIGV4,
+    responses={
+        200: {"description": "The balance", "content": {"application/json": {"schema": BALANCE}}},
+        400: documented_error("A malformed user id"),
+        403: documented_error("Not signed with AWS credentials"),
+    },
+)
+@tracer.capture_method
+def balance(user_id: str) -> dict[str, Any]:
+    caller_arn(app)
+    user = path_user_id(user_id)
+    return {"userId": user, "currency": settings.price_list().currency, "balance": ledger.get_balance(user)}
+
+
+def _fields(body: dict[str, Any], *, required: set[str], optional: set[str]) -> dict[str, Any]:
+    missing, unknown = required - body.keys(), body.keys() - required - optional
+    if missing:
+        raise InvalidBodyError(f"The body needs {', '.join(sorted(missing))}.")
+    if unknown:
+        raise InvalidBodyError(f"The body has fields this route does not take: {', '.join(sorted(unknown))}.")
+    return body
+
+
+def _text(body: dict[str, Any], name: str, *, required: bool) -> str | None:
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_TEXT:
+        raise InvalidBodyError(f"{name} must be text of 1 to {MAX_TEXT} characters.")
+    return value.strip()
+
+
+def _answer(receipt: ledger.Receipt, amount: int) -> Response[str]:
+    body = {
+        "transactionId": receipt.transaction_id,
+        "userId": receipt.user_id,
+        "amount": amount,
+        "balance": receipt.balance,
+        "currency": settings.price_list().currency,
+    }
+    headers = {"Idempotent-Replayed": "true"} if receipt.replayed else None
+    return Response(
+        status_code=HTTPStatus.CREATED,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps(body),
+        headers=headers,
+    )
+
+
+def _log_fields(receipt: ledger.Receipt, actor: str) -> dict[str, Any]:
+    return {
+        "user_id": receipt.user_id,
+        "transaction_id": receipt.transaction_id,
+        "amount": receipt.amount,
+        "replayed": receipt.replayed,
+        "actor": actor,
+    }
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,261 @@
+"""The service routes through the real spend handler: spends and adjustments with Idempotency-Key
+semantics, no overdraft, every bad input refused with nothing changed, and no IAM identity refused."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import pytest
+from ulid import ULID
+
+from functions.spend.app import lambda_handler as spend_handler
+from tests.lambda_events import HttpResponse, api_event, invoke
+from tests.lambda_pool import Containers
+from wallet import ledger
+from wallet.models import CreditTransaction
+
+pytestmark = pytest.mark.usefixtures("tables")
+SERVICE = "arn:aws:iam::123456789012:user/api-service"
+
+
+def deposit(user: str, amount: int) -> None:
+    ledger.add_credits(user, amount, source="stripe_payment", payment_id=str(ULID()), currency="usd")
+
+
+def request(
+    route: str, user: str, body: Any = None, key: str | None = "key-1", **changes: Any
+) -> dict[str, Any]:
+    method = "GET" if route == "balance" else "POST"
+    event = api_event(
+        method,
+        f"/api/users/{{userId}}/{route}",
+        path_parameters={"userId": user},
+        body=None if body is None else (body if isinstance(body, (str, bytes)) else json.dumps(body)),
+        **changes,
+    )
+    event["headers"].pop("idempotency-key", None)
+    if key is not None:
+        event["headers"]["idempotency-key"] = key
+    return event
+
+
+def spend(user: str, body: Any, key: str | None = "key-1") -> HttpResponse:
+    return invoke(spend_handler, request("spend", user, body, key))
+
+
+def adjust(user: str, body: Any, key: str | None = "key-1") -> HttpResponse:
+    return invoke(spend_handler, request("adjustments", user, body, key))
+
+
+def history(user: str) -> list[tuple[str, int]]:
+    return sorted((row.type, int(row.amount)) for row in CreditTransaction.query(user, consistent_read=True))
+
+
+def test_a_spend_answers_201_with_the_balance_and_writes_its_row() -> None:
+    deposit("alice", 5000)
+
+    response = spend("alice", {"amount": 250, "description": "1,000 tokens"})
+
+    assert response.status == 201
+    assert response.body == {
+        "transactionId": response.body["transactionId"],
+        "userId": "alice",
+        "amount": 250,
+        "balance": 4750,
+        "currency": "usd",
+    }
+    assert "Idempotent-Replayed" not in response.headers
+    [row] = [row for row in CreditTransaction.query("alice") if row.type == "spend"]
+    assert (row.transaction_id, row.amount, row.description, row.actor) == (
+        response.body["transactionId"],
+        -250,
+        "1,000 tokens",
+        SERVICE,
+    )
+
+
+def test_a_replay_answers_the_first_answer_with_idempotent_replayed() -> None:
+    deposit("alice", 5000)
+    first = spend("alice", {"amount": 250})
+
+    again = spend("alice", {"amount": 250})
+
+    assert (again.status, again.body, again.headers.get("Idempotent-Replayed")) == (201, first.body, "true")
+    assert history("alice") == [("deposit", 5000), ("spend", -250)]
+
+
+def test_the_same_key_with_another_body_is_409_and_changes_nothing() -> None:
+    deposit("alice", 5000)
+    spend("alice", {"amount": 250})
+
+    reused = spend("alice", {"amount": 300})
+
+    assert (reused.status, reused.body["error"]["code"]) == (409, "idempotency_key_reused")
+    assert ledger.get_balance("alice") == 4750
+
+
+def test_a_spend_beyond_the_balance_is_402_with_the_balance() -> None:
+    deposit("alice", 100)
+
+    refused = spend("alice", {"amount": 101})
+
+    assert refused.status == 402
+    assert refused.body["error"]["code"] == "insufficient_credits"
+    assert refused.body["error"]["balance"] == 100
+    assert history("alice") == [("deposit", 100)]
+
+
+def test_an_adjustment_either_way_with_its_reason() -> None:
+    deposit("alice", 100)
+
+    down = adjust("alice", {"amount": -300, "reason": "Duplicate credit"}, key="t-1")
+    up = adjust("alice", {"amount": 50, "reason": "Goodwill"}, key="t-2")
+
+    assert (down.status, down.body["amount"], down.body["balance"]) == (201, -300, -200)
+    assert (up.status, up.body["balance"]) == (201, -150)
+    rows = {int(row.amount): (row.description, row.actor) for row in CreditTransaction.query("alice")}
+    assert rows[-300] == ("Duplicate credit", SERVICE)
+
+
+def test_the_service_balance_route() -> None:
+    deposit("alice", 700)
+
+    response = invoke(spend_handler, request("balance", "alice", key=None))
+
+    assert (response.status, response.body) == (200, {"userId": "alice", "currency": "usd", "balance": 700})
+
+
+BAD_SPENDS: list[tuple[str, Any, str]] = [
+    ("not json", "{", "invalid_body"),
+    ("a list", [250], "invalid_body"),
+    ("no amount", {"description": "x"}, "invalid_body"),
+    ("an unknown field", {"amount": 1, "userId": "bob"}, "invalid_body"),
+    ("zero", {"amount": 0}, "invalid_amount"),
+    ("negative", {"amount": -5}, "invalid_amount"),
+    ("a fraction", {"amount": 2.5}, "invalid_amount"),
+    ("a string amount", {"amount": "250"}, "invalid_amount"),
+    ("true", {"amount": True}, "invalid_amount"),
+    ("null", {"amount": None}, "invalid_amount"),
+    ("an empty description", {"amount": 1, "description": " "}, "invalid_body"),
+    ("a long description", {"amount": 1, "description": "x" * 501}, "invalid_body"),
+    ("a numeric description", {"amount": 1, "description": 5}, "invalid_body"),
+]
+
+
+@pytest.mark.parametrize(("case", "body", "code"), BAD_SPENDS, ids=[case for case, _, _ in BAD_SPENDS])
+def test_a_bad_spend_body_is_400_and_changes_nothing(case: str, body: Any, code: str) -> None:
+    deposit("alice", 1000)
+
+    response = spend("alice", body)
+
+    assert (response.status, response.body["error"]["code"]) == (400, code), case
+    assert history("alice") == [("deposit", 1000)]
+
+
+BAD_ADJUSTMENTS: list[tuple[str, Any, str]] = [
+    ("no reason", {"amount": 5}, "invalid_body"),
+    ("an empty reason", {"amount": 5, "reason": ""}, "invalid_body"),
+    ("zero", {"amount": 0, "reason": "x"}, "invalid_amount"),
+    ("a fraction", {"amount": 0.5, "reason": "x"}, "invalid_amount"),
+    ("a description instead", {"amount": 5, "description": "x"}, "invalid_body"),
+]
+
+
+@pytest.mark.parametrize(("case", "body", "code"), BAD_ADJUSTMENTS, ids=[c for c, _, _ in BAD_ADJUSTMENTS])
+def test_a_bad_adjustment_is_400_and_changes_nothing(case: str, body: Any, code: str) -> None:
+    deposit("alice", 1000)
+
+    response = adjust("alice", body)
+
+    assert (response.status, response.body["error"]["code"]) == (400, code), case
+    assert history("alice") == [("deposit", 1000)]
+
+
+@pytest.mark.parametrize(
+    ("key", "code"),
+    [
+        (None, "missing_idempotency_key"),
+        ("", "missing_idempotency_key"),
+        ("x" * 256, "invalid_idempotency_key"),
+        ("caf\u00e9", "invalid_idempotency_key"),
+        ("tab\there", "invalid_idempotency_key"),
+        (" padded ", "invalid_idempotency_key"),
+    ],
+)
+def test_a_missing_or_malformed_idempotency_key_is_400_and_changes_nothing(
+    key: str | None, code: str
+) -> None:
+    deposit("alice", 1000)
+
+    responses = [spend("alice", {"amount": 1}, key), adjust("alice", {"amount": 1, "reason": "x"}, key)]
+
+    assert [(r.status, r.body["error"]["code"]) for r in responses] == [(400, code)] * 2
+    assert history("alice") == [("deposit", 1000)]
+
+
+@pytest.mark.parametrize("user", ["x" * 256, "a b", "caf\u00e9"])
+def test_a_malformed_user_id_in_the_path_is_400(user: str) -> None:
+    response = spend(user, {"amount": 1})
+
+    assert (response.status, response.body["error"]["code"]) == (400, "invalid_user")
+
+
+@pytest.mark.parametrize("route", ["spend", "adjustments", "balance"])
+def test_a_request_without_an_iam_identity_is_403_and_changes_nothing(route: str) -> None:
+    deposit("alice", 1000)
+    event = request(route, "alice", {"amount": 5, "reason": "x"} if route == "adjustments" else {"amount": 5})
+    del event["requestContext"]["authorizer"]
+
+    response = invoke(spend_handler, event)
+
+    assert (response.status, response.body["error"]["code"]) == (403, "forbidden")
+    assert history("alice") == [("deposit", 1000)]
+
+
+def test_a_jwt_signed_in_user_is_not_an_iam_identity() -> None:
+    deposit("alice", 1000)
+    event = request("spend", "alice", {"amount": 5})
+    event["requestContext"]["authorizer"] = {"jwt": {"claims": {"sub": "alice"}, "scopes": None}}
+
+    assert invoke(spend_handler, event).status == 403
+
+
+def test_200_concurrent_spends_across_containers_spend_exactly_the_balance(containers: Containers) -> None:
+    deposit("alice", 10_000)
+    requests = [("spend", request("spend", "alice", {"amount": 100}, key=f"order-{n}")) for n in range(200)]
+    seen: list[int] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            seen.append(ledger.get_balance("alice"))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        answers = containers.invoke_all(requests)
+    finally:
+        done.set()
+        watcher.join()
+
+    statuses = [status for status, _ in answers]
+    assert (statuses.count(201), statuses.count(402)) == (100, 100)
+    assert min(body["balance"] for status, body in answers if status == 201) == 0
+    assert all(body["error"]["balance"] >= 0 for status, body in answers if status == 402)
+    assert ledger.get_balance("alice") == 0
+    assert len([row for row in CreditTransaction.query("alice") if row.type == "spend"]) == 100
+    assert seen
+    assert min(seen) >= 0
+
+
+def test_32_concurrent_requests_with_one_key_make_one_row(containers: Containers) -> None:
+    deposit("alice", 10_000)
+    requests = [("spend", request("spend", "alice", {"amount": 100}, key="one-key")) for _ in range(32)]
+
+    answers = containers.invoke_all(requests)
+
+    assert {status for status, _ in answers} == {201}
+    assert len({body["transactionId"] for _, body in answers}) == 1
+    assert history("alice") == [("deposit", 10_000), ("spend", -100)]
