@@ -17,7 +17,7 @@ from typing import Any, Self
 from dotenv import dotenv_values
 
 from devstack.auth import LocalIssuer
-from devstack.containers import DEFAULT_PER_FUNCTION, Containers, start_fork_server
+from devstack.containers import DEFAULT_PER_FUNCTION, Containers, ContainerStartError, start_fork_server
 from devstack.dynamodb import DynamoDBServer
 from devstack.gateway import Gateway, GatewayServer, functions
 from devstack.sigv4 import ServiceCredentials
@@ -124,7 +124,12 @@ class DevStack:
         os.environ.update(environment)
         gateway.functions = Containers(functions(gateway.routes, environment), self.containers_per_function)
         warming = time.perf_counter()
-        self.warm_seconds = [warming - started + seconds for seconds in gateway.load_handlers()]
+        try:
+            self.warm_seconds = [warming - started + seconds for seconds in gateway.load_handlers()]
+        except ContainerStartError as exc:
+            gateway.close()
+            self.dynamodb.stop()
+            raise StackError(f"a function could not start; its error:\n{exc}") from None
         if self.emulator is not None and self.sender is not None:
             self.sender.start()
             self.emulator.start()

@@ -163,3 +163,14 @@ def test_no_container_outlives_the_stack(stop: signal.Signals) -> None:
 
     # Then every process it started is gone
     assert gone_within(children, 30) == set()
+
+
+def test_a_function_that_cannot_start_stops_make_run_with_its_error() -> None:
+    # Given a setting every function's Logger refuses at import
+    stack = DevStackProcess({"POWERTOOLS_LOG_LEVEL": "NOPE"}).start()
+
+    # Then the stack says which function could not start, and why, and exits 2
+    assert stack.stop() == 2
+    assert "Cannot start: a function could not start" in stack.log()
+    assert "Unknown level: 'NOPE'" in stack.log()
+    assert "Ready in" not in stack.log()
