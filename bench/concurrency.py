@@ -26,6 +26,8 @@ DEPOSIT_THREADS = 16
 HTTP_DISTINCT = 300
 HTTP_REDELIVERIES = 100
 HTTP_THREADS = 8
+# Lambda containers per function in the stack: the webhook's deliveries run this many at a time.
+HTTP_CONTAINERS = 3
 HTTP_TIME_LIMIT_SECONDS = 60.0
 AMOUNTS = (1000, 5000, 10000)
 
@@ -90,7 +92,11 @@ def http_rows(servers: Servers) -> list[Row]:
     shuffle.shuffle(deliveries)
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
-    settings = {"STRIPE_WEBHOOK_SECRET": environment.WEBHOOK_SECRET, "PYTHONDONTWRITEBYTECODE": "1"}
+    settings = {
+        "STRIPE_WEBHOOK_SECRET": environment.WEBHOOK_SECRET,
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "DEVSTACK_CONTAINERS_PER_FUNCTION": str(HTTP_CONTAINERS),
+    }
     with DevStackProcess(settings) as stack:
         url = f"{stack.url}/api/webhooks/stripe"
         signed = [servers.sign(event) for event in deliveries]
@@ -128,7 +134,8 @@ def http_rows(servers: Servers) -> list[Row]:
     return [
         Row(
             SECTION,
-            f"Webhook deliveries over HTTP, {HTTP_THREADS} threads (make run stack)",
+            f"Webhook deliveries over HTTP, {HTTP_THREADS} threads, "
+            f"{HTTP_CONTAINERS} containers (make run stack)",
             f"{len(delivered) / elapsed:.0f} deliveries/s: {len(delivered)} in {elapsed:.1f} s, "
             f"p50 {median(latencies):.0f} ms, p95 {percentile(latencies, 0.95):.0f} ms",
             f"{len(credited)} distinct events, {len(delivered) - len(credited)} redelivered",

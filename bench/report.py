@@ -29,8 +29,9 @@ METHOD = """\
   order; the ratio is median(handler) / median(bare calls), with the range over rounds. moto answers
   each DynamoDB call in milliseconds, far slower than DynamoDB, so it dominates both sides.
 - **Concurrency**: the ledger from 64 and 16 threads against the serialized moto server, and signed events
-  POSTed over HTTP from 8 threads to `python -m devstack` (the `make run` stack), whose gateway runs
-  one request at a time per function, as one warm Lambda container does.
+  POSTed over HTTP from 8 threads to `python -m devstack` (the `make run` stack), whose gateway sends
+  each to one of up to 3 container processes of the webhook function, each serving one event at a time
+  as a warm Lambda container does: at most 3 deliveries are handled at once.
 - Ratios are held to their budgets as shown, to two decimals.
 """
 

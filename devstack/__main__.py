@@ -18,10 +18,17 @@ def main() -> int:
     stopped = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopped.set())
-    with stack:
+    try:
+        stack.start()
+    except StackError as exc:
+        print(f"Cannot start: {exc}", file=sys.stderr)
+        return 2
+    try:
         print(stack.banner(), flush=True)
         stopped.wait()
         print("Stopping…", flush=True)
+    finally:
+        stack.stop()
     return 0
 
 

@@ -1,10 +1,11 @@
 """The local API Gateway: the HTTP API of template.yaml on 127.0.0.1, calling the real handlers.
 
-Routes come from the functions' HttpApi events in template.yaml, so there is no second copy of them.
-Each request becomes the payload format 2.0 event AWS sends, after the JWT authorizer's checks, and
-each function serves one request at a time, as one warm Lambda container does. Everything else is
-static: the site from static_site/, /config.js, which tells the page where the API is, and
-/api/openapi.json, the API's OpenAPI document.
+Routes come from template.yaml, so there is no second copy of them. Each request becomes the payload
+format 2.0 event AWS sends, after the route's authorizer has checked it (a JWT, or a SigV4 signature for
+AWS_IAM routes), and goes to one of its function's containers (devstack.containers): processes that
+each serve one event at a time, as Lambda's do. Tests may run the handlers in this process instead, one
+request at a time per function. Everything else is static: the site from static_site/, /config.js,
+which tells the page where the API is, and /api/openapi.json, the API's OpenAPI document.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import importlib
 import json
 import logging
 import mimetypes
+import os
 import re
 import threading
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -28,7 +29,17 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from devstack.auth import LocalIssuer, UnauthorizedError
+from devstack.containers import (
+    ContainerCrashedError,
+    Containers,
+    ContainerStartError,
+    Function,
+    FunctionError,
+    FunctionTimeoutError,
+    LambdaContext,
+)
 from devstack.serving import BackgroundServer
+from devstack.sigv4 import ForbiddenError, ServiceCredentials, verify
 from devstack.template import load, resources
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,9 +75,15 @@ class Route:
     function: str
     module: str
     handler: str
-    authorized: bool
+    authorization: str
+    """The route's AuthorizationType: NONE, JWT or AWS_IAM."""
     memory_mb: int
     pattern: re.Pattern[str] = field(compare=False)
+    timeout_seconds: float = 10
+
+    @property
+    def authorized(self) -> bool:
+        return self.authorization != "NONE"
 
     def match(self, method: str, path: str) -> dict[str, str] | None:
         found = self.pattern.fullmatch(path) if method == self.method else None
@@ -95,30 +112,68 @@ def routes() -> list[Route]:
                 function=function,
                 module=".".join([*Path(str(properties["CodeUri"]).strip("/")).parts, module_file]),
                 handler=handler,
-                authorized=spec.get("AuthorizationType", "NONE") != "NONE",
+                authorization=str(spec.get("AuthorizationType", "NONE")),
                 memory_mb=int(properties.get("MemorySize", defaults.get("MemorySize", 128))),
-                pattern=re.compile(re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(path))),
+                pattern=route_pattern(path),
+                timeout_seconds=float(properties.get("Timeout", defaults.get("Timeout", 3))),
             )
         )
     return found
 
 
-@dataclass(frozen=True)
-class LambdaContext:
-    function_name: str
-    memory_limit_in_mb: int
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    function_version: str = "$LATEST"
-    log_group_name: str = ""
-    log_stream_name: str = ""
-    deadline: float = field(default_factory=lambda: time.monotonic() + 15)
+def route_pattern(path: str) -> re.Pattern[str]:
+    """`/api/users/{userId}/spend` as a pattern whose groups are the path parameters."""
+    return re.compile(re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(path)))
 
-    @property
-    def invoked_function_arn(self) -> str:
-        return f"arn:aws:lambda:us-east-1:000000000000:function:{self.function_name}"
 
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.deadline - time.monotonic()) * 1000))
+def functions(routes_: list[Route], environment: dict[str, str]) -> list[Function]:
+    """The functions behind the routes, once each, with the environment their containers get."""
+    by_name = {
+        route.function: Function(
+            route.function,
+            route.module,
+            route.handler,
+            route.memory_mb,
+            route.timeout_seconds,
+            environment,
+        )
+        for route in routes_
+    }
+    return list(by_name.values())
+
+
+class InProcessFunctions:
+    """The handlers imported into this process, one request at a time per function: for tests that reach
+    into the gateway's own key. Two functions still run at once here, so Powertools' class-level
+    current event is shared between them; the dev stack uses containers instead."""
+
+    def __init__(self, routes_: list[Route]) -> None:
+        self._routes = {route.function: route for route in routes_}
+        self._handlers: dict[str, Handler] = {}
+        self._locks = {name: threading.Lock() for name in self._routes}
+
+    def warm(self) -> list[float]:
+        for name in self._routes:
+            self._handler(name)
+        return []
+
+    def _handler(self, function: str) -> Handler:
+        if function not in self._handlers:
+            route = self._routes[function]
+            self._handlers[function] = getattr(importlib.import_module(route.module), route.handler)
+        return self._handlers[function]
+
+    def invoke(self, function: str, event: dict[str, Any]) -> dict[str, Any]:
+        route = self._routes[function]
+        handler = self._handler(function)
+        with self._locks[function]:
+            try:
+                return handler(event, LambdaContext(function, route.memory_mb))
+            except Exception as exc:
+                raise FunctionError(str(exc)) from exc
+
+    def close(self) -> None:
+        """Nothing to stop: the handlers live in this process."""
 
 
 @dataclass
@@ -152,25 +207,29 @@ class Gateway:
         routes_: list[Route] | None = None,
         static_site: Path = STATIC_SITE,
         on_event: Callable[[dict[str, Any]], None] | None = None,
+        containers: Containers | None = None,
+        service_credentials: ServiceCredentials | None = None,
+        region: str | None = None,
     ) -> None:
         self.issuer = issuer
         self.routes = routes_ if routes_ is not None else routes()
         self._config_js = config_js
         self._static_site = static_site.resolve()
         self._on_event = on_event
-        self._handlers: dict[str, Handler] = {}
-        self._containers = {route.function: threading.Lock() for route in self.routes}
+        self.functions: Containers | InProcessFunctions = (
+            containers if containers is not None else InProcessFunctions(self.routes)
+        )
+        self.service_credentials = service_credentials or ServiceCredentials.from_settings(os.environ)
+        self.region = region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
         self.site_csp = SITE_CSP
 
-    def load_handlers(self) -> None:
-        """Import every function now, so a settings error shows at start rather than on a first request."""
-        for route in self.routes:
-            self._handler(route)
+    def load_handlers(self) -> list[float]:
+        """Make every function ready now, so a settings error shows at start rather than on a first
+        request; the seconds until each was ready."""
+        return self.functions.warm()
 
-    def _handler(self, route: Route) -> Handler:
-        if route.module not in self._handlers:
-            self._handlers[route.module] = getattr(importlib.import_module(route.module), route.handler)
-        return self._handlers[route.module]
+    def close(self) -> None:
+        self.functions.close()
 
     def respond(self, request: Request) -> Response:
         url = urlsplit(request.target)
@@ -189,8 +248,23 @@ class Gateway:
         return self._static(url.path)
 
     def _invoke(self, route: Route, path_parameters: dict[str, str], request: Request) -> Response:
-        claims = None
-        if route.authorized:
+        claims = iam = None
+        if route.authorization == "AWS_IAM":
+            try:
+                principal = verify(
+                    request.method,
+                    request.target,
+                    {name.lower(): value for name, value in request.headers.items()},
+                    request.body,
+                    self.service_credentials,
+                    self.region,
+                )
+            except ForbiddenError as exc:
+                _log.info("403 %s %s: %s", request.method, route.path, exc)
+                # The IAM authorizer's own answer, before any function runs.
+                return json_response(HTTPStatus.FORBIDDEN, {"message": "Forbidden"})
+            iam = principal.iam_authorizer()
+        elif route.authorized:
             try:
                 claims = self.issuer.verify(request.headers.get("authorization"))
             except UnauthorizedError as exc:
@@ -201,16 +275,18 @@ class Gateway:
                 )
         if len(request.body) > MAX_BODY_BYTES:
             return json_response(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"message": "Request Entity Too Large"})
-        event = api_event(route, path_parameters, request, claims)
+        event = api_event(route, path_parameters, request, claims, iam=iam)
         if self._on_event:
             self._on_event(event)
-        handler = self._handler(route)
-        with self._containers[route.function]:
-            try:
-                result = handler(event, LambdaContext(route.function, route.memory_mb))
-            except Exception:
-                _log.exception("%s failed", route.function)
-                return json_response(HTTPStatus.INTERNAL_SERVER_ERROR, {"message": "Internal Server Error"})
+        try:
+            result = self.functions.invoke(route.function, event)
+        except (FunctionError, FunctionTimeoutError, ContainerStartError) as exc:
+            # Lambda reports an error, a timeout or a failed init; the HTTP API answers them all 500.
+            _log.error("%s failed:\n%s", route.function, exc)
+            return json_response(HTTPStatus.INTERNAL_SERVER_ERROR, {"message": "Internal Server Error"})
+        except ContainerCrashedError as exc:
+            _log.error("%s", exc)
+            return json_response(HTTPStatus.BAD_GATEWAY, {"message": "Bad Gateway"})
         return lambda_response(result)
 
     def _token(self, request: Request) -> Response:
@@ -264,7 +340,12 @@ class Gateway:
 
 
 def api_event(
-    route: Route, path_parameters: dict[str, str], request: Request, claims: dict[str, str] | None
+    route: Route,
+    path_parameters: dict[str, str],
+    request: Request,
+    claims: dict[str, str] | None,
+    *,
+    iam: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The API Gateway HTTP API payload format 2.0 event for one request."""
     url = urlsplit(request.target)
@@ -291,6 +372,8 @@ def api_event(
     }
     if claims is not None:
         context["authorizer"] = {"jwt": {"claims": claims, "scopes": None}}
+    if iam is not None:
+        context["authorizer"] = {"iam": iam}
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": context["routeKey"],

@@ -1,5 +1,6 @@
 """The local stack: moto's DynamoDB, the Stripe emulator (or real Stripe in test mode) and the gateway,
-wired together in one process the way the deployed pieces are wired on AWS."""
+wired together the way the deployed pieces are wired on AWS; each function runs in its own container
+processes, which stop with the stack."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ from urllib.parse import urlsplit
 from dotenv import dotenv_values
 
 from devstack.auth import LocalIssuer, TrustedIssuer
+from devstack.containers import DEFAULT_PER_FUNCTION, Containers, ContainerStartError, start_fork_server
 from devstack.dynamodb import DynamoDBServer
-from devstack.gateway import Gateway, GatewayServer, site_csp
+from devstack.gateway import Gateway, GatewayServer, functions, site_csp
+from devstack.sigv4 import ServiceCredentials
 from devstack.stripe_emulator import StripeEmulator
 from devstack.webhook_delivery import WebhookSender
 
@@ -66,7 +69,10 @@ class DevStack:
         self.gateway: GatewayServer | None = None
         self.emulator: StripeEmulator | None = None
         self.sender: WebhookSender | None = None
+        self.containers_per_function = _containers_per_function(settings)
+        self.service_credentials = ServiceCredentials.from_settings(settings)
         self.ready_seconds = 0.0
+        self.warm_seconds: list[float] = []
 
     @classmethod
     def from_environment(cls) -> DevStack:
@@ -84,6 +90,7 @@ class DevStack:
     def start(self) -> Self:
         started = time.perf_counter()
         _quiet_request_logs(self.settings.get("DEVSTACK_VERBOSE") == "1")
+        start_fork_server()
         self.dynamodb.start()
         self.dynamodb.create_tables(
             {
@@ -93,7 +100,12 @@ class DevStack:
             }
         )
         self.issuer = self._issuer()
-        gateway = Gateway(self.issuer, self._config_js)
+        gateway = Gateway(
+            self.issuer,
+            self._config_js,
+            service_credentials=self.service_credentials,
+            region=self.settings["AWS_DEFAULT_REGION"],
+        )
         if isinstance(self.issuer, TrustedIssuer):
             # The page fetches tokens from the provider, as the deployed CSP allows (template.yaml).
             gateway.site_csp = site_csp(connect_to=_origin(self.issuer.discovery["token_endpoint"]))
@@ -112,8 +124,16 @@ class DevStack:
                 "STRIPE_SECRET_KEY": self.emulator.api_key,
                 "STRIPE_API_BASE": self.emulator.api_base,
             }
+        # This process reads the settings too: the OpenAPI document imports the functions' modules.
         os.environ.update(environment)
-        gateway.load_handlers()
+        gateway.functions = Containers(functions(gateway.routes, environment), self.containers_per_function)
+        warming = time.perf_counter()
+        try:
+            self.warm_seconds = [warming - started + seconds for seconds in gateway.load_handlers()]
+        except ContainerStartError as exc:
+            gateway.close()
+            self.dynamodb.stop()
+            raise StackError(f"a function could not start; its error:\n{exc}") from None
         if self.emulator is not None and self.sender is not None:
             self.sender.start()
             self.emulator.start()
@@ -126,6 +146,8 @@ class DevStack:
         for part in (self.gateway, self.emulator, self.sender):
             if part is not None:
                 part.stop()
+        if self.gateway is not None:
+            self.gateway.gateway.close()
         self.dynamodb.stop()
         self.run_file.unlink(missing_ok=True)
 
@@ -224,6 +246,19 @@ class DevStack:
         }
         return f"export default Object.freeze({json.dumps(config, indent=2)});\n"
 
+    def _service_lines(self, url: str) -> list[str]:
+        """The AWS_IAM routes' local credentials, and a signed call with curl."""
+        credentials = self.service_credentials
+        region = self.settings["AWS_DEFAULT_REGION"]
+        secret = (
+            credentials.secret_access_key if credentials.generated else "$DEVSTACK_SERVICE_SECRET_ACCESS_KEY"
+        )
+        return [
+            f"  Services   SigV4 on AWS_IAM routes: access key {credentials.access_key_id}, secret {secret}",
+            f'             curl --aws-sigv4 "aws:amz:{region}:execute-api" '
+            f'--user "{credentials.access_key_id}:{secret}" {url}/api/users/alice/balance',
+        ]
+
     def banner(self) -> str:
         url = self.url
         if self.emulator is not None:
@@ -248,6 +283,11 @@ class DevStack:
                 *stripe,
                 f"  DynamoDB   moto at {self.dynamodb.endpoint_url} (in memory: gone when this stops)",
                 f'  Sign in    curl -s -X POST {url}/local/token -d \'{{"userId": "alice"}}\'',
+                *self._service_lines(url),
+                f"  Functions  {len(self.warm_seconds)} in processes of their own, one event at a time each, "
+                f"up to {self.containers_per_function} per function",
+                f"             first warm at {min(self.warm_seconds, default=0):.1f} s, "
+                f"all warm at {max(self.warm_seconds, default=0):.1f} s",
                 f"Ready in {self.ready_seconds:.1f} s at {url} — Ctrl-C stops everything.",
             ]
         )
@@ -256,6 +296,13 @@ class DevStack:
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def _containers_per_function(settings: dict[str, str]) -> int:
+    value = settings.get("DEVSTACK_CONTAINERS_PER_FUNCTION", str(DEFAULT_PER_FUNCTION)).strip()
+    if not value.isdigit() or not 1 <= int(value) <= 32:
+        raise StackError(f"DEVSTACK_CONTAINERS_PER_FUNCTION must be a number from 1 to 32, not {value!r}")
+    return int(value)
 
 
 def _stripe_mode(settings: dict[str, str]) -> StripeMode:

@@ -79,7 +79,8 @@ def stripe_emulator() -> Iterator[StripeEmulator]:
 
 @pytest.fixture(scope="session")
 def containers(dynamodb_server: DynamoDBServer, stripe_emulator: StripeEmulator) -> Iterator[Containers]:
-    """Eight warm Lambda containers in their own processes, for requests that must really overlap."""
+    """Up to eight warm Lambda containers per function, in their own processes, for requests that must
+    really overlap."""
     pool = Containers(8)
     yield pool
     pool.close()

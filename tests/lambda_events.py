@@ -91,7 +91,11 @@ class HttpResponse:
 
 
 def invoke(handler: Any, event: dict[str, Any]) -> HttpResponse:
-    result = handler(event, LambdaContext())
+    return response_of(handler(event, LambdaContext()))
+
+
+def response_of(result: dict[str, Any]) -> HttpResponse:
+    """A handler's payload format 2.0 result, its JSON body parsed."""
     body = result.get("body") or ""
     if result.get("isBase64Encoded"):
         body = base64.b64decode(body).decode()

@@ -1,15 +1,16 @@
-"""Many Lambda containers at once. Lambda runs one request at a time per container, and a handler's
-module state (the resolver's current event) assumes it, so concurrent requests go to separate
-processes here, each one warm container of every function."""
+"""Many Lambda containers at once, for requests that must really overlap: the dev stack's containers
+(devstack.containers), each function in processes of its own that serve one event at a time, with the
+settings and server addresses this test process has when the pool starts."""
 
 from __future__ import annotations
 
-import importlib
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from tests.lambda_events import invoke
+from devstack.containers import Containers as FunctionContainers
+from devstack.containers import Function
+from tests.lambda_events import response_of
 
 HANDLERS = {
     "create_checkout": "functions.create_checkout.app",
@@ -19,27 +20,25 @@ HANDLERS = {
 }
 
 
-def _invoke(function: str, event: dict[str, Any]) -> tuple[int, Any]:
-    response = invoke(importlib.import_module(HANDLERS[function]).lambda_handler, event)
-    return response.status, response.body
-
-
-def _warm_up() -> None:
-    for module in HANDLERS.values():
-        importlib.import_module(module)
-
-
 class Containers:
-    def __init__(self, count: int) -> None:
-        # spawn, not fork: the parent runs server threads, which a forked child would inherit half-dead.
-        self._pool = ProcessPoolExecutor(
-            count, mp_context=multiprocessing.get_context("spawn"), initializer=_warm_up
-        )
+    def __init__(self, per_function: int) -> None:
+        environment = dict(os.environ)
+        functions = [
+            Function(name, module, "lambda_handler", environment=environment)
+            for name, module in HANDLERS.items()
+        ]
+        self._containers = FunctionContainers(functions, per_function)
+        self._containers.warm()
 
     def invoke_all(self, requests: list[tuple[str, dict[str, Any]]]) -> list[tuple[int, Any]]:
         """Send every (function, event) at once, spread over the containers; the responses in order."""
-        futures = [self._pool.submit(_invoke, function, event) for function, event in requests]
-        return [future.result(timeout=60) for future in futures]
+
+        def invoke(request: tuple[str, dict[str, Any]]) -> tuple[int, Any]:
+            response = response_of(self._containers.invoke(*request))
+            return response.status, response.body
+
+        with ThreadPoolExecutor(max_workers=len(requests) or 1) as pool:
+            return list(pool.map(invoke, requests, timeout=60))
 
     def close(self) -> None:
-        self._pool.shutdown(cancel_futures=True)
+        self._containers.close()

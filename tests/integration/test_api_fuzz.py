@@ -1,6 +1,7 @@
 """Schemathesis fuzzes the API from its OpenAPI document, served by `make run`'s stack at
 GET /api/openapi.json: no request it makes is answered 5xx, and every answer is one the document lists,
-with a body of the schema it gives. The authed routes get a valid bearer token."""
+with a body of the schema it gives. The JWT routes get a valid bearer token; the service routes (AWS_IAM)
+get every request SigV4-signed with the stack's service credentials, as a backend would sign them."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
@@ -22,16 +24,33 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from devstack.gateway import routes
+from devstack.sigv4 import ServiceCredentials, signed_headers
 from tests.devstack_process import DevStackProcess
 from tests.fresh_process import modules_imported
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+SERVICE = ServiceCredentials("AKIALOCALFUZZTEST001", "fuzz-test-secret")
+
+
+class SigV4(requests.auth.AuthBase):
+    """Signs each request as it is finally sent: its method, URL and body bytes."""
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        body = request.body or b""
+        raw = body.encode() if isinstance(body, str) else body
+        assert isinstance(raw, bytes)
+        request.headers.update(signed_headers(str(request.method), str(request.url), raw, SERVICE))
+        return request
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[DevStackProcess]:
-    with DevStackProcess() as running:
+    settings = {
+        "DEVSTACK_SERVICE_ACCESS_KEY_ID": SERVICE.access_key_id,
+        "DEVSTACK_SERVICE_SECRET_ACCESS_KEY": SERVICE.secret_access_key,
+    }
+    with DevStackProcess(settings) as running:
         yield running
 
 
@@ -54,7 +73,7 @@ def api_schema(stack: DevStackProcess) -> schemathesis.BaseSchema:
 
 def documented_path(path: str) -> str:
     """The template's path as the document names it: Powertools names the parameter after the handler's."""
-    return path.replace("{sessionId}", "{session_id}")
+    return path.replace("{sessionId}", "{session_id}").replace("{userId}", "{user_id}")
 
 
 # Each route with valid and with invalid input; GET /api/packs takes none, so nothing to make invalid.
@@ -76,6 +95,10 @@ def test_every_generated_request_gets_a_documented_answer_and_no_5xx(
     mode: GenerationMode,
 ) -> None:
     operation = api_schema[documented_path(path)][method]
+    [route] = [r for r in routes() if (r.method, r.path) == (method, path)]
+    session = requests.Session()
+    if route.authorization == "AWS_IAM":
+        session.auth = SigV4()
 
     @settings(
         max_examples=20,
@@ -86,7 +109,8 @@ def test_every_generated_request_gets_a_documented_answer_and_no_5xx(
     )
     @given(case=operation.as_strategy(generation_mode=mode))
     def answers_as_documented(case: schemathesis.Case) -> None:
-        case.call_and_validate(base_url=stack.url, headers=bearer, checks=CHECKS)
+        headers = {} if route.authorization == "AWS_IAM" else bearer
+        case.call_and_validate(base_url=stack.url, session=session, headers=headers, checks=CHECKS)
 
     answers_as_documented()
 
@@ -101,7 +125,8 @@ def test_the_document_covers_every_route_of_the_template(stack: DevStackProcess)
     for route in routes():
         operation = document["paths"][documented_path(route.path)][route.method.lower()]
         assert bool(operation.get("security")) == route.authorized, route.path
-        assert ("401" in operation["responses"]) == route.authorized, route.path
+        assert ("401" in operation["responses"]) == (route.authorization == "JWT"), route.path
+        assert ("403" in operation["responses"]) == (route.authorization == "AWS_IAM"), route.path
     assert document["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import time
 from collections import Counter
+from collections.abc import Iterator
 
 import pytest
 import stripe
@@ -244,3 +246,34 @@ def test_no_secret_or_customer_email_reaches_the_logs(
     assert "webhook handled" in logged
     for secret in (SECRET, "sk_test_emulator", "alice@example.com"):
         assert secret not in logged
+
+
+@pytest.fixture
+def function_log() -> Iterator[io.StringIO]:
+    """What the webhook function's Logger writes, formatted as CloudWatch receives it."""
+    from functions.stripe_webhook.app import logger
+
+    stream = io.StringIO()
+    previous = logger.registered_handler.setStream(stream)
+    yield stream
+    logger.registered_handler.setStream(previous)
+
+
+def test_an_events_correlation_id_does_not_follow_the_next_delivery(
+    stripe_emulator: StripeEmulator, function_log: io.StringIO
+) -> None:
+    # Given a warm function that handled an event, and logged under its id
+    [completed] = stripe_emulator.pay(start_checkout("alice", 1000))
+    assert deliver(stripe_emulator.sign(completed)).status == 200
+    assert f'"correlation_id":"{completed["id"]}"' in function_log.getvalue()
+    function_log.truncate(0)
+    function_log.seek(0)
+
+    # When it then refuses a body that is not a signed event
+    response = post_webhook(b"{}", None)
+
+    # Then that refusal is not logged under the earlier event's id
+    logged = function_log.getvalue()
+    assert response.status == 400
+    assert "webhook refused" in logged
+    assert completed["id"] not in logged

@@ -12,9 +12,11 @@ import pytest
 
 from devstack.auth import LocalIssuer, UnauthorizedError
 from devstack.gateway import Request, api_event, lambda_response, routes
+from devstack.sigv4 import ServiceCredentials
 
 ROOT = Path(__file__).resolve().parents[2]
 ISSUER = LocalIssuer("urn:credits:test")
+SERVICE = ServiceCredentials("AKIALOCALTEST0000003", "unused")
 
 
 def shape(value: Any) -> Any:
@@ -25,14 +27,17 @@ def shape(value: Any) -> Any:
 
 
 def test_routes_are_the_template_ones_with_the_webhook_and_packs_public() -> None:
-    table = {(r.method, r.path): (r.module, r.authorized) for r in routes()}
+    table = {(r.method, r.path): (r.module, r.authorization) for r in routes()}
 
     assert table == {
-        ("POST", "/api/checkout"): ("functions.create_checkout.app", True),
-        ("GET", "/api/checkout/{sessionId}"): ("functions.create_checkout.app", True),
-        ("POST", "/api/webhooks/stripe"): ("functions.stripe_webhook.app", False),
-        ("GET", "/api/balance"): ("functions.get_balance.app", True),
-        ("GET", "/api/packs"): ("functions.get_balance.app", False),
+        ("POST", "/api/checkout"): ("functions.create_checkout.app", "JWT"),
+        ("GET", "/api/checkout/{sessionId}"): ("functions.create_checkout.app", "JWT"),
+        ("POST", "/api/webhooks/stripe"): ("functions.stripe_webhook.app", "NONE"),
+        ("GET", "/api/balance"): ("functions.get_balance.app", "JWT"),
+        ("GET", "/api/packs"): ("functions.get_balance.app", "NONE"),
+        ("POST", "/api/users/{userId}/spend"): ("functions.spend.app", "AWS_IAM"),
+        ("GET", "/api/users/{userId}/balance"): ("functions.spend.app", "AWS_IAM"),
+        ("POST", "/api/users/{userId}/adjustments"): ("functions.spend.app", "AWS_IAM"),
     }
 
 
@@ -52,9 +57,10 @@ def test_events_have_the_shape_of_the_samples(sample: str) -> None:
     request = Request(
         route.method, target, expected["headers"], (expected.get("body") or "").encode(), "203.0.113.10"
     )
-    claims = ISSUER.verify("Bearer " + ISSUER.issue("user-123")) if route.authorized else None
+    claims = ISSUER.verify("Bearer " + ISSUER.issue("user-123")) if route.authorization == "JWT" else None
+    iam = SERVICE.iam_authorizer() if route.authorization == "AWS_IAM" else None
 
-    event = api_event(route, route.match(route.method, expected["rawPath"]) or {}, request, claims)
+    event = api_event(route, route.match(route.method, expected["rawPath"]) or {}, request, claims, iam=iam)
 
     assert shape(event) == shape(expected)
 
