@@ -38,6 +38,7 @@ def main() -> int:
             ("warm latency", lambda: warm.run(servers)),
             ("ledger concurrency", lambda: concurrency.ledger_rows(servers)),
             ("webhook deliveries over HTTP", lambda: concurrency.http_rows(servers)),
+            ("a burst of spends over HTTP", lambda: concurrency.spend_burst_rows(servers)),
         ]
         for name, section in sections:
             print(f"bench: {name}…", file=sys.stderr, flush=True)

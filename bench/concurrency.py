@@ -162,3 +162,78 @@ def _balance(opener: urllib.request.OpenerDirector, base: str, user: str) -> int
     )
     with opener.open(balance_request, timeout=30) as response:
         return int(json.loads(response.read())["balance"])
+
+
+SPEND_BURST = 200
+SPEND_AMOUNT = 100
+SPEND_BALANCE = 10_000
+SPEND_THREADS = 16
+
+
+def spend_burst_rows(servers: Servers) -> list[Row]:
+    """200 signed spends of 100 at once against a balance of 10,000, through `python -m devstack`."""
+    from devstack.sigv4 import ServiceCredentials, signed_headers
+    from tests.devstack_process import DevStackProcess
+
+    credentials = ServiceCredentials("AKIABENCHSPENDS00001", "bench-spend-secret")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    user = "bench-spender"
+    settings = {
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "DEVSTACK_CONTAINERS_PER_FUNCTION": str(HTTP_CONTAINERS),
+        "DEVSTACK_SERVICE_ACCESS_KEY_ID": credentials.access_key_id,
+        "DEVSTACK_SERVICE_SECRET_ACCESS_KEY": credentials.secret_access_key,
+    }
+
+    def call(base: str, path: str, body: dict[str, Any] | None, key: str | None = None) -> tuple[int, Any]:
+        data = b"" if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"} | ({"Idempotency-Key": key} if key else {})
+        url = f"{base}{path}"
+        signed = signed_headers(
+            "POST" if body is not None else "GET", url, data, credentials, headers=headers
+        )
+        request = urllib.request.Request(  # noqa: S310 - a local http URL
+            url, data=data if body is not None else None, headers=signed, method="POST" if body else "GET"
+        )
+        try:
+            with opener.open(request, timeout=30) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    with DevStackProcess(settings) as stack:
+        status, body = call(
+            stack.url, f"/api/users/{user}/adjustments", {"amount": SPEND_BALANCE, "reason": "bench"}, "grant"
+        )
+        if status != 201:
+            raise RuntimeError(f"the grant answered {status}: {body}")
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=SPEND_THREADS) as pool:
+            answers = list(
+                pool.map(
+                    lambda n: call(stack.url, f"/api/users/{user}/spend", {"amount": SPEND_AMOUNT}, f"b-{n}"),
+                    range(SPEND_BURST),
+                )
+            )
+        elapsed = time.perf_counter() - started
+        _, after = call(stack.url, f"/api/users/{user}/balance", None)
+
+    statuses = Counter(status for status, _ in answers)
+    lowest = min(
+        [body["balance"] for status, body in answers if status == 201]
+        + [body["error"]["balance"] for status, body in answers if status == 402]
+    )
+    expected = SPEND_BALANCE // SPEND_AMOUNT
+    return [
+        Row(
+            SECTION,
+            f"{SPEND_BURST} signed spends of {SPEND_AMOUNT} at once on a balance of {SPEND_BALANCE:,}, "
+            f"{SPEND_THREADS} threads, {HTTP_CONTAINERS} containers (make run stack)",
+            f"{statuses[201]} spent, {statuses[402]} refused (402), balance {after['balance']}, lowest seen "
+            f"{lowest}; {len(answers) / elapsed:.0f} spends/s",
+            budget=f"exactly {expected} succeed, balance 0, never negative",
+            holds=statuses == {201: expected, 402: SPEND_BURST - expected}
+            and after["balance"] == 0
+            and lowest >= 0,
+        )
+    ]
