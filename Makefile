@@ -14,8 +14,9 @@ STACK_NAME ?= credits
 # What the Lambda Python runtime already has; the layer does not ship them.
 RUNTIME_PACKAGES := boto3 botocore s3transfer jmespath python-dateutil six
 LAYER_REQUIREMENTS ?= layers/shared/requirements.txt
+BUILD_DIR ?= .aws-sam/build
 
-.PHONY: help setup run test lint unit bench validate build deploy layer-requirements format clean
+.PHONY: help setup run test lint unit bench validate build bytecode deploy layer-requirements format clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -51,8 +52,18 @@ validate: setup ## sam validate --lint and cfn-lint on template.yaml
 	$(SAM) validate --lint --region us-east-1
 	$(RUN) cfn-lint template.yaml
 
-build: setup ## sam build: the functions and the layer, for arm64 and Python 3.13
+build: setup ## sam build: the functions and the layer, for arm64 and Python 3.13, with their bytecode
 	UV=$(abspath $(UV)) $(SAM) build --parallel
+	@$(MAKE) --no-print-directory bytecode
+
+# sam's Python builder copies a function's sources only; compile them as layers/shared/Makefile compiles
+# the layer's, for /var/task. A directory with python/ in it is a layer, which compiled its own.
+bytecode:
+	@for code in $(BUILD_DIR)/*/; do \
+	  code="$${code%/}"; \
+	  [ -d "$$code/python" ] && continue; \
+	  $(PYTHON) -m compileall -q --invalidation-mode unchecked-hash -s "$$code" -p /var/task "$$code" || exit 1; \
+	done
 
 deploy: build ## Deploy the stack (guided the first time), then publish the site to it
 	@if $(RUN) python -m deploy.publish --stack-name $(STACK_NAME) --exists; \
