@@ -98,5 +98,5 @@ def test_every_module_of_the_layer_and_the_functions_ships_its_bytecode(built: P
 
     assert len(layer) > 1000
     assert wallet
-    assert len(functions) == len([p for p in (ROOT / "functions").glob("*/app.py")])
+    assert len(functions) == len(list((ROOT / "functions").glob("*/app.py")))
     assert {source: fault for source, fault in faults.items() if fault} == {}
