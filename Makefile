@@ -45,7 +45,7 @@ lint: setup ## ruff and mypy (strict) on the domain package
 unit: setup
 	$(RUN) pytest
 
-bench: setup ## Measure cold start, warm latency, round trips, concurrency and memory; writes docs/PERFORMANCE.md
+bench: build ## Measure cold start (of the built artifact), warm latency, round trips, concurrency and memory; writes docs/PERFORMANCE.md
 	PYTHONPATH=layers/shared:. $(VENV)/bin/python -m bench
 
 validate: setup ## sam validate --lint and cfn-lint on template.yaml
