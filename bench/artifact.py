@@ -21,6 +21,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -83,6 +84,28 @@ def functions() -> dict[str, str]:
     for logical_id, resource in resources("AWS::Serverless::Function").items():
         built[Path(str(resource["Properties"]["CodeUri"])).name] = logical_id
     return built
+
+
+@dataclass(frozen=True)
+class Size:
+    zipped: int
+    unzipped: int
+
+
+def size(tree: Path, *, bytecode: bool) -> Size:
+    """`tree` as `zip -qr -9` would pack it, with or without its bytecode, and its files' total size."""
+    files = [p for p in sorted(tree.rglob("*")) if p.is_file() and (bytecode or "__pycache__" not in p.parts)]
+    with tempfile.TemporaryFile() as file:
+        with zipfile.ZipFile(file, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+            for path in files:
+                archive.write(path, path.relative_to(tree))
+        return Size(file.tell(), sum(p.stat().st_size for p in files))
+
+
+def built_trees() -> dict[str, Path]:
+    """The layer and each function as `make build` left them, by logical id."""
+    ids = [*resources("AWS::Serverless::LayerVersion"), *resources("AWS::Serverless::Function")]
+    return {logical_id: BUILD / logical_id for logical_id in ids}
 
 
 @contextmanager

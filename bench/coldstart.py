@@ -33,6 +33,9 @@ from bench.report import Row, within
 
 SECTION = "Cold start, built artifact (imports + first request, fresh process, as Lambda runs it)"
 DEV_SECTION = "Cold start, development environment (source tree and .venv; imports + first request)"
+SIZE_SECTION = "Size of the built artifact (zip -9)"
+# What Lambda accepts: a function and its layers, unzipped.
+UNZIPPED_LIMIT_MB = 250
 MEMORY_SECTION = "Peak memory (VmHWM after imports + first request, fresh process)"
 FUNCTIONS = ("get_balance", "stripe_webhook", "create_checkout")
 # What each case runs: where, and which variant of bench.probe.
@@ -202,7 +205,35 @@ def run(servers: Servers) -> tuple[list[Row], list[str]]:
         if layout.files() != files:
             raise RuntimeError("the probes wrote into the artifact, which is read-only on Lambda")
         findings.append(f"The artifact's layer: {layout.layer_note}.")
-        return rows, findings
+        return [*rows, *_sizes()], findings
+
+
+def _sizes() -> list[Row]:
+    rows = []
+    sizes = {
+        name: (artifact.size(tree, bytecode=True), artifact.size(tree, bytecode=False))
+        for name, tree in artifact.built_trees().items()
+    }
+    layer = next(iter(sizes))
+    for name, (with_bytecode, without) in sizes.items():
+        deployed = with_bytecode.unzipped + (sizes[layer][0].unzipped if name != layer else 0)
+        rows.append(
+            Row(
+                SIZE_SECTION,
+                name,
+                f"{_bytes(with_bytecode.zipped)} zipped, {_bytes(with_bytecode.unzipped)} unzipped",
+                f"without bytecode: {_bytes(without.zipped)} zipped, {_bytes(without.unzipped)} unzipped",
+                f"bytecode adds {_bytes(with_bytecode.zipped - without.zipped)} zipped "
+                f"({with_bytecode.zipped / without.zipped:.2f}x)",
+                f"with the layer <= {UNZIPPED_LIMIT_MB} MB unzipped",
+                deployed / 1e6 <= UNZIPPED_LIMIT_MB,
+            )
+        )
+    return rows
+
+
+def _bytes(count: int) -> str:
+    return f"{count / 1e6:.2f} MB" if count >= 1e6 else f"{count / 1e3:.1f} kB"
 
 
 def _run(servers: Servers, places: dict[str, Place]) -> tuple[list[Row], list[str]]:
