@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import random
@@ -59,8 +60,22 @@ def test_with_one_the_primes_run_before_the_snapshot_and_refresh_after_each_rest
 
     assert snapstart.register(snapstart.prime_ledger, snapstart.prime_stripe) is True
 
-    assert runtime.before_snapshot == [snapstart.prime_ledger, snapstart.prime_stripe]
+    assert runtime.before_snapshot == [
+        snapstart.BeforeSnapshot((snapstart.prime_ledger, snapstart.prime_stripe))
+    ]
     assert runtime.after_restore == [snapstart.refresh]
+
+
+def test_before_the_snapshot_the_primes_run_in_order_then_what_init_built_is_frozen() -> None:
+    ran: list[str] = []
+    before = snapstart.BeforeSnapshot((lambda: ran.append("ledger"), lambda: ran.append("stripe")))
+    try:
+        before()
+
+        assert ran == ["ledger", "stripe"]
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
 
 
 def test_the_primes_fetch_no_secret_and_open_no_connection(
@@ -117,7 +132,7 @@ REGISTERED = """
 import json, sys, types
 hooks = {"before": [], "after": []}
 runtime = types.ModuleType("snapshot_restore_py")
-runtime.register_before_snapshot = lambda hook: hooks["before"].append(hook.__name__)
+runtime.register_before_snapshot = lambda hook: hooks["before"].extend(p.__name__ for p in hook.primes)
 runtime.register_after_restore = lambda hook: hooks["after"].append(hook.__name__)
 sys.modules["snapshot_restore_py"] = runtime
 import functions.%s.app

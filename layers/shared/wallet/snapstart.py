@@ -3,7 +3,9 @@ what each container must own is made fresh after a restore.
 
 Before the snapshot nothing is sent anywhere, so the snapshot holds no open connection and no fetched
 secret: the botocore clients are built (service models loaded, endpoints resolved) and the Stripe client
-holds no key, which each request reads from the cached secret.
+holds no key, which each request reads from the cached secret. Then what init built is collected once and
+frozen out of the garbage collector's sight: it lives as long as the container, and a collection that
+walked it would otherwise land in the first request (`gc.freeze`).
 
 After a restore, each container gets randomness of its own. `random` was seeded once at init, so every
 container restored from one snapshot would draw the same numbers (the SDKs' retry jitter among them);
@@ -15,8 +17,10 @@ Outside Lambda (tests, `make run`) there is no `snapshot_restore_py` and nothing
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 
 Hook = Callable[[], None]
 
@@ -46,6 +50,19 @@ def prime_secrets() -> None:
     DEFAULT_PROVIDERS.setdefault("secrets", SecretsProvider())
 
 
+@dataclass(frozen=True, slots=True)
+class BeforeSnapshot:
+    """The primes, in order, then the heap settled: one hook, whatever order the runtime runs hooks in."""
+
+    primes: tuple[Hook, ...]
+
+    def __call__(self) -> None:
+        for prime in self.primes:
+            prime()
+        gc.collect()
+        gc.freeze()
+
+
 def refresh() -> None:
     """After a restore: randomness that no other container restored from the same snapshot shares."""
     import random
@@ -66,7 +83,6 @@ def register(*primes: Hook) -> bool:
         )
     except ImportError:
         return False
-    for prime in primes:
-        register_before_snapshot(prime)
+    register_before_snapshot(BeforeSnapshot(primes))
     register_after_restore(refresh)
     return True
