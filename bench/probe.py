@@ -1,10 +1,13 @@
-"""One cold start, run as `python -m bench.probe FUNCTION VARIANT` in a fresh process.
+"""One cold start, run as `python -m bench.probe FUNCTION VARIANT [MODULE]` in a fresh process.
 
 The clock starts at the probe's first line, before anything but `time` is imported; it stops once the
 first request (read from stdin) is answered. Prints one line, `BENCH-PROBE {json}`, on stdout.
 
 Variants: `handler` (the function as deployed), `libraries` (only the libraries the function truly
-needs, making the same calls by hand) and `naive` (everything imported eagerly, then the function).
+needs, making the same calls by hand), `naive` (everything imported eagerly, then the function) and
+`snapstart` (the function, then the SnapStart hooks it registered with `snapshot_restore_py`, run as a
+snapshot and a restore would run them, before the first request). MODULE is the handler's module:
+`functions.FUNCTION.app` in the source tree, `app` in a built function.
 """
 
 from __future__ import annotations
@@ -71,8 +74,8 @@ class Context:
         return 15_000
 
 
-def handler(function: str) -> Call:
-    module = importlib.import_module(f"functions.{function}.app")
+def handler(function: str, name: str) -> Call:
+    module = importlib.import_module(name)
 
     def call(request: dict[str, Any]) -> int:
         return int(module.lambda_handler(request["event"], Context())["statusCode"])
@@ -80,13 +83,13 @@ def handler(function: str) -> Call:
     return call
 
 
-def naive(function: str) -> Call:
+def naive(function: str, module: str) -> Call:
     for name in NAIVE_IMPORTS:
         importlib.import_module(name)
-    return handler(function)
+    return handler(function, module)
 
 
-def libraries(function: str) -> Call:
+def libraries(function: str, _module: str) -> Call:
     """Powertools, pynamodb and ulid (and Stripe's SDK for the two functions that talk to Stripe)."""
     from aws_lambda_powertools import Logger, Tracer, event_handler  # noqa: F401
     from pynamodb import models, transactions  # noqa: F401
@@ -164,7 +167,21 @@ def libraries(function: str) -> Call:
     return checkout
 
 
-VARIANTS = {"handler": handler, "libraries": libraries, "naive": naive}
+VARIANTS = {"handler": handler, "libraries": libraries, "naive": naive, "snapstart": handler}
+
+
+def snapshot_and_restore() -> tuple[float, float]:
+    """Runs the hooks registered with the runtime's snapshot_restore_py (the benchmark's stand-in), as
+    Lambda runs them before taking the snapshot and after restoring it; their CPU milliseconds."""
+    import snapshot_restore_py as runtime  # type: ignore[import-not-found]
+
+    started = time.process_time()
+    for hook, args, kwargs in runtime.before_snapshot:
+        hook(*args, **kwargs)
+    snapshotted = time.process_time()
+    for hook, args, kwargs in runtime.after_restore:
+        hook(*args, **kwargs)
+    return (snapshotted - started) * 1000, (time.process_time() - snapshotted) * 1000
 
 
 def dynamodb_clients() -> int:
@@ -194,16 +211,24 @@ def peak_mb() -> float:
 
 def main() -> None:
     function, variant = sys.argv[1], sys.argv[2]
+    module = sys.argv[3] if len(sys.argv) > 3 else f"functions.{function}.app"
     request = json.loads(sys.stdin.read())
-    call = VARIANTS[variant](function)
+    call = VARIANTS[variant](function, module)
     imported, imported_cpu = time.perf_counter(), time.process_time()
+    snapshot_cpu_ms = restore_cpu_ms = 0.0
+    if variant == "snapstart":
+        snapshot_cpu_ms, restore_cpu_ms = snapshot_and_restore()
+    # The first request is timed from here: after the restore, with SnapStart.
+    ready, ready_cpu = time.perf_counter(), time.process_time()
     status = call(request)
     answered, answered_cpu = time.perf_counter(), time.process_time()
     result = {
         "imports_ms": (imported - STARTED) * 1000,
-        "first_request_ms": (answered - imported) * 1000,
+        "first_request_ms": (answered - ready) * 1000,
         "imports_cpu_ms": (imported_cpu - STARTED_CPU) * 1000,
-        "first_request_cpu_ms": (answered_cpu - imported_cpu) * 1000,
+        "first_request_cpu_ms": (answered_cpu - ready_cpu) * 1000,
+        "snapshot_cpu_ms": snapshot_cpu_ms,
+        "restore_cpu_ms": restore_cpu_ms,
         "status": status,
         "peak_mb": peak_mb(),
         "modules": len(sys.modules),

@@ -11,17 +11,35 @@ METHOD = """\
 - **Round trips**: botocore `before-call.dynamodb` hooks on every DynamoDB client the functions use (the
   ledger's connection and each model's), and the Stripe emulator's request log, around one invocation of
   the real handler in this process.
-- **Cold start**: `python -m bench.probe` in a fresh process per run, with the variables the Lambda runtime
-  sets and traces off (no X-Ray daemon), as in `make run`. The clock starts at the probe's first line and
-  stops when the first request is answered, so the interpreter's own start-up, the same for every
-  variant, is left out. *Libraries only* imports what the function truly needs (Powertools' Logger,
-  Tracer and event_handler, pynamodb and ulid, plus Stripe's SDK for the two functions that call Stripe)
-  and makes the same DynamoDB or Stripe calls by hand; *naive* imports boto3, pydantic, requests, the
-  X-Ray SDK and every Powertools utility up front, then the function. A function's variants run back to
-  back in shuffled order; the first run is discarded. The budget is judged on process CPU time, which
-  other work on the machine inflates less than wall time: the ratio of the medians, with the quartiles
-  of each run's own ratio for spread. Bytecode is compiled ahead into a cache of the probes' own, as a
-  Lambda layer ships it; the extra imports are attributed with `-X importtime`.
+- **Cold start, built artifact**: what `make build` leaves in `.aws-sam/build`, laid out as Lambda runs
+  it (`bench/artifact.py`): the function's directory as `/var/task`, the layer's `python/` as
+  `/opt/python`, and boto3, botocore and their dependencies, which the Lambda runtime provides, compiled,
+  as `/var/runtime`. Every file is read-only, the interpreter runs with `-S` (no site-packages, so
+  nothing of `.venv` is found) and `PYTHONDONTWRITEBYTECODE=1`, one fresh process per run, and the
+  benchmark checks that no file was written. The layer is built for arm64; on another machine it is
+  rebuilt by its own Makefile for that machine's platform (its compiled extensions, charset_normalizer's
+  and wrapt's, would not load otherwise, and their slower pure-Python fallbacks would be measured), and
+  every other file is checked to be the arm64 build's. *Without bytecode* is the same artifact with
+  every `__pycache__` it ships removed: what the layer was before it shipped bytecode. *First request
+  after a SnapStart restore* imports the function, runs the hooks it registered (through a stand-in
+  for the runtime's `snapshot_restore_py`, which is not on PyPI) as the snapshot and the restore would,
+  then times the first request; *without* is the first request right after the imports.
+- **Cold start, both places**: `python -m bench.probe` with the variables the Lambda runtime sets and
+  traces off (no X-Ray daemon), as in `make run`. The clock starts at the probe's first line and stops
+  when the first request is answered, so the interpreter's own start-up, the same for every variant, is
+  left out. *Libraries only* imports what the function truly needs (Powertools' Logger, Tracer and
+  event_handler, pynamodb and ulid, plus Stripe's SDK for the two functions that call Stripe) and makes
+  the same DynamoDB or Stripe calls by hand; *naive* imports boto3, pydantic, requests, the X-Ray SDK and
+  every Powertools utility up front, then the function (development environment only: the artifact has
+  no pydantic). A function's cases run back to back in shuffled order; the first run is discarded. The
+  budget is judged on the artifact, on process CPU time, which other work on the machine inflates less
+  than wall time: the ratio of the medians, with the quartiles of each run's own ratio for spread. The
+  extra imports are attributed with `-X importtime`.
+- **Development environment**: the source tree and `.venv`, where `make run` and the tests run the
+  handlers, with the product's and the libraries' bytecode compiled into a cache of the probes' own.
+  It differs from the artifact: `.venv` holds every development dependency and is found through
+  site-packages, the libraries there are x86_64 or arm64 as the machine is, and the wallet package and
+  the functions are imported from the tree rather than from `/opt/python` and `/var/task`.
 - **Peak memory**: VmHWM of the same processes (`ru_maxrss` on Linux carries the forking parent's peak
   over `exec`, so it would report the benchmark's own size).
 - **Warm**: the real handler invoked in this process with a ready event, against the same botocore (or
@@ -75,6 +93,16 @@ class Report:
             "Written by `make bench` (`bench/`) on every run; the numbers below are from the last one.",
             "Each ratio compares two things measured side by side in that run, so it means something on any",
             "machine; the absolute times are this machine's. `make bench` fails when a budget is missed.",
+            "",
+            "Which figures are for what: the cold-start budget, the cost of bytecode and the SnapStart",
+            "figures are for the **built artifact** (`make build`'s `.aws-sam/build`, read-only, as",
+            "Lambda runs it), as is peak memory except the naive variant's. Everything else (the cold",
+            "start from the source tree, round trips, warm latency, concurrency) is for the **development",
+            "environment**: the source tree and `.venv`, against moto and the Stripe emulator, where",
+            "`make run` and the tests run.",
+            "The two differ in where modules come from and whether their bytecode exists: `.venv` has every",
+            "development dependency, and its bytecode is compiled on first use and kept, while on Lambda",
+            "`/var/task` and `/opt` are read-only and only the bytecode the artifact ships is ever used.",
             "",
             "## Machine",
             "",

@@ -140,7 +140,9 @@ def run(servers: Servers) -> list[Row]:
     def bare_checkout(_: int) -> None:
         payment_id = str(ULID())
         params = bare.checkout_params(writer, 1000, payment_id, "usd", environment.SETTINGS["SITE_URL"])
-        sdk.v1.checkout.sessions.create(params, options={"idempotency_key": payment_id})  # type: ignore[arg-type]
+        # The key with each call, as payments passes it: the container's client holds none.
+        options = {"api_key": environment.API_KEY, "idempotency_key": payment_id}
+        sdk.v1.checkout.sessions.create(params, options=options)  # type: ignore[arg-type]
 
     # Spends: each with a key of its own, from a balance that covers them all.
     spender = "bench-warm-spender"

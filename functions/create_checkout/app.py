@@ -10,13 +10,14 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from wallet import checkout
+from wallet import checkout, snapstart
 from wallet.http import documented_error, json_object, resolver, user_id
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 app = resolver()
+snapstart.register(snapstart.prime_ledger, snapstart.prime_stripe, snapstart.prime_secrets)
 
 # OpenAPI only: what the routes answer, documented without validating anything at run time.
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]

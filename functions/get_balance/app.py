@@ -9,7 +9,7 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from wallet import ledger, settings
+from wallet import ledger, settings, snapstart
 from wallet.errors import InvalidPageError
 from wallet.http import documented_error, resolver, user_id
 from wallet.packs import label
@@ -17,6 +17,7 @@ from wallet.packs import label
 logger = Logger()
 tracer = Tracer()
 app = resolver()
+snapstart.register(snapstart.prime_ledger)
 
 # OpenAPI only: what the routes answer, documented without validating anything at run time.
 STATEMENT = {

@@ -10,9 +10,12 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from wallet import snapstart
+
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
+snapstart.register(snapstart.prime_ledger, snapstart.prime_stripe, snapstart.prime_secrets)
 
 
 @logger.inject_lambda_context(clear_state=True)

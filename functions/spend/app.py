@@ -15,7 +15,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from wallet import ledger, settings
+from wallet import ledger, settings, snapstart
 from wallet.http import (
     InvalidBodyError,
     caller_arn,
@@ -32,6 +32,7 @@ logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 app = resolver()
+snapstart.register(snapstart.prime_ledger)
 
 # OpenAPI only: what the routes answer, documented without validating anything at run time.
 SIGV4: list[dict[str, list[str]]] = [{"sigv4": []}]

@@ -14,6 +14,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from wallet import snapstart
 from wallet.errors import InvalidEventError
 from wallet.fulfilment import Result, handle_webhook
 from wallet.http import documented_error, raw_body, resolver
@@ -25,6 +26,7 @@ logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 app = resolver()
+snapstart.register(snapstart.prime_ledger, snapstart.prime_secrets)
 
 METRIC_BY_RESULT = {
     Result.CREDITED: "CreditsDeposited",

@@ -60,15 +60,23 @@ class Event:
 
 @cache
 def stripe_client() -> stripe.StripeClient:
-    """One client per container, made on first use."""
+    """One client per container, holding no key: each call passes the key (`_calling`), so the client can
+    be built into a SnapStart snapshot and a rotated key is used once the secret's cache expires."""
     api_base = settings.stripe_api_base()
     return stripe.StripeClient(
-        settings.stripe_secret_key(),
+        "",
         stripe_version=API_VERSION,
         max_network_retries=NETWORK_RETRIES,
         http_client=stripe.RequestsClient(timeout=TIMEOUT_SECONDS),
         base_addresses={"api": api_base} if api_base else None,
     )
+
+
+def _calling(client: stripe.StripeClient | None) -> tuple[stripe.StripeClient, stripe.RequestOptions]:
+    """The client to call and the options that go with it: the container's with the key, or the one given."""
+    if client is not None:
+        return client, {}
+    return stripe_client(), {"api_key": settings.stripe_secret_key()}
 
 
 def create_checkout_session(
@@ -97,9 +105,8 @@ def create_checkout_session(
     }
     try:
         # The payment id as idempotency key: a retried request cannot open a second session.
-        session = (client or stripe_client()).v1.checkout.sessions.create(
-            params, options={"idempotency_key": payment_id}
-        )
+        sdk, options = _calling(client)
+        session = sdk.v1.checkout.sessions.create(params, options={**options, "idempotency_key": payment_id})
     except stripe.StripeError as exc:
         raise PaymentsUnavailableError("Stripe did not create the Checkout Session") from exc
     if not session.url:
@@ -109,7 +116,8 @@ def create_checkout_session(
 
 def retrieve_checkout_session(session_id: str, client: stripe.StripeClient | None = None) -> CheckoutSession:
     try:
-        session = (client or stripe_client()).v1.checkout.sessions.retrieve(session_id)
+        sdk, options = _calling(client)
+        session = sdk.v1.checkout.sessions.retrieve(session_id, options=options)
     except stripe.InvalidRequestError as exc:
         if exc.http_status == 404:
             raise CheckoutSessionNotFoundError(session_id) from exc
@@ -129,7 +137,8 @@ def paid_checkout_sessions(
         "limit": 100,
     }
     try:
-        for session in (client or stripe_client()).v1.checkout.sessions.list(params).auto_paging_iter():
+        sdk, options = _calling(client)
+        for session in sdk.v1.checkout.sessions.list(params, options=options).auto_paging_iter():
             if session.payment_status == "paid":
                 yield checkout_session(session.to_dict())
     except stripe.StripeError as exc:
