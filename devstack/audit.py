@@ -28,7 +28,8 @@ def main() -> int:
     except SettingsError as exc:
         print(f"Cannot audit: {exc}. Start `make run` first, or set the table names.", file=sys.stderr)
         return 2
-    print(f"Audited {report.users} balances: {len(report.drifts)} differ from the sum of their rows.")
+    balances = f"{report.users} balance" + ("" if report.users == 1 else "s")
+    print(f"Audited {balances}: {len(report.drifts)} differ from the sum of their rows.")
     for drift in report.drifts:
         print(f"  {drift.user_id}: balance {drift.balance}, rows add up to {drift.rows_total}")
     for user_id in report.unsettled:
