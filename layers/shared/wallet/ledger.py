@@ -319,11 +319,11 @@ def claw_back(
     """Take back the share of a deposit's credits that Stripe took back of its payment.
 
     `taken` is cumulative (a charge's `amount_refunded`, a dispute's `amount`) out of `paid` (by default
-    what the deposit recorded as paid, else `taken` itself: all of it), so a stale
-    or repeated event takes nothing more. A full refund takes exactly the credits granted, bonus
-    included; a part takes its share, rounded half up. Refunds and disputes together never take more
-    than the deposit gave. A dispute already won or lost takes nothing more, unless `final` (lost), which
-    takes what the dispute had not taken yet. Claw-backs may leave a negative balance.
+    what the deposit recorded as paid, else `taken` itself: all of it), so a stale or repeated event
+    takes nothing more. A full refund takes exactly the credits granted, bonus included; a part takes
+    its share, rounded half up. Refunds and disputes together never take more than the deposit gave. A
+    dispute already won or lost takes nothing more; `final` (lost) takes what the dispute had not taken
+    yet, and settles it. Claw-backs may leave a negative balance.
     """
 
     def decide(deposit: Deposit, state: PaymentState) -> tuple[str, int, PaymentState] | None:
