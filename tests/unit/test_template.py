@@ -122,6 +122,16 @@ LEDGER_CHANGE = DEPOSIT | {
 }
 FIND_DEPOSIT = {("dynamodb:Query", "CreditTransactionTable/byPaymentIntent")}
 READ_API_KEY = {("secretsmanager:GetSecretValue", "StripeApiKeySecret|StripeApiKeySecretArn")}
+SWEEP_RECORDS = {
+    (action, "CreditGuardTable")
+    for action in (
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:Query",
+    )
+}
 READ_SIGNING_SECRET = {("secretsmanager:GetSecretValue", "StripeWebhookSecret|StripeWebhookSecretArn")}
 
 
@@ -133,8 +143,10 @@ READ_SIGNING_SECRET = {("secretsmanager:GetSecretValue", "StripeWebhookSecret|St
         ("CreateCheckoutFunction", DEPOSIT | READ_API_KEY),
         (
             "ReconcileFunction",
-            DEPOSIT
+            LEDGER_CHANGE
+            | FIND_DEPOSIT
             | READ_API_KEY
+            | SWEEP_RECORDS
             | {
                 ("dynamodb:Scan", "CreditBalanceTable"),
                 ("dynamodb:GetItem", "CreditBalanceTable"),
@@ -362,3 +374,13 @@ def test_the_dashboard_shows_the_metrics_the_functions_emit_and_the_webhook_late
     assert latency == {"p50", "p99"}
     errors = {m[3] for m in metrics if m[:2] == ["AWS/Lambda", "Errors"]}
     assert errors == set(resources("AWS::Serverless::Function"))
+
+
+def test_the_sweep_may_touch_only_its_own_records_in_the_guard_table() -> None:
+    [records] = [
+        statement
+        for policy in properties("ReconcileFunction")["Policies"]
+        for statement in statements(policy)
+        if "dynamodb:DeleteItem" in statement["Action"]
+    ]
+    assert records["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["#sweep"]}}

@@ -95,6 +95,20 @@ def handle_webhook(payload: bytes, signature: str | None) -> WebhookOutcome:
     return WebhookOutcome(event.id, event.type, _act_on(event))
 
 
+# -- the sweep: the same path for an event read back from Stripe's log ----------------------------------
+
+# What the webhook acts on, so what the sweep replays from Stripe's log (`types[]` of GET /v1/events).
+REPLAYED_EVENTS = frozenset(FULFILLING_EVENTS | reversals.REVERSAL_EVENTS)
+
+
+def replay(event: Event) -> Outcome:
+    """Act on an event read from Stripe's API with our key, exactly as on its webhook delivery."""
+    return _act_on(event)
+
+
+# -- end of the sweep's block ---------------------------------------------------------------------------
+
+
 def _act_on(event: Event) -> Outcome:
     if event.type in reversals.REVERSAL_EVENTS:
         return _reverse(event)

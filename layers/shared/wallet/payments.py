@@ -7,7 +7,7 @@ sees a Stripe type.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -117,23 +117,6 @@ def retrieve_checkout_session(session_id: str, client: stripe.StripeClient | Non
     except stripe.StripeError as exc:
         raise PaymentsUnavailableError("Stripe did not return the Checkout Session") from exc
     return checkout_session(session.to_dict())
-
-
-def paid_checkout_sessions(
-    created_since: int, client: stripe.StripeClient | None = None
-) -> Iterator[CheckoutSession]:
-    """Every paid Checkout Session created since the Unix time `created_since`, newest first, paged."""
-    params: stripe.params.checkout.SessionListParams = {
-        "created": {"gte": created_since},
-        "status": "complete",
-        "limit": 100,
-    }
-    try:
-        for session in (client or stripe_client()).v1.checkout.sessions.list(params).auto_paging_iter():
-            if session.payment_status == "paid":
-                yield checkout_session(session.to_dict())
-    except stripe.StripeError as exc:
-        raise PaymentsUnavailableError("Stripe did not list the Checkout Sessions") from exc
 
 
 def checkout_session(data: Mapping[str, Any]) -> CheckoutSession:
