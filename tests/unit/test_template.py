@@ -97,6 +97,8 @@ def target(resource: dict[str, Any]) -> str:
     if "Fn::Sub" in resource and "/index/" in resource["Fn::Sub"]:
         table, index = resource["Fn::Sub"].split("/index/")
         return f"{table.removeprefix('${').removesuffix('.Arn}')}/{index}"
+    if "Ref" in resource:
+        return str(resource["Ref"])
     _, created, given = resource["Fn::If"]
     return f"{created['Ref']}|{given['Ref']}"
 
@@ -133,19 +135,21 @@ SWEEP_RECORDS = {
     )
 }
 READ_SIGNING_SECRET = {("secretsmanager:GetSecretValue", "StripeWebhookSecret|StripeWebhookSecretArn")}
+READ_FULFILMENT_KEY = {("secretsmanager:GetSecretValue", "FulfilmentKeySecret")}
 
 
 @pytest.mark.parametrize(
     ("function", "expected"),
     [
-        ("StripeWebhookFunction", LEDGER_CHANGE | FIND_DEPOSIT | READ_SIGNING_SECRET),
+        ("StripeWebhookFunction", LEDGER_CHANGE | FIND_DEPOSIT | READ_SIGNING_SECRET | READ_FULFILMENT_KEY),
         ("SpendFunction", LEDGER_CHANGE),
-        ("CreateCheckoutFunction", DEPOSIT | READ_API_KEY),
+        ("CreateCheckoutFunction", DEPOSIT | READ_API_KEY | READ_FULFILMENT_KEY),
         (
             "ReconcileFunction",
             LEDGER_CHANGE
             | FIND_DEPOSIT
             | READ_API_KEY
+            | READ_FULFILMENT_KEY
             | SWEEP_RECORDS
             | {
                 ("dynamodb:Scan", "CreditBalanceTable"),

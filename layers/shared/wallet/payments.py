@@ -15,7 +15,7 @@ from typing import Any
 import stripe
 from ulid import ULID
 
-from wallet import settings
+from wallet import marker, settings
 from wallet.errors import CheckoutSessionNotFoundError, InvalidEventError, PaymentsUnavailableError
 from wallet.packs import Pack
 
@@ -48,6 +48,7 @@ class CheckoutSession:
     payment_intent_id: str | None
     metadata: Mapping[str, str]
     livemode: bool = False
+    created: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,15 @@ def create_checkout_session(
     """A Checkout Session for one pack; the new payment id rides in its metadata back to fulfilment."""
     payment_id = str(ULID())
     metadata = {"userId": user_id, "amount": str(pack.credits), "paymentId": payment_id}
+    # What fulfilment may credit, fixed now: see wallet.marker.
+    metadata[marker.METADATA_KEY] = marker.mark(
+        settings.fulfilment_keys()[0],
+        user_id=user_id,
+        payment_id=payment_id,
+        credits=pack.credits,
+        amount=pack.amount,
+        currency=currency,
+    )
     params: stripe.params.checkout.SessionCreateParams = {
         "mode": "payment",
         "line_items": [
@@ -134,6 +144,7 @@ def checkout_session(data: Mapping[str, Any]) -> CheckoutSession:
         payment_intent_id=payment_intent if isinstance(payment_intent, str) else None,
         metadata={str(k): str(v) for k, v in metadata.items()} if isinstance(metadata, Mapping) else {},
         livemode=data.get("livemode") is True,
+        created=data.get("created") if isinstance(data.get("created"), int) else None,
     )
 
 
