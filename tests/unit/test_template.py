@@ -143,7 +143,16 @@ READ_FULFILMENT_KEY = {("secretsmanager:GetSecretValue", "FulfilmentKeySecret")}
     [
         ("StripeWebhookFunction", LEDGER_CHANGE | FIND_DEPOSIT | READ_SIGNING_SECRET | READ_FULFILMENT_KEY),
         ("SpendFunction", LEDGER_CHANGE),
-        ("CreateCheckoutFunction", DEPOSIT | READ_API_KEY | READ_FULFILMENT_KEY),
+        (
+            "CreateCheckoutFunction",
+            DEPOSIT
+            | READ_API_KEY
+            | READ_FULFILMENT_KEY
+            | {
+                ("dynamodb:Query", "CreditTransactionTable/bySession"),
+                ("dynamodb:UpdateItem", "CreditGuardTable"),
+            },
+        ),
         (
             "ReconcileFunction",
             LEDGER_CHANGE
