@@ -75,9 +75,9 @@ def stripe_emulator() -> Iterator[StripeEmulator]:
     )
     with emulator:
         os.environ["STRIPE_API_BASE"] = emulator.api_base
-        payments.stripe_client.cache_clear()
+        payments.client_for.cache_clear()
         yield emulator
-        payments.stripe_client.cache_clear()
+        payments.client_for.cache_clear()
 
 
 @pytest.fixture(scope="session")

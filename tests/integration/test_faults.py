@@ -156,10 +156,10 @@ def test_a_deposit_committed_whose_answer_was_lost_is_not_credited_twice(
 def impatient_stripe(monkeypatch: pytest.MonkeyPatch) -> Iterator[float]:
     """The Stripe client with a 0.25 s timeout instead of 8 s, so a slow Stripe is quick to test."""
     monkeypatch.setattr(payments, "TIMEOUT_SECONDS", 0.25)
-    payments.stripe_client.cache_clear()
+    payments.client_for.cache_clear()
     yield payments.TIMEOUT_SECONDS
     monkeypatch.undo()
-    payments.stripe_client.cache_clear()
+    payments.client_for.cache_clear()
 
 
 def creates(emulator: StripeEmulator) -> list[ApiRequest]:

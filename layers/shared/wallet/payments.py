@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import lru_cache
 from typing import Any
 
 import stripe
@@ -59,17 +59,28 @@ class Event:
     data_object: Mapping[str, Any]
 
 
-@cache
+# -- the client, made again when the API key changes (rotation) -----------------------------------------
+
+
 def stripe_client() -> stripe.StripeClient:
-    """One client per container, made on first use."""
-    api_base = settings.stripe_api_base()
+    """A client holding the current API key. The settings read the key's secret again after its cache
+    time (5 minutes), so a rotated key is used within that time, without a deploy."""
+    return client_for(settings.stripe_secret_key(), settings.stripe_api_base())
+
+
+@lru_cache(maxsize=1)
+def client_for(api_key: str, api_base: str | None) -> stripe.StripeClient:
+    """One client per key and base; a new key replaces the old client (and its connection pool)."""
     return stripe.StripeClient(
-        settings.stripe_secret_key(),
+        api_key,
         stripe_version=API_VERSION,
         max_network_retries=NETWORK_RETRIES,
         http_client=stripe.RequestsClient(timeout=TIMEOUT_SECONDS),
         base_addresses={"api": api_base} if api_base else None,
     )
+
+
+# -- end of the client ---------------------------------------------------------------------------------
 
 
 def create_checkout_session(
