@@ -27,6 +27,7 @@ def main() -> int:
     warnings.filterwarnings("ignore", message="No application metrics to publish")
 
     from bench import coldstart, concurrency, roundtrips, warm
+    from bench import sweep as sweep_bench
     from bench.local import Servers, quiet_stdout
 
     report = Report()
@@ -39,6 +40,7 @@ def main() -> int:
             ("ledger concurrency", lambda: concurrency.ledger_rows(servers)),
             ("webhook deliveries over HTTP", lambda: concurrency.http_rows(servers)),
             ("a burst of spends over HTTP", lambda: concurrency.spend_burst_rows(servers)),
+            ("the sweep over Stripe's event log", lambda: sweep_bench.run(servers)),
         ]
         for name, section in sections:
             print(f"bench: {name}…", file=sys.stderr, flush=True)

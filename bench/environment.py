@@ -38,6 +38,7 @@ SETTINGS = {
     "CREDIT_PACKS": "1000,5000,10000",
     "STRIPE_SECRET_KEY": API_KEY,
     "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+    "FULFILMENT_KEYS": "bench-fulfilment-key-0123456789abcdef",
 }
 # Settings from a developer's shell that would point the functions somewhere else.
 CLEARED = (
@@ -45,6 +46,7 @@ CLEARED = (
     "AWS_ENDPOINT_URL",
     "STRIPE_SECRET_KEY_ARN",
     "STRIPE_WEBHOOK_SECRET_ARN",
+    "FULFILMENT_KEYS_ARN",
     "STRIPE_API_BASE",
     "AWS_SESSION_TOKEN",
 )

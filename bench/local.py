@@ -49,12 +49,22 @@ class Servers:
         The first is made by really paying a Checkout Session on the emulator; the rest are copies of it
         with a new payment id, so that preparing many costs no Stripe calls.
         """
+        from wallet import marker, settings
+
         if self._template is None:
             self._template = self._pay(user_id, amount)
         event = copy.deepcopy(self._template)
         event["id"] = f"evt_bench{ULID()}"
         session = event["data"]["object"]
         metadata = {"userId": user_id, "amount": str(amount), "paymentId": str(ULID())}
+        metadata[marker.METADATA_KEY] = marker.mark(
+            settings.fulfilment_keys()[0],
+            user_id=user_id,
+            payment_id=metadata["paymentId"],
+            credits=amount,
+            amount=amount,
+            currency=session["currency"],
+        )
         session["metadata"] = metadata
         session["client_reference_id"] = user_id
         session["amount_total"] = session["amount_subtotal"] = amount

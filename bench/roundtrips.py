@@ -101,7 +101,13 @@ def run(servers: Servers) -> list[Row]:
             create_checkout, api_event("GET", "/api/checkout/{sessionId}", user=user, path_parameters=path)
         )
         _expect(status, 200, "GET /api/checkout/{sessionId}", body)
-        back = _row("GET /api/checkout/{id} (back from Checkout)", dynamodb, stripe, "", None)
+        back = _row(
+            "GET /api/checkout/{id} of a credited session",
+            dynamodb,
+            stripe,
+            "Stripe = 0, DynamoDB = 1 (Query bySession)",
+            stripe == 0 and dynamodb == ["Query"],
+        )
 
         spend_event = _service_event(api_event, user, {"amount": 100}, "bench-order-1")
         status, dynamodb, stripe, body = measure(spend, spend_event)

@@ -205,6 +205,10 @@ class DevStack:
         }
         if self.stripe.secret_key is not None:
             environment["STRIPE_SECRET_KEY"] = self.stripe.secret_key
+        # The fulfilment mark's key (wallet.marker): one per run unless given, like the webhook secret.
+        environment["FULFILMENT_KEYS"] = self.settings.get(
+            "FULFILMENT_KEYS", ""
+        ).strip() or secrets.token_hex(32)
         return environment
 
     def _issuer(self) -> LocalIssuer:

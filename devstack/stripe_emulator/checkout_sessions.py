@@ -29,6 +29,7 @@ from devstack.stripe_emulator.forms import (
     check_url,
     conform,
     expands,
+    expansions,
     required,
     stripe_params,
 )
@@ -79,11 +80,61 @@ _STRIPE_LIST_PARAMS = stripe_params(stripe.params.checkout.SessionListParams)
 # -- the API ------------------------------------------------------------------------------------------------
 
 
-def render(record: CheckoutRecord, expand_payment_intent: bool) -> JsonObject:
+def render(
+    record: CheckoutRecord, expand_payment_intent: bool, expand_line_items: bool = False
+) -> JsonObject:
     session = copy.deepcopy(record.session)
     if expand_payment_intent and record.payment_intent is not None:
         session["payment_intent"] = copy.deepcopy(record.payment_intent)
+    if expand_line_items:
+        # Only ever present when expanded, as on Stripe (`line_items` is an includable field).
+        session["line_items"] = line_items_list(record)
     return session
+
+
+def line_items_list(record: CheckoutRecord) -> JsonObject:
+    """The session's line items as Stripe lists them (`expand[]=line_items`), ids stable per session."""
+    session = record.session
+    suffix = session["id"].removeprefix("cs_test_").removeprefix("cs_")[:16]
+    items = []
+    for index, item in enumerate(record.line_items):
+        price_data, quantity = item["price_data"], item["quantity"]
+        total = price_data["unit_amount"] * quantity
+        price = fixture("item")["price"] | {
+            "id": f"price_{suffix}{index}",
+            "created": session["created"],
+            "currency": price_data["currency"].lower(),
+            "custom_unit_amount": None,
+            "metadata": {},
+            "product": f"prod_{suffix}{index}",
+            "recurring": None,
+            "transform_quantity": None,
+            "type": "one_time",
+            "unit_amount": price_data["unit_amount"],
+            "unit_amount_decimal": str(price_data["unit_amount"]),
+        }
+        items.append(
+            stripe_object(
+                "item",
+                adjustable_quantity=None,
+                amount_discount=0,
+                amount_subtotal=total,
+                amount_tax=0,
+                amount_total=total,
+                currency=price["currency"],
+                description=price_data["product_data"]["name"],
+                id=f"li_{suffix}{index}",
+                metadata={},
+                price=price,
+                quantity=quantity,
+            )
+        )
+    return {
+        "object": "list",
+        "data": items,
+        "has_more": False,
+        "url": f"/v1/checkout/sessions/{session['id']}/line_items",
+    }
 
 
 def create(store: Store, params: JsonObject, public_base_url: str) -> JsonObject:
@@ -95,11 +146,11 @@ def create(store: Store, params: JsonObject, public_base_url: str) -> JsonObject
 
 
 def retrieve(store: Store, session_id: str, params: JsonObject) -> JsonObject:
-    expand = expands(conform(params, EXPAND_ONLY, ""), "payment_intent")
+    expand = expansions(conform(params, EXPAND_ONLY, ""), "payment_intent", "line_items")
     record = store.sessions.get(session_id)
     if record is None:
         raise no_such("checkout.session", session_id, "session")
-    return render(record, expand)
+    return render(record, "payment_intent" in expand, "line_items" in expand)
 
 
 def expire_by_api(store: Store, session_id: str, params: JsonObject, request: RequestContext) -> JsonObject:
@@ -354,7 +405,8 @@ def new_session(store: Store, params: JsonObject, public_base_url: str) -> Check
         subscription=None,
         success_url=success_url,
         total_details={"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
-        ui_mode="hosted",
+        # "hosted" until API version 2026-03-25.dahlia; this emulator speaks the product's pinned version.
+        ui_mode="hosted_page",
         url=f"{public_base_url}/checkout/{session_id}",
         wallet_options=None,
     )

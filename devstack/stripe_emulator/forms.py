@@ -164,3 +164,11 @@ def expands(params: Mapping[str, Any], path: str) -> bool:
         if item != path:
             raise invalid(f"This property cannot be expanded ({item}).", "expand")
     return path in params.get("expand", [])
+
+
+def expansions(params: Mapping[str, Any], *paths: str) -> set[str]:
+    """Which of `paths` `expand[]` asks for; any other expansion is refused as Stripe refuses it."""
+    for item in params.get("expand", []):
+        if item not in paths:
+            raise invalid(f"This property cannot be expanded ({item}).", "expand")
+    return set(params.get("expand", []))

@@ -215,6 +215,11 @@ class StripeApi:
             if exc.validation:
                 raise
             status, payload = exc.status, json_bytes(exc.body())
+        except Exception:
+            # Execution began, then failed: Stripe saves that 500 for the key too, and replays it.
+            _log.exception("the emulator failed while carrying out %s %s", method, path)
+            error = injected(500)
+            status, payload = error.status, json_bytes(error.body())
         if key:
             self._idempotent_results[key] = _IdempotentResult(
                 method, path, params, status, payload, request.request_id

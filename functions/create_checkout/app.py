@@ -81,6 +81,7 @@ def start_checkout() -> dict[str, Any]:
     responses={
         200: {"description": "Where it stands", "content": {"application/json": {"schema": CHECKOUT_STATUS}}},
         404: documented_error("No such Checkout Session for this user"),
+        429: documented_error("Too many uncredited sessions looked up at Stripe this hour"),
         500: documented_error("The ledger could not be reached; nothing was lost, try again"),
         502: documented_error("Stripe could not be reached; try again"),
     },

@@ -1,4 +1,4 @@
-"""From EventBridge Scheduler: hourly, credit paid Checkout Sessions whose webhook never arrived; daily
+"""From EventBridge Scheduler: hourly, replay Stripe's event log so no lost webhook loses money; daily
 (`{"task": "audit"}`), prove that every balance is the sum of its rows."""
 
 from __future__ import annotations
@@ -32,14 +32,20 @@ def _sweep(seconds_left: Any) -> dict[str, Any]:
     from wallet import reconciliation
 
     report = reconciliation.sweep(seconds_left)
-    # A credit here is a payment whose webhook was lost: worth a look even though no money was lost.
+    metrics.add_metric(name="EventsReplayed", unit=MetricUnit.Count, value=report.replayed)
+    # A credit or a reversal here is a webhook that was lost: worth a look even though nothing was lost.
     metrics.add_metric(name="SweepCredited", unit=MetricUnit.Count, value=report.credited)
+    metrics.add_metric(name="SweepReversed", unit=MetricUnit.Count, value=report.reversed)
+    metrics.add_metric(name="SweepFailures", unit=MetricUnit.Count, value=report.failed + report.gone)
     metrics.add_metric(name="RejectedFulfilments", unit=MetricUnit.Count, value=report.rejected)
-    if report.credited or report.rejected or not report.finished:
-        logger.warning("reconciliation sweep found work", extra=asdict(report))
+    summary = asdict(report)
+    if report.failed or report.gone or report.rejected:
+        logger.error("sweep could not act on some events", extra=summary)
+    elif report.credited or report.reversed or not report.finished:
+        logger.warning("sweep found work", extra=summary)
     else:
-        logger.info("reconciliation sweep done", extra=asdict(report))
-    return asdict(report)
+        logger.info("sweep done", extra=summary)
+    return summary
 
 
 def _audit(seconds_left: Any) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from functions.create_checkout.app import lambda_handler
 from tests.checkout_flow import start_checkout, webhook_request
 from tests.lambda_events import HttpResponse, api_event, invoke
 from tests.lambda_pool import Containers
-from wallet import ledger
+from wallet import ledger, marker, settings
 from wallet.models import CreditTransaction
 
 pytestmark = pytest.mark.usefixtures("tables")
@@ -51,6 +51,14 @@ def test_a_checkout_session_for_a_pack_carries_the_user_and_payment(stripe_emula
     created = stripe_emulator.requests[-1]
     session = sdk(stripe_emulator).v1.checkout.sessions.retrieve(response.body["sessionId"]).to_dict()
     metadata = {"userId": "alice", "amount": "5000", "paymentId": payment_id}
+    metadata["creditsMark"] = marker.mark(
+        settings.fulfilment_keys()[0],
+        user_id="alice",
+        payment_id=payment_id,
+        credits=5000,
+        amount=5000,
+        currency="usd",
+    )
     assert session["url"] == response.body["url"]
     assert (session["mode"], session["amount_total"], session["currency"]) == ("payment", 5000, "usd")
     assert session["metadata"] == metadata

@@ -1,26 +1,31 @@
-"""The hourly sweep credits paid sessions whose webhook was lost, once, and nothing else."""
+"""The hourly sweep replays Stripe's event log: whatever a lost webhook would have done is done, once."""
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Callable, Iterator
 
 import pytest
 
-from devstack.stripe_emulator import StripeEmulator
+from devstack.stripe_emulator import StripeEmulator, checkout_sessions
 from functions.reconcile.app import lambda_handler
 from tests.checkout_flow import deliver, start_checkout
 from tests.lambda_events import LambdaContext
-from wallet import ledger, payments, reconciliation
-from wallet.errors import PaymentsUnavailableError
+from wallet import fulfilment, ledger, reconciliation
+from wallet.errors import LedgerUnavailableError, PaymentsUnavailableError
 from wallet.models import CreditTransaction
+from wallet.payments import Event
+from wallet.sweep_records import FAILED, SWEEP_KEY, SweepRecord
 
-pytestmark = pytest.mark.usefixtures("tables", "only_this_tests_sessions")
+pytestmark = pytest.mark.usefixtures("tables", "only_this_tests_events")
 # The reconcile function's timeout in template.yaml.
 SCHEDULED_RUN = LambdaContext(remaining_ms=300_000)
+DAY = 24 * 3600
 
 
 @pytest.fixture
-def only_this_tests_sessions(stripe_emulator: StripeEmulator) -> None:
+def only_this_tests_events(stripe_emulator: StripeEmulator) -> None:
     stripe_emulator.reset()
 
 
@@ -28,83 +33,158 @@ def plenty_of_time() -> float:
     return 300.0
 
 
-def test_a_lost_webhook_is_credited_by_the_sweep_once(stripe_emulator: StripeEmulator) -> None:
-    lost = start_checkout("alice", 5000)
-    stripe_emulator.pay(lost)
+def time_for(calls: int) -> Callable[[], float]:
+    """Plenty of time for `calls` looks at the clock, then none: a run cut short mid-way."""
+    left: Iterator[float] = iter([300.0] * calls)
+    return lambda: next(left, 1.0)
 
+
+def paid_and_delivered(emulator: StripeEmulator, user: str, amount: int) -> str:
+    session = start_checkout(user, amount)
+    [completed] = emulator.pay(session)
+    deliver(emulator.sign(completed))
+    return session
+
+
+def metric_values(output: str) -> dict[str, float]:
+    """The metrics Powertools printed as CloudWatch embedded-metric lines, by name."""
+    values: dict[str, float] = {}
+    for line in output.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            record = json.loads(line)
+            for definition in record["_aws"]["CloudWatchMetrics"]:
+                for metric in definition["Metrics"]:
+                    value = record[metric["Name"]]
+                    values[metric["Name"]] = sum(value) if isinstance(value, list) else value
+    return values
+
+
+def test_a_delayed_payment_settled_five_days_after_checkout_is_credited_once(
+    stripe_emulator: StripeEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a bank debit opened five days ago, whose settlement webhook was lost
+    five_days_ago = int(time.time()) - 5 * DAY
+    with monkeypatch.context() as past:
+        past.setattr(checkout_sessions, "now", lambda: five_days_ago)
+        session = start_checkout("alice", 5000)
+    [pending] = stripe_emulator.pay_later(session)
+    deliver(stripe_emulator.sign(pending))
+    stripe_emulator.settle(session)
+    assert ledger.get_balance("alice") == 0
+
+    # When the sweep runs twice
     first = lambda_handler({"source": "aws.scheduler"}, SCHEDULED_RUN)
     second = lambda_handler({"source": "aws.scheduler"}, SCHEDULED_RUN)
 
-    assert first["credited"] == 1
-    assert second["credited"] == 0
-    assert second["already_credited"] == 1
+    # Then the payment is credited by the first, once
+    assert (first["credited"], second["credited"]) == (1, 0)
     assert ledger.get_balance("alice") == 5000
     [row] = CreditTransaction.query("alice")
-    assert row.stripe_session_id == lost
+    assert row.stripe_session_id == session
 
 
-def test_sessions_already_credited_by_the_webhook_change_nothing(stripe_emulator: StripeEmulator) -> None:
-    [completed] = stripe_emulator.pay(start_checkout("bob", 1000))
-    deliver(stripe_emulator.sign(completed))
+def test_a_lost_refund_is_taken_back_once(stripe_emulator: StripeEmulator) -> None:
+    session = paid_and_delivered(stripe_emulator, "bob", 5000)
+    stripe_emulator.refund(stripe_emulator.charge_of(session), 2000)
 
-    report = reconciliation.sweep(plenty_of_time)
+    first = reconciliation.sweep(plenty_of_time)
+    second = reconciliation.sweep(plenty_of_time)
 
-    assert report.credited == 0
-    assert ledger.get_balance("bob") == 1000
+    assert (first.reversed, second.reversed) == (1, 0)
+    assert first.credited == 0
+    assert ledger.get_balance("bob") == 3000
 
 
-def test_unpaid_expired_and_foreign_sessions_are_left_alone(stripe_emulator: StripeEmulator) -> None:
-    stripe_emulator.pay_later(start_checkout("carol", 1000))
-    stripe_emulator.expire(start_checkout("carol", 5000))
-    foreign = stripe_emulator.client().v1.checkout.sessions.create(
-        {
-            "mode": "payment",
-            "success_url": "https://elsewhere.example/ok",
-            "line_items": [
-                {
-                    "quantity": 1,
-                    "price_data": {"currency": "usd", "unit_amount": 700, "product_data": {"name": "Mug"}},
-                }
-            ],
-        }
-    )
-    stripe_emulator.pay(foreign.id)
+def test_a_lost_dispute_is_taken_back_once(stripe_emulator: StripeEmulator) -> None:
+    session = paid_and_delivered(stripe_emulator, "carol", 1000)
+    stripe_emulator.open_dispute(stripe_emulator.charge_of(session))
 
-    report = reconciliation.sweep(plenty_of_time)
+    first = reconciliation.sweep(plenty_of_time)
+    second = reconciliation.sweep(plenty_of_time)
 
-    assert report.credited == 0
-    assert report.not_ours >= 1
+    assert (first.reversed, second.reversed) == (1, 0)
     assert ledger.get_balance("carol") == 0
 
 
-def test_sessions_older_than_72_hours_are_not_listed(stripe_emulator: StripeEmulator) -> None:
-    stripe_emulator.pay(start_checkout("dave", 1000))
+def test_only_events_since_the_checkpoint_are_asked_for(stripe_emulator: StripeEmulator) -> None:
+    paid_and_delivered(stripe_emulator, "dave", 1000)
+    reconciliation.sweep(plenty_of_time)
+    stripe_emulator.pay(start_checkout("dave", 5000))
 
-    report = reconciliation.sweep(plenty_of_time, now=time.time() + 73 * 3600)
+    later = reconciliation.sweep(plenty_of_time)
 
-    assert report.paid_sessions == 0
-    assert ledger.get_balance("dave") == 0
+    assert (later.replayed, later.credited) == (1, 1)
+    assert ledger.get_balance("dave") == 6000
+    listed = [r.params for r in stripe_emulator.requests if r.method == "GET" and r.path == "/v1/events"]
+    assert listed[-1].get("ending_before") is not None
+    assert sorted(listed[-1]["types"]) == sorted(fulfilment.REPLAYED_EVENTS)
 
 
-def test_the_sweep_pages_through_every_session(stripe_emulator: StripeEmulator) -> None:
-    for _ in range(105):
+def test_a_sweep_cut_short_resumes_from_its_checkpoint_without_replaying_twice(
+    stripe_emulator: StripeEmulator,
+) -> None:
+    for _ in range(30):
         stripe_emulator.pay(start_checkout("erin", 1000))
 
-    report = reconciliation.sweep(plenty_of_time)
-
-    assert report.credited == 105
-    assert ledger.get_balance("erin") == 105_000
-    assert any(r.params.get("starting_after") for r in stripe_emulator.requests if r.method == "GET")
-
-
-def test_the_sweep_stops_in_time_and_the_next_one_finishes(stripe_emulator: StripeEmulator) -> None:
-    stripe_emulator.pay(start_checkout("frank", 1000))
-
-    stopped = reconciliation.sweep(lambda: 1.0)
+    stopped = reconciliation.sweep(time_for(12))
     finished = reconciliation.sweep(plenty_of_time)
 
-    assert (stopped.finished, stopped.credited) == (False, 0)
-    assert (finished.finished, finished.credited) == (True, 1)
+    assert stopped.finished is False
+    assert 0 < stopped.credited < 30
+    assert finished.finished is True
+    assert stopped.replayed + finished.replayed == 30
+    assert stopped.credited + finished.credited == 30
+    assert ledger.get_balance("erin") == 30_000
+
+
+def test_the_sweep_pages_oldest_first_through_more_than_a_page(stripe_emulator: StripeEmulator) -> None:
+    for _ in range(105):
+        stripe_emulator.pay(start_checkout("fay", 1000))
+    reconciliation.sweep(time_for(0))  # a first run with no time: nothing replayed, nothing saved
+    for _ in range(105):
+        stripe_emulator.pay(start_checkout("fay", 1000))
+
+    first = reconciliation.sweep(plenty_of_time)
+
+    assert first.credited == 210
+    assert ledger.get_balance("fay") == 210_000
+    assert first.checkpoint == stripe_emulator.events[-1]["id"]
+
+
+def test_one_failing_event_is_recorded_and_retried_without_stopping_the_rest(
+    stripe_emulator: StripeEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [bad] = stripe_emulator.pay(start_checkout("gina", 1000))
+    stripe_emulator.pay(start_checkout("hugo", 1000))
+    act_on = fulfilment.replay
+
+    def ledger_down_for_the_first(event: Event) -> fulfilment.Outcome:
+        if event.id == bad["id"]:
+            raise LedgerUnavailableError("a blip")
+        return act_on(event)
+
+    with monkeypatch.context() as outage:
+        outage.setattr(fulfilment, "replay", ledger_down_for_the_first)
+        first = reconciliation.sweep(plenty_of_time)
+    [failure] = SweepRecord.query(SWEEP_KEY, SweepRecord.guard_id.startswith(FAILED))
+    second = reconciliation.sweep(plenty_of_time)
+    third = reconciliation.sweep(plenty_of_time)
+
+    assert (first.failed, first.credited, first.finished) == (1, 1, True)
+    assert (failure.event_id, failure.reason, failure.attempts) == (bad["id"], "LedgerUnavailableError", 1)
+    assert (second.retried, second.credited, second.failed) == (1, 1, 0)
+    assert (third.replayed, third.credited) == (0, 0)
+    assert (ledger.get_balance("gina"), ledger.get_balance("hugo")) == (1000, 1000)
+
+
+def test_events_older_than_stripe_keeps_are_not_asked_for(stripe_emulator: StripeEmulator) -> None:
+    stripe_emulator.pay(start_checkout("ivan", 1000))
+
+    report = reconciliation.sweep(plenty_of_time, now=time.time() + 31 * DAY)
+
+    assert report.replayed == 0
+    [listed] = [r.params for r in stripe_emulator.requests if r.path == "/v1/events"]
+    assert int(listed["created"]["gte"]) > time.time() + DAY
 
 
 def test_stripe_down_fails_the_sweep_loudly(stripe_emulator: StripeEmulator) -> None:
@@ -114,12 +194,24 @@ def test_stripe_down_fails_the_sweep_loudly(stripe_emulator: StripeEmulator) -> 
         reconciliation.sweep(plenty_of_time)
 
 
-def test_only_paid_sessions_are_listed(stripe_emulator: StripeEmulator) -> None:
-    paid = start_checkout("gina", 1000)
-    stripe_emulator.pay(paid)
-    stripe_emulator.pay_later(start_checkout("gina", 1000))
+def test_a_webhook_the_sweep_makes_up_for_is_counted_for_the_alarm(
+    stripe_emulator: StripeEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    session = paid_and_delivered(stripe_emulator, "judy", 1000)
+    stripe_emulator.pay(start_checkout("judy", 5000))
+    stripe_emulator.refund(stripe_emulator.charge_of(session))
+    capsys.readouterr()
 
-    listed = [s.id for s in payments.paid_checkout_sessions(int(time.time()) - 60)]
+    lambda_handler({"source": "aws.scheduler"}, SCHEDULED_RUN)
 
-    assert paid in listed
-    assert len(listed) == len(set(listed))
+    values = metric_values(capsys.readouterr().out)
+    assert values["EventsReplayed"] == 3
+    assert values["SweepCredited"] == 1
+    assert values["SweepReversed"] == 1
+    assert values["SweepFailures"] == 0
+
+
+def test_the_audit_still_runs_from_the_same_function() -> None:
+    report = lambda_handler({"task": "audit"}, SCHEDULED_RUN)
+
+    assert report["drifts"] == []

@@ -129,8 +129,6 @@ def test_64_concurrent_deliveries_of_one_event_credit_once(
 @pytest.mark.parametrize(
     "changes",
     [
-        {"metadata": {}},
-        {"metadata": {"userId": "alice", "amount": "5000"}},
         {"amount_total": 4999},
         {"currency": "eur"},
         {"metadata_amount": "50000"},
@@ -159,6 +157,25 @@ def test_a_paid_session_that_does_not_add_up_is_acknowledged_but_not_credited(
     [error] = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert error.getMessage() == "paid checkout session not credited"
     assert '"RejectedFulfilments":[1.0]' in capsys.readouterr().out.replace(" ", "")
+
+
+@pytest.mark.parametrize(
+    "metadata", [{}, {"userId": "alice", "amount": "5000"}], ids=["none", "no payment id"]
+)
+def test_a_paid_session_without_metadata_of_ours_is_another_integrations_and_alarms_nobody(
+    stripe_emulator: StripeEmulator,
+    metadata: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    [completed] = stripe_emulator.pay(start_checkout("alice", 5000))
+
+    response = deliver(variant(stripe_emulator, completed, metadata=metadata))
+
+    assert (response.status, response.body) == (200, {"received": True})
+    assert ledger.get_balance("alice") == 0
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert "RejectedFulfilments" not in capsys.readouterr().out
 
 
 def test_event_types_it_does_not_handle_are_acknowledged(stripe_emulator: StripeEmulator) -> None:

@@ -6,7 +6,9 @@ read the signing secret without ever being able to read the key that moves money
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from datetime import datetime, tzinfo
 
 import boto3
 import pytest
@@ -89,3 +91,33 @@ def test_a_secret_that_cannot_be_read_fails_naming_it(
 
     with pytest.raises(settings.SettingsError, match="STRIPE_SECRET_KEY_ARN names could not be read"):
         settings.stripe_secret_key()
+
+
+class SixMinutesLater(datetime):
+    """The clock Powertools' secret cache reads, past the settings' max_age of 5 minutes."""
+
+    @classmethod
+    def now(cls, tz: tzinfo | None = None) -> SixMinutesLater:
+        return cls.fromtimestamp(time.time() + settings.SECRET_MAX_AGE_SECONDS + 60, tz)
+
+
+def test_a_rotated_api_key_is_used_once_the_secret_cache_expires_without_a_restart(
+    secret_arns: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a warm container that has called Stripe with the deployed key
+    from wallet import payments
+
+    monkeypatch.delenv("STRIPE_API_BASE", raising=False)
+    warm = payments.calling(None)
+    # When the key is rotated in Secrets Manager
+    boto3.client("secretsmanager").put_secret_value(
+        SecretId=secret_arns["STRIPE_SECRET_KEY_ARN"], SecretString="sk_test_rotated"
+    )
+    within_cache_time = payments.calling(None)
+    monkeypatch.setattr(parameters.base, "datetime", SixMinutesLater)
+    after_cache_time = payments.calling(None)
+
+    # Then the same container, with the same client, calls with the new key once the cached secret expired
+    assert within_cache_time[0] is warm[0] is after_cache_time[0]
+    assert warm[1]["api_key"] == within_cache_time[1]["api_key"] == "sk_test_deployed"
+    assert after_cache_time[1]["api_key"] == "sk_test_rotated"

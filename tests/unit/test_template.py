@@ -97,6 +97,8 @@ def target(resource: dict[str, Any]) -> str:
     if "Fn::Sub" in resource and "/index/" in resource["Fn::Sub"]:
         table, index = resource["Fn::Sub"].split("/index/")
         return f"{table.removeprefix('${').removesuffix('.Arn}')}/{index}"
+    if "Ref" in resource:
+        return str(resource["Ref"])
     _, created, given = resource["Fn::If"]
     return f"{created['Ref']}|{given['Ref']}"
 
@@ -122,19 +124,42 @@ LEDGER_CHANGE = DEPOSIT | {
 }
 FIND_DEPOSIT = {("dynamodb:Query", "CreditTransactionTable/byPaymentIntent")}
 READ_API_KEY = {("secretsmanager:GetSecretValue", "StripeApiKeySecret|StripeApiKeySecretArn")}
+SWEEP_RECORDS = {
+    (action, "CreditGuardTable")
+    for action in (
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:Query",
+    )
+}
 READ_SIGNING_SECRET = {("secretsmanager:GetSecretValue", "StripeWebhookSecret|StripeWebhookSecretArn")}
+READ_FULFILMENT_KEY = {("secretsmanager:GetSecretValue", "FulfilmentKeySecret")}
 
 
 @pytest.mark.parametrize(
     ("function", "expected"),
     [
-        ("StripeWebhookFunction", LEDGER_CHANGE | FIND_DEPOSIT | READ_SIGNING_SECRET),
+        ("StripeWebhookFunction", LEDGER_CHANGE | FIND_DEPOSIT | READ_SIGNING_SECRET | READ_FULFILMENT_KEY),
         ("SpendFunction", LEDGER_CHANGE),
-        ("CreateCheckoutFunction", DEPOSIT | READ_API_KEY),
         (
-            "ReconcileFunction",
+            "CreateCheckoutFunction",
             DEPOSIT
             | READ_API_KEY
+            | READ_FULFILMENT_KEY
+            | {
+                ("dynamodb:Query", "CreditTransactionTable/bySession"),
+                ("dynamodb:UpdateItem", "CreditGuardTable"),
+            },
+        ),
+        (
+            "ReconcileFunction",
+            LEDGER_CHANGE
+            | FIND_DEPOSIT
+            | READ_API_KEY
+            | READ_FULFILMENT_KEY
+            | SWEEP_RECORDS
             | {
                 ("dynamodb:Scan", "CreditBalanceTable"),
                 ("dynamodb:GetItem", "CreditBalanceTable"),
@@ -362,3 +387,13 @@ def test_the_dashboard_shows_the_metrics_the_functions_emit_and_the_webhook_late
     assert latency == {"p50", "p99"}
     errors = {m[3] for m in metrics if m[:2] == ["AWS/Lambda", "Errors"]}
     assert errors == set(resources("AWS::Serverless::Function"))
+
+
+def test_the_sweep_may_touch_only_its_own_records_in_the_guard_table() -> None:
+    [records] = [
+        statement
+        for policy in properties("ReconcileFunction")["Policies"]
+        for statement in statements(policy)
+        if "dynamodb:DeleteItem" in statement["Action"]
+    ]
+    assert records["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["#sweep"]}}

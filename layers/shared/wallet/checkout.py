@@ -41,13 +41,21 @@ def complete_checkout(user_id: str, session_id: str) -> CheckoutStatus:
     """Where a user's Checkout Session stands, crediting it now if it is paid and the webhook is late."""
     if not SESSION_ID.fullmatch(session_id):
         raise CheckoutSessionNotFoundError(session_id)
+    # Imported here: opening a session (POST) needs no DynamoDB, and its cold start skips pynamodb.
+    from wallet import session_lookups
+    from wallet.fulfilment import Result, fulfil
+
+    # Credited already: the ledger knows, Stripe need not be asked.
+    credited = session_lookups.credited_session(session_id)
+    if credited is not None:
+        if credited.user_id != user_id:
+            raise CheckoutSessionNotFoundError(session_id)
+        return CheckoutStatus("complete", "paid", True, credited.credits, Result.ALREADY_CREDITED)
+    session_lookups.count_stripe_lookup(user_id)
     session = payments.retrieve_checkout_session(session_id)
     # Another user's session is answered exactly like one that does not exist.
     if session.metadata.get("userId") != user_id:
         raise CheckoutSessionNotFoundError(session_id)
-    # Imported here: opening a session (POST) needs no DynamoDB, and its cold start skips pynamodb.
-    from wallet.fulfilment import fulfil
-
     outcome = fulfil(session)
     credits = session.metadata.get("amount", "")
     return CheckoutStatus(

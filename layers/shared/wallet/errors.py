@@ -42,3 +42,8 @@ class IdempotencyKeyReusedError(ValueError):
 
 class DepositNotRecordedError(RuntimeError):
     """A refund of one of our payments whose deposit is not recorded yet: a later delivery applies it."""
+
+
+class TooManyLookupsError(RuntimeError):
+    """A user asked Stripe about more uncredited Checkout Sessions this hour than a person returning
+    from Checkout ever would."""

@@ -9,17 +9,21 @@ for one session, because the ledger writes each payment id once. Refunds and dis
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from ulid import ULID
 
-from wallet import ledger, reversals, settings
+from wallet import ledger, marker, reversals, settings
 from wallet.ledger import Credit, Taken
 from wallet.payments import CheckoutSession, Event, checkout_session, verify_event
 
 SOURCE = "stripe_payment"
 FULFILLING_EVENTS = {"checkout.session.completed", "checkout.session.async_payment_succeeded"}
 CLOSING_EVENTS = {"checkout.session.async_payment_failed", "checkout.session.expired"}
+# Sessions made before every session carried a mark (wallet.marker) are still checked against the price
+# list; Stripe keeps a session's events 30 days, so this fallback can go once that has passed.
+UNMARKED_UNTIL = int(datetime(2026, 12, 7, tzinfo=UTC).timestamp())
 
 
 class Result(StrEnum):
@@ -66,6 +70,9 @@ class WebhookOutcome:
 
 def fulfil(session: CheckoutSession, event_id: str | None = None) -> Outcome:
     """Credit a paid session once. Unpaid sessions wait; sessions that do not add up are rejected."""
+    if not _ours(session):
+        # Another integration on the same Stripe account: not a fault, nothing to alarm about.
+        return Outcome(Result.NOT_OURS, session.id, reason="no metadata of this product")
     if session.payment_status != "paid":
         return Outcome(Result.AWAITING_PAYMENT, session.id, session.metadata.get("userId"))
     user_id = session.metadata.get("userId", "")
@@ -95,6 +102,20 @@ def handle_webhook(payload: bytes, signature: str | None) -> WebhookOutcome:
     return WebhookOutcome(event.id, event.type, _act_on(event))
 
 
+# -- the sweep: the same path for an event read back from Stripe's log ----------------------------------
+
+# What the webhook acts on, so what the sweep replays from Stripe's log (`types[]` of GET /v1/events).
+REPLAYED_EVENTS = frozenset(FULFILLING_EVENTS | reversals.REVERSAL_EVENTS)
+
+
+def replay(event: Event) -> Outcome:
+    """Act on an event read from Stripe's API with our key, exactly as on its webhook delivery."""
+    return _act_on(event)
+
+
+# -- end of the sweep's block ---------------------------------------------------------------------------
+
+
 def _act_on(event: Event) -> Outcome:
     if event.type in reversals.REVERSAL_EVENTS:
         return _reverse(event)
@@ -119,6 +140,12 @@ def _reverse(event: Event) -> Outcome:
     return Outcome(result, user_id=user_id, payment_id=payment_id, credits=abs(change.amount))
 
 
+def _ours(session: CheckoutSession) -> bool:
+    """The same rule for the webhook, the success page and the sweep: this product's sessions carry a
+    payment id, and since the cut-over a mark; a session with neither belongs to another integration."""
+    return "paymentId" in session.metadata or marker.METADATA_KEY in session.metadata
+
+
 def _reason_to_reject(session: CheckoutSession, user_id: str, payment_id: str, credits: str) -> str | None:
     prices = settings.price_list()
     if session.livemode != settings.stripe_livemode():
@@ -135,6 +162,21 @@ def _reason_to_reject(session: CheckoutSession, user_id: str, payment_id: str, c
         return "metadata amount is not a whole number"
     if session.currency != prices.currency:
         return f"currency {session.currency} is not {prices.currency}"
+    mark = session.metadata.get(marker.METADATA_KEY)
+    if mark is not None:
+        # What was fixed at creation; the price list may have changed since.
+        terms_hold = marker.holds(
+            mark,
+            settings.fulfilment_keys(),
+            user_id=user_id,
+            payment_id=payment_id,
+            credits=int(credits),
+            amount=session.amount_total or 0,
+            currency=session.currency or "",
+        )
+        return None if terms_hold else "metadata or amount do not match the session's mark: altered or forged"
+    if (session.created or 0) >= UNMARKED_UNTIL:
+        return "the session carries no mark, which every session made here since the cut-over does"
     pack = prices.pack(session.amount_total or 0)
     if pack is None:
         return f"amount_total {session.amount_total} is not the price of a pack"

@@ -24,6 +24,7 @@ from wallet.errors import (
     InvalidPageError,
     LedgerUnavailableError,
     PaymentsUnavailableError,
+    TooManyLookupsError,
 )
 from wallet.settings import SettingsError
 
@@ -73,6 +74,7 @@ STATUS: dict[type[Exception], tuple[HTTPStatus, str]] = {
     InvalidEventError: (HTTPStatus.BAD_REQUEST, "invalid_event"),
     CheckoutSessionNotFoundError: (HTTPStatus.NOT_FOUND, "not_found"),
     PaymentsUnavailableError: (HTTPStatus.BAD_GATEWAY, "stripe_unavailable"),
+    TooManyLookupsError: (HTTPStatus.TOO_MANY_REQUESTS, "too_many_lookups"),
     # 500, not 503, on every route: Stripe retries a webhook delivery on any 5xx.
     LedgerUnavailableError: (HTTPStatus.INTERNAL_SERVER_ERROR, "ledger_unavailable"),
     # A refund that overtook its deposit: 500 so that Stripe delivers it again once the deposit is in.
@@ -85,6 +87,7 @@ MESSAGES: dict[type[Exception], str] = {
     InvalidIdempotencyKeyError: "The Idempotency-Key header must be 1 to 255 printable ASCII characters.",
     InvalidUserError: "The user id in the path must be 1 to 255 printable ASCII characters, without spaces.",
     CheckoutSessionNotFoundError: "No such checkout session.",
+    TooManyLookupsError: "Too many checkout sessions looked up this hour; try again later.",
     PaymentsUnavailableError: "The payment provider could not be reached. Nothing was charged; try again.",
     LedgerUnavailableError: "Your balance could not be reached just now. Nothing was lost; try again.",
 }

@@ -59,6 +59,17 @@ class DepositsByPaymentIntent(GlobalSecondaryIndex["CreditTransaction"]):  # typ
     stripe_payment_intent_id = UnicodeAttribute(hash_key=True, attr_name="stripePaymentIntentId")
 
 
+# pynamodb declares Index.__init_subclass__ without types.
+class DepositsBySession(GlobalSecondaryIndex["CreditTransaction"]):  # type: ignore[no-untyped-call]
+    """Sparse: only Checkout deposits carry a session, so the success page's return is one query away."""
+
+    class Meta:
+        index_name = "bySession"
+        projection = IncludeProjection(["amount"])
+
+    stripe_session_id = UnicodeAttribute(hash_key=True, attr_name="stripeSessionId")
+
+
 class CreditTransaction(_LedgerModel):
     """One row per balance change, never updated: `balance == sum(amount)` over a user's rows."""
 
@@ -85,6 +96,7 @@ class CreditTransaction(_LedgerModel):
     created_at = UnicodeAttribute(attr_name="createdAt")
 
     deposits_by_payment_intent = DepositsByPaymentIntent()
+    deposits_by_session = DepositsBySession()
 
 
 class CreditGuard(_LedgerModel):

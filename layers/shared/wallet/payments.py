@@ -7,7 +7,7 @@ sees a Stripe type.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -15,7 +15,7 @@ from typing import Any
 import stripe
 from ulid import ULID
 
-from wallet import settings
+from wallet import marker, settings
 from wallet.errors import CheckoutSessionNotFoundError, InvalidEventError, PaymentsUnavailableError
 from wallet.packs import Pack
 
@@ -48,6 +48,7 @@ class CheckoutSession:
     payment_intent_id: str | None
     metadata: Mapping[str, str]
     livemode: bool = False
+    created: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +59,12 @@ class Event:
     data_object: Mapping[str, Any]
 
 
+# -- the client: one per container, holding no key; each call passes the current one (rotation) ---------
+
+
 @cache
 def stripe_client() -> stripe.StripeClient:
-    """One client per container, holding no key: each call passes the key (`_calling`), so the client can
+    """One client per container, holding no key: each call passes the key (`calling`), so the client can
     be built into a SnapStart snapshot and a rotated key is used once the secret's cache expires."""
     api_base = settings.stripe_api_base()
     return stripe.StripeClient(
@@ -72,7 +76,7 @@ def stripe_client() -> stripe.StripeClient:
     )
 
 
-def _calling(client: stripe.StripeClient | None) -> tuple[stripe.StripeClient, stripe.RequestOptions]:
+def calling(client: stripe.StripeClient | None) -> tuple[stripe.StripeClient, stripe.RequestOptions]:
     """The client to call and the options that go with it: the container's with the key, or the one given."""
     if client is not None:
         return client, {}
@@ -85,6 +89,15 @@ def create_checkout_session(
     """A Checkout Session for one pack; the new payment id rides in its metadata back to fulfilment."""
     payment_id = str(ULID())
     metadata = {"userId": user_id, "amount": str(pack.credits), "paymentId": payment_id}
+    # What fulfilment may credit, fixed now: see wallet.marker.
+    metadata[marker.METADATA_KEY] = marker.mark(
+        settings.fulfilment_keys()[0],
+        user_id=user_id,
+        payment_id=payment_id,
+        credits=pack.credits,
+        amount=pack.amount,
+        currency=currency,
+    )
     params: stripe.params.checkout.SessionCreateParams = {
         "mode": "payment",
         "line_items": [
@@ -105,7 +118,7 @@ def create_checkout_session(
     }
     try:
         # The payment id as idempotency key: a retried request cannot open a second session.
-        sdk, options = _calling(client)
+        sdk, options = calling(client)
         session = sdk.v1.checkout.sessions.create(params, options={**options, "idempotency_key": payment_id})
     except stripe.StripeError as exc:
         raise PaymentsUnavailableError("Stripe did not create the Checkout Session") from exc
@@ -116,7 +129,7 @@ def create_checkout_session(
 
 def retrieve_checkout_session(session_id: str, client: stripe.StripeClient | None = None) -> CheckoutSession:
     try:
-        sdk, options = _calling(client)
+        sdk, options = calling(client)
         session = sdk.v1.checkout.sessions.retrieve(session_id, options=options)
     except stripe.InvalidRequestError as exc:
         if exc.http_status == 404:
@@ -125,24 +138,6 @@ def retrieve_checkout_session(session_id: str, client: stripe.StripeClient | Non
     except stripe.StripeError as exc:
         raise PaymentsUnavailableError("Stripe did not return the Checkout Session") from exc
     return checkout_session(session.to_dict())
-
-
-def paid_checkout_sessions(
-    created_since: int, client: stripe.StripeClient | None = None
-) -> Iterator[CheckoutSession]:
-    """Every paid Checkout Session created since the Unix time `created_since`, newest first, paged."""
-    params: stripe.params.checkout.SessionListParams = {
-        "created": {"gte": created_since},
-        "status": "complete",
-        "limit": 100,
-    }
-    try:
-        sdk, options = _calling(client)
-        for session in sdk.v1.checkout.sessions.list(params, options=options).auto_paging_iter():
-            if session.payment_status == "paid":
-                yield checkout_session(session.to_dict())
-    except stripe.StripeError as exc:
-        raise PaymentsUnavailableError("Stripe did not list the Checkout Sessions") from exc
 
 
 def checkout_session(data: Mapping[str, Any]) -> CheckoutSession:
@@ -160,6 +155,7 @@ def checkout_session(data: Mapping[str, Any]) -> CheckoutSession:
         payment_intent_id=payment_intent if isinstance(payment_intent, str) else None,
         metadata={str(k): str(v) for k, v in metadata.items()} if isinstance(metadata, Mapping) else {},
         livemode=data.get("livemode") is True,
+        created=data.get("created") if isinstance(data.get("created"), int) else None,
     )
 
 

@@ -102,6 +102,25 @@ def stripe_webhook_secret() -> str:
     return _stripe_secret("STRIPE_WEBHOOK_SECRET", "STRIPE_WEBHOOK_SECRET_ARN")
 
 
+# -- the fulfilment mark's keys: read by checkout, the webhook and the sweep alike ------------------------
+
+
+def fulfilment_keys() -> tuple[str, ...]:
+    """The keys of the mark that fixes what a Checkout Session credits (`wallet.marker`): the first marks
+    new sessions, any verifies, so a rotation lists the new key first and keeps the old one until the
+    sessions it marked have settled. Its own secret: neither Stripe secret is readable by all three.
+    """
+    keys = tuple(key.strip() for key in _stripe_secret("FULFILMENT_KEYS", "FULFILMENT_KEYS_ARN").split(","))
+    if any(len(key) < 32 for key in keys):
+        raise SettingsError(
+            "FULFILMENT_KEYS must be one or more comma-separated keys of at least 32 characters"
+        )
+    return keys
+
+
+# -- end of the fulfilment mark's keys -------------------------------------------------------------------
+
+
 def _stripe_secret(name: str, arn_name: str) -> str:
     """From the Secrets Manager secret `arn_name` names when deployed, else from the environment `name`.
 

@@ -1,0 +1,140 @@
+"""The emulator is held to the Stripe SDK's own models and to Stripe's published example objects for
+every field the product reads, and behaves as Stripe does where the product depends on it."""
+
+from __future__ import annotations
+
+import json
+import typing
+from pathlib import Path
+from typing import Any
+
+import pytest
+import stripe
+
+from devstack.stripe_emulator import StripeEmulator, checkout_sessions
+from tests.checkout_flow import start_checkout
+
+pytestmark = pytest.mark.usefixtures("tables", "fresh_emulator")
+PUBLISHED: dict[str, dict[str, Any]] = json.loads(
+    (Path(__file__).parents[2] / "devstack" / "stripe_fixtures.json").read_text()
+)["resources"]
+# The fields of each object that the product (payments, fulfilment, reversals, event_log) reads.
+READ = {
+    "checkout.session": (
+        stripe.checkout.Session,
+        ["id", "status", "payment_status", "amount_total", "currency", "payment_intent", "metadata",
+         "livemode", "created", "url", "ui_mode"],
+    ),
+    "event": (stripe.Event, ["id", "type", "created", "livemode", "data"]),
+    "charge": (stripe.Charge, ["id", "amount", "amount_refunded", "payment_intent", "metadata"]),
+    "dispute": (stripe.Dispute, ["id", "amount", "status", "payment_intent"]),
+}  # fmt: skip
+
+
+@pytest.fixture
+def fresh_emulator(stripe_emulator: StripeEmulator) -> None:
+    stripe_emulator.reset()
+
+
+def declared_values(model: type, field: str) -> set[str]:
+    """The string literals the SDK declares for a field (`Literal[...]` inside Optional/Union)."""
+    found: set[str] = set()
+    pending = [model.__annotations__[field]]
+    while pending:
+        hint = pending.pop()
+        if typing.get_origin(hint) is typing.Literal:
+            found |= set(typing.get_args(hint))
+        else:
+            pending += typing.get_args(hint)
+    return found
+
+
+def objects_of_a_paid_then_reversed_session(emulator: StripeEmulator) -> dict[str, dict[str, Any]]:
+    session_id = start_checkout("alice", 5000)
+    [completed] = emulator.pay(session_id)
+    [refunded, _] = emulator.refund(emulator.charge_of(session_id), 1000)
+    [disputed] = emulator.open_dispute(emulator.charge_of(session_id))
+    return {
+        "checkout.session": emulator.client().v1.checkout.sessions.retrieve(session_id).to_dict(),
+        "event": completed,
+        "charge": refunded["data"]["object"],
+        "dispute": disputed["data"]["object"],
+    }
+
+
+def test_a_session_is_a_hosted_page_as_the_pinned_api_version_says(stripe_emulator: StripeEmulator) -> None:
+    session = stripe_emulator.client().v1.checkout.sessions.retrieve(start_checkout("alice", 1000))
+
+    assert session.ui_mode == "hosted_page"
+    assert session.ui_mode in declared_values(stripe.checkout.Session, "ui_mode")
+
+
+@pytest.mark.parametrize("name", sorted(READ))
+def test_fields_the_product_reads_have_the_sdks_names_and_stripes_types(
+    stripe_emulator: StripeEmulator, name: str
+) -> None:
+    emulated = objects_of_a_paid_then_reversed_session(stripe_emulator)[name]
+    model, fields = READ[name]
+    declared = model.__annotations__
+
+    for field in fields:
+        assert field in declared, f"{name}.{field} is not in the SDK's model"
+        assert field in PUBLISHED[name], f"{name}.{field} is not in Stripe's example"
+        published, ours = PUBLISHED[name][field], emulated[field]
+        if published is not None and ours is not None:
+            assert type(ours) is type(published), f"{name}.{field}: {ours!r} vs Stripe's {published!r}"
+
+
+def test_line_items_expand_on_retrieve_as_stripe_lists_them(stripe_emulator: StripeEmulator) -> None:
+    session_id = start_checkout("alice", 5000)
+
+    session = stripe_emulator.client().v1.checkout.sessions.retrieve(session_id, {"expand": ["line_items"]})
+    plain = stripe_emulator.client().v1.checkout.sessions.retrieve(session_id)
+
+    assert session.line_items is not None
+    [item] = session.line_items.data
+    assert isinstance(item, stripe.LineItem)
+    assert (item.amount_total, item.currency, item.quantity) == (5000, "usd", 1)
+    assert item.price is not None
+    assert item.price.unit_amount == 5000
+    assert item.to_dict().keys() == PUBLISHED["item"].keys()
+    assert "line_items" not in plain.to_dict()
+
+
+def test_an_expansion_stripe_does_not_offer_is_refused(stripe_emulator: StripeEmulator) -> None:
+    with pytest.raises(stripe.InvalidRequestError, match="cannot be expanded"):
+        stripe_emulator.client().v1.checkout.sessions.retrieve(
+            start_checkout("alice", 1000), {"expand": ["customer_details"]}
+        )
+
+
+def test_a_500_after_execution_began_is_replayed_for_its_idempotency_key(
+    stripe_emulator: StripeEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def crash(*_: object) -> None:
+        raise RuntimeError("a bug halfway through")
+
+    params: Any = {
+        "mode": "payment",
+        "success_url": "https://example.test/ok",
+        "line_items": [
+            {
+                "quantity": 1,
+                "price_data": {"currency": "usd", "unit_amount": 1000, "product_data": {"name": "X"}},
+            }
+        ],
+    }
+    client = stripe_emulator.client()
+    with monkeypatch.context() as broken:
+        broken.setattr(checkout_sessions, "new_session", crash)
+        with pytest.raises(stripe.APIError):
+            client.v1.checkout.sessions.create(params, options={"idempotency_key": "key-1"})
+    with pytest.raises(stripe.APIError):
+        client.v1.checkout.sessions.create(params, options={"idempotency_key": "key-1"})
+    fresh_key = client.v1.checkout.sessions.create(params, options={"idempotency_key": "key-2"})
+
+    first, *replays, _ = [r for r in stripe_emulator.requests if r.method == "POST"]
+    assert (first.status, first.replayed) == (500, False)
+    assert replays
+    assert all((r.status, r.replayed) == (500, True) for r in replays)
+    assert fresh_key.id.startswith("cs_")
