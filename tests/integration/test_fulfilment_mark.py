@@ -12,7 +12,7 @@ from ulid import ULID
 
 from devstack.stripe_emulator import StripeEmulator
 from tests.checkout_flow import deliver, start_checkout
-from wallet import fulfilment, ledger, reconciliation, settings
+from wallet import ledger, reconciliation, settings
 
 pytestmark = pytest.mark.usefixtures("tables", "fresh_emulator")
 
@@ -111,7 +111,7 @@ def test_an_unmarked_session_after_the_cut_over_mints_nothing(
 ) -> None:
     forged = {"userId": "mallory", "paymentId": str(ULID()), "amount": "1000"}
     [completed] = stripe_emulator.pay(session_made_elsewhere(stripe_emulator, 1000, forged))
-    monkeypatch.setattr(fulfilment, "UNMARKED_UNTIL", int(time.time()) - 60)
+    monkeypatch.setattr(settings, "unmarked_sessions_until", lambda: int(time.time()) - 60)
 
     deliver(stripe_emulator.sign(completed))
 
@@ -123,7 +123,7 @@ def test_an_unmarked_session_from_before_the_cut_over_is_checked_against_the_pri
 ) -> None:
     made_before = {"userId": "bob", "paymentId": str(ULID()), "amount": "1000"}
     [completed] = stripe_emulator.pay(session_made_elsewhere(stripe_emulator, 1000, made_before))
-    monkeypatch.setattr(fulfilment, "UNMARKED_UNTIL", int(time.time()) + 60)
+    monkeypatch.setattr(settings, "unmarked_sessions_until", lambda: int(time.time()) + 60)
 
     deliver(stripe_emulator.sign(completed))
 

@@ -33,3 +33,30 @@ def test_table_settings_are_read_from_the_environment(monkeypatch: pytest.Monkey
     finally:
         monkeypatch.undo()
         settings.tables.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("", 0), ("2026-12-01", 1796083200), ("2026-12-01T12:00:00Z", 1796126400)],
+)
+def test_unmarked_sessions_until_is_the_upgrades_date_or_none(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: int
+) -> None:
+    monkeypatch.setenv("UNMARKED_SESSIONS_UNTIL", value)
+    settings.unmarked_sessions_until.cache_clear()
+    try:
+        assert settings.unmarked_sessions_until() == expected
+    finally:
+        monkeypatch.undo()
+        settings.unmarked_sessions_until.cache_clear()
+
+
+def test_a_malformed_unmarked_sessions_until_fails_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UNMARKED_SESSIONS_UNTIL", "next week")
+    settings.unmarked_sessions_until.cache_clear()
+    try:
+        with pytest.raises(settings.SettingsError, match="UNMARKED_SESSIONS_UNTIL"):
+            settings.unmarked_sessions_until()
+    finally:
+        monkeypatch.undo()
+        settings.unmarked_sessions_until.cache_clear()

@@ -9,7 +9,6 @@ for one session, because the ledger writes each payment id once. Refunds and dis
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 
 from ulid import ULID
@@ -21,9 +20,6 @@ from wallet.payments import CheckoutSession, Event, checkout_session, verify_eve
 SOURCE = "stripe_payment"
 FULFILLING_EVENTS = {"checkout.session.completed", "checkout.session.async_payment_succeeded"}
 CLOSING_EVENTS = {"checkout.session.async_payment_failed", "checkout.session.expired"}
-# Sessions made before every session carried a mark (wallet.marker) are still checked against the price
-# list; Stripe keeps a session's events 30 days, so this fallback can go once that has passed.
-UNMARKED_UNTIL = int(datetime(2026, 12, 7, tzinfo=UTC).timestamp())
 
 
 class Result(StrEnum):
@@ -175,7 +171,9 @@ def _reason_to_reject(session: CheckoutSession, user_id: str, payment_id: str, c
             currency=session.currency or "",
         )
         return None if terms_hold else "metadata or amount do not match the session's mark: altered or forged"
-    if (session.created or 0) >= UNMARKED_UNTIL:
+    # Sessions made before the upgrade that brought the mark (UNMARKED_SESSIONS_UNTIL) are still checked
+    # against the price list; Stripe keeps their events 30 days, after which the setting can go.
+    if (session.created or 0) >= settings.unmarked_sessions_until():
         return "the session carries no mark, which every session made here since the cut-over does"
     pack = prices.pack(session.amount_total or 0)
     if pack is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache
 
 from wallet.packs import Pack, parse_packs
@@ -116,6 +117,23 @@ def fulfilment_keys() -> tuple[str, ...]:
             "FULFILMENT_KEYS must be one or more comma-separated keys of at least 32 characters"
         )
     return keys
+
+
+@cache
+def unmarked_sessions_until() -> int:
+    """Sessions created before this Unix time may lack the mark (they were made before this version was
+    deployed) and are checked against today's price list instead; later ones without it credit nothing.
+    UNMARKED_SESSIONS_UNTIL is the upgrade's date (ISO 8601); unset, as on a new deployment, none may."""
+    value = os.environ.get("UNMARKED_SESSIONS_UNTIL", "").strip()
+    if not value:
+        return 0
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise SettingsError(
+            f"UNMARKED_SESSIONS_UNTIL must be an ISO 8601 date such as 2026-12-01, not {value!r}"
+        ) from None
+    return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
 
 
 # -- end of the fulfilment mark's keys -------------------------------------------------------------------
