@@ -25,20 +25,25 @@ REGION = "us-east-1"
 
 
 class SerializedApp:
-    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+    def __init__(
+        self, app: Callable[..., Iterable[bytes]], streams: Callable[..., Iterable[bytes]] | None = None
+    ) -> None:
         self._app = app
+        self._streams = streams or app
         self._lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        # DynamoDB Streams shares the endpoint: its calls are told apart by their X-Amz-Target.
+        streams = environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDBStreams")
         with self._lock:
-            return list(self._app(environ, start_response))
+            return list((self._streams if streams else self._app)(environ, start_response))
 
 
 class DynamoDBServer(BackgroundServer):
     """moto's DynamoDB on 127.0.0.1; `stop()` (or leaving the `with`) ends it."""
 
     def __init__(self, port: int = 0) -> None:
-        app = SerializedApp(create_backend_app("dynamodb"))
+        app = SerializedApp(create_backend_app("dynamodb"), create_backend_app("dynamodbstreams"))
         server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
         super().__init__(server, "moto-dynamodb")
 

@@ -42,3 +42,15 @@ class IdempotencyKeyReusedError(ValueError):
 
 class DepositNotRecordedError(RuntimeError):
     """A refund of one of our payments whose deposit is not recorded yet: a later delivery applies it."""
+
+
+class PaymentDeclinedError(RuntimeError):
+    """An off-session payment the card refused, or that its bank wants the customer to confirm."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(f"the payment was refused: {code}")
+        self.code = code
+
+
+class NoPaymentMethodError(ValueError):
+    """Auto top-up asked for without a saved card to charge."""
