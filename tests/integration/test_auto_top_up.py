@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -100,12 +99,10 @@ def stripe(monkeypatch: pytest.MonkeyPatch) -> FakeStripe:
 
 
 @pytest.fixture
-def stream(tables: DynamoDBServer) -> Iterator[BalanceStream]:
-    balance_stream = BalanceStream(
+def stream(tables: DynamoDBServer) -> BalanceStream:
+    return BalanceStream(
         tables.endpoint_url, os.environ["CREDIT_BALANCE_TABLE"], stream_handler, LambdaContext()
     )
-    balance_stream.records()  # start after the table's creation
-    return balance_stream
 
 
 def with_card(emulator: StripeEmulator, user: str, *, balance: int) -> None:
@@ -352,4 +349,13 @@ def test_two_triggers_that_read_the_same_dip_claim_it_once(
     outer = auto_top_up.top_up_if_low("overlap", now=now_while_another_trigger_runs)
     # Then one claimed and charged, the other found the dip taken
     assert (inner, outer) == ([Decision.CHARGED], Decision.IN_PROGRESS)
+    assert stripe.charges == 1
+
+
+def test_a_user_who_never_had_credits_is_topped_up_when_it_is_turned_on(
+    stripe_emulator: StripeEmulator, stripe: FakeStripe, stream: BalanceStream
+) -> None:
+    with_card(stripe_emulator, "new", balance=0)
+    turn_on("new")
+    stream.drain()
     assert stripe.charges == 1

@@ -124,8 +124,6 @@ def configure(user_id: str, *, enabled: bool, threshold: int, amount: int) -> Au
         CreditBalance.auto_top_up_amount.set(amount),
         CreditBalance.auto_top_up_status.set(Status.ON if enabled else Status.OFF),
         CreditBalance.auto_top_up_reason.remove(),
-        # A missing balance is a zero one, so the trigger can compare it with the threshold.
-        CreditBalance.balance.set(CreditBalance.balance | 0),
     ]
     if enabled:
         # A new episode may start: whatever failed or was pending before is over.
@@ -295,7 +293,12 @@ def _claim_episode(item: CreditBalance, now: int) -> str | Decision:
             CreditBalance.auto_top_up_count.set(count + 1),
             CreditBalance.auto_top_up_window.set(window),
         ],
-        unclaimed & (CreditBalance.balance < int(item.auto_top_up_threshold or 0)),
+        # A user who never had credits has no balance attribute yet: that is a zero balance.
+        unclaimed
+        & (
+            (CreditBalance.balance < int(item.auto_top_up_threshold or 0))
+            | CreditBalance.balance.does_not_exist()
+        ),
     )
     return episode if claimed else Decision.IN_PROGRESS
 
