@@ -123,12 +123,25 @@ LEDGER_CHANGE = DEPOSIT | {
 FIND_DEPOSIT = {("dynamodb:Query", "CreditTransactionTable/byPaymentIntent")}
 READ_API_KEY = {("secretsmanager:GetSecretValue", "StripeApiKeySecret|StripeApiKeySecretArn")}
 READ_SIGNING_SECRET = {("secretsmanager:GetSecretValue", "StripeWebhookSecret|StripeWebhookSecretArn")}
+AUTO_TOP_UP_STATE = {
+    ("dynamodb:GetItem", "CreditBalanceTable"),
+    ("dynamodb:UpdateItem", "CreditBalanceTable"),
+}
+FIND_CUSTOMER = {("dynamodb:Query", "CreditBalanceTable/byStripeCustomer")}
 
 
 @pytest.mark.parametrize(
     ("function", "expected"),
     [
-        ("StripeWebhookFunction", LEDGER_CHANGE | FIND_DEPOSIT | READ_SIGNING_SECRET),
+        (
+            "StripeWebhookFunction",
+            LEDGER_CHANGE | FIND_DEPOSIT | READ_SIGNING_SECRET | AUTO_TOP_UP_STATE | FIND_CUSTOMER,
+        ),
+        ("AutoTopUpFunction", AUTO_TOP_UP_STATE | READ_API_KEY),
+        (
+            "AutoTopUpTriggerFunction",
+            AUTO_TOP_UP_STATE | READ_API_KEY | {("sqs:SendMessage", "AutoTopUpFailedRecordsQueue")},
+        ),
         ("SpendFunction", LEDGER_CHANGE),
         ("CreateCheckoutFunction", DEPOSIT | READ_API_KEY),
         (
@@ -243,7 +256,10 @@ def test_no_function_may_read_both_stripe_secrets(function: str) -> None:
     assert not (readable & API_KEY_SECRETS and readable & {"StripeWebhookSecret", "StripeWebhookSecretArn"})
 
 
-@pytest.mark.parametrize("function", ["CreateCheckoutFunction", "ReconcileFunction"])
+@pytest.mark.parametrize(
+    "function",
+    ["CreateCheckoutFunction", "ReconcileFunction", "AutoTopUpFunction", "AutoTopUpTriggerFunction"],
+)
 def test_functions_that_call_stripe_read_only_the_api_key(function: str) -> None:
     readable = set().union(*(names_in(statements(policy)) for policy in properties(function)["Policies"]))
 
@@ -362,3 +378,29 @@ def test_the_dashboard_shows_the_metrics_the_functions_emit_and_the_webhook_late
     assert latency == {"p50", "p99"}
     errors = {m[3] for m in metrics if m[:2] == ["AWS/Lambda", "Errors"]}
     assert errors == set(resources("AWS::Serverless::Function"))
+
+
+def test_auto_top_up_state_never_includes_the_balance() -> None:
+    [_, update] = properties("AutoTopUpStatePolicy")["PolicyDocument"]["Statement"]
+    attributes = update["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"]
+
+    assert update["Action"] == "dynamodb:UpdateItem"
+    assert "balance" not in attributes
+    assert all(
+        name.startswith(("autoTopUp", "card", "paymentMethod", "stripeCustomer", "userId"))
+        for name in attributes
+    )
+
+
+def test_the_trigger_reads_the_balance_stream_reporting_failed_records_alone_to_a_queue() -> None:
+    trigger = properties("AutoTopUpTriggerFunction")
+    stream = trigger["Events"]["BalanceChanged"]["Properties"]
+
+    assert properties("CreditBalanceTable")["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+    assert trigger["Handler"] == "app.stream_handler"
+    assert stream["Stream"] == {"Fn::GetAtt": ["CreditBalanceTable", "StreamArn"]}
+    assert stream["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert stream["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": ["AutoTopUpFailedRecordsQueue", "Arn"]
+    }
+    assert "AutoTopUpIteratorAgeAlarm" in resources("AWS::CloudWatch::Alarm")
