@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,22 @@ POLL_SECONDS = 0.25
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TriggerContext:
+    """The Lambda context the trigger's handler reads (Powertools logs its fields)."""
+
+    function_name: str = "AutoTopUpTriggerFunction"
+    memory_limit_in_mb: int = 512
+    aws_request_id: str = "devstack-balance-stream"
+    function_version: str = "$LATEST"
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:000000000000:function:AutoTopUpTriggerFunction"
+    log_group_name: str = ""
+    log_stream_name: str = ""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
 
 
 class BalanceStream:
@@ -51,6 +68,13 @@ class BalanceStream:
         self._thread: threading.Thread | None = None
         self.invocations = 0
         self.given_up: list[dict[str, Any]] = []
+
+    @classmethod
+    def for_trigger(cls, endpoint_url: str, table_name: str) -> BalanceStream:
+        """The stream feeding the trigger's handler, imported once the functions' settings are set."""
+        from functions.auto_top_up.app import stream_handler
+
+        return cls(endpoint_url, table_name, stream_handler, TriggerContext())
 
     def records(self) -> list[dict[str, Any]]:
         """The records committed since the last read, in Lambda's event shape."""

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from dotenv import dotenv_values
 
 from devstack.auth import LocalIssuer, TrustedIssuer
+from devstack.balance_stream import BalanceStream
 from devstack.dynamodb import DynamoDBServer
 from devstack.gateway import Gateway, GatewayServer, site_csp
 from devstack.stripe_emulator import StripeEmulator
@@ -66,6 +67,7 @@ class DevStack:
         self.gateway: GatewayServer | None = None
         self.emulator: StripeEmulator | None = None
         self.sender: WebhookSender | None = None
+        self.balance_stream: BalanceStream | None = None
         self.ready_seconds = 0.0
 
     @classmethod
@@ -114,6 +116,11 @@ class DevStack:
             }
         os.environ.update(environment)
         gateway.load_handlers()
+        # The auto top-up trigger, fed by the balance stream as Lambda's event source mapping feeds it.
+        self.balance_stream = BalanceStream.for_trigger(
+            self.dynamodb.endpoint_url, self.settings["CREDIT_BALANCE_TABLE"]
+        )
+        self.balance_stream.start()
         if self.emulator is not None and self.sender is not None:
             self.sender.start()
             self.emulator.start()
@@ -123,7 +130,7 @@ class DevStack:
         return self
 
     def stop(self) -> None:
-        for part in (self.gateway, self.emulator, self.sender):
+        for part in (self.gateway, self.balance_stream, self.emulator, self.sender):
             if part is not None:
                 part.stop()
         self.dynamodb.stop()
