@@ -112,3 +112,73 @@ def test_removing_the_card_detaches_it_at_stripe_and_turns_auto_top_up_off(
 def test_one_customer_per_user(stripe_emulator: StripeEmulator) -> None:
     first = auto_top_up.customer_of("once", payments.create_customer)
     assert auto_top_up.customer_of("once", payments.create_customer) == first
+
+
+def _routes_event(method: str, path: str, user: str, body: str | None = None) -> dict[str, Any]:
+    from tests.lambda_events import api_event
+
+    request = api_event("GET", "/api/balance", user=user, body=body)
+    request["routeKey"] = f"{method} {path}"
+    request["rawPath"] = request["requestContext"]["http"]["path"] = path
+    request["requestContext"]["http"]["method"] = method
+    return request
+
+
+def test_the_whole_loop_save_a_card_turn_it_on_spend_below_and_the_balance_refills_once(
+    stripe_emulator: StripeEmulator, tables: Any
+) -> None:
+    import os
+
+    from devstack.balance_stream import BalanceStream, TriggerContext
+    from functions.auto_top_up.app import lambda_handler as routes
+    from functions.auto_top_up.app import stream_handler
+    from tests.lambda_events import invoke
+
+    stripe_emulator.reset()
+    stream = BalanceStream(
+        tables.endpoint_url, os.environ["CREDIT_BALANCE_TABLE"], stream_handler, TriggerContext()
+    )
+    # Given a user who saved a card on a setup-mode Checkout Session
+    opened = invoke(routes, _routes_event("POST", "/api/payment-method", "loop"))
+    assert opened.status == 201
+    session_id = opened.body["url"].rsplit("/", 1)[-1]
+    for sent in stripe_emulator.pay(session_id):
+        assert deliver(stripe_emulator.sign(sent)).status == 200
+    assert auto_top_up.view("loop").card == auto_top_up.Card("visa", "4242", 12, 2034)
+    # When they turn it on with nothing on the balance, and the stream is read until it is quiet
+    body = '{"enabled": true, "threshold": 500, "amount": 1000}'
+    assert invoke(routes, _routes_event("PUT", "/api/auto-top-up", "loop", body)).status == 200
+    stream.drain()
+    for paid in events_of(stripe_emulator, "payment_intent.succeeded") * 2:
+        assert deliver(stripe_emulator.sign(paid)).status == 200
+    stream.drain()
+    # Then the balance refilled once, and stays refilled
+    assert ledger.get_balance("loop") == 1000
+    assert len(events_of(stripe_emulator, "payment_intent.succeeded")) == 1
+
+
+def test_a_checkout_with_save_card_pays_and_saves_the_card_on_the_users_customer(
+    stripe_emulator: StripeEmulator,
+) -> None:
+    import json
+
+    from functions.create_checkout.app import lambda_handler as create_checkout
+    from tests.lambda_events import api_event, invoke
+
+    stripe_emulator.reset()
+    body = json.dumps({"amount": 1000, "saveCard": True})
+    opened = invoke(create_checkout, api_event("POST", "/api/checkout", user="saver", body=body))
+    assert opened.status == 201
+    sent = stripe_emulator.pay(opened.body["sessionId"])
+    assert [event["type"] for event in sent] == ["checkout.session.completed", "payment_method.attached"]
+    session = sent[0]["data"]["object"]
+    assert session["customer"] == auto_top_up.customer_of("saver", payments.create_customer)
+    for event in sent:
+        assert deliver(stripe_emulator.sign(event)).status == 200
+    assert ledger.get_balance("saver") == 1000
+    assert auto_top_up.view("saver").card is not None
+    refused = invoke(
+        create_checkout,
+        api_event("POST", "/api/checkout", user="saver", body='{"amount": 1000, "saveCard": 1}'),
+    )
+    assert refused.status == 400

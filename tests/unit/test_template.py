@@ -143,7 +143,7 @@ FIND_CUSTOMER = {("dynamodb:Query", "CreditBalanceTable/byStripeCustomer")}
             AUTO_TOP_UP_STATE | READ_API_KEY | {("sqs:SendMessage", "AutoTopUpFailedRecordsQueue")},
         ),
         ("SpendFunction", LEDGER_CHANGE),
-        ("CreateCheckoutFunction", DEPOSIT | READ_API_KEY),
+        ("CreateCheckoutFunction", DEPOSIT | READ_API_KEY | AUTO_TOP_UP_STATE),
         (
             "ReconcileFunction",
             DEPOSIT

@@ -77,11 +77,19 @@ def stripe_client() -> stripe.StripeClient:
 
 
 def create_checkout_session(
-    user_id: str, pack: Pack, currency: str, site_url: str, client: stripe.StripeClient | None = None
+    user_id: str,
+    pack: Pack,
+    currency: str,
+    site_url: str,
+    client: stripe.StripeClient | None = None,
+    *,
+    save_card_for: str | None = None,
 ) -> NewCheckout:
-    """A Checkout Session for one pack; the new payment id rides in its metadata back to fulfilment."""
+    """A Checkout Session for one pack; the new payment id rides in its metadata back to fulfilment.
+    With `save_card_for` (the user's Stripe Customer), the card paid with is saved for auto top-up."""
     payment_id = str(ULID())
     metadata = {"userId": user_id, "amount": str(pack.credits), "paymentId": payment_id}
+    intent_data: stripe.params.checkout.SessionCreateParamsPaymentIntentData = {"metadata": metadata}
     params: stripe.params.checkout.SessionCreateParams = {
         "mode": "payment",
         "line_items": [
@@ -95,11 +103,14 @@ def create_checkout_session(
             }
         ],
         "metadata": metadata,
-        "payment_intent_data": {"metadata": metadata},
+        "payment_intent_data": intent_data,
         "client_reference_id": user_id,
         "success_url": f"{site_url}/dashboard/credits/?checkout=success&session_id={{CHECKOUT_SESSION_ID}}",
         "cancel_url": f"{site_url}/dashboard/credits/?checkout=cancelled",
     }
+    if save_card_for:
+        params["customer"] = save_card_for
+        intent_data["setup_future_usage"] = "off_session"
     try:
         # The payment id as idempotency key: a retried request cannot open a second session.
         session = (client or stripe_client()).v1.checkout.sessions.create(
