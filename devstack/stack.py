@@ -39,6 +39,7 @@ DEFAULTS = {
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_METRICS_DISABLED": "true",
     "STRIPE_EMULATOR_SETTLE_SECONDS": "5",
+    "AUTO_TOP_UP_DAILY_LIMIT": "3",
 }
 WEBHOOK_PATH = "/api/webhooks/stripe"
 ISSUER = "urn:credits:devstack"
@@ -178,6 +179,7 @@ class DevStack:
             "POWERTOOLS_LOG_LEVEL",
             "POWERTOOLS_TRACE_DISABLED",
             "POWERTOOLS_METRICS_DISABLED",
+            "AUTO_TOP_UP_DAILY_LIMIT",
         ]
         environment = {name: self.settings[name] for name in names}
         environment |= {
