@@ -4,8 +4,6 @@ DynamoDB stream of CreditBalance; a record that fails is reported back alone (pa
 so Lambda retries it and nothing after it is lost or charged twice.
 """
 
-from __future__ import annotations
-
 from http import HTTPStatus
 from typing import Any
 
@@ -110,7 +108,10 @@ def add_payment_method() -> dict[str, str]:
     summary="Remove the saved card; auto top-up turns off",
     tags=["Auto top-up"],
     security=BEARER,
-    responses={204: {"description": "Removed"}, 502: documented_error("Stripe could not be reached")},
+    responses={
+        204: {"description": "Removed", "content": {}},
+        502: documented_error("Stripe could not be reached"),
+    },
 )
 @tracer.capture_method
 def remove_payment_method() -> Response[str]:
