@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from moto.dynamodb.models.table import StreamShard
 from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
@@ -22,6 +23,13 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 REGION = "us-east-1"
+
+# moto backs up every table a transaction touches with a deep copy, streams included: a table's stream
+# would be copied whole on every transaction (slower with each write) and replaced on a rollback, which
+# strands the readers of the old copy. Streams are shared by the copies instead. moto applies a cancelled
+# transaction's other items before rolling them back, so their records may reach the stream: the
+# trigger reads the balance item again before it acts, so such a record costs at most one read.
+StreamShard.__deepcopy__ = lambda self, memo: self  # type: ignore[attr-defined]
 
 
 class SerializedApp:
