@@ -26,7 +26,7 @@ def main() -> int:
     # A request that adds no metric is normal here (GET /api/checkout/{id} of a credited session).
     warnings.filterwarnings("ignore", message="No application metrics to publish")
 
-    from bench import coldstart, concurrency, roundtrips, warm
+    from bench import auto_top_up, coldstart, concurrency, roundtrips, warm
     from bench import sweep as sweep_bench
     from bench.local import Servers, quiet_stdout
 
@@ -35,6 +35,7 @@ def main() -> int:
     with Servers() as servers:
         sections: list[tuple[str, Callable[[], list[Row]]]] = [
             ("round trips", lambda: roundtrips.run(servers)),
+            ("auto top-up", lambda: auto_top_up.run(servers)),
             ("cold start and memory", lambda: _with_findings(report, coldstart.run(servers))),
             ("warm latency", lambda: warm.run(servers)),
             ("ledger concurrency", lambda: concurrency.ledger_rows(servers)),

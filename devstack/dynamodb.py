@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from moto.dynamodb.models.table import StreamShard
 from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
@@ -23,22 +24,34 @@ if TYPE_CHECKING:
 
 REGION = "us-east-1"
 
+# moto backs up every table a transaction touches with a deep copy, streams included: a table's stream
+# would be copied whole on every transaction (slower with each write) and replaced on a rollback, which
+# strands the readers of the old copy. Streams are shared by the copies instead. moto applies a cancelled
+# transaction's other items before rolling them back, so their records may reach the stream: the
+# trigger reads the balance item again before it acts, so such a record costs at most one read.
+StreamShard.__deepcopy__ = lambda self, memo: self  # type: ignore[attr-defined]
+
 
 class SerializedApp:
-    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+    def __init__(
+        self, app: Callable[..., Iterable[bytes]], streams: Callable[..., Iterable[bytes]] | None = None
+    ) -> None:
         self._app = app
+        self._streams = streams or app
         self._lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        # DynamoDB Streams shares the endpoint: its calls are told apart by their X-Amz-Target.
+        streams = environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDBStreams")
         with self._lock:
-            return list(self._app(environ, start_response))
+            return list((self._streams if streams else self._app)(environ, start_response))
 
 
 class DynamoDBServer(BackgroundServer):
     """moto's DynamoDB on 127.0.0.1; `stop()` (or leaving the `with`) ends it."""
 
     def __init__(self, port: int = 0) -> None:
-        app = SerializedApp(create_backend_app("dynamodb"))
+        app = SerializedApp(create_backend_app("dynamodb"), create_backend_app("dynamodbstreams"))
         server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
         super().__init__(server, "moto-dynamodb")
 

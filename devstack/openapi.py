@@ -139,7 +139,28 @@ def _add_requests(paths: dict[str, Any]) -> None:
                             "type": "integer",
                             "enum": prices.amounts,
                             "description": f"A pack's price in minor units of {prices.currency.upper()}",
-                        }
+                        },
+                        "saveCard": {
+                            "type": "boolean",
+                            "description": "Save the card paid with for auto top-up",
+                        },
+                    },
+                }
+            }
+        },
+    }
+    paths["/api/auto-top-up"]["put"]["requestBody"] = {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["enabled", "threshold", "amount"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "enabled": {"type": "boolean"},
+                        "threshold": {"type": "integer", "minimum": 0, "description": "In minor units"},
+                        "amount": {"type": "integer", "enum": prices.amounts, "description": "A price"},
                     },
                 }
             }

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from dotenv import dotenv_values
 
 from devstack.auth import LocalIssuer, TrustedIssuer
+from devstack.balance_stream import BalanceStream
 from devstack.containers import DEFAULT_PER_FUNCTION, Containers, ContainerStartError, start_fork_server
 from devstack.dynamodb import DynamoDBServer
 from devstack.gateway import Gateway, GatewayServer, functions, site_csp
@@ -41,6 +42,7 @@ DEFAULTS = {
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_METRICS_DISABLED": "true",
     "STRIPE_EMULATOR_SETTLE_SECONDS": "5",
+    "AUTO_TOP_UP_DAILY_LIMIT": "3",
 }
 WEBHOOK_PATH = "/api/webhooks/stripe"
 ISSUER = "urn:credits:devstack"
@@ -71,6 +73,7 @@ class DevStack:
         self.sender: WebhookSender | None = None
         self.containers_per_function = _containers_per_function(settings)
         self.service_credentials = ServiceCredentials.from_settings(settings)
+        self.balance_stream: BalanceStream | None = None
         self.ready_seconds = 0.0
         self.warm_seconds: list[float] = []
 
@@ -134,6 +137,11 @@ class DevStack:
             gateway.close()
             self.dynamodb.stop()
             raise StackError(f"a function could not start; its error:\n{exc}") from None
+        # The auto top-up trigger, fed by the balance stream as Lambda's event source mapping feeds it.
+        self.balance_stream = BalanceStream.for_trigger(
+            self.dynamodb.endpoint_url, self.settings["CREDIT_BALANCE_TABLE"]
+        )
+        self.balance_stream.start()
         if self.emulator is not None and self.sender is not None:
             self.sender.start()
             self.emulator.start()
@@ -143,7 +151,7 @@ class DevStack:
         return self
 
     def stop(self) -> None:
-        for part in (self.gateway, self.emulator, self.sender):
+        for part in (self.gateway, self.balance_stream, self.emulator, self.sender):
             if part is not None:
                 part.stop()
         if self.gateway is not None:
@@ -193,6 +201,7 @@ class DevStack:
             "POWERTOOLS_LOG_LEVEL",
             "POWERTOOLS_TRACE_DISABLED",
             "POWERTOOLS_METRICS_DISABLED",
+            "AUTO_TOP_UP_DAILY_LIMIT",
         ]
         environment = {name: self.settings[name] for name in names}
         environment |= {

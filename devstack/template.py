@@ -54,4 +54,7 @@ def table_definitions(path: Path = TEMPLATE) -> dict[str, dict[str, Any]]:
         }
         if "GlobalSecondaryIndexes" in properties:
             definitions[name]["GlobalSecondaryIndexes"] = properties["GlobalSecondaryIndexes"]
+        if "StreamSpecification" in properties:
+            stream = properties["StreamSpecification"]
+            definitions[name]["StreamSpecification"] = {"StreamEnabled": True, **stream}
     return definitions

@@ -58,6 +58,7 @@ from devstack.stripe_emulator import (
     charges,
     checkout_sessions,
     controls,
+    customers,
     disputes,
     events,
     payment_intents,
@@ -121,7 +122,9 @@ DEFAULT_SETTLE_AFTER_SECONDS = 5.0
 _EMULATED_ROUTES = (
     "POST /v1/checkout/sessions, GET /v1/checkout/sessions, GET /v1/checkout/sessions/{id}, "
     "POST /v1/checkout/sessions/{id}/expire, GET /v1/payment_intents/{id}, GET /v1/charges/{id}, "
-    "POST /v1/refunds, GET /v1/refunds/{id}, GET /v1/disputes/{id}, GET /v1/events, GET /v1/events/{id}"
+    "POST /v1/refunds, GET /v1/refunds/{id}, GET /v1/disputes/{id}, GET /v1/events, GET /v1/events/{id}, "
+    "POST /v1/customers, GET /v1/customers/{id}, GET /v1/payment_methods/{id}, "
+    "POST /v1/payment_methods/{id}/detach, POST /v1/payment_intents (off-session)"
 )
 
 _log = logging.getLogger(__name__)
@@ -382,6 +385,14 @@ class StripeEmulator:
         self._deliver_all(sent)
         return sent
 
+    def save_card(self, customer: str, test_method: str = "pm_card_visa") -> list[JsonObject]:
+        """The customer saves one of Stripe's test cards (`customers.TEST_CARDS`), as Checkout's setup mode
+        would -> `[payment_method.attached]`."""
+        with self._lock:
+            sent = customers.attach(self._store, test_method, customer)
+        self._deliver_all(sent)
+        return sent
+
     def _dispute_control(
         self, charge: str, action: str, amount: int | None, reason: str
     ) -> tuple[JsonObject, list[JsonObject]]:
@@ -485,8 +496,34 @@ class StripeEmulator:
         def retrieve_event(event_id: str) -> Handler:
             return lambda params, _request: events.retrieve(store.events, event_id, params)
 
+        def create_customer() -> Handler:
+            return lambda params, _request: customers.create_customer(store, params)
+
+        def retrieve_customer(customer_id: str) -> Handler:
+            return lambda _params, _request: customers.retrieve_customer(store, customer_id)
+
+        def retrieve_payment_method(method_id: str) -> Handler:
+            return lambda _params, _request: customers.retrieve_payment_method(store, method_id)
+
+        def detach_payment_method(method_id: str) -> Handler:
+            return lambda _params, request: customers.detach(store, method_id, request)
+
+        def create_payment_intent() -> Handler:
+            return lambda params, request: payment_intents.create_off_session(store, params, request)
+
         one = r"/(?P<{}>[^/]+)"
         return [
+            Route("POST", re.compile(r"/v1/customers"), create_customer),
+            Route("GET", re.compile(r"/v1/customers" + one.format("customer_id")), retrieve_customer),
+            Route(
+                "GET", re.compile(r"/v1/payment_methods" + one.format("method_id")), retrieve_payment_method
+            ),
+            Route(
+                "POST",
+                re.compile(r"/v1/payment_methods" + one.format("method_id") + "/detach"),
+                detach_payment_method,
+            ),
+            Route("POST", re.compile(r"/v1/payment_intents"), create_payment_intent),
             Route("POST", re.compile(sessions), create_session),
             Route("GET", re.compile(sessions), list_sessions),
             Route("POST", re.compile(session + "/expire"), expire_session),

@@ -12,7 +12,7 @@ from typing import Any
 
 import stripe
 
-from devstack.stripe_emulator import payment_intents
+from devstack.stripe_emulator import customers, payment_intents
 from devstack.stripe_emulator.errors import (
     InvalidTransitionError,
     StripeApiError,
@@ -46,6 +46,8 @@ _CLIENT_REFERENCE_ID_MAX_LENGTH = 200
 _CREATE_PARAMS: JsonObject = {
     "cancel_url": str,
     "client_reference_id": str,
+    "currency": str,
+    "customer": str,
     "customer_email": str,
     "expand": [str],
     "expires_at": int,
@@ -61,7 +63,8 @@ _CREATE_PARAMS: JsonObject = {
     ],
     "metadata": METADATA,
     "mode": str,
-    "payment_intent_data": {"description": str, "metadata": METADATA},
+    "payment_intent_data": {"description": str, "metadata": METADATA, "setup_future_usage": str},
+    "setup_intent_data": {"description": str, "metadata": METADATA},
     "success_url": str,
 }
 _LIST_PARAMS: JsonObject = {
@@ -242,9 +245,25 @@ def awaiting_funds(store: Store, session_id: str, action: str) -> tuple[Checkout
 
 def pay(store: Store, session_id: str) -> list[JsonObject]:
     record = record_in(store, session_id, "pay", status="open")
+    if record.session["mode"] == "setup":
+        return save_card(store, record)
     complete(record, payment_status="paid")
     payment_intents.succeed(store, payment_intents.attempt(store, record), _email(record))
-    return [store.publish("checkout.session.completed", record.session)]
+    sent = [store.publish("checkout.session.completed", record.session)]
+    if record.payment_intent_data.get("setup_future_usage") and record.session["customer"]:
+        # The card paid with is saved to the customer for later off-session payments.
+        sent += customers.attach(store, "pm_card_visa", record.session["customer"])
+    return sent
+
+
+def save_card(store: Store, record: CheckoutRecord) -> list[JsonObject]:
+    """A setup-mode session completed: its customer has Stripe's test Visa saved, nothing is charged."""
+    complete(record, payment_status="no_payment_required")
+    record.session["setup_intent"] = new_id("seti_")
+    return [
+        store.publish("checkout.session.completed", record.session),
+        *customers.attach(store, "pm_card_visa", record.session["customer"]),
+    ]
 
 
 def pay_later(store: Store, session_id: str) -> list[JsonObject]:
@@ -313,8 +332,13 @@ def new_session(store: Store, params: JsonObject, public_base_url: str) -> Check
     mode = required(params, "mode")
     if mode not in ("payment", "setup", "subscription"):
         raise invalid("Invalid mode: must be one of payment, setup, or subscription", "mode")
-    if mode != "payment":
-        raise invalid(f"mode={mode} is not emulated locally; only mode=payment is", "mode")
+    if mode == "subscription":
+        raise invalid(f"mode={mode} is not emulated locally; only mode=payment and mode=setup are", "mode")
+    customer = params.get("customer")
+    if customer is not None and customer not in store.customers:
+        raise no_such("customer", customer, "customer")
+    if mode == "setup" and customer is None:
+        raise invalid("This emulator saves cards only to an existing customer: pass customer.", "customer")
     success_url = required(params, "success_url")
     check_url(success_url, "success_url")
     cancel_url = params.get("cancel_url")
@@ -329,7 +353,10 @@ def new_session(store: Store, params: JsonObject, public_base_url: str) -> Check
             f"Invalid client_reference_id: must be at most {_CLIENT_REFERENCE_ID_MAX_LENGTH} characters",
             "client_reference_id",
         )
-    currency, amount = line_items_total(required(params, "line_items"))
+    if mode == "setup":
+        currency, amount = required(params, "currency"), None
+    else:
+        currency, amount = line_items_total(required(params, "line_items"))
     created = now()
     expires_at = params.get("expires_at", created + SESSION_LIFETIME_SECONDS)
     if expires_at < created + MIN_SESSION_LIFETIME_SECONDS:
@@ -364,7 +391,7 @@ def new_session(store: Store, params: JsonObject, public_base_url: str) -> Check
         currency_conversion=None,
         custom_fields=[],
         custom_text=dict.fromkeys(template["custom_text"]),
-        customer=None,
+        customer=customer,
         customer_account=None,
         customer_creation="if_required",
         customer_details=None,
@@ -411,7 +438,10 @@ def new_session(store: Store, params: JsonObject, public_base_url: str) -> Check
         wallet_options=None,
     )
     return CheckoutRecord(
-        store.next_sequence(), session, params.get("payment_intent_data", {}), line_items=params["line_items"]
+        store.next_sequence(),
+        session,
+        params.get("payment_intent_data", {}),
+        line_items=params.get("line_items", []),
     )
 
 

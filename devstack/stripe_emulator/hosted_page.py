@@ -137,6 +137,8 @@ def _success_url(session: Mapping[str, Any]) -> str:
 
 
 def _product_name(line_items: list[JsonObject]) -> str:
+    if not line_items:
+        return "Save a card (Visa 4242)"
     if len(line_items) == 1:
         return str(line_items[0]["price_data"]["product_data"]["name"])
     return f"{len(line_items)} items"
@@ -149,7 +151,8 @@ def _seconds(seconds: float) -> str:
 def _open_page(view: PageView, settle_after: float, *, declined: bool) -> str:
     session = view.session
     currency = session["currency"]
-    total = html.escape(_format_amount(session["amount_total"], currency))
+    # A setup-mode session saves a card and charges nothing: it has no total.
+    total = html.escape(_format_amount(session["amount_total"] or 0, currency))
     items = view.line_items
     # Relative to /checkout/{id}, so the forms work behind any proxy that serves the page.
     action = html.escape(quote(session["id"], safe=""))
@@ -194,9 +197,8 @@ def _open_page(view: PageView, settle_after: float, *, declined: bool) -> str:
 
 def _closed_page(view: PageView) -> str:
     session = view.session
-    summary = html.escape(
-        f"{_product_name(view.line_items)} · {_format_amount(session['amount_total'], session['currency'])}"
-    )
+    total = _format_amount(session["amount_total"] or 0, session["currency"])
+    summary = html.escape(f"{_product_name(view.line_items)} · {total}")
     if session["status"] == "complete":
         heading = "This Checkout Session is complete"
         if session["payment_status"] == "paid":

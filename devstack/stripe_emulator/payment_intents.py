@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import copy
 
-from devstack.stripe_emulator import charges
-from devstack.stripe_emulator.errors import no_such
+from devstack.stripe_emulator import charges, customers
+from devstack.stripe_emulator.errors import StripeApiError, invalid, missing, no_such
+from devstack.stripe_emulator.events import RequestContext
 from devstack.stripe_emulator.fixtures import JsonObject, new_id, now, stripe_object
-from devstack.stripe_emulator.forms import EXPAND_ONLY, conform, expands
+from devstack.stripe_emulator.forms import EXPAND_ONLY, METADATA, conform, expands
 from devstack.stripe_emulator.store import CheckoutRecord, Store
 
 
@@ -148,3 +149,75 @@ def retrieve(store: Store, intent_id: str, params: JsonObject) -> JsonObject:
     if expand_charge and intent["latest_charge"] in store.charges:
         intent["latest_charge"] = copy.deepcopy(store.charges[intent["latest_charge"]])
     return intent
+
+
+# --- Off-session PaymentIntents: `POST /v1/payment_intents` with a saved card, confirmed at once. ---
+
+_OFF_SESSION_PARAMS: JsonObject = {
+    "amount": int,
+    "currency": str,
+    "customer": str,
+    "payment_method": str,
+    "off_session": str,
+    "confirm": str,
+    "metadata": METADATA,
+}
+_DECLINES = {
+    "card_declined": (
+        "Your card was declined.",
+        {"code": "card_declined", "decline_code": "generic_decline", "type": "card_error"},
+    ),
+    "authentication_required": (
+        "Your card was declined. This transaction requires authentication.",
+        {"code": "authentication_required", "decline_code": "authentication_required", "type": "card_error"},
+    ),
+}
+
+
+def create_off_session(store: Store, params: JsonObject, request: RequestContext) -> JsonObject:
+    """Charge a customer's saved card without the customer: `payment_intent.succeeded` and its charge, or
+    the card's decline as Stripe answers it (402 `card_error`) with `payment_intent.payment_failed`."""
+    params = conform(params, _OFF_SESSION_PARAMS, "")
+    for name in ("amount", "currency", "customer", "payment_method"):
+        if name not in params:
+            raise missing(name)
+    if params.get("confirm") != "true" or params.get("off_session") != "true":
+        raise invalid("This emulator makes only confirmed off-session PaymentIntents.", "confirm")
+    method = customers.payment_method_of(store, params["payment_method"], "payment_method")
+    if method["customer"] != params["customer"]:
+        raise invalid("The PaymentMethod is not attached to this customer.", "payment_method")
+    intent_id = new_id("pi_")
+    intent = stripe_object(
+        "payment_intent",
+        id=intent_id,
+        amount=params["amount"],
+        amount_received=0,
+        currency=params["currency"],
+        customer=params["customer"],
+        payment_method=method["id"],
+        metadata=dict(params.get("metadata", {})),
+        client_secret=f"{intent_id}_secret_{new_id('', 25)}",
+        created=now(),
+        livemode=False,
+        description=None,
+        latest_charge=None,
+        status="processing",
+        setup_future_usage=None,
+    )
+    store.payment_intents[intent_id] = intent
+    behaviour = store.payment_method_behaviour.get(method["id"], "succeeds")
+    if behaviour in _DECLINES:
+        message, error = _DECLINES[behaviour]
+        status = "requires_action" if behaviour == "authentication_required" else "requires_payment_method"
+        intent.update(status=status, last_payment_error={"message": message, **error})
+        request.events.append(store.publish("payment_intent.payment_failed", intent, request))
+        raise StripeApiError(402, message, error_type="card_error", code=error["code"])
+    intent.update(
+        status="succeeded",
+        amount_received=intent["amount"],
+        latest_charge=new_id("ch_"),
+        last_payment_error=None,
+    )
+    charges.new_charge(store, intent, email=None, bank_debit=False)
+    request.events.append(store.publish("payment_intent.succeeded", intent, request))
+    return copy.deepcopy(intent)

@@ -37,6 +37,10 @@ class Store:
     sequence: int = 0
     # Checkout's payment methods come from the account's one payment method configuration.
     payment_method_configuration: str = field(default_factory=lambda: new_id("pmc_"))
+    # Customers and their saved cards, and how each card behaves when charged (see `customers`).
+    customers: dict[str, JsonObject] = field(default_factory=dict)
+    payment_methods: dict[str, JsonObject] = field(default_factory=dict)
+    payment_method_behaviour: dict[str, str] = field(default_factory=dict)
 
     def clear(self) -> None:
         self.sessions.clear()
@@ -45,6 +49,9 @@ class Store:
         self.refunds.clear()
         self.disputes.clear()
         self.events.clear()
+        self.customers.clear()
+        self.payment_methods.clear()
+        self.payment_method_behaviour.clear()
 
     def next_sequence(self) -> int:
         self.sequence += 1

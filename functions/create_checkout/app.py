@@ -11,7 +11,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from wallet import checkout, snapstart
-from wallet.http import documented_error, json_object, resolver, user_id
+from wallet.http import InvalidBodyError, documented_error, json_object, resolver, user_id
 
 logger = Logger()
 tracer = Tracer()
@@ -65,7 +65,11 @@ CHECKOUT_STATUS = {
 )
 @tracer.capture_method
 def start_checkout() -> dict[str, Any]:
-    new = checkout.start_checkout(user_id(app), json_object(app).get("amount"))
+    body = json_object(app)
+    save_card = body.get("saveCard", False)
+    if not isinstance(save_card, bool):
+        raise InvalidBodyError("saveCard must be true or false.")
+    new = checkout.start_checkout(user_id(app), body.get("amount"), save_card=save_card)
     logger.info(
         "checkout session created", extra={"session_id": new.session_id, "payment_id": new.payment_id}
     )

@@ -34,6 +34,8 @@ METRIC_BY_RESULT = {
     Result.REJECTED: "RejectedFulfilments",
     Result.CLAWED_BACK: "CreditsClawedBack",
     Result.RESTORED: "CreditsRestored",
+    Result.AUTO_TOP_UP_FAILED: "AutoTopUpFailures",
+    Result.CARD_SAVED: "CardsSaved",
 }
 
 

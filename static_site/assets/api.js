@@ -47,6 +47,7 @@ export async function requestJson(url, { method = "GET", json, form, token } = {
   } catch (error) {
     throw new ApiError(error?.name === "TimeoutError" ? TIMED_OUT : NETWORK_FAILED, { kind: "network" });
   }
+  if (response.status === 204) return {};
   const data = await response.json().catch(() => null);
   if (!response.ok) throw errorFor(response.status, data);
   if (data === null || typeof data !== "object") {
@@ -89,5 +90,9 @@ export function createApi(base, currentToken) {
     },
     startCheckout: (amount) => signed("POST", "/checkout", { amount }),
     checkout: (sessionId) => signed("GET", `/checkout/${encodeURIComponent(sessionId)}`),
+    autoTopUp: () => signed("GET", "/auto-top-up"),
+    saveAutoTopUp: (settings) => signed("PUT", "/auto-top-up", settings),
+    addPaymentMethod: () => signed("POST", "/payment-method"),
+    removePaymentMethod: () => signed("DELETE", "/payment-method"),
   };
 }

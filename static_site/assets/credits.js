@@ -3,6 +3,7 @@ import { ApiError, createApi, SESSION_ENDED } from "./api.js";
 import { createAuth } from "./auth.js";
 import { dateParts, money } from "./format.js";
 import { createHistory, PAGE_SIZE as HISTORY_PAGE_SIZE } from "./history.js";
+import { createAutoTopUp } from "./auto-top-up.js";
 
 // Back from Checkout, how long to keep asking before saying the credits will arrive later.
 const POLL_BUDGET_MS = 60_000;
@@ -78,6 +79,7 @@ const state = {
 };
 
 const historyCard = createHistory({ loadPage: (limit, cursor) => state.api.balance(limit, cursor), fail });
+const autoTopUpCard = createAutoTopUp({ api: () => state.api, fail, notify });
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -191,6 +193,7 @@ function resetDashboard() {
   ui.lastTopUp.hidden = true;
   ui.accountName.textContent = "";
   historyCard.reset();
+  autoTopUpCard.reset();
 }
 
 async function showDashboard(session, { focus = false } = {}) {
@@ -219,7 +222,9 @@ async function loadAccount() {
     await Promise.all([state.packs ? null : loadPacks(), loadBalance()]);
   } catch (error) {
     fail(error, loadAccount);
+    return;
   }
+  await autoTopUpCard.load(state.packs ?? [], state.currency);
 }
 
 async function loadPacks() {

@@ -38,6 +38,10 @@ def test_routes_are_the_template_ones_with_the_webhook_and_packs_public() -> Non
         ("POST", "/api/users/{userId}/spend"): ("functions.spend.app", "AWS_IAM"),
         ("GET", "/api/users/{userId}/balance"): ("functions.spend.app", "AWS_IAM"),
         ("POST", "/api/users/{userId}/adjustments"): ("functions.spend.app", "AWS_IAM"),
+        ("GET", "/api/auto-top-up"): ("functions.auto_top_up.app", "JWT"),
+        ("PUT", "/api/auto-top-up"): ("functions.auto_top_up.app", "JWT"),
+        ("POST", "/api/payment-method"): ("functions.auto_top_up.app", "JWT"),
+        ("DELETE", "/api/payment-method"): ("functions.auto_top_up.app", "JWT"),
     }
 
 

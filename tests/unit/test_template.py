@@ -136,18 +136,37 @@ SWEEP_RECORDS = {
 }
 READ_SIGNING_SECRET = {("secretsmanager:GetSecretValue", "StripeWebhookSecret|StripeWebhookSecretArn")}
 READ_FULFILMENT_KEY = {("secretsmanager:GetSecretValue", "FulfilmentKeySecret")}
+AUTO_TOP_UP_STATE = {
+    ("dynamodb:GetItem", "CreditBalanceTable"),
+    ("dynamodb:UpdateItem", "CreditBalanceTable"),
+}
+FIND_CUSTOMER = {("dynamodb:Query", "CreditBalanceTable/byStripeCustomer")}
 
 
 @pytest.mark.parametrize(
     ("function", "expected"),
     [
-        ("StripeWebhookFunction", LEDGER_CHANGE | FIND_DEPOSIT | READ_SIGNING_SECRET | READ_FULFILMENT_KEY),
+        (
+            "StripeWebhookFunction",
+            LEDGER_CHANGE
+            | FIND_DEPOSIT
+            | READ_SIGNING_SECRET
+            | READ_FULFILMENT_KEY
+            | AUTO_TOP_UP_STATE
+            | FIND_CUSTOMER,
+        ),
+        ("AutoTopUpFunction", AUTO_TOP_UP_STATE | READ_API_KEY),
+        (
+            "AutoTopUpTriggerFunction",
+            AUTO_TOP_UP_STATE | READ_API_KEY | {("sqs:SendMessage", "AutoTopUpFailedRecordsQueue")},
+        ),
         ("SpendFunction", LEDGER_CHANGE),
         (
             "CreateCheckoutFunction",
             DEPOSIT
             | READ_API_KEY
             | READ_FULFILMENT_KEY
+            | AUTO_TOP_UP_STATE
             | {
                 ("dynamodb:Query", "CreditTransactionTable/bySession"),
                 ("dynamodb:UpdateItem", "CreditGuardTable"),
@@ -268,7 +287,10 @@ def test_no_function_may_read_both_stripe_secrets(function: str) -> None:
     assert not (readable & API_KEY_SECRETS and readable & {"StripeWebhookSecret", "StripeWebhookSecretArn"})
 
 
-@pytest.mark.parametrize("function", ["CreateCheckoutFunction", "ReconcileFunction"])
+@pytest.mark.parametrize(
+    "function",
+    ["CreateCheckoutFunction", "ReconcileFunction", "AutoTopUpFunction", "AutoTopUpTriggerFunction"],
+)
 def test_functions_that_call_stripe_read_only_the_api_key(function: str) -> None:
     readable = set().union(*(names_in(statements(policy)) for policy in properties(function)["Policies"]))
 
@@ -397,3 +419,29 @@ def test_the_sweep_may_touch_only_its_own_records_in_the_guard_table() -> None:
         if "dynamodb:DeleteItem" in statement["Action"]
     ]
     assert records["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["#sweep"]}}
+
+
+def test_auto_top_up_state_never_includes_the_balance() -> None:
+    [_, update] = properties("AutoTopUpStatePolicy")["PolicyDocument"]["Statement"]
+    attributes = update["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"]
+
+    assert update["Action"] == "dynamodb:UpdateItem"
+    assert "balance" not in attributes
+    assert all(
+        name.startswith(("autoTopUp", "card", "paymentMethod", "stripeCustomer", "userId"))
+        for name in attributes
+    )
+
+
+def test_the_trigger_reads_the_balance_stream_reporting_failed_records_alone_to_a_queue() -> None:
+    trigger = properties("AutoTopUpTriggerFunction")
+    stream = trigger["Events"]["BalanceChanged"]["Properties"]
+
+    assert properties("CreditBalanceTable")["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+    assert trigger["Handler"] == "app.stream_handler"
+    assert stream["Stream"] == {"Fn::GetAtt": ["CreditBalanceTable", "StreamArn"]}
+    assert stream["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert stream["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": ["AutoTopUpFailedRecordsQueue", "Arn"]
+    }
+    assert "AutoTopUpIteratorAgeAlarm" in resources("AWS::CloudWatch::Alarm")

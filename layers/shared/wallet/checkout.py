@@ -25,8 +25,9 @@ class CheckoutStatus:
     result: Result
 
 
-def start_checkout(user_id: str, amount: object) -> NewCheckout:
-    """A Checkout Session for the pack priced `amount`; the price list is the only source of prices."""
+def start_checkout(user_id: str, amount: object, *, save_card: bool = False) -> NewCheckout:
+    """A Checkout Session for the pack priced `amount`; the price list is the only source of prices.
+    `save_card` keeps the card for auto top-up, on the user's one Stripe Customer."""
     prices = settings.price_list()
     pack = None if isinstance(amount, bool) or not isinstance(amount, int) else prices.pack(amount)
     if pack is None:
@@ -34,7 +35,15 @@ def start_checkout(user_id: str, amount: object) -> NewCheckout:
         raise InvalidAmountError(
             f"amount must be one of {allowed} (the price in minor units of {prices.currency.upper()})"
         )
-    return payments.create_checkout_session(user_id, pack, prices.currency, settings.site_url())
+    customer = None
+    if save_card:
+        # Imported here: a plain checkout needs no DynamoDB, and its cold start skips pynamodb.
+        from wallet.auto_top_up import customer_of
+
+        customer = customer_of(user_id, payments.create_customer)
+    return payments.create_checkout_session(
+        user_id, pack, prices.currency, settings.site_url(), save_card_for=customer
+    )
 
 
 def complete_checkout(user_id: str, session_id: str) -> CheckoutStatus:

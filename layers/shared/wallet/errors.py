@@ -47,3 +47,15 @@ class DepositNotRecordedError(RuntimeError):
 class TooManyLookupsError(RuntimeError):
     """A user asked Stripe about more uncredited Checkout Sessions this hour than a person returning
     from Checkout ever would."""
+
+
+class PaymentDeclinedError(RuntimeError):
+    """An off-session payment the card refused, or that its bank wants the customer to confirm."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(f"the payment was refused: {code}")
+        self.code = code
+
+
+class NoPaymentMethodError(ValueError):
+    """Auto top-up asked for without a saved card to charge."""

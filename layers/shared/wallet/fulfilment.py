@@ -13,9 +13,16 @@ from enum import StrEnum
 
 from ulid import ULID
 
-from wallet import ledger, marker, reversals, settings
+from wallet import auto_top_up, ledger, marker, reversals, settings
 from wallet.ledger import Credit, Taken
-from wallet.payments import CheckoutSession, Event, checkout_session, verify_event
+from wallet.payments import (
+    CheckoutSession,
+    Event,
+    checkout_session,
+    payment_intent,
+    saved_card,
+    verify_event,
+)
 
 SOURCE = "stripe_payment"
 FULFILLING_EVENTS = {"checkout.session.completed", "checkout.session.async_payment_succeeded"}
@@ -41,6 +48,10 @@ class Result(StrEnum):
     """A refund or dispute the ledger already reflects: repeated, stale, or settled."""
     NOT_OURS = "not_ours"
     """A refund or dispute of a charge with no deposit here: another integration's."""
+    AUTO_TOP_UP_FAILED = "auto_top_up_failed"
+    """An auto top-up's payment failed or needs the customer: auto top-up is off with a reason."""
+    CARD_SAVED = "card_saved"
+    """A card attached to one of our customers is now the user's saved card."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,10 +111,6 @@ def handle_webhook(payload: bytes, signature: str | None) -> WebhookOutcome:
 
 # -- the sweep: the same path for an event read back from Stripe's log ----------------------------------
 
-# What the webhook acts on, so what the sweep replays from Stripe's log (`types[]` of GET /v1/events).
-REPLAYED_EVENTS = frozenset(FULFILLING_EVENTS | reversals.REVERSAL_EVENTS)
-
-
 def replay(event: Event) -> Outcome:
     """Act on an event read from Stripe's API with our key, exactly as on its webhook delivery."""
     return _act_on(event)
@@ -115,6 +122,8 @@ def replay(event: Event) -> Outcome:
 def _act_on(event: Event) -> Outcome:
     if event.type in reversals.REVERSAL_EVENTS:
         return _reverse(event)
+    if event.type in AUTO_TOP_UP_EVENTS:
+        return _auto_top_up(event)
     if event.type not in FULFILLING_EVENTS | CLOSING_EVENTS:
         return Outcome(Result.IGNORED)
     session = checkout_session(event.data_object)
@@ -181,3 +190,42 @@ def _reason_to_reject(session: CheckoutSession, user_id: str, payment_id: str, c
     if pack.credits != int(credits):
         return f"metadata amount {credits} is not the {pack.credits} credits of the {pack.amount} pack"
     return None
+
+
+# --- Auto top-up: its PaymentIntents and the saved card, all from the event's own data (no Stripe call). ---
+
+AUTO_TOP_UP_EVENTS = {
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "payment_intent.requires_action",
+    "payment_method.attached",
+}
+# What the webhook acts on, so what the sweep replays from Stripe's log (`types[]` of GET /v1/events): a
+# lost auto top-up payment is recovered as a lost checkout is, and its dip ends.
+REPLAYED_EVENTS = frozenset(FULFILLING_EVENTS | reversals.REVERSAL_EVENTS | AUTO_TOP_UP_EVENTS)
+
+
+def _auto_top_up(event: Event) -> Outcome:
+    if event.type == "payment_method.attached":
+        user_id = auto_top_up.save_card(saved_card(event.data_object))
+        return Outcome(Result.CARD_SAVED, user_id=user_id) if user_id else Outcome(Result.IGNORED)
+    intent = payment_intent(event.data_object)
+    # A Checkout payment's PaymentIntent is credited through its session; only auto top-ups count here.
+    if not auto_top_up.is_auto_top_up(intent):
+        return Outcome(Result.IGNORED)
+    if event.type != "payment_intent.succeeded":
+        user_id = auto_top_up.payment_failed(intent)
+        if user_id is None:
+            return Outcome(Result.IGNORED)
+        payment_id = intent.metadata.get("paymentId")
+        return Outcome(Result.AUTO_TOP_UP_FAILED, user_id=user_id, payment_id=payment_id)
+    credited = auto_top_up.credit(intent, event_id=event.id)
+    if isinstance(credited, str):
+        return Outcome(
+            Result.REJECTED,
+            user_id=intent.metadata.get("userId"),
+            payment_id=intent.metadata.get("paymentId"),
+            reason=credited,
+        )
+    result = Result.CREDITED if credited.result is Credit.CREDITED else Result.ALREADY_CREDITED
+    return Outcome(result, user_id=credited.user_id, payment_id=credited.payment_id, credits=credited.credits)

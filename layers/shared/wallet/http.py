@@ -23,6 +23,7 @@ from wallet.errors import (
     InvalidEventError,
     InvalidPageError,
     LedgerUnavailableError,
+    NoPaymentMethodError,
     PaymentsUnavailableError,
     TooManyLookupsError,
 )
@@ -79,6 +80,7 @@ STATUS: dict[type[Exception], tuple[HTTPStatus, str]] = {
     LedgerUnavailableError: (HTTPStatus.INTERNAL_SERVER_ERROR, "ledger_unavailable"),
     # A refund that overtook its deposit: 500 so that Stripe delivers it again once the deposit is in.
     DepositNotRecordedError: (HTTPStatus.INTERNAL_SERVER_ERROR, "deposit_not_recorded"),
+    NoPaymentMethodError: (HTTPStatus.CONFLICT, "no_payment_method"),
 }
 MESSAGES: dict[type[Exception], str] = {
     UnauthorizedError: "Sign in to continue.",

@@ -5,9 +5,9 @@ from __future__ import annotations
 import contextlib
 from functools import cache
 
-from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute
+from pynamodb.attributes import BooleanAttribute, NumberAttribute, TTLAttribute, UnicodeAttribute
 from pynamodb.connection import Connection, TableConnection
-from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection
+from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
 
 from wallet.settings import tables
@@ -38,6 +38,17 @@ class _LedgerModel(Model):
         return table
 
 
+# pynamodb declares Index.__init_subclass__ without types.
+class BalancesByCustomer(GlobalSecondaryIndex["CreditBalance"]):  # type: ignore[no-untyped-call]
+    """Sparse: only users with a Stripe Customer, so a saved card's event finds its user in one query."""
+
+    class Meta:
+        index_name = "byStripeCustomer"
+        projection = KeysOnlyProjection()
+
+    stripe_customer_id = UnicodeAttribute(hash_key=True, attr_name="stripeCustomerId")
+
+
 class CreditBalance(_LedgerModel):
     class Meta:
         table_name = tables().balance_table
@@ -46,6 +57,29 @@ class CreditBalance(_LedgerModel):
     balance = NumberAttribute(default=0)
     currency = UnicodeAttribute(null=True)
     updated_at = UnicodeAttribute(attr_name="updatedAt", null=True)
+
+    # Auto top-up, opt-in: the settings, the saved card, and where the current dip stands.
+    stripe_customer_id = UnicodeAttribute(attr_name="stripeCustomerId", null=True)
+    payment_method_id = UnicodeAttribute(attr_name="paymentMethodId", null=True)
+    card_brand = UnicodeAttribute(attr_name="cardBrand", null=True)
+    card_last4 = UnicodeAttribute(attr_name="cardLast4", null=True)
+    card_exp_month = NumberAttribute(attr_name="cardExpMonth", null=True)
+    card_exp_year = NumberAttribute(attr_name="cardExpYear", null=True)
+    auto_top_up = BooleanAttribute(attr_name="autoTopUp", null=True)
+    auto_top_up_threshold = NumberAttribute(attr_name="autoTopUpThreshold", null=True)
+    # A pack's price in minor units.
+    auto_top_up_amount = NumberAttribute(attr_name="autoTopUpAmount", null=True)
+    auto_top_up_status = UnicodeAttribute(attr_name="autoTopUpStatus", null=True)
+    auto_top_up_reason = UnicodeAttribute(attr_name="autoTopUpReason", null=True)
+    # The dip being refilled: its payment id, claimed once by a conditional update, so a burst of changes
+    # makes one charge; and its PaymentIntent once Stripe made it. Both go when its deposit lands.
+    auto_top_up_episode = UnicodeAttribute(attr_name="autoTopUpEpisode", null=True)
+    auto_top_up_intent = UnicodeAttribute(attr_name="autoTopUpIntent", null=True)
+    # Charges in the 24 h window that started at `autoTopUpWindow` (Unix seconds).
+    auto_top_up_count = NumberAttribute(attr_name="autoTopUpCount", null=True)
+    auto_top_up_window = NumberAttribute(attr_name="autoTopUpWindow", null=True)
+
+    balances_by_customer = BalancesByCustomer()
 
 
 # pynamodb declares Index.__init_subclass__ without types.

@@ -16,7 +16,12 @@ import stripe
 from ulid import ULID
 
 from wallet import marker, settings
-from wallet.errors import CheckoutSessionNotFoundError, InvalidEventError, PaymentsUnavailableError
+from wallet.errors import (
+    CheckoutSessionNotFoundError,
+    InvalidEventError,
+    PaymentDeclinedError,
+    PaymentsUnavailableError,
+)
 from wallet.packs import Pack
 
 # The API version this code was written against; Stripe answers in its shapes whatever the account's default.
@@ -84,9 +89,16 @@ def calling(client: stripe.StripeClient | None) -> tuple[stripe.StripeClient, st
 
 
 def create_checkout_session(
-    user_id: str, pack: Pack, currency: str, site_url: str, client: stripe.StripeClient | None = None
+    user_id: str,
+    pack: Pack,
+    currency: str,
+    site_url: str,
+    client: stripe.StripeClient | None = None,
+    *,
+    save_card_for: str | None = None,
 ) -> NewCheckout:
-    """A Checkout Session for one pack; the new payment id rides in its metadata back to fulfilment."""
+    """A Checkout Session for one pack; the new payment id rides in its metadata back to fulfilment.
+    With `save_card_for` (the user's Stripe Customer), the card paid with is saved for auto top-up."""
     payment_id = str(ULID())
     metadata = {"userId": user_id, "amount": str(pack.credits), "paymentId": payment_id}
     # What fulfilment may credit, fixed now: see wallet.marker.
@@ -98,6 +110,7 @@ def create_checkout_session(
         amount=pack.amount,
         currency=currency,
     )
+    intent_data: stripe.params.checkout.SessionCreateParamsPaymentIntentData = {"metadata": metadata}
     params: stripe.params.checkout.SessionCreateParams = {
         "mode": "payment",
         "line_items": [
@@ -111,11 +124,14 @@ def create_checkout_session(
             }
         ],
         "metadata": metadata,
-        "payment_intent_data": {"metadata": metadata},
+        "payment_intent_data": intent_data,
         "client_reference_id": user_id,
         "success_url": f"{site_url}/dashboard/credits/?checkout=success&session_id={{CHECKOUT_SESSION_ID}}",
         "cancel_url": f"{site_url}/dashboard/credits/?checkout=cancelled",
     }
+    if save_card_for:
+        params["customer"] = save_card_for
+        intent_data["setup_future_usage"] = "off_session"
     try:
         # The payment id as idempotency key: a retried request cannot open a second session.
         sdk, options = calling(client)
@@ -190,3 +206,147 @@ def verify_event(payload: bytes, signature: str | None, secret: str) -> Event:
 def _signed_at(signature: str) -> int:
     """The `t=` timestamp of a Stripe-Signature header, read as the SDK read it when it verified it."""
     return int(next(part.split("=", 2)[1] for part in signature.split(",") if part.split("=", 2)[0] == "t"))
+
+
+# --- Auto top-up: the Stripe Customer, the saved card, and the off-session charge. ---
+
+
+@dataclass(frozen=True, slots=True)
+class OffSessionCharge:
+    """One auto top-up: the pack's price, charged to the saved card without the customer present."""
+
+    customer_id: str
+    payment_method_id: str
+    amount: int
+    currency: str
+    metadata: Mapping[str, str]
+    idempotency_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentIntent:
+    """The fields of a PaymentIntent that auto top-up reads, as an event carries it."""
+
+    id: str
+    status: str | None
+    amount: int | None
+    amount_received: int | None
+    currency: str | None
+    metadata: Mapping[str, str]
+    failure_code: str | None = None
+    livemode: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SavedCard:
+    payment_method_id: str
+    customer_id: str | None
+    brand: str | None
+    last4: str | None
+    exp_month: int | None
+    exp_year: int | None
+
+
+def charge_off_session(charge: OffSessionCharge, client: stripe.StripeClient | None = None) -> str:
+    """Make and confirm the PaymentIntent; its id. The idempotency key makes a retry the same charge."""
+    params: stripe.params.PaymentIntentCreateParams = {
+        "amount": charge.amount,
+        "currency": charge.currency,
+        "customer": charge.customer_id,
+        "payment_method": charge.payment_method_id,
+        "off_session": True,
+        "confirm": True,
+        "metadata": dict(charge.metadata),
+    }
+    try:
+        sdk, options = calling(client)
+        intent = sdk.v1.payment_intents.create(
+            params, options={**options, "idempotency_key": charge.idempotency_key}
+        )
+    except stripe.CardError as exc:
+        raise PaymentDeclinedError(exc.code or "card_declined") from exc
+    except stripe.StripeError as exc:
+        raise PaymentsUnavailableError("Stripe did not make the auto top-up payment") from exc
+    if intent.status == "requires_action":
+        raise PaymentDeclinedError("authentication_required")
+    return intent.id
+
+
+def create_customer(user_id: str, client: stripe.StripeClient | None = None) -> str:
+    """A Stripe Customer for the user; keyed on the user, so two first needs at once make one."""
+    try:
+        sdk, options = calling(client)
+        customer = sdk.v1.customers.create(
+            {"metadata": {"userId": user_id}}, options={**options, "idempotency_key": f"customer-{user_id}"}
+        )
+    except stripe.StripeError as exc:
+        raise PaymentsUnavailableError("Stripe did not create the customer") from exc
+    return customer.id
+
+
+def create_card_setup_session(
+    customer_id: str, user_id: str, currency: str, site_url: str, client: stripe.StripeClient | None = None
+) -> str:
+    """A setup-mode Checkout Session that saves a card for off-session use without paying; its URL."""
+    params: stripe.params.checkout.SessionCreateParams = {
+        "mode": "setup",
+        "currency": currency,
+        "customer": customer_id,
+        "client_reference_id": user_id,
+        "metadata": {"userId": user_id, "purpose": "save_card"},
+        "setup_intent_data": {"metadata": {"userId": user_id}},
+        "success_url": f"{site_url}/dashboard/credits/?card=saved",
+        "cancel_url": f"{site_url}/dashboard/credits/?card=cancelled",
+    }
+    try:
+        sdk, options = calling(client)
+        session = sdk.v1.checkout.sessions.create(params, options=options)
+    except stripe.StripeError as exc:
+        raise PaymentsUnavailableError("Stripe did not create the card set-up session") from exc
+    if not session.url:
+        raise PaymentsUnavailableError("Stripe returned a Checkout Session without a URL")
+    return session.url
+
+
+def detach_payment_method(payment_method_id: str, client: stripe.StripeClient | None = None) -> None:
+    """Detach a saved card from its customer; one already detached or gone is detached."""
+    try:
+        sdk, options = calling(client)
+        sdk.v1.payment_methods.detach(payment_method_id, options=options)
+    except stripe.InvalidRequestError as exc:
+        if exc.http_status not in (400, 404):
+            raise PaymentsUnavailableError("Stripe did not detach the card") from exc
+    except stripe.StripeError as exc:
+        raise PaymentsUnavailableError("Stripe did not detach the card") from exc
+
+
+def payment_intent(data: Mapping[str, Any]) -> PaymentIntent:
+    """The fields auto top-up reads, from a PaymentIntent as an event carries it."""
+    metadata = data.get("metadata") or {}
+    error = data.get("last_payment_error")
+    code = error.get("code") if isinstance(error, Mapping) else None
+    return PaymentIntent(
+        id=str(data.get("id", "")),
+        status=data.get("status"),
+        amount=data.get("amount"),
+        amount_received=data.get("amount_received"),
+        currency=data.get("currency"),
+        metadata={str(k): str(v) for k, v in metadata.items()} if isinstance(metadata, Mapping) else {},
+        failure_code=code if isinstance(code, str) else None,
+        livemode=data.get("livemode") is True,
+    )
+
+
+def saved_card(data: Mapping[str, Any]) -> SavedCard:
+    """A card PaymentMethod's summary, as `payment_method.attached` carries it: no Stripe call."""
+    card = data.get("card")
+    card = card if isinstance(card, Mapping) else {}
+    customer = data.get("customer")
+    return SavedCard(
+        payment_method_id=str(data.get("id", "")),
+        customer_id=customer if isinstance(customer, str) else None,
+        brand=card.get("brand"),
+        last4=card.get("last4"),
+        exp_month=card.get("exp_month"),
+        exp_year=card.get("exp_year"),
+    )

@@ -165,3 +165,15 @@ def _secret(arn: str, arn_name: str) -> str:
     if not isinstance(value, str):
         raise SettingsError(f"the secret {arn_name} names must hold a string, not binary data")
     return value.strip()
+
+
+DEFAULT_AUTO_TOP_UP_DAILY_LIMIT = 3
+
+
+@cache
+def auto_top_up_daily_limit() -> int:
+    """How many auto top-ups one user may be charged in 24 hours before it turns itself off."""
+    value = os.environ.get("AUTO_TOP_UP_DAILY_LIMIT", "").strip() or str(DEFAULT_AUTO_TOP_UP_DAILY_LIMIT)
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
+        raise SettingsError(f"AUTO_TOP_UP_DAILY_LIMIT must be a whole number of 1 or more, not {value!r}")
+    return int(value)

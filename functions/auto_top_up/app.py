@@ -1,0 +1,163 @@
+"""Auto top-up. `lambda_handler`: the signed-in user's settings and saved card (JWT):
+GET/PUT /api/auto-top-up, POST/DELETE /api/payment-method. `stream_handler`: the trigger, fed by the
+DynamoDB stream of CreditBalance; a record that fails is reported back alone (partial batch response),
+so Lambda retries it and nothing after it is lost or charged twice.
+"""
+
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from wallet import auto_top_up, payments, settings, snapstart
+from wallet.auto_top_up import AutoTopUp, Decision
+from wallet.http import InvalidBodyError, documented_error, json_object, resolver, user_id
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = resolver()
+snapstart.register(snapstart.prime_ledger, snapstart.prime_stripe, snapstart.prime_secrets)
+processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+
+BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+SETTINGS = {
+    "type": "object",
+    "required": ["enabled", "threshold", "amount", "paymentMethod", "status", "reason"],
+    "properties": {
+        "enabled": {"type": "boolean"},
+        "threshold": {"type": ["integer", "null"], "description": "Top up when the balance falls below it"},
+        "amount": {"type": ["integer", "null"], "description": "The pack's price in minor units"},
+        "paymentMethod": {"type": ["object", "null"], "description": "brand, last4, expMonth, expYear"},
+        "status": {"enum": ["on", "off", "failed", "limit_reached"]},
+        "reason": {"type": ["string", "null"], "description": "Why it is off, for the user"},
+    },
+}
+METRIC_BY_DECISION = {
+    Decision.CHARGED: "AutoTopUpsCharged",
+    Decision.DECLINED: "AutoTopUpFailures",
+    Decision.LIMIT_REACHED: "AutoTopUpLimitsReached",
+}
+
+
+@app.get(
+    "/api/auto-top-up",
+    summary="The user's auto top-up",
+    tags=["Auto top-up"],
+    security=BEARER,
+    responses={200: {"description": "The settings", "content": {"application/json": {"schema": SETTINGS}}}},
+)
+@tracer.capture_method
+def get_settings() -> dict[str, Any]:
+    return _body(auto_top_up.view(user_id(app)))
+
+
+@app.put(
+    "/api/auto-top-up",
+    summary="Turn auto top-up on or off",
+    tags=["Auto top-up"],
+    security=BEARER,
+    responses={
+        200: {"description": "Saved", "content": {"application/json": {"schema": SETTINGS}}},
+        400: documented_error("amount is not a pack's price, or threshold is below 0"),
+        409: documented_error("No saved card to charge: no_payment_method"),
+    },
+)
+@tracer.capture_method
+def put_settings() -> dict[str, Any]:
+    user = user_id(app)
+    body = json_object(app)
+    if set(body) != {"enabled", "threshold", "amount"} or not isinstance(body["enabled"], bool):
+        raise InvalidBodyError('The body must be {"enabled": true|false, "threshold": 500, "amount": 1000}.')
+    saved = auto_top_up.configure(
+        user, enabled=body["enabled"], threshold=body["threshold"], amount=body["amount"]
+    )
+    logger.info("auto top-up set", extra={"user_id": user, "enabled": saved.enabled})
+    return _body(saved)
+
+
+@app.post(
+    "/api/payment-method",
+    status_code=HTTPStatus.CREATED,
+    summary="Save a card without paying",
+    tags=["Auto top-up"],
+    security=BEARER,
+    responses={
+        201: {"description": "A setup-mode Checkout Session's URL; send the user there"},
+        502: documented_error("Stripe could not be reached"),
+    },
+)
+@tracer.capture_method
+def add_payment_method() -> dict[str, str]:
+    user = user_id(app)
+    customer = auto_top_up.customer_of(user, payments.create_customer)
+    url = payments.create_card_setup_session(
+        customer, user, settings.price_list().currency, settings.site_url()
+    )
+    return {"url": url}
+
+
+@app.delete(
+    "/api/payment-method",
+    summary="Remove the saved card; auto top-up turns off",
+    tags=["Auto top-up"],
+    security=BEARER,
+    responses={
+        204: {"description": "Removed", "content": {}},
+        502: documented_error("Stripe could not be reached"),
+    },
+)
+@tracer.capture_method
+def remove_payment_method() -> Response[str]:
+    auto_top_up.remove_card(user_id(app), payments.detach_payment_method)
+    return Response(status_code=HTTPStatus.NO_CONTENT, body="")
+
+
+def _body(saved: AutoTopUp) -> dict[str, Any]:
+    card = saved.card
+    return {
+        "enabled": saved.enabled,
+        "threshold": saved.threshold,
+        "amount": saved.amount,
+        "paymentMethod": None
+        if card is None
+        else {"brand": card.brand, "last4": card.last4, "expMonth": card.exp_month, "expYear": card.exp_year},
+        "status": saved.status.value,
+        "reason": saved.reason,
+    }
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)
+
+
+@tracer.capture_method
+def record_handler(record: DynamoDBRecord) -> None:
+    """One committed change of a balance item; raising sends it back to be delivered again."""
+    image = record.dynamodb.new_image if record.dynamodb else None
+    if not image or not auto_top_up.may_need_top_up(image):
+        return  # removed, off, above the threshold, or this dip's charge is made: no read needed
+    user = str(image["userId"])
+    decision = auto_top_up.top_up_if_low(user)
+    if decision in METRIC_BY_DECISION:
+        metrics.add_metric(name=METRIC_BY_DECISION[decision], unit=MetricUnit.Count, value=1)
+    logger.info("auto top-up", extra={"user_id": user, "decision": decision.value})
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def stream_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )

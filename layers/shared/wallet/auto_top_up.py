@@ -1,0 +1,427 @@
+"""Auto top-up: a saved card refills the balance when a committed change leaves it below the user's
+threshold, once per dip, at most a few times a day, and only for users who turned it on.
+
+The state lives on the user's `CreditBalance` item. A dip (an "episode") is claimed by one conditional
+update that sets its payment id, so a burst of changes, or a change seen twice, makes one claim; the
+Stripe idempotency key is derived from it, so a retry after a crash makes the same one charge. The
+episode ends when its deposit lands (or the payment fails). Nothing here knows of Lambda or HTTP.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist, PynamoDBException, UpdateError
+from ulid import ULID
+
+from wallet import ledger, payments, settings
+from wallet.errors import (
+    InvalidAmountError,
+    LedgerUnavailableError,
+    NoPaymentMethodError,
+    PaymentDeclinedError,
+)
+from wallet.ledger import Credit
+from wallet.models import CreditBalance
+from wallet.payments import OffSessionCharge, PaymentIntent, SavedCard
+
+SOURCE = "auto_top_up"
+WINDOW_SECONDS = 24 * 60 * 60
+
+Charge = Callable[[OffSessionCharge], str]
+
+
+class Status(StrEnum):
+    OFF = "off"
+    ON = "on"
+    FAILED = "failed"
+    LIMIT_REACHED = "limit_reached"
+
+
+class Decision(StrEnum):
+    """What the trigger did with one committed change."""
+
+    NOT_ENABLED = "not_enabled"
+    ABOVE_THRESHOLD = "above_threshold"
+    IN_PROGRESS = "in_progress"
+    """This dip's charge is already made (or being made by another delivery): nothing more."""
+    CHARGED = "charged"
+    DECLINED = "declined"
+    LIMIT_REACHED = "limit_reached"
+
+
+REASONS = {
+    "card_declined": "Your card was declined. Save another card, then turn auto top-up on again.",
+    "expired_card": "Your card has expired. Save another card, then turn auto top-up on again.",
+    "insufficient_funds": "Your card has insufficient funds. Save another card, then turn auto top-up on "
+    "again.",
+    "authentication_required": "Your bank asked you to confirm the payment, which an automatic top-up cannot "
+    "do. Buy credits once by hand with this card (or save another), then turn auto top-up on again.",
+}
+OTHER_FAILURE = "The automatic payment failed. Save another card, then turn auto top-up on again."
+
+
+def limit_reason(limit: int) -> str:
+    return (
+        f"Auto top-up charged your card {limit} times in 24 hours and paused, so a runaway cannot drain it. "
+        "Turn it on again to resume."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    brand: str | None
+    last4: str | None
+    exp_month: int | None
+    exp_year: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class AutoTopUp:
+    """What the user sees of their auto top-up."""
+
+    enabled: bool
+    threshold: int | None
+    amount: int | None
+    card: Card | None
+    status: Status
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Credited:
+    result: Credit
+    user_id: str
+    payment_id: str
+    credits: int
+
+
+def view(user_id: str) -> AutoTopUp:
+    """The user's auto top-up settings and saved card; all off for a user who never set it."""
+    item = _read(user_id)
+    return _view(item) if item else AutoTopUp(False, None, None, None, Status.OFF, None)
+
+
+def configure(user_id: str, *, enabled: bool, threshold: int, amount: int) -> AutoTopUp:
+    """Turn auto top-up on or off with a threshold and a pack; on needs a saved card.
+
+    Turning it on while the balance is already below the threshold is itself a committed change of the
+    balance item, so the trigger sees it and tops up at once.
+    """
+    if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 0:
+        raise InvalidAmountError(f"threshold must be a whole number of minor units, 0 or more: {threshold!r}")
+    prices = settings.price_list()
+    if isinstance(amount, bool) or not isinstance(amount, int) or prices.pack(amount) is None:
+        allowed = ", ".join(str(a) for a in prices.amounts)
+        raise InvalidAmountError(f"amount must be the price of a pack: one of {allowed}")
+    actions: list[Any] = [
+        CreditBalance.auto_top_up.set(enabled),
+        CreditBalance.auto_top_up_threshold.set(threshold),
+        CreditBalance.auto_top_up_amount.set(amount),
+        CreditBalance.auto_top_up_status.set(Status.ON if enabled else Status.OFF),
+        CreditBalance.auto_top_up_reason.remove(),
+    ]
+    if enabled:
+        # A new episode may start: whatever failed or was pending before is over.
+        actions += [CreditBalance.auto_top_up_episode.remove(), CreditBalance.auto_top_up_intent.remove()]
+    # The card must still be there when the update lands, not only when it was read.
+    condition = CreditBalance.payment_method_id.exists() if enabled else None
+    try:
+        CreditBalance(user_id).update(actions=actions, condition=condition)
+    except UpdateError as exc:
+        if _condition_failed(exc):
+            raise NoPaymentMethodError("Save a card before turning auto top-up on.") from exc
+        raise LedgerUnavailableError("the auto top-up settings could not be saved") from exc
+    except PynamoDBException as exc:
+        raise LedgerUnavailableError("the auto top-up settings could not be saved") from exc
+    return view(user_id)
+
+
+def customer_of(user_id: str, create: Callable[[str], str]) -> str:
+    """The user's one Stripe Customer, made with `create` on first need and remembered."""
+    item = _read(user_id)
+    if item is not None and item.stripe_customer_id:
+        return item.stripe_customer_id
+    customer_id = create(user_id)
+    try:
+        CreditBalance(user_id).update(
+            actions=[CreditBalance.stripe_customer_id.set(CreditBalance.stripe_customer_id | customer_id)]
+        )
+    except PynamoDBException as exc:
+        raise LedgerUnavailableError("the Stripe customer could not be remembered") from exc
+    item = _read(user_id)
+    return item.stripe_customer_id if item and item.stripe_customer_id else customer_id
+
+
+def save_card(card: SavedCard) -> str | None:
+    """Remember a card attached to one of our customers as the user's saved card; the user, or None
+    when the customer is not one of ours. One index query, no Stripe call."""
+    if not card.customer_id or not card.payment_method_id:
+        return None
+    try:
+        owners = list(CreditBalance.balances_by_customer.query(card.customer_id, limit=1))
+        if not owners:
+            return None
+        user_id = owners[0].user_id
+        CreditBalance(user_id).update(
+            actions=[
+                CreditBalance.payment_method_id.set(card.payment_method_id),
+                CreditBalance.card_brand.set(card.brand or "card"),
+                CreditBalance.card_last4.set(card.last4 or ""),
+                CreditBalance.card_exp_month.set(card.exp_month or 0),
+                CreditBalance.card_exp_year.set(card.exp_year or 0),
+            ]
+        )
+    except PynamoDBException as exc:
+        raise LedgerUnavailableError("the saved card could not be recorded") from exc
+    return user_id
+
+
+def remove_card(user_id: str, detach: Callable[[str], None]) -> None:
+    """Detach the saved card at Stripe and forget it here; auto top-up turns off with it."""
+    item = _read(user_id)
+    if item is None or not item.payment_method_id:
+        return
+    detach(item.payment_method_id)
+    try:
+        CreditBalance(user_id).update(
+            actions=[
+                CreditBalance.payment_method_id.remove(),
+                CreditBalance.card_brand.remove(),
+                CreditBalance.card_last4.remove(),
+                CreditBalance.card_exp_month.remove(),
+                CreditBalance.card_exp_year.remove(),
+                CreditBalance.auto_top_up.set(False),
+                CreditBalance.auto_top_up_status.set(Status.OFF),
+                CreditBalance.auto_top_up_reason.remove(),
+            ]
+        )
+    except PynamoDBException as exc:
+        raise LedgerUnavailableError("the saved card could not be removed") from exc
+
+
+def may_need_top_up(item: Mapping[str, Any]) -> bool:
+    """Whether a balance item, as a change left it (attribute names as stored), may need a top-up;
+    False settles it without a read."""
+    if item.get("autoTopUp") is not True:
+        return False
+    if item.get("autoTopUpIntent"):
+        return False  # this dip's charge is made; its deposit ends it
+    if item.get("autoTopUpEpisode"):
+        return True  # claimed but maybe not charged: a crash between the two is resumed
+    return int(item.get("balance") or 0) < int(item.get("autoTopUpThreshold") or 0)
+
+
+def top_up_if_low(
+    user_id: str, *, charge: Charge | None = None, now: Callable[[], float] = time.time
+) -> Decision:
+    """Charge the saved card once for this dip if the balance is below the threshold and it is on."""
+    item = _read(user_id)
+    if item is None or not item.auto_top_up or not item.payment_method_id or not item.stripe_customer_id:
+        return Decision.NOT_ENABLED
+    if item.auto_top_up_episode:
+        if item.auto_top_up_intent:
+            return Decision.IN_PROGRESS
+        episode = item.auto_top_up_episode  # claimed, then the charge was lost: make it, same key
+    else:
+        if int(item.balance) >= int(item.auto_top_up_threshold or 0):
+            return Decision.ABOVE_THRESHOLD
+        claimed = _claim_episode(item, int(now()))
+        if isinstance(claimed, Decision):  # a StrEnum: test it before str
+            return claimed
+        episode = claimed
+    amount = int(item.auto_top_up_amount or 0)
+    pack = settings.price_list().pack(amount)
+    if pack is None:
+        _fail(user_id, episode, "Your auto top-up pack is no longer sold. Choose one and turn it on again.")
+        return Decision.DECLINED
+    try:
+        intent_id = (charge or payments.charge_off_session)(
+            OffSessionCharge(
+                customer_id=item.stripe_customer_id,
+                payment_method_id=item.payment_method_id,
+                amount=pack.amount,
+                currency=settings.price_list().currency,
+                metadata={
+                    "userId": user_id,
+                    "paymentId": episode,
+                    "amount": str(pack.credits),
+                    "source": SOURCE,
+                },
+                idempotency_key=f"auto-top-up-{episode}",
+            )
+        )
+    except PaymentDeclinedError as exc:
+        _fail(user_id, episode, REASONS.get(exc.code, OTHER_FAILURE))
+        return Decision.DECLINED
+    _update(
+        user_id,
+        [CreditBalance.auto_top_up_intent.set(intent_id)],
+        CreditBalance.auto_top_up_episode == episode,
+    )
+    return Decision.CHARGED
+
+
+def _claim_episode(item: CreditBalance, now: int) -> str | Decision:
+    """Claim this dip with one conditional update: its new payment id, or why there is none."""
+    limit = settings.auto_top_up_daily_limit()
+    window = int(item.auto_top_up_window or 0)
+    count = int(item.auto_top_up_count or 0)
+    if now - window >= WINDOW_SECONDS:
+        window, count = now, 0
+    unclaimed = CreditBalance.auto_top_up_episode.does_not_exist() & (CreditBalance.auto_top_up == True)  # noqa: E712 - a condition expression, not a comparison
+    if count >= limit:
+        turned_off = _update(
+            item.user_id,
+            [
+                CreditBalance.auto_top_up.set(False),
+                CreditBalance.auto_top_up_status.set(Status.LIMIT_REACHED),
+                CreditBalance.auto_top_up_reason.set(limit_reason(limit)),
+            ],
+            unclaimed,
+        )
+        return Decision.LIMIT_REACHED if turned_off else Decision.IN_PROGRESS
+    episode = str(ULID())
+    claimed = _update(
+        item.user_id,
+        [
+            CreditBalance.auto_top_up_episode.set(episode),
+            CreditBalance.auto_top_up_count.set(count + 1),
+            CreditBalance.auto_top_up_window.set(window),
+        ],
+        # A user who never had credits has no balance attribute yet: that is a zero balance.
+        unclaimed
+        & (
+            (CreditBalance.balance < int(item.auto_top_up_threshold or 0))
+            | CreditBalance.balance.does_not_exist()
+        ),
+    )
+    return episode if claimed else Decision.IN_PROGRESS
+
+
+def credit(intent: PaymentIntent, event_id: str | None = None) -> Credited | str:
+    """A succeeded auto top-up becomes a `deposit` through the exactly-once ledger, and its dip ends;
+    a reason when the PaymentIntent is an auto top-up this deployment cannot credit."""
+    rejected = reason_to_reject(intent)
+    if rejected:
+        return rejected
+    user_id, payment_id = intent.metadata["userId"], intent.metadata["paymentId"]
+    credits = int(intent.metadata["amount"])
+    result = ledger.add_credits(
+        user_id,
+        credits,
+        source=SOURCE,
+        payment_id=payment_id,
+        currency=settings.price_list().currency,
+        stripe_payment_intent_id=intent.id,
+        stripe_event_id=event_id,
+        amount_paid=intent.amount_received or intent.amount,
+    )
+    # After the deposit, so a crash between the two is finished by Stripe's next delivery.
+    _update(
+        user_id,
+        [CreditBalance.auto_top_up_episode.remove(), CreditBalance.auto_top_up_intent.remove()],
+        CreditBalance.auto_top_up_episode == payment_id,
+    )
+    return Credited(result, user_id, payment_id, credits)
+
+
+def payment_failed(intent: PaymentIntent) -> str | None:
+    """A failed or authentication-required auto top-up turns it off with a reason; the user, or None
+    when it is not this deployment's current auto top-up."""
+    user_id, payment_id = intent.metadata.get("userId", ""), intent.metadata.get("paymentId", "")
+    if intent.metadata.get("source") != SOURCE or not user_id or not payment_id:
+        return None
+    code = "authentication_required" if intent.status == "requires_action" else intent.failure_code
+    failed = _fail(user_id, payment_id, REASONS.get(code or "", OTHER_FAILURE))
+    return user_id if failed else None
+
+
+def is_auto_top_up(intent: PaymentIntent) -> bool:
+    return intent.metadata.get("source") == SOURCE
+
+
+def reason_to_reject(intent: PaymentIntent) -> str | None:
+    prices = settings.price_list()
+    metadata = intent.metadata
+    user_id, payment_id, credits = (metadata.get(k, "") for k in ("userId", "paymentId", "amount"))
+    if intent.livemode != settings.stripe_livemode():
+        return "a PaymentIntent of the other mode (STRIPE_LIVEMODE)"
+    if not user_id or not payment_id or not credits:
+        return "metadata userId, paymentId or amount is missing"
+    try:
+        ULID.from_str(payment_id)
+    except ValueError:
+        return "metadata paymentId is not a ULID"
+    if not (credits.isascii() and credits.isdigit()):
+        return "metadata amount is not a whole number"
+    if intent.currency != prices.currency:
+        return f"currency {intent.currency} is not {prices.currency}"
+    pack = prices.pack(intent.amount_received or intent.amount or 0)
+    if pack is None:
+        return f"amount {intent.amount} is not the price of a pack"
+    if pack.credits != int(credits):
+        return f"metadata amount {credits} is not the {pack.credits} credits of the {pack.amount} pack"
+    return None
+
+
+def _fail(user_id: str, episode: str, reason: str) -> bool:
+    """Auto top-up off with a reason, ending this episode; False when the episode was already over."""
+    return _update(
+        user_id,
+        [
+            CreditBalance.auto_top_up.set(False),
+            CreditBalance.auto_top_up_status.set(Status.FAILED),
+            CreditBalance.auto_top_up_reason.set(reason),
+            CreditBalance.auto_top_up_episode.remove(),
+            CreditBalance.auto_top_up_intent.remove(),
+        ],
+        CreditBalance.auto_top_up_episode == episode,
+    )
+
+
+def _update(user_id: str, actions: list[Any], condition: Any) -> bool:
+    """One conditional update of the balance item: False when its condition did not hold."""
+    try:
+        CreditBalance(user_id).update(actions=actions, condition=condition)
+    except UpdateError as exc:
+        if _condition_failed(exc):
+            return False
+        raise LedgerUnavailableError("the auto top-up state could not be updated") from exc
+    except PynamoDBException as exc:
+        raise LedgerUnavailableError("the auto top-up state could not be updated") from exc
+    return True
+
+
+def _condition_failed(exc: UpdateError) -> bool:
+    return exc.cause_response_code == "ConditionalCheckFailedException"
+
+
+def _read(user_id: str) -> CreditBalance | None:
+    try:
+        return CreditBalance.get(user_id, consistent_read=True)
+    except DoesNotExist:
+        return None
+    except PynamoDBException as exc:
+        raise LedgerUnavailableError("the auto top-up settings could not be read") from exc
+
+
+def _view(item: CreditBalance) -> AutoTopUp:
+    card = (
+        Card(
+            item.card_brand,
+            item.card_last4,
+            None if item.card_exp_month is None else int(item.card_exp_month),
+            None if item.card_exp_year is None else int(item.card_exp_year),
+        )
+        if item.payment_method_id
+        else None
+    )
+    status = Status(item.auto_top_up_status) if item.auto_top_up_status else Status.OFF
+    threshold = None if item.auto_top_up_threshold is None else int(item.auto_top_up_threshold)
+    amount = None if item.auto_top_up_amount is None else int(item.auto_top_up_amount)
+    return AutoTopUp(bool(item.auto_top_up), threshold, amount, card, status, item.auto_top_up_reason)

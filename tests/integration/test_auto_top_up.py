@@ -1,0 +1,361 @@
+"""Auto top-up end to end below the page: settings, the trigger fed by moto's real stream of
+CreditBalance through the stream handler, and the webhook crediting the payment, exactly once."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from ulid import ULID
+
+from devstack.balance_stream import BalanceStream
+from devstack.dynamodb import DynamoDBServer
+from devstack.stripe_emulator import StripeEmulator
+from functions.auto_top_up.app import lambda_handler as auto_top_up_routes
+from functions.auto_top_up.app import stream_handler
+from tests.checkout_flow import deliver
+from tests.lambda_events import LambdaContext, api_event, invoke
+from wallet import auto_top_up, ledger, payments, settings
+from wallet.auto_top_up import Decision, Status
+from wallet.errors import PaymentDeclinedError
+from wallet.models import CreditBalance, CreditTransaction
+from wallet.payments import OffSessionCharge
+
+THRESHOLD = 500
+PACK = 1000  # the $10 pack: 1,000 credits
+
+
+@dataclass
+class FakeStripe:
+    """Stripe's PaymentIntents as auto top-up sees them: one intent per idempotency key, however often
+    it is asked, and a card that may decline, ask for authentication, or lose the answer once."""
+
+    card: str = "ok"
+    lose_answer_once: bool = False
+    intents: dict[str, tuple[str, OffSessionCharge]] = field(default_factory=dict)
+    calls: int = 0
+
+    def __call__(self, charge: OffSessionCharge) -> str:
+        self.calls += 1
+        if self.card != "ok":
+            raise PaymentDeclinedError(self.card)
+        if charge.idempotency_key not in self.intents:
+            self.intents[charge.idempotency_key] = (f"pi_{ULID()}", charge)
+        if self.lose_answer_once:
+            self.lose_answer_once = False
+            raise RuntimeError("the trigger died after Stripe made the intent")
+        return self.intents[charge.idempotency_key][0]
+
+    @property
+    def charges(self) -> int:
+        return len(self.intents)
+
+    def succeeded_events(self) -> list[dict[str, Any]]:
+        return [succeeded(intent_id, charge) for intent_id, charge in self.intents.values()]
+
+
+def payment_intent(intent_id: str, charge: OffSessionCharge, **changes: Any) -> dict[str, Any]:
+    return {
+        "id": intent_id,
+        "object": "payment_intent",
+        "amount": charge.amount,
+        "amount_received": charge.amount,
+        "currency": charge.currency,
+        "customer": charge.customer_id,
+        "payment_method": charge.payment_method_id,
+        "livemode": False,
+        "status": "succeeded",
+        "metadata": dict(charge.metadata),
+        "last_payment_error": None,
+    } | changes
+
+
+def event(kind: str, data_object: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": f"evt_{ULID()}",
+        "object": "event",
+        "api_version": payments.API_VERSION,
+        "created": int(time.time()),
+        "livemode": False,
+        "type": kind,
+        "data": {"object": data_object},
+    }
+
+
+def succeeded(intent_id: str, charge: OffSessionCharge) -> dict[str, Any]:
+    return event("payment_intent.succeeded", payment_intent(intent_id, charge))
+
+
+@pytest.fixture
+def stripe(monkeypatch: pytest.MonkeyPatch) -> FakeStripe:
+    fake = FakeStripe()
+    monkeypatch.setattr(payments, "charge_off_session", fake)
+    return fake
+
+
+@pytest.fixture
+def stream(tables: DynamoDBServer) -> BalanceStream:
+    return BalanceStream(
+        tables.endpoint_url, os.environ["CREDIT_BALANCE_TABLE"], stream_handler, LambdaContext()
+    )
+
+
+def with_card(emulator: StripeEmulator, user: str, *, balance: int) -> None:
+    """Given a user with `balance` credits, a Stripe Customer and a card saved through the webhook."""
+    if balance:
+        ledger.add_credits(user, balance, source="stripe_payment", payment_id=str(ULID()), currency="usd")
+    customer = auto_top_up.customer_of(user, lambda _: f"cus_{user}")
+    card = {
+        "id": f"pm_{user}",
+        "object": "payment_method",
+        "customer": customer,
+        "type": "card",
+        "card": {"brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2030},
+    }
+    assert deliver(emulator.sign(event("payment_method.attached", card))).status == 200
+
+
+def turn_on(user: str, *, threshold: int = THRESHOLD, amount: int = PACK) -> Any:
+    body = json.dumps({"enabled": True, "threshold": threshold, "amount": amount})
+    return invoke(auto_top_up_routes, api_event_for("PUT", user, body))
+
+
+def api_event_for(method: str, user: str, body: str | None = None) -> dict[str, Any]:
+    request = api_event("GET", "/api/balance", user=user, body=body)
+    request["routeKey"] = f"{method} /api/auto-top-up"
+    request["rawPath"] = request["requestContext"]["http"]["path"] = "/api/auto-top-up"
+    request["requestContext"]["http"]["method"] = method
+    return request
+
+
+def deposits(user: str) -> list[CreditTransaction]:
+    return [row for row in CreditTransaction.query(user) if row.source == "auto_top_up"]
+
+
+def pay(emulator: StripeEmulator, stripe: FakeStripe) -> None:
+    """Stripe tells the webhook of every payment it made, twice."""
+    for paid in stripe.succeeded_events() * 2:
+        assert deliver(emulator.sign(paid)).status == 200
+
+
+def spend(user: str, amount: int) -> None:
+    ledger.spend(
+        user,
+        amount,
+        idempotency_key=str(ULID()),
+        description=None,
+        actor="arn:aws:iam::1:role/x",
+        currency="usd",
+    )
+
+
+def test_a_burst_of_spends_across_the_threshold_makes_one_charge_and_one_deposit(
+    stripe_emulator: StripeEmulator, stripe: FakeStripe, stream: BalanceStream
+) -> None:
+    # Given auto top-up on above the threshold
+    with_card(stripe_emulator, "burst", balance=2000)
+    assert turn_on("burst").status == 200
+    # When 50 spends of 40 land at once, taking the balance from 2,000 to 0
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(lambda _: spend("burst", 40), range(50)))
+    stream.drain()
+    # Then one charge was made, and however often Stripe reports it, one deposit lands
+    assert stripe.charges == 1
+    pay(stripe_emulator, stripe)
+    stream.drain()
+    assert stripe.charges == 1
+    assert [int(row.amount) for row in deposits("burst")] == [1000]
+    assert ledger.get_balance("burst") == 1000
+    assert auto_top_up.view("burst").status is Status.ON
+
+
+def test_records_delivered_again_at_once_or_a_trigger_dying_after_the_charge_make_one_charge(
+    stripe_emulator: StripeEmulator, stripe: FakeStripe, stream: BalanceStream
+) -> None:
+    # Given a user with auto top-up on, and a trigger that dies after Stripe made the intent
+    with_card(stripe_emulator, "twice", balance=600)
+    turn_on("twice")
+    stream.drain()
+    stripe.lose_answer_once = True
+    # When a spend crosses the threshold and its records arrive four times at once, the first failing
+    spend("twice", 200)
+    records = stream.records()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(lambda _: stream.deliver(records), range(4)))
+    stream.drain()
+    # Then Stripe was asked more than once, for one charge
+    assert stripe.calls >= 2
+    assert stripe.charges == 1
+    pay(stripe_emulator, stripe)
+    assert ledger.get_balance("twice") == 1400
+
+
+@pytest.mark.parametrize(
+    ("card", "words"), [("card_declined", "declined"), ("authentication_required", "confirm the payment")]
+)
+def test_a_refused_card_turns_auto_top_up_off_with_a_reason_and_deposits_nothing(
+    stripe_emulator: StripeEmulator, stripe: FakeStripe, stream: BalanceStream, card: str, words: str
+) -> None:
+    with_card(stripe_emulator, "refused", balance=600)
+    turn_on("refused")
+    stripe.card = card
+    spend("refused", 200)
+    stream.drain()
+    seen = auto_top_up.view("refused")
+    assert (seen.enabled, seen.status) == (False, Status.FAILED)
+    assert seen.reason
+    assert words in seen.reason
+    assert deposits("refused") == []
+    spend("refused", 100)
+    stream.drain()
+    assert stripe.calls == 1
+
+
+def test_a_payment_that_fails_later_turns_it_off_and_credits_nothing(
+    stripe_emulator: StripeEmulator, stripe: FakeStripe, stream: BalanceStream
+) -> None:
+    with_card(stripe_emulator, "later", balance=600)
+    turn_on("later")
+    spend("later", 200)
+    stream.drain()
+    [(intent_id, charge)] = stripe.intents.values()
+    failed = payment_intent(
+        intent_id, charge, status="requires_payment_method", last_payment_error={"code": "card_declined"}
+    )
+    assert deliver(stripe_emulator.sign(event("payment_intent.payment_failed", failed))).status == 200
+    seen = auto_top_up.view("later")
+    assert (seen.enabled, seen.status) == (False, Status.FAILED)
+    assert deposits("later") == []
+
+
+def test_the_daily_limit_turns_it_off_with_a_reason(
+    stripe_emulator: StripeEmulator, stripe: FakeStripe, stream: BalanceStream
+) -> None:
+    # Given a user who spends everything each time it refills
+    with_card(stripe_emulator, "runaway", balance=600)
+    turn_on("runaway")
+    limit = settings.auto_top_up_daily_limit()
+    for _ in range(limit + 1):
+        spend("runaway", ledger.get_balance("runaway"))
+        stream.drain()
+        pay(stripe_emulator, stripe)
+        stream.drain()
+    # Then it charged `limit` times and then stopped itself, with a reason
+    assert stripe.charges == limit
+    seen = auto_top_up.view("runaway")
+    assert (seen.enabled, seen.status) == (False, Status.LIMIT_REACHED)
+    assert seen.reason
+    assert str(limit) in seen.reason
+
+
+def test_the_limit_counts_a_rolling_day(stripe: FakeStripe, stripe_emulator: StripeEmulator) -> None:
+    with_card(stripe_emulator, "days", balance=0)
+    turn_on("days")
+    clock = [1_000_000.0]
+    for _ in range(3):
+        assert auto_top_up.top_up_if_low("days", now=lambda: clock[0]) is Decision.CHARGED
+        pay(stripe_emulator, stripe)
+        spend("days", ledger.get_balance("days"))
+    assert auto_top_up.top_up_if_low("days", now=lambda: clock[0]) is Decision.LIMIT_REACHED
+    turn_on("days")
+    clock[0] += 24 * 60 * 60
+    assert auto_top_up.top_up_if_low("days", now=lambda: clock[0]) is Decision.CHARGED
+
+
+def test_a_payment_intent_that_is_not_an_auto_top_up_is_ignored(stripe_emulator: StripeEmulator) -> None:
+    charge = OffSessionCharge(
+        "cus_x", "pm_x", 1000, "usd", {"userId": "other", "paymentId": str(ULID()), "amount": "1000"}, "k"
+    )
+    assert deliver(stripe_emulator.sign(succeeded("pi_checkout", charge))).status == 200
+    assert ledger.get_balance("other") == 0
+
+
+def test_an_auto_top_up_whose_amount_is_not_a_pack_is_not_credited(stripe_emulator: StripeEmulator) -> None:
+    metadata = {"userId": "odd", "paymentId": str(ULID()), "amount": "1000", "source": "auto_top_up"}
+    charge = OffSessionCharge("cus_x", "pm_x", 999, "usd", metadata, "k")
+    assert deliver(stripe_emulator.sign(succeeded("pi_odd", charge))).status == 200
+    assert ledger.get_balance("odd") == 0
+
+
+def test_without_a_card_it_cannot_be_turned_on(tables: DynamoDBServer) -> None:
+    response = turn_on("cardless")
+    assert response.status == 409
+    assert response.body["error"]["code"] == "no_payment_method"
+    assert auto_top_up.view("cardless").enabled is False
+
+
+def test_settings_are_validated_and_shown(stripe_emulator: StripeEmulator, tables: DynamoDBServer) -> None:
+    with_card(stripe_emulator, "shown", balance=600)
+    assert turn_on("shown", amount=1234).status == 400
+    assert turn_on("shown", threshold=-1).status == 400
+    response = invoke(auto_top_up_routes, api_event_for("GET", "shown"))
+    assert response.body == {
+        "enabled": False,
+        "threshold": None,
+        "amount": None,
+        "paymentMethod": {"brand": "visa", "last4": "4242", "expMonth": 12, "expYear": 2030},
+        "status": "off",
+        "reason": None,
+    }
+    assert turn_on("shown").body["status"] == "on"
+
+
+def test_removing_the_card_turns_it_off(stripe_emulator: StripeEmulator, stripe: FakeStripe) -> None:
+    with_card(stripe_emulator, "removed", balance=600)
+    turn_on("removed")
+    detached: list[str] = []
+    auto_top_up.remove_card("removed", detached.append)
+    seen = auto_top_up.view("removed")
+    assert detached == ["pm_removed"]
+    assert (seen.enabled, seen.card, seen.status) == (False, None, Status.OFF)
+    assert auto_top_up.top_up_if_low("removed") is Decision.NOT_ENABLED
+
+
+def test_turning_it_on_below_the_threshold_charges_once_at_once(
+    stripe_emulator: StripeEmulator, stripe: FakeStripe, stream: BalanceStream
+) -> None:
+    with_card(stripe_emulator, "low", balance=100)
+    stream.drain()
+    assert stripe.charges == 0  # opt-in: nothing before it is on
+    turn_on("low")
+    stream.drain()
+    assert stripe.charges == 1
+    pay(stripe_emulator, stripe)
+    stream.drain()
+    assert stripe.charges == 1
+    assert ledger.get_balance("low") == 1100
+    assert CreditBalance.get("low").auto_top_up_episode is None
+
+
+def test_two_triggers_that_read_the_same_dip_claim_it_once(
+    stripe_emulator: StripeEmulator, stripe: FakeStripe
+) -> None:
+    # Given a dip that two deliveries read before either claimed it
+    with_card(stripe_emulator, "overlap", balance=100)
+    turn_on("overlap")
+    inner: list[Decision] = []
+
+    def now_while_another_trigger_runs() -> float:
+        if not inner:
+            inner.append(auto_top_up.top_up_if_low("overlap"))
+        return time.time()
+
+    # When the second one runs to its end between the first one's read and its claim
+    outer = auto_top_up.top_up_if_low("overlap", now=now_while_another_trigger_runs)
+    # Then one claimed and charged, the other found the dip taken
+    assert (inner, outer) == ([Decision.CHARGED], Decision.IN_PROGRESS)
+    assert stripe.charges == 1
+
+
+def test_a_user_who_never_had_credits_is_topped_up_when_it_is_turned_on(
+    stripe_emulator: StripeEmulator, stripe: FakeStripe, stream: BalanceStream
+) -> None:
+    with_card(stripe_emulator, "new", balance=0)
+    turn_on("new")
+    stream.drain()
+    assert stripe.charges == 1

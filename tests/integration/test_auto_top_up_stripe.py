@@ -1,0 +1,184 @@
+"""Auto top-up against the Stripe emulator through the real SDK: the customer, the saved test cards, the
+off-session PaymentIntent and the events Stripe sends about them, credited by the webhook."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from ulid import ULID
+
+from devstack.stripe_emulator import StripeEmulator
+from tests.checkout_flow import deliver
+from wallet import auto_top_up, ledger, payments
+from wallet.auto_top_up import Decision, Status
+from wallet.errors import PaymentDeclinedError
+from wallet.payments import OffSessionCharge
+
+pytestmark = pytest.mark.usefixtures("tables")
+
+
+def events_of(emulator: StripeEmulator, kind: str) -> list[dict[str, Any]]:
+    return [event for event in emulator.events if event["type"] == kind]
+
+
+def saved_card(emulator: StripeEmulator, user: str, test_method: str, *, balance: int) -> str:
+    """Given a user with `balance` credits who saved `test_method` on Stripe and turned auto top-up on."""
+    emulator.reset()
+    if balance:
+        ledger.add_credits(user, balance, source="stripe_payment", payment_id=str(ULID()), currency="usd")
+    customer = auto_top_up.customer_of(user, payments.create_customer)
+    [attached] = emulator.save_card(customer, test_method)
+    assert deliver(emulator.sign(attached)).status == 200
+    auto_top_up.configure(user, enabled=True, threshold=500, amount=1000)
+    return customer
+
+
+def test_a_saved_visa_is_charged_off_session_and_its_payment_credited_once(
+    stripe_emulator: StripeEmulator,
+) -> None:
+    customer = saved_card(stripe_emulator, "visa", "pm_card_visa", balance=100)
+    assert auto_top_up.view("visa").card == auto_top_up.Card("visa", "4242", 12, 2034)
+
+    assert auto_top_up.top_up_if_low("visa") is Decision.CHARGED
+
+    [succeeded] = events_of(stripe_emulator, "payment_intent.succeeded")
+    intent = succeeded["data"]["object"]
+    assert (intent["customer"], intent["amount"], intent["metadata"]["source"]) == (
+        customer,
+        1000,
+        "auto_top_up",
+    )
+    for _ in range(2):
+        assert deliver(stripe_emulator.sign(succeeded)).status == 200
+    assert ledger.get_balance("visa") == 1100
+    assert auto_top_up.top_up_if_low("visa") is Decision.ABOVE_THRESHOLD
+
+
+def test_one_idempotency_key_is_one_payment_however_often_it_is_sent(stripe_emulator: StripeEmulator) -> None:
+    customer = saved_card(stripe_emulator, "again", "pm_card_visa", balance=0)
+    method = stripe_emulator.events[-1]["data"]["object"]["id"]
+    charge = OffSessionCharge(customer, method, 1000, "usd", {"source": "auto_top_up"}, "auto-top-up-1")
+
+    first, second = payments.charge_off_session(charge), payments.charge_off_session(charge)
+
+    assert first == second
+    assert len(events_of(stripe_emulator, "payment_intent.succeeded")) == 1
+
+
+@pytest.mark.parametrize(
+    ("test_method", "code"),
+    [
+        ("pm_card_chargeDeclined", "card_declined"),
+        ("pm_card_authenticationRequired", "authentication_required"),
+    ],
+)
+def test_a_refusing_card_turns_it_off_with_the_reason_and_credits_nothing(
+    stripe_emulator: StripeEmulator, test_method: str, code: str
+) -> None:
+    saved_card(stripe_emulator, "refusing", test_method, balance=100)
+
+    assert auto_top_up.top_up_if_low("refusing") is Decision.DECLINED
+    for failed in events_of(stripe_emulator, "payment_intent.payment_failed"):
+        assert deliver(stripe_emulator.sign(failed)).status == 200
+
+    seen = auto_top_up.view("refusing")
+    assert (seen.enabled, seen.status, seen.reason) == (False, Status.FAILED, auto_top_up.REASONS[code])
+    assert ledger.get_balance("refusing") == 100
+
+
+def test_the_sdk_error_of_a_decline_is_translated(stripe_emulator: StripeEmulator) -> None:
+    customer = saved_card(stripe_emulator, "declined", "pm_card_chargeDeclined", balance=0)
+    method = stripe_emulator.events[-1]["data"]["object"]["id"]
+
+    with pytest.raises(PaymentDeclinedError) as declined:
+        payments.charge_off_session(OffSessionCharge(customer, method, 1000, "usd", {}, "k-declined"))
+    assert declined.value.code == "card_declined"
+
+
+def test_removing_the_card_detaches_it_at_stripe_and_turns_auto_top_up_off(
+    stripe_emulator: StripeEmulator,
+) -> None:
+    saved_card(stripe_emulator, "removing", "pm_card_visa", balance=100)
+
+    auto_top_up.remove_card("removing", payments.detach_payment_method)
+
+    [detached] = events_of(stripe_emulator, "payment_method.detached")
+    assert detached["data"]["object"]["customer"] is None
+    assert auto_top_up.view("removing").enabled is False
+    assert auto_top_up.top_up_if_low("removing") is Decision.NOT_ENABLED
+
+
+def test_one_customer_per_user(stripe_emulator: StripeEmulator) -> None:
+    first = auto_top_up.customer_of("once", payments.create_customer)
+    assert auto_top_up.customer_of("once", payments.create_customer) == first
+
+
+def _routes_event(method: str, path: str, user: str, body: str | None = None) -> dict[str, Any]:
+    from tests.lambda_events import api_event
+
+    request = api_event("GET", "/api/balance", user=user, body=body)
+    request["routeKey"] = f"{method} {path}"
+    request["rawPath"] = request["requestContext"]["http"]["path"] = path
+    request["requestContext"]["http"]["method"] = method
+    return request
+
+
+def test_the_whole_loop_save_a_card_turn_it_on_spend_below_and_the_balance_refills_once(
+    stripe_emulator: StripeEmulator, tables: Any
+) -> None:
+    import os
+
+    from devstack.balance_stream import BalanceStream, TriggerContext
+    from functions.auto_top_up.app import lambda_handler as routes
+    from functions.auto_top_up.app import stream_handler
+    from tests.lambda_events import invoke
+
+    stripe_emulator.reset()
+    stream = BalanceStream(
+        tables.endpoint_url, os.environ["CREDIT_BALANCE_TABLE"], stream_handler, TriggerContext()
+    )
+    # Given a user who saved a card on a setup-mode Checkout Session
+    opened = invoke(routes, _routes_event("POST", "/api/payment-method", "loop"))
+    assert opened.status == 201
+    session_id = opened.body["url"].rsplit("/", 1)[-1]
+    for sent in stripe_emulator.pay(session_id):
+        assert deliver(stripe_emulator.sign(sent)).status == 200
+    assert auto_top_up.view("loop").card == auto_top_up.Card("visa", "4242", 12, 2034)
+    # When they turn it on with nothing on the balance, and the stream is read until it is quiet
+    body = '{"enabled": true, "threshold": 500, "amount": 1000}'
+    assert invoke(routes, _routes_event("PUT", "/api/auto-top-up", "loop", body)).status == 200
+    stream.drain()
+    for paid in events_of(stripe_emulator, "payment_intent.succeeded") * 2:
+        assert deliver(stripe_emulator.sign(paid)).status == 200
+    stream.drain()
+    # Then the balance refilled once, and stays refilled
+    assert ledger.get_balance("loop") == 1000
+    assert len(events_of(stripe_emulator, "payment_intent.succeeded")) == 1
+
+
+def test_a_checkout_with_save_card_pays_and_saves_the_card_on_the_users_customer(
+    stripe_emulator: StripeEmulator,
+) -> None:
+    import json
+
+    from functions.create_checkout.app import lambda_handler as create_checkout
+    from tests.lambda_events import api_event, invoke
+
+    stripe_emulator.reset()
+    body = json.dumps({"amount": 1000, "saveCard": True})
+    opened = invoke(create_checkout, api_event("POST", "/api/checkout", user="saver", body=body))
+    assert opened.status == 201
+    sent = stripe_emulator.pay(opened.body["sessionId"])
+    assert [event["type"] for event in sent] == ["checkout.session.completed", "payment_method.attached"]
+    session = sent[0]["data"]["object"]
+    assert session["customer"] == auto_top_up.customer_of("saver", payments.create_customer)
+    for event in sent:
+        assert deliver(stripe_emulator.sign(event)).status == 200
+    assert ledger.get_balance("saver") == 1000
+    assert auto_top_up.view("saver").card is not None
+    refused = invoke(
+        create_checkout,
+        api_event("POST", "/api/checkout", user="saver", body='{"amount": 1000, "saveCard": 1}'),
+    )
+    assert refused.status == 400
