@@ -1,52 +1,44 @@
 """The whole auto top-up loop in `make run`'s process, over real HTTP: save a card on the emulator's page,
 turn auto top-up on, spend below the threshold, and see the balance refill once, through the stack's
-stream poller, the trigger, the emulator's off-session payment and its webhook delivery.
-
-Spends are written into the stack's ledger by `wallet.ledger` itself, from this process, as the
-service route writes them (the local gateway does not sign-check SigV4 routes)."""
+stream poller, the trigger, the emulator's off-session payment and its webhook delivery. Spends go over
+the SigV4-signed service route, as the product's backend sends them."""
 
 from __future__ import annotations
 
 import json
-import os
+import urllib.request
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
+from devstack.sigv4 import ServiceCredentials, signed_headers
 from tests.devstack_process import DevStackProcess
 from tests.integration.test_devstack import Shopper, call, eventually
-from wallet import ledger, models, settings
 
+CREDENTIALS = ServiceCredentials("AKIAAUTOTOPUPTEST001", "auto-top-up-test-secret")
 SETTINGS = {
-    "CREDIT_BALANCE_TABLE": settings.tables().balance_table,
-    "CREDIT_TRANSACTION_TABLE": settings.tables().transaction_table,
-    "CREDIT_GUARD_TABLE": settings.tables().guard_table,
+    "DEVSTACK_SERVICE_ACCESS_KEY_ID": CREDENTIALS.access_key_id,
+    "DEVSTACK_SERVICE_SECRET_ACCESS_KEY": CREDENTIALS.secret_access_key,
 }
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[DevStackProcess]:
     with DevStackProcess(SETTINGS) as running:
-        environment = json.loads(running.run_file.read_text(encoding="utf-8"))["environment"]
-        saved = {name: os.environ.get(name) for name in environment}
-        os.environ.update(environment)
-        models.connection.cache_clear()
-        try:
-            yield running
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
-            models.connection.cache_clear()
+        yield running
 
 
-def spend(user: str, amount: int) -> None:
-    ledger.spend(
-        user, amount, idempotency_key=str(uuid.uuid4()), description=None, actor="service", currency="usd"
+def spend(stack: DevStackProcess, user: str, amount: int) -> None:
+    """A spend as the product's backend makes it: SigV4-signed, with an Idempotency-Key."""
+    url = f"{stack.url}/api/users/{user}/spend"
+    body = json.dumps({"amount": amount}).encode()
+    headers = {"Content-Type": "application/json", "Idempotency-Key": str(uuid.uuid4())}
+    request = urllib.request.Request(
+        url, data=body, headers=signed_headers("POST", url, body, CREDENTIALS, headers=headers), method="POST"
     )
+    with urllib.request.urlopen(request, timeout=15) as response:
+        assert response.status == 201
 
 
 def test_save_a_card_turn_it_on_spend_below_and_the_balance_refills_once_per_dip(
@@ -70,7 +62,7 @@ def test_save_a_card_turn_it_on_spend_below_and_the_balance_refills_once_per_dip
     assert eventually(lambda: shopper.balance()["balance"] == 1000, timeout=20)
 
     # And a spend below the threshold refills once more, once
-    spend(user, 700)
+    spend(stack, user, 700)
     assert eventually(lambda: shopper.balance()["balance"] == 1300, timeout=20)
     rows = [row for row in shopper.balance()["transactions"] if row["type"] == "deposit"]
     assert len(rows) == 2
