@@ -20,7 +20,7 @@ from functions.auto_top_up.app import lambda_handler as auto_top_up_routes
 from functions.auto_top_up.app import stream_handler
 from tests.checkout_flow import deliver
 from tests.lambda_events import LambdaContext, api_event, invoke
-from wallet import auto_top_up, ledger, payments, settings
+from wallet import auto_top_up, event_log, fulfilment, ledger, payments, settings
 from wallet.auto_top_up import Decision, Status
 from wallet.errors import PaymentDeclinedError
 from wallet.models import CreditBalance, CreditTransaction
@@ -359,3 +359,22 @@ def test_a_user_who_never_had_credits_is_topped_up_when_it_is_turned_on(
     turn_on("new")
     stream.drain()
     assert stripe.charges == 1
+
+
+def test_an_auto_top_up_whose_webhook_was_lost_is_credited_by_the_sweeps_replay_and_its_dip_ends(
+    stripe_emulator: StripeEmulator, stripe: FakeStripe, stream: BalanceStream
+) -> None:
+    # Given a dip charged, whose payment_intent.succeeded never reached the webhook
+    with_card(stripe_emulator, "lost", balance=100)
+    turn_on("lost")
+    stream.drain()
+    assert stripe.charges == 1
+    [lost] = stripe.succeeded_events()
+    # When the sweep reads it back from Stripe's event log, twice (two runs)
+    assert lost["type"] in fulfilment.REPLAYED_EVENTS
+    for _ in range(2):
+        fulfilment.replay(event_log.logged_event(lost).event)
+    stream.drain()
+    # Then it is credited once and the dip is over: nothing more is charged
+    assert (len(deposits("lost")), ledger.get_balance("lost"), stripe.charges) == (1, 1100, 1)
+    assert CreditBalance.get("lost").auto_top_up_episode is None

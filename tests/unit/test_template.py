@@ -179,6 +179,8 @@ FIND_CUSTOMER = {("dynamodb:Query", "CreditBalanceTable/byStripeCustomer")}
             | READ_API_KEY
             | READ_FULFILMENT_KEY
             | SWEEP_RECORDS
+            | AUTO_TOP_UP_STATE
+            | FIND_CUSTOMER
             | {
                 ("dynamodb:Scan", "CreditBalanceTable"),
                 ("dynamodb:GetItem", "CreditBalanceTable"),
