@@ -243,26 +243,27 @@ def awaiting_funds(store: Store, session_id: str, action: str) -> tuple[Checkout
     return record, intent
 
 
-def pay(store: Store, session_id: str) -> list[JsonObject]:
+def pay(store: Store, session_id: str, card: str = "pm_card_visa") -> list[JsonObject]:
+    """Pay (or, in setup mode, save) with `card`, one of Stripe's test cards; it is the card saved."""
     record = record_in(store, session_id, "pay", status="open")
     if record.session["mode"] == "setup":
-        return save_card(store, record)
+        return save_card(store, record, card)
     complete(record, payment_status="paid")
     payment_intents.succeed(store, payment_intents.attempt(store, record), _email(record))
     sent = [store.publish("checkout.session.completed", record.session)]
     if record.payment_intent_data.get("setup_future_usage") and record.session["customer"]:
         # The card paid with is saved to the customer for later off-session payments.
-        sent += customers.attach(store, "pm_card_visa", record.session["customer"])
+        sent += customers.attach(store, card, record.session["customer"])
     return sent
 
 
-def save_card(store: Store, record: CheckoutRecord) -> list[JsonObject]:
-    """A setup-mode session completed: its customer has Stripe's test Visa saved, nothing is charged."""
+def save_card(store: Store, record: CheckoutRecord, card: str = "pm_card_visa") -> list[JsonObject]:
+    """A setup-mode session completed: its customer has `card` (a Stripe test card) saved, nothing charged."""
     complete(record, payment_status="no_payment_required")
     record.session["setup_intent"] = new_id("seti_")
     return [
         store.publish("checkout.session.completed", record.session),
-        *customers.attach(store, "pm_card_visa", record.session["customer"]),
+        *customers.attach(store, card, record.session["customer"]),
     ]
 
 

@@ -29,7 +29,13 @@ from devstack.stripe_emulator.store import Store
 CHECKOUT_PAGE_TITLE = "Stripe Checkout emulator (local)"
 CHECKOUT_PAGE_TEMPLATE = Path(__file__).with_name("checkout_page.html")
 DECLINED_MESSAGE = "Your card was declined. Try again or use another card."
-CHECKOUT_ACTIONS = ("pay", "pay-later", "decline", "cancel")
+CHECKOUT_ACTIONS = ("pay", "pay-later", "decline", "cancel", "save-declining", "save-authenticating")
+# A setup-mode page saves one of Stripe's test cards: each button, the card it saves.
+SAVED_CARDS = {
+    "pay": "pm_card_visa",
+    "save-declining": "pm_card_chargeDeclined",
+    "save-authenticating": "pm_card_authenticationRequired",
+}
 CHECKOUT_PAGE_NOTICE = "Local Stripe Checkout emulator — no real payment is taken."
 _CHECKOUT_PAGE = re.compile(r"/checkout/(?P<id>[^/]+)")
 _CHECKOUT_ACTION = re.compile(r"/checkout/(?P<id>[^/]+)/(?P<action>[^/]+)")
@@ -156,6 +162,8 @@ def _open_page(view: PageView, settle_after: float, *, declined: bool) -> str:
     items = view.line_items
     # Relative to /checkout/{id}, so the forms work behind any proxy that serves the page.
     action = html.escape(quote(session["id"], safe=""))
+    if session["mode"] == "setup":
+        return _setup_page(["<h1>Save a card</h1>"], action)
     parts = [f"<h1>{html.escape(_product_name(items))}</h1>"]
     if len(items) == 1 and (description := items[0]["price_data"]["product_data"].get("description")):
         parts.append(f'<p class="muted">{html.escape(description)}</p>')
@@ -193,6 +201,39 @@ def _open_page(view: PageView, settle_after: float, *, declined: bool) -> str:
         + "\n</div>"
     )
     return '<section class="card" aria-label="Payment">\n' + "\n".join(parts) + "\n</section>"
+
+
+def _setup_page(parts: list[str], action: str) -> str:
+    """A setup-mode session: save one of Stripe's test cards for later off-session payments."""
+    buttons = [
+        ("pay", "Save Visa •••• 4242", "Stripe's pm_card_visa: later payments succeed."),
+        (
+            "save-declining",
+            "Save Visa •••• 0002",
+            "Stripe's pm_card_chargeDeclined: later payments are declined.",
+        ),
+        (
+            "save-authenticating",
+            "Save Visa •••• 3184",
+            "Stripe's pm_card_authenticationRequired: later payments need the cardholder, off-session too.",
+        ),
+        ("cancel", "Cancel", "Leave without saving a card and go back to the site."),
+    ]
+    forms = [
+        f'<form method="post" action="{action}/{name}">'
+        f'<button type="submit" class="{"primary" if name == "pay" else "secondary"}"'
+        f' aria-describedby="{name}-hint">{html.escape(label)}</button>'
+        f'<p class="hint" id="{name}-hint">{html.escape(hint)}</p></form>'
+        for name, label, hint in buttons
+    ]
+    parts = [
+        *parts,
+        '<p class="muted">Save a card for later payments; nothing is charged now.</p>',
+        '<h2 class="choose">Choose the test card to save</h2>\n<div class="actions">\n'
+        + "\n".join(forms)
+        + "\n</div>",
+    ]
+    return '<section class="card" aria-label="Save a card">\n' + "\n".join(parts) + "\n</section>"
 
 
 def _closed_page(view: PageView) -> str:
@@ -290,8 +331,10 @@ class HostedCheckout:
         events: list[JsonObject] = []
         then: Callable[[], None] | None = None
         try:
-            if action == "pay":
-                events = self._changed(checkout_sessions.pay, session_id)
+            if action in SAVED_CARDS:
+                events = self._changed(
+                    functools.partial(checkout_sessions.pay, card=SAVED_CARDS[action]), session_id
+                )
             elif action == "pay-later":
                 events = self._changed(checkout_sessions.pay_later, session_id)
                 then = functools.partial(self._schedule_settlement, session_id)
@@ -303,7 +346,7 @@ class HostedCheckout:
         except InvalidTransitionError:
             return _cannot_pay(self.view(session_id), self.page_url(session_id), as_json)
         session = view.session
-        if action in ("pay", "pay-later"):
+        if action in ("pay", "pay-later", *SAVED_CARDS):
             redirect = _success_url(session)
         elif action == "decline":
             redirect = f"{self.page_url(session_id)}?declined=1"

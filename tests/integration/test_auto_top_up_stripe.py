@@ -3,6 +3,7 @@ off-session PaymentIntent and the events Stripe sends about them, credited by th
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -182,3 +183,44 @@ def test_a_checkout_with_save_card_pays_and_saves_the_card_on_the_users_customer
         api_event("POST", "/api/checkout", user="saver", body='{"amount": 1000, "saveCard": 1}'),
     )
     assert refused.status == 400
+
+
+@pytest.mark.parametrize(
+    ("button", "last4", "reason_word"),
+    [("save-declining", "0002", "declined"), ("save-authenticating", "3184", "confirm")],
+)
+def test_the_setup_page_saves_the_test_card_chosen_and_auto_top_up_meets_its_behaviour(
+    stripe_emulator: StripeEmulator, tables: Any, button: str, last4: str, reason_word: str
+) -> None:
+    import os
+    import urllib.request
+
+    from devstack.balance_stream import BalanceStream, TriggerContext
+    from functions.auto_top_up.app import lambda_handler as routes
+    from functions.auto_top_up.app import stream_handler
+    from tests.lambda_events import invoke
+
+    stripe_emulator.reset()
+    stream = BalanceStream(
+        tables.endpoint_url, os.environ["CREDIT_BALANCE_TABLE"], stream_handler, TriggerContext()
+    )
+    opened = invoke(routes, _routes_event("POST", "/api/payment-method", "chooser"))
+    page = urllib.request.urlopen(opened.body["url"], timeout=10).read().decode()
+    assert all(f"/{name}" in page for name in ("pay", "save-declining", "save-authenticating", "cancel"))
+    # Given the card chosen on the setup page, saved through the webhook
+    pressed = urllib.request.Request(
+        f"{opened.body['url']}/{button}", data=b"", headers={"Accept": "application/json"}, method="POST"
+    )
+    assert json.loads(urllib.request.urlopen(pressed, timeout=10).read())["status"] == "complete"
+    for attached in events_of(stripe_emulator, "payment_method.attached"):
+        assert deliver(stripe_emulator.sign(attached)).status == 200
+    assert auto_top_up.view("chooser").card == auto_top_up.Card("visa", last4, 12, 2034)
+    # When auto top-up is turned on below the threshold, its off-session payment meets the card
+    body = '{"enabled": true, "threshold": 500, "amount": 1000}'
+    assert invoke(routes, _routes_event("PUT", "/api/auto-top-up", "chooser", body)).status == 200
+    stream.drain()
+    # Then nothing is credited, and it is off with a reason the user can act on
+    shown = invoke(routes, _routes_event("GET", "/api/auto-top-up", "chooser")).body
+    assert (shown["enabled"], shown["status"]) == (False, "failed")
+    assert reason_word in shown["reason"].lower()
+    assert ledger.get_balance("chooser") == 0

@@ -111,6 +111,7 @@ def handle_webhook(payload: bytes, signature: str | None) -> WebhookOutcome:
 
 # -- the sweep: the same path for an event read back from Stripe's log ----------------------------------
 
+
 def replay(event: Event) -> Outcome:
     """Act on an event read from Stripe's API with our key, exactly as on its webhook delivery."""
     return _act_on(event)
