@@ -192,6 +192,8 @@ def test_ended_session_returns_to_sign_in(credits: CreditsPage) -> None:
     page = credits.page
     credits.open()
     credits.sign_in()
+    # Every card has loaded with the good token (the auto top-up card's settings come last).
+    page.wait_for_load_state("networkidle")
     credits.expect_failing("/api/checkout")
     # A token the API no longer accepts, as after its signing key changed.
     page.evaluate(

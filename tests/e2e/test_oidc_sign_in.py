@@ -7,6 +7,7 @@ Like the issue's deployment, it advertises no end-session endpoint, so the page 
 
 from __future__ import annotations
 
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -112,6 +113,10 @@ def test_sign_out_with_an_end_session_endpoint_also_ends_the_providers_session(
     page.get_by_role("button", name="Sign out").click()
 
     expect(page.get_by_role("button", name="Sign in", exact=True)).to_be_visible()
+    # The page shows sign-in first, then goes to the provider's end-session endpoint.
+    deadline = time.monotonic() + 15
+    while not provider.logouts and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
     [logout] = provider.logouts
     assert logout["client_id"] == provider.client_id
     assert logout["post_logout_redirect_uri"] == f"{credits.stack.url}/dashboard/credits/"
