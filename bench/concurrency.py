@@ -96,6 +96,8 @@ def http_rows(servers: Servers) -> list[Row]:
 
     settings = {
         "STRIPE_WEBHOOK_SECRET": environment.WEBHOOK_SECRET,
+        # The events are marked with the bench's key (bench.local); the stack must verify with the same.
+        "FULFILMENT_KEYS": environment.SETTINGS["FULFILMENT_KEYS"],
         "PYTHONDONTWRITEBYTECODE": "1",
         "DEVSTACK_CONTAINERS_PER_FUNCTION": str(HTTP_CONTAINERS),
     }
