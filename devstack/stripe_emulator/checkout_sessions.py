@@ -28,6 +28,7 @@ from devstack.stripe_emulator.forms import (
     RANGE,
     check_url,
     conform,
+    created_matches,
     expands,
     expansions,
     required,
@@ -481,16 +482,4 @@ def matches(record: CheckoutRecord, params: Mapping[str, Any]) -> bool:
         return False
     if "payment_intent" in params and session["payment_intent"] != params["payment_intent"]:
         return False
-    created = params.get("created")
-    if isinstance(created, int):
-        return bool(session["created"] == created)
-    if isinstance(created, dict):
-        at = session["created"]
-        bounds = {
-            "gt": lambda limit: at > limit,
-            "gte": lambda limit: at >= limit,
-            "lt": lambda limit: at < limit,
-            "lte": lambda limit: at <= limit,
-        }
-        return all(bounds[name](limit) for name, limit in created.items())
-    return True
+    return created_matches(session["created"], params.get("created"))

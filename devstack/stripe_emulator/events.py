@@ -12,7 +12,14 @@ import stripe
 
 from devstack.stripe_emulator.errors import invalid, no_such
 from devstack.stripe_emulator.fixtures import JsonObject, new_id, now, stripe_object
-from devstack.stripe_emulator.forms import EXPAND_ONLY, RANGE, conform, expands, stripe_params
+from devstack.stripe_emulator.forms import (
+    EXPAND_ONLY,
+    RANGE,
+    conform,
+    created_matches,
+    expands,
+    stripe_params,
+)
 
 Signer = Callable[[bytes, int | None], str]
 """Computes the `Stripe-Signature` header of a payload at a timestamp (None: now)."""
@@ -151,19 +158,7 @@ def _matches(event: JsonObject, params: Mapping[str, Any]) -> bool:
         return False
     if "types" in params and event["type"] not in params["types"]:
         return False
-    created = params.get("created")
-    if isinstance(created, int):
-        return bool(event["created"] == created)
-    if isinstance(created, dict):
-        at = event["created"]
-        bounds = {
-            "gt": lambda limit: at > limit,
-            "gte": lambda limit: at >= limit,
-            "lt": lambda limit: at < limit,
-            "lte": lambda limit: at <= limit,
-        }
-        return all(bounds[name](limit) for name, limit in created.items())
-    return True
+    return created_matches(event["created"], params.get("created"))
 
 
 def _type_matches(event_type: str, wanted: str) -> bool:

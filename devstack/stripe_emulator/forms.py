@@ -172,3 +172,18 @@ def expansions(params: Mapping[str, Any], *paths: str) -> set[str]:
         if item not in paths:
             raise invalid(f"This property cannot be expanded ({item}).", "expand")
     return set(params.get("expand", []))
+
+
+def created_matches(at: int, created: object) -> bool:
+    """Whether an object created at `at` passes a list's `created` filter: a time, or gt/gte/lt/lte bounds."""
+    if isinstance(created, int):
+        return at == created
+    if isinstance(created, dict):
+        bounds = {
+            "gt": lambda limit: at > limit,
+            "gte": lambda limit: at >= limit,
+            "lt": lambda limit: at < limit,
+            "lte": lambda limit: at <= limit,
+        }
+        return all(bounds[name](limit) for name, limit in created.items())
+    return True
