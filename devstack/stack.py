@@ -213,7 +213,8 @@ class DevStack:
             "STRIPE_WEBHOOK_SECRET": self.stripe.webhook_secret,
         }
         if self.stripe.secret_key is not None:
-            environment["STRIPE_SECRET_KEY"] = self.stripe.secret_key
+            # Locally one test-mode key serves as the webhook's read-only key too.
+            environment["STRIPE_SECRET_KEY"] = environment["STRIPE_READ_KEY"] = self.stripe.secret_key
         # The fulfilment mark's key (wallet.marker): one per run unless given, like the webhook secret.
         environment["FULFILMENT_KEYS"] = self.settings.get(
             "FULFILMENT_KEYS", ""

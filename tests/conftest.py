@@ -31,6 +31,8 @@ os.environ.update(
         "CREDIT_PACKS": "1000,5000,10000",
         "STRIPE_SECRET_KEY": "sk_test_emulator",
         "STRIPE_WEBHOOK_SECRET": "whsec_test_secret",
+        # The webhook's read-only key; the emulator takes the one key.
+        "STRIPE_READ_KEY": "sk_test_emulator",
         # The fulfilment mark's key (wallet.marker).
         "FULFILMENT_KEYS": "test-fulfilment-key-0123456789abcdef",
     }
@@ -40,6 +42,7 @@ for name in (
     "AWS_ENDPOINT_URL",
     "STRIPE_SECRET_KEY_ARN",
     "STRIPE_WEBHOOK_SECRET_ARN",
+    "STRIPE_READ_KEY_ARN",
     "FULFILMENT_KEYS_ARN",
     "STRIPE_API_BASE",
 ):

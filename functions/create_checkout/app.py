@@ -92,7 +92,7 @@ def start_checkout() -> dict[str, Any]:
 )
 @tracer.capture_method
 def complete_checkout(session_id: str) -> dict[str, Any]:
-    from wallet.fulfilment import Result  # with the ledger it needs, loaded by this route only
+    from wallet.outcomes import Result  # with the ledger it needs, loaded by this route only
 
     status = checkout.complete_checkout(user_id(app), session_id)
     if status.result is Result.CREDITED:

@@ -1,5 +1,6 @@
-"""POST /api/webhooks/stripe: verify Stripe's signature, credit paid Checkout Sessions exactly once, and
-take back what refunds and disputes reverse.
+"""POST /api/webhooks/stripe: verify Stripe's signature, then act on the event as its owner in
+`wallet.stripe_events` says: credit paid Checkout Sessions exactly once, take back what refunds and
+disputes reverse, give it back when they are undone.
 
 Answers 200 for everything it has dealt with, including what it deliberately does not credit (a retry
 could not change that), 400 for what is not a signed Stripe event, and 500 when the ledger failed, so
@@ -16,8 +17,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from wallet import snapstart
 from wallet.errors import InvalidEventError
-from wallet.fulfilment import Result, handle_webhook
 from wallet.http import documented_error, raw_body, resolver
+from wallet.outcomes import Result
+from wallet.stripe_events import handle_webhook
 
 # Stripe events are a few kilobytes; anything far larger is not one, and is refused before any HMAC.
 MAX_EVENT_BYTES = 256 * 1024
@@ -28,6 +30,8 @@ metrics = Metrics()
 app = resolver()
 snapstart.register(snapstart.prime_ledger, snapstart.prime_secrets)
 
+# A dispute or inquiry that took credits: answer it in Stripe before its deadline.
+OPENED_DISPUTES = frozenset({"dispute", "inquiry"})
 METRIC_BY_RESULT = {
     Result.CREDITED: "CreditsDeposited",
     Result.ALREADY_CREDITED: "DuplicateDeliveries",
@@ -83,13 +87,20 @@ def stripe_webhook() -> dict[str, Any]:
         "payment_id": outcome.payment_id,
         "user_id": outcome.user_id,
         "credits": outcome.credits,
+        "row_type": outcome.row_type,
     }
     if outcome.result in METRIC_BY_RESULT:
         metrics.add_metric(name=METRIC_BY_RESULT[outcome.result], unit=MetricUnit.Count, value=1)
-    if outcome.result is Result.CLAWED_BACK and handled.event_type == "charge.dispute.created":
+    if outcome.row_type in OPENED_DISPUTES:
         metrics.add_metric(name="DisputesOpened", unit=MetricUnit.Count, value=1)
     if outcome.result is Result.REJECTED:
-        logger.error("paid checkout session not credited", extra=fields | {"reason": outcome.reason})
+        reversal = handled.event_type.startswith(("charge.", "refund."))
+        message = (
+            "refund or dispute rejected: nothing changed"
+            if reversal
+            else "paid checkout session not credited"
+        )
+        logger.error(message, extra=fields | {"reason": outcome.reason})
     else:
         logger.info("webhook handled", extra=fields)
     return {"received": True}

@@ -19,7 +19,9 @@ from ulid import ULID
 
 from tests.devstack_process import DevStackProcess
 from tests.e2e.conftest import CreditsPage
-from wallet import ledger, models, settings
+from wallet import ledger, models, settings, stripe_events
+from wallet.outcomes import Result
+from wallet.payments import Event
 
 # The stack names its tables as this process's models were named when first imported: see `stack_ledger`.
 DEVSTACK_SETTINGS = {
@@ -66,19 +68,22 @@ class StackLedger:
         )
 
     def refund(self, payment_intent: str, refunded: int, paid: int) -> None:
-        change = ledger.claw_back(
-            payment_intent, ledger.Reversal.REFUND, taken=refunded, paid=paid, currency="usd"
-        )
-        assert change.result is ledger.Taken.APPLIED
+        charge = {"object": "charge", "id": "ch_1", "amount": paid, "amount_refunded": refunded}
+        self._stripe_says("charge.refunded", payment_intent, charge)
 
-    def dispute(self, payment_intent: str, disputed: int, paid: int) -> None:
-        change = ledger.claw_back(
-            payment_intent, ledger.Reversal.DISPUTE, taken=disputed, paid=paid, currency="usd"
-        )
-        assert change.result is ledger.Taken.APPLIED
+    def dispute(self, payment_intent: str, disputed: int, paid: int, status: str = "needs_response") -> None:
+        dispute = {"object": "dispute", "id": f"dp_{payment_intent}", "amount": disputed, "status": status}
+        self._stripe_says("charge.dispute.created", payment_intent, dispute)
 
-    def dispute_won(self, payment_intent: str) -> None:
-        assert ledger.restore(payment_intent, currency="usd").result is ledger.Taken.APPLIED
+    def dispute_won(self, payment_intent: str, disputed: int) -> None:
+        dispute = {"object": "dispute", "id": f"dp_{payment_intent}", "amount": disputed, "status": "won"}
+        self._stripe_says("charge.dispute.closed", payment_intent, dispute)
+
+    def _stripe_says(self, kind: str, payment_intent: str, data: dict[str, object]) -> None:
+        """The event, as the webhook acts on it once its signature checked out."""
+        data = data | {"currency": "usd", "payment_intent": payment_intent}
+        outcome = stripe_events.act_on(Event(f"evt_{uuid.uuid4().hex}", kind, False, data))
+        assert outcome.result in (Result.CLAWED_BACK, Result.RESTORED), outcome
 
 
 @pytest.fixture
@@ -121,7 +126,7 @@ def test_every_row_type_shows_its_label_sign_and_reason(
     stack_ledger.adjust(user, 300, "Goodwill for the outage on 3 May")
     stack_ledger.adjust(user, -100, "Duplicate goodwill")
     stack_ledger.dispute(payment, 1000, paid=5000)
-    stack_ledger.dispute_won(payment)
+    stack_ledger.dispute_won(payment, 1000)
     stack_ledger.refund(payment, 2000, paid=5000)
     stack_ledger.spend(user, 50, None)
 

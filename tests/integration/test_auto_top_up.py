@@ -20,7 +20,7 @@ from functions.auto_top_up.app import lambda_handler as auto_top_up_routes
 from functions.auto_top_up.app import stream_handler
 from tests.checkout_flow import deliver
 from tests.lambda_events import LambdaContext, api_event, invoke
-from wallet import auto_top_up, event_log, fulfilment, ledger, payments, settings
+from wallet import auto_top_up, event_log, ledger, payments, settings, stripe_events
 from wallet.auto_top_up import Decision, Status
 from wallet.errors import PaymentDeclinedError
 from wallet.models import CreditBalance, CreditTransaction
@@ -371,9 +371,9 @@ def test_an_auto_top_up_whose_webhook_was_lost_is_credited_by_the_sweeps_replay_
     assert stripe.charges == 1
     [lost] = stripe.succeeded_events()
     # When the sweep reads it back from Stripe's event log, twice (two runs)
-    assert lost["type"] in fulfilment.REPLAYED_EVENTS
+    assert lost["type"] in stripe_events.REPLAYED
     for _ in range(2):
-        fulfilment.replay(event_log.logged_event(lost).event)
+        stripe_events.act_on(event_log.logged_event(lost).event)
     stream.drain()
     # Then it is credited once and the dip is over: nothing more is charged
     assert (len(deposits("lost")), ledger.get_balance("lost"), stripe.charges) == (1, 1100, 1)

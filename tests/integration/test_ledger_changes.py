@@ -3,6 +3,7 @@ the sum of the rows, and a spend never below zero."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -10,8 +11,9 @@ from ulid import ULID
 
 from wallet import ledger
 from wallet.errors import IdempotencyKeyReusedError, InsufficientCreditsError, InvalidAmountError
-from wallet.ledger import Reversal, Taken
+from wallet.ledger import PaymentChange, RowKinds, Taken
 from wallet.models import CreditGuard, CreditTransaction
+from wallet.payment_state import PaymentState
 
 pytestmark = pytest.mark.usefixtures("tables")
 SERVICE = "arn:aws:iam::000000000000:role/api-service"
@@ -47,14 +49,34 @@ def assert_balance_is_the_sum_of_rows(user_id: str) -> int:
     return balance
 
 
-def refund(payment_intent: str, refunded: int, paid: int) -> ledger.PaymentChange:
-    return ledger.claw_back(payment_intent, Reversal.REFUND, taken=refunded, paid=paid, currency="usd")
+REFUNDS = RowKinds(take="refund", give="refund_failed")
+DISPUTES = RowKinds(take="dispute", give="dispute_won")
 
 
-def dispute(payment_intent: str, amount: int, paid: int, *, lost: bool = False) -> ledger.PaymentChange:
-    return ledger.claw_back(
-        payment_intent, Reversal.DISPUTE, taken=amount, paid=paid, currency="usd", final=lost
+def settle(
+    payment_intent: str, observe: Callable[[PaymentState], PaymentState], kinds: RowKinds
+) -> PaymentChange:
+    deposit = ledger.deposit_for(payment_intent)
+    if deposit is None:
+        return PaymentChange(Taken.NO_DEPOSIT)
+    return ledger.settle_payment(deposit, observe, kinds, currency="usd")
+
+
+def refund(payment_intent: str, refunded: int, paid: int) -> PaymentChange:
+    """What a charge.refunded says: the cumulative amount refunded out of the charge's amount."""
+    return settle(payment_intent, lambda state: state.with_charge(paid, refunded), REFUNDS)
+
+
+def dispute(payment_intent: str, amount: int, paid: int, *, status: str = "needs_response") -> PaymentChange:
+    return settle(
+        payment_intent,
+        lambda state: state.with_charge(paid, 0).with_dispute("dp_1", amount, status),
+        DISPUTES,
     )
+
+
+def restore(payment_intent: str) -> PaymentChange:
+    return settle(payment_intent, lambda state: state.with_dispute("dp_1", 1000, "won"), DISPUTES)
 
 
 # --- spends -------------------------------------------------------------------------------------------
@@ -287,8 +309,8 @@ def test_a_dispute_takes_its_share_and_a_win_gives_it_back_once() -> None:
     deposit("alice", 1000)
 
     opened = dispute("pi_1", 1000, 1000)
-    won = ledger.restore("pi_1", currency="usd")
-    won_again = ledger.restore("pi_1", currency="usd")
+    won = restore("pi_1")
+    won_again = restore("pi_1")
     reopened = dispute("pi_1", 1000, 1000)
 
     assert (opened.amount, won.amount) == (-1000, 1000)
@@ -301,7 +323,7 @@ def test_a_lost_dispute_keeps_what_it_took_and_takes_nothing_more() -> None:
     deposit("alice", 1000)
     dispute("pi_1", 1000, 1000)
 
-    lost = dispute("pi_1", 1000, 1000, lost=True)
+    lost = dispute("pi_1", 1000, 1000, status="lost")
     opened_again = dispute("pi_1", 1000, 1000)
 
     assert (lost.result, opened_again.result) == (Taken.NOTHING_MORE, Taken.NOTHING_MORE)
@@ -312,9 +334,9 @@ def test_a_dispute_closed_before_it_was_opened_is_settled_either_way() -> None:
     deposit("alice", 1000, "pi_won")
     deposit("alice", 1000, "pi_lost")
 
-    ledger.restore("pi_won", currency="usd")
+    restore("pi_won")
     dispute("pi_won", 1000, 1000)
-    lost = dispute("pi_lost", 1000, 1000, lost=True)
+    lost = dispute("pi_lost", 1000, 1000, status="lost")
     dispute("pi_lost", 1000, 1000)
 
     assert lost.amount == -1000
@@ -339,4 +361,4 @@ def test_refunds_and_disputes_together_never_take_more_than_the_deposit_gave() -
 
     assert assert_balance_is_the_sum_of_rows("alice") == 0
     guard = CreditGuard.get("alice", f"payment#{rows('alice')[0].payment_id}")
-    assert (guard.refunded, guard.disputed) == (600, 400)
+    assert guard.taken == 1000

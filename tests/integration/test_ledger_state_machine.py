@@ -1,49 +1,127 @@
-"""The ledger as a state machine: deposits, spends, adjustments, refunds and disputes, with Stripe's
-events delivered late, out of order and more than once. After every step each balance is the sum of
-its rows, no spend overdraws, no payment is credited twice, and refunds and disputes never take more
-than a payment bought, nor less than the refunds delivered so far ask for."""
+"""The ledger against a model of what customers are owed.
+
+Hypothesis plays Stripe: customers pay (through the real checkout handler and the emulator), then their
+payments are refunded in part or in full, refunds fail at the bank, banks open inquiries that close or
+escalate, chargebacks are won, lost, appealed and won on appeal. Each of those moves queues the events
+Stripe would send, each carrying the object as it was then. Deliveries are any of them, any number of
+times, in any order, through the webhook (signed) or the sweep's path (`stripe_events.act_on`); spends
+and adjustments run between them. After every step each balance is the sum of its rows and no payment
+lost more than it bought; at the end, once everything has been delivered, every balance is what a small
+reference model of the customers' true positions says.
+"""
 
 from __future__ import annotations
 
+import copy
 import itertools
 import random
+import time
 from dataclasses import dataclass, field
+from typing import Any
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
-from ulid import ULID
 
 from devstack.dynamodb import DynamoDBServer
+from devstack.stripe_emulator import StripeEmulator
+from tests.checkout_flow import deliver, start_checkout
 from tests.conftest import TABLE_NAMES
-from wallet import ledger
-from wallet.errors import IdempotencyKeyReusedError, InsufficientCreditsError
-from wallet.ledger import Reversal, Taken
+from wallet import ledger, stripe_events
+from wallet.errors import DepositNotRecordedError, InsufficientCreditsError
 from wallet.models import CreditTransaction
+from wallet.payments import Event
 
 USERS = ("alice", "bob")
 SERVICE = "arn:aws:iam::000000000000:user/service"
-# Prices and what they buy: a bonus pack gives more credits than it costs.
-PACKS = ((1000, 1000), (5000, 5500), (333, 333))
+# Checkout prices and the credits they buy (the 5000 pack's bonus comes with CREDIT_PACKS below).
+PACKS = ((1000, 1000), (5000, 5500), (10000, 10000))
+# Statuses in which a dispute holds the customer's money back, as Stripe documents them.
+HOLDING = {
+    "warning_needs_response",
+    "warning_under_review",
+    "needs_response",
+    "under_review",
+    "lost",
+    "appeal_needs_response",
+    "appeal_under_review",
+    "prevented",
+}
+FORMAL_OPEN = {"needs_response", "under_review", "lost", "appeal_needs_response", "appeal_under_review"}
+# What each action does to a dispute's status, and the events Stripe sends for it.
+DISPUTE_MOVES: dict[str, tuple[set[str], str, tuple[str, ...]]] = {
+    "submit_inquiry": ({"warning_needs_response"}, "warning_under_review", ("charge.dispute.updated",)),
+    "close_inquiry": (
+        {"warning_needs_response", "warning_under_review"},
+        "warning_closed",
+        ("charge.dispute.closed",),
+    ),
+    "escalate": (
+        {"warning_needs_response", "warning_under_review"},
+        "needs_response",
+        ("charge.dispute.updated", "charge.dispute.funds_withdrawn"),
+    ),
+    "submit": ({"needs_response"}, "under_review", ("charge.dispute.updated",)),
+    "win": (
+        {"needs_response", "under_review", "appeal_needs_response", "appeal_under_review"},
+        "won",
+        ("charge.dispute.closed", "charge.dispute.funds_reinstated"),
+    ),
+    "lose": (
+        {"needs_response", "under_review", "appeal_needs_response", "appeal_under_review"},
+        "lost",
+        ("charge.dispute.closed",),
+    ),
+    "appeal": ({"lost"}, "appeal_needs_response", ("charge.dispute.updated",)),
+    "submit_appeal": ({"appeal_needs_response"}, "appeal_under_review", ("charge.dispute.updated",)),
+}
 
 
 @dataclass
 class Payment:
+    """One paid Checkout Session and what Stripe has done to it since: the truth the ledger must reach."""
+
     user: str
-    payment_id: str
-    payment_intent: str
     price: int
     credits: int
-    refunded: int = 0
-    """Stripe's cumulative amount_refunded, as the latest event says."""
-    events: list[tuple[str, int]] = field(default_factory=list)
-    """Stripe's events for this payment: (type, cumulative amount or 0), in the order Stripe sent them."""
-    delivered_refund: int = 0
-    """The largest cumulative refund the ledger has applied."""
+    payment_intent: str
+    charge: str
+    refunds: dict[str, list[Any]] = field(default_factory=dict)
+    """Refund id -> [amount, status]."""
+    disputes: dict[str, list[Any]] = field(default_factory=dict)
+    """Dispute id -> [amount, status], in the order they were opened."""
+    queued: list[dict[str, Any]] = field(default_factory=list)
+    """Every event Stripe sent about this payment, each with its object as it was then."""
+
+    def live_refunds(self) -> int:
+        return sum(amount for amount, status in self.refunds.values() if status not in ("failed", "canceled"))
+
+    def open_dispute(self) -> str | None:
+        return next(
+            (d for d, (_, status) in self.disputes.items() if status not in ("warning_closed", "won")),
+            None,
+        )
+
+    def owed_back(self) -> int:
+        """The reference: what the customer may not keep of this payment, from Stripe's final state."""
+        money = self.live_refunds() + sum(a for a, status in self.disputes.values() if status in HOLDING)
+        money = min(money, self.price)
+        return (2 * self.credits * money + self.price) // (2 * self.price)
 
 
-def share(credits: int, taken: int, paid: int) -> int:
-    return (2 * credits * taken + paid) // (2 * paid)
+def event(kind: str, data_object: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": f"evt_{random.getrandbits(64):016x}",
+        "object": "event",
+        "api_version": "2026-10-28.endive",
+        "created": int(time.time()),
+        "livemode": False,
+        "pending_webhooks": 1,
+        "request": {"id": None, "idempotency_key": None},
+        "type": kind,
+        "data": {"object": copy.deepcopy(data_object)},
+    }
 
 
 class Ledger(RuleBasedStateMachine):
@@ -54,130 +132,140 @@ class Ledger(RuleBasedStateMachine):
         SERVER.reset()
         SERVER.create_tables(TABLE_NAMES)
         self.numbers = itertools.count()
-        self.keys: dict[tuple[str, str], tuple[int, str | None]] = {}
         self.paid: list[Payment] = []
+        self.moved = dict.fromkeys(USERS, 0)
+        """Spends and adjustments that went through, per user."""
 
-    @rule(
-        target=payments,
-        user=st.sampled_from(USERS),
-        pack=st.sampled_from(PACKS),
-        refunds=st.lists(st.integers(min_value=1, max_value=1000), max_size=3),
-        dispute=st.sampled_from([None, "open", "won", "lost"]),
-        disputed_first=st.booleans(),
-    )
-    def pay(
-        self,
-        user: str,
-        pack: tuple[int, int],
-        refunds: list[int],
-        dispute: str | None,
-        disputed_first: bool,
-    ) -> Payment:
-        """A customer pays; what Stripe then sends about the payment is queued, none of it delivered yet:
-        the checkout event, refunds (cumulative) and a dispute that may be won or lost."""
+    # -- Stripe's side -------------------------------------------------------------------------------
+
+    @rule(target=payments, user=st.sampled_from(USERS), pack=st.sampled_from(PACKS))
+    def pay(self, user: str, pack: tuple[int, int]) -> Payment:
+        """A customer pays on Checkout; its checkout.session.completed is queued, not delivered yet."""
         price, credits = pack
-        payment = Payment(user, str(ULID()), f"pi_{next(self.numbers)}", price, credits)
+        [completed] = EMULATOR.pay(start_checkout(user, price))
+        session = completed["data"]["object"]
+        payment = Payment(user, price, credits, session["payment_intent"], EMULATOR.charge_of(session["id"]))
+        payment.queued.append(completed)
         self.paid.append(payment)
-        disputes = []
-        if dispute is not None:
-            disputes.append(("dispute_open", price))
-            if dispute != "open":
-                disputes.append((f"dispute_{dispute}", price))
-        refunded = []
-        for part in refunds:
-            if payment.refunded < price:
-                payment.refunded = min(price, payment.refunded + part)
-                refunded.append(("refund", payment.refunded))
-        payment.events = [("deposit", 0), *(disputes + refunded if disputed_first else refunded + disputes)]
         return payment
 
-    @rule(payment=payments, pick=st.integers(min_value=0), times=st.integers(min_value=1, max_value=2))
-    def deliver(self, payment: Payment, pick: int, times: int) -> None:
-        """Any of a payment's events, in any order, any number of times."""
-        if not payment.events:
+    @rule(payment=payments, part=st.integers(min_value=1, max_value=10_000), full=st.booleans())
+    def refund(self, payment: Payment, part: int, full: bool) -> None:
+        """The merchant refunds what is left, or a part: allowed unless a chargeback is under way."""
+        left = payment.price - payment.live_refunds()
+        if left <= 0 or any(status in FORMAL_OPEN for _, status in payment.disputes.values()):
             return
-        kind, amount = payment.events[pick % len(payment.events)]
+        amount = left if full else min(part, left)
+        refund_id = f"re_{next(self.numbers)}"
+        payment.refunds[refund_id] = [amount, "succeeded"]
+        payment.queued.append(event("charge.refunded", self._charge(payment)))
+        payment.queued.append(event("refund.created", self._refund(payment, refund_id)))
+
+    @rule(payment=payments, pick=st.integers(min_value=0))
+    def refund_fails(self, payment: Payment, pick: int) -> None:
+        """A refund the bank returns: the customer gets nothing back, so the credits must come back."""
+        done = [r for r, (_, status) in payment.refunds.items() if status == "succeeded"]
+        if not done:
+            return
+        refund_id = done[pick % len(done)]
+        payment.refunds[refund_id][1] = "failed"
+        refund = self._refund(payment, refund_id)
+        for kind in ("refund.failed", "refund.updated", "charge.refund.updated"):
+            payment.queued.append(event(kind, refund))
+
+    @rule(payment=payments, inquiry=st.booleans())
+    def dispute(self, payment: Payment, inquiry: bool) -> None:
+        """The cardholder's bank opens an inquiry or a chargeback on what was not refunded."""
+        amount = payment.price - payment.live_refunds()
+        if amount <= 0 or payment.open_dispute() is not None:
+            return
+        dispute_id = f"dp_{next(self.numbers)}"
+        payment.disputes[dispute_id] = [amount, "warning_needs_response" if inquiry else "needs_response"]
+        payment.queued.append(event("charge.dispute.created", self._dispute(payment, dispute_id)))
+        if not inquiry:
+            payment.queued.append(event("charge.dispute.funds_withdrawn", self._dispute(payment, dispute_id)))
+
+    @rule(payment=payments, move=st.sampled_from(sorted(DISPUTE_MOVES)))
+    def dispute_moves(self, payment: Payment, move: str) -> None:
+        dispute_id = payment.open_dispute()
+        if dispute_id is None:
+            return
+        allowed, status, kinds = DISPUTE_MOVES[move]
+        if payment.disputes[dispute_id][1] not in allowed:
+            return
+        payment.disputes[dispute_id][1] = status
+        for kind in kinds:
+            payment.queued.append(event(kind, self._dispute(payment, dispute_id)))
+
+    # -- deliveries --------------------------------------------------------------------------------------
+
+    @rule(
+        payment=payments,
+        pick=st.integers(min_value=0),
+        times=st.integers(min_value=1, max_value=2),
+        swept=st.booleans(),
+    )
+    def deliver(self, payment: Payment, pick: int, times: int, swept: bool) -> None:
+        """Any one event Stripe sent, once or twice, by the webhook or by the sweep."""
+        sent = payment.queued[pick % len(payment.queued)]
         for _ in range(times):
-            self._apply(payment, kind, amount)
+            self._deliver(sent, swept)
 
     @rule(payment=payments, order=st.randoms(use_true_random=False))
     def deliver_everything(self, payment: Payment, order: random.Random) -> None:
-        """Every event of a payment at least once, shuffled, some twice: Stripe's at-least-once."""
-        events = payment.events + order.sample(payment.events, k=len(payment.events) // 2)
-        order.shuffle(events)
-        for kind, amount in events:
-            self._apply(payment, kind, amount)
+        """Every event of a payment, shuffled, some twice: Stripe's at-least-once, in no order."""
+        sent = payment.queued + order.sample(payment.queued, k=len(payment.queued) // 2)
+        order.shuffle(sent)
+        for each in sent:
+            self._deliver(each, order.random() < 0.5)
 
-    def _apply(self, payment: Payment, kind: str, amount: int) -> None:
-        if kind == "deposit":
-            ledger.add_credits(
-                payment.user,
-                payment.credits,
-                source="stripe_payment",
-                payment_id=payment.payment_id,
-                currency="usd",
-                stripe_payment_intent_id=payment.payment_intent,
-                amount_paid=payment.price,
-            )
-        elif kind == "refund":
-            change = ledger.claw_back(
-                payment.payment_intent, Reversal.REFUND, taken=amount, paid=payment.price, currency="usd"
-            )
-            if change.result is not Taken.NO_DEPOSIT:
-                payment.delivered_refund = max(payment.delivered_refund, amount)
-        elif kind == "dispute_won":
-            ledger.restore(payment.payment_intent, currency="usd")
-        else:
-            ledger.claw_back(
-                payment.payment_intent,
-                Reversal.DISPUTE,
-                taken=amount,
-                paid=None,
-                currency="usd",
-                final=kind == "dispute_lost",
-            )
+    def _deliver(self, sent: dict[str, Any], swept: bool) -> bool:
+        """True once the ledger took it; False for a refund or dispute that came before its deposit,
+        which the webhook answers 500 and the sweep records, so that both try again."""
+        if not swept:
+            status = deliver(EMULATOR.sign(sent)).status
+            assert status in (200, 500)
+            return status == 200
+        try:
+            stripe_events.act_on(Event(sent["id"], sent["type"], False, sent["data"]["object"]))
+        except DepositNotRecordedError:
+            return False
+        return True
 
-    @rule(
-        user=st.sampled_from(USERS),
-        amount=st.integers(min_value=1, max_value=3000),
-        key=st.sampled_from("abcd"),
-    )
-    def spend(self, user: str, amount: int, key: str) -> None:
+    # -- the product's side ------------------------------------------------------------------------------
+
+    @rule(user=st.sampled_from(USERS), amount=st.integers(min_value=1, max_value=6000))
+    def spend(self, user: str, amount: int) -> None:
         before = ledger.get_balance(user)
-        first = self.keys.get((user, key))
         try:
             receipt = ledger.spend(
-                user, amount, idempotency_key=key, description=None, actor=SERVICE, currency="usd"
+                user,
+                amount,
+                idempotency_key=f"k{next(self.numbers)}",
+                description=None,
+                actor=SERVICE,
+                currency="usd",
             )
-        except InsufficientCreditsError as refused:
-            balance = refused.balance
-            assert first is None
-            assert balance == before < amount
+        except InsufficientCreditsError:
+            assert before < amount
             return
-        except IdempotencyKeyReusedError:
-            assert first is not None
-            assert first != (-amount, None)
-            return
-        if first is None:
-            assert before >= amount, "a spend overdrew"
-            assert receipt.balance == before - amount
-            self.keys[(user, key)] = (-amount, None)
-        else:
-            assert receipt.replayed
-            assert receipt.balance == before
+        assert before >= amount, "a spend overdrew"
+        assert receipt.balance == before - amount
+        self.moved[user] -= amount
 
     @rule(user=st.sampled_from(USERS), amount=st.integers(min_value=-2000, max_value=2000).filter(bool))
     def adjust(self, user: str, amount: int) -> None:
-        before = ledger.get_balance(user)
-        receipt = ledger.adjust(
+        ledger.adjust(
             user,
             amount,
-            idempotency_key=f"adj-{next(self.numbers)}",
+            idempotency_key=f"a{next(self.numbers)}",
             reason="test",
             actor=SERVICE,
             currency="usd",
         )
-        assert receipt.balance == before + amount
+        self.moved[user] += amount
+
+    # -- what must always hold ---------------------------------------------------------------------------
 
     @invariant()
     def the_ledger_is_whole(self) -> None:
@@ -188,38 +276,98 @@ class Ledger(RuleBasedStateMachine):
             assert ledger.get_balance(user) == sum(int(row.amount) for row in rows)
             deposits = [row.transaction_id for row in rows if row.type == "deposit"]
             assert len(deposits) == len(set(deposits)), "a payment was credited twice"
-            bought = {row.transaction_id: int(row.amount) for row in rows if row.type == "deposit"}
-            for payment_id, credits in bought.items():
-                taken = -sum(
-                    int(row.amount)
-                    for row in rows
-                    if row.payment_id == payment_id and row.type in ("refund", "dispute", "dispute_won")
-                )
-                assert 0 <= taken <= credits
+            for row in rows:
+                if row.type == "deposit":
+                    taken = -sum(
+                        int(r.amount)
+                        for r in rows
+                        if r.payment_id == row.transaction_id and r.type != "deposit"
+                    )
+                    assert 0 <= taken <= int(row.amount), f"payment {row.transaction_id} lost {taken}"
 
     def teardown(self) -> None:
-        """Every refund applied is reflected in full: refunds took the share of the largest one, unless a
-        dispute already held part of the payment."""
-        for payment in self.paid:
-            rows = list(CreditTransaction.query(payment.user, consistent_read=True))
-            mine = [row for row in rows if row.payment_id == payment.payment_id]
-            refunds = -sum(int(row.amount) for row in mine if row.type == "refund")
-            disputed = any(row.type == "dispute" for row in mine)
-            expected = share(payment.credits, payment.delivered_refund, payment.price)
-            assert refunds == expected or (disputed and refunds <= expected)
+        """Once every event has reached the ledger, in any order, each balance is what the customer is
+        owed: what they bought, less what refunds and disputes finally took, plus spends and adjustments."""
+        shuffle = random.Random(len(self.paid))
+        pending = [sent for payment in self.paid for sent in payment.queued]
+        for _ in range(len(pending) + 1):
+            shuffle.shuffle(pending)
+            pending = [sent for sent in pending if not self._deliver(sent, shuffle.random() < 0.5)]
+            if not pending:
+                break
+        assert not pending, "events still refused once every deposit was in"
+        for user in USERS:
+            mine = [p for p in self.paid if p.user == user]
+            expected = sum(p.credits - p.owed_back() for p in mine) + self.moved[user]
+            assert ledger.get_balance(user) == expected, [(p.refunds, p.disputes) for p in mine]
+
+    @staticmethod
+    def _charge(payment: Payment) -> dict[str, Any]:
+        return {
+            "id": payment.charge,
+            "object": "charge",
+            "amount": payment.price,
+            "amount_refunded": payment.live_refunds(),
+            "currency": "usd",
+            "payment_intent": payment.payment_intent,
+            "refunded": payment.live_refunds() == payment.price,
+            "status": "succeeded",
+        }
+
+    @staticmethod
+    def _refund(payment: Payment, refund_id: str) -> dict[str, Any]:
+        amount, status = payment.refunds[refund_id]
+        return {
+            "id": refund_id,
+            "object": "refund",
+            "amount": amount,
+            "charge": payment.charge,
+            "currency": "usd",
+            "payment_intent": payment.payment_intent,
+            "status": status,
+        }
+
+    @staticmethod
+    def _dispute(payment: Payment, dispute_id: str) -> dict[str, Any]:
+        amount, status = payment.disputes[dispute_id]
+        return {
+            "id": dispute_id,
+            "object": "dispute",
+            "amount": amount,
+            "charge": payment.charge,
+            "currency": "usd",
+            "payment_intent": payment.payment_intent,
+            "status": status,
+            "is_charge_refundable": status.startswith("warning_"),
+        }
 
 
 SERVER: DynamoDBServer
+EMULATOR: StripeEmulator
+EXAMPLES = 40
+STEPS = 30
 
 
-def test_any_sequence_of_ledger_changes_and_stripe_deliveries_keeps_the_ledger_whole(
-    tables: DynamoDBServer,
+def test_any_lifecycle_of_payments_refunds_and_disputes_ends_with_what_customers_are_owed(
+    tables: DynamoDBServer, stripe_emulator: StripeEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    global SERVER  # the state machine class is built by Hypothesis, not by this test
-    SERVER = tables
-    run_state_machine_as_test(
-        Ledger,
-        settings=settings(
-            max_examples=25, stateful_step_count=20, deadline=None, derandomize=True, database=None
-        ),
-    )
+    global SERVER, EMULATOR  # the state machine class is built by Hypothesis, not by this test
+    SERVER, EMULATOR = tables, stripe_emulator
+    from wallet import settings as wallet_settings
+
+    monkeypatch.setenv("CREDIT_PACKS", "1000,5000:5500,10000")
+    wallet_settings.price_list.cache_clear()
+    try:
+        run_state_machine_as_test(
+            Ledger,
+            settings=settings(
+                max_examples=EXAMPLES,
+                stateful_step_count=STEPS,
+                deadline=None,
+                derandomize=True,
+                database=None,
+            ),
+        )
+    finally:
+        monkeypatch.undo()
+        wallet_settings.price_list.cache_clear()

@@ -11,7 +11,7 @@ from wallet.errors import CheckoutSessionNotFoundError, InvalidAmountError
 from wallet.payments import NewCheckout
 
 if TYPE_CHECKING:
-    from wallet.fulfilment import Result
+    from wallet.outcomes import Result
 
 SESSION_ID = re.compile(r"cs_[A-Za-z0-9_]{1,250}")
 
@@ -52,7 +52,8 @@ def complete_checkout(user_id: str, session_id: str) -> CheckoutStatus:
         raise CheckoutSessionNotFoundError(session_id)
     # Imported here: opening a session (POST) needs no DynamoDB, and its cold start skips pynamodb.
     from wallet import session_lookups
-    from wallet.fulfilment import Result, fulfil
+    from wallet.fulfilment import fulfil
+    from wallet.outcomes import Result
 
     # Credited already: the ledger knows, Stripe need not be asked.
     credited = session_lookups.credited_session(session_id)

@@ -1,78 +1,25 @@
-"""Fulfilment: turn a paid Checkout Session into credits, exactly once, from wherever news of it arrives,
-and act on every event the webhook receives.
+"""Fulfilment: turn a paid Checkout Session into credits, exactly once, from wherever news of it arrives.
 
-Both the webhook and the success page call `fulfil`; it is safe to call any number of times, at once,
-for one session, because the ledger writes each payment id once. Refunds and disputes go to
-`reversals`, which takes back what they reversed, once.
+The webhook, the success page and the sweep call `fulfil`; it is safe to call any number of times, at
+once, for one session, because the ledger writes each payment id once. `reason_to_reject` is the one
+rule that decides whether a paid session or payment is one this deployment credits.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import StrEnum
+from typing import Final
 
 from ulid import ULID
 
-from wallet import auto_top_up, ledger, marker, reversals, settings
-from wallet.ledger import Credit, Taken
-from wallet.payments import (
-    CheckoutSession,
-    Event,
-    checkout_session,
-    payment_intent,
-    saved_card,
-    verify_event,
-)
+from wallet import ledger, marker, settings
+from wallet.ledger import Credit
+from wallet.outcomes import Outcome, Result
+from wallet.payments import CheckoutSession, Event, PaymentIntent, checkout_session
 
 SOURCE = "stripe_payment"
-FULFILLING_EVENTS = {"checkout.session.completed", "checkout.session.async_payment_succeeded"}
-CLOSING_EVENTS = {"checkout.session.async_payment_failed", "checkout.session.expired"}
-
-
-class Result(StrEnum):
-    CREDITED = "credited"
-    ALREADY_CREDITED = "already_credited"
-    AWAITING_PAYMENT = "awaiting_payment"
-    """Not paid yet: a delayed payment method is still settling, or the customer has not paid."""
-    REJECTED = "rejected"
-    """Paid, but not a session this deployment can credit: a retry cannot fix it, a person must look."""
-    NOT_CREDITED = "not_credited"
-    """The payment failed or the session expired: nothing to credit."""
-    IGNORED = "ignored"
-    """An event type the product does not act on."""
-    CLAWED_BACK = "clawed_back"
-    """A refund or dispute took back credits."""
-    RESTORED = "restored"
-    """A won dispute gave the credits back."""
-    NOTHING_MORE = "nothing_more"
-    """A refund or dispute the ledger already reflects: repeated, stale, or settled."""
-    NOT_OURS = "not_ours"
-    """A refund or dispute of a charge with no deposit here: another integration's."""
-    AUTO_TOP_UP_FAILED = "auto_top_up_failed"
-    """An auto top-up's payment failed or needs the customer: auto top-up is off with a reason."""
-    CARD_SAVED = "card_saved"
-    """A card attached to one of our customers is now the user's saved card."""
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    result: Result
-    session_id: str | None = None
-    user_id: str | None = None
-    payment_id: str | None = None
-    credits: int | None = None
-    reason: str | None = None
-
-    @property
-    def credited(self) -> bool:
-        return self.result in (Result.CREDITED, Result.ALREADY_CREDITED)
-
-
-@dataclass(frozen=True, slots=True)
-class WebhookOutcome:
-    event_id: str
-    event_type: str
-    outcome: Outcome
+FULFILLING_EVENTS = frozenset({"checkout.session.completed", "checkout.session.async_payment_succeeded"})
+NOT_OURS: Final = "not ours"
+"""`payment_verdict` of a payment with no metadata of this product: another integration's."""
 
 
 def fulfil(session: CheckoutSession, event_id: str | None = None) -> Outcome:
@@ -85,7 +32,7 @@ def fulfil(session: CheckoutSession, event_id: str | None = None) -> Outcome:
     user_id = session.metadata.get("userId", "")
     payment_id = session.metadata.get("paymentId", "")
     credits = session.metadata.get("amount", "")
-    rejected = _reason_to_reject(session, user_id, payment_id, credits)
+    rejected = reason_to_reject(session)
     if rejected:
         return Outcome(Result.REJECTED, session.id, user_id or None, payment_id or None, reason=rejected)
     credit = ledger.add_credits(
@@ -103,47 +50,40 @@ def fulfil(session: CheckoutSession, event_id: str | None = None) -> Outcome:
     return Outcome(result, session.id, user_id, payment_id, int(credits))
 
 
-def handle_webhook(payload: bytes, signature: str | None) -> WebhookOutcome:
-    """Verify a Stripe webhook delivery and act on it as the event type asks."""
-    event = verify_event(payload, signature, settings.stripe_webhook_secret())
-    return WebhookOutcome(event.id, event.type, _act_on(event))
-
-
-# -- the sweep: the same path for an event read back from Stripe's log ----------------------------------
-
-
-def replay(event: Event) -> Outcome:
-    """Act on an event read from Stripe's API with our key, exactly as on its webhook delivery."""
-    return _act_on(event)
-
-
-# -- end of the sweep's block ---------------------------------------------------------------------------
-
-
-def _act_on(event: Event) -> Outcome:
-    if event.type in reversals.REVERSAL_EVENTS:
-        return _reverse(event)
-    if event.type in AUTO_TOP_UP_EVENTS:
-        return _auto_top_up(event)
-    if event.type not in FULFILLING_EVENTS | CLOSING_EVENTS:
-        return Outcome(Result.IGNORED)
+def on_checkout_event(event: Event) -> Outcome:
+    """`checkout.session.completed` and `.async_payment_succeeded` credit a paid session;
+    `.async_payment_failed` and `.expired` credit nothing."""
     session = checkout_session(event.data_object)
-    if event.type in CLOSING_EVENTS:
+    if event.type not in FULFILLING_EVENTS:
         return Outcome(Result.NOT_CREDITED, session.id, session.metadata.get("userId"), reason=event.type)
     return fulfil(session, event_id=event.id)
 
 
-def _reverse(event: Event) -> Outcome:
-    reversed_ = reversals.reverse(event.type, event.data_object, event.id)
-    change = reversed_.change
-    deposit = change.deposit
-    user_id, payment_id = (deposit.user_id, deposit.payment_id) if deposit else (None, None)
-    if change.result is Taken.NO_DEPOSIT:
-        return Outcome(Result.NOT_OURS, reason=f"no deposit for {reversed_.payment_intent_id}")
-    if change.result is Taken.NOTHING_MORE:
-        return Outcome(Result.NOTHING_MORE, user_id=user_id, payment_id=payment_id)
-    result = Result.RESTORED if change.amount > 0 else Result.CLAWED_BACK
-    return Outcome(result, user_id=user_id, payment_id=payment_id, credits=abs(change.amount))
+def payment_verdict(intent: PaymentIntent) -> str | None:
+    """Whether a payment is one this deployment credits, judged as its session would be: None when it is,
+    NOT_OURS for another integration's, else why it was (or will be) rejected. For a refund or dispute
+    that arrives before its deposit, from the PaymentIntent's metadata (a Checkout payment carries its
+    session's; an auto top-up its own)."""
+    if "paymentId" not in intent.metadata and marker.METADATA_KEY not in intent.metadata:
+        return NOT_OURS
+    if intent.metadata.get("source") == "auto_top_up":
+        # Imported here: auto top-up's own rule, needed for its payments only.
+        from wallet import auto_top_up
+
+        return auto_top_up.reason_to_reject(intent)
+    return reason_to_reject(
+        CheckoutSession(
+            id=intent.id,
+            status="complete",
+            payment_status="paid",
+            amount_total=intent.amount,
+            currency=intent.currency,
+            payment_intent_id=intent.id,
+            metadata=intent.metadata,
+            livemode=intent.livemode,
+            created=intent.created,
+        )
+    )
 
 
 def _ours(session: CheckoutSession) -> bool:
@@ -152,7 +92,11 @@ def _ours(session: CheckoutSession) -> bool:
     return "paymentId" in session.metadata or marker.METADATA_KEY in session.metadata
 
 
-def _reason_to_reject(session: CheckoutSession, user_id: str, payment_id: str, credits: str) -> str | None:
+def reason_to_reject(session: CheckoutSession) -> str | None:
+    """Why a paid session is not one this deployment credits, or None when it is."""
+    user_id = session.metadata.get("userId", "")
+    payment_id = session.metadata.get("paymentId", "")
+    credits = session.metadata.get("amount", "")
     prices = settings.price_list()
     if session.livemode != settings.stripe_livemode():
         mode, deployment = ("live", "test") if session.livemode else ("test", "live")
@@ -191,42 +135,3 @@ def _reason_to_reject(session: CheckoutSession, user_id: str, payment_id: str, c
     if pack.credits != int(credits):
         return f"metadata amount {credits} is not the {pack.credits} credits of the {pack.amount} pack"
     return None
-
-
-# --- Auto top-up: its PaymentIntents and the saved card, all from the event's own data (no Stripe call). ---
-
-AUTO_TOP_UP_EVENTS = {
-    "payment_intent.succeeded",
-    "payment_intent.payment_failed",
-    "payment_intent.requires_action",
-    "payment_method.attached",
-}
-# What the webhook acts on, so what the sweep replays from Stripe's log (`types[]` of GET /v1/events): a
-# lost auto top-up payment is recovered as a lost checkout is, and its dip ends.
-REPLAYED_EVENTS = frozenset(FULFILLING_EVENTS | reversals.REVERSAL_EVENTS | AUTO_TOP_UP_EVENTS)
-
-
-def _auto_top_up(event: Event) -> Outcome:
-    if event.type == "payment_method.attached":
-        user_id = auto_top_up.save_card(saved_card(event.data_object))
-        return Outcome(Result.CARD_SAVED, user_id=user_id) if user_id else Outcome(Result.IGNORED)
-    intent = payment_intent(event.data_object)
-    # A Checkout payment's PaymentIntent is credited through its session; only auto top-ups count here.
-    if not auto_top_up.is_auto_top_up(intent):
-        return Outcome(Result.IGNORED)
-    if event.type != "payment_intent.succeeded":
-        user_id = auto_top_up.payment_failed(intent)
-        if user_id is None:
-            return Outcome(Result.IGNORED)
-        payment_id = intent.metadata.get("paymentId")
-        return Outcome(Result.AUTO_TOP_UP_FAILED, user_id=user_id, payment_id=payment_id)
-    credited = auto_top_up.credit(intent, event_id=event.id)
-    if isinstance(credited, str):
-        return Outcome(
-            Result.REJECTED,
-            user_id=intent.metadata.get("userId"),
-            payment_id=intent.metadata.get("paymentId"),
-            reason=credited,
-        )
-    result = Result.CREDITED if credited.result is Credit.CREDITED else Result.ALREADY_CREDITED
-    return Outcome(result, user_id=credited.user_id, payment_id=credited.payment_id, credits=credited.credits)

@@ -33,15 +33,29 @@ from wallet.errors import (
     LedgerUnavailableError,
 )
 from wallet.models import CreditBalance, CreditGuard, CreditTransaction, connection
+from wallet.payment_state import PaymentState
 
 # Row types; the sign of a row's amount says which way it moved the balance.
 DEPOSIT = "deposit"
 SPEND = "spend"
 REFUND = "refund"
+REFUND_FAILED = "refund_failed"
+INQUIRY = "inquiry"
+INQUIRY_CLOSED = "inquiry_closed"
 DISPUTE = "dispute"
 DISPUTE_WON = "dispute_won"
 ADJUSTMENT = "adjustment"
-ROW_TYPES = (DEPOSIT, SPEND, REFUND, DISPUTE, DISPUTE_WON, ADJUSTMENT)
+ROW_TYPES = (
+    DEPOSIT,
+    SPEND,
+    REFUND,
+    REFUND_FAILED,
+    INQUIRY,
+    INQUIRY_CLOSED,
+    DISPUTE,
+    DISPUTE_WON,
+    ADJUSTMENT,
+)
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -256,21 +270,6 @@ class Deposit:
     """What the customer paid, in minor units; not recorded on deposits made before refunds were."""
 
 
-@dataclass(frozen=True, slots=True)
-class PaymentState:
-    """What refunds and disputes have done to one deposit so far, kept on its `payment#` guard."""
-
-    refunded: int = 0
-    disputed: int = 0
-    dispute_status: str | None = None
-    version: int = 0
-
-
-class Reversal(StrEnum):
-    REFUND = "refund"
-    DISPUTE = "dispute"
-
-
 class Taken(StrEnum):
     APPLIED = "applied"
     NOTHING_MORE = "nothing_more"
@@ -286,6 +285,16 @@ class PaymentChange:
     amount: int = 0
     """Signed: what the change did to the balance."""
     transaction_id: str | None = None
+    kind: str | None = None
+    """The row's type, when one was written."""
+
+
+@dataclass(frozen=True, slots=True)
+class RowKinds:
+    """The row a payment's change writes: `take` when it takes credits back, `give` when it returns them."""
+
+    take: str
+    give: str
 
 
 def deposit_for(payment_intent_id: str) -> Deposit | None:
@@ -306,89 +315,46 @@ def deposit_for(payment_intent_id: str) -> Deposit | None:
     )
 
 
-def claw_back(
-    payment_intent_id: str,
-    reversal: Reversal,
+def settle_payment(
+    deposit: Deposit,
+    observe: Callable[[PaymentState], PaymentState],
+    kinds: RowKinds,
     *,
-    taken: int,
-    paid: int | None,
     currency: str,
     stripe_event_id: str | None = None,
-    final: bool = False,
 ) -> PaymentChange:
-    """Take back the share of a deposit's credits that Stripe took back of its payment.
+    """Fold what Stripe said about a payment's refunds or disputes (`observe`) into its state, and write
+    one row for the difference between what the ledger has taken back and what the state says to take.
 
-    `taken` is cumulative (a charge's `amount_refunded`, a dispute's `amount`) out of `paid` (by default
-    what the deposit recorded as paid, else `taken` itself: all of it), so a stale or repeated event
-    takes nothing more. A full refund takes exactly the credits granted, bonus included; a part takes
-    its share, rounded half up. Refunds and disputes together never take more than the deposit gave. A
-    dispute already won or lost takes nothing more; `final` (lost) takes what the dispute had not taken
-    yet, and settles it. Claw-backs may leave a negative balance.
-    """
-
-    def decide(deposit: Deposit, state: PaymentState) -> tuple[str, int, PaymentState] | None:
-        target = _share(deposit.credits, taken, paid or deposit.paid or taken)
-        left = deposit.credits - state.refunded - state.disputed
-        if reversal is Reversal.REFUND:
-            more = min(target - state.refunded, left)
-            return (REFUND, more, replace(state, refunded=state.refunded + more)) if more > 0 else None
-        if state.dispute_status in ("won", "lost"):
-            return None
-        more = min(target - state.disputed, left)
-        status = "lost" if final else "open"
-        if more <= 0:
-            # Nothing more to take, but a lost dispute is settled: no later event may take again.
-            return (
-                (DISPUTE, 0, replace(state, dispute_status=status))
-                if status != state.dispute_status
-                else None
-            )
-        return (DISPUTE, more, replace(state, disputed=state.disputed + more, dispute_status=status))
-
-    return _change_payment(payment_intent_id, decide, currency, stripe_event_id)
-
-
-def restore(payment_intent_id: str, *, currency: str, stripe_event_id: str | None = None) -> PaymentChange:
-    """A dispute won: give back what it took, once; a later `dispute` event for it takes nothing."""
-
-    def decide(deposit: Deposit, state: PaymentState) -> tuple[str, int, PaymentState] | None:
-        if state.dispute_status in ("won", "lost"):
-            return None
-        return (DISPUTE_WON, state.disputed, replace(state, disputed=0, dispute_status="won"))
-
-    return _change_payment(payment_intent_id, decide, currency, stripe_event_id)
-
-
-def _change_payment(
-    payment_intent_id: str,
-    decide: Callable[[Deposit, PaymentState], tuple[str, int, PaymentState] | None],
-    currency: str,
-    stripe_event_id: str | None,
-) -> PaymentChange:
-    """Apply `decide` to a deposit's state in one transaction: the guard moves from the state it was
-    decided on (its version) to the next, with the row and the balance, or not at all.
-
+    The state lives on the payment's guard and moves by version in the same transaction as the row and
+    the balance, so a change is written once however often, and in whatever order, Stripe's events come.
     The first attempt assumes the payment untouched, which a first refund or dispute is; a guard that
-    moved answers with its current state (ALL_OLD), and the change is decided again on that.
+    moved answers with its current state (ALL_OLD), and the change is decided again on that. Claw-backs
+    may leave a negative balance.
     """
-    deposit = deposit_for(payment_intent_id)
-    if deposit is None:
-        return PaymentChange(Taken.NO_DEPOSIT)
     state = PaymentState()
     for _ in range(PAYMENT_ATTEMPTS):
-        decision = decide(deposit, state)
-        if decision is None:
+        after = observe(state)
+        if after.same_facts(state):
             return PaymentChange(Taken.NOTHING_MORE, deposit)
-        kind, credits, after = decision
-        amount = credits if kind == DISPUTE_WON else -credits
+        to_take = after.to_take(deposit.credits, deposit.paid)
+        amount = state.taken - to_take
+        kind = kinds.take if amount < 0 else kinds.give
         transaction_id = str(ULID())
         moved = _write_payment_change(
-            deposit, state, after, kind, amount, transaction_id, currency, stripe_event_id
+            deposit,
+            state,
+            replace(after, taken=to_take),
+            kind,
+            amount,
+            transaction_id,
+            currency,
+            stripe_event_id,
         )
         if moved is None:
             if not amount:
                 return PaymentChange(Taken.NOTHING_MORE, deposit)
-            return PaymentChange(Taken.APPLIED, deposit, amount, transaction_id)
+            return PaymentChange(Taken.APPLIED, deposit, amount, transaction_id, kind)
         state = moved
     raise LedgerUnavailableError("the payment kept changing under concurrent refunds or disputes")
 
@@ -411,12 +377,10 @@ def _write_payment_change(
         CreditGuard.version == state.version if state.version else CreditGuard.guard_id.does_not_exist()
     )
     actions: list[Any] = [
-        CreditGuard.refunded.set(after.refunded),
-        CreditGuard.disputed.set(after.disputed),
+        CreditGuard.state.set(after.to_json()),
+        CreditGuard.taken.set(after.taken),
         CreditGuard.version.set(state.version + 1),
     ]
-    if after.dispute_status is not None:
-        actions.append(CreditGuard.dispute_status.set(after.dispute_status))
     row = CreditTransaction(
         deposit.user_id,
         transaction_id,
@@ -437,7 +401,7 @@ def _write_payment_change(
                 CreditBalance(deposit.user_id), actions=_balance_actions(amount, currency, now)
             )
 
-    reasons = _transact(write, "the ledger could not take back the credits")
+    reasons = _transact(write, "the ledger could not record the refund or dispute")
     if reasons is None:
         return None
     # TransactWriteItems lists puts before updates: the guard follows the row when there is one.
@@ -445,12 +409,7 @@ def _write_payment_change(
     current = (guard_reason.raw_item if guard_reason else None) or _guard_item(
         deposit.user_id, guard.guard_id
     )
-    return PaymentState(
-        refunded=int(current.get("refunded", {}).get("N", 0)),
-        disputed=int(current.get("disputed", {}).get("N", 0)),
-        dispute_status=current.get("disputeStatus", {}).get("S"),
-        version=int(current.get("version", {}).get("N", 0)),
-    )
+    return PaymentState.from_item(current)
 
 
 def _transact(write: Callable[[TransactWrite], None], failure: str) -> list[CancellationReason | None] | None:
@@ -498,14 +457,6 @@ def _guard_item(user_id: str, guard_id: str) -> dict[str, Any]:
 def _fingerprint(kind: str, amount: int, description: str | None) -> str:
     """What makes two requests with one Idempotency-Key the same request."""
     return hashlib.sha256(json.dumps([kind, amount, description]).encode()).hexdigest()
-
-
-def _share(credits: int, taken: int, paid: int) -> int:
-    """credits * taken / paid, rounded half up, in whole numbers: all of it when all was taken."""
-    if paid <= 0:
-        return 0
-    taken = max(0, min(taken, paid))
-    return (2 * credits * taken + paid) // (2 * paid)
 
 
 def get_balance(user_id: str) -> int:

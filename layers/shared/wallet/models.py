@@ -136,7 +136,7 @@ class CreditTransaction(_LedgerModel):
 class CreditGuard(_LedgerModel):
     """The exactly-once guard of a balance change whose row id cannot be its cause, written in the same
     transaction as the row: `key#<Idempotency-Key>` holds a service call's first answer; `payment#<id>`
-    holds what refunds and disputes have taken of a payment so far."""
+    holds what refunds and disputes have done to a payment so far."""
 
     class Meta:
         table_name = tables().guard_table
@@ -147,10 +147,13 @@ class CreditGuard(_LedgerModel):
     fingerprint = UnicodeAttribute(null=True)
     transaction_id = UnicodeAttribute(attr_name="transactionId", null=True)
     amount = NumberAttribute(null=True)
-    # Payments: credits taken back by refunds, credits held by a dispute, and where the dispute stands.
+    # Payments: their refunds and disputes as Stripe last told (wallet.payment_state, as JSON), the
+    # credits the ledger has taken back for them, and a version that moves with every change.
+    state = UnicodeAttribute(null=True)
+    taken = NumberAttribute(null=True)
+    version = NumberAttribute(null=True)
+    # Guards written before refunds and disputes were kept per id: credits refunded and disputed.
     refunded = NumberAttribute(null=True)
     disputed = NumberAttribute(null=True)
-    dispute_status = UnicodeAttribute(attr_name="disputeStatus", null=True)
-    version = NumberAttribute(null=True)
     created_at = UnicodeAttribute(attr_name="createdAt", null=True)
     expires_at = TTLAttribute(attr_name="expiresAt", null=True)

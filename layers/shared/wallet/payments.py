@@ -235,6 +235,7 @@ class PaymentIntent:
     metadata: Mapping[str, str]
     failure_code: str | None = None
     livemode: bool = False
+    created: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,7 +335,27 @@ def payment_intent(data: Mapping[str, Any]) -> PaymentIntent:
         metadata={str(k): str(v) for k, v in metadata.items()} if isinstance(metadata, Mapping) else {},
         failure_code=code if isinstance(code, str) else None,
         livemode=data.get("livemode") is True,
+        created=data.get("created") if isinstance(data.get("created"), int) else None,
     )
+
+
+def retrieve_payment_intent(
+    payment_intent_id: str, client: stripe.StripeClient | None = None
+) -> PaymentIntent | None:
+    """A PaymentIntent as Stripe has it, read with the read-only key; None when Stripe has none such."""
+    options: stripe.RequestOptions = {}
+    sdk = client
+    if sdk is None:
+        sdk, options = stripe_client(), {"api_key": settings.stripe_read_key()}
+    try:
+        intent = sdk.v1.payment_intents.retrieve(payment_intent_id, options=options)
+    except stripe.InvalidRequestError as exc:
+        if exc.http_status == 404:
+            return None
+        raise PaymentsUnavailableError("Stripe did not return the PaymentIntent") from exc
+    except stripe.StripeError as exc:
+        raise PaymentsUnavailableError("Stripe did not return the PaymentIntent") from exc
+    return payment_intent(intent.to_dict())
 
 
 def saved_card(data: Mapping[str, Any]) -> SavedCard:

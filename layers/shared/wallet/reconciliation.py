@@ -2,7 +2,7 @@
 
 A delayed payment that settles days after checkout, a refund, a dispute: whatever the webhook acts on is
 also in Stripe's log for 30 days. The sweep walks it oldest first from a checkpoint kept in DynamoDB and
-hands each event to `fulfilment.replay`, the webhook's path without the signature check (the event came
+hands each event to `stripe_events.act_on`, the webhook's path without the signature check (the event came
 from Stripe's API, asked with our key). The ledger writes each change once, so an event the webhook
 already handled changes nothing. One event's failure is recorded and retried by the next run; the rest
 go on. The sweep stops with time to spare and the next run resumes from the checkpoint.
@@ -18,10 +18,10 @@ from datetime import UTC, datetime, timedelta
 from pynamodb.exceptions import DoesNotExist, PynamoDBException
 from stripe import StripeClient
 
-from wallet import event_log, fulfilment
+from wallet import event_log, stripe_events
 from wallet.errors import LedgerUnavailableError
 from wallet.event_log import CheckpointGoneError, LoggedEvent
-from wallet.fulfilment import Result
+from wallet.outcomes import Result
 from wallet.sweep_records import CHECKPOINT, FAILED, SWEEP_KEY, WALK_BACK, SweepRecord
 
 # Stripe keeps events this long; the sweep starts this much inside it, so the oldest is still there.
@@ -119,7 +119,7 @@ class _Run:
         self.report.checkpoint = cursor
         while not self.out_of_time():
             try:
-                page = event_log.newer_than(cursor, fulfilment.REPLAYED_EVENTS, self.client)
+                page = event_log.newer_than(cursor, stripe_events.REPLAYED, self.client)
             except CheckpointGoneError:
                 _delete(SweepRecord(SWEEP_KEY, CHECKPOINT))
                 self.report.finished = False
@@ -145,7 +145,7 @@ class _Run:
         floor = walk.event_id if walk else None
         while not self.out_of_time():
             try:
-                page = event_log.older_than(floor, fulfilment.REPLAYED_EVENTS, self.edge, self.client)
+                page = event_log.older_than(floor, stripe_events.REPLAYED, self.edge, self.client)
             except CheckpointGoneError:
                 floor = None
                 continue
@@ -162,7 +162,7 @@ class _Run:
         """Act on one event as the webhook would; a failure is recorded for the next run, not raised."""
         self.report.replayed += 1
         try:
-            outcome = fulfilment.replay(logged.event)
+            outcome = stripe_events.act_on(logged.event)
         except Exception as exc:  # one event must not stop the rest; it is retried next run
             self.failures_in_a_row += 1
             self.report.failed += 1

@@ -1,89 +1,201 @@
-"""Refunds and disputes: take back what a reversed payment bought, and give it back when a dispute is won.
+"""Refunds and disputes: what Stripe says of a payment's refunds and disputes becomes the credits its
+customer may keep (`wallet.payment_state`), and the ledger writes the difference once.
 
-Stripe's events carry what is needed: a charge's cumulative `amount_refunded` out of its `amount`, a
-dispute's `amount` and `status`, and the PaymentIntent that finds the deposit. No Stripe call is made.
+Each event carries a Stripe object (a Charge, a Refund or a Dispute) that is folded into the payment's
+state; the ledger then writes one row for what changed. Events may come in any order, twice, or from
+the sweep: the state is the same whatever the order, so the rows are too. No Stripe call is made,
+except once on a rare path: a refund or dispute that arrives before its deposit, whose PaymentIntent
+tells whether the payment is ours (then 500, so Stripe and the sweep deliver it again) or not (200).
+
+An event whose amounts or currency do not fit its payment (negative, not whole, more than was paid,
+another currency) changes nothing and is rejected: logged, counted, alarmed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from ulid import ULID
-
-from wallet import ledger, settings
+from wallet import ledger, payments, settings
 from wallet.errors import DepositNotRecordedError
-from wallet.ledger import PaymentChange, Reversal, Taken
+from wallet.ledger import Deposit, PaymentChange, RowKinds, Taken
+from wallet.outcomes import Outcome, Result
+from wallet.payment_state import DISPUTE_ORDER, INQUIRY, REFUND_ORDER, PaymentState
+from wallet.payments import Event
 
-REFUNDED = "charge.refunded"
-DISPUTE_CREATED = "charge.dispute.created"
-DISPUTE_CLOSED = "charge.dispute.closed"
-REVERSAL_EVENTS = frozenset({REFUNDED, DISPUTE_CREATED, DISPUTE_CLOSED})
-# A closed inquiry (`warning_closed`) never took the money; a won dispute gave it back.
-GIVEN_BACK = frozenset({"won", "warning_closed"})
+REFUND_ROWS = RowKinds(take=ledger.REFUND, give=ledger.REFUND_FAILED)
+INQUIRY_ROWS = RowKinds(take=ledger.INQUIRY, give=ledger.INQUIRY_CLOSED)
+DISPUTE_ROWS = RowKinds(take=ledger.DISPUTE, give=ledger.DISPUTE_WON)
 
-
-@dataclass(frozen=True, slots=True)
-class Reversed:
-    change: PaymentChange
-    payment_intent_id: str | None
+Observe = Callable[[PaymentState], PaymentState]
 
 
-def reverse(event_type: str, data_object: Mapping[str, Any], event_id: str | None) -> Reversed:
-    """Apply a refund or dispute event to the deposit its PaymentIntent paid for, once."""
-    payment_intent_id = _id(data_object.get("payment_intent"))
+class RejectedEventError(ValueError):
+    """An event whose amounts or currency do not fit its payment: it changes nothing."""
+
+
+def on_refund_event(event: Event) -> Outcome:
+    """`charge.refunded` (a Charge, its cumulative `amount_refunded`), and `refund.created`,
+    `refund.updated`, `refund.failed`, `charge.refund.updated` (a Refund, with its status)."""
+    data = event.data_object
+    is_charge = data.get("object") == "charge"
+    return _settle(event, lambda: _charge(data) if is_charge else _refund(data), REFUND_ROWS, is_charge)
+
+
+def on_dispute_event(event: Event) -> Outcome:
+    """`charge.dispute.*`: a Dispute with its amount and status, one of DISPUTE_ORDER's."""
+    data = event.data_object
+    rows = INQUIRY_ROWS if data.get("status") in INQUIRY else DISPUTE_ROWS
+    return _settle(event, lambda: _dispute(data), rows, False)
+
+
+def _settle(
+    event: Event,
+    parse: Callable[[], tuple[str, Callable[[Deposit], Observe]] | None],
+    rows: RowKinds,
+    is_charge: bool,
+) -> Outcome:
+    data = event.data_object
+    payment_intent_id = _id(data.get("payment_intent"), "pi_")
     if payment_intent_id is None:
-        return Reversed(PaymentChange(Taken.NO_DEPOSIT), None)
-    currency = settings.price_list().currency
-    if event_type == REFUNDED:
-        change = ledger.claw_back(
-            payment_intent_id,
-            Reversal.REFUND,
-            taken=_minor_units(data_object.get("amount_refunded")),
-            paid=_minor_units(data_object.get("amount")),
-            currency=currency,
-            stripe_event_id=event_id,
+        return Outcome(Result.NOT_OURS, reason="no PaymentIntent: not a payment of this product")
+    try:
+        parsed = parse()
+    except RejectedEventError as exc:
+        return Outcome(Result.REJECTED, reason=f"{event.type} {data.get('id')}: {exc}")
+    if parsed is None:
+        return Outcome(
+            Result.IGNORED, reason=f"{event.type}: status {data.get('status')!r} is not one we know"
         )
-        if change.result is Taken.NO_DEPOSIT and _ours(data_object.get("metadata")):
-            # Our payment, whose deposit has not been recorded yet: a later delivery applies it.
-            raise DepositNotRecordedError(payment_intent_id)
-        return Reversed(change, payment_intent_id)
-    status = data_object.get("status")
-    disputed = _minor_units(data_object.get("amount"))
-    if event_type == DISPUTE_CLOSED and status in GIVEN_BACK:
-        change = ledger.restore(payment_intent_id, currency=currency, stripe_event_id=event_id)
-    elif event_type == DISPUTE_CLOSED and status != "lost":
-        change = PaymentChange(Taken.NOTHING_MORE)
+    currency, observation = parsed
+    deposit = ledger.deposit_for(payment_intent_id)
+    if deposit is None:
+        return _before_its_deposit(payment_intent_id, data if is_charge else None)
+    ours = settings.price_list().currency
+    try:
+        if currency != ours:
+            raise RejectedEventError(f"currency {currency} is not {ours}")
+        observe = observation(deposit)
+    except RejectedEventError as exc:
+        return Outcome(
+            Result.REJECTED,
+            user_id=deposit.user_id,
+            payment_id=deposit.payment_id,
+            reason=f"{event.type} {data.get('id')}: {exc}",
+        )
+    change = ledger.settle_payment(deposit, observe, rows, currency=ours, stripe_event_id=event.id)
+    return _outcome(change)
+
+
+def _charge(data: Mapping[str, Any]) -> tuple[str, Callable[[Deposit], Observe]]:
+    amount = _minor_units(data.get("amount"), "amount")
+    refunded = _minor_units(data.get("amount_refunded"), "amount_refunded")
+    if refunded > amount:
+        raise RejectedEventError(f"amount_refunded {refunded} is more than the charge's {amount}")
+    # Expanded, a charge lists its refunds; each is folded in as its own event would be.
+    listed = data.get("refunds")
+    refunds = listed.get("data") if isinstance(listed, Mapping) else None
+    parsed = [_refund(r) for r in refunds if isinstance(r, Mapping)] if isinstance(refunds, list) else []
+
+    def observation(deposit: Deposit) -> Observe:
+        _within(deposit, amount, "the charge's amount")
+        observes = [each(deposit) for _, each in filter(None, parsed)]
+
+        def observe(state: PaymentState) -> PaymentState:
+            state = state.with_charge(amount, refunded)
+            for each in observes:
+                state = each(state)
+            return state
+
+        return observe
+
+    return _currency(data), observation
+
+
+def _refund(data: Mapping[str, Any]) -> tuple[str, Callable[[Deposit], Observe]] | None:
+    refund_id = _id(data.get("id"), "re_", "pyr_")
+    if refund_id is None:
+        raise RejectedEventError("a refund without an id")
+    amount = _minor_units(data.get("amount"), "amount")
+    status = data.get("status")
+    if status not in REFUND_ORDER:
+        return None
+
+    def observation(deposit: Deposit) -> Observe:
+        _within(deposit, amount, "the refund's amount")
+        return lambda state: state.with_refund(refund_id, amount, str(status))
+
+    return _currency(data), observation
+
+
+def _dispute(data: Mapping[str, Any]) -> tuple[str, Callable[[Deposit], Observe]] | None:
+    dispute_id = _id(data.get("id"), "dp_", "du_")
+    if dispute_id is None:
+        raise RejectedEventError("a dispute without an id")
+    amount = _minor_units(data.get("amount"), "amount")
+    status = data.get("status")
+    if status not in DISPUTE_ORDER:
+        return None
+
+    def observation(deposit: Deposit) -> Observe:
+        _within(deposit, amount, "the disputed amount")
+        return lambda state: state.with_dispute(dispute_id, amount, str(status))
+
+    return _currency(data), observation
+
+
+def _within(deposit: Deposit, amount: int, what: str) -> None:
+    if deposit.paid is not None and amount > deposit.paid:
+        raise RejectedEventError(f"{what} {amount} is more than the {deposit.paid} paid")
+
+
+def _outcome(change: PaymentChange) -> Outcome:
+    deposit = change.deposit
+    user_id, payment_id = (deposit.user_id, deposit.payment_id) if deposit else (None, None)
+    if change.result is not Taken.APPLIED:
+        return Outcome(Result.NOTHING_MORE, user_id=user_id, payment_id=payment_id)
+    result = Result.RESTORED if change.amount > 0 else Result.CLAWED_BACK
+    return Outcome(
+        result, user_id=user_id, payment_id=payment_id, credits=abs(change.amount), row_type=change.kind
+    )
+
+
+def _before_its_deposit(payment_intent_id: str, charge: Mapping[str, Any] | None) -> Outcome:
+    """A refund or dispute whose deposit is not recorded: ours and still to come (raise, so that Stripe
+    and the sweep deliver it again), rejected when paid (nothing to take), or another integration's.
+
+    A charge carries its PaymentIntent's metadata, amount and currency; a refund or a dispute does not,
+    so its PaymentIntent is read: the one Stripe call the webhook makes, on this rare path only."""
+    if charge is not None:
+        intent = payments.payment_intent({**charge, "id": payment_intent_id})
     else:
-        change = ledger.claw_back(
-            payment_intent_id,
-            Reversal.DISPUTE,
-            taken=disputed,
-            paid=None,
-            currency=currency,
-            stripe_event_id=event_id,
-            final=event_type == DISPUTE_CLOSED,
-        )
-    return Reversed(change, payment_intent_id)
+        found = payments.retrieve_payment_intent(payment_intent_id)
+        if found is None:
+            return Outcome(Result.NOT_OURS, reason=f"no PaymentIntent {payment_intent_id} at Stripe")
+        intent = found
+    # Imported here: the rule that decides what a payment credits, needed on this rare path only.
+    from wallet import fulfilment
+
+    verdict = fulfilment.payment_verdict(intent)
+    if verdict is fulfilment.NOT_OURS:
+        return Outcome(Result.NOT_OURS, reason=f"{payment_intent_id} carries no metadata of this product")
+    if verdict is not None:
+        return Outcome(Result.NOT_OURS, reason=f"{payment_intent_id} was never credited: {verdict}")
+    raise DepositNotRecordedError(payment_intent_id)
 
 
-def _id(value: object) -> str | None:
+def _id(value: object, *prefixes: str) -> str | None:
     if isinstance(value, Mapping):
         value = value.get("id")
-    return value if isinstance(value, str) and value.startswith("pi_") else None
+    return value if isinstance(value, str) and value.startswith(prefixes) else None
 
 
-def _minor_units(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+def _minor_units(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise RejectedEventError(f"{name} is not a whole number of minor units: {value!r}")
+    return value
 
 
-def _ours(metadata: object) -> bool:
-    """Whether a charge carries this product's metadata (copied from its PaymentIntent at payment)."""
-    if not isinstance(metadata, Mapping) or not metadata.get("userId"):
-        return False
-    try:
-        ULID.from_str(str(metadata.get("paymentId", "")))
-    except ValueError:
-        return False
-    return True
+def _currency(data: Mapping[str, Any]) -> str:
+    currency = data.get("currency")
+    return currency.lower() if isinstance(currency, str) else ""

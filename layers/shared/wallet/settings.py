@@ -98,6 +98,12 @@ def stripe_secret_key() -> str:
     return _stripe_secret("STRIPE_SECRET_KEY", "STRIPE_SECRET_KEY_ARN")
 
 
+def stripe_read_key() -> str:
+    """A restricted key that can only read PaymentIntents: the webhook's, for a refund or dispute that
+    arrives before its deposit (is the payment ours?). It cannot move money."""
+    return _stripe_secret("STRIPE_READ_KEY", "STRIPE_READ_KEY_ARN")
+
+
 def stripe_webhook_secret() -> str:
     """The webhook signing secret: it verifies Stripe's signatures and can do nothing else."""
     return _stripe_secret("STRIPE_WEBHOOK_SECRET", "STRIPE_WEBHOOK_SECRET_ARN")
