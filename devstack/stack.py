@@ -20,6 +20,7 @@ from dotenv import dotenv_values
 from devstack.auth import LocalIssuer, TrustedIssuer
 from devstack.balance_stream import BalanceStream
 from devstack.containers import DEFAULT_PER_FUNCTION, Containers, ContainerStartError, start_fork_server
+from devstack.drain import DRAIN_TIMEOUT_SECONDS
 from devstack.dynamodb import DynamoDBServer
 from devstack.gateway import Gateway, GatewayServer, functions, site_csp
 from devstack.sigv4 import ServiceCredentials
@@ -149,6 +150,19 @@ class DevStack:
         self._write_run_file(environment)
         self.ready_seconds = time.perf_counter() - started
         return self
+
+    def settle(self, timeout: float = DRAIN_TIMEOUT_SECONDS) -> None:
+        """Wait until everything queued so far is delivered: the emulator's events to the webhook, then the
+        balance stream's records to the auto top-up trigger, round after round until a round finds nothing
+        more (a top-up's payment is an event, its deposit a record). `DrainTimeoutError` past `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.emulator is not None:
+                self.emulator.drain(max(0.0, deadline - time.monotonic()))
+            if self.balance_stream is None or not self.balance_stream.drain(
+                max(0.0, deadline - time.monotonic())
+            ):
+                return
 
     def stop(self) -> None:
         for part in (self.gateway, self.balance_stream, self.emulator, self.sender):
