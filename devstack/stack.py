@@ -115,6 +115,7 @@ class DevStack:
             gateway.site_csp = site_csp(connect_to=_origin(self.issuer.discovery["token_endpoint"]))
         # Bound before the functions load: the site URL, which Checkout returns to, is its address.
         self.gateway = GatewayServer(gateway, port=_port(self.settings["PORT"]))
+        gateway.settle = self.settle
         environment = self._function_environment()
         if self.stripe.secret_key is None:
             webhook_url = self.settings.get("STRIPE_EMULATOR_WEBHOOK_URL") or self.gateway.url + WEBHOOK_PATH
