@@ -15,10 +15,13 @@ WAIT_SECONDS = 60.0
 CHECK_EVERY_SECONDS = 0.05
 
 
-def wait_until(condition: Callable[[], bool], awaited: str, timeout: float = WAIT_SECONDS) -> None:
-    """Return once `condition()` holds; fail with `awaited` (what the test waited for) after `timeout` s."""
+def wait_until(
+    condition: Callable[[], bool], awaited: str | Callable[[], str], timeout: float = WAIT_SECONDS
+) -> None:
+    """Return once `condition()` holds; after `timeout` s, fail with what was awaited (a callable: worked
+    out then, so it can show what was seen instead)."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() >= deadline:
-            raise AssertionError(f"waited {timeout:g} s for {awaited}")
+            raise AssertionError(f"waited {timeout:g} s for {awaited() if callable(awaited) else awaited}")
         time.sleep(CHECK_EVERY_SECONDS)

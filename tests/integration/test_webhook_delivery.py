@@ -20,7 +20,7 @@ import stripe
 from devstack.drain import DrainTimeoutError
 from devstack.stripe_emulator import SignedEvent, StripeEmulator, fixture
 from devstack.webhook_delivery import WebhookSender
-from tests.waiting import wait_until
+from tests.waiting import WAIT_SECONDS, wait_until
 
 API_KEY = "sk_test_51WebhookDeliveryKey"
 FAST = (0.01, 0.01)
@@ -50,7 +50,7 @@ class Endpoint:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                endpoint.answering.wait(timeout=5)
+                endpoint.answering.wait(timeout=WAIT_SECONDS)
                 with endpoint._lock:
                     endpoint.received.append(Received(body, dict(self.headers.items())))
                     status = endpoint.statuses.popleft() if endpoint.statuses else 200
@@ -234,7 +234,7 @@ def test_the_caller_never_waits_for_the_endpoint(emulator: StripeEmulator, endpo
         endpoint.answering.set()
         sender.drain()
 
-    # Had a call waited for its answer, it would have waited for `answering` (5 s).
+    # Had a call waited for its answer, it would have waited for `answering` (up to WAIT_SECONDS).
     assert handed_over < 1
     assert [a.status for a in sender.attempts] == [200, 200, 200]
 
