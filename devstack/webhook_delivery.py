@@ -142,11 +142,6 @@ class WebhookSender:
         if dropped:
             _log.warning("webhook sender stopped with %d deliveries not made", dropped)
 
-    def wait_idle(self, timeout: float | None = None) -> bool:
-        """Wait until nothing is queued, waiting to be retried or in flight; False if `timeout` ran out."""
-        with self._changed:
-            return self._changed.wait_for(lambda: not self._queue and not self._in_flight, timeout)
-
     def drain(self, timeout: float = DRAIN_TIMEOUT_SECONDS) -> None:
         """Wait until every event handed over so far was delivered or given up, its retries included.
 
@@ -181,7 +176,7 @@ class WebhookSender:
             try:
                 self._after(delivery, self._post(delivery))
             finally:
-                # Only now, so a queued retry keeps `wait_idle` waiting without a gap.
+                # Only now, so a queued retry keeps `drain` waiting without a gap.
                 with self._changed:
                     self._in_flight.remove(delivery)
                     self._changed.notify_all()
