@@ -140,6 +140,8 @@ class BalanceStream:
                 self.deliver(records)
                 total += len(records)
             return total
+        if self._stop.is_set():  # stopped: nothing more will be delivered, so nothing is waited for
+            return 0
         with self._polled:
             since, delivered_before = self._polls_begun, self._delivered
             self._poll_now.set()
