@@ -14,7 +14,8 @@ first drains what it counts:
   skipped, so a drain against an endpoint that keeps failing lasts as long as the retry schedule.
 - `BalanceStream.drain(timeout)`: every record committed so far, and every record those deliveries
   committed in turn, was handed to the trigger (a poll that began after the call found nothing new).
-- `DevStack.settle(timeout)`: the three in turn, until a round finds nothing more to deliver.
+- `DevStack.settle(timeout)`: the three in turn, until a round finds nothing more to deliver; over HTTP,
+  `POST /local/settle?timeout=60` on `make run`'s address (200, or 504 with what was pending).
 
 What has not happened yet is not waited for: a "Pay later" settlement the Checkout page scheduled
 `settle_after` seconds on publishes its event when its time comes, and is drained only after that (wait
