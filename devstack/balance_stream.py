@@ -1,7 +1,10 @@
 """The CreditBalance stream, read from moto and handed to the auto top-up trigger as Lambda's event source
 mapping would: in order per shard, in batches, at least once, a failed record and those after it
 retried (the partial batch response), and given up after a few attempts (on AWS: the on-failure
-destination)."""
+destination).
+
+Started, a poller thread reads the stream every `POLL_SECONDS`; `drain(timeout)` then waits for it to
+settle (see `devstack.drain`). Not started, `drain()` reads and delivers from the caller's thread."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from typing import Any
 
 import boto3
 
+from devstack.drain import DRAIN_TIMEOUT_SECONDS, DrainTimeoutError
 from devstack.dynamodb import REGION
 
 BATCH_SIZE = 100
@@ -66,6 +70,13 @@ class BalanceStream:
         self._stream_arn: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # The poller's progress, for `drain`: polls begun and finished, and what the last one found.
+        self._polled = threading.Condition()
+        self._polls_begun = 0
+        self._polls_finished = 0
+        self._last_poll: int | str = 0
+        self._delivered = 0
+        self._poll_now = threading.Event()
         self.invocations = 0
         self.given_up: list[dict[str, Any]] = []
 
@@ -117,13 +128,37 @@ class BalanceStream:
                     logger.error("gave up on %d stream records", len(batch))
                     self.given_up += batch
 
-    def drain(self) -> int:
-        """Deliver everything committed so far, and what that delivery committed in turn; how many."""
-        total = 0
-        while records := self.records():
-            self.deliver(records)
-            total += len(records)
-        return total
+    def drain(self, timeout: float = DRAIN_TIMEOUT_SECONDS) -> int:
+        """Deliver everything committed so far, and what that delivery committed in turn; how many.
+
+        With the poller started, wait (up to `timeout` seconds) for a poll begun after this call to find
+        nothing new, and count what the poller delivered meanwhile; `DrainTimeoutError` if it never does.
+        """
+        if self._thread is None:
+            total = 0
+            while records := self.records():
+                self.deliver(records)
+                total += len(records)
+            return total
+        if self._stop.is_set():  # stopped: nothing more will be delivered, so nothing is waited for
+            return 0
+        with self._polled:
+            since, delivered_before = self._polls_begun, self._delivered
+            self._poll_now.set()
+            settled = self._polled.wait_for(
+                lambda: self._polls_finished > since and self._last_poll == 0, timeout
+            )
+            if not settled:
+                raise DrainTimeoutError(
+                    f"the balance stream of {self._table_name} did not settle in {timeout:g} s: "
+                    f"{self._polls_finished - since} polls since the drain began, the last one "
+                    + (
+                        f"found {self._last_poll} records"
+                        if isinstance(self._last_poll, int)
+                        else f"failed: {self._last_poll}"
+                    )
+                )
+            return self._delivered - delivered_before
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="balance-stream", daemon=True)
@@ -131,15 +166,32 @@ class BalanceStream:
 
     def stop(self) -> None:
         self._stop.set()
+        self._poll_now.set()
         if self._thread is not None:
             self._thread.join()
 
     def _run(self) -> None:
-        while not self._stop.wait(POLL_SECONDS):
+        while True:
+            # Polled every POLL_SECONDS, or at once when a drain asks.
+            self._poll_now.wait(POLL_SECONDS)
+            self._poll_now.clear()
+            if self._stop.is_set():
+                return
+            with self._polled:
+                self._polls_begun += 1
+            found: int | str
             try:
-                self.deliver(self.records())
-            except Exception:  # the poller outlives a bad poll, as the real one does
+                records = self.records()
+                self.deliver(records)
+                found = len(records)
+            except Exception as exc:  # the poller outlives a bad poll, as the real one does
                 logger.exception("polling the balance stream failed")
+                found = f"{type(exc).__name__}: {exc}"
+            with self._polled:
+                self._polls_finished += 1
+                self._last_poll = found
+                self._delivered += found if isinstance(found, int) else 0
+                self._polled.notify_all()
 
     def _invoke(self, batch: list[dict[str, Any]]) -> int | None:
         """The index of the first record to deliver again, or None when the whole batch succeeded."""

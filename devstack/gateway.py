@@ -5,7 +5,9 @@ format 2.0 event AWS sends, after the route's authorizer has checked it (a JWT, 
 AWS_IAM routes), and goes to one of its function's containers (devstack.containers): processes that
 each serve one event at a time, as Lambda's do. Tests may run the handlers in this process instead, one
 request at a time per function. Everything else is static: the site from static_site/, /config.js,
-which tells the page where the API is, and /api/openapi.json, the API's OpenAPI document.
+which tells the page where the API is, and /api/openapi.json, the API's OpenAPI document. Local only:
+`POST /local/token` signs a user in, and `POST /local/settle?timeout=60` answers once the stack has
+delivered everything it queued (`DevStack.settle`), or 504 naming what it has not.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from devstack.containers import (
     FunctionTimeoutError,
     LambdaContext,
 )
+from devstack.drain import DRAIN_TIMEOUT_SECONDS, DrainTimeoutError
 from devstack.serving import BackgroundServer
 from devstack.sigv4 import ForbiddenError, ServiceCredentials, verify
 from devstack.template import load, resources
@@ -47,6 +50,9 @@ STATIC_SITE = ROOT / "static_site"
 OPENAPI_PATH = "/api/openapi.json"
 # API Gateway's limit on a request body.
 MAX_BODY_BYTES = 10 * 1024 * 1024
+SETTLE_PATH = "/local/settle"
+# The longest a `POST /local/settle?timeout=...` may wait: a request, not a job.
+MAX_SETTLE_SECONDS = 600.0
 
 
 # The policy CloudFront adds to the deployed site (template.yaml), so a page that breaks it fails here too.
@@ -222,6 +228,8 @@ class Gateway:
         self.service_credentials = service_credentials or ServiceCredentials.from_settings(os.environ)
         self.region = region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
         self.site_csp = SITE_CSP
+        # The stack's `settle(timeout)`, behind `POST /local/settle`; None: no such route.
+        self.settle: Callable[[float], None] | None = None
 
     def load_handlers(self) -> list[float]:
         """Make every function ready now, so a settings error shows at start rather than on a first
@@ -235,6 +243,8 @@ class Gateway:
         url = urlsplit(request.target)
         if url.path == "/local/token" and request.method == "POST":
             return self._token(request)
+        if url.path == SETTLE_PATH and request.method == "POST" and self.settle is not None:
+            return self._settle(self.settle, url.query)
         if url.path == OPENAPI_PATH and request.method in ("GET", "HEAD"):
             return self._openapi()
         for route in self.routes:
@@ -300,6 +310,26 @@ class Gateway:
                 HTTPStatus.BAD_REQUEST, {"error": {"code": "invalid_user", "message": message}}
             )
         return json_response(HTTPStatus.OK, {"token": token, "userId": user_id})
+
+    def _settle(self, settle: Callable[[float], None], query: str) -> Response:
+        """Wait until the stack delivered what it queued (`DevStack.settle`): 200, or 504 naming what not."""
+        raw = dict(parse_qsl(query, keep_blank_values=True)).get("timeout", str(DRAIN_TIMEOUT_SECONDS))
+        try:
+            timeout = float(raw)
+        except ValueError:
+            timeout = -1.0
+        if not 0 < timeout <= MAX_SETTLE_SECONDS:
+            message = f"timeout must be a number of seconds above 0 and at most {MAX_SETTLE_SECONDS:g}"
+            return json_response(
+                HTTPStatus.BAD_REQUEST, {"error": {"code": "invalid_timeout", "message": message}}
+            )
+        try:
+            settle(timeout)
+        except DrainTimeoutError as exc:
+            return json_response(
+                HTTPStatus.GATEWAY_TIMEOUT, {"error": {"code": "not_settled", "message": str(exc)}}
+            )
+        return json_response(HTTPStatus.OK, {"settled": True})
 
     def _openapi(self) -> Response:
         # Imported here: making the document loads pydantic, which the functions themselves never do.

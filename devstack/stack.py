@@ -20,6 +20,7 @@ from dotenv import dotenv_values
 from devstack.auth import LocalIssuer, TrustedIssuer
 from devstack.balance_stream import BalanceStream
 from devstack.containers import DEFAULT_PER_FUNCTION, Containers, ContainerStartError, start_fork_server
+from devstack.drain import DRAIN_TIMEOUT_SECONDS
 from devstack.dynamodb import DynamoDBServer
 from devstack.gateway import Gateway, GatewayServer, functions, site_csp
 from devstack.sigv4 import ServiceCredentials
@@ -114,6 +115,7 @@ class DevStack:
             gateway.site_csp = site_csp(connect_to=_origin(self.issuer.discovery["token_endpoint"]))
         # Bound before the functions load: the site URL, which Checkout returns to, is its address.
         self.gateway = GatewayServer(gateway, port=_port(self.settings["PORT"]))
+        gateway.settle = self.settle
         environment = self._function_environment()
         if self.stripe.secret_key is None:
             webhook_url = self.settings.get("STRIPE_EMULATOR_WEBHOOK_URL") or self.gateway.url + WEBHOOK_PATH
@@ -149,6 +151,19 @@ class DevStack:
         self._write_run_file(environment)
         self.ready_seconds = time.perf_counter() - started
         return self
+
+    def settle(self, timeout: float = DRAIN_TIMEOUT_SECONDS) -> None:
+        """Wait until everything queued so far is delivered: the emulator's events to the webhook, then the
+        balance stream's records to the auto top-up trigger, round after round until a round finds nothing
+        more (a top-up's payment is an event, its deposit a record). `DrainTimeoutError` past `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.emulator is not None:
+                self.emulator.drain(max(0.0, deadline - time.monotonic()))
+            if self.balance_stream is None or not self.balance_stream.drain(
+                max(0.0, deadline - time.monotonic())
+            ):
+                return
 
     def stop(self) -> None:
         for part in (self.gateway, self.balance_stream, self.emulator, self.sender):

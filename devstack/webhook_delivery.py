@@ -10,7 +10,7 @@ handler credits a payment once.
     with WebhookSender("http://127.0.0.1:3000/api/webhooks/stripe") as sender:
         with StripeEmulator(deliver=sender, settle_after=5.0) as emulator:
             ...
-        sender.wait_idle(timeout=5.0)
+            emulator.drain(timeout=60.0)  # every event so far handed over, then delivered or given up
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Self
 from urllib.parse import urlsplit
 
+from devstack.drain import DRAIN_TIMEOUT_SECONDS, DrainTimeoutError
 from devstack.stripe_emulator import SignedEvent
 
 # Stripe retries for up to three days in live mode (a few hours in a sandbox); a local stack needs seconds.
@@ -95,7 +96,7 @@ class WebhookSender:
         self._changed = threading.Condition()
         self._queue: list[tuple[float, int, _Delivery]] = []
         self._order = itertools.count()
-        self._in_flight = 0
+        self._in_flight: list[_Delivery] = []
         self._stopping = False
         self._attempts: list[DeliveryAttempt] = []
         self._thread = threading.Thread(target=self._run, name="webhook-sender", daemon=True)
@@ -141,10 +142,23 @@ class WebhookSender:
         if dropped:
             _log.warning("webhook sender stopped with %d deliveries not made", dropped)
 
-    def wait_idle(self, timeout: float | None = None) -> bool:
-        """Wait until nothing is queued, waiting to be retried or in flight; False if `timeout` ran out."""
+    def drain(self, timeout: float = DRAIN_TIMEOUT_SECONDS) -> None:
+        """Wait until every event handed over so far was delivered or given up, its retries included.
+
+        Raises `DrainTimeoutError`, naming each delivery still in flight or queued (and when it is due),
+        when `timeout` seconds run out first.
+        """
         with self._changed:
-            return self._changed.wait_for(lambda: not self._queue and not self._in_flight, timeout)
+            if self._changed.wait_for(lambda: not self._queue and not self._in_flight, timeout):
+                return
+            now = time.monotonic()
+            pending = [f"{_label(delivery)} in flight" for delivery in self._in_flight] + [
+                f"{_label(delivery)} due in {max(0.0, due - now):.1f} s"
+                for due, _, delivery in sorted(self._queue)
+            ]
+        raise DrainTimeoutError(
+            f"webhook deliveries to {self._url} not finished in {timeout:g} s: " + "; ".join(pending)
+        )
 
     def __enter__(self) -> Self:
         return self.start()
@@ -158,13 +172,13 @@ class WebhookSender:
                 delivery = self._next_due()
                 if delivery is None:
                     return
-                self._in_flight += 1
+                self._in_flight.append(delivery)
             try:
                 self._after(delivery, self._post(delivery))
             finally:
-                # Only now, so a queued retry keeps `wait_idle` waiting without a gap.
+                # Only now, so a queued retry keeps `drain` waiting without a gap.
                 with self._changed:
-                    self._in_flight -= 1
+                    self._in_flight.remove(delivery)
                     self._changed.notify_all()
 
     def _next_due(self) -> _Delivery | None:
@@ -224,6 +238,11 @@ class WebhookSender:
                 attempt.event_id,
                 attempt.attempt,
             )
+
+
+def _label(delivery: _Delivery) -> str:
+    """`type id (attempt n)`, how a pending delivery is named when a drain runs out of time."""
+    return "{} {}".format(*_describe(delivery.signed)) + f" (attempt {delivery.attempt})"
 
 
 def _describe(signed: SignedEvent) -> tuple[str, str]:

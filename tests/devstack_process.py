@@ -13,6 +13,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from tests.waiting import WAIT_SECONDS
+
 ROOT = Path(__file__).resolve().parents[1]
 READY = re.compile(r"^Ready in [\d.]+ s at (?P<url>http://127\.0\.0\.1:\d+)")
 # Only what a user's shell would have: the test process's own settings must not leak into the stack.
@@ -20,7 +22,7 @@ PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
 
 
 class DevStackProcess:
-    def __init__(self, settings: dict[str, str] | None = None, startup_timeout: float = 60) -> None:
+    def __init__(self, settings: dict[str, str] | None = None, startup_timeout: float = WAIT_SECONDS) -> None:
         environment = {name: os.environ[name] for name in PASSED_THROUGH if name in os.environ}
         environment |= {
             "PYTHONPATH": os.pathsep.join([str(ROOT / "layers/shared"), str(ROOT)]),
@@ -74,7 +76,7 @@ class DevStackProcess:
         if self._process.poll() is None:
             self._process.terminate()
             try:
-                self._process.wait(timeout=15)
+                self._process.wait(timeout=WAIT_SECONDS)
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()

@@ -12,7 +12,9 @@ The customer's side is played in code: `pay`, `pay_later` then `settle` or `fail
 PaymentIntent and Charge (`charge_of`). After the payment, `refund` (as `POST /v1/refunds`),
 `open_dispute` and `close_dispute` do what a refund and a chargeback do. Each event is also signed with
 the emulator's webhook secret and handed to the optional `deliver` callable (for real delivery over HTTP,
-a `devstack.webhook_delivery.WebhookSender`; `SignedEvent.resigned()` signs a retry afresh).
+a `devstack.webhook_delivery.WebhookSender`; `SignedEvent.resigned()` signs a retry afresh). An API
+request's events are handed over after its answer, from the server's thread: `drain()` waits until every
+event published so far has been handed over (and, for a sender, delivered; see `devstack.drain`).
 
     with StripeEmulator() as emulator:
         client = stripe.StripeClient(emulator.api_key, base_addresses={"api": emulator.api_base})
@@ -48,12 +50,14 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Self
 from urllib.parse import urlsplit
 
 import stripe
 
+from devstack.drain import DRAIN_TIMEOUT_SECONDS, Drains, DrainTimeoutError
 from devstack.stripe_emulator import (
     charges,
     checkout_sessions,
@@ -154,6 +158,8 @@ class StripeEmulator:
         self._settle_after = settle_after
         self._settlements: list[threading.Timer] = []
         self._lock = threading.Lock()
+        # Signalled on the emulator's lock whenever an event has been handed to `deliver`.
+        self._handed_over = threading.Condition(self._lock)
         self._stopping = threading.Event()
         self._store = Store(delivered=deliver is not None)
         self._api = StripeApi(api_key, self._lock, self._stopping, self._routes(), _EMULATED_ROUTES)
@@ -269,9 +275,27 @@ class StripeEmulator:
     def reset(self) -> None:
         """Forget every session, event, request, pending fault and idempotency key; cancel settlements."""
         self._cancel_settlements()
-        with self._lock:
+        with self._handed_over:
             self._store.clear()
             self._api.clear()
+            self._handed_over.notify_all()
+
+    def drain(self, timeout: float = DRAIN_TIMEOUT_SECONDS) -> None:
+        """Wait until every event published so far has been handed to `deliver`, then drain `deliver` too
+        when it can be (a `WebhookSender`: each event delivered or given up), all within `timeout` seconds.
+
+        Settlements scheduled by the Checkout page and not yet due are not waited for (see `devstack.drain`).
+        Raises `DrainTimeoutError`, naming the events still pending, when the time runs out.
+        """
+        deadline = time.monotonic() + timeout
+        with self._handed_over:
+            if not self._handed_over.wait_for(lambda: not self._store.undelivered, timeout):
+                pending = ", ".join(f"{kind} {id_}" for id_, kind in self._store.undelivered.items())
+                raise DrainTimeoutError(
+                    f"the Stripe emulator did not hand these events to deliver in {timeout:g} s: " + pending
+                )
+        if isinstance(self._deliver, Drains):
+            self._deliver.drain(max(0.0, deadline - time.monotonic()))
 
     def sign(self, event: Mapping[str, Any], timestamp: int | None = None) -> SignedEvent:
         """`event` as Stripe would post it now (or at `timestamp`), signed with the webhook secret.
@@ -439,7 +463,12 @@ class StripeEmulator:
         """Sign each event as it is sent, as Stripe does, and hand it to `deliver` (lock not held)."""
         if self._deliver is not None:
             for event in events:
-                self._deliver(self.sign(event))
+                try:
+                    self._deliver(self.sign(event))
+                finally:
+                    with self._handed_over:
+                        self._store.undelivered.pop(event["id"], None)
+                        self._handed_over.notify_all()
 
     # -- HTTP --------------------------------------------------------------------------------------------
 

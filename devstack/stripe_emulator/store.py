@@ -34,6 +34,8 @@ class Store:
     refunds: dict[str, JsonObject] = field(default_factory=dict)
     disputes: dict[str, JsonObject] = field(default_factory=dict)
     events: list[JsonObject] = field(default_factory=list)
+    # The events published for delivery and not yet handed to `deliver`, by id: their types.
+    undelivered: dict[str, str] = field(default_factory=dict)
     sequence: int = 0
     # Checkout's payment methods come from the account's one payment method configuration.
     payment_method_configuration: str = field(default_factory=lambda: new_id("pmc_"))
@@ -49,6 +51,7 @@ class Store:
         self.refunds.clear()
         self.disputes.clear()
         self.events.clear()
+        self.undelivered.clear()
         self.customers.clear()
         self.payment_methods.clear()
         self.payment_method_behaviour.clear()
@@ -61,4 +64,6 @@ class Store:
         """Record the event Stripe sends about `obj` now; a copy of it is returned to be delivered."""
         event = new_event(event_type, obj, delivered=self.delivered, request=request)
         self.events.append(event)
+        if self.delivered:
+            self.undelivered[event["id"]] = event_type
         return copy.deepcopy(event)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -14,6 +15,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Error, Locator, Page, expect, sync_playwright
 
 from tests.devstack_process import ROOT, DevStackProcess
+from tests.waiting import CHECK_EVERY_SECONDS, WAIT_SECONDS
 
 SCREENSHOTS = ROOT / "test-results" / "screenshots"
 CHROMIUM_ARGS = [
@@ -26,8 +28,19 @@ CHROMIUM_ARGS = [
 ]
 # Chromium's own line for a request that failed; tests that break a request on purpose expect it.
 FAILED_RESOURCE = "Failed to load resource"
-# Long enough for a webhook or a poll to credit a payment on a slow CI machine.
-CREDIT_TIMEOUT_MS = 20_000
+# Every wait in the browser, a payment's credit included: generous, as a loaded machine is slow, not wrong.
+WAIT_MS = int(WAIT_SECONDS * 1000)
+CREDIT_TIMEOUT_MS = WAIT_MS
+expect.set_options(timeout=WAIT_MS)
+
+
+def wait_in_page(page: Page, condition: Callable[[], bool], awaited: str) -> None:
+    """Wait for `condition`, letting Playwright dispatch the page's events (routes, requests) meanwhile."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not condition():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"waited {WAIT_SECONDS:g} s for {awaited}")
+        page.wait_for_timeout(CHECK_EVERY_SECONDS * 1000)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -153,7 +166,7 @@ def credits(
     context = browser.new_context(
         base_url=devstack.url, viewport={"width": 1280, "height": 900}, locale="en-US", timezone_id="UTC"
     )
-    context.set_default_timeout(15_000)
+    context.set_default_timeout(WAIT_MS)
     credits = CreditsPage(context.new_page(), devstack)
     yield credits
     if request.node.stash.get(CALL_FAILED, False):

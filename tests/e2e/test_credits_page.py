@@ -9,10 +9,10 @@ import uuid
 
 from playwright.sync_api import Request, Route, expect
 
-from tests.e2e.conftest import CREDIT_TIMEOUT_MS, CreditsPage
+from tests.e2e.conftest import CREDIT_TIMEOUT_MS, CreditsPage, wait_in_page
 
-# Long enough that the page shows a "Pay later" payment waiting for the bank before it settles.
-DEVSTACK_SETTINGS = {"STRIPE_EMULATOR_SETTLE_SECONDS": "2"}
+# Long enough that the page shows a "Pay later" payment waiting for the bank before it settles, loaded too.
+DEVSTACK_SETTINGS = {"STRIPE_EMULATOR_SETTLE_SECONDS": "8"}
 PAGE_URL = re.compile(r"/dashboard/credits/$")
 PROVIDER_DOWN = "The payment provider could not be reached. Nothing was charged; try again."
 # The policy the deployed site can send: nothing inline, nothing from another origin.
@@ -174,8 +174,7 @@ def test_packs_are_disabled_while_checkout_opens_and_enabled_after_going_back(cr
         expect(button).to_be_enabled()
     expect(credits.status).to_have_text("")
 
-    while not held:
-        page.wait_for_timeout(20)
+    wait_in_page(page, lambda: bool(held), "the page's checkout request, held")
     assert len(held) == 1
     held[0].continue_()
     page.wait_for_url("**/checkout/cs_*")

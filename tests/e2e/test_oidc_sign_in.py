@@ -7,7 +7,6 @@ Like the issue's deployment, it advertises no end-session endpoint, so the page 
 
 from __future__ import annotations
 
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from playwright.sync_api import Route, expect
 
 from tests.devstack_process import DevStackProcess
-from tests.e2e.conftest import CreditsPage
+from tests.e2e.conftest import CreditsPage, wait_in_page
 from tests.e2e.oidc_provider import FakeOidcProvider
 
 SIGNED_OUT = "You\u2019ve signed out."
@@ -114,9 +113,7 @@ def test_sign_out_with_an_end_session_endpoint_also_ends_the_providers_session(
 
     expect(page.get_by_role("button", name="Sign in", exact=True)).to_be_visible()
     # The page shows sign-in first, then goes to the provider's end-session endpoint.
-    deadline = time.monotonic() + 15
-    while not provider.logouts and time.monotonic() < deadline:
-        page.wait_for_timeout(100)
+    wait_in_page(page, lambda: bool(provider.logouts), "the provider's end-session endpoint reached")
     [logout] = provider.logouts
     assert logout["client_id"] == provider.client_id
     assert logout["post_logout_redirect_uri"] == f"{credits.stack.url}/dashboard/credits/"

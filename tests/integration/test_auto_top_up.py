@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ import pytest
 from ulid import ULID
 
 from devstack.balance_stream import BalanceStream
+from devstack.drain import DrainTimeoutError
 from devstack.dynamodb import DynamoDBServer
 from devstack.stripe_emulator import StripeEmulator
 from functions.auto_top_up.app import lambda_handler as auto_top_up_routes
@@ -378,3 +380,49 @@ def test_an_auto_top_up_whose_webhook_was_lost_is_credited_by_the_sweeps_replay_
     # Then it is credited once and the dip is over: nothing more is charged
     assert (len(deposits("lost")), ledger.get_balance("lost"), stripe.charges) == (1, 1100, 1)
     assert CreditBalance.get("lost").auto_top_up_episode is None
+
+
+def test_a_running_stream_drains_what_was_committed_and_what_that_committed_in_turn(
+    tables: DynamoDBServer,
+) -> None:
+    seen: list[str] = []
+
+    def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
+        users = [record["dynamodb"]["Keys"]["userId"]["S"] for record in event["Records"]]
+        seen.extend(users)
+        if "first" in users and "second" not in seen:  # what a delivery commits is drained too
+            ledger.add_credits("second", 100, source="stripe_payment", payment_id=str(ULID()), currency="usd")
+        return {"batchItemFailures": []}
+
+    stream = BalanceStream(tables.endpoint_url, os.environ["CREDIT_BALANCE_TABLE"], handler, LambdaContext())
+    stream.start()
+    try:
+        ledger.add_credits("first", 100, source="stripe_payment", payment_id=str(ULID()), currency="usd")
+
+        delivered = stream.drain()
+
+        assert seen[0] == "first"
+        assert seen[-1] == "second"
+        assert delivered == len(seen)
+        assert stream.drain() == 0
+    finally:
+        stream.stop()
+
+
+def test_a_stream_whose_trigger_never_finishes_fails_its_drain_saying_so(tables: DynamoDBServer) -> None:
+    released = threading.Event()
+
+    def stuck(_event: dict[str, Any], _context: Any) -> dict[str, Any]:
+        released.wait(timeout=60)
+        return {"batchItemFailures": []}
+
+    stream = BalanceStream(tables.endpoint_url, os.environ["CREDIT_BALANCE_TABLE"], stuck, LambdaContext())
+    stream.start()
+    try:
+        ledger.add_credits("stuck", 100, source="stripe_payment", payment_id=str(ULID()), currency="usd")
+
+        with pytest.raises(DrainTimeoutError, match=r"balance stream of .* did not settle in 0\.5 s"):
+            stream.drain(timeout=0.5)
+    finally:
+        released.set()
+        stream.stop()

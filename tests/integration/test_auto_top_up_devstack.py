@@ -14,7 +14,8 @@ import pytest
 
 from devstack.sigv4 import ServiceCredentials, signed_headers
 from tests.devstack_process import DevStackProcess
-from tests.integration.test_devstack import Shopper, call, eventually
+from tests.integration.test_devstack import Shopper, call, settle
+from tests.waiting import wait_until
 
 CREDENTIALS = ServiceCredentials("AKIAAUTOTOPUPTEST001", "auto-top-up-test-secret")
 SETTINGS = {
@@ -53,16 +54,20 @@ def test_save_a_card_turn_it_on_spend_below_and_the_balance_refills_once_per_dip
     assert status == 201, opened
     status, saved = call("POST", f"{opened['url']}/pay")
     assert status == 200, saved
-    assert eventually(lambda: call("GET", settings_url, token=shopper.token)[1]["paymentMethod"] is not None)
+    wait_until(
+        lambda: call("GET", settings_url, token=shopper.token)[1]["paymentMethod"] is not None,
+        "the saved card in the auto top-up settings",
+    )
 
     # When auto top-up is turned on with an empty balance, it refills at once
     body = {"enabled": True, "threshold": 500, "amount": 1000}
     status, answer = call("PUT", settings_url, body, shopper.token)
     assert (status, answer["status"]) == (200, "on"), answer
-    assert eventually(lambda: shopper.balance()["balance"] == 1000, timeout=20)
+    shopper.wait_for_balance(1000)
 
     # And a spend below the threshold refills once more, once
     spend(stack, user, 700)
-    assert eventually(lambda: shopper.balance()["balance"] == 1300, timeout=20)
+    shopper.wait_for_balance(1300)
+    settle(stack)
     rows = [row for row in shopper.balance()["transactions"] if row["type"] == "deposit"]
     assert len(rows) == 2

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,6 +16,7 @@ from devstack.auth import LocalIssuer
 from devstack.containers import Containers, ContainerStartError, Function
 from devstack.gateway import Gateway, Request, Route, functions, route_pattern
 from tests.devstack_process import DevStackProcess
+from tests.waiting import WAIT_SECONDS, wait_until
 
 CAP = 2
 
@@ -141,14 +141,6 @@ def _stat(pid: int) -> str:
         return " Z "
 
 
-def gone_within(pids: set[int], seconds: float) -> set[int]:
-    """The pids still alive after waiting up to `seconds` (a bound on the test, not a timing check)."""
-    deadline = time.monotonic() + seconds
-    while alive(pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return alive(pids)
-
-
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["Ctrl-C", "killed"])
 def test_no_container_outlives_the_stack(stop: signal.Signals) -> None:
     # Given the stack with its containers running (one per function at least, plus the fork server)
@@ -159,10 +151,10 @@ def test_no_container_outlives_the_stack(stop: signal.Signals) -> None:
 
     # When it is stopped with Ctrl-C, or even killed outright
     stack._process.send_signal(stop)
-    stack._process.wait(30)
+    stack._process.wait(WAIT_SECONDS)
 
     # Then every process it started is gone
-    assert gone_within(children, 30) == set()
+    wait_until(lambda: not alive(children), lambda: f"every process of the stack to end: {alive(children)}")
 
 
 def test_a_function_that_cannot_start_stops_make_run_with_its_error() -> None:

@@ -9,11 +9,10 @@ import re
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -21,6 +20,7 @@ import boto3
 import pytest
 
 from tests.devstack_process import ROOT, DevStackProcess
+from tests.waiting import WAIT_SECONDS, wait_until
 
 Http = tuple[int, Any]
 
@@ -34,7 +34,8 @@ def call(
         headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(url, data=data, headers=headers, method=method)
     try:
-        with urllib.request.urlopen(request, timeout=15) as response:
+        # Room for a settle's own wait, on top of a slow answer.
+        with urllib.request.urlopen(request, timeout=2 * WAIT_SECONDS) as response:
             raw = response.read()
             status = response.status
     except urllib.error.HTTPError as error:
@@ -45,21 +46,22 @@ def call(
         return status, raw.decode()
 
 
-def eventually(check: Callable[[], bool], timeout: float = 15) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.1)
-    return check()
+def settle(stack: DevStackProcess) -> None:
+    """Wait until the stack has delivered everything it queued: events, their retries, stream records."""
+    status, body = call("POST", f"{stack.url}/local/settle?timeout={WAIT_SECONDS:g}")
+    assert status == 200, body
 
 
 class Shopper:
     def __init__(self, stack: DevStackProcess, user: str) -> None:
         self.stack = stack
+        self.user = user
         status, body = call("POST", f"{stack.url}/local/token", {"userId": user})
         assert status == 200, body
         self.token = body["token"]
+
+    def wait_for_balance(self, credits: int) -> None:
+        wait_until(lambda: self.balance()["balance"] == credits, f"{self.user}'s balance to be {credits}")
 
     def balance(self) -> dict[str, Any]:
         status, body = call("GET", f"{self.stack.url}/api/balance", token=self.token)
@@ -106,7 +108,8 @@ def test_a_paid_checkout_is_credited_by_the_webhook(stack: DevStackProcess) -> N
         paid["redirect"]
         == f"{stack.url}/dashboard/credits/?checkout=success&session_id={session['sessionId']}"
     )
-    assert eventually(lambda: alice.balance()["balance"] == 5000)
+    alice.wait_for_balance(5000)
+    settle(stack)
     [deposit] = alice.balance()["transactions"]
     assert (deposit["type"], deposit["amount"], deposit["paymentId"]) == (
         "deposit",
@@ -136,7 +139,8 @@ def test_pay_later_is_credited_once_the_payment_succeeds(stack: DevStackProcess)
     carol.on_checkout_page(session, "pay-later")
 
     assert carol.session(session["sessionId"])[1]["credited"] is False
-    assert eventually(lambda: carol.balance()["balance"] == 10000)
+    carol.wait_for_balance(10000)
+    settle(stack)
     assert len(carol.balance()["transactions"]) == 1
 
 
@@ -152,7 +156,7 @@ def test_one_user_cannot_see_or_claim_anothers_checkout(stack: DevStackProcess) 
     alice, mallory = Shopper(stack, "alice-private"), Shopper(stack, "mallory-private")
     session = alice.checkout(5000)
     alice.on_checkout_page(session, "pay")
-    assert eventually(lambda: alice.balance()["balance"] == 5000)
+    alice.wait_for_balance(5000)
 
     assert mallory.session(session["sessionId"])[0] == 404
     assert mallory.balance()["balance"] == 0
@@ -178,7 +182,11 @@ def test_every_event_delivered_twice_still_credits_once() -> None:
         session = dave.checkout(5000)
         dave.on_checkout_page(session, "pay")
 
-        assert eventually(lambda: twice.log().count('"result":"already_credited"') >= 1)
+        settle(twice)
+        wait_until(
+            lambda: twice.log().count('"result":"already_credited"') >= 1,
+            "the second delivery's already_credited in the stack's log",
+        )
         assert dave.balance()["balance"] == 5000
         assert len(dave.balance()["transactions"]) == 1
 
@@ -229,7 +237,8 @@ def test_a_webhook_answering_500_is_retried_and_credits_once() -> None:
             erin = Shopper(stack, "erin")
             erin.on_checkout_page(erin.checkout(1000), "pay")
 
-            assert eventually(lambda: erin.balance()["balance"] == 1000)
+            erin.wait_for_balance(1000)
+            settle(stack)
             assert endpoint.statuses[:2] == [500, 200]
             assert len(erin.balance()["transactions"]) == 1
     finally:
@@ -261,7 +270,7 @@ def make_audit(stack: DevStackProcess) -> subprocess.CompletedProcess[str]:
 def test_make_audit_is_silent_on_a_clean_ledger_and_names_a_drifted_balance(stack: DevStackProcess) -> None:
     carol = Shopper(stack, "carol-audited")
     carol.on_checkout_page(carol.checkout(1000), "pay")
-    assert eventually(lambda: carol.balance()["balance"] == 1000)
+    carol.wait_for_balance(1000)
 
     clean = make_audit(stack)
 
@@ -294,7 +303,7 @@ def stripe_call(stack: DevStackProcess, method: str, path: str, form: dict[str, 
     request = urllib.request.Request(f"{api_base[1]}{path}", data=data, method=method)
     request.add_header("Authorization", "Basic " + base64.b64encode(b"sk_test_emulator:").decode())
     try:
-        with urllib.request.urlopen(request, timeout=15) as response:
+        with urllib.request.urlopen(request, timeout=WAIT_SECONDS) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
@@ -308,7 +317,7 @@ def test_a_refund_and_a_dispute_on_the_emulator_take_back_credits_through_the_we
     dave.on_checkout_page(refunded_session, "pay")
     disputed_session = dave.checkout(1000)
     dave.on_checkout_page(disputed_session, "pay")
-    assert eventually(lambda: dave.balance()["balance"] == 6000)
+    dave.wait_for_balance(6000)
     _, refunded = stripe_call(stack, "GET", f"/v1/checkout/sessions/{refunded_session['sessionId']}")
     _, disputed = stripe_call(stack, "GET", f"/v1/checkout/sessions/{disputed_session['sessionId']}")
     _, disputed_intent = stripe_call(stack, "GET", f"/v1/payment_intents/{disputed['payment_intent']}")
@@ -317,16 +326,17 @@ def test_a_refund_and_a_dispute_on_the_emulator_take_back_credits_through_the_we
         stack, "POST", "/v1/refunds", {"payment_intent": refunded["payment_intent"], "amount": "2000"}
     )
     assert status == 200, refund
-    assert eventually(lambda: dave.balance()["balance"] == 4000)
+    dave.wait_for_balance(4000)
     status, dispute = stripe_call(
         stack, "POST", f"/_emulator/charges/{disputed_intent['latest_charge']}/dispute", {"action": "open"}
     )
     assert status == 200, dispute
-    assert eventually(lambda: dave.balance()["balance"] == 3000)
+    dave.wait_for_balance(3000)
     stripe_call(
         stack, "POST", f"/_emulator/charges/{disputed_intent['latest_charge']}/dispute", {"action": "win"}
     )
-    assert eventually(lambda: dave.balance()["balance"] == 4000)
+    dave.wait_for_balance(4000)
+    settle(stack)
 
     kinds = sorted((row["type"], row["amount"]) for row in dave.balance()["transactions"])
     assert kinds == [

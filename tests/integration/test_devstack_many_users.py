@@ -24,7 +24,8 @@ import pytest
 from devstack.gateway import routes
 from devstack.sigv4 import ServiceCredentials, signed_headers
 from tests.devstack_process import DevStackProcess
-from tests.integration.test_devstack import Shopper, call, eventually
+from tests.integration.test_devstack import Shopper, call
+from tests.waiting import wait_until
 
 USERS = 16
 TOP_UPS_PER_USER = 4
@@ -121,5 +122,7 @@ def test_every_answer_belongs_to_its_caller_under_concurrent_users(stack: DevSta
 
     kinds = Counter(wrong.split(":")[0] for wrong in tally.wrong)
     assert tally.wrong == [], f"{len(tally.wrong)} of {tally.requests} answers wrong: {kinds}"
-    assert eventually(lambda: balances() == paid, timeout=30), (balances(), paid)
+    wait_until(
+        lambda: balances() == paid, lambda: f"each balance to be what was paid: {balances()} != {paid}"
+    )
     assert tally.requests >= USERS * TOP_UPS_PER_USER * (2 + 2 * BALANCE_READS_PER_STEP)

@@ -6,7 +6,6 @@ delivering again, the user trying again or coming back to the success page) ends
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -17,6 +16,7 @@ from functions.create_checkout.app import lambda_handler as create_checkout
 from tests.checkout_flow import deliver, start_checkout
 from tests.dynamodb_faults import INTERNAL_ERROR, THROTTLED, TIMED_OUT, TRANSACTION_CONFLICT, failing
 from tests.lambda_events import HttpResponse, api_event, invoke
+from tests.waiting import wait_until
 from wallet import ledger, models, payments
 from wallet.models import CreditTransaction
 
@@ -52,15 +52,6 @@ def post_checkout(user: str, amount: int) -> HttpResponse:
 
 def transact_client() -> Any:
     return models.connection().client
-
-
-def eventually(check: Callable[[], bool], timeout: float = 10) -> bool:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 # -- DynamoDB --------------------------------------------------------------------------------------------
@@ -201,7 +192,10 @@ def test_stripe_failing_to_create_is_a_502_with_nothing_written_and_trying_again
 
     assert (failed.status, failed.body["error"]["code"]) == (502, "stripe_unavailable")
     # A slow Stripe finishes what the client gave up on: still one session per payment id, never paid.
-    assert eventually(lambda: len(creates(stripe_emulator)) == before + attempts)
+    wait_until(
+        lambda: len(creates(stripe_emulator)) == before + attempts,
+        f"{attempts} attempts to create the session answered, the slow ones included",
+    )
     attempted = creates(stripe_emulator)[before:]
     assert len({r.idempotency_key for r in attempted}) == 1
     assert sum(r.status == 200 and not r.replayed for r in attempted) == (1 if status is None else 0)
@@ -228,7 +222,10 @@ def test_stripe_failing_to_retrieve_is_a_502_with_nothing_written_and_coming_bac
     failed = success_page("alice", session_id)
 
     assert (failed.status, failed.body["error"]["code"]) == (502, "stripe_unavailable")
-    assert eventually(lambda: len(retrieves(stripe_emulator, session_id)) == before + attempts)
+    wait_until(
+        lambda: len(retrieves(stripe_emulator, session_id)) == before + attempts,
+        f"{attempts} attempts to retrieve the session answered, the slow ones included",
+    )
     assert nothing_written("alice")
     back = success_page("alice", session_id)
     assert (back.status, back.body["credited"]) == (200, True)

@@ -7,7 +7,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from email.message import Message
@@ -19,6 +19,7 @@ import pytest
 import stripe
 from stripe.params.checkout import SessionCreateParams
 
+from devstack.drain import DrainTimeoutError
 from devstack.stripe_emulator import (
     CHECKOUT_PAGE_TITLE,
     DECLINED_MESSAGE,
@@ -29,6 +30,7 @@ from devstack.stripe_emulator import (
     UnknownCheckoutSessionError,
     fixture,
 )
+from tests.waiting import wait_until
 
 API_KEY = "sk_test_51EmulatorSuiteKey"
 SUCCESS_URL = "https://credits.example/dashboard/credits/?checkout=success&session_id={CHECKOUT_SESSION_ID}"
@@ -110,13 +112,6 @@ def create(
 
 def calls(emulator: StripeEmulator, method: str, path: str) -> int:
     return sum(1 for request in emulator.requests if (request.method, request.path) == (method, path))
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
 
 
 # -- create, retrieve, shapes -------------------------------------------------------------------------
@@ -353,7 +348,8 @@ def test_expiring_an_open_session_sends_checkout_session_expired(
         "id": expired.last_response.request_id,
         "idempotency_key": expired.last_response.idempotency_key,
     }
-    wait_until(lambda: len(delivered) == 1)
+    emulator.drain()
+    assert len(delivered) == 1
     assert delivered[0].event == event
 
 
@@ -471,6 +467,28 @@ def test_only_the_transitions_checkout_allows_are_accepted(
     assert len(emulator.events) == 4
 
 
+def test_drain_waits_for_an_api_requests_events_handed_over_after_its_answer() -> None:
+    released = threading.Event()
+    delivered: list[SignedEvent] = []
+
+    def held(signed: SignedEvent) -> None:
+        released.wait(timeout=60)
+        delivered.append(signed)
+
+    with StripeEmulator(api_key=API_KEY, deliver=held) as emulator:
+        client = sdk(emulator)
+        session = create(client)
+        expired = client.v1.checkout.sessions.expire(session.id)
+
+        with pytest.raises(DrainTimeoutError, match=f"checkout.session.expired {emulator.events[0]['id']}"):
+            emulator.drain(timeout=0.2)
+        released.set()
+        emulator.drain()
+
+        assert expired.status == "expired"
+        assert [signed.event for signed in delivered] == emulator.events
+
+
 def test_deliver_receives_every_event_signed_in_order(
     emulator: StripeEmulator, client: stripe.StripeClient, delivered: list[SignedEvent]
 ) -> None:
@@ -479,7 +497,7 @@ def test_deliver_receives_every_event_signed_in_order(
     emulator.pay(paid.id)
     client.v1.checkout.sessions.expire(expired.id)
 
-    wait_until(lambda: len(delivered) == 2)
+    emulator.drain()
     assert [event.event["type"] for event in delivered] == [
         "checkout.session.completed",
         "checkout.session.expired",
@@ -549,7 +567,7 @@ def test_a_retry_after_a_timeout_gets_the_session_the_slow_request_made(emulator
 
     session = impatient.v1.checkout.sessions.create(checkout_params(), options={"idempotency_key": "pay-9"})
 
-    wait_until(lambda: len(emulator.requests) == 2)
+    wait_until(lambda: len(emulator.requests) == 2, "the slow request answered after the retry")
     assert [s.id for s in sdk(emulator).v1.checkout.sessions.list()] == [session.id]
     assert sorted(r.replayed for r in emulator.requests[:2]) == [False, True]
 
@@ -741,7 +759,7 @@ def test_pay_completes_the_session_and_sends_the_customer_to_the_success_url(
     assert answer.headers["Location"] == success_url(session.id)
     paid = client.v1.checkout.sessions.retrieve(session.id)
     assert (paid.status, paid.payment_status) == ("complete", "paid")
-    wait_until(lambda: len(delivered) == 1)
+    emulator.drain()
     assert [signed.event["type"] for signed in delivered] == ["checkout.session.completed"]
     assert all(r.path.startswith("/v1/") for r in emulator.requests)
 
@@ -752,7 +770,8 @@ def test_pay_later_completes_unpaid_then_settles_after_settle_after() -> None:
         session = create(sdk(emulator))
 
         answer = http("POST", f"{page_url(session)}/pay-later")
-        wait_until(lambda: len(delivered) == 2)
+        wait_until(lambda: len(emulator.events) == 2, "the scheduled settlement's event")
+        emulator.drain()
 
         assert answer.status == 303
         assert answer.headers["Location"] == success_url(session.id)
@@ -770,8 +789,8 @@ def test_a_delayed_payment_settled_or_failed_by_hand_is_not_settled_again() -> N
         emulator.fail_payment(session.id)
 
         # The timer starts once the answer is sent, so it is waited for to start and then to end.
-        wait_until(lambda: bool(settlement_threads()))
-        wait_until(lambda: not settlement_threads())
+        wait_until(lambda: bool(settlement_threads()), "the settlement timer to start")
+        wait_until(lambda: not settlement_threads(), "the settlement timer to end")
 
         assert [event["type"] for event in emulator.events] == [
             "checkout.session.completed",
@@ -787,7 +806,7 @@ def test_stop_cancels_a_pending_settlement_at_once() -> None:
     emulator = StripeEmulator(api_key=API_KEY, settle_after=60).start()
     session = create(sdk(emulator))
     http("POST", f"{page_url(session)}/pay-later")
-    wait_until(lambda: bool(settlement_threads()))
+    wait_until(lambda: bool(settlement_threads()), "the settlement timer to start")
 
     started = time.monotonic()
     emulator.stop()
@@ -816,7 +835,8 @@ def test_decline_shows_the_card_declined_message_sends_no_event_and_allows_anoth
     assert declined["payment_intent"]["last_payment_error"]["code"] == "card_declined"
     assert emulator.events == []
     assert http("POST", f"{page_url(session)}/pay").status == 303
-    wait_until(lambda: len(delivered) == 1)
+    emulator.drain()
+    assert len(delivered) == 1
 
 
 def test_cancel_sends_the_customer_to_the_cancel_url_and_changes_nothing(
@@ -830,6 +850,7 @@ def test_cancel_sends_the_customer_to_the_cancel_url_and_changes_nothing(
     assert answer.headers["Location"] == CANCEL_URL
     assert client.v1.checkout.sessions.retrieve(session.id).to_dict() == session.to_dict()
     assert emulator.events == []
+    emulator.drain()
     assert delivered == []
 
 

@@ -181,9 +181,11 @@ def test_a_full_refund_refunds_what_remains_and_sends_charge_refunded_then_refun
     emulator: StripeEmulator, client: stripe.StripeClient, delivered: list[SignedEvent]
 ) -> None:
     charge = paid_charge(emulator, client)
+    emulator.drain()
     before = len(delivered)
 
     refund = client.v1.refunds.create({"charge": charge.id, "reason": "requested_by_customer"})
+    emulator.drain()
 
     after = client.v1.charges.retrieve(charge.id)
     assert refund.id.startswith("re_")
@@ -212,11 +214,13 @@ def test_partial_refunds_add_up_and_the_events_carry_the_cumulative_amount(
     emulator: StripeEmulator, client: stripe.StripeClient, delivered: list[SignedEvent]
 ) -> None:
     charge = paid_charge(emulator, client)
+    emulator.drain()
     before = len(delivered)
 
     client.v1.refunds.create({"charge": charge.id, "amount": 1000})
     middle = client.v1.charges.retrieve(charge.id)
     client.v1.refunds.create({"payment_intent": str(charge.payment_intent), "amount": 1500})
+    emulator.drain()
 
     after = client.v1.charges.retrieve(charge.id)
     assert (middle.amount_refunded, middle.refunded) == (1000, False)
@@ -254,10 +258,12 @@ def test_refunding_more_than_remains_is_a_400_that_changes_nothing(
     charge = paid_charge(emulator, client)
     if refunded_first:
         client.v1.refunds.create({"charge": charge.id, "amount": refunded_first})
+    emulator.drain()
     before = len(delivered)
 
     with pytest.raises(stripe.InvalidRequestError) as refused:
         client.v1.refunds.create({"charge": charge.id, **({"amount": amount} if amount else {})})
+    emulator.drain()
 
     assert (refused.value.http_status, refused.value.code) == (400, code)
     assert refused.value.error is not None
@@ -310,10 +316,12 @@ def test_a_refund_replayed_with_its_idempotency_key_refunds_once(
     emulator: StripeEmulator, client: stripe.StripeClient, delivered: list[SignedEvent]
 ) -> None:
     charge = paid_charge(emulator, client)
+    emulator.drain()
     before = len(delivered)
 
     first = client.v1.refunds.create({"charge": charge.id, "amount": 1000}, {"idempotency_key": "refund-1"})
     again = client.v1.refunds.create({"charge": charge.id, "amount": 1000}, {"idempotency_key": "refund-1"})
+    emulator.drain()
 
     assert again.to_dict() == first.to_dict()
     assert client.v1.charges.retrieve(charge.id).amount_refunded == 1000
@@ -329,6 +337,7 @@ def test_the_python_refund_control_is_the_api_refund(
     charge = paid_charge(emulator, client)
 
     sent = emulator.refund(charge.id, 2000, reason="duplicate")
+    emulator.drain()
 
     assert types_of(sent) == ["charge.refunded", "refund.created"]
     assert types_of(delivered[-2:]) == ["charge.refunded", "refund.created"]
@@ -350,6 +359,7 @@ def test_the_dispute_control_opens_then_closes_a_dispute_with_its_events(
     status: str,
 ) -> None:
     charge = paid_charge(emulator, client)
+    emulator.drain()
     before = len(delivered)
 
     opened_status, opened = control(emulator, charge.id, b"action=open", "application/x-www-form-urlencoded")
@@ -357,6 +367,7 @@ def test_the_dispute_control_opens_then_closes_a_dispute_with_its_events(
     closed_status, closed = control(
         emulator, charge.id, json.dumps({"action": close}).encode(), "application/json"
     )
+    emulator.drain()
 
     assert (opened_status, closed_status) == (200, 200)
     assert opened["id"].startswith("dp_")

@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -17,8 +17,10 @@ from typing import Any
 import pytest
 import stripe
 
+from devstack.drain import DrainTimeoutError
 from devstack.stripe_emulator import SignedEvent, StripeEmulator, fixture
 from devstack.webhook_delivery import WebhookSender
+from tests.waiting import WAIT_SECONDS, wait_until
 
 API_KEY = "sk_test_51WebhookDeliveryKey"
 FAST = (0.01, 0.01)
@@ -48,7 +50,7 @@ class Endpoint:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                endpoint.answering.wait(timeout=5)
+                endpoint.answering.wait(timeout=WAIT_SECONDS)
                 with endpoint._lock:
                     endpoint.received.append(Received(body, dict(self.headers.items())))
                     status = endpoint.statuses.popleft() if endpoint.statuses else 200
@@ -92,13 +94,6 @@ def emulator() -> Iterator[StripeEmulator]:
         yield emulator
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
-
-
 def open_session(emulator: StripeEmulator) -> str:
     session = emulator.client().v1.checkout.sessions.create(
         {
@@ -140,7 +135,7 @@ def test_a_500_is_retried_and_every_attempt_carries_a_valid_signature() -> None:
     ):
         [completed] = emulator.pay(open_session(emulator))
 
-        assert sender.wait_idle(timeout=5)
+        emulator.drain()
 
     attempts = sender.attempts
     assert [(a.event_id, a.event_type, a.attempt, a.status, a.error) for a in attempts] == [
@@ -164,7 +159,7 @@ def test_each_attempt_is_signed_when_it_is_sent(emulator: StripeEmulator, endpoi
 
     with WebhookSender(endpoint.url) as sender:
         sender(stale)
-        assert sender.wait_idle(timeout=5)
+        sender.drain()
 
     [received] = endpoint.received
     assert received.body == stale.payload
@@ -179,7 +174,7 @@ def test_twice_delivers_every_event_twice(endpoint: Endpoint) -> None:
     ):
         [completed] = emulator.pay(open_session(emulator))
         [expired] = emulator.expire(open_session(emulator))
-        assert sender.wait_idle(timeout=5)
+        emulator.drain()
 
     ids = [verified(received, emulator.webhook_secret).id for received in endpoint.received]
     assert ids == [completed["id"], completed["id"], expired["id"], expired["id"]]
@@ -195,7 +190,7 @@ def test_it_gives_up_after_the_schedule_and_logs_no_secrets(
 
     with Endpoint([500, 503, 500, 500]) as endpoint, WebhookSender(endpoint.url, retry_delays=FAST) as sender:
         sender(signed)
-        assert sender.wait_idle(timeout=5)
+        sender.drain()
 
     assert [(a.attempt, a.status) for a in sender.attempts] == [(1, 500), (2, 503), (3, 500)]
     assert len(endpoint.received) == 3
@@ -216,10 +211,10 @@ def test_a_refused_connection_and_a_redirect_are_failed_deliveries(emulator: Str
 
     with WebhookSender(f"http://127.0.0.1:{closed_port}/hook", retry_delays=(0.01,)) as refused:
         refused(a_signed_event(emulator))
-        assert refused.wait_idle(timeout=5)
+        refused.drain()
     with Endpoint([302]) as endpoint, WebhookSender(endpoint.url, retry_delays=FAST) as redirected:
         redirected(a_signed_event(emulator))
-        assert redirected.wait_idle(timeout=5)
+        redirected.drain()
 
     assert [(a.status, a.error is not None) for a in refused.attempts] == [(None, True), (None, True)]
     assert "refused" in (refused.attempts[0].error or "").lower()
@@ -235,11 +230,12 @@ def test_the_caller_never_waits_for_the_endpoint(emulator: StripeEmulator, endpo
             sender(a_signed_event(emulator))
         handed_over = time.monotonic() - started
 
-        assert not sender.wait_idle(timeout=0.05)
+        with pytest.raises(DrainTimeoutError):
+            sender.drain(timeout=0.05)
         endpoint.answering.set()
-        assert sender.wait_idle(timeout=5)
+        sender.drain()
 
-    # Had a call waited for its answer, it would have waited for `answering` (5 s).
+    # Had a call waited for its answer, it would have waited for `answering` (up to WAIT_SECONDS).
     assert handed_over < 1
     assert [a.status for a in sender.attempts] == [200, 200, 200]
 
@@ -248,7 +244,7 @@ def test_stop_is_prompt_with_a_retry_pending(emulator: StripeEmulator) -> None:
     with Endpoint([500]) as endpoint:
         sender = WebhookSender(endpoint.url, retry_delays=(60.0,)).start()
         sender(a_signed_event(emulator))
-        wait_until(lambda: len(sender.attempts) == 1)
+        wait_until(lambda: len(sender.attempts) == 1, "the first attempt, answered 500")
 
         started = time.monotonic()
         sender.stop()
@@ -259,7 +255,7 @@ def test_stop_is_prompt_with_a_retry_pending(emulator: StripeEmulator) -> None:
     assert [a.status for a in sender.attempts] == [500]
     assert len(endpoint.received) == 1
     assert not any(thread.name == "webhook-sender" for thread in threading.enumerate())
-    assert sender.wait_idle(timeout=0)
+    sender.drain(timeout=0)
 
 
 def test_events_handed_over_before_start_are_sent_once_started(
@@ -269,7 +265,7 @@ def test_events_handed_over_before_start_are_sent_once_started(
     sender(a_signed_event(emulator))
 
     with sender:
-        assert sender.wait_idle(timeout=5)
+        sender.drain()
 
     assert len(endpoint.received) == 1
 
@@ -296,8 +292,8 @@ def test_the_checkout_page_delivers_pay_later_and_its_settlement_in_order(endpoi
         )
         with no_redirects.open(request, timeout=5) as response:
             answer = json.loads(response.read())
-        wait_until(lambda: len(endpoint.received) == 2)
-        assert sender.wait_idle(timeout=5)
+        wait_until(lambda: len(emulator.events) == 2, "the scheduled settlement's event")
+        emulator.drain()
 
     assert (answer["status"], answer["paymentStatus"]) == ("complete", "unpaid")
     events = [verified(received, emulator.webhook_secret) for received in endpoint.received]
@@ -322,8 +318,7 @@ def test_refund_and_dispute_events_reach_the_endpoint_signed(endpoint: Endpoint)
         )
         with urllib.request.urlopen(request, timeout=5) as response:
             assert response.status == 200
-        wait_until(lambda: len(endpoint.received) == 4)
-        assert sender.wait_idle(timeout=5)
+        emulator.drain()
 
     events = [verified(received, emulator.webhook_secret) for received in endpoint.received]
     assert [event.type for event in events] == [
@@ -334,3 +329,47 @@ def test_refund_and_dispute_events_reach_the_endpoint_signed(endpoint: Endpoint)
     ]
     assert events[1].data.object.amount_refunded == 1000
     assert events[3].data.object.charge == charge
+
+
+def test_drain_waits_for_a_scheduled_retry_to_be_made(emulator: StripeEmulator) -> None:
+    with Endpoint([500]) as endpoint, WebhookSender(endpoint.url, retry_delays=(0.3,)) as sender:
+        sender(a_signed_event(emulator))
+
+        sender.drain()
+
+        assert [(a.attempt, a.status) for a in sender.attempts] == [(1, 500), (2, 200)]
+
+
+def test_a_drain_that_runs_out_of_time_names_what_is_in_flight_and_what_waits_to_be_retried(
+    emulator: StripeEmulator,
+) -> None:
+    with Endpoint([500]) as endpoint, WebhookSender(endpoint.url, retry_delays=(60.0,)) as sender:
+        sender(a_signed_event(emulator))
+        wait_until(lambda: len(sender.attempts) == 1, "the first attempt, answered 500")
+        endpoint.answering.clear()
+        sender(emulator.sign(fixture("event") | {"id": "evt_held", "type": "charge.refunded"}))
+
+        with pytest.raises(DrainTimeoutError) as late:
+            sender.drain(timeout=0.2)
+        endpoint.answering.set()
+
+    message = str(late.value)
+    assert endpoint.url in message
+    assert "charge.refunded evt_held (attempt 1)" in message
+    assert "checkout.session.completed evt_delivery_test (attempt 2) due in" in message
+
+
+def test_the_emulators_drain_drains_its_sender(endpoint: Endpoint) -> None:
+    endpoint.answering.clear()
+    with (
+        WebhookSender(endpoint.url, retry_delays=FAST) as sender,
+        StripeEmulator(api_key=API_KEY, deliver=sender) as emulator,
+    ):
+        emulator.pay(open_session(emulator))
+
+        with pytest.raises(DrainTimeoutError, match=r"checkout\.session\.completed evt_\w+ \(attempt 1\)"):
+            emulator.drain(timeout=0.2)
+        endpoint.answering.set()
+        emulator.drain()
+
+        assert [a.status for a in sender.attempts] == [200]

@@ -11,7 +11,16 @@ import jwt
 import pytest
 
 from devstack.auth import LocalIssuer, UnauthorizedError
-from devstack.gateway import Request, api_event, lambda_response, routes
+from devstack.drain import DRAIN_TIMEOUT_SECONDS, DrainTimeoutError
+from devstack.gateway import (
+    MAX_SETTLE_SECONDS,
+    SETTLE_PATH,
+    Gateway,
+    Request,
+    api_event,
+    lambda_response,
+    routes,
+)
 from devstack.sigv4 import ServiceCredentials
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -166,3 +175,59 @@ def test_a_token_for_another_audience_is_refused() -> None:
 def test_local_sign_in_refuses_odd_user_ids(user_id: str) -> None:
     with pytest.raises(ValueError, match="userId"):
         ISSUER.issue(user_id)
+
+
+def settle_request(query: str = "") -> Request:
+    return Request("POST", SETTLE_PATH + (f"?{query}" if query else ""), {}, b"", "127.0.0.1")
+
+
+def test_local_settle_waits_with_the_timeout_asked_for_and_answers_504_naming_what_was_pending() -> None:
+    gateway = Gateway(ISSUER, str, routes_=[], service_credentials=SERVICE)
+    asked: list[float] = []
+    gateway.settle = asked.append
+
+    settled = gateway.respond(settle_request("timeout=2.5"))
+    by_default = gateway.respond(settle_request())
+
+    def late(timeout: float) -> None:
+        raise DrainTimeoutError("webhook deliveries not finished in 1 s: refund.created evt_1 (attempt 1)")
+
+    gateway.settle = late
+    pending = gateway.respond(settle_request("timeout=1"))
+
+    assert (settled.status, json.loads(settled.body)) == (200, {"settled": True})
+    assert asked == [2.5, DRAIN_TIMEOUT_SECONDS]
+    assert by_default.status == 200
+    assert pending.status == 504
+    assert json.loads(pending.body)["error"] == {
+        "code": "not_settled",
+        "message": "webhook deliveries not finished in 1 s: refund.created evt_1 (attempt 1)",
+    }
+
+
+@pytest.mark.parametrize("timeout", ["0", "-1", "600.5", "nan", "inf", "soon", ""])
+def test_local_settle_refuses_a_timeout_out_of_bounds(timeout: str) -> None:
+    gateway = Gateway(ISSUER, str, routes_=[], service_credentials=SERVICE)
+    asked: list[float] = []
+    gateway.settle = asked.append
+
+    answer = gateway.respond(settle_request(f"timeout={timeout}"))
+
+    assert answer.status == 400
+    assert json.loads(answer.body)["error"]["code"] == "invalid_timeout"
+    assert asked == []
+
+
+def test_local_settle_waits_up_to_the_bound() -> None:
+    gateway = Gateway(ISSUER, str, routes_=[], service_credentials=SERVICE)
+    asked: list[float] = []
+    gateway.settle = asked.append
+
+    assert gateway.respond(settle_request(f"timeout={MAX_SETTLE_SECONDS:g}")).status == 200
+    assert asked == [MAX_SETTLE_SECONDS]
+
+
+def test_local_settle_is_no_route_without_a_stack_to_settle() -> None:
+    gateway = Gateway(ISSUER, str, routes_=[], service_credentials=SERVICE, static_site=ROOT / "static_site")
+
+    assert gateway.respond(settle_request()).status == 405
