@@ -90,7 +90,7 @@ deploy: build ## Deploy the stack (guided the first time), then publish the site
 	@if $(RUN) python -m deploy.publish --stack-name $(STACK_NAME) --exists; \
 	  then $(SAM) deploy --stack-name $(STACK_NAME); \
 	  else $(SAM) deploy --guided --stack-name $(STACK_NAME); fi
-	$(RUN) python -m deploy.publish --stack-name $(STACK_NAME)
+	PYTHONPATH=layers/shared:. $(RUN) python -m deploy.publish --stack-name $(STACK_NAME)
 
 layer-requirements: $(VENV)/.synced ## Pin the layer's packages to uv.lock, less those the Lambda runtime has
 	@{ echo "# The layer's packages, pinned from uv.lock by make layer-requirements; edit pyproject.toml instead."; \

@@ -37,6 +37,7 @@ REQUIRED_OUTPUTS = (
     "JwtAudience",
     "AuthorizeUrl",
     "TokenUrl",
+    "WebhookUrl",
 )
 
 
@@ -158,7 +159,21 @@ def publish(stack_name: str, session: boto3.Session | None = None, root: Path = 
         "files": str(len(uploaded)),
         "invalidation": invalidation,
         "dns": dns_hint(outputs),
+        "webhook": webhook_endpoint(outputs),
     }
+
+
+def webhook_endpoint(outputs: dict[str, str]) -> str:
+    """Where Stripe must send events, and which: the webhook's event table, so the two cannot drift."""
+    from wallet.stripe_events import ENDPOINT_EVENTS
+
+    return "\n".join(
+        [
+            f"Stripe webhook endpoint (Dashboard -> Developers -> Webhooks): {outputs['WebhookUrl']}",
+            "  with exactly these events:",
+            *(f"    {kind}" for kind in ENDPOINT_EVENTS),
+        ]
+    )
 
 
 def stack_exists(cloudformation: CloudFormationClient, stack_name: str) -> bool:
@@ -187,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"The credits page: {result['site']}")
     if result["dns"]:
         print(result["dns"])
+    print(result["webhook"])
     return 0
 
 

@@ -22,6 +22,7 @@ OUTPUTS = {
     "LogoutUrl": "https://credits-123.auth.us-east-1.amazoncognito.com/logout",
     "UserPoolId": "us-east-1_EXAMPLE",
     "Currency": "usd",
+    "WebhookUrl": "https://d111111abcdef8.cloudfront.net/api/webhooks/stripe",
 }
 
 

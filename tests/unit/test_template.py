@@ -135,6 +135,7 @@ SWEEP_RECORDS = {
     )
 }
 READ_SIGNING_SECRET = {("secretsmanager:GetSecretValue", "StripeWebhookSecret|StripeWebhookSecretArn")}
+READ_PAYMENT_INTENTS_KEY = {("secretsmanager:GetSecretValue", "StripeReadKeySecret|StripeReadKeySecretArn")}
 READ_FULFILMENT_KEY = {("secretsmanager:GetSecretValue", "FulfilmentKeySecret")}
 AUTO_TOP_UP_STATE = {
     ("dynamodb:GetItem", "CreditBalanceTable"),
@@ -151,6 +152,7 @@ FIND_CUSTOMER = {("dynamodb:Query", "CreditBalanceTable/byStripeCustomer")}
             LEDGER_CHANGE
             | FIND_DEPOSIT
             | READ_SIGNING_SECRET
+            | READ_PAYMENT_INTENTS_KEY
             | READ_FULFILMENT_KEY
             | AUTO_TOP_UP_STATE
             | FIND_CUSTOMER,
@@ -280,6 +282,17 @@ def test_the_webhook_role_cannot_read_the_api_key_secret() -> None:
     assert not names_in(webhook["Environment"]) & API_KEY_SECRETS
     assert "STRIPE_WEBHOOK_SECRET_ARN" in webhook["Environment"]["Variables"]
     assert "STRIPE_SECRET_KEY_ARN" not in webhook["Environment"]["Variables"]
+
+
+@pytest.mark.parametrize("function", sorted(resources("AWS::Serverless::Function")))
+def test_only_the_webhook_reads_the_read_only_key(function: str) -> None:
+    readable = set().union(*(names_in(statements(policy)) for policy in properties(function)["Policies"]))
+    reads = bool(readable & {"StripeReadKeySecret", "StripeReadKeySecretArn"})
+
+    assert reads == (function == "StripeWebhookFunction")
+    assert (
+        "STRIPE_READ_KEY_ARN" in properties(function).get("Environment", {}).get("Variables", {})
+    ) == reads
 
 
 @pytest.mark.parametrize("function", sorted(resources("AWS::Serverless::Function")))
