@@ -369,21 +369,74 @@ class StripeEmulator:
         self._deliver_all(sent)
         return sent
 
+    def start_refunds_as(self, charge: str, status: str = "pending") -> None:
+        """Make the charge's refunds from now on start `pending` or `requires_action` (or, again,
+        `succeeded`), as a refund the bank has not settled yet or one waiting for the customer's details."""
+        with self._lock:
+            refunds.start_refunds_as(self._store, charge, status)
+
+    def refund_action(self, refund: str, action: str, failure_reason: str | None = None) -> list[JsonObject]:
+        """Move the refund (`re_...`): `succeed`, `fail` (with `failure_reason`) or `cancel` -> the events
+        (see `refunds.act`); a move Stripe would not make raises InvalidTransitionError."""
+        with self._lock:
+            sent = refunds.act(self._store, refund, action, failure_reason)
+        self._deliver_all(sent)
+        return sent
+
+    def fail_refund(
+        self, refund: str, failure_reason: str = refunds.DEFAULT_FAILURE_REASON
+    ) -> list[JsonObject]:
+        """The refund is returned by the bank -> `[refund.failed, refund.updated, charge.refund.updated]`."""
+        return self.refund_action(refund, "fail", failure_reason)
+
+    def cancel_refund(self, refund: str) -> list[JsonObject]:
+        """The pending refund is canceled -> `[refund.updated, charge.refund.updated]`."""
+        return self.refund_action(refund, "cancel")
+
     def open_dispute(
+        self,
+        charge: str,
+        amount: int | None = None,
+        reason: str = disputes.DEFAULT_REASON,
+        *,
+        inquiry: bool = False,
+    ) -> list[JsonObject]:
+        """The cardholder disputes the charge (all of it unless `amount`): a chargeback ->
+        `[charge.dispute.created, charge.dispute.funds_withdrawn]`, or with `inquiry` an inquiry, which
+        withdraws nothing -> `[charge.dispute.created]`."""
+        with self._lock:
+            sent = disputes.open_dispute(
+                self._store, charge, amount, reason, action="inquire" if inquiry else "open"
+            )
+        self._deliver_all(sent)
+        return sent
+
+    def prevent_dispute(
         self, charge: str, amount: int | None = None, reason: str = disputes.DEFAULT_REASON
     ) -> list[JsonObject]:
-        """The cardholder disputes the charge (all of it unless `amount`) -> `[charge.dispute.created]`."""
+        """A dispute stopped before it became a chargeback (Visa RDR): status `prevented` ->
+        `[charge.dispute.created, charge.dispute.closed]`."""
         with self._lock:
-            sent = disputes.open_dispute(self._store, charge, amount, reason)
+            sent = disputes.open_dispute(self._store, charge, amount, reason, action="prevent")
+        self._deliver_all(sent)
+        return sent
+
+    def dispute_action(self, dispute: str, action: str) -> list[JsonObject]:
+        """Move the dispute (`dp_...`) one step: `escalate`, `submit`, `win`, `lose` or `appeal` (see
+        `disputes`) -> the events Stripe sends; a step Stripe would not take raises InvalidTransitionError."""
+        with self._lock:
+            sent = disputes.act(self._store, dispute, action)
         self._deliver_all(sent)
         return sent
 
     def close_dispute(self, dispute: str, *, won: bool) -> list[JsonObject]:
-        """The dispute (`dp_...`) is won or lost -> `[charge.dispute.closed]`."""
+        """The dispute (`dp_...`) is won or lost: `dispute_action(dispute, "win" or "lose")`."""
+        return self.dispute_action(dispute, "win" if won else "lose")
+
+    def dispute_of(self, charge: str) -> str:
+        """The id of the charge's latest dispute, the one its test control moves."""
         with self._lock:
-            sent = disputes.close_dispute(self._store, dispute, won=won)
-        self._deliver_all(sent)
-        return sent
+            return disputes.dispute_of_charge(self._store, charge)
 
     def save_card(self, customer: str, test_method: str = "pm_card_visa") -> list[JsonObject]:
         """The customer saves one of Stripe's test cards (`customers.TEST_CARDS`), as Checkout's setup mode
@@ -396,14 +449,28 @@ class StripeEmulator:
     def _dispute_control(
         self, charge: str, action: str, amount: int | None, reason: str
     ) -> tuple[JsonObject, list[JsonObject]]:
-        """The `/_emulator/charges/{charge}/dispute` control: its dispute after `action`, and the events."""
+        """`POST /_emulator/charges/{charge}/dispute`: the charge's latest dispute after `action`, events."""
         with self._lock:
-            if action == "open":
-                sent = disputes.open_dispute(self._store, charge, amount, reason)
+            if action in disputes.OPENING:
+                sent = disputes.open_dispute(self._store, charge, amount, reason, action=action)
             else:
-                dispute = disputes.dispute_of_charge(self._store, charge)
-                sent = disputes.close_dispute(self._store, dispute, won=action == "win")
-            return copy.deepcopy(sent[0]["data"]["object"]), sent
+                sent = disputes.act(self._store, disputes.dispute_of_charge(self._store, charge), action)
+            dispute = self._store.disputes[disputes.dispute_of_charge(self._store, charge)]
+            return copy.deepcopy(dispute), sent
+
+    def _refund_control(
+        self, refund: str, action: str, failure_reason: str | None
+    ) -> tuple[JsonObject, list[JsonObject]]:
+        """The `/_emulator/refunds/{refund}` control: the refund after `action`, and the events."""
+        with self._lock:
+            sent = refunds.act(self._store, refund, action, failure_reason)
+            return copy.deepcopy(self._store.refunds[refund]), sent
+
+    def _refunds_start_control(self, charge: str, status: str) -> JsonObject:
+        """The `/_emulator/charges/{charge}/refunds` control: what the charge's refunds start as now."""
+        with self._lock:
+            refunds.start_refunds_as(self._store, charge, status)
+        return {"charge": charge, "refunds_start_as": status}
 
     def _schedule_settlement(self, session_id: str) -> None:
         """Settle the delayed payment `settle_after` seconds from now, in a timer thread `stop()` cancels."""
@@ -449,7 +516,13 @@ class StripeEmulator:
         if url.path.startswith("/checkout/"):
             return self._page.answer(method, url, headers)
         if url.path.startswith(controls.PREFIX):
-            return controls.answer(method, url, headers, body, self._dispute_control)
+            return controls.answer(
+                method,
+                url,
+                headers,
+                body,
+                controls.Controls(self._dispute_control, self._refund_control, self._refunds_start_control),
+            )
         return self._api.respond(method, url, headers, body)
 
     def _routes(self) -> list[Route]:

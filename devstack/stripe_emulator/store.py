@@ -33,6 +33,8 @@ class Store:
     charges: dict[str, JsonObject] = field(default_factory=dict)
     refunds: dict[str, JsonObject] = field(default_factory=dict)
     disputes: dict[str, JsonObject] = field(default_factory=dict)
+    # The status a charge's new refunds start in, when a test asked for other than `succeeded`.
+    refunds_start_as: dict[str, str] = field(default_factory=dict)
     events: list[JsonObject] = field(default_factory=list)
     sequence: int = 0
     # Checkout's payment methods come from the account's one payment method configuration.
@@ -48,6 +50,7 @@ class Store:
         self.charges.clear()
         self.refunds.clear()
         self.disputes.clear()
+        self.refunds_start_as.clear()
         self.events.clear()
         self.customers.clear()
         self.payment_methods.clear()

@@ -4,6 +4,7 @@ and the events list, driven through the real stripe SDK over HTTP on 127.0.0.1."
 from __future__ import annotations
 
 import json
+import time
 import types
 import typing
 import urllib.error
@@ -47,6 +48,15 @@ def paid_charge(emulator: StripeEmulator, client: stripe.StripeClient) -> stripe
     session = create(client)
     emulator.pay(session.id)
     return client.v1.charges.retrieve(emulator.charge_of(session.id))
+
+
+def wait_for(delivered: list[SignedEvent], count: int) -> list[SignedEvent]:
+    """The first `count` events delivered, once they are: a control's events go out after its answer."""
+    deadline = time.monotonic() + 10
+    while len(delivered) < count:
+        assert time.monotonic() < deadline, f"{len(delivered)} events delivered in 10 s, not {count}"
+        time.sleep(0.01)
+    return delivered[:count]
 
 
 def types_of(event_list: list[SignedEvent] | list[dict[str, Any]]) -> list[str]:
@@ -196,7 +206,7 @@ def test_a_full_refund_refunds_what_remains_and_sends_charge_refunded_then_refun
     )
     assert (after.amount_refunded, after.refunded) == (5000, True)
     assert client.v1.refunds.retrieve(refund.id).to_dict() == refund.to_dict()
-    sent = delivered[before:]
+    sent = wait_for(delivered, before + 2)[before:]
     assert types_of(sent) == ["charge.refunded", "refund.created"]
     for signed in sent:
         stripe.Webhook.construct_event(signed.payload, signed.signature, emulator.webhook_secret)
@@ -221,6 +231,7 @@ def test_partial_refunds_add_up_and_the_events_carry_the_cumulative_amount(
     after = client.v1.charges.retrieve(charge.id)
     assert (middle.amount_refunded, middle.refunded) == (1000, False)
     assert (after.amount_refunded, after.refunded) == (2500, False)
+    wait_for(delivered, before + 4)
     refunded = [
         s.event["data"]["object"]["amount_refunded"]
         for s in delivered[before:]
@@ -253,7 +264,9 @@ def test_refunding_more_than_remains_is_a_400_that_changes_nothing(
 ) -> None:
     charge = paid_charge(emulator, client)
     if refunded_first:
+        paid = len(delivered)
         client.v1.refunds.create({"charge": charge.id, "amount": refunded_first})
+        wait_for(delivered, paid + 2)
     before = len(delivered)
 
     with pytest.raises(stripe.InvalidRequestError) as refused:
@@ -317,7 +330,7 @@ def test_a_refund_replayed_with_its_idempotency_key_refunds_once(
 
     assert again.to_dict() == first.to_dict()
     assert client.v1.charges.retrieve(charge.id).amount_refunded == 1000
-    assert types_of(delivered[before:]) == ["charge.refunded", "refund.created"]
+    assert types_of(wait_for(delivered, before + 2)[before:]) == ["charge.refunded", "refund.created"]
     assert [r.replayed for r in emulator.requests if r.path == "/v1/refunds"] == [False, True]
     with pytest.raises(stripe.IdempotencyError):
         client.v1.refunds.create({"charge": charge.id, "amount": 2000}, {"idempotency_key": "refund-1"})
@@ -370,12 +383,14 @@ def test_the_dispute_control_opens_then_closes_a_dispute_with_its_events(
     assert disputed.disputed is True
     assert (closed["id"], closed["status"]) == (opened["id"], status)
     assert client.v1.disputes.retrieve(opened["id"]).status == status
-    sent = delivered[before:]
-    assert types_of(sent) == ["charge.dispute.created", "charge.dispute.closed"]
+    reinstated = ["charge.dispute.funds_reinstated"] if close == "win" else []
+    expected = ["charge.dispute.created", "charge.dispute.funds_withdrawn", "charge.dispute.closed", *reinstated]
+    sent = wait_for(delivered, before + len(expected))[before:]
+    assert types_of(sent) == expected
     for signed in sent:
         stripe.Webhook.construct_event(signed.payload, signed.signature, emulator.webhook_secret)
-    assert sent[0].event["data"]["object"]["status"] == "needs_response"
-    assert sent[1].event["data"]["object"]["status"] == status
+    assert [s.event["data"]["object"]["status"] for s in sent[:2]] == ["needs_response", "needs_response"]
+    assert sent[2].event["data"]["object"]["status"] == status
 
 
 @pytest.mark.parametrize(
@@ -407,11 +422,15 @@ def test_the_python_dispute_controls_open_a_partial_dispute_and_close_it(
 ) -> None:
     charge = paid_charge(emulator, client)
 
-    [created] = emulator.open_dispute(charge.id, amount=1200, reason="product_not_received")
+    created, withdrawn = emulator.open_dispute(charge.id, amount=1200, reason="product_not_received")
     dispute_id = created["data"]["object"]["id"]
     [closed] = emulator.close_dispute(dispute_id, won=False)
 
-    assert (created["type"], closed["type"]) == ("charge.dispute.created", "charge.dispute.closed")
+    assert (created["type"], withdrawn["type"], closed["type"]) == (
+        "charge.dispute.created",
+        "charge.dispute.funds_withdrawn",
+        "charge.dispute.closed",
+    )
     dispute = client.v1.disputes.retrieve(dispute_id)
     assert (dispute.amount, dispute.reason, dispute.status) == (1200, "product_not_received", "lost")
     with pytest.raises(InvalidTransitionError):
@@ -432,7 +451,7 @@ def test_every_object_has_stripes_keys_and_the_types_the_sdk_declares(
 ) -> None:
     charge = paid_charge(emulator, client)
     refund = client.v1.refunds.create({"charge": charge.id, "amount": 100})
-    [created] = emulator.open_dispute(charge.id)
+    created, _withdrawn = emulator.open_dispute(charge.id)
     objects: dict[str, tuple[stripe.StripeObject, type[stripe.StripeObject]]] = {
         "payment_intent": (
             client.v1.payment_intents.retrieve(str(charge.payment_intent)),

@@ -53,7 +53,7 @@ def objects_of_a_paid_then_reversed_session(emulator: StripeEmulator) -> dict[st
     session_id = start_checkout("alice", 5000)
     [completed] = emulator.pay(session_id)
     [refunded, _] = emulator.refund(emulator.charge_of(session_id), 1000)
-    [disputed] = emulator.open_dispute(emulator.charge_of(session_id))
+    disputed, _withdrawn = emulator.open_dispute(emulator.charge_of(session_id))
     return {
         "checkout.session": emulator.client().v1.checkout.sessions.retrieve(session_id).to_dict(),
         "event": completed,
