@@ -384,7 +384,12 @@ def test_the_dispute_control_opens_then_closes_a_dispute_with_its_events(
     assert (closed["id"], closed["status"]) == (opened["id"], status)
     assert client.v1.disputes.retrieve(opened["id"]).status == status
     reinstated = ["charge.dispute.funds_reinstated"] if close == "win" else []
-    expected = ["charge.dispute.created", "charge.dispute.funds_withdrawn", "charge.dispute.closed", *reinstated]
+    expected = [
+        "charge.dispute.created",
+        "charge.dispute.funds_withdrawn",
+        "charge.dispute.closed",
+        *reinstated,
+    ]
     sent = wait_for(delivered, before + len(expected))[before:]
     assert types_of(sent) == expected
     for signed in sent:
