@@ -51,7 +51,7 @@ def declared_values(model: type, field: str) -> set[str]:
 
 def objects_of_a_paid_then_reversed_session(emulator: StripeEmulator) -> dict[str, dict[str, Any]]:
     session_id = start_checkout("alice", 5000)
-    [completed] = emulator.pay(session_id)
+    *_, completed = emulator.pay(session_id)
     [refunded, _] = emulator.refund(emulator.charge_of(session_id), 1000)
     disputed, _withdrawn = emulator.open_dispute(emulator.charge_of(session_id))
     return {

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.usefixtures("tables")
 def paid_deposit(emulator: StripeEmulator, user: str, amount: int) -> dict[str, Any]:
     """A paid, credited Checkout Session of `user`'s; the session as its event carried it."""
     session_id = start_checkout(user, amount)
-    [completed] = emulator.pay(session_id)
+    *_, completed = emulator.pay(session_id)
     assert deliver(emulator.sign(completed)).status == 200
     session: dict[str, Any] = completed["data"]["object"]
     return session
@@ -144,7 +144,7 @@ def test_a_refund_that_overtakes_its_deposit_is_answered_500_then_applied(
     stripe_emulator: StripeEmulator,
 ) -> None:
     session_id = start_checkout("alice", 1000)
-    [completed] = stripe_emulator.pay(session_id)
+    *_, completed = stripe_emulator.pay(session_id)
     session = completed["data"]["object"]
     refund_event = stripe_emulator.sign(event("charge.refunded", charge(session, 1000)))
 
