@@ -74,11 +74,13 @@ def new_payment_intent(record: CheckoutRecord) -> JsonObject:
     return _payment_intent(
         amount=session["amount_total"],
         currency=session["currency"],
+        customer=session["customer"],
         description=record.payment_intent_data.get("description"),
         metadata=dict(record.payment_intent_data.get("metadata", {})),
         payment_method_configuration_details=dict(session["payment_method_configuration_details"]),
         payment_method_options=copy.deepcopy(session["payment_method_options"]),
         payment_method_types=list(session["payment_method_types"]),
+        setup_future_usage=record.payment_intent_data.get("setup_future_usage"),
     )
 
 

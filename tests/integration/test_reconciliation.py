@@ -113,7 +113,9 @@ def test_only_events_since_the_checkpoint_are_asked_for(stripe_emulator: StripeE
 
     later = reconciliation.sweep(plenty_of_time)
 
-    assert (later.replayed, later.credited) == (1, 1)
+    # The session's checkout.session.completed, and its PaymentIntent's payment_intent.succeeded, which is
+    # replayed for auto top-up's sake and left alone as a Checkout payment's.
+    assert (later.replayed, later.credited) == (2, 1)
     assert ledger.get_balance("dave") == 6000
     listed = [r.params for r in stripe_emulator.requests if r.method == "GET" and r.path == "/v1/events"]
     assert listed[-1].get("ending_before") is not None
@@ -132,7 +134,8 @@ def test_a_sweep_cut_short_resumes_from_its_checkpoint_without_replaying_twice(
     assert stopped.finished is False
     assert 0 < stopped.credited < 30
     assert finished.finished is True
-    assert stopped.replayed + finished.replayed == 30
+    # Each payment's checkout.session.completed and payment_intent.succeeded.
+    assert stopped.replayed + finished.replayed == 2 * 30
     assert stopped.credited + finished.credited == 30
     assert ledger.get_balance("erin") == 30_000
 
@@ -205,7 +208,8 @@ def test_a_webhook_the_sweep_makes_up_for_is_counted_for_the_alarm(
     lambda_handler({"source": "aws.scheduler"}, SCHEDULED_RUN)
 
     values = metric_values(capsys.readouterr().out)
-    assert values["EventsReplayed"] == 3
+    # Two checkout.session.completed, their payment_intent.succeeded, and charge.refunded.
+    assert values["EventsReplayed"] == 5
     assert values["SweepCredited"] == 1
     assert values["SweepReversed"] == 1
     assert values["SweepFailures"] == 0
