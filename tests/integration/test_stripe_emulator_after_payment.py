@@ -522,3 +522,49 @@ def test_events_are_listed_newest_first_filtered_and_paged(
     with pytest.raises(stripe.InvalidRequestError) as unknown:
         client.v1.events.list({"starting_after": "evt_unknown"})
     assert unknown.value.http_status == 404
+
+
+# -- off-session payments that fail ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("card", "code"),
+    [
+        ("pm_card_authenticationRequired", "authentication_required"),
+        ("pm_card_chargeDeclined", "card_declined"),
+    ],
+)
+def test_a_failed_off_session_attempt_leaves_the_intent_awaiting_another_payment_method(
+    emulator: StripeEmulator, client: stripe.StripeClient, card: str, code: str
+) -> None:
+    customer = client.v1.customers.create({"email": "bob@example.com"}).id
+    [attached] = emulator.save_card(customer, card)
+    method = attached["data"]["object"]["id"]
+
+    with pytest.raises(stripe.CardError) as declined:
+        client.v1.payment_intents.create(
+            {
+                "amount": 1000,
+                "currency": "usd",
+                "customer": customer,
+                "payment_method": method,
+                "off_session": True,
+                "confirm": True,
+            }
+        )
+
+    [failed] = [event for event in emulator.events if event["type"] == "payment_intent.payment_failed"]
+    intent = client.v1.payment_intents.retrieve(failed["data"]["object"]["id"])
+    assert (declined.value.http_status, declined.value.code) == (402, code)
+    assert (intent.status, intent.payment_method, intent.next_action) == (
+        "requires_payment_method",
+        None,
+        None,
+    )
+    assert intent.last_payment_error is not None
+    assert (intent.last_payment_error.code, intent.last_payment_error.type) == (code, "card_error")
+    assert intent.last_payment_error.payment_method is not None
+    assert intent.last_payment_error.payment_method.id == method
+    assert failed["data"]["object"] == intent.to_dict()
+    assert all_fit(intent.to_dict(), stripe.PaymentIntent) == []
+    assert not [event for event in emulator.events if event["type"] == "payment_intent.requires_action"]
