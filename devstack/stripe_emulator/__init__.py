@@ -8,11 +8,15 @@ form-encoded requests in and Stripe-shaped JSON out: every object is a deep copy
 HTTP status, idempotency keys are honoured, and faults (5xx, 429, slow answers) can be injected.
 
 The customer's side is played in code: `pay`, `pay_later` then `settle` or `fail_payment`, `decline` and
-`expire` move a session as Checkout would and return the events Stripe would send; a paid session has its
-PaymentIntent and Charge (`charge_of`). After the payment, `refund` (as `POST /v1/refunds`),
-`open_dispute` and `close_dispute` do what a refund and a chargeback do. Each event is also signed with
-the emulator's webhook secret and handed to the optional `deliver` callable (for real delivery over HTTP,
-a `devstack.webhook_delivery.WebhookSender`; `SignedEvent.resigned()` signs a retry afresh).
+`expire` move a session as Checkout would and return the events Stripe would send, in its order (a
+payment's `charge.succeeded` and `payment_intent.succeeded`, then the session's event); a paid session has
+its PaymentIntent and Charge (`charge_of`). After the payment, `refund` (as `POST /v1/refunds`),
+`start_refunds_as`, `refund_action` (`fail_refund`, `cancel_refund`) make every refund status Stripe has;
+`open_dispute` (a chargeback, or with `inquiry=True` an inquiry), `prevent_dispute`, `dispute_action`
+(`escalate`, `submit`, `win`, `lose`, `appeal`; `close_dispute` is win or lose) and `dispute_of` make
+every dispute status. Each event is also signed with the emulator's webhook secret and handed to the
+optional `deliver` callable (for real delivery over HTTP, a `devstack.webhook_delivery.WebhookSender`;
+`SignedEvent.resigned()` signs a retry afresh).
 
     with StripeEmulator() as emulator:
         client = stripe.StripeClient(emulator.api_key, base_addresses={"api": emulator.api_base})
@@ -31,9 +35,12 @@ longer be paid is a 409 and an unknown one a 404, each with `{"error": {"message
 
     curl -s -X POST -H 'Accept: application/json' "$API_BASE/checkout/$SESSION_ID/pay"
 
-What Stripe's API cannot do is a test control under `/_emulator/` (see `controls`):
+What Stripe's API cannot do is a test control under `/_emulator/` (see `controls`, `disputes`, `refunds`):
 
-    curl -s -X POST "$API_BASE/_emulator/charges/$CHARGE_ID/dispute" -d action=open   # then win or lose
+    curl -s -X POST "$API_BASE/_emulator/charges/$CHARGE_ID/dispute" -d action=inquire  # or open, prevent
+    curl -s -X POST "$API_BASE/_emulator/charges/$CHARGE_ID/dispute" -d action=escalate # submit, win, lose...
+    curl -s -X POST "$API_BASE/_emulator/charges/$CHARGE_ID/refunds" -d status=pending  # or requires_action
+    curl -s -X POST "$API_BASE/_emulator/refunds/$REFUND_ID" -d action=fail             # or succeed, cancel
 
 One module per Stripe resource (`checkout_sessions`, `payment_intents`, `charges`, `refunds`, `disputes`,
 `events`), plus `http` (the API's HTTP layer: routing, idempotency keys, faults), `forms` (parameters),

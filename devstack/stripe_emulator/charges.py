@@ -1,8 +1,9 @@
 """Charges: the one a PaymentIntent makes when the customer pays, as Stripe shows it (`GET /v1/charges/{id}`).
 
 A card payment's charge (`ch_...`) succeeds at once; a bank debit's (`py_...`, as Stripe names them) is
-`pending` until the payment settles or fails. Refunds add to its `amount_refunded`; a dispute sets
-`disputed`. Every function here runs with the emulator's lock held.
+`pending` until the payment settles or fails. Refunds add to its `amount_refunded` (a failed or canceled
+one takes its amount back off); a dispute, inquiry or chargeback, sets `disputed`. Every function here runs
+with the emulator's lock held.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """Checkout Sessions: create, retrieve, list and expire by the API, and the customer's side of Checkout.
 
-Every function here runs with the emulator's lock held.
+Paying (or a delayed payment settling) sends what Stripe sends, in its order: the payment's
+`charge.succeeded` and `payment_intent.succeeded`, then `checkout.session.completed` (or
+`checkout.session.async_payment_succeeded`). Every function here runs with the emulator's lock held.
 """
 
 from __future__ import annotations

@@ -1,6 +1,10 @@
-"""PaymentIntents: the one Checkout makes for a session on the customer's first attempt to pay.
+"""PaymentIntents: the one Checkout makes for a session on the customer's first attempt to pay, and the
+off-session ones `POST /v1/payment_intents` makes with a saved card.
 
-Paid, it makes its Charge (`latest_charge`), with its metadata (the session's `payment_intent_data`).
+Paid, it makes its Charge (`latest_charge`), with its metadata (the session's `payment_intent_data`), and
+Stripe's `charge.succeeded` then `payment_intent.succeeded` are sent. A failed attempt (a decline, or an
+off-session card that asks for authentication nobody can give) leaves it `requires_payment_method` with
+its `last_payment_error`, as at Stripe. Every field is Stripe's for its state, null where nothing set it.
 `GET /v1/payment_intents/{id}` shows it. Every function here runs with the emulator's lock held.
 """
 
