@@ -2,7 +2,7 @@
 Never deployed.
 
 The API side answers the calls the product makes (create, retrieve, list and expire a Checkout Session;
-retrieve a PaymentIntent, Charge, Refund, Dispute or Event; create a Refund; list Events) with
+retrieve a PaymentIntent, Charge, Refund, Dispute or Event; create or cancel a Refund; list Events) with
 form-encoded requests in and Stripe-shaped JSON out: every object is a deep copy of Stripe's own example
 (`stripe_fixtures.json`) with real values filled in, errors carry Stripe's `{"error": {...}}` body and
 HTTP status, idempotency keys are honoured, and faults (5xx, 429, slow answers) can be injected.
@@ -129,7 +129,8 @@ DEFAULT_SETTLE_AFTER_SECONDS = 5.0
 _EMULATED_ROUTES = (
     "POST /v1/checkout/sessions, GET /v1/checkout/sessions, GET /v1/checkout/sessions/{id}, "
     "POST /v1/checkout/sessions/{id}/expire, GET /v1/payment_intents/{id}, GET /v1/charges/{id}, "
-    "POST /v1/refunds, GET /v1/refunds/{id}, GET /v1/disputes/{id}, GET /v1/events, GET /v1/events/{id}, "
+    "POST /v1/refunds, GET /v1/refunds/{id}, POST /v1/refunds/{id}/cancel, GET /v1/disputes/{id}, "
+    "GET /v1/events, GET /v1/events/{id}, "
     "POST /v1/customers, GET /v1/customers/{id}, GET /v1/payment_methods/{id}, "
     "POST /v1/payment_methods/{id}/detach, POST /v1/payment_intents (off-session)"
 )
@@ -564,6 +565,9 @@ class StripeEmulator:
 
             return create
 
+        def cancel_refund(refund_id: str) -> Handler:
+            return lambda params, request: refunds.cancel_by_api(store, refund_id, params, request)
+
         def retrieve_refund(refund_id: str) -> Handler:
             return lambda params, _request: refunds.retrieve(store, refund_id, params)
 
@@ -613,6 +617,7 @@ class StripeEmulator:
             ),
             Route("GET", re.compile(r"/v1/charges" + one.format("charge_id")), retrieve_charge),
             Route("POST", re.compile(r"/v1/refunds"), create_refund),
+            Route("POST", re.compile(r"/v1/refunds" + one.format("refund_id") + "/cancel"), cancel_refund),
             Route("GET", re.compile(r"/v1/refunds" + one.format("refund_id")), retrieve_refund),
             Route("GET", re.compile(r"/v1/disputes" + one.format("dispute_id")), retrieve_dispute),
             Route("GET", re.compile(r"/v1/events"), list_events),

@@ -12,8 +12,9 @@ Every status Stripe gives a dispute can be reached, each by the step that reache
     appeal       lost -> appeal_needs_response
 
 Each step sends Stripe's events: `charge.dispute.created`, `.updated`, `.closed`, `.funds_withdrawn` and
-`.funds_reinstated`, each carrying the dispute as it is then. A charge has one dispute at a time; a new one
-may follow only once its latest is `warning_closed`. Any other step is an `InvalidTransitionError`.
+`.funds_reinstated`, each carrying the dispute as it is then; a chargeback also fails the charge's pending
+refunds (`charge_for_pending_refund_disputed`). A charge has one dispute at a time; a new one may follow
+only once its latest is `warning_closed`. Any other step is an `InvalidTransitionError`.
 `GET /v1/disputes/{id}` shows a dispute. Every function here runs with the emulator's lock held.
 """
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import copy
 
+from devstack.stripe_emulator import refunds
 from devstack.stripe_emulator.errors import InvalidTransitionError, UnknownObjectError, no_such
 from devstack.stripe_emulator.fixtures import JsonObject, fixture, new_id, now, stripe_object
 from devstack.stripe_emulator.forms import EXPAND_ONLY, conform, expands
@@ -125,7 +127,7 @@ def open_dispute(
     charge["disputed"] = True
     sent = [store.publish("charge.dispute.created", dispute)]
     if action == "open":
-        sent.append(_withdraw(store, dispute, fee=_DISPUTE_FEE))
+        sent += _withdraw(store, dispute, fee=_DISPUTE_FEE)
     elif action == "prevent":
         # The customer's money goes back upstream without a chargeback, so without its fee or event.
         dispute["balance_transactions"].append(_balance_transaction(dispute, -amount, fee=0))
@@ -151,7 +153,10 @@ def act(store: Store, dispute_id: str, action: str) -> list[JsonObject]:
         dispute["evidence_details"]["due_by"] = now() + _RESPONSE_DAYS
         if dispute["payment_method_details"] is not None:
             dispute["payment_method_details"]["card"]["case_type"] = "chargeback"
-        return [store.publish("charge.dispute.updated", dispute), _withdraw(store, dispute, fee=_DISPUTE_FEE)]
+        return [
+            store.publish("charge.dispute.updated", dispute),
+            *_withdraw(store, dispute, fee=_DISPUTE_FEE),
+        ]
     if action == "submit":
         if status not in _SUBMITTED:
             raise _refused(dispute, action, f"evidence is submitted only while it is {', '.join(_SUBMITTED)}")
@@ -191,11 +196,7 @@ def close_dispute(store: Store, dispute_id: str, *, won: bool) -> list[JsonObjec
 
 def latest_dispute(store: Store, charge_id: str) -> JsonObject | None:
     """The charge's newest dispute, the one its test control moves; None when it was never disputed."""
-    found = None
-    for dispute in store.disputes.values():
-        if dispute["charge"] == charge_id:
-            found = dispute
-    return found
+    return store.latest_dispute(charge_id)
 
 
 def dispute_of_charge(store: Store, charge_id: str) -> str:
@@ -214,10 +215,15 @@ def _refused(dispute: JsonObject, action: str, why: str) -> InvalidTransitionErr
     )
 
 
-def _withdraw(store: Store, dispute: JsonObject, *, fee: int) -> JsonObject:
-    """The chargeback takes the disputed amount and the fee -> `charge.dispute.funds_withdrawn`."""
+def _withdraw(store: Store, dispute: JsonObject, *, fee: int) -> list[JsonObject]:
+    """The chargeback takes the disputed amount and the fee -> `charge.dispute.funds_withdrawn`; a refund
+    of the charge still pending fails then, as at Stripe (`charge_for_pending_refund_disputed`)."""
     dispute["balance_transactions"].append(_balance_transaction(dispute, -dispute["amount"], fee=fee))
-    return store.publish("charge.dispute.funds_withdrawn", dispute)
+    sent = [store.publish("charge.dispute.funds_withdrawn", dispute)]
+    for refund in list(store.refunds.values()):
+        if refund["charge"] == dispute["charge"] and refund["status"] == "pending":
+            sent += refunds.act(store, refund["id"], "fail", "charge_for_pending_refund_disputed")
+    return sent
 
 
 def _balance_transaction(dispute: JsonObject, amount: int, *, fee: int) -> JsonObject:

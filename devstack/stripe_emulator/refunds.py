@@ -1,6 +1,7 @@
 """Refunds: `POST /v1/refunds` of a charge or a PaymentIntent, in full or in part, and `GET /v1/refunds/{id}`.
 
-A refund is made `succeeded`, or in the status a test asked the charge's refunds to start in
+`POST /v1/refunds/{id}/cancel` cancels one that waits for the customer (`requires_action`), as Stripe's
+does. A refund is made `succeeded`, or in the status a test asked the charge's refunds to start in
 (`start_refunds_as`: `pending` or `requires_action`); either way its charge's `amount_refunded` grows (and
 `refunded` turns true once nothing is left) and Stripe's `charge.refunded` (the charge, its cumulative
 `amount_refunded`) and `refund.created` (the refund) are sent. A charge under a chargeback is not refunded;
@@ -20,7 +21,6 @@ import copy
 import stripe
 
 from devstack.stripe_emulator.charges import charge_of
-from devstack.stripe_emulator.disputes import latest_dispute
 from devstack.stripe_emulator.errors import (
     InvalidTransitionError,
     StripeApiError,
@@ -81,7 +81,7 @@ def create(
     reason = params.get("reason")
     if reason is not None and reason not in REASONS:
         raise invalid(f"Invalid reason: must be one of {', '.join(REASONS)}", "reason")
-    dispute = latest_dispute(store, charge["id"])
+    dispute = store.latest_dispute(charge["id"])
     if dispute is not None and not dispute["is_charge_refundable"]:
         raise StripeApiError(
             400,
@@ -168,7 +168,13 @@ def start_refunds_as(store: Store, charge_id: str, status: str) -> None:
         store.refunds_start_as[charge_id] = status
 
 
-def act(store: Store, refund_id: str, action: str, failure_reason: str | None = None) -> list[JsonObject]:
+def act(
+    store: Store,
+    refund_id: str,
+    action: str,
+    failure_reason: str | None = None,
+    request: RequestContext | None = None,
+) -> list[JsonObject]:
     """The bank settles (`succeed`), returns (`fail`) or the refund is canceled (`cancel`) -> the events:
     `[refund.failed]` when it failed, then `[refund.updated, charge.refund.updated]`."""
     refund = store.refunds.get(refund_id)
@@ -199,12 +205,34 @@ def act(store: Store, refund_id: str, action: str, failure_reason: str | None = 
         charge["refunded"] = charge["amount_refunded"] == charge["amount"]
     if status == "failed":
         refund.update(failure_balance_transaction=new_id("txn_"), failure_reason=failure_reason)
-        sent.append(store.publish("refund.failed", refund))
+        sent.append(store.publish("refund.failed", refund, request))
     charge["refunds"]["data"] = [
         copy.deepcopy(refund) if listed["id"] == refund_id else listed for listed in charge["refunds"]["data"]
     ]
-    sent += [store.publish("refund.updated", refund), store.publish("charge.refund.updated", refund)]
+    sent += [
+        store.publish("refund.updated", refund, request),
+        store.publish("charge.refund.updated", refund, request),
+    ]
     return sent
+
+
+def cancel_by_api(store: Store, refund_id: str, params: JsonObject, request: RequestContext) -> JsonObject:
+    """`POST /v1/refunds/{id}/cancel`: Stripe cancels only a refund that waits for the customer."""
+    expand_charge = expands(conform(params, EXPAND_ONLY, ""), "charge")
+    refund = store.refunds.get(refund_id)
+    if refund is None:
+        raise no_such("refund", refund_id, "refund")
+    if refund["status"] != "requires_action":
+        raise StripeApiError(
+            400,
+            f"Refund {refund_id} has a status of {refund['status']}; only a refund with a status of "
+            "requires_action can be canceled.",
+        )
+    request.events.extend(act(store, refund_id, "cancel", request=request))
+    rendered = copy.deepcopy(refund)
+    if expand_charge:
+        rendered["charge"] = copy.deepcopy(store.charges[refund["charge"]])
+    return rendered
 
 
 def _charge_to_refund(store: Store, params: JsonObject) -> JsonObject:

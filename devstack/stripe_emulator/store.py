@@ -60,6 +60,14 @@ class Store:
         self.sequence += 1
         return self.sequence
 
+    def latest_dispute(self, charge_id: str) -> JsonObject | None:
+        """The charge's newest dispute (the one that decides whether it can be refunded), if any."""
+        found = None
+        for dispute in self.disputes.values():
+            if dispute["charge"] == charge_id:
+                found = dispute
+        return found
+
     def publish(self, event_type: str, obj: JsonObject, request: RequestContext | None = None) -> JsonObject:
         """Record the event Stripe sends about `obj` now; a copy of it is returned to be delivered."""
         event = new_event(event_type, obj, delivered=self.delivered, request=request)

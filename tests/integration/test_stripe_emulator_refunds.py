@@ -294,3 +294,65 @@ def test_a_charge_is_refunded_unless_its_dispute_took_the_money(
         with pytest.raises(StripeApiError):
             emulator.refund(charge.id, 1000)
         assert client.v1.charges.retrieve(charge.id).amount_refunded == 0
+
+
+def test_the_api_cancels_a_refund_waiting_for_the_customer(
+    emulator: StripeEmulator, client: stripe.StripeClient
+) -> None:
+    charge, refund = refund_starting(emulator, client, "requires_action")
+    before = len(emulator.events)
+
+    canceled = client.v1.refunds.cancel(refund.id)
+
+    assert canceled.status == "canceled"
+    held_to_stripes_shape(canceled)
+    assert canceled.to_dict() == client.v1.refunds.retrieve(refund.id).to_dict()
+    assert types_of(emulator.events[before:]) == UPDATED
+    assert emulator.events[-1]["request"]["id"] is not None
+    assert client.v1.charges.retrieve(charge.id).amount_refunded == 0
+
+
+@pytest.mark.parametrize("start", ["pending", "succeeded"])
+def test_the_api_cancels_no_other_refund(
+    emulator: StripeEmulator, client: stripe.StripeClient, start: str
+) -> None:
+    _, refund = refund_starting(emulator, client, start)
+    before = emulator.events
+
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.refunds.cancel(refund.id)
+    with pytest.raises(stripe.InvalidRequestError) as unknown:
+        client.v1.refunds.cancel("re_unknown")
+
+    assert refused.value.http_status == 400
+    assert "only a refund with a status of requires_action" in str(refused.value.user_message)
+    assert (unknown.value.http_status, unknown.value.code) == (404, "resource_missing")
+    assert client.v1.refunds.retrieve(refund.id).status == start
+    assert emulator.events == before
+
+
+@pytest.mark.parametrize(
+    ("steps", "fails"), [(["open"], True), (["inquire", "escalate"], True), (["inquire"], False)]
+)
+def test_a_chargeback_fails_the_charges_pending_refunds(
+    emulator: StripeEmulator, client: stripe.StripeClient, steps: list[str], fails: bool
+) -> None:
+    charge, pending = refund_starting(emulator, client, "pending", amount=1000)
+    emulator.start_refunds_as(charge.id, "succeeded")
+    settled = client.v1.refunds.create({"charge": charge.id, "amount": 500})
+    before = len(emulator.events)
+
+    for action in steps:
+        assert post(emulator, f"charges/{charge.id}/dispute", action=action)[0] == 200
+
+    after = client.v1.refunds.retrieve(pending.id)
+    sent = types_of(emulator.events[before:])
+    if fails:
+        assert (after.status, after.failure_reason) == ("failed", "charge_for_pending_refund_disputed")
+        assert sent[-4:] == ["charge.dispute.funds_withdrawn", *FAILED]
+        assert client.v1.charges.retrieve(charge.id).amount_refunded == 500
+    else:
+        assert after.status == "pending"
+        assert "refund.failed" not in sent
+        assert client.v1.charges.retrieve(charge.id).amount_refunded == 1500
+    assert client.v1.refunds.retrieve(settled.id).status == "succeeded"
