@@ -86,7 +86,14 @@ def new_charge(store: Store, intent: JsonObject, *, email: str | None, bank_debi
 def _card_details(amount: int) -> JsonObject:
     details = fixture("charge")["payment_method_details"]
     card = details["card"]
-    card.update(amount_authorized=amount, fingerprint=new_id("", 16), wallet=None)
+    # Neither an installment plan nor 3-D Secure took part: Stripe shows each as null, not an empty shell.
+    card.update(
+        amount_authorized=amount,
+        fingerprint=new_id("", 16),
+        installments=None,
+        three_d_secure=None,
+        wallet=None,
+    )
     card["overcapture"]["maximum_amount_capturable"] = amount
     return {"card": card, "type": "card"}
 

@@ -156,6 +156,9 @@ def test_a_paid_session_has_a_succeeded_payment_intent_and_charge_the_sdk_retrie
     )
     assert charge.payment_intent == intent.id
     assert charge.to_dict()["metadata"] == intent.to_dict()["metadata"]
+    card = charge.to_dict()["payment_method_details"]["card"]
+    assert (card["installments"], card["three_d_secure"], card["wallet"]) == (None, None, None)
+    assert (intent.next_action, intent.transfer_data, intent.canceled_at, intent.processing) == (None,) * 4
 
 
 def test_a_settled_bank_debit_has_a_charge_pending_then_succeeded(

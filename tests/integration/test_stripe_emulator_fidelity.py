@@ -178,7 +178,7 @@ def every_path(emulator: StripeEmulator) -> None:
     [inquiry] = emulator.open_dispute(charge, inquiry=True)
     for action in ("submit", "win"):
         emulator.dispute_action(inquiry["data"]["object"]["id"], action)
-    chargeback, _ = emulator.open_dispute(charge)
+    chargeback, *_ = emulator.open_dispute(charge)
     for action in ("submit", "lose", "appeal", "submit", "win"):
         emulator.dispute_action(chargeback["data"]["object"]["id"], action)
     emulator.prevent_dispute(emulator.charge_of(settled))
