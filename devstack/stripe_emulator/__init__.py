@@ -398,7 +398,7 @@ class StripeEmulator:
         return self.refund_action(refund, "fail", failure_reason)
 
     def cancel_refund(self, refund: str) -> list[JsonObject]:
-        """The pending refund is canceled -> `[refund.updated, charge.refund.updated]`."""
+        """The pending (or waiting) refund is canceled -> `[refund.updated, charge.refund.updated]`."""
         return self.refund_action(refund, "cancel")
 
     def open_dispute(
