@@ -31,10 +31,10 @@ def main() -> None:
         def new_session() -> str:
             return create_checkout_session("user-123", Pack(5000, 5000), "usd", SITE_URL, client).session_id
 
-        [paid] = emulator.pay(new_session())
+        *_, paid = emulator.pay(new_session())
         pending = new_session()
         [unpaid] = emulator.pay_later(pending)
-        [succeeded] = emulator.settle(pending)
+        *_, succeeded = emulator.settle(pending)
         failing = new_session()
         emulator.pay_later(failing)
         [failed] = emulator.fail_payment(failing)

@@ -2,19 +2,23 @@
 Never deployed.
 
 The API side answers the calls the product makes (create, retrieve, list and expire a Checkout Session;
-retrieve a PaymentIntent, Charge, Refund, Dispute or Event; create a Refund; list Events) with
+retrieve a PaymentIntent, Charge, Refund, Dispute or Event; create or cancel a Refund; list Events) with
 form-encoded requests in and Stripe-shaped JSON out: every object is a deep copy of Stripe's own example
 (`stripe_fixtures.json`) with real values filled in, errors carry Stripe's `{"error": {...}}` body and
 HTTP status, idempotency keys are honoured, and faults (5xx, 429, slow answers) can be injected.
 
 The customer's side is played in code: `pay`, `pay_later` then `settle` or `fail_payment`, `decline` and
-`expire` move a session as Checkout would and return the events Stripe would send; a paid session has its
-PaymentIntent and Charge (`charge_of`). After the payment, `refund` (as `POST /v1/refunds`),
-`open_dispute` and `close_dispute` do what a refund and a chargeback do. Each event is also signed with
-the emulator's webhook secret and handed to the optional `deliver` callable (for real delivery over HTTP,
-a `devstack.webhook_delivery.WebhookSender`; `SignedEvent.resigned()` signs a retry afresh). An API
-request's events are handed over after its answer, from the server's thread: `drain()` waits until every
-event published so far has been handed over (and, for a sender, delivered; see `devstack.drain`).
+`expire` move a session as Checkout would and return the events Stripe would send, in its order (a
+payment's `charge.succeeded` and `payment_intent.succeeded`, then the session's event); a paid session has
+its PaymentIntent and Charge (`charge_of`). After the payment, `refund` (as `POST /v1/refunds`),
+`start_refunds_as`, `refund_action` (`fail_refund`, `cancel_refund`) make every refund status Stripe has;
+`open_dispute` (a chargeback, or with `inquiry=True` an inquiry), `prevent_dispute`, `dispute_action`
+(`escalate`, `submit`, `win`, `lose`, `appeal`; `close_dispute` is win or lose) and `dispute_of` make
+every dispute status. Each event is also signed with the emulator's webhook secret and handed to the
+optional `deliver` callable (for real delivery over HTTP, a `devstack.webhook_delivery.WebhookSender`;
+`SignedEvent.resigned()` signs a retry afresh). An API request's events are handed over after its answer,
+from the server's thread: `drain()` waits until every event published so far has been handed over (and,
+for a sender, delivered; see `devstack.drain`).
 
     with StripeEmulator() as emulator:
         client = stripe.StripeClient(emulator.api_key, base_addresses={"api": emulator.api_base})
@@ -33,9 +37,12 @@ longer be paid is a 409 and an unknown one a 404, each with `{"error": {"message
 
     curl -s -X POST -H 'Accept: application/json' "$API_BASE/checkout/$SESSION_ID/pay"
 
-What Stripe's API cannot do is a test control under `/_emulator/` (see `controls`):
+What Stripe's API cannot do is a test control under `/_emulator/` (see `controls`, `disputes`, `refunds`):
 
-    curl -s -X POST "$API_BASE/_emulator/charges/$CHARGE_ID/dispute" -d action=open   # then win or lose
+    curl -s -X POST "$API_BASE/_emulator/charges/$CHARGE_ID/dispute" -d action=inquire  # or open, prevent
+    curl -s -X POST "$API_BASE/_emulator/charges/$CHARGE_ID/dispute" -d action=escalate # submit, win, lose...
+    curl -s -X POST "$API_BASE/_emulator/charges/$CHARGE_ID/refunds" -d status=pending  # or requires_action
+    curl -s -X POST "$API_BASE/_emulator/refunds/$REFUND_ID" -d action=fail             # or succeed, cancel
 
 One module per Stripe resource (`checkout_sessions`, `payment_intents`, `charges`, `refunds`, `disputes`,
 `events`), plus `http` (the API's HTTP layer: routing, idempotency keys, faults), `forms` (parameters),
@@ -126,7 +133,8 @@ DEFAULT_SETTLE_AFTER_SECONDS = 5.0
 _EMULATED_ROUTES = (
     "POST /v1/checkout/sessions, GET /v1/checkout/sessions, GET /v1/checkout/sessions/{id}, "
     "POST /v1/checkout/sessions/{id}/expire, GET /v1/payment_intents/{id}, GET /v1/charges/{id}, "
-    "POST /v1/refunds, GET /v1/refunds/{id}, GET /v1/disputes/{id}, GET /v1/events, GET /v1/events/{id}, "
+    "POST /v1/refunds, GET /v1/refunds/{id}, POST /v1/refunds/{id}/cancel, GET /v1/disputes/{id}, "
+    "GET /v1/events, GET /v1/events/{id}, "
     "POST /v1/customers, GET /v1/customers/{id}, GET /v1/payment_methods/{id}, "
     "POST /v1/payment_methods/{id}/detach, POST /v1/payment_intents (off-session)"
 )
@@ -393,21 +401,74 @@ class StripeEmulator:
         self._deliver_all(sent)
         return sent
 
+    def start_refunds_as(self, charge: str, status: str = "pending") -> None:
+        """Make the charge's refunds from now on start `pending` or `requires_action` (or, again,
+        `succeeded`), as a refund the bank has not settled yet or one waiting for the customer's details."""
+        with self._lock:
+            refunds.start_refunds_as(self._store, charge, status)
+
+    def refund_action(self, refund: str, action: str, failure_reason: str | None = None) -> list[JsonObject]:
+        """Move the refund (`re_...`): `succeed`, `fail` (with `failure_reason`) or `cancel` -> the events
+        (see `refunds.act`); a move Stripe would not make raises InvalidTransitionError."""
+        with self._lock:
+            sent = refunds.act(self._store, refund, action, failure_reason)
+        self._deliver_all(sent)
+        return sent
+
+    def fail_refund(
+        self, refund: str, failure_reason: str = refunds.DEFAULT_FAILURE_REASON
+    ) -> list[JsonObject]:
+        """The refund is returned by the bank -> `[refund.failed, refund.updated, charge.refund.updated]`."""
+        return self.refund_action(refund, "fail", failure_reason)
+
+    def cancel_refund(self, refund: str) -> list[JsonObject]:
+        """The pending (or waiting) refund is canceled -> `[refund.updated, charge.refund.updated]`."""
+        return self.refund_action(refund, "cancel")
+
     def open_dispute(
+        self,
+        charge: str,
+        amount: int | None = None,
+        reason: str = disputes.DEFAULT_REASON,
+        *,
+        inquiry: bool = False,
+    ) -> list[JsonObject]:
+        """The cardholder disputes the charge (all of it unless `amount`): a chargeback ->
+        `[charge.dispute.created, charge.dispute.funds_withdrawn]`, or with `inquiry` an inquiry, which
+        withdraws nothing -> `[charge.dispute.created]`."""
+        with self._lock:
+            sent = disputes.open_dispute(
+                self._store, charge, amount, reason, action="inquire" if inquiry else "open"
+            )
+        self._deliver_all(sent)
+        return sent
+
+    def prevent_dispute(
         self, charge: str, amount: int | None = None, reason: str = disputes.DEFAULT_REASON
     ) -> list[JsonObject]:
-        """The cardholder disputes the charge (all of it unless `amount`) -> `[charge.dispute.created]`."""
+        """A dispute stopped before it became a chargeback (Visa RDR): status `prevented` ->
+        `[charge.dispute.created, charge.dispute.closed]`."""
         with self._lock:
-            sent = disputes.open_dispute(self._store, charge, amount, reason)
+            sent = disputes.open_dispute(self._store, charge, amount, reason, action="prevent")
+        self._deliver_all(sent)
+        return sent
+
+    def dispute_action(self, dispute: str, action: str) -> list[JsonObject]:
+        """Move the dispute (`dp_...`) one step: `escalate`, `submit`, `win`, `lose` or `appeal` (see
+        `disputes`) -> the events Stripe sends; a step Stripe would not take raises InvalidTransitionError."""
+        with self._lock:
+            sent = disputes.act(self._store, dispute, action)
         self._deliver_all(sent)
         return sent
 
     def close_dispute(self, dispute: str, *, won: bool) -> list[JsonObject]:
-        """The dispute (`dp_...`) is won or lost -> `[charge.dispute.closed]`."""
+        """The dispute (`dp_...`) is won or lost: `dispute_action(dispute, "win" or "lose")`."""
+        return self.dispute_action(dispute, "win" if won else "lose")
+
+    def dispute_of(self, charge: str) -> str:
+        """The id of the charge's latest dispute, the one its test control moves."""
         with self._lock:
-            sent = disputes.close_dispute(self._store, dispute, won=won)
-        self._deliver_all(sent)
-        return sent
+            return disputes.dispute_of_charge(self._store, charge)
 
     def save_card(self, customer: str, test_method: str = "pm_card_visa") -> list[JsonObject]:
         """The customer saves one of Stripe's test cards (`customers.TEST_CARDS`), as Checkout's setup mode
@@ -420,14 +481,28 @@ class StripeEmulator:
     def _dispute_control(
         self, charge: str, action: str, amount: int | None, reason: str
     ) -> tuple[JsonObject, list[JsonObject]]:
-        """The `/_emulator/charges/{charge}/dispute` control: its dispute after `action`, and the events."""
+        """`POST /_emulator/charges/{charge}/dispute`: the charge's latest dispute after `action`, events."""
         with self._lock:
-            if action == "open":
-                sent = disputes.open_dispute(self._store, charge, amount, reason)
+            if action in disputes.OPENING:
+                sent = disputes.open_dispute(self._store, charge, amount, reason, action=action)
             else:
-                dispute = disputes.dispute_of_charge(self._store, charge)
-                sent = disputes.close_dispute(self._store, dispute, won=action == "win")
-            return copy.deepcopy(sent[0]["data"]["object"]), sent
+                sent = disputes.act(self._store, disputes.dispute_of_charge(self._store, charge), action)
+            dispute = self._store.disputes[disputes.dispute_of_charge(self._store, charge)]
+            return copy.deepcopy(dispute), sent
+
+    def _refund_control(
+        self, refund: str, action: str, failure_reason: str | None
+    ) -> tuple[JsonObject, list[JsonObject]]:
+        """The `/_emulator/refunds/{refund}` control: the refund after `action`, and the events."""
+        with self._lock:
+            sent = refunds.act(self._store, refund, action, failure_reason)
+            return copy.deepcopy(self._store.refunds[refund]), sent
+
+    def _refunds_start_control(self, charge: str, status: str) -> JsonObject:
+        """The `/_emulator/charges/{charge}/refunds` control: what the charge's refunds start as now."""
+        with self._lock:
+            refunds.start_refunds_as(self._store, charge, status)
+        return {"charge": charge, "refunds_start_as": status}
 
     def _schedule_settlement(self, session_id: str) -> None:
         """Settle the delayed payment `settle_after` seconds from now, in a timer thread `stop()` cancels."""
@@ -478,7 +553,13 @@ class StripeEmulator:
         if url.path.startswith("/checkout/"):
             return self._page.answer(method, url, headers)
         if url.path.startswith(controls.PREFIX):
-            return controls.answer(method, url, headers, body, self._dispute_control)
+            return controls.answer(
+                method,
+                url,
+                headers,
+                body,
+                controls.Controls(self._dispute_control, self._refund_control, self._refunds_start_control),
+            )
         return self._api.respond(method, url, headers, body)
 
     def _routes(self) -> list[Route]:
@@ -512,6 +593,9 @@ class StripeEmulator:
                 return refund
 
             return create
+
+        def cancel_refund(refund_id: str) -> Handler:
+            return lambda params, request: refunds.cancel_by_api(store, refund_id, params, request)
 
         def retrieve_refund(refund_id: str) -> Handler:
             return lambda params, _request: refunds.retrieve(store, refund_id, params)
@@ -562,6 +646,7 @@ class StripeEmulator:
             ),
             Route("GET", re.compile(r"/v1/charges" + one.format("charge_id")), retrieve_charge),
             Route("POST", re.compile(r"/v1/refunds"), create_refund),
+            Route("POST", re.compile(r"/v1/refunds" + one.format("refund_id") + "/cancel"), cancel_refund),
             Route("GET", re.compile(r"/v1/refunds" + one.format("refund_id")), retrieve_refund),
             Route("GET", re.compile(r"/v1/disputes" + one.format("dispute_id")), retrieve_dispute),
             Route("GET", re.compile(r"/v1/events"), list_events),

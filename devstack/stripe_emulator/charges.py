@@ -1,8 +1,9 @@
 """Charges: the one a PaymentIntent makes when the customer pays, as Stripe shows it (`GET /v1/charges/{id}`).
 
 A card payment's charge (`ch_...`) succeeds at once; a bank debit's (`py_...`, as Stripe names them) is
-`pending` until the payment settles or fails. Refunds add to its `amount_refunded`; a dispute sets
-`disputed`. Every function here runs with the emulator's lock held.
+`pending` until the payment settles or fails. Refunds add to its `amount_refunded` (a failed or canceled
+one takes its amount back off); a dispute, inquiry or chargeback, sets `disputed`. Every function here runs
+with the emulator's lock held.
 """
 
 from __future__ import annotations
@@ -85,7 +86,14 @@ def new_charge(store: Store, intent: JsonObject, *, email: str | None, bank_debi
 def _card_details(amount: int) -> JsonObject:
     details = fixture("charge")["payment_method_details"]
     card = details["card"]
-    card.update(amount_authorized=amount, fingerprint=new_id("", 16), wallet=None)
+    # Neither an installment plan nor 3-D Secure took part: Stripe shows each as null, not an empty shell.
+    card.update(
+        amount_authorized=amount,
+        fingerprint=new_id("", 16),
+        installments=None,
+        three_d_secure=None,
+        wallet=None,
+    )
     card["overcapture"]["maximum_amount_capturable"] = amount
     return {"card": card, "type": "card"}
 

@@ -1,6 +1,8 @@
 """Checkout Sessions: create, retrieve, list and expire by the API, and the customer's side of Checkout.
 
-Every function here runs with the emulator's lock held.
+Paying (or a delayed payment settling) sends what Stripe sends, in its order: the payment's
+`charge.succeeded` and `payment_intent.succeeded`, then `checkout.session.completed` (or
+`checkout.session.async_payment_succeeded`). Every function here runs with the emulator's lock held.
 """
 
 from __future__ import annotations
@@ -250,8 +252,8 @@ def pay(store: Store, session_id: str, card: str = "pm_card_visa") -> list[JsonO
     if record.session["mode"] == "setup":
         return save_card(store, record, card)
     complete(record, payment_status="paid")
-    payment_intents.succeed(store, payment_intents.attempt(store, record), _email(record))
-    sent = [store.publish("checkout.session.completed", record.session)]
+    sent = payment_intents.succeed(store, payment_intents.attempt(store, record), _email(record))
+    sent.append(store.publish("checkout.session.completed", record.session))
     if record.payment_intent_data.get("setup_future_usage") and record.session["customer"]:
         # The card paid with is saved to the customer for later off-session payments.
         sent += customers.attach(store, card, record.session["customer"])
@@ -277,9 +279,9 @@ def pay_later(store: Store, session_id: str) -> list[JsonObject]:
 
 def settle(store: Store, session_id: str) -> list[JsonObject]:
     record, intent = awaiting_funds(store, session_id, "settle")
-    payment_intents.succeed(store, intent, _email(record))
+    sent = payment_intents.succeed(store, intent, _email(record))
     record.session["payment_status"] = "paid"
-    return [store.publish("checkout.session.async_payment_succeeded", record.session)]
+    return [*sent, store.publish("checkout.session.async_payment_succeeded", record.session)]
 
 
 def fail_payment(store: Store, session_id: str) -> list[JsonObject]:

@@ -1,10 +1,18 @@
 """Test controls: what Stripe's API cannot do, played over HTTP under `/_emulator/` (no API key, as the page).
 
-    POST /_emulator/charges/{charge}/dispute  action=open [amount=...] [reason=...] | win | lose
+    POST /_emulator/charges/{charge}/dispute  action=inquire|open|prevent [amount=...] [reason=...]
+                                              action=escalate|submit|win|lose|appeal
+    POST /_emulator/charges/{charge}/refunds  status=pending|requires_action|succeeded
+    POST /_emulator/refunds/{refund}          action=succeed|cancel|fail [failure_reason=...]
 
-answers `200` with the dispute as `GET /v1/disputes/{id}` shows it; an unknown charge is a 404, a dispute
-that cannot move that way (open twice, close one that is closed or was never opened) a 409, a bad
-parameter a 400, each with `{"error": {"message"}}`. The body is form-encoded (`curl -d`) or JSON.
+The dispute control makes a new dispute of the charge (an inquiry, a chargeback, or one prevented
+upstream) or moves its latest one (see `disputes` for every step), and answers `200` with that dispute as
+`GET /v1/disputes/{id}` shows it. The charge's refunds control sets the status its refunds made from then
+on start in (a refund the bank has yet to settle, or one waiting for the customer), and answers
+`{"charge", "refunds_start_as"}`. The refund control settles, cancels or fails a refund (see `refunds`) and
+answers `200` with the refund. An unknown charge or refund is a 404; a step Stripe would not take (open a
+second dispute, lose an inquiry, cancel a succeeded refund) a 409; a bad parameter a 400; each with
+`{"error": {"message"}}`. The body is form-encoded (`curl -d`) or JSON.
 """
 
 from __future__ import annotations
@@ -12,9 +20,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from urllib.parse import SplitResult, unquote
 
-from devstack.stripe_emulator import disputes
+from devstack.stripe_emulator import disputes, refunds
 from devstack.stripe_emulator.errors import InvalidTransitionError, StripeApiError, UnknownObjectError
 from devstack.stripe_emulator.fixtures import JsonObject, json_bytes
 from devstack.stripe_emulator.forms import parse_form
@@ -22,39 +31,95 @@ from devstack.stripe_emulator.http import Response
 
 PREFIX = "/_emulator/"
 _DISPUTE = re.compile(r"/_emulator/charges/(?P<charge>[^/]+)/dispute")
+_REFUNDS_START = re.compile(r"/_emulator/charges/(?P<charge>[^/]+)/refunds")
+_REFUND = re.compile(r"/_emulator/refunds/(?P<refund>[^/]+)")
+_ROUTES = (("dispute", _DISPUTE), ("refunds_start", _REFUNDS_START), ("refund", _REFUND))
 _HEADERS = {"Content-Type": "application/json", "Cache-Control": "no-store"}
+_SERVED = (
+    f"POST {PREFIX}charges/{{charge}}/dispute, POST {PREFIX}charges/{{charge}}/refunds, "
+    f"POST {PREFIX}refunds/{{refund}}"
+)
 
 Dispute = Callable[[str, str, int | None, str], tuple[JsonObject, list[JsonObject]]]
-"""(charge, action, amount, reason) -> the dispute and the events sent."""
+"""(charge, action, amount, reason) -> the charge's latest dispute and the events sent."""
+Refund = Callable[[str, str, str | None], tuple[JsonObject, list[JsonObject]]]
+"""(refund, action, failure_reason) -> the refund and the events sent."""
+RefundsStart = Callable[[str, str], JsonObject]
+"""(charge, status) -> what the charge's refunds start as now."""
+
+
+@dataclass(frozen=True, slots=True)
+class Controls:
+    """What each control does to the emulator's state, the lock taken."""
+
+    dispute: Dispute
+    refund: Refund
+    refunds_start: RefundsStart
 
 
 def answer(
-    method: str, url: SplitResult, headers: Mapping[str, str], body: bytes, dispute: Dispute
+    method: str, url: SplitResult, headers: Mapping[str, str], body: bytes, controls: Controls
 ) -> Response:
-    match = _DISPUTE.fullmatch(url.path)
-    if match is None:
-        return _error(
-            404, f"Nothing is served at {url.path}. Test controls: POST {PREFIX}charges/{{charge}}/dispute"
-        )
+    matches = [(name, pattern.fullmatch(url.path)) for name, pattern in _ROUTES]
+    found = [(name, match) for name, match in matches if match is not None]
+    if not found:
+        return _error(404, f"Nothing is served at {url.path}. Test controls: {_SERVED}")
     if method != "POST":
         return _error(405, "Only POST is answered here.", {"Allow": "POST"})
+    [(name, match)] = found
     try:
         params = _params(headers, body)
-        action = str(params.get("action", ""))
-        if action not in disputes.ACTIONS:
-            raise ValueError(f"action must be one of {', '.join(disputes.ACTIONS)}, not {action!r}")
-        amount = params.get("amount")
-        reason = str(params.get("reason", disputes.DEFAULT_REASON))
-        if amount is not None and action != "open":
-            raise ValueError("amount is given only to open a dispute")
-        found, events = dispute(unquote(match["charge"]), action, _amount(amount), reason)
+        if name == "dispute":
+            result, events = _dispute(unquote(match["charge"]), params, controls.dispute)
+        elif name == "refunds_start":
+            result, events = _refunds_start(unquote(match["charge"]), params, controls.refunds_start), []
+        else:
+            result, events = _refund(unquote(match["refund"]), params, controls.refund)
     except UnknownObjectError as exc:
         return _error(404, str(exc))
     except InvalidTransitionError as exc:
         return _error(409, str(exc))
     except (ValueError, TypeError, StripeApiError) as exc:
         return _error(400, str(exc))
-    return Response(200, dict(_HEADERS), json_bytes(found), tuple(events))
+    return Response(200, dict(_HEADERS), json_bytes(result), tuple(events))
+
+
+def _dispute(charge: str, params: JsonObject, dispute: Dispute) -> tuple[JsonObject, list[JsonObject]]:
+    action = _one_of(params, "action", disputes.ACTIONS)
+    _only(params, {"action", "amount", "reason"})
+    if action not in disputes.OPENING and ("amount" in params or "reason" in params):
+        raise ValueError(f"amount and reason are given only to {', '.join(disputes.OPENING)} a dispute")
+    reason = str(params.get("reason", disputes.DEFAULT_REASON))
+    return dispute(charge, action, _amount(params.get("amount")), reason)
+
+
+def _refunds_start(charge: str, params: JsonObject, refunds_start: RefundsStart) -> JsonObject:
+    status = _one_of(params, "status", refunds.STARTING_STATUSES)
+    _only(params, {"status"})
+    return refunds_start(charge, status)
+
+
+def _refund(refund_id: str, params: JsonObject, refund: Refund) -> tuple[JsonObject, list[JsonObject]]:
+    action = _one_of(params, "action", refunds.ACTIONS)
+    _only(params, {"action", "failure_reason"})
+    failure_reason = params.get("failure_reason")
+    if failure_reason is not None and not isinstance(failure_reason, str):
+        raise ValueError(f"failure_reason is one of {', '.join(refunds.FAILURE_REASONS)}")
+    return refund(refund_id, action, failure_reason)
+
+
+def _one_of(params: JsonObject, name: str, allowed: tuple[str, ...]) -> str:
+    value = params.get(name, "")
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+    return str(value)
+
+
+def _only(params: JsonObject, known: set[str]) -> None:
+    if unknown := params.keys() - known:
+        raise ValueError(
+            f"unknown parameter {', '.join(sorted(unknown))}: this control takes {', '.join(sorted(known))}"
+        )
 
 
 def _amount(value: object) -> int | None:

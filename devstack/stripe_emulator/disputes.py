@@ -1,20 +1,36 @@
-"""Disputes (chargebacks): opened, won or lost by a test control, since Stripe's API cannot make one.
+"""Disputes: inquiries, chargebacks and their appeals, moved by a test control, since Stripe's API cannot.
 
-Opening one sets its charge's `disputed` and sends `charge.dispute.created`; winning or losing it sends
-`charge.dispute.closed` with `status` `won` or `lost`. `GET /v1/disputes/{id}` shows it. A charge has at
-most one dispute, as at Stripe. Every function here runs with the emulator's lock held.
+Every status Stripe gives a dispute can be reached, each by the step that reaches it at Stripe:
+
+    inquire   -> warning_needs_response  (an inquiry: no money moves, the charge can still be refunded)
+    open      -> needs_response          (a chargeback: the money and Stripe's dispute fee are withdrawn)
+    prevent   -> prevented               (stopped upstream, as by Visa RDR: the money goes back, no fee)
+    escalate     warning_* -> needs_response                 (the inquiry becomes a chargeback)
+    submit       *needs_response -> *under_review            (evidence submitted)
+    win          warning_* -> warning_closed; a chargeback or appeal -> won (the money is reinstated)
+    lose         a chargeback or appeal -> lost
+    appeal       lost -> appeal_needs_response
+
+Each step sends Stripe's events: `charge.dispute.created`, `.updated`, `.closed`, `.funds_withdrawn` and
+`.funds_reinstated`, each carrying the dispute as it is then; a chargeback also fails the charge's pending
+refunds (`charge_for_pending_refund_disputed`). A charge has one dispute at a time; a new one may follow
+only once its latest is `warning_closed`. Any other step is an `InvalidTransitionError`.
+`GET /v1/disputes/{id}` shows a dispute. Every function here runs with the emulator's lock held.
 """
 
 from __future__ import annotations
 
 import copy
 
+from devstack.stripe_emulator import refunds
 from devstack.stripe_emulator.errors import InvalidTransitionError, UnknownObjectError, no_such
 from devstack.stripe_emulator.fixtures import JsonObject, fixture, new_id, now, stripe_object
 from devstack.stripe_emulator.forms import EXPAND_ONLY, conform, expands
 from devstack.stripe_emulator.store import Store
 
-ACTIONS = ("open", "win", "lose")
+# What makes a new dispute (these take an amount and a reason), then what moves the latest one.
+OPENING = ("inquire", "open", "prevent")
+ACTIONS = (*OPENING, "escalate", "submit", "win", "lose", "appeal")
 DEFAULT_REASON = "fraudulent"
 REASONS = (
     "bank_cannot_process",
@@ -33,18 +49,42 @@ REASONS = (
     "subscription_canceled",
     "unrecognized",
 )
+INQUIRY = ("warning_needs_response", "warning_under_review")
+CHARGEBACK = ("needs_response", "under_review", "appeal_needs_response", "appeal_under_review")
+CLOSED = ("warning_closed", "won", "lost", "prevented")
+_SUBMITTED = {
+    "warning_needs_response": "warning_under_review",
+    "needs_response": "under_review",
+    "appeal_needs_response": "appeal_under_review",
+}
 _RESPONSE_DAYS = 7 * 24 * 60 * 60
+# Stripe's dispute fee in the US, in cents; withdrawn with a chargeback and kept whatever the outcome.
+_DISPUTE_FEE = 1500
+# The card network's code for each kind of case: Visa's "fraud, card absent" and its RDR resolution.
+_CASE_TYPES = {"inquire": "inquiry", "open": "chargeback", "prevent": "resolution"}
 
 
 def open_dispute(
-    store: Store, charge_id: str, amount: int | None = None, reason: str = DEFAULT_REASON
+    store: Store,
+    charge_id: str,
+    amount: int | None = None,
+    reason: str = DEFAULT_REASON,
+    *,
+    action: str = "open",
 ) -> list[JsonObject]:
-    """The cardholder disputes the charge -> `[charge.dispute.created]`."""
+    """A new dispute of the charge: an inquiry (`inquire`), a chargeback (`open`) or one stopped upstream
+    (`prevent`) -> its events, `charge.dispute.created` first."""
+    if action not in OPENING:
+        raise ValueError(f"a dispute is opened by one of {', '.join(OPENING)}, not {action!r}")
     charge = store.charges.get(charge_id)
     if charge is None:
         raise UnknownObjectError(f"no charge {charge_id!r} in this emulator")
-    if charge["disputed"]:
-        raise InvalidTransitionError(f"charge {charge_id} has already been disputed")
+    latest = latest_dispute(store, charge_id)
+    if latest is not None and latest["status"] != "warning_closed":
+        raise InvalidTransitionError(
+            f"charge {charge_id} has already been disputed ({latest['id']} is {latest['status']}): "
+            "a new dispute follows only a closed inquiry"
+        )
     if charge["status"] != "succeeded":
         raise InvalidTransitionError(
             f"charge {charge_id} is {charge['status']}: only a paid charge is disputed"
@@ -55,7 +95,7 @@ def open_dispute(
     if reason not in REASONS:
         raise ValueError(f"a dispute's reason is one of {', '.join(REASONS)}, not {reason!r}")
     created = now()
-    template = fixture("dispute")
+    status = {"inquire": "warning_needs_response", "open": "needs_response", "prevent": "prevented"}[action]
     dispute = stripe_object(
         "dispute",
         amount=amount,
@@ -64,55 +104,168 @@ def open_dispute(
         created=created,
         currency=charge["currency"],
         enhanced_eligibility_types=[],
-        evidence=template["evidence"],
+        evidence=fixture("dispute")["evidence"],
         evidence_details={
-            "due_by": created + _RESPONSE_DAYS,
+            # A prevented dispute takes no response: Stripe's 0 for "no response allowed".
+            "due_by": 0 if action == "prevent" else created + _RESPONSE_DAYS,
             "enhanced_eligibility": {},
             "has_evidence": False,
             "past_due": False,
             "submission_count": 0,
         },
         id=new_id("dp_"),
-        is_charge_refundable=False,
+        is_charge_refundable=action == "inquire",
         livemode=False,
         metadata={},
         object="dispute",
         payment_intent=charge["payment_intent"],
-        payment_method_details=_payment_method_details(charge),
+        payment_method_details=_payment_method_details(charge, _CASE_TYPES[action]),
         reason=reason,
-        status="needs_response",
+        status=status,
     )
     store.disputes[dispute["id"]] = dispute
     charge["disputed"] = True
-    return [store.publish("charge.dispute.created", dispute)]
+    sent = [store.publish("charge.dispute.created", dispute)]
+    if action == "open":
+        sent += _withdraw(store, dispute, fee=_DISPUTE_FEE)
+    elif action == "prevent":
+        # The customer's money goes back upstream without a chargeback, so without its fee or event.
+        dispute["balance_transactions"].append(_balance_transaction(dispute, -amount, fee=0))
+        sent.append(store.publish("charge.dispute.closed", dispute))
+    return sent
 
 
-def close_dispute(store: Store, dispute_id: str, *, won: bool) -> list[JsonObject]:
-    """The card network decides -> `[charge.dispute.closed]`, its status `won` or `lost`."""
+def act(store: Store, dispute_id: str, action: str) -> list[JsonObject]:
+    """Move the dispute by `action` (`escalate`, `submit`, `win`, `lose`, `appeal`) -> the events sent."""
     dispute = store.disputes.get(dispute_id)
     if dispute is None:
         raise UnknownObjectError(f"no dispute {dispute_id!r} in this emulator")
-    if dispute["status"] in ("won", "lost"):
-        raise InvalidTransitionError(f"dispute {dispute_id} is closed already: {dispute['status']}")
-    dispute["status"] = "won" if won else "lost"
-    return [store.publish("charge.dispute.closed", dispute)]
+    status = dispute["status"]
+    if action in OPENING:
+        raise InvalidTransitionError(
+            f"cannot {action} dispute {dispute_id}: {action} makes a new dispute, and this one is {status}"
+        )
+    if action == "escalate":
+        if status not in INQUIRY:
+            raise _refused(dispute, action, "only an open inquiry (warning_*) escalates to a chargeback")
+        dispute["status"] = "needs_response"
+        dispute["is_charge_refundable"] = False
+        dispute["evidence_details"]["due_by"] = now() + _RESPONSE_DAYS
+        if dispute["payment_method_details"] is not None:
+            dispute["payment_method_details"]["card"]["case_type"] = "chargeback"
+        return [
+            store.publish("charge.dispute.updated", dispute),
+            *_withdraw(store, dispute, fee=_DISPUTE_FEE),
+        ]
+    if action == "submit":
+        if status not in _SUBMITTED:
+            raise _refused(dispute, action, f"evidence is submitted only while it is {', '.join(_SUBMITTED)}")
+        details = dispute["evidence_details"]
+        details.update(has_evidence=True, submission_count=details["submission_count"] + 1)
+        dispute["status"] = _SUBMITTED[status]
+        return [store.publish("charge.dispute.updated", dispute)]
+    if action == "win":
+        if status in INQUIRY:
+            dispute["status"] = "warning_closed"
+            return [store.publish("charge.dispute.closed", dispute)]
+        if status not in CHARGEBACK:
+            raise _refused(dispute, action, "only an open inquiry, chargeback or appeal is won")
+        dispute["status"] = "won"
+        closed = store.publish("charge.dispute.closed", dispute)
+        dispute["balance_transactions"].append(_balance_transaction(dispute, dispute["amount"], fee=0))
+        return [closed, store.publish("charge.dispute.funds_reinstated", dispute)]
+    if action == "lose":
+        if status not in CHARGEBACK:
+            hint = "an inquiry is won (closed) or escalated, never lost" if status in INQUIRY else ""
+            raise _refused(dispute, action, hint or "only an open chargeback or appeal is lost")
+        dispute["status"] = "lost"
+        return [store.publish("charge.dispute.closed", dispute)]
+    if action == "appeal":
+        if status != "lost":
+            raise _refused(dispute, action, "only a lost dispute is appealed")
+        dispute["status"] = "appeal_needs_response"
+        dispute["evidence_details"]["due_by"] = now() + _RESPONSE_DAYS
+        return [store.publish("charge.dispute.updated", dispute)]
+    raise ValueError(f"a dispute's action is one of {', '.join(ACTIONS)}, not {action!r}")
+
+
+def close_dispute(store: Store, dispute_id: str, *, won: bool) -> list[JsonObject]:
+    """The card network decides: `win` or `lose` (see `act`)."""
+    return act(store, dispute_id, "win" if won else "lose")
+
+
+def latest_dispute(store: Store, charge_id: str) -> JsonObject | None:
+    """The charge's newest dispute, the one its test control moves; None when it was never disputed."""
+    return store.latest_dispute(charge_id)
 
 
 def dispute_of_charge(store: Store, charge_id: str) -> str:
-    """The id of the charge's dispute."""
+    """The id of the charge's latest dispute."""
     if charge_id not in store.charges:
         raise UnknownObjectError(f"no charge {charge_id!r} in this emulator")
-    for dispute in store.disputes.values():
-        if dispute["charge"] == charge_id:
-            return str(dispute["id"])
-    raise InvalidTransitionError(f"charge {charge_id} has no dispute to close")
+    dispute = latest_dispute(store, charge_id)
+    if dispute is None:
+        raise InvalidTransitionError(f"charge {charge_id} has no dispute")
+    return str(dispute["id"])
 
 
-def _payment_method_details(charge: JsonObject) -> JsonObject | None:
+def _refused(dispute: JsonObject, action: str, why: str) -> InvalidTransitionError:
+    return InvalidTransitionError(
+        f"cannot {action} dispute {dispute['id']}: it is {dispute['status']}; {why}"
+    )
+
+
+def _withdraw(store: Store, dispute: JsonObject, *, fee: int) -> list[JsonObject]:
+    """The chargeback takes the disputed amount and the fee -> `charge.dispute.funds_withdrawn`; a refund
+    of the charge still pending fails then, as at Stripe (`charge_for_pending_refund_disputed`)."""
+    dispute["balance_transactions"].append(_balance_transaction(dispute, -dispute["amount"], fee=fee))
+    sent = [store.publish("charge.dispute.funds_withdrawn", dispute)]
+    for refund in list(store.refunds.values()):
+        if refund["charge"] == dispute["charge"] and refund["status"] == "pending":
+            sent += refunds.act(store, refund["id"], "fail", "charge_for_pending_refund_disputed")
+    return sent
+
+
+def _balance_transaction(dispute: JsonObject, amount: int, *, fee: int) -> JsonObject:
+    """A withdrawal (negative) or reinstatement of the disputed money, as Stripe records it."""
+    created = now()
+    withdrawal = amount < 0
+    return stripe_object(
+        "balance_transaction",
+        amount=amount,
+        available_on=created,
+        created=created,
+        currency=dispute["currency"],
+        description=f"Chargeback {'withdrawal' if withdrawal else 'reversal'} for {dispute['charge']}",
+        exchange_rate=None,
+        fee=fee,
+        fee_details=(
+            [
+                {
+                    "amount": fee,
+                    "application": None,
+                    "currency": dispute["currency"],
+                    "description": "Dispute fee",
+                    "type": "stripe_fee",
+                }
+            ]
+            if fee
+            else []
+        ),
+        id=new_id("txn_"),
+        net=amount - fee,
+        reporting_category="dispute" if withdrawal else "dispute_reversal",
+        source=dispute["id"],
+        status="available",
+        type="adjustment",
+    )
+
+
+def _payment_method_details(charge: JsonObject, case_type: str) -> JsonObject | None:
     if charge["payment_method_details"]["type"] != "card":
         return None
     details: JsonObject = fixture("dispute")["payment_method_details"]
-    details["card"].update(case_type="chargeback", network_reason_code="10.4")
+    details["card"].update(case_type=case_type, network_reason_code="10.4")
     return details
 
 

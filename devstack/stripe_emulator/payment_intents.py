@@ -1,12 +1,17 @@
-"""PaymentIntents: the one Checkout makes for a session on the customer's first attempt to pay.
+"""PaymentIntents: the one Checkout makes for a session on the customer's first attempt to pay, and the
+off-session ones `POST /v1/payment_intents` makes with a saved card.
 
-Paid, it makes its Charge (`latest_charge`), with its metadata (the session's `payment_intent_data`).
+Paid, it makes its Charge (`latest_charge`), with its metadata (the session's `payment_intent_data`), and
+Stripe's `charge.succeeded` then `payment_intent.succeeded` are sent. A failed attempt (a decline, or an
+off-session card that asks for authentication nobody can give) leaves it `requires_payment_method` with
+its `last_payment_error`, as at Stripe. Every field is Stripe's for its state, null where nothing set it.
 `GET /v1/payment_intents/{id}` shows it. Every function here runs with the emulator's lock held.
 """
 
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 from devstack.stripe_emulator import charges, customers
 from devstack.stripe_emulator.errors import StripeApiError, invalid, missing, no_such
@@ -16,53 +21,70 @@ from devstack.stripe_emulator.forms import EXPAND_ONLY, METADATA, conform, expan
 from devstack.stripe_emulator.store import CheckoutRecord, Store
 
 
+def _payment_intent(**values: Any) -> JsonObject:
+    """A PaymentIntent awaiting its payment method, as Stripe makes one, with `values` filled in.
+
+    Every field starts as Stripe's own for a new PaymentIntent (null where nothing set it), never as its
+    example's placeholders.
+    """
+    intent_id = new_id("pi_")
+    defaults: JsonObject = {
+        "amount_capturable": 0,
+        "amount_details": {"tip": {}},
+        "amount_received": 0,
+        "application": None,
+        "application_fee_amount": None,
+        "automatic_payment_methods": None,
+        "canceled_at": None,
+        "cancellation_reason": None,
+        "capture_method": "automatic_async",
+        "client_secret": f"{intent_id}_secret_{new_id('', 25)}",
+        "confirmation_method": "automatic",
+        "created": now(),
+        "customer": None,
+        "customer_account": None,
+        "description": None,
+        "excluded_payment_method_types": None,
+        "id": intent_id,
+        "last_payment_error": None,
+        "latest_charge": None,
+        "livemode": False,
+        "managed_payments": None,
+        "metadata": {},
+        "next_action": None,
+        "object": "payment_intent",
+        "on_behalf_of": None,
+        "payment_method": None,
+        "payment_method_configuration_details": None,
+        "payment_method_options": {"card": {"request_three_d_secure": "automatic"}},
+        "payment_method_types": ["card"],
+        "processing": None,
+        "receipt_email": None,
+        "review": None,
+        "setup_future_usage": None,
+        "shipping": None,
+        "source": None,
+        "statement_descriptor": None,
+        "statement_descriptor_suffix": None,
+        "status": "requires_payment_method",
+        "transfer_data": None,
+        "transfer_group": None,
+    }
+    return stripe_object("payment_intent", **(defaults | values))
+
+
 def new_payment_intent(record: CheckoutRecord) -> JsonObject:
     session = record.session
-    intent_id = new_id("pi_")
-    return stripe_object(
-        "payment_intent",
+    return _payment_intent(
         amount=session["amount_total"],
-        amount_capturable=0,
-        amount_details={"tip": {}},
-        amount_received=0,
-        application=None,
-        application_fee_amount=None,
-        automatic_payment_methods=None,
-        canceled_at=None,
-        cancellation_reason=None,
-        capture_method="automatic_async",
-        client_secret=f"{intent_id}_secret_{new_id('', 25)}",
-        confirmation_method="automatic",
-        created=now(),
         currency=session["currency"],
-        customer=None,
-        customer_account=None,
+        customer=session["customer"],
         description=record.payment_intent_data.get("description"),
-        excluded_payment_method_types=None,
-        id=intent_id,
-        last_payment_error=None,
-        latest_charge=None,
-        livemode=False,
-        managed_payments=None,
         metadata=dict(record.payment_intent_data.get("metadata", {})),
-        next_action=None,
-        object="payment_intent",
-        on_behalf_of=None,
-        payment_method=None,
         payment_method_configuration_details=dict(session["payment_method_configuration_details"]),
         payment_method_options=copy.deepcopy(session["payment_method_options"]),
         payment_method_types=list(session["payment_method_types"]),
-        processing=None,
-        receipt_email=None,
-        review=None,
-        setup_future_usage=None,
-        shipping=None,
-        source=None,
-        statement_descriptor=None,
-        statement_descriptor_suffix=None,
-        status="requires_payment_method",
-        transfer_data=None,
-        transfer_group=None,
+        setup_future_usage=record.payment_intent_data.get("setup_future_usage"),
     )
 
 
@@ -75,8 +97,9 @@ def attempt(store: Store, record: CheckoutRecord) -> JsonObject:
     return record.payment_intent
 
 
-def succeed(store: Store, intent: JsonObject, email: str | None) -> None:
-    """The payment succeeded: by card at once (a new charge), or a bank debit's pending charge settled."""
+def succeed(store: Store, intent: JsonObject, email: str | None) -> list[JsonObject]:
+    """The payment succeeded: by card at once (a new charge), or a bank debit's pending charge settled
+    -> `[charge.succeeded, payment_intent.succeeded]`, in the order Stripe sends them."""
     processing = intent["status"] == "processing"
     intent.update(
         status="succeeded",
@@ -86,9 +109,11 @@ def succeed(store: Store, intent: JsonObject, email: str | None) -> None:
         last_payment_error=None,
     )
     if processing and intent["latest_charge"] in store.charges:
-        charges.settle(store.charges[intent["latest_charge"]])
+        charge = store.charges[intent["latest_charge"]]
+        charges.settle(charge)
     else:
-        charges.new_charge(store, intent, email=email, bank_debit=False)
+        charge = charges.new_charge(store, intent, email=email, bank_debit=False)
+    return [store.publish("charge.succeeded", charge), store.publish("payment_intent.succeeded", intent)]
 
 
 def start_processing(store: Store, intent: JsonObject, email: str | None) -> None:
@@ -186,30 +211,35 @@ def create_off_session(store: Store, params: JsonObject, request: RequestContext
     method = customers.payment_method_of(store, params["payment_method"], "payment_method")
     if method["customer"] != params["customer"]:
         raise invalid("The PaymentMethod is not attached to this customer.", "payment_method")
-    intent_id = new_id("pi_")
-    intent = stripe_object(
-        "payment_intent",
-        id=intent_id,
+    intent = _payment_intent(
         amount=params["amount"],
-        amount_received=0,
+        # A PaymentIntent made by the API takes its payment methods from the account's configuration.
+        automatic_payment_methods={"allow_redirects": "always", "enabled": True},
         currency=params["currency"],
         customer=params["customer"],
-        payment_method=method["id"],
         metadata=dict(params.get("metadata", {})),
-        client_secret=f"{intent_id}_secret_{new_id('', 25)}",
-        created=now(),
-        livemode=False,
-        description=None,
-        latest_charge=None,
+        payment_method=method["id"],
+        payment_method_configuration_details={"id": store.payment_method_configuration, "parent": None},
         status="processing",
-        setup_future_usage=None,
     )
+    intent_id = intent["id"]
     store.payment_intents[intent_id] = intent
     behaviour = store.payment_method_behaviour.get(method["id"], "succeeds")
     if behaviour in _DECLINES:
         message, error = _DECLINES[behaviour]
-        status = "requires_action" if behaviour == "authentication_required" else "requires_payment_method"
-        intent.update(status=status, last_payment_error={"message": message, **error})
+        # Off-session nobody can authenticate, so Stripe fails the attempt: the PaymentIntent waits for
+        # another payment method, its error naming the card that failed (never `requires_action`).
+        doc_url = f"https://stripe.com/docs/error-codes/{error['code'].replace('_', '-')}"
+        intent.update(
+            status="requires_payment_method",
+            payment_method=None,
+            last_payment_error={
+                "message": message,
+                "doc_url": doc_url,
+                "payment_method": copy.deepcopy(method),
+                **error,
+            },
+        )
         request.events.append(store.publish("payment_intent.payment_failed", intent, request))
         raise StripeApiError(402, message, error_type="card_error", code=error["code"])
     intent.update(
@@ -218,6 +248,7 @@ def create_off_session(store: Store, params: JsonObject, request: RequestContext
         latest_charge=new_id("ch_"),
         last_payment_error=None,
     )
-    charges.new_charge(store, intent, email=None, bank_debit=False)
+    charge = charges.new_charge(store, intent, email=None, bank_debit=False)
+    request.events.append(store.publish("charge.succeeded", charge, request))
     request.events.append(store.publish("payment_intent.succeeded", intent, request))
     return copy.deepcopy(intent)

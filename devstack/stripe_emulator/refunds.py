@@ -1,8 +1,17 @@
 """Refunds: `POST /v1/refunds` of a charge or a PaymentIntent, in full or in part, and `GET /v1/refunds/{id}`.
 
-A refund succeeds at once; its charge's `amount_refunded` grows (and `refunded` turns true once nothing is
-left) and Stripe's `charge.refunded` (the charge, its cumulative `amount_refunded`) and `refund.created`
-(the refund) are sent. Every function here runs with the emulator's lock held.
+`POST /v1/refunds/{id}/cancel` cancels one that waits for the customer (`requires_action`), as Stripe's
+does. A refund is made `succeeded`, or in the status a test asked the charge's refunds to start in
+(`start_refunds_as`: `pending` or `requires_action`); either way its charge's `amount_refunded` grows (and
+`refunded` turns true once nothing is left) and Stripe's `charge.refunded` (the charge, its cumulative
+`amount_refunded`) and `refund.created` (the refund) are sent. A charge under a chargeback is not refunded;
+one under an inquiry (its dispute `is_charge_refundable`) is.
+
+What happens to a refund afterwards is played by `act`, as the bank would: `succeed` (from pending or
+requires_action), `fail` (from pending or succeeded, with a `failure_reason`) and `cancel` (from pending or
+requires_action). A failed or canceled refund gives its amount back to the charge's `amount_refunded`, and
+sends `refund.updated` and `charge.refund.updated` (with `refund.failed` first when it failed). Every
+function here runs with the emulator's lock held.
 """
 
 from __future__ import annotations
@@ -12,7 +21,13 @@ import copy
 import stripe
 
 from devstack.stripe_emulator.charges import charge_of
-from devstack.stripe_emulator.errors import StripeApiError, invalid, no_such
+from devstack.stripe_emulator.errors import (
+    InvalidTransitionError,
+    StripeApiError,
+    UnknownObjectError,
+    invalid,
+    no_such,
+)
 from devstack.stripe_emulator.events import RequestContext
 from devstack.stripe_emulator.fixtures import JsonObject, fixture, new_id, now, stripe_object
 from devstack.stripe_emulator.forms import EXPAND_ONLY, METADATA, conform, expands, stripe_params
@@ -20,6 +35,27 @@ from devstack.stripe_emulator.payment_intents import payment_intent_of
 from devstack.stripe_emulator.store import Store
 
 REASONS = ("duplicate", "fraudulent", "requested_by_customer")
+ACTIONS = ("succeed", "fail", "cancel")
+# The statuses a test can have a charge's new refunds start in.
+STARTING_STATUSES = ("succeeded", "pending", "requires_action")
+DEFAULT_FAILURE_REASON = "expired_or_canceled_card"
+FAILURE_REASONS = (
+    "charge_for_pending_refund_disputed",
+    "declined",
+    "expired_or_canceled_card",
+    "insufficient_funds",
+    "lost_or_stolen_card",
+    "merchant_request",
+    "unknown",
+)
+# From which statuses each action moves a refund, and to which.
+_MOVES = {
+    "succeed": (("pending", "requires_action"), "succeeded"),
+    "fail": (("pending", "succeeded"), "failed"),
+    "cancel": (("pending", "requires_action"), "canceled"),
+}
+# How long a customer has to give the details a `requires_action` refund waits for.
+_ACTION_SECONDS = 30 * 24 * 60 * 60
 _CREATE_PARAMS: JsonObject = {
     "amount": int,
     "charge": str,
@@ -45,7 +81,8 @@ def create(
     reason = params.get("reason")
     if reason is not None and reason not in REASONS:
         raise invalid(f"Invalid reason: must be one of {', '.join(REASONS)}", "reason")
-    if charge["disputed"]:
+    dispute = store.latest_dispute(charge["id"])
+    if dispute is not None and not dispute["is_charge_refundable"]:
         raise StripeApiError(
             400,
             f"Charge {charge['id']} has been charged back; cannot issue a refund.",
@@ -68,12 +105,14 @@ def create(
             code="amount_too_large",
             param="amount",
         )
+    created = now()
+    status = store.refunds_start_as.get(charge["id"], "succeeded")
     refund = stripe_object(
         "refund",
         amount=amount,
         balance_transaction=new_id("txn_"),
         charge=charge["id"],
-        created=now(),
+        created=created,
         currency=charge["currency"],
         customer=charge["customer"],
         customer_account=None,
@@ -86,9 +125,23 @@ def create(
         reason=reason,
         receipt_number=None,
         source_transfer_reversal=None,
-        status="succeeded",
+        status=status,
         transfer_reversal=None,
     )
+    # Stripe shows these only while the refund waits: why, or what the customer has to do.
+    if status == "pending":
+        refund["pending_reason"] = "processing"
+    elif status == "requires_action":
+        refund["next_action"] = {
+            "display_details": {
+                "email_sent": {
+                    "email_sent_at": created,
+                    "email_sent_to": charge["billing_details"]["email"] or "customer@example.com",
+                },
+                "expires_at": created + _ACTION_SECONDS,
+            },
+            "type": "display_details",
+        }
     store.refunds[refund["id"]] = refund
     charge["amount_refunded"] += amount
     charge["refunded"] = charge["amount_refunded"] == charge["amount"]
@@ -101,6 +154,85 @@ def create(
     if expand_charge:
         rendered["charge"] = copy.deepcopy(charge)
     return rendered, events
+
+
+def start_refunds_as(store: Store, charge_id: str, status: str) -> None:
+    """Make the charge's refunds from now on start in `status` (`succeeded`, `pending`, `requires_action`)."""
+    if charge_id not in store.charges:
+        raise UnknownObjectError(f"no charge {charge_id!r} in this emulator")
+    if status not in STARTING_STATUSES:
+        raise ValueError(f"a refund starts as one of {', '.join(STARTING_STATUSES)}, not {status!r}")
+    if status == "succeeded":
+        store.refunds_start_as.pop(charge_id, None)
+    else:
+        store.refunds_start_as[charge_id] = status
+
+
+def act(
+    store: Store,
+    refund_id: str,
+    action: str,
+    failure_reason: str | None = None,
+    request: RequestContext | None = None,
+) -> list[JsonObject]:
+    """The bank settles (`succeed`), returns (`fail`) or the refund is canceled (`cancel`) -> the events:
+    `[refund.failed]` when it failed, then `[refund.updated, charge.refund.updated]`."""
+    refund = store.refunds.get(refund_id)
+    if refund is None:
+        raise UnknownObjectError(f"no refund {refund_id!r} in this emulator")
+    if action not in _MOVES:
+        raise ValueError(f"a refund's action is one of {', '.join(ACTIONS)}, not {action!r}")
+    if failure_reason is not None and action != "fail":
+        raise ValueError("failure_reason is given only to fail a refund")
+    failure_reason = failure_reason or DEFAULT_FAILURE_REASON
+    if failure_reason not in FAILURE_REASONS:
+        raise ValueError(
+            f"a refund's failure_reason is one of {', '.join(FAILURE_REASONS)}, not {failure_reason!r}"
+        )
+    sources, status = _MOVES[action]
+    if refund["status"] not in sources:
+        raise InvalidTransitionError(
+            f"cannot {action} refund {refund_id}: it is {refund['status']}; "
+            f"only a refund that is {' or '.join(sources)} can be"
+        )
+    refund["status"] = status
+    refund.pop("pending_reason", None)
+    refund.pop("next_action", None)
+    charge = store.charges[refund["charge"]]
+    sent = []
+    if status in ("failed", "canceled"):
+        charge["amount_refunded"] -= refund["amount"]
+        charge["refunded"] = charge["amount_refunded"] == charge["amount"]
+    if status == "failed":
+        refund.update(failure_balance_transaction=new_id("txn_"), failure_reason=failure_reason)
+        sent.append(store.publish("refund.failed", refund, request))
+    charge["refunds"]["data"] = [
+        copy.deepcopy(refund) if listed["id"] == refund_id else listed for listed in charge["refunds"]["data"]
+    ]
+    sent += [
+        store.publish("refund.updated", refund, request),
+        store.publish("charge.refund.updated", refund, request),
+    ]
+    return sent
+
+
+def cancel_by_api(store: Store, refund_id: str, params: JsonObject, request: RequestContext) -> JsonObject:
+    """`POST /v1/refunds/{id}/cancel`: Stripe cancels only a refund that waits for the customer."""
+    expand_charge = expands(conform(params, EXPAND_ONLY, ""), "charge")
+    refund = store.refunds.get(refund_id)
+    if refund is None:
+        raise no_such("refund", refund_id, "refund")
+    if refund["status"] != "requires_action":
+        raise StripeApiError(
+            400,
+            f"Refund {refund_id} has a status of {refund['status']}; only a refund with a status of "
+            "requires_action can be canceled.",
+        )
+    request.events.extend(act(store, refund_id, "cancel", request=request))
+    rendered = copy.deepcopy(refund)
+    if expand_charge:
+        rendered["charge"] = copy.deepcopy(store.charges[refund["charge"]])
+    return rendered
 
 
 def _charge_to_refund(store: Store, params: JsonObject) -> JsonObject:

@@ -33,6 +33,8 @@ class Store:
     charges: dict[str, JsonObject] = field(default_factory=dict)
     refunds: dict[str, JsonObject] = field(default_factory=dict)
     disputes: dict[str, JsonObject] = field(default_factory=dict)
+    # The status a charge's new refunds start in, when a test asked for other than `succeeded`.
+    refunds_start_as: dict[str, str] = field(default_factory=dict)
     events: list[JsonObject] = field(default_factory=list)
     # The events published for delivery and not yet handed to `deliver`, by id: their types.
     undelivered: dict[str, str] = field(default_factory=dict)
@@ -50,6 +52,7 @@ class Store:
         self.charges.clear()
         self.refunds.clear()
         self.disputes.clear()
+        self.refunds_start_as.clear()
         self.events.clear()
         self.undelivered.clear()
         self.customers.clear()
@@ -59,6 +62,14 @@ class Store:
     def next_sequence(self) -> int:
         self.sequence += 1
         return self.sequence
+
+    def latest_dispute(self, charge_id: str) -> JsonObject | None:
+        """The charge's newest dispute (the one that decides whether it can be refunded), if any."""
+        found = None
+        for dispute in self.disputes.values():
+            if dispute["charge"] == charge_id:
+                found = dispute
+        return found
 
     def publish(self, event_type: str, obj: JsonObject, request: RequestContext | None = None) -> JsonObject:
         """Record the event Stripe sends about `obj` now; a copy of it is returned to be delivered."""

@@ -171,8 +171,14 @@ def test_a_checkout_with_save_card_pays_and_saves_the_card_on_the_users_customer
     opened = invoke(create_checkout, api_event("POST", "/api/checkout", user="saver", body=body))
     assert opened.status == 201
     sent = stripe_emulator.pay(opened.body["sessionId"])
-    assert [event["type"] for event in sent] == ["checkout.session.completed", "payment_method.attached"]
-    session = sent[0]["data"]["object"]
+    assert [event["type"] for event in sent] == [
+        "charge.succeeded",
+        "payment_intent.succeeded",
+        "checkout.session.completed",
+        "payment_method.attached",
+    ]
+    session = sent[2]["data"]["object"]
+    assert sent[1]["data"]["object"]["customer"] == session["customer"]
     assert session["customer"] == auto_top_up.customer_of("saver", payments.create_customer)
     for event in sent:
         assert deliver(stripe_emulator.sign(event)).status == 200

@@ -69,7 +69,7 @@ PERSISTENT_FAULTS: dict[str, Callable[[], Any]] = {
 def paid(stripe_emulator: StripeEmulator) -> tuple[SignedEvent, str, str]:
     """alice's paid $50 session: its signed checkout.session.completed, the session id and payment id."""
     session_id = start_checkout("alice", 5000)
-    [completed] = stripe_emulator.pay(session_id)
+    *_, completed = stripe_emulator.pay(session_id)
     return stripe_emulator.sign(completed), session_id, completed["data"]["object"]["metadata"]["paymentId"]
 
 
@@ -164,7 +164,7 @@ def retrieves(emulator: StripeEmulator, session_id: str) -> list[ApiRequest]:
 
 
 def pay_and_deliver(emulator: StripeEmulator, session_id: str) -> str:
-    [completed] = emulator.pay(session_id)
+    *_, completed = emulator.pay(session_id)
     assert deliver(emulator.sign(completed)).status == 200
     return str(completed["data"]["object"]["metadata"]["paymentId"])
 
@@ -215,7 +215,7 @@ def test_stripe_failing_to_retrieve_is_a_502_with_nothing_written_and_coming_bac
     stripe_emulator: StripeEmulator, fault: str, status: int | None, delay: float, attempts: int
 ) -> None:
     session_id = start_checkout("alice", 10000)
-    [completed] = stripe_emulator.pay(session_id)
+    *_, completed = stripe_emulator.pay(session_id)
     before = len(retrieves(stripe_emulator, session_id))
     stripe_emulator.fail_next(attempts, status=status, delay=delay)
 

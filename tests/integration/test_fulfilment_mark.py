@@ -60,7 +60,7 @@ def test_a_price_change_between_checkout_and_payment_credits_what_was_bought(
         tomorrow.setenv("CREDIT_PACKS", "5000:4000,10000")
         settings.price_list.cache_clear()
         for session in (old_pack, retired_pack):
-            [completed] = stripe_emulator.pay(session)
+            *_, completed = stripe_emulator.pay(session)
             assert deliver(stripe_emulator.sign(completed)).status == 200
     settings.price_list.cache_clear()
 
@@ -70,7 +70,7 @@ def test_a_price_change_between_checkout_and_payment_credits_what_was_bought(
 def test_a_foreign_paid_session_is_not_ours_and_alarms_nobody(
     stripe_emulator: StripeEmulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    [completed] = stripe_emulator.pay(session_made_elsewhere(stripe_emulator, 700, {"order": "42"}))
+    *_, completed = stripe_emulator.pay(session_made_elsewhere(stripe_emulator, 700, {"order": "42"}))
     capsys.readouterr()
 
     response = deliver(stripe_emulator.sign(completed))
@@ -97,7 +97,7 @@ def test_forged_metadata_mints_nothing(
     # Given a real session's metadata, copied onto a session made elsewhere and changed
     ours = start_checkout("alice", 1000)
     copied = stripe_emulator.client().v1.checkout.sessions.retrieve(ours).to_dict()["metadata"]
-    [completed] = stripe_emulator.pay(session_made_elsewhere(stripe_emulator, 1000, copied | metadata))
+    *_, completed = stripe_emulator.pay(session_made_elsewhere(stripe_emulator, 1000, copied | metadata))
     capsys.readouterr()
 
     assert deliver(stripe_emulator.sign(completed)).status == 200
@@ -110,7 +110,7 @@ def test_an_unmarked_session_after_the_cut_over_mints_nothing(
     stripe_emulator: StripeEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     forged = {"userId": "mallory", "paymentId": str(ULID()), "amount": "1000"}
-    [completed] = stripe_emulator.pay(session_made_elsewhere(stripe_emulator, 1000, forged))
+    *_, completed = stripe_emulator.pay(session_made_elsewhere(stripe_emulator, 1000, forged))
     monkeypatch.setattr(settings, "unmarked_sessions_until", lambda: int(time.time()) - 60)
 
     deliver(stripe_emulator.sign(completed))
@@ -122,7 +122,7 @@ def test_an_unmarked_session_from_before_the_cut_over_is_checked_against_the_pri
     stripe_emulator: StripeEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     made_before = {"userId": "bob", "paymentId": str(ULID()), "amount": "1000"}
-    [completed] = stripe_emulator.pay(session_made_elsewhere(stripe_emulator, 1000, made_before))
+    *_, completed = stripe_emulator.pay(session_made_elsewhere(stripe_emulator, 1000, made_before))
     monkeypatch.setattr(settings, "unmarked_sessions_until", lambda: int(time.time()) + 60)
 
     deliver(stripe_emulator.sign(completed))

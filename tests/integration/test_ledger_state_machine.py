@@ -142,10 +142,10 @@ class Ledger(RuleBasedStateMachine):
     def pay(self, user: str, pack: tuple[int, int]) -> Payment:
         """A customer pays on Checkout; its checkout.session.completed is queued, not delivered yet."""
         price, credits = pack
-        [completed] = EMULATOR.pay(start_checkout(user, price))
-        session = completed["data"]["object"]
+        sent = EMULATOR.pay(start_checkout(user, price))  # charge.succeeded, payment_intent.succeeded, ...
+        session = sent[-1]["data"]["object"]  # ... and checkout.session.completed, which credits it
         payment = Payment(user, price, credits, session["payment_intent"], EMULATOR.charge_of(session["id"]))
-        payment.queued.append(completed)
+        payment.queued.extend(sent)
         self.paid.append(payment)
         return payment
 

@@ -146,7 +146,7 @@ def test_a_session_an_event_and_a_payment_intent_carry_exactly_stripes_fields(
     emulator: StripeEmulator, client: stripe.StripeClient
 ) -> None:
     session = create(client)
-    [completed] = emulator.pay(session.id)
+    *_, completed = emulator.pay(session.id)
 
     retrieved = client.v1.checkout.sessions.retrieve(session.id, {"expand": ["payment_intent"]}).to_dict()
     signed = emulator.sign(completed)
@@ -365,7 +365,11 @@ def test_only_an_open_session_can_be_expired(emulator: StripeEmulator, client: s
         'Only Checkout Sessions with a status in ["open"] can be expired. '
         "This Checkout Session has a status of `complete`."
     )
-    assert [event["type"] for event in emulator.events] == ["checkout.session.completed"]
+    assert [event["type"] for event in emulator.events] == [
+        "charge.succeeded",
+        "payment_intent.succeeded",
+        "checkout.session.completed",
+    ]
 
 
 # -- the customer's side and signed events -------------------------------------------------------------
@@ -376,7 +380,7 @@ def test_paying_completes_the_session_with_a_signed_completed_event(
 ) -> None:
     session = create(client)
 
-    [completed] = emulator.pay(session.id)
+    *_, completed = emulator.pay(session.id)
 
     signed = emulator.sign(completed)
     event = stripe.Webhook.construct_event(signed.payload, signed.signature, emulator.webhook_secret)
@@ -402,13 +406,23 @@ def test_a_delayed_payment_completes_unpaid_then_settles_paid(
 
     events = emulator.pay_later(session.id) + emulator.settle(session.id)
 
-    assert [(e["type"], e["data"]["object"]["payment_status"]) for e in events] == [
-        ("checkout.session.completed", "unpaid"),
-        ("checkout.session.async_payment_succeeded", "paid"),
+    assert [(e["type"], e["data"]["object"]["status"]) for e in events] == [
+        ("checkout.session.completed", "complete"),
+        ("charge.succeeded", "succeeded"),
+        ("payment_intent.succeeded", "succeeded"),
+        ("checkout.session.async_payment_succeeded", "complete"),
+    ]
+    assert [
+        events[0]["data"]["object"]["payment_status"],
+        events[-1]["data"]["object"]["payment_status"],
+    ] == [
+        "unpaid",
+        "paid",
     ]
     retrieved = client.v1.checkout.sessions.retrieve(session.id, {"expand": ["payment_intent"]})
     assert retrieved.payment_status == "paid"
-    assert retrieved.to_dict()["payment_intent"]["status"] == "succeeded"
+    assert retrieved.to_dict()["payment_intent"] == events[2]["data"]["object"]
+    assert events[1]["data"]["object"]["id"] == events[2]["data"]["object"]["latest_charge"]
 
 
 def test_a_delayed_payment_that_fails_leaves_the_session_complete_and_unpaid(
@@ -437,7 +451,7 @@ def test_a_declined_card_leaves_the_session_open_and_sends_no_event(
     declined = client.v1.checkout.sessions.retrieve(session.id, {"expand": ["payment_intent"]}).to_dict()
     assert (declined["status"], declined["payment_status"]) == ("open", "unpaid")
     assert declined["payment_intent"]["last_payment_error"]["code"] == "card_declined"
-    [completed] = emulator.pay(session.id)
+    *_, completed = emulator.pay(session.id)
     assert completed["data"]["object"]["payment_intent"] == declined["payment_intent"]["id"]
 
 
@@ -464,7 +478,8 @@ def test_only_the_transitions_checkout_allows_are_accepted(
             action(session_id)
     with pytest.raises(UnknownCheckoutSessionError):
         emulator.pay("cs_test_unknown")
-    assert len(emulator.events) == 4
+    # Paid: a charge, its PaymentIntent, the session; expired; settled: the session, then the same three.
+    assert len(emulator.events) == 3 + 1 + 1 + 3
 
 
 def test_drain_waits_for_an_api_requests_events_handed_over_after_its_answer() -> None:
@@ -499,6 +514,8 @@ def test_deliver_receives_every_event_signed_in_order(
 
     emulator.drain()
     assert [event.event["type"] for event in delivered] == [
+        "charge.succeeded",
+        "payment_intent.succeeded",
         "checkout.session.completed",
         "checkout.session.expired",
     ]
@@ -760,7 +777,11 @@ def test_pay_completes_the_session_and_sends_the_customer_to_the_success_url(
     paid = client.v1.checkout.sessions.retrieve(session.id)
     assert (paid.status, paid.payment_status) == ("complete", "paid")
     emulator.drain()
-    assert [signed.event["type"] for signed in delivered] == ["checkout.session.completed"]
+    assert [signed.event["type"] for signed in delivered] == [
+        "charge.succeeded",
+        "payment_intent.succeeded",
+        "checkout.session.completed",
+    ]
     assert all(r.path.startswith("/v1/") for r in emulator.requests)
 
 
@@ -770,14 +791,23 @@ def test_pay_later_completes_unpaid_then_settles_after_settle_after() -> None:
         session = create(sdk(emulator))
 
         answer = http("POST", f"{page_url(session)}/pay-later")
-        wait_until(lambda: len(emulator.events) == 2, "the scheduled settlement's event")
+        wait_until(lambda: len(emulator.events) == 4, "the scheduled settlement's events")
         emulator.drain()
 
         assert answer.status == 303
         assert answer.headers["Location"] == success_url(session.id)
-        assert [(e.event["type"], e.event["data"]["object"]["payment_status"]) for e in delivered] == [
-            ("checkout.session.completed", "unpaid"),
-            ("checkout.session.async_payment_succeeded", "paid"),
+        assert [e.event["type"] for e in delivered] == [
+            "checkout.session.completed",
+            "charge.succeeded",
+            "payment_intent.succeeded",
+            "checkout.session.async_payment_succeeded",
+        ]
+        assert [
+            delivered[0].event["data"]["object"]["payment_status"],
+            delivered[-1].event["data"]["object"]["payment_status"],
+        ] == [
+            "unpaid",
+            "paid",
         ]
         assert sdk(emulator).v1.checkout.sessions.retrieve(session.id).payment_status == "paid"
 
@@ -836,7 +866,7 @@ def test_decline_shows_the_card_declined_message_sends_no_event_and_allows_anoth
     assert emulator.events == []
     assert http("POST", f"{page_url(session)}/pay").status == 303
     emulator.drain()
-    assert len(delivered) == 1
+    assert len(delivered) == 3
 
 
 def test_cancel_sends_the_customer_to_the_cancel_url_and_changes_nothing(
@@ -909,6 +939,8 @@ def test_a_session_that_can_no_longer_be_paid_is_a_409(
         "This Checkout Session has expired: it can no longer be paid.",
     )
     assert [event["type"] for event in emulator.events] == [
+        "charge.succeeded",
+        "payment_intent.succeeded",
         "checkout.session.completed",
         "checkout.session.expired",
     ]

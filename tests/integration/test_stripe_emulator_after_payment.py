@@ -23,6 +23,7 @@ from devstack.stripe_emulator import (
     UnknownObjectError,
 )
 from tests.integration.test_stripe_emulator import API_KEY, checkout_params, create, sdk
+from tests.waiting import wait_until
 
 SHAPES: dict[str, dict[str, Any]] = json.loads(FIXTURES.read_text())["resources"]
 
@@ -47,6 +48,12 @@ def paid_charge(emulator: StripeEmulator, client: stripe.StripeClient) -> stripe
     session = create(client)
     emulator.pay(session.id)
     return client.v1.charges.retrieve(emulator.charge_of(session.id))
+
+
+def wait_for(delivered: list[SignedEvent], count: int) -> list[SignedEvent]:
+    """The first `count` events delivered, once they are: a control's events go out after its answer."""
+    wait_until(lambda: len(delivered) >= count, lambda: f"{count} events delivered, not {len(delivered)}")
+    return delivered[:count]
 
 
 def types_of(event_list: list[SignedEvent] | list[dict[str, Any]]) -> list[str]:
@@ -146,6 +153,9 @@ def test_a_paid_session_has_a_succeeded_payment_intent_and_charge_the_sdk_retrie
     )
     assert charge.payment_intent == intent.id
     assert charge.to_dict()["metadata"] == intent.to_dict()["metadata"]
+    card = charge.to_dict()["payment_method_details"]["card"]
+    assert (card["installments"], card["three_d_secure"], card["wallet"]) == (None, None, None)
+    assert (intent.next_action, intent.transfer_data, intent.canceled_at, intent.processing) == (None,) * 4
 
 
 def test_a_settled_bank_debit_has_a_charge_pending_then_succeeded(
@@ -198,7 +208,7 @@ def test_a_full_refund_refunds_what_remains_and_sends_charge_refunded_then_refun
     )
     assert (after.amount_refunded, after.refunded) == (5000, True)
     assert client.v1.refunds.retrieve(refund.id).to_dict() == refund.to_dict()
-    sent = delivered[before:]
+    sent = wait_for(delivered, before + 2)[before:]
     assert types_of(sent) == ["charge.refunded", "refund.created"]
     for signed in sent:
         stripe.Webhook.construct_event(signed.payload, signed.signature, emulator.webhook_secret)
@@ -225,6 +235,7 @@ def test_partial_refunds_add_up_and_the_events_carry_the_cumulative_amount(
     after = client.v1.charges.retrieve(charge.id)
     assert (middle.amount_refunded, middle.refunded) == (1000, False)
     assert (after.amount_refunded, after.refunded) == (2500, False)
+    wait_for(delivered, before + 4)
     refunded = [
         s.event["data"]["object"]["amount_refunded"]
         for s in delivered[before:]
@@ -325,7 +336,7 @@ def test_a_refund_replayed_with_its_idempotency_key_refunds_once(
 
     assert again.to_dict() == first.to_dict()
     assert client.v1.charges.retrieve(charge.id).amount_refunded == 1000
-    assert types_of(delivered[before:]) == ["charge.refunded", "refund.created"]
+    assert types_of(wait_for(delivered, before + 2)[before:]) == ["charge.refunded", "refund.created"]
     assert [r.replayed for r in emulator.requests if r.path == "/v1/refunds"] == [False, True]
     with pytest.raises(stripe.IdempotencyError):
         client.v1.refunds.create({"charge": charge.id, "amount": 2000}, {"idempotency_key": "refund-1"})
@@ -381,12 +392,19 @@ def test_the_dispute_control_opens_then_closes_a_dispute_with_its_events(
     assert disputed.disputed is True
     assert (closed["id"], closed["status"]) == (opened["id"], status)
     assert client.v1.disputes.retrieve(opened["id"]).status == status
-    sent = delivered[before:]
-    assert types_of(sent) == ["charge.dispute.created", "charge.dispute.closed"]
+    reinstated = ["charge.dispute.funds_reinstated"] if close == "win" else []
+    expected = [
+        "charge.dispute.created",
+        "charge.dispute.funds_withdrawn",
+        "charge.dispute.closed",
+        *reinstated,
+    ]
+    sent = wait_for(delivered, before + len(expected))[before:]
+    assert types_of(sent) == expected
     for signed in sent:
         stripe.Webhook.construct_event(signed.payload, signed.signature, emulator.webhook_secret)
-    assert sent[0].event["data"]["object"]["status"] == "needs_response"
-    assert sent[1].event["data"]["object"]["status"] == status
+    assert [s.event["data"]["object"]["status"] for s in sent[:2]] == ["needs_response", "needs_response"]
+    assert sent[2].event["data"]["object"]["status"] == status
 
 
 @pytest.mark.parametrize(
@@ -418,11 +436,15 @@ def test_the_python_dispute_controls_open_a_partial_dispute_and_close_it(
 ) -> None:
     charge = paid_charge(emulator, client)
 
-    [created] = emulator.open_dispute(charge.id, amount=1200, reason="product_not_received")
+    created, withdrawn = emulator.open_dispute(charge.id, amount=1200, reason="product_not_received")
     dispute_id = created["data"]["object"]["id"]
     [closed] = emulator.close_dispute(dispute_id, won=False)
 
-    assert (created["type"], closed["type"]) == ("charge.dispute.created", "charge.dispute.closed")
+    assert (created["type"], withdrawn["type"], closed["type"]) == (
+        "charge.dispute.created",
+        "charge.dispute.funds_withdrawn",
+        "charge.dispute.closed",
+    )
     dispute = client.v1.disputes.retrieve(dispute_id)
     assert (dispute.amount, dispute.reason, dispute.status) == (1200, "product_not_received", "lost")
     with pytest.raises(InvalidTransitionError):
@@ -443,7 +465,7 @@ def test_every_object_has_stripes_keys_and_the_types_the_sdk_declares(
 ) -> None:
     charge = paid_charge(emulator, client)
     refund = client.v1.refunds.create({"charge": charge.id, "amount": 100})
-    [created] = emulator.open_dispute(charge.id)
+    created, _withdrawn = emulator.open_dispute(charge.id)
     objects: dict[str, tuple[stripe.StripeObject, type[stripe.StripeObject]]] = {
         "payment_intent": (
             client.v1.payment_intents.retrieve(str(charge.payment_intent)),
@@ -494,17 +516,64 @@ def test_events_are_listed_newest_first_filtered_and_paged(
     either = client.v1.events.list({"types": ["refund.created", "checkout.session.completed"]})
     recent = client.v1.events.list({"created": {"gte": emulator.events[-1]["created"]}})
 
-    assert len(everything) == 5
+    # The payment's charge.succeeded, payment_intent.succeeded and checkout.session.completed, two refunds.
+    assert len(everything) == 3 + 2 * 2
     assert [event.id for event in listed.data] == everything
     assert listed.has_more is False
     assert ([e.id for e in first.data], first.has_more) == (everything[:2], True)
     assert ([e.id for e in second.data], second.has_more) == (everything[2:4], True)
     assert [e.id for e in back.data] == everything[:2]
     assert [e.data.object["amount"] for e in refunds.data] == [200, 100]
-    assert {e.type for e in charges.data} == {"charge.refunded"}
+    assert [e.type for e in charges.data] == ["charge.refunded", "charge.refunded", "charge.succeeded"]
     assert [e.type for e in either.data] == ["refund.created", "refund.created", "checkout.session.completed"]
     assert everything[0] in [e.id for e in recent.data]
-    assert client.v1.events.retrieve(everything[-1]).type == "checkout.session.completed"
+    assert client.v1.events.retrieve(everything[-1]).type == "charge.succeeded"
     with pytest.raises(stripe.InvalidRequestError) as unknown:
         client.v1.events.list({"starting_after": "evt_unknown"})
     assert unknown.value.http_status == 404
+
+
+# -- off-session payments that fail ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("card", "code"),
+    [
+        ("pm_card_authenticationRequired", "authentication_required"),
+        ("pm_card_chargeDeclined", "card_declined"),
+    ],
+)
+def test_a_failed_off_session_attempt_leaves_the_intent_awaiting_another_payment_method(
+    emulator: StripeEmulator, client: stripe.StripeClient, card: str, code: str
+) -> None:
+    customer = client.v1.customers.create({"email": "bob@example.com"}).id
+    [attached] = emulator.save_card(customer, card)
+    method = attached["data"]["object"]["id"]
+
+    with pytest.raises(stripe.CardError) as declined:
+        client.v1.payment_intents.create(
+            {
+                "amount": 1000,
+                "currency": "usd",
+                "customer": customer,
+                "payment_method": method,
+                "off_session": True,
+                "confirm": True,
+            }
+        )
+
+    [failed] = [event for event in emulator.events if event["type"] == "payment_intent.payment_failed"]
+    intent = client.v1.payment_intents.retrieve(failed["data"]["object"]["id"])
+    assert (declined.value.http_status, declined.value.code) == (402, code)
+    assert (intent.status, intent.payment_method, intent.next_action) == (
+        "requires_payment_method",
+        None,
+        None,
+    )
+    assert intent.last_payment_error is not None
+    assert (intent.last_payment_error.code, intent.last_payment_error.type) == (code, "card_error")
+    assert intent.last_payment_error.payment_method is not None
+    assert intent.last_payment_error.payment_method.id == method
+    assert failed["data"]["object"] == intent.to_dict()
+    assert all_fit(intent.to_dict(), stripe.PaymentIntent) == []
+    assert not [event for event in emulator.events if event["type"] == "payment_intent.requires_action"]

@@ -3,6 +3,7 @@ every field the product reads, and behaves as Stripe does where the product depe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import typing
 from pathlib import Path
@@ -13,6 +14,7 @@ import stripe
 
 from devstack.stripe_emulator import StripeEmulator, checkout_sessions
 from tests.checkout_flow import start_checkout
+from tests.integration.test_stripe_emulator_after_payment import all_fit
 
 pytestmark = pytest.mark.usefixtures("tables", "fresh_emulator")
 PUBLISHED: dict[str, dict[str, Any]] = json.loads(
@@ -51,9 +53,9 @@ def declared_values(model: type, field: str) -> set[str]:
 
 def objects_of_a_paid_then_reversed_session(emulator: StripeEmulator) -> dict[str, dict[str, Any]]:
     session_id = start_checkout("alice", 5000)
-    [completed] = emulator.pay(session_id)
+    *_, completed = emulator.pay(session_id)
     [refunded, _] = emulator.refund(emulator.charge_of(session_id), 1000)
-    [disputed] = emulator.open_dispute(emulator.charge_of(session_id))
+    disputed, _withdrawn = emulator.open_dispute(emulator.charge_of(session_id))
     return {
         "checkout.session": emulator.client().v1.checkout.sessions.retrieve(session_id).to_dict(),
         "event": completed,
@@ -138,3 +140,113 @@ def test_a_500_after_execution_began_is_replayed_for_its_idempotency_key(
     assert replays
     assert all((r.status, r.replayed) == (500, True) for r in replays)
     assert fresh_key.id.startswith("cs_")
+
+
+# What the SDK models each object the emulator's events carry with (a saved card's PaymentMethod aside).
+MODELS: dict[str, type[stripe.StripeObject]] = {
+    "checkout.session": stripe.checkout.Session,
+    "payment_intent": stripe.PaymentIntent,
+    "charge": stripe.Charge,
+    "refund": stripe.Refund,
+    "dispute": stripe.Dispute,
+}
+# Fields Stripe shows on a refund only in some statuses, absent from its example.
+REFUND_STATUS_FIELDS = {"pending_reason", "next_action", "failure_reason", "failure_balance_transaction"}
+
+
+def every_path(emulator: StripeEmulator) -> None:
+    """Every way the emulator moves a payment, a refund and a dispute, each to the end."""
+    paid, settled, failed = (start_checkout("alice", 5000) for _ in range(3))
+    emulator.pay(paid)
+    emulator.pay_later(settled)
+    emulator.settle(settled)
+    emulator.pay_later(failed)
+    emulator.fail_payment(failed)
+    declined, expired = start_checkout("alice", 1000), start_checkout("alice", 1000)
+    emulator.decline(declined)
+    emulator.decline(expired)
+    emulator.expire(expired)
+    charge = emulator.charge_of(paid)
+    for status, move in [("pending", "succeed"), ("requires_action", "cancel"), ("succeeded", "fail")]:
+        emulator.start_refunds_as(charge, status)
+        [_, created] = emulator.refund(charge, 100)
+        emulator.refund_action(created["data"]["object"]["id"], move)
+    emulator.start_refunds_as(charge, "requires_action")
+    emulator.refund(charge, 100)
+    emulator.start_refunds_as(charge, "pending")
+    emulator.refund(charge, 100)
+    [inquiry] = emulator.open_dispute(charge, inquiry=True)
+    for action in ("submit", "win"):
+        emulator.dispute_action(inquiry["data"]["object"]["id"], action)
+    chargeback, *_ = emulator.open_dispute(charge)
+    for action in ("submit", "lose", "appeal", "submit", "win"):
+        emulator.dispute_action(chargeback["data"]["object"]["id"], action)
+    emulator.prevent_dispute(emulator.charge_of(settled))
+    client = emulator.client()
+    customer = client.v1.customers.create({"email": "alice@example.com"}).id
+    for card in ("pm_card_visa", "pm_card_authenticationRequired", "pm_card_chargeDeclined"):
+        [attached] = emulator.save_card(customer, card)
+        params: stripe.params.PaymentIntentCreateParams = {
+            "amount": 1000,
+            "currency": "usd",
+            "customer": customer,
+            "payment_method": attached["data"]["object"]["id"],
+            "off_session": True,
+            "confirm": True,
+        }
+        with contextlib.suppress(stripe.CardError):
+            client.v1.payment_intents.create(params)
+
+
+def test_every_object_of_every_event_has_stripes_fields_and_the_sdks_types(
+    stripe_emulator: StripeEmulator,
+) -> None:
+    every_path(stripe_emulator)
+    sent = stripe_emulator.events
+    event_types = declared_values(stripe.Event, "type")
+
+    checked: dict[str, set[str]] = {name: set() for name in MODELS}
+    for event in sent:
+        assert event["type"] in event_types, event["type"]
+        obj = event["data"]["object"]
+        if obj["object"] not in MODELS:
+            continue
+        extra = REFUND_STATUS_FIELDS if obj["object"] == "refund" else set()
+        assert PUBLISHED[obj["object"]].keys() <= obj.keys() <= PUBLISHED[obj["object"]].keys() | extra, event
+        assert all_fit(obj, MODELS[obj["object"]]) == [], event["type"]
+        checked[obj["object"]].add(obj["status"])
+    assert checked["dispute"] == declared_values(stripe.Dispute, "status")
+    assert checked["refund"] == {"pending", "requires_action", "succeeded", "failed", "canceled"}
+    assert checked["payment_intent"] == {"requires_payment_method", "succeeded"}
+    assert checked["charge"] == {"succeeded"}
+    # No placeholder of Stripe's examples (their `obj_123` ids, a made-up `type`) survives into an object.
+    assert "obj_123" not in json.dumps(sent)
+    assert '"type": "type"' not in json.dumps(sent)
+
+
+def test_every_payment_intent_is_null_where_stripe_leaves_it_null(stripe_emulator: StripeEmulator) -> None:
+    every_path(stripe_emulator)
+    client = stripe_emulator.client()
+    ids = {
+        event["data"]["object"]["id"]
+        for event in stripe_emulator.events
+        if event["data"]["object"]["object"] == "payment_intent"
+    } | {
+        event["data"]["object"]["payment_intent"]
+        for event in stripe_emulator.events
+        if event["data"]["object"]["object"] == "checkout.session"
+    }
+    intents = [client.v1.payment_intents.retrieve(intent_id).to_dict() for intent_id in sorted(ids)]
+
+    assert {intent["status"] for intent in intents} == {"succeeded", "requires_payment_method", "canceled"}
+    for intent in intents:
+        assert intent.keys() == PUBLISHED["payment_intent"].keys()
+        assert all_fit(intent, stripe.PaymentIntent) == []
+        assert (intent["transfer_data"], intent["next_action"], intent["processing"]) == (None, None, None)
+        assert (intent["shipping"], intent["managed_payments"], intent["review"]) == (None, None, None)
+        assert (intent["canceled_at"] is None) is (intent["status"] != "canceled"), intent
+        if intent["status"] == "succeeded":
+            assert intent["last_payment_error"] is None
+        if intent["status"] == "requires_payment_method":
+            assert intent["last_payment_error"]["message"], intent
+        assert intent["payment_method_configuration_details"]["id"].startswith("pmc_")

@@ -41,7 +41,7 @@ def test_a_paid_checkout_session_is_credited_once_with_its_stripe_ids(
     stripe_emulator: StripeEmulator,
 ) -> None:
     session_id = start_checkout("alice", 5000)
-    [completed] = stripe_emulator.pay(session_id)
+    *_, completed = stripe_emulator.pay(session_id)
 
     response = deliver(stripe_emulator.sign(completed))
 
@@ -59,7 +59,7 @@ def test_a_paid_checkout_session_is_credited_once_with_its_stripe_ids(
 
 
 def test_a_redelivered_event_changes_nothing(stripe_emulator: StripeEmulator) -> None:
-    [completed] = stripe_emulator.pay(start_checkout("alice", 1000))
+    *_, completed = stripe_emulator.pay(start_checkout("alice", 1000))
     signed = stripe_emulator.sign(completed)
 
     statuses = [deliver(signed).status for _ in range(3)]
@@ -76,7 +76,7 @@ def test_an_unpaid_completed_session_waits_for_its_async_payment(stripe_emulator
     assert deliver(stripe_emulator.sign(completed)).status == 200
     assert ledger.get_balance("alice") == 0
 
-    [succeeded] = stripe_emulator.settle(session_id)
+    *_, succeeded = stripe_emulator.settle(session_id)
     assert succeeded["type"] == "checkout.session.async_payment_succeeded"
     assert deliver(stripe_emulator.sign(succeeded)).status == 200
     assert ledger.get_balance("alice") == 5000
@@ -88,7 +88,7 @@ def test_completed_paid_and_async_succeeded_for_one_session_credit_once(
 ) -> None:
     session_id = start_checkout("alice", 10000)
     stripe_emulator.pay_later(session_id)
-    [succeeded] = stripe_emulator.settle(session_id)
+    *_, succeeded = stripe_emulator.settle(session_id)
     completed = variant(stripe_emulator, succeeded, type="checkout.session.completed")
 
     assert [deliver(completed).status, deliver(stripe_emulator.sign(succeeded)).status] == [200, 200]
@@ -116,7 +116,7 @@ def test_a_failed_or_expired_session_is_acknowledged_without_credit(
 def test_64_concurrent_deliveries_of_one_event_credit_once(
     stripe_emulator: StripeEmulator, containers: Containers
 ) -> None:
-    [completed] = stripe_emulator.pay(start_checkout("alice", 5000))
+    *_, completed = stripe_emulator.pay(start_checkout("alice", 5000))
     delivery = webhook_request(stripe_emulator.sign(completed))
 
     responses = containers.invoke_all([("stripe_webhook", delivery)] * 64)
@@ -143,7 +143,7 @@ def test_a_paid_session_that_does_not_add_up_is_acknowledged_but_not_credited(
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    [completed] = stripe_emulator.pay(start_checkout("alice", 5000))
+    *_, completed = stripe_emulator.pay(start_checkout("alice", 5000))
     metadata = dict(completed["data"]["object"]["metadata"])
     for key in [k for k in changes if k.startswith("metadata_")]:
         metadata[key.removeprefix("metadata_")] = changes.pop(key)
@@ -168,7 +168,7 @@ def test_a_paid_session_without_metadata_of_ours_is_another_integrations_and_ala
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    [completed] = stripe_emulator.pay(start_checkout("alice", 5000))
+    *_, completed = stripe_emulator.pay(start_checkout("alice", 5000))
 
     response = deliver(variant(stripe_emulator, completed, metadata=metadata))
 
@@ -179,7 +179,7 @@ def test_a_paid_session_without_metadata_of_ours_is_another_integrations_and_ala
 
 
 def test_event_types_it_does_not_handle_are_acknowledged(stripe_emulator: StripeEmulator) -> None:
-    [completed] = stripe_emulator.pay(start_checkout("alice", 5000))
+    *_, completed = stripe_emulator.pay(start_checkout("alice", 5000))
 
     response = deliver(variant(stripe_emulator, completed, type="payment_intent.succeeded"))
 
@@ -188,7 +188,7 @@ def test_event_types_it_does_not_handle_are_acknowledged(stripe_emulator: Stripe
 
 
 def test_a_base64_encoded_body_is_verified_on_its_decoded_bytes(stripe_emulator: StripeEmulator) -> None:
-    [completed] = stripe_emulator.pay(start_checkout("alice", 1000))
+    *_, completed = stripe_emulator.pay(start_checkout("alice", 1000))
 
     response = deliver(stripe_emulator.sign(completed), base64_body=True)
 
@@ -224,7 +224,7 @@ def signature_cases(event: dict[str, object]) -> dict[str, tuple[bytes, str | No
     ],
 )
 def test_what_is_not_a_signed_stripe_event_is_a_400(stripe_emulator: StripeEmulator, case: str) -> None:
-    [completed] = stripe_emulator.pay(start_checkout("alice", 1000))
+    *_, completed = stripe_emulator.pay(start_checkout("alice", 1000))
     payload, signature = signature_cases(completed)[case]
 
     response = post_webhook(payload, signature)
@@ -235,7 +235,7 @@ def test_what_is_not_a_signed_stripe_event_is_a_400(stripe_emulator: StripeEmula
 
 
 def test_a_dynamodb_failure_is_a_500_and_redelivery_credits_once(stripe_emulator: StripeEmulator) -> None:
-    [completed] = stripe_emulator.pay(start_checkout("alice", 5000))
+    *_, completed = stripe_emulator.pay(start_checkout("alice", 5000))
     signed = stripe_emulator.sign(completed)
 
     with failing(models.connection().client, "TransactWriteItems", INTERNAL_ERROR):
@@ -252,7 +252,7 @@ def test_no_secret_or_customer_email_reaches_the_logs(
     stripe_emulator: StripeEmulator, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    [completed] = stripe_emulator.pay(start_checkout("alice", 5000))
+    *_, completed = stripe_emulator.pay(start_checkout("alice", 5000))
     completed["data"]["object"]["customer_details"] = {"email": "alice@example.com"}
     deliver(stripe_emulator.sign(completed))
     deliver(variant(stripe_emulator, completed, currency="eur"))
@@ -280,7 +280,7 @@ def test_an_events_correlation_id_does_not_follow_the_next_delivery(
     stripe_emulator: StripeEmulator, function_log: io.StringIO
 ) -> None:
     # Given a warm function that handled an event, and logged under its id
-    [completed] = stripe_emulator.pay(start_checkout("alice", 1000))
+    *_, completed = stripe_emulator.pay(start_checkout("alice", 1000))
     assert deliver(stripe_emulator.sign(completed)).status == 200
     assert f'"correlation_id":"{completed["id"]}"' in function_log.getvalue()
     function_log.truncate(0)

@@ -240,7 +240,7 @@ def paid(stripe_emulator: StripeEmulator) -> Event:
     hold a deposit each, so an unchanged ledger is not merely an empty one."""
     for user, amount in (("alice", 1000), ("bob", 10000)):
         ledger.add_credits(user, amount, source="stripe_payment", payment_id=str(ULID()), currency="usd")
-    [completed] = stripe_emulator.pay(start_checkout("alice", PRICE))
+    *_, completed = stripe_emulator.pay(start_checkout("alice", PRICE))
     return completed
 
 

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.usefixtures("tables")
 def paid_deposit(emulator: StripeEmulator, user: str, amount: int) -> dict[str, Any]:
     """A paid, credited Checkout Session of `user`'s; the session as its event carried it."""
     session_id = start_checkout(user, amount)
-    [completed] = emulator.pay(session_id)
+    *_, completed = emulator.pay(session_id)
     assert deliver(emulator.sign(completed)).status == 200
     session: dict[str, Any] = completed["data"]["object"]
     return session
@@ -144,7 +144,7 @@ def test_a_refund_that_overtakes_its_deposit_is_answered_500_then_applied(
     stripe_emulator: StripeEmulator,
 ) -> None:
     session_id = start_checkout("alice", 1000)
-    [completed] = stripe_emulator.pay(session_id)
+    *_, completed = stripe_emulator.pay(session_id)
     session = completed["data"]["object"]
     refund_event = stripe_emulator.sign(event("charge.refunded", charge(session, 1000)))
 
@@ -470,7 +470,7 @@ def test_a_dispute_that_overtakes_its_deposit_is_answered_500_then_applied(
     stripe_emulator: StripeEmulator,
 ) -> None:
     session_id = start_checkout("alice", 1000)
-    [completed] = stripe_emulator.pay(session_id)
+    *_, completed = stripe_emulator.pay(session_id)
     session = completed["data"]["object"]
     early = stripe_emulator.sign(
         event("charge.dispute.created", a_dispute(session, "dp_1", "needs_response"))
@@ -491,7 +491,7 @@ def test_a_dispute_that_overtakes_its_deposit_is_answered_500_then_applied(
 def test_a_refund_of_another_integrations_payment_is_answered_200(stripe_emulator: StripeEmulator) -> None:
     from tests.integration.test_fulfilment_mark import session_made_elsewhere
 
-    [completed] = stripe_emulator.pay(session_made_elsewhere(stripe_emulator, 700, {"order": "42"}))
+    *_, completed = stripe_emulator.pay(session_made_elsewhere(stripe_emulator, 700, {"order": "42"}))
     elsewhere = completed["data"]["object"]
 
     refunded = send(stripe_emulator, "refund.created", refund_object(elsewhere, "re_x", 700))
@@ -527,7 +527,7 @@ def test_a_refund_or_dispute_of_a_payment_that_was_rejected_takes_nothing_and_th
         "payment_intent_data": {"metadata": metadata},
     }
     forged = stripe_emulator.client().v1.checkout.sessions.create(params)
-    [completed] = stripe_emulator.pay(forged.id)
+    *_, completed = stripe_emulator.pay(forged.id)
     session = completed["data"]["object"]
     assert deliver(stripe_emulator.sign(completed)).status == 200
 
