@@ -542,3 +542,48 @@ def test_a_refund_or_dispute_of_a_payment_that_was_rejected_takes_nothing_and_th
     assert rows("alice") == []
     # The session, the refund's charge.refunded and refund.created: replayed, none failing.
     assert (report.replayed, report.failed, report.rejected, report.not_ours) == (3, 0, 1, 2)
+
+
+# --- the same rules with Stripe's objects as the emulator makes them --------------------------------------
+
+
+def deliver_all(emulator: StripeEmulator, sent: list[dict[str, Any]]) -> None:
+    for each in sent:
+        assert deliver(emulator.sign(each)).status == 200, each["type"]
+
+
+def test_the_inquiry_and_refund_lifecycle_played_on_the_emulator_leaves_nothing_to_give_away(
+    stripe_emulator: StripeEmulator,
+) -> None:
+    session = paid_deposit(stripe_emulator, "alice", 1000)
+    charge_id = stripe_emulator.charge_of(session["id"])
+    client = stripe_emulator.client()
+
+    deliver_all(stripe_emulator, stripe_emulator.open_dispute(charge_id, inquiry=True))
+    client.v1.refunds.create({"charge": charge_id, "amount": 400})
+    stripe_emulator.drain()
+    refunded = [e for e in stripe_emulator.events if e["type"] in ("charge.refunded", "refund.created")][-2:]
+    deliver_all(stripe_emulator, refunded)
+    deliver_all(stripe_emulator, stripe_emulator.dispute_action(stripe_emulator.dispute_of(charge_id), "win"))
+
+    assert balance_is_the_sum_of_rows("alice") == 600
+
+
+def test_a_failed_refund_and_an_appeal_won_played_on_the_emulator(stripe_emulator: StripeEmulator) -> None:
+    session = paid_deposit(stripe_emulator, "alice", 1000)
+    charge_id = stripe_emulator.charge_of(session["id"])
+
+    refund_events = stripe_emulator.refund(charge_id, 300)
+    deliver_all(stripe_emulator, refund_events)
+    refund_id = next(e["data"]["object"]["id"] for e in refund_events if e["type"] == "refund.created")
+    deliver_all(stripe_emulator, stripe_emulator.fail_refund(refund_id))
+    after_failure = balance_is_the_sum_of_rows("alice")
+    deliver_all(stripe_emulator, stripe_emulator.open_dispute(charge_id))
+    dispute_id = stripe_emulator.dispute_of(charge_id)
+    for step in ("lose", "appeal", "submit", "win"):
+        deliver_all(stripe_emulator, stripe_emulator.dispute_action(dispute_id, step))
+
+    assert after_failure == 1000
+    kinds = [kind for kind, _ in rows("alice")]
+    assert sorted(kinds) == ["deposit", "dispute", "dispute_won", "refund", "refund_failed"]
+    assert balance_is_the_sum_of_rows("alice") == 1000
