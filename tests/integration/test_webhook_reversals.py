@@ -540,8 +540,9 @@ def test_a_refund_or_dispute_of_a_payment_that_was_rejected_takes_nothing_and_th
 
     assert (disputed, refunded) == (200, [200, 200])
     assert rows("alice") == []
-    # The session, the refund's charge.refunded and refund.created: replayed, none failing.
-    assert (report.replayed, report.failed, report.rejected, report.not_ours) == (3, 0, 1, 2)
+    # The session and its payment_intent.succeeded, the refund's charge.refunded and refund.created: none
+    # failing, the session rejected, the refund's two events not ours to take back.
+    assert (report.replayed, report.failed, report.rejected, report.not_ours) == (4, 0, 1, 2)
 
 
 # --- the same rules with Stripe's objects as the emulator makes them --------------------------------------
