@@ -20,6 +20,7 @@ from ulid import ULID
 from tests.devstack_process import DevStackProcess
 from tests.e2e.conftest import CreditsPage
 from wallet import ledger, models, settings
+from wallet.amounts import MAX_AMOUNT
 
 # The stack names its tables as this process's models were named when first imported: see `stack_ledger`.
 DEVSTACK_SETTINGS = {
@@ -135,7 +136,7 @@ def test_every_row_type_shows_its_label_sign_and_reason(
         [
             "Spent",
             "Refunded",
-            "Chargeback won",
+            "Chargeback won: credits returned",
             "Chargeback",
             "Adjustment",
             "Adjustment",
@@ -143,12 +144,19 @@ def test_every_row_type_shows_its_label_sign_and_reason(
             "Top-up",
         ]
     )
-    details = page.locator("#history-rows td.type")
-    expect(details.nth(0)).to_have_text("Spent")
-    expect(details.nth(4)).to_contain_text("Duplicate goodwill")
-    expect(details.nth(5)).to_contain_text("Goodwill for the outage on 3 May")
-    expect(details.nth(6)).to_contain_text("Report export #4711")
-    expect(details.nth(7)).to_contain_text("Paid with Stripe")
+    # and where it came from, with a spend's description or an adjustment's reason
+    expect(page.locator("#history-rows .type-detail")).to_have_text(
+        [
+            "By the service",
+            "Refund by the merchant",
+            "From the cardholder\u2019s bank",
+            "From the cardholder\u2019s bank",
+            "By an operator: Duplicate goodwill",
+            "By an operator: Goodwill for the outage on 3 May",
+            "By the service: Report export #4711",
+            "Card payment",
+        ]
+    )
     amounts = page.locator("#history-rows td.amount")
     expect(amounts).to_have_text(
         [
@@ -172,6 +180,83 @@ def test_every_row_type_shows_its_label_sign_and_reason(
     page.set_viewport_size({"width": 360, "height": 780})
     assert page.evaluate("document.documentElement.scrollWidth") <= 360, "the page scrolls sideways"
     credits.screenshot("15-history-every-row-type-360px")
+
+
+def test_auto_top_ups_and_the_newer_row_types_each_have_a_label_and_a_source(
+    credits: CreditsPage, stack_ledger: StackLedger
+) -> None:
+    page = credits.page
+    credits.open()
+    user = credits.sign_in()
+    # Given an auto top-up deposit in the ledger
+    ledger.add_credits(user, 1000, source="auto_top_up", payment_id=str(ULID()), currency="usd")
+
+    # and the rows a refund that failed and a bank inquiry leave, as the API answers them
+    def with_newer_rows(route: Route) -> None:
+        response = route.fetch()
+        body = response.json()
+        row = {"paymentId": None, "description": None, "createdAt": "2026-05-04T10:00:00.000Z"}
+        body["transactions"][:0] = [
+            row | {"id": str(ULID()), "type": "inquiry_closed", "amount": 400, "source": "stripe_dispute"},
+            row | {"id": str(ULID()), "type": "inquiry", "amount": -400, "source": "stripe_dispute"},
+            row | {"id": str(ULID()), "type": "refund_failed", "amount": 300, "source": "stripe_refund"},
+        ]
+        route.fulfill(response=response, json=body)
+
+    page.route(re.compile(r"/api/balance\?"), with_newer_rows)
+    page.reload()
+
+    # Then each says what it was and where it came from
+    credits.expect_balance("$10.00", rows=4)
+    expect(page.locator("#history-rows .type-label")).to_have_text(
+        [
+            "Bank inquiry closed: credits returned",
+            "Bank inquiry: credits held",
+            "Refund failed: credits returned",
+            "Top-up",
+        ]
+    )
+    expect(page.locator("#history-rows .type-detail")).to_have_text(
+        [
+            "From the cardholder\u2019s bank",
+            "From the cardholder\u2019s bank",
+            "Refund by the merchant",
+            "Auto top-up",
+        ]
+    )
+    expect(page.locator("#history-rows td.amount")).to_have_text(
+        ["+$4.00", "\u2212$4.00", "+$3.00", "+$10.00"]
+    )
+    credits.screenshot("19-history-auto-top-up-and-bank-rows")
+
+
+def test_a_balance_at_the_bound_fits_its_card_and_the_page(
+    credits: CreditsPage, stack_ledger: StackLedger
+) -> None:
+    page = credits.page
+    credits.open()
+    user = credits.sign_in()
+    # Given the largest balance any route allows
+    stack_ledger.adjust(user, MAX_AMOUNT, "The largest balance there can be")
+
+    # When the page is loaded again, it shows it exactly, to the cent
+    page.reload()
+    credits.expect_balance("$90,071,992,547,409.91", rows=1)
+    expect(page.locator("#history-rows td.amount")).to_have_text(["+$90,071,992,547,409.91"])
+
+    # and neither the card nor the page grows sideways, wide or narrow
+    for width in (1280, 760, 360):
+        page.set_viewport_size({"width": width, "height": 900})
+        assert page.evaluate("document.documentElement.scrollWidth") <= width, (
+            f"scrolls sideways at {width}px"
+        )
+        overflow = page.evaluate(
+            "(() => { const b = document.getElementById('balance');"
+            " const card = b.closest('.card').getBoundingClientRect(); const r = b.getBoundingClientRect();"
+            " return Math.max(0, r.right - card.right, b.scrollWidth - b.clientWidth); })()"
+        )
+        assert overflow == 0, f"the balance overflows its card at {width}px"
+        credits.screenshot(f"19-long-balance-{width}px")
 
 
 def test_a_row_type_the_page_does_not_know_still_shows_signed(
