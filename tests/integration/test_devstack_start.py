@@ -8,9 +8,11 @@ import re
 import socket
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
+from devstack.sigv4 import ServiceCredentials, signed_headers
 from tests.devstack_process import ROOT, DevStackProcess
 
 KEY = re.compile(r"access key (?P<key>AKIALOCAL\w+), secret (?P<secret>\S+)")
@@ -97,3 +99,26 @@ def test_logs_are_json_lines_by_default_and_the_libraries_speak_only_at_debug() 
         assert json.loads(line)["level"] in {"INFO", "WARNING", "ERROR"}, line
     assert any(json.loads(line)["message"] == "checkout session created" for line in lines), log
     assert "No application metrics to publish" in debug_log
+
+
+def test_a_user_id_is_decoded_once_and_checked_by_the_function(tmp_path: Path) -> None:
+    with DevStackProcess({"DEVSTACK_RUN_FILE": str(tmp_path / "run.json")}) as stack:
+        kept = json.loads((tmp_path / "service-credentials.json").read_text())
+        credentials = ServiceCredentials(kept["accessKeyId"], kept["secretAccessKey"])
+
+        def balance(user: str) -> tuple[int, dict[str, object]]:
+            url = f"{stack.url}/api/users/{user}/balance"
+            request = urllib.request.Request(url, headers=signed_headers("GET", url, b"", credentials))
+            try:
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    return response.status, json.load(response)
+            except urllib.error.HTTPError as error:
+                return error.code, json.load(error)
+
+        # The signed name is what the function sees: decoded once, then held to the user id rule
+        assert balance("alice%40example.com") == (
+            200,
+            {"userId": "alice@example.com", "currency": "usd", "balance": 0},
+        )
+        status, body = balance("J%C3%BCrgen")
+        assert (status, body["error"]["code"]) == (400, "invalid_user")  # type: ignore[index]
