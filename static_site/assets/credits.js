@@ -35,7 +35,9 @@ const TEXT = {
   unreadableBalance: "The balance could not be read. Try again in a moment.",
 };
 const TEST_MODE_NOTES = {
-  emulator: "Test mode: payments go to a local Stripe emulator. No real money moves.",
+  emulator:
+    "Test mode: payments go to a local Stripe emulator, whose checkout page has buttons to pay or decline " +
+    "instead of a card form. No real money moves.",
   test: "Stripe test mode: no real money moves. Pay with the test card 4242 4242 4242 4242.",
 };
 

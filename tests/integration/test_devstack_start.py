@@ -8,8 +8,10 @@ import re
 import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from devstack.sigv4 import ServiceCredentials, signed_headers
@@ -63,6 +65,15 @@ def test_the_service_key_pair_is_the_same_every_run_and_kept_out_of_git(tmp_path
     assert ".devstack/" in (ROOT / ".gitignore").read_text().splitlines()
 
 
+def eventually(condition: Callable[[], bool], timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def settings_of(url: str) -> None:
     token = json.load(
         urllib.request.urlopen(
@@ -86,7 +97,11 @@ def test_logs_are_json_lines_by_default_and_the_libraries_speak_only_at_debug() 
             f"{quiet.url}/api/checkout", b'{"amount": 1000}', {"Authorization": f"Bearer {checkout_token}"}
         )
         with urllib.request.urlopen(request, timeout=30) as response:
-            assert response.status == 201
+            checkout_url = json.load(response)["url"]
+        # Paid: the webhook credits it
+        paying = urllib.request.Request(f"{checkout_url}/pay", b"", {"Accept": "application/json"})
+        urllib.request.urlopen(paying, timeout=30).close()
+        assert eventually(lambda: '"message":"webhook handled"' in quiet.log()), quiet.log()
         log = quiet.log()
     with DevStackProcess({"LOG_LEVEL": "DEBUG"}) as verbose:
         settings_of(verbose.url)
