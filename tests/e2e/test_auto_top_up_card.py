@@ -107,6 +107,19 @@ def test_an_empty_threshold_is_refused_beside_its_field_and_nothing_is_saved(
     page.reload()
     expect(page.get_by_test_id("saved-card")).to_have_text("VISA •••• 4242, expires 12/2034")
 
+    # Its fields look like the page's other fields, not the browser's defaults
+    styles = page.evaluate(
+        """() => ["#user-name", "#auto-top-up-threshold", "#auto-top-up-pack"].map((selector) => {
+          const style = getComputedStyle(document.querySelector(selector));
+          const { borderTopColor, borderRadius, minHeight, fontSize, appearance } = style;
+          return [borderTopColor, borderRadius, minHeight, fontSize, appearance];
+        })"""
+    )
+    assert styles[1][:4] == styles[0][:4] == styles[2][:4], styles
+    assert styles[2][4] == "none", "the pack select keeps the browser's own look"
+    checkbox = page.evaluate("getComputedStyle(document.getElementById('auto-top-up-enabled')).accentColor")
+    assert checkbox == "rgb(29, 78, 216)", checkbox
+
     # When the user turns it on with no threshold and presses Save
     page.get_by_label("Turn on auto top-up").check()
     threshold = page.get_by_label("When the balance falls below ($)")

@@ -259,6 +259,32 @@ def test_a_balance_at_the_bound_fits_its_card_and_the_page(
         credits.screenshot(f"19-long-balance-{width}px")
 
 
+def test_the_balance_card_ends_where_its_content_does(
+    credits: CreditsPage, stack_ledger: StackLedger
+) -> None:
+    page = credits.page
+    credits.open()
+    user = credits.sign_in()
+    stack_ledger.deposit(user, 1000)
+    page.reload()
+    credits.expect_balance("$10.00", rows=1)
+
+    # Beside the taller Add credits card, it is as tall as what it holds, with no empty band inside
+    gaps = page.evaluate(
+        """() => {
+          const card = document.getElementById("balance").closest(".card");
+          const edges = [...card.children].filter((child) => !child.hidden).map((child) => {
+            const box = child.getBoundingClientRect();
+            return [box.top, box.bottom];
+          });
+          const between = edges.slice(1).map(([top], index) => top - edges[index][1]);
+          return [...between, card.getBoundingClientRect().bottom - edges.at(-1)[1]];
+        }"""
+    )
+    assert max(gaps[:-1]) <= 16, f"an empty band inside the balance card: gaps {gaps}"
+    assert gaps[-1] <= 30, f"{gaps[-1]}px of empty card below the last line"
+
+
 def test_a_row_type_the_page_does_not_know_still_shows_signed(
     credits: CreditsPage, stack_ledger: StackLedger
 ) -> None:
