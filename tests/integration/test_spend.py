@@ -250,6 +250,14 @@ def test_a_malformed_user_id_in_the_path_is_400(user: str) -> None:
     assert (response.status, response.body["error"]["code"]) == (400, "invalid_user")
 
 
+@pytest.mark.parametrize("user", ["a`b", 'a"b', "a#b", "a?b", "a/b", "a\\b"])
+def test_a_user_id_no_route_can_take_once_decoded_is_404_as_documented(user: str) -> None:
+    response = spend(user, {"amount": 1})
+
+    assert (response.status, response.body["error"]["code"]) == (404, "not_found")
+    assert user not in {row.user_id for row in CreditTransaction.scan()}
+
+
 @pytest.mark.parametrize("route", ["spend", "adjustments", "balance"])
 def test_a_request_without_an_iam_identity_is_403_and_changes_nothing(route: str) -> None:
     deposit("alice", 1000)
