@@ -111,7 +111,7 @@ export function createAutoTopUp({ api, fail }) {
   async function load(packs, code, returned = null) {
     const mine = generation;
     currency = code;
-    ui.threshold.max = String(MAX_AMOUNT / 100);
+    ui.threshold.max = dollars(MAX_AMOUNT);
     ui.pack.replaceChildren(
       ...packs.map((pack) => new Option(`${pack.label || money(pack.amount, currency)} (adds ${money(pack.credits, currency)})`, String(pack.amount))),
     );
