@@ -263,7 +263,14 @@ class Gateway:
                     self.region,
                 )
             except ForbiddenError as exc:
-                _log.info("403 %s %s: %s", request.method, route.path, exc)
+                # Said even when quiet: a 403 alone does not tell a person which of their keys is stale.
+                _log.warning(
+                    "403 %s %s: %s (sign with the key pair make run printed, %s)",
+                    request.method,
+                    route.path,
+                    exc,
+                    self.service_credentials.access_key_id,
+                )
                 # The IAM authorizer's own answer, before any function runs.
                 return json_response(HTTPStatus.FORBIDDEN, {"message": "Forbidden"})
             iam = principal.iam_authorizer()

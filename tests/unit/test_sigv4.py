@@ -4,6 +4,7 @@ and no function runs for a request it refuses."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -250,3 +251,16 @@ def test_an_unreadable_kept_pair_is_replaced(tmp_path: Path) -> None:
 
     assert made.access_key_id.startswith("AKIALOCAL")
     assert ServiceCredentials.from_settings({}, kept).secret_access_key == made.secret_access_key
+
+
+def test_a_refused_signature_is_logged_with_the_key_to_use(
+    gateway: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    stale = ServiceCredentials("AKIALOCALSTALE000001", "a-secret-from-an-earlier-run")
+
+    with caplog.at_level(logging.WARNING, logger="devstack.gateway"):
+        answer = send(gateway, signed("GET", "/api/users/alice/balance", credentials=stale))
+
+    assert answer == FORBIDDEN
+    warned = [record.getMessage() for record in caplog.records]
+    assert any("unknown access key" in line and CREDENTIALS.access_key_id in line for line in warned), warned
