@@ -21,6 +21,7 @@ import threading
 import time
 import traceback
 import uuid
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -101,6 +102,9 @@ def _serve(function: Function, connection: Connection) -> None:
     # Ctrl-C reaches the whole process group; the stack stops its containers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.update(function.environment)
+    if os.environ.get("POWERTOOLS_LOG_LEVEL", "").upper() != "DEBUG":
+        # Metrics are not published locally, so every invocation would warn that it had none to publish.
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
     try:
         handler = getattr(importlib.import_module(function.module), function.handler)
     except BaseException:

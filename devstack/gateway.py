@@ -28,7 +28,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from devstack.auth import LocalIssuer, UnauthorizedError
 from devstack.containers import (
@@ -92,8 +92,11 @@ class Route:
         return self.authorization != "NONE"
 
     def match(self, method: str, path: str) -> dict[str, str] | None:
+        """The path parameters, percent-decoded once as API Gateway hands them to Lambda (UTF-8), if
+        this route serves `method path`; matched on the path as sent, so an encoded slash stays inside
+        its parameter."""
         found = self.pattern.fullmatch(path) if method == self.method else None
-        return found.groupdict() if found else None
+        return {name: unquote(value) for name, value in found.groupdict().items()} if found else None
 
 
 def routes() -> list[Route]:
@@ -270,7 +273,14 @@ class Gateway:
                     self.region,
                 )
             except ForbiddenError as exc:
-                _log.info("403 %s %s: %s", request.method, route.path, exc)
+                # Said even when quiet: a 403 alone does not tell a person which of their keys is stale.
+                _log.warning(
+                    "403 %s %s: %s (sign with the key pair make run printed, %s)",
+                    request.method,
+                    route.path,
+                    exc,
+                    self.service_credentials.access_key_id,
+                )
                 # The IAM authorizer's own answer, before any function runs.
                 return json_response(HTTPStatus.FORBIDDEN, {"message": "Forbidden"})
             iam = principal.iam_authorizer()
@@ -377,7 +387,8 @@ def api_event(
     *,
     iam: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The API Gateway HTTP API payload format 2.0 event for one request."""
+    """The API Gateway HTTP API payload format 2.0 event for one request; its path is decoded once, as an
+    HTTP API delivers it."""
     url = urlsplit(request.target)
     now = datetime.now(UTC)
     headers = {name.lower(): value for name, value in request.headers.items()}
@@ -389,7 +400,7 @@ def api_event(
         "domainPrefix": host.split(".")[0],
         "http": {
             "method": request.method,
-            "path": url.path,
+            "path": unquote(url.path),
             "protocol": "HTTP/1.1",
             "sourceIp": request.source_ip,
             "userAgent": headers.get("user-agent", ""),
@@ -407,7 +418,7 @@ def api_event(
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": context["routeKey"],
-        "rawPath": url.path,
+        "rawPath": unquote(url.path),
         "rawQueryString": url.query,
     }
     cookies = [c.strip() for c in headers.pop("cookie", "").split(";") if c.strip()]

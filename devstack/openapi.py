@@ -19,6 +19,8 @@ from aws_lambda_powertools.event_handler.openapi.constants import DEFAULT_OPENAP
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
 
 from wallet import ledger, settings
+from wallet.amounts import MAX_AMOUNT
+from wallet.http import USER_ID
 
 TITLE = "Credits"
 VERSION = "1.0.0"
@@ -159,7 +161,12 @@ def _add_requests(paths: dict[str, Any]) -> None:
                     "additionalProperties": False,
                     "properties": {
                         "enabled": {"type": "boolean"},
-                        "threshold": {"type": "integer", "minimum": 0, "description": "In minor units"},
+                        "threshold": {
+                            "type": "integer",
+                            "minimum": 0,
+                            "maximum": MAX_AMOUNT,
+                            "description": "In minor units",
+                        },
                         "amount": {"type": "integer", "enum": prices.amounts, "description": "A price"},
                     },
                 }
@@ -207,17 +214,28 @@ def _add_requests(paths: dict[str, Any]) -> None:
         "name": "user_id",
         "in": "path",
         "required": True,
-        "schema": {"type": "string", "pattern": "^[!-~]+$"},
+        "schema": {"type": "string", "pattern": f"^{USER_ID.pattern}$"},
     }
     text = {"type": "string", "minLength": 1, "maxLength": 500}
     bodies = {
         "/api/users/{user_id}/spend": {
             "required": ["amount"],
-            "properties": {"amount": {"type": "integer", "minimum": 1}, "description": text},
+            "properties": {
+                "amount": {"type": "integer", "minimum": 1, "maximum": MAX_AMOUNT},
+                "description": text,
+            },
         },
         "/api/users/{user_id}/adjustments": {
             "required": ["amount", "reason"],
-            "properties": {"amount": {"type": "integer", "not": {"const": 0}}, "reason": text},
+            "properties": {
+                "amount": {
+                    "type": "integer",
+                    "minimum": -MAX_AMOUNT,
+                    "maximum": MAX_AMOUNT,
+                    "not": {"const": 0},
+                },
+                "reason": text,
+            },
         },
     }
     for path, schema in bodies.items():

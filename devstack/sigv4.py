@@ -2,19 +2,22 @@
 tests and the benchmark sign their requests with `signed_headers`. Both sides are botocore's own signer,
 so the canonical request is built by the same code that signs calls to AWS.
 
-Locally there is one IAM principal, `local-service`, whose access key is made at start (or read from
-DEVSTACK_SERVICE_ACCESS_KEY_ID and DEVSTACK_SERVICE_SECRET_ACCESS_KEY) and printed by `make run`.
+Locally there is one IAM principal, `local-service`, whose access key is made at the first start and
+kept in .devstack/service-credentials.json (git-ignored) for the next ones, or read from
+DEVSTACK_SERVICE_ACCESS_KEY_ID and DEVSTACK_SERVICE_SECRET_ACCESS_KEY, and printed by `make run`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from botocore.auth import SIGV4_TIMESTAMP, SigV4Auth
@@ -45,13 +48,26 @@ class ServiceCredentials:
     """Made for this run, so it may be printed: a configured secret is not."""
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, str]) -> ServiceCredentials:
-        """The configured key pair, or a new one for this run."""
+    def from_settings(cls, settings: Mapping[str, str], kept: Path | None = None) -> ServiceCredentials:
+        """The configured key pair; else the one kept in `kept` by an earlier run, so that a key exported
+        in another shell still signs after a restart; else a new one, kept there."""
         key_id = settings.get("DEVSTACK_SERVICE_ACCESS_KEY_ID", "").strip()
         secret = settings.get("DEVSTACK_SERVICE_SECRET_ACCESS_KEY", "").strip()
         if key_id and secret:
             return cls(key_id, secret)
-        return cls("AKIALOCAL" + secrets.token_hex(6).upper()[:11], secrets.token_urlsafe(30), generated=True)
+        if kept is not None:
+            try:
+                saved = json.loads(kept.read_text(encoding="utf-8"))
+                return cls(str(saved["accessKeyId"]), str(saved["secretAccessKey"]), generated=True)
+            except (OSError, ValueError, KeyError, TypeError):
+                pass  # none yet, or unreadable: make a new pair
+        made = cls("AKIALOCAL" + secrets.token_hex(6).upper()[:11], secrets.token_urlsafe(30), generated=True)
+        if kept is not None:
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            pair = {"accessKeyId": made.access_key_id, "secretAccessKey": made.secret_access_key}
+            kept.write_text(json.dumps(pair) + "\n", encoding="utf-8")
+            kept.chmod(0o600)
+        return made
 
     @property
     def user_id(self) -> str:

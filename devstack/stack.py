@@ -8,8 +8,10 @@ import json
 import logging
 import os
 import secrets
+import socket
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
@@ -38,7 +40,8 @@ DEFAULTS = {
     "CREDIT_PACKS": "1000,5000,10000",
     "POWERTOOLS_SERVICE_NAME": "credits",
     "POWERTOOLS_METRICS_NAMESPACE": "Credits",
-    "POWERTOOLS_LOG_LEVEL": "INFO",
+    # One JSON line per thing that happened; DEBUG adds request logs and the libraries' own lines.
+    "LOG_LEVEL": "INFO",
     # No X-Ray daemon or CloudWatch here: traces off, metrics not printed over the logs.
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_METRICS_DISABLED": "true",
@@ -73,7 +76,7 @@ class DevStack:
         self.emulator: StripeEmulator | None = None
         self.sender: WebhookSender | None = None
         self.containers_per_function = _containers_per_function(settings)
-        self.service_credentials = ServiceCredentials.from_settings(settings)
+        self.service_credentials = ServiceCredentials.from_settings(settings, kept=self.credentials_file)
         self.balance_stream: BalanceStream | None = None
         self.ready_seconds = 0.0
         self.warm_seconds: list[float] = []
@@ -87,13 +90,23 @@ class DevStack:
         return cls(settings)
 
     @property
+    def verbose(self) -> bool:
+        return self.settings.get("DEVSTACK_VERBOSE") == "1" or self.settings["LOG_LEVEL"].upper() == "DEBUG"
+
+    @property
     def url(self) -> str:
         assert self.gateway is not None, "start() first"
         return self.gateway.url
 
     def start(self) -> Self:
         started = time.perf_counter()
-        _quiet_request_logs(self.settings.get("DEVSTACK_VERBOSE") == "1")
+        port = _port(self.settings["PORT"])
+        if port and not _port_free(port):
+            raise StackError(
+                f"port {port} is in use (is another make run going?): stop it, or set PORT=, as in "
+                f"PORT={port + 1} make run"
+            )
+        _quiet_request_logs(self.verbose)
         start_fork_server()
         self.dynamodb.start()
         self.dynamodb.create_tables(
@@ -114,7 +127,7 @@ class DevStack:
             # The page fetches tokens from the provider, as the deployed CSP allows (template.yaml).
             gateway.site_csp = site_csp(connect_to=_origin(self.issuer.discovery["token_endpoint"]))
         # Bound before the functions load: the site URL, which Checkout returns to, is its address.
-        self.gateway = GatewayServer(gateway, port=_port(self.settings["PORT"]))
+        self.gateway = GatewayServer(gateway, port=port)
         gateway.settle = self.settle
         environment = self._function_environment()
         if self.stripe.secret_key is None:
@@ -175,6 +188,11 @@ class DevStack:
         self.run_file.unlink(missing_ok=True)
 
     @property
+    def credentials_file(self) -> Path:
+        """The local service key pair, kept between runs beside the run file (.devstack/, git-ignored)."""
+        return self.run_file.parent / "service-credentials.json"
+
+    @property
     def run_file(self) -> Path:
         """Where `make audit` finds this stack's DynamoDB and tables while it runs."""
         return Path(self.settings.get("DEVSTACK_RUN_FILE") or ROOT / ".devstack" / "run.json")
@@ -213,13 +231,13 @@ class DevStack:
             "CREDIT_PACKS",
             "POWERTOOLS_SERVICE_NAME",
             "POWERTOOLS_METRICS_NAMESPACE",
-            "POWERTOOLS_LOG_LEVEL",
             "POWERTOOLS_TRACE_DISABLED",
             "POWERTOOLS_METRICS_DISABLED",
             "AUTO_TOP_UP_DAILY_LIMIT",
         ]
         environment = {name: self.settings[name] for name in names}
         environment |= {
+            "POWERTOOLS_LOG_LEVEL": self.settings.get("POWERTOOLS_LOG_LEVEL") or self.settings["LOG_LEVEL"],
             "SITE_URL": self.url,
             "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb.endpoint_url,
             # moto takes any credentials; fixed ones keep real ones from ever being sent to it.
@@ -282,8 +300,17 @@ class DevStack:
         secret = (
             credentials.secret_access_key if credentials.generated else "$DEVSTACK_SERVICE_SECRET_ACCESS_KEY"
         )
+        kept = (
+            [
+                f"             the same pair every run (kept in {_shown(self.credentials_file)}; "
+                "delete it for a new one)"
+            ]
+            if credentials.generated
+            else []
+        )
         return [
             f"  Services   SigV4 on AWS_IAM routes: access key {credentials.access_key_id}, secret {secret}",
+            *kept,
             f'             curl --aws-sigv4 "aws:amz:{region}:execute-api" '
             f'--user "{credentials.access_key_id}:{secret}" {url}/api/users/alice/balance',
         ]
@@ -320,6 +347,11 @@ class DevStack:
                 f"Ready in {self.ready_seconds:.1f} s at {url} — Ctrl-C stops everything.",
             ]
         )
+
+
+def _shown(path: Path) -> str:
+    """A path as a person in the repository would type it."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def _origin(url: str) -> str:
@@ -362,8 +394,25 @@ def _port(value: str) -> int:
     return int(value)
 
 
+def _port_free(port: int) -> bool:
+    """Whether the gateway can listen on `port`: asked before anything starts, so a busy port is one line."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As the gateway binds: a port left in TIME_WAIT by a stack that just stopped is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def _quiet_request_logs(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     level = logging.DEBUG if verbose else logging.WARNING
-    for name in ("werkzeug", "pynamodb", "devstack.gateway", "devstack.stripe_emulator"):
+    quiet = ("werkzeug", "pynamodb", "stripe", "devstack.gateway", "devstack.stripe_emulator")
+    for name in (*quiet, "devstack.webhook_delivery"):
         logging.getLogger(name).setLevel(level)
+    if not verbose:
+        # The auto top-up trigger runs in this process (balance_stream), and metrics are not published
+        # locally, so each of its invocations would warn that it had none to publish.
+        warnings.filterwarnings("ignore", message="No application metrics to publish")

@@ -12,11 +12,13 @@ SEEN: list[dict[str, Any]] = []
 
 
 def echo(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """The event's authorizer and body, the container's pid and how many events it has served."""
+    """The event's authorizer, body and path, the container's pid and how many events it has served."""
     SEEN.append(event)
     body = {
         "authorizer": event["requestContext"].get("authorizer"),
         "body": event.get("body"),
+        "pathParameters": event.get("pathParameters"),
+        "rawPath": event.get("rawPath"),
         "pid": os.getpid(),
         "served": len(SEEN),
         "setting": os.environ.get("CONTAINER_TEST_SETTING"),

@@ -66,7 +66,7 @@ def get_settings() -> dict[str, Any]:
     security=BEARER,
     responses={
         200: {"description": "Saved", "content": {"application/json": {"schema": SETTINGS}}},
-        400: documented_error("amount is not a pack's price, or threshold is below 0"),
+        400: documented_error("amount is not a pack's price, or threshold is not 0 to MAX_AMOUNT (2^53 - 1)"),
         409: documented_error("No saved card to charge: no_payment_method"),
     },
 )

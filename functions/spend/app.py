@@ -58,9 +58,12 @@ BALANCE = {
         "balance": {"type": "integer"},
     },
 }
+# The path arrives decoded: a user id with " # / ? \ or ` in it leaves no route to match.
+NO_ROUTE = documented_error('No route takes this path: a user id with any of " # / ? \\ ` in it')
 CHANGE_ERRORS = {
     400: documented_error("A bad body, user id or Idempotency-Key; nothing changed"),
     403: documented_error("Not signed with AWS credentials"),
+    404: NO_ROUTE,
     409: documented_error("This Idempotency-Key was used with another body"),
     500: documented_error("The ledger could not be reached; retry with the same Idempotency-Key"),
 }
@@ -137,6 +140,7 @@ def adjust(user_id: str) -> Response[str]:
         200: {"description": "The balance", "content": {"application/json": {"schema": BALANCE}}},
         400: documented_error("A malformed user id"),
         403: documented_error("Not signed with AWS credentials"),
+        404: NO_ROUTE,
     },
 )
 @tracer.capture_method

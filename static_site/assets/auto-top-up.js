@@ -1,5 +1,6 @@
 // The auto top-up card: a saved card refills the balance once whenever it falls below a threshold.
-import { money } from "./format.js";
+import { ApiError } from "./api.js";
+import { MAX_AMOUNT, money } from "./format.js";
 
 const STATUS_TEXT = {
   on: "On",
@@ -7,12 +8,37 @@ const STATUS_TEXT = {
   failed: "Off — the last automatic payment failed",
   limit_reached: "Paused — daily limit reached",
 };
+const LOADING = "Loading…";
 const NO_CARD = "No card saved. Save one to turn auto top-up on.";
 const SAVED = "Auto top-up saved.";
 const REMOVED = "Card removed; auto top-up is off.";
+const CARD_SAVED = "Card saved: auto top-up can be turned on.";
+const CARD_NOT_SAVED = "No card was saved.";
+// A dollar amount as typed: digits, and at most two decimals.
+const THRESHOLD = /^\d+(\.\d{1,2})?$/;
 
-/** `api()` is the signed API of the current session; `fail(error, retry)` and `notify(text)` speak for the page. */
-export function createAutoTopUp({ api, fail, notify }) {
+/** The threshold typed in dollars, as minor units, or the error to show beside the field. */
+export function parseThreshold(text, currency) {
+  const typed = text.trim();
+  if (!typed) return { error: "Enter a threshold, such as 5 for $5.00." };
+  if (!THRESHOLD.test(typed)) return { error: "Enter an amount in dollars and cents, 0 or more, such as 5 or 12.50." };
+  const [whole, cents = ""] = typed.split(".");
+  const minorUnits = Number(whole) * 100 + Number(cents.padEnd(2, "0"));
+  if (!Number.isSafeInteger(minorUnits) || minorUnits > MAX_AMOUNT) {
+    return { error: `Enter a threshold of at most ${money(MAX_AMOUNT, currency)}.` };
+  }
+  return { minorUnits };
+}
+
+/** 500 -> "5", 1250 -> "12.50": minor units as typed into the field, without float division. */
+function dollars(minorUnits) {
+  const text = String(minorUnits).padStart(3, "0");
+  const cents = text.slice(-2);
+  return cents === "00" ? text.slice(0, -2) : `${text.slice(0, -2)}.${cents}`;
+}
+
+/** `api()` is the signed API of the current session; `fail(error, retry)` speaks for the page. */
+export function createAutoTopUp({ api, fail }) {
   const byId = (id) => document.getElementById(id);
   const ui = {
     card: byId("auto-top-up"),
@@ -21,8 +47,10 @@ export function createAutoTopUp({ api, fail, notify }) {
     form: byId("auto-top-up-form"),
     enabled: byId("auto-top-up-enabled"),
     threshold: byId("auto-top-up-threshold"),
+    thresholdError: byId("auto-top-up-threshold-error"),
     pack: byId("auto-top-up-pack"),
     save: byId("auto-top-up-save"),
+    message: byId("auto-top-up-message"),
     savedCard: byId("saved-card"),
     addCard: byId("add-card"),
     removeCard: byId("remove-card"),
@@ -31,21 +59,41 @@ export function createAutoTopUp({ api, fail, notify }) {
   let generation = 0;
   let current = null;
 
+  /** Back to "loading": the card keeps its place, so nothing below it moves when it fills in. */
   function reset() {
     generation += 1;
     current = null;
-    ui.card.hidden = true;
+    ui.card.setAttribute("aria-busy", "true");
+    ui.card.dataset.status = "";
+    ui.status.textContent = LOADING;
+    ui.reason.hidden = true;
+    ui.savedCard.textContent = "\u00a0";
+    ui.removeCard.hidden = true;
+    for (const control of [ui.enabled, ui.save, ui.addCard]) control.disabled = true;
+    showThresholdError("");
+    say("");
+  }
+
+  /** A line beside Save: what the last action did, or why it did not. */
+  function say(text, tone = "success") {
+    ui.message.textContent = text;
+    ui.message.dataset.tone = text ? tone : "";
+  }
+
+  function showThresholdError(message) {
+    ui.thresholdError.textContent = message;
+    ui.threshold.toggleAttribute("aria-invalid", Boolean(message));
   }
 
   function render(settings) {
     current = settings;
-    ui.card.hidden = false;
+    ui.card.removeAttribute("aria-busy");
     ui.card.dataset.status = settings.status;
     ui.status.textContent = STATUS_TEXT[settings.status] ?? settings.status;
     ui.reason.textContent = settings.reason ?? "";
     ui.reason.hidden = !settings.reason;
     ui.enabled.checked = settings.enabled;
-    if (settings.threshold !== null) ui.threshold.value = String(settings.threshold / 100);
+    if (Number.isInteger(settings.threshold)) ui.threshold.value = dollars(settings.threshold);
     if (settings.amount !== null) ui.pack.value = String(settings.amount);
     const method = settings.paymentMethod;
     ui.savedCard.textContent = method
@@ -53,41 +101,65 @@ export function createAutoTopUp({ api, fail, notify }) {
       : NO_CARD;
     ui.removeCard.hidden = !method;
     ui.addCard.textContent = method ? "Use another card" : "Save a card";
+    ui.addCard.disabled = false;
+    ui.save.disabled = false;
     ui.enabled.disabled = !method;
   }
 
-  /** Shows the card for the signed-in user, with the packs on sale as the amounts to refill by. */
-  async function load(packs, code) {
+  /** Shows the card for the signed-in user, with the packs on sale as the amounts to refill by.
+   * `returned` is what Stripe's card setup page sent the user back with: "saved", "cancelled" or null. */
+  async function load(packs, code, returned = null) {
     const mine = generation;
     currency = code;
+    ui.threshold.max = dollars(MAX_AMOUNT);
     ui.pack.replaceChildren(
       ...packs.map((pack) => new Option(`${pack.label || money(pack.amount, currency)} (adds ${money(pack.credits, currency)})`, String(pack.amount))),
     );
     try {
       const settings = await api().autoTopUp();
-      if (mine === generation) render(settings);
+      if (mine !== generation) return;
+      render(settings);
+      if (returned === "saved") say(settings.paymentMethod ? CARD_SAVED : CARD_NOT_SAVED, settings.paymentMethod ? "success" : "info");
+      if (returned === "cancelled") say(CARD_NOT_SAVED, "info");
+      if (returned) ui.message.scrollIntoView({ block: "nearest" });
     } catch (error) {
-      if (mine === generation) fail(error, () => load(packs, code));
+      if (mine === generation) fail(error, () => load(packs, code, returned));
     }
   }
 
   async function save(event) {
     event.preventDefault();
-    const threshold = Math.round(Number(ui.threshold.value) * 100);
-    if (!Number.isFinite(threshold) || threshold < 0) {
-      notify("Enter a threshold of 0 or more.", { tone: "error" });
+    say("");
+    const threshold = parseThreshold(ui.threshold.value, currency);
+    showThresholdError(threshold.error ?? "");
+    if (threshold.error) {
+      ui.threshold.focus();
       return;
     }
     ui.save.disabled = true;
     try {
-      render(await api().saveAutoTopUp({ enabled: ui.enabled.checked, threshold, amount: Number(ui.pack.value) }));
-      notify(SAVED, { tone: "success" });
+      render(await api().saveAutoTopUp({ enabled: ui.enabled.checked, threshold: threshold.minorUnits, amount: Number(ui.pack.value) }));
+      say(SAVED);
     } catch (error) {
-      fail(error);
+      if (mine(error)) {
+        if (error.code === "invalid_amount") {
+          showThresholdError(error.message);
+          ui.threshold.focus();
+        } else {
+          say(error.message, "error");
+        }
+      } else {
+        fail(error);
+      }
       if (current) render(current);
     } finally {
-      ui.save.disabled = false;
+      ui.save.disabled = !current;
     }
+  }
+
+  /** An answer about this form's fields, said beside them; anything else is the page's to say. */
+  function mine(error) {
+    return error instanceof ApiError && error.kind === "http" && error.status < 500 && error.status !== 429;
   }
 
   async function addCard() {
@@ -106,7 +178,7 @@ export function createAutoTopUp({ api, fail, notify }) {
     try {
       await api().removePaymentMethod();
       render(await api().autoTopUp());
-      notify(REMOVED, { tone: "info" });
+      say(REMOVED, "info");
     } catch (error) {
       fail(error);
     } finally {
@@ -115,6 +187,7 @@ export function createAutoTopUp({ api, fail, notify }) {
   }
 
   ui.form.addEventListener("submit", save);
+  ui.threshold.addEventListener("input", () => showThresholdError(""));
   ui.addCard.addEventListener("click", addCard);
   ui.removeCard.addEventListener("click", removeCard);
   return { reset, load };

@@ -35,7 +35,9 @@ const TEXT = {
   unreadableBalance: "The balance could not be read. Try again in a moment.",
 };
 const TEST_MODE_NOTES = {
-  emulator: "Test mode: payments go to a local Stripe emulator. No real money moves.",
+  emulator:
+    "Test mode: payments go to a local Stripe emulator, whose checkout page has buttons to pay or decline " +
+    "instead of a card form. No real money moves.",
   test: "Stripe test mode: no real money moves. Pay with the test card 4242 4242 4242 4242.",
 };
 
@@ -79,7 +81,7 @@ const state = {
 };
 
 const historyCard = createHistory({ loadPage: (limit, cursor) => state.api.balance(limit, cursor), fail });
-const autoTopUpCard = createAutoTopUp({ api: () => state.api, fail, notify });
+const autoTopUpCard = createAutoTopUp({ api: () => state.api, fail });
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -125,7 +127,8 @@ function showSignIn(message, { focus = false } = {}) {
   const local = state.auth.mode === "local";
   ui.signinForm.hidden = !local;
   ui.signinOidc.hidden = local;
-  if (message) notify(message, { tone: "warning" });
+  // Signing out is what the user asked for; only a session that ended on its own is a warning.
+  if (message) notify(message, { tone: message === TEXT.signedOut ? "info" : "warning" });
   else clearNotice();
   if (focus) (local ? ui.userName : ui.signinOidc).focus();
 }
@@ -211,20 +214,23 @@ async function showDashboard(session, { focus = false } = {}) {
   } else if (returned && returned.outcome !== "success") {
     cleanUrl();
   }
-  const loading = loadAccount();
+  // Back from Stripe's card setup page: said once on the auto top-up card, then gone from the address.
+  const card = new URLSearchParams(window.location.search).get("card");
+  if (card) cleanUrl();
+  const loading = loadAccount(card === "saved" || card === "cancelled" ? card : null);
   if (returned?.outcome === "success") await confirmPayment(returned.sessionId);
   await loading;
 }
 
 /** The price list (once) and the balance with its first page of history. */
-async function loadAccount() {
+async function loadAccount(cardReturn = null) {
   try {
     await Promise.all([state.packs ? null : loadPacks(), loadBalance()]);
   } catch (error) {
-    fail(error, loadAccount);
+    fail(error, () => loadAccount(cardReturn));
     return;
   }
-  await autoTopUpCard.load(state.packs ?? [], state.currency);
+  await autoTopUpCard.load(state.packs ?? [], state.currency, cardReturn);
 }
 
 async function loadPacks() {
@@ -286,6 +292,8 @@ async function loadBalance({ highlight = null } = {}) {
 function showBalance(balance) {
   const negative = balance !== null && balance < 0;
   ui.balance.textContent = balance === null ? "—" : money(balance, state.currency);
+  // Long amounts take a smaller size and may wrap at any digit rather than widen the card and the page.
+  ui.balance.classList.toggle("is-long", ui.balance.textContent.length > 12);
   ui.balance.classList.toggle("is-negative", negative);
   ui.balanceNote.hidden = negative;
   ui.negativeBalance.hidden = !negative;
@@ -366,6 +374,7 @@ function cleanUrl() {
   const url = new URL(window.location.href);
   url.searchParams.delete("checkout");
   url.searchParams.delete("session_id");
+  url.searchParams.delete("card");
   window.history.replaceState(window.history.state, "", url.pathname + url.search + url.hash);
 }
 

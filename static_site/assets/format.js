@@ -1,5 +1,9 @@
 // Money and dates for people: amounts arrive as integer minor units (cents), dates as ISO 8601 UTC.
 
+// The largest amount of minor units any route takes or answers: wallet.amounts.MAX_AMOUNT, 2^53 - 1,
+// the largest integer JavaScript holds exactly. tests/unit/test_amounts.py keeps the two equal.
+export const MAX_AMOUNT = 9007199254740991;
+
 const formatters = new Map();
 // Typeset minus: "−$2.50" reads as minus, where a hyphen can be read as a dash or lost.
 const MINUS = "\u2212";
@@ -19,13 +23,26 @@ function currencyFormat(currency, signDisplay) {
   return [code, formatters.get(key)];
 }
 
+/** `minorUnits` as an exact decimal string with `digits` decimals: 123456 -> "1234.56", no float division. */
+function decimal(minorUnits, digits) {
+  const text = String(Math.abs(minorUnits)).padStart(digits + 1, "0");
+  const sign = minorUnits < 0 ? "-" : "";
+  return digits ? `${sign}${text.slice(0, -digits)}.${text.slice(-digits)}` : `${sign}${text}`;
+}
+
 function formatMoney(minorUnits, currency, signDisplay) {
+  // Past the bound a number is no longer exact in JavaScript: say so rather than show a rounded amount.
+  if (!Number.isInteger(minorUnits) || Math.abs(minorUnits) > MAX_AMOUNT) {
+    const bound = formatMoney(minorUnits < 0 ? -MAX_AMOUNT : MAX_AMOUNT, currency, signDisplay);
+    return Number.isInteger(minorUnits) ? `${minorUnits < 0 ? "below" : "over"} ${bound}` : "—";
+  }
   const [code, format] = currencyFormat(currency, signDisplay);
   if (!format) {
     const sign = minorUnits < 0 ? MINUS : signDisplay === "exceptZero" && minorUnits > 0 ? "+" : "";
-    return `${sign}${(Math.abs(minorUnits) / 100).toFixed(2)} ${code}`;
+    return `${sign}${decimal(Math.abs(minorUnits), 2)} ${code}`;
   }
-  const value = minorUnits / 10 ** format.resolvedOptions().maximumFractionDigits;
+  // A decimal string is formatted exactly (Intl.NumberFormat v3); a float division would round.
+  const value = decimal(minorUnits, format.resolvedOptions().maximumFractionDigits);
   return format
     .formatToParts(value)
     .map((part) => (part.type === "minusSign" && part.value === "-" ? MINUS : part.value))

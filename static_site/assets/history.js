@@ -8,17 +8,38 @@ const TYPE_LABELS = {
   deposit: "Top-up",
   spend: "Spent",
   refund: "Refunded",
+  refund_failed: "Refund failed: credits returned",
+  inquiry: "Bank inquiry: credits held",
+  inquiry_closed: "Bank inquiry closed: credits returned",
   dispute: "Chargeback",
-  dispute_won: "Chargeback won",
+  dispute_won: "Chargeback won: credits returned",
   adjustment: "Adjustment",
 };
-// The second line of a row without a description of its own (a spend's, an adjustment's reason).
-const TYPE_DETAILS = {
-  refund: "Taken back: the payment was refunded",
-  dispute: "Taken back: the payment was disputed",
-  dispute_won: "Given back: the chargeback was reversed",
+// Where a row came from, said on its second line; a spend's description or an adjustment's reason follows.
+const SOURCES = {
+  stripe_payment: "Card payment",
+  auto_top_up: "Auto top-up",
+  service: "By the service",
+  operator: "By an operator",
 };
-const SOURCE_LABELS = { stripe_payment: "Paid with Stripe" };
+const TYPE_SOURCES = {
+  refund: "Refund by the merchant",
+  refund_failed: "Refund by the merchant",
+  inquiry: "From the cardholder’s bank",
+  inquiry_closed: "From the cardholder’s bank",
+  dispute: "From the cardholder’s bank",
+  dispute_won: "From the cardholder’s bank",
+  adjustment: "By an operator",
+  spend: "By the service",
+};
+
+/** The second line of a row: where it came from, then its description or reason if it has one. */
+export function rowSource(transaction) {
+  const type = String(transaction.type ?? "");
+  const source = type === "deposit" ? SOURCES[transaction.source] : TYPE_SOURCES[type] ?? SOURCES[transaction.source];
+  const description = typeof transaction.description === "string" ? transaction.description.trim() : "";
+  return [source, description].filter(Boolean).join(": ");
+}
 
 function element(tag, className, text) {
   const node = document.createElement(tag);
@@ -96,14 +117,15 @@ export function createHistory({ loadPage, fail }) {
       row.classList.add("is-new");
       typeCell.append(" ", element("span", "badge", "New"));
     }
-    const description = typeof transaction.description === "string" ? transaction.description.trim() : "";
-    const detail = description || TYPE_DETAILS[type] || SOURCE_LABELS[transaction.source];
+    const detail = rowSource(transaction);
     if (detail) typeCell.append(" ", element("span", "type-detail", detail));
 
     // The sign says which way the balance moved; the colour only repeats it.
     const amount = Number.isInteger(transaction.amount) ? transaction.amount : null;
     const amountCell = element("td", "amount", amount === null ? "—" : signedMoney(amount, currency));
     if (amount) amountCell.classList.add(amount > 0 ? "is-credit" : "is-debit");
+    // A long amount may wrap between digits rather than push the table past a narrow screen.
+    amountCell.classList.toggle("is-long", amountCell.textContent.length > 12);
     row.append(dateCell, typeCell, amountCell);
     return row;
   }

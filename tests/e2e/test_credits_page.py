@@ -279,6 +279,8 @@ def test_sign_out_forgets_the_session(credits: CreditsPage) -> None:
     user = credits.sign_in()
     page.get_by_role("button", name="Sign out").click()
     expect(credits.status).to_have_text("You\u2019ve signed out.")
+    # What the user asked for is news, not a warning
+    expect(page.locator("#notice")).to_have_attribute("data-tone", "info")
     expect(page.get_by_label("User name")).to_be_focused()
     expect(page.get_by_label("User name")).to_have_value("")
     expect(page.get_by_text(f"Signed in as {user}")).to_be_hidden()
@@ -286,6 +288,15 @@ def test_sign_out_forgets_the_session(credits: CreditsPage) -> None:
     assert page.context.cookies() == []
     page.reload()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    # and the sign-in says which names it takes
+    expect(page.get_by_label("User name")).to_have_accessible_description(
+        re.compile(r"up to 64 letters, digits or the characters _ \. @ -")
+    )
+    page.get_by_label("User name").fill("J\u00fcrgen")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#user-name-error")).to_have_text(
+        "Use up to 64 letters, digits or the characters _ . @ -"
+    )
 
 
 def test_works_under_a_strict_content_security_policy(credits: CreditsPage) -> None:

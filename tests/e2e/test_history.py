@@ -20,6 +20,7 @@ from ulid import ULID
 from tests.devstack_process import DevStackProcess
 from tests.e2e.conftest import CreditsPage
 from wallet import ledger, models, settings, stripe_events
+from wallet.amounts import MAX_AMOUNT
 from wallet.outcomes import Result
 from wallet.payments import Event
 
@@ -69,17 +70,17 @@ class StackLedger:
 
     def refund(self, payment_intent: str, refunded: int, paid: int) -> None:
         charge = {"object": "charge", "id": "ch_1", "amount": paid, "amount_refunded": refunded}
-        self._stripe_says("charge.refunded", payment_intent, charge)
+        self.stripe_says("charge.refunded", payment_intent, charge)
 
     def dispute(self, payment_intent: str, disputed: int, paid: int, status: str = "needs_response") -> None:
         dispute = {"object": "dispute", "id": f"dp_{payment_intent}", "amount": disputed, "status": status}
-        self._stripe_says("charge.dispute.created", payment_intent, dispute)
+        self.stripe_says("charge.dispute.created", payment_intent, dispute)
 
     def dispute_won(self, payment_intent: str, disputed: int) -> None:
         dispute = {"object": "dispute", "id": f"dp_{payment_intent}", "amount": disputed, "status": "won"}
-        self._stripe_says("charge.dispute.closed", payment_intent, dispute)
+        self.stripe_says("charge.dispute.closed", payment_intent, dispute)
 
-    def _stripe_says(self, kind: str, payment_intent: str, data: dict[str, object]) -> None:
+    def stripe_says(self, kind: str, payment_intent: str, data: dict[str, object]) -> None:
         """The event, as the webhook acts on it once its signature checked out."""
         data = data | {"currency": "usd", "payment_intent": payment_intent}
         outcome = stripe_events.act_on(Event(f"evt_{uuid.uuid4().hex}", kind, False, data))
@@ -140,7 +141,7 @@ def test_every_row_type_shows_its_label_sign_and_reason(
         [
             "Spent",
             "Refunded",
-            "Chargeback won",
+            "Chargeback won: credits returned",
             "Chargeback",
             "Adjustment",
             "Adjustment",
@@ -148,12 +149,19 @@ def test_every_row_type_shows_its_label_sign_and_reason(
             "Top-up",
         ]
     )
-    details = page.locator("#history-rows td.type")
-    expect(details.nth(0)).to_have_text("Spent")
-    expect(details.nth(4)).to_contain_text("Duplicate goodwill")
-    expect(details.nth(5)).to_contain_text("Goodwill for the outage on 3 May")
-    expect(details.nth(6)).to_contain_text("Report export #4711")
-    expect(details.nth(7)).to_contain_text("Paid with Stripe")
+    # and where it came from, with a spend's description or an adjustment's reason
+    expect(page.locator("#history-rows .type-detail")).to_have_text(
+        [
+            "By the service",
+            "Refund by the merchant",
+            "From the cardholder\u2019s bank",
+            "From the cardholder\u2019s bank",
+            "By an operator: Duplicate goodwill",
+            "By an operator: Goodwill for the outage on 3 May",
+            "By the service: Report export #4711",
+            "Card payment",
+        ]
+    )
     amounts = page.locator("#history-rows td.amount")
     expect(amounts).to_have_text(
         [
@@ -177,6 +185,110 @@ def test_every_row_type_shows_its_label_sign_and_reason(
     page.set_viewport_size({"width": 360, "height": 780})
     assert page.evaluate("document.documentElement.scrollWidth") <= 360, "the page scrolls sideways"
     credits.screenshot("15-history-every-row-type-360px")
+
+
+def test_auto_top_ups_and_the_newer_row_types_each_have_a_label_and_a_source(
+    credits: CreditsPage, stack_ledger: StackLedger
+) -> None:
+    page = credits.page
+    credits.open()
+    user = credits.sign_in()
+    # Given an auto top-up and a card payment, then a bank inquiry that closed and a refund that failed
+    ledger.add_credits(user, 1000, source="auto_top_up", payment_id=str(ULID()), currency="usd")
+    payment = stack_ledger.deposit(user, 1000)
+    inquiry = {"object": "dispute", "id": "dp_inquiry", "amount": 400}
+    stack_ledger.stripe_says(
+        "charge.dispute.created", payment, inquiry | {"status": "warning_needs_response"}
+    )
+    stack_ledger.stripe_says("charge.dispute.closed", payment, inquiry | {"status": "warning_closed"})
+    refund = {"object": "refund", "id": "re_returned", "amount": 300}
+    stack_ledger.stripe_says("refund.created", payment, refund | {"status": "succeeded"})
+    stack_ledger.stripe_says("refund.failed", payment, refund | {"status": "failed"})
+
+    # When the page is loaded again
+    page.reload()
+
+    # Then each says what it was and where it came from
+    credits.expect_balance("$20.00", rows=6)
+    expect(page.locator("#history-rows .type-label")).to_have_text(
+        [
+            "Refund failed: credits returned",
+            "Refunded",
+            "Bank inquiry closed: credits returned",
+            "Bank inquiry: credits held",
+            "Top-up",
+            "Top-up",
+        ]
+    )
+    expect(page.locator("#history-rows .type-detail")).to_have_text(
+        [
+            "Refund by the merchant",
+            "Refund by the merchant",
+            "From the cardholder\u2019s bank",
+            "From the cardholder\u2019s bank",
+            "Card payment",
+            "Auto top-up",
+        ]
+    )
+    expect(page.locator("#history-rows td.amount")).to_have_text(
+        ["+$3.00", "\u2212$3.00", "+$4.00", "\u2212$4.00", "+$10.00", "+$10.00"]
+    )
+    credits.screenshot("19-history-auto-top-up-and-bank-rows")
+
+
+def test_a_balance_at_the_bound_fits_its_card_and_the_page(
+    credits: CreditsPage, stack_ledger: StackLedger
+) -> None:
+    page = credits.page
+    credits.open()
+    user = credits.sign_in()
+    # Given the largest balance any route allows
+    stack_ledger.adjust(user, MAX_AMOUNT, "The largest balance there can be")
+
+    # When the page is loaded again, it shows it exactly, to the cent
+    page.reload()
+    credits.expect_balance("$90,071,992,547,409.91", rows=1)
+    expect(page.locator("#history-rows td.amount")).to_have_text(["+$90,071,992,547,409.91"])
+
+    # and neither the card nor the page grows sideways, wide or narrow
+    for width in (1280, 760, 360):
+        page.set_viewport_size({"width": width, "height": 900})
+        assert page.evaluate("document.documentElement.scrollWidth") <= width, (
+            f"scrolls sideways at {width}px"
+        )
+        overflow = page.evaluate(
+            "(() => { const b = document.getElementById('balance');"
+            " const card = b.closest('.card').getBoundingClientRect(); const r = b.getBoundingClientRect();"
+            " return Math.max(0, r.right - card.right, b.scrollWidth - b.clientWidth); })()"
+        )
+        assert overflow == 0, f"the balance overflows its card at {width}px"
+        credits.screenshot(f"19-long-balance-{width}px")
+
+
+def test_the_balance_card_ends_where_its_content_does(
+    credits: CreditsPage, stack_ledger: StackLedger
+) -> None:
+    page = credits.page
+    credits.open()
+    user = credits.sign_in()
+    stack_ledger.deposit(user, 1000)
+    page.reload()
+    credits.expect_balance("$10.00", rows=1)
+
+    # Beside the taller Add credits card, it is as tall as what it holds, with no empty band inside
+    gaps = page.evaluate(
+        """() => {
+          const card = document.getElementById("balance").closest(".card");
+          const edges = [...card.children].filter((child) => !child.hidden).map((child) => {
+            const box = child.getBoundingClientRect();
+            return [box.top, box.bottom];
+          });
+          const between = edges.slice(1).map(([top], index) => top - edges[index][1]);
+          return [...between, card.getBoundingClientRect().bottom - edges.at(-1)[1]];
+        }"""
+    )
+    assert max(gaps[:-1]) <= 16, f"an empty band inside the balance card: gaps {gaps}"
+    assert gaps[-1] <= 30, f"{gaps[-1]}px of empty card below the last line"
 
 
 def test_a_row_type_the_page_does_not_know_still_shows_signed(

@@ -10,6 +10,7 @@ from ulid import ULID
 
 from tests.dynamodb_faults import INTERNAL_ERROR, THROTTLED, TRANSACTION_CONFLICT, failing
 from wallet import ledger, models
+from wallet.amounts import MAX_AMOUNT
 from wallet.ledger import Credit, InvalidAmountError, InvalidPageError, LedgerUnavailableError
 from wallet.models import CreditTransaction
 
@@ -147,9 +148,11 @@ def test_endless_transaction_conflicts_give_up_with_nothing_written() -> None:
     assert rows("alice") == []
 
 
-@pytest.mark.parametrize("amount", [0, -100, 10.5, 1000.0, True, "1000", None, [1000]])
+@pytest.mark.parametrize(
+    "amount", [0, -100, 10.5, 1000.0, True, "1000", None, [1000], MAX_AMOUNT + 1, 10**40]
+)
 def test_amounts_that_are_not_positive_whole_minor_units_are_refused_before_any_write(amount: object) -> None:
-    with pytest.raises(InvalidAmountError, match="positive whole number"):
+    with pytest.raises(InvalidAmountError, match=f"whole number of minor units from 1 to {MAX_AMOUNT}"):
         deposit("alice", amount, str(ULID()))  # type: ignore[arg-type]
 
     assert ledger.get_balance("alice") == 0

@@ -4,9 +4,13 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -60,3 +64,67 @@ def test_a_signed_request_passes_and_a_wrong_secret_does_not(
 ) -> None:
     assert send(method, url + path, body, CREDENTIALS) == 200
     assert send(method, url + path, body, ServiceCredentials(CREDENTIALS.access_key_id, "wrong")) == 403
+
+
+def echoed(url: str, path: str, credentials: ServiceCredentials = CREDENTIALS) -> tuple[int, Any]:
+    headers = signed_headers("GET", url + path, b"", credentials)
+    request = urllib.request.Request(url + path, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:
+            return int(response.status), json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.mark.parametrize(
+    ("sent", "user_id"),
+    [
+        ("alice", "alice"),
+        ("alice%40example.com", "alice@example.com"),
+        ("J%C3%BCrgen", "J\u00fcrgen"),
+        ("a%2Fb", "a/b"),
+        ("100%2525", "100%25"),
+    ],
+)
+def test_path_parameters_arrive_decoded_once(url: str, sent: str, user_id: str) -> None:
+    status, event = echoed(url, f"/api/users/{sent}/balance")
+
+    assert status == 200
+    assert event["pathParameters"] == {"userId": user_id}
+    # and the path itself arrives decoded, as an HTTP API's rawPath does
+    assert event["rawPath"] == f"/api/users/{user_id}/balance"
+
+
+CURL = shutil.which("curl")
+
+
+def curl_status(url: str, path: str) -> int:
+    assert CURL is not None
+    run = subprocess.run(
+        [
+            CURL,
+            "-s",
+            "-o",
+            os.devnull,
+            "-w",
+            "%{http_code}",
+            "--aws-sigv4",
+            "aws:amz:us-east-1:execute-api",
+            "--user",
+            f"{CREDENTIALS.access_key_id}:{CREDENTIALS.secret_access_key}",
+            url + path,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return int(run.stdout)
+
+
+@pytest.mark.skipif(CURL is None, reason="curl is not installed")
+@pytest.mark.parametrize("user", ["alice", "svc-01_batch.job~2", "4f1c2a9e-0b7d-4c55-9a63-2d1e8f0a7b31"])
+def test_curl_and_botocore_agree_on_user_ids_of_unreserved_characters(url: str, user: str) -> None:
+    # Letters, digits and -._~ are signed as written by every SigV4 client, so both get through.
+    assert curl_status(url, f"/api/users/{user}/balance") == 200
+    assert echoed(url, f"/api/users/{user}/balance")[0] == 200

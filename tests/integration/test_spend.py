@@ -14,6 +14,7 @@ from functions.spend.app import lambda_handler as spend_handler
 from tests.lambda_events import HttpResponse, api_event, invoke
 from tests.lambda_pool import Containers
 from wallet import ledger
+from wallet.amounts import MAX_AMOUNT
 from wallet.models import CreditTransaction
 
 pytestmark = pytest.mark.usefixtures("tables")
@@ -138,6 +139,8 @@ BAD_SPENDS: list[tuple[str, Any, str]] = [
     ("a string amount", {"amount": "250"}, "invalid_amount"),
     ("true", {"amount": True}, "invalid_amount"),
     ("null", {"amount": None}, "invalid_amount"),
+    ("one past the bound", {"amount": MAX_AMOUNT + 1}, "invalid_amount"),
+    ("40 digits", {"amount": 10**40}, "invalid_amount"),
     ("an empty description", {"amount": 1, "description": " "}, "invalid_body"),
     ("a long description", {"amount": 1, "description": "x" * 501}, "invalid_body"),
     ("a numeric description", {"amount": 1, "description": 5}, "invalid_body"),
@@ -160,7 +163,52 @@ BAD_ADJUSTMENTS: list[tuple[str, Any, str]] = [
     ("zero", {"amount": 0, "reason": "x"}, "invalid_amount"),
     ("a fraction", {"amount": 0.5, "reason": "x"}, "invalid_amount"),
     ("a description instead", {"amount": 5, "description": "x"}, "invalid_body"),
+    ("one past the bound", {"amount": MAX_AMOUNT + 1, "reason": "x"}, "invalid_amount"),
+    ("one past the bound down", {"amount": -MAX_AMOUNT - 1, "reason": "x"}, "invalid_amount"),
+    ("40 digits", {"amount": 10**40, "reason": "x"}, "invalid_amount"),
 ]
+
+
+def test_an_amount_past_the_bound_is_refused_with_the_limit_in_the_message() -> None:
+    deposit("alice", 1000)
+
+    responses = [spend("alice", {"amount": 10**40}), adjust("alice", {"amount": 10**40, "reason": "x"})]
+
+    for response in responses:
+        assert response.status == 400
+        assert (
+            f"from {-MAX_AMOUNT if response is responses[1] else 1} to {MAX_AMOUNT}"
+            in (response.body["error"]["message"])
+        )
+    assert history("alice") == [("deposit", 1000)]
+
+
+def test_adjustments_may_reach_the_bound_but_not_pass_it_either_way() -> None:
+    up = adjust("bob", {"amount": MAX_AMOUNT, "reason": "top"})
+    past = adjust("bob", {"amount": 1, "reason": "one more"}, key="key-2")
+    down = adjust("carol", {"amount": -MAX_AMOUNT, "reason": "bottom"})
+    below = adjust("carol", {"amount": -1, "reason": "one less"}, key="key-2")
+
+    assert (up.status, up.body["balance"], down.status, down.body["balance"]) == (
+        201,
+        MAX_AMOUNT,
+        201,
+        -MAX_AMOUNT,
+    )
+    for response in (past, below):
+        assert (response.status, response.body["error"]["code"]) == (400, "invalid_amount")
+        assert str(MAX_AMOUNT) in response.body["error"]["message"]
+    assert (history("bob"), history("carol")) == ([("adjustment", MAX_AMOUNT)], [("adjustment", -MAX_AMOUNT)])
+
+
+@pytest.mark.parametrize(
+    ("body", "spelling"),
+    [({"amount": True}, "not true"), ({"amount": None}, "not null"), ({"amount": "250"}, 'not "250"')],
+)
+def test_a_refused_value_is_spelled_as_json_spells_it(body: Any, spelling: str) -> None:
+    response = spend("alice", body)
+
+    assert response.body["error"]["message"].endswith(spelling), response.body
 
 
 @pytest.mark.parametrize(("case", "body", "code"), BAD_ADJUSTMENTS, ids=[c for c, _, _ in BAD_ADJUSTMENTS])
@@ -200,6 +248,14 @@ def test_a_malformed_user_id_in_the_path_is_400(user: str) -> None:
     response = spend(user, {"amount": 1})
 
     assert (response.status, response.body["error"]["code"]) == (400, "invalid_user")
+
+
+@pytest.mark.parametrize("user", ["a`b", 'a"b', "a#b", "a?b", "a/b", "a\\b"])
+def test_a_user_id_no_route_can_take_once_decoded_is_404_as_documented(user: str) -> None:
+    response = spend(user, {"amount": 1})
+
+    assert (response.status, response.body["error"]["code"]) == (404, "not_found")
+    assert user not in {row.user_id for row in CreditTransaction.scan()}
 
 
 @pytest.mark.parametrize("route", ["spend", "adjustments", "balance"])

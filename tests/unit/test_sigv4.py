@@ -4,8 +4,10 @@ and no function runs for a request it refuses."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from unittest import mock
 
 import pytest
@@ -226,3 +228,39 @@ def test_credentials_come_from_the_environment_or_are_made_for_the_run() -> None
     assert made.generated
     assert (made.access_key_id[:4], len(made.access_key_id)) == ("AKIA", 20)
     assert made.secret_access_key != other.secret_access_key
+
+
+def test_a_made_pair_is_kept_for_the_next_run_and_a_configured_pair_wins(tmp_path: Path) -> None:
+    kept = tmp_path / ".devstack" / "service-credentials.json"
+
+    first, second = ServiceCredentials.from_settings({}, kept), ServiceCredentials.from_settings({}, kept)
+    pair = {"DEVSTACK_SERVICE_ACCESS_KEY_ID": "AKIAEXAMPLE", "DEVSTACK_SERVICE_SECRET_ACCESS_KEY": "s3cret"}
+    configured = ServiceCredentials.from_settings(pair, kept)
+
+    assert (second.access_key_id, second.secret_access_key) == (first.access_key_id, first.secret_access_key)
+    assert second.generated
+    assert configured.access_key_id == "AKIAEXAMPLE"
+    assert kept.stat().st_mode & 0o777 == 0o600
+
+
+def test_an_unreadable_kept_pair_is_replaced(tmp_path: Path) -> None:
+    kept = tmp_path / "service-credentials.json"
+    kept.write_text("not json")
+
+    made = ServiceCredentials.from_settings({}, kept)
+
+    assert made.access_key_id.startswith("AKIALOCAL")
+    assert ServiceCredentials.from_settings({}, kept).secret_access_key == made.secret_access_key
+
+
+def test_a_refused_signature_is_logged_with_the_key_to_use(
+    gateway: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    stale = ServiceCredentials("AKIALOCALSTALE000001", "a-secret-from-an-earlier-run")
+
+    with caplog.at_level(logging.WARNING, logger="devstack.gateway"):
+        answer = send(gateway, signed("GET", "/api/users/alice/balance", credentials=stale))
+
+    assert answer == FORBIDDEN
+    warned = [record.getMessage() for record in caplog.records]
+    assert any("unknown access key" in line and CREDENTIALS.access_key_id in line for line in warned), warned

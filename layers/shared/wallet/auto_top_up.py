@@ -19,6 +19,7 @@ from pynamodb.exceptions import DoesNotExist, PynamoDBException, UpdateError
 from ulid import ULID
 
 from wallet import ledger, payments, settings
+from wallet.amounts import spelled, whole
 from wallet.errors import (
     InvalidAmountError,
     LedgerUnavailableError,
@@ -112,12 +113,11 @@ def configure(user_id: str, *, enabled: bool, threshold: int, amount: int) -> Au
     Turning it on while the balance is already below the threshold is itself a committed change of the
     balance item, so the trigger sees it and tops up at once.
     """
-    if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 0:
-        raise InvalidAmountError(f"threshold must be a whole number of minor units, 0 or more: {threshold!r}")
+    whole(threshold, name="threshold", minimum=0)
     prices = settings.price_list()
     if isinstance(amount, bool) or not isinstance(amount, int) or prices.pack(amount) is None:
         allowed = ", ".join(str(a) for a in prices.amounts)
-        raise InvalidAmountError(f"amount must be the price of a pack: one of {allowed}")
+        raise InvalidAmountError(f"amount must be a pack's price: one of {allowed}, not {spelled(amount)}")
     actions: list[Any] = [
         CreditBalance.auto_top_up.set(enabled),
         CreditBalance.auto_top_up_threshold.set(threshold),

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from wallet import payments, settings
+from wallet.amounts import spelled
 from wallet.errors import CheckoutSessionNotFoundError, InvalidAmountError
 from wallet.payments import NewCheckout
 
@@ -33,7 +34,8 @@ def start_checkout(user_id: str, amount: object, *, save_card: bool = False) -> 
     if pack is None:
         allowed = ", ".join(str(a) for a in prices.amounts)
         raise InvalidAmountError(
-            f"amount must be one of {allowed} (the price in minor units of {prices.currency.upper()})"
+            f"amount must be one of {allowed} (the price in minor units of {prices.currency.upper()}), "
+            f"not {spelled(amount)}"
         )
     customer = None
     if save_card:

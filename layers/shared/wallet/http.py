@@ -87,7 +87,8 @@ MESSAGES: dict[type[Exception], str] = {
     ForbiddenError: "This route takes only requests signed with AWS credentials (SigV4).",
     MissingIdempotencyKeyError: "Send an Idempotency-Key header: the same key makes a retry safe.",
     InvalidIdempotencyKeyError: "The Idempotency-Key header must be 1 to 255 printable ASCII characters.",
-    InvalidUserError: "The user id in the path must be 1 to 255 printable ASCII characters, without spaces.",
+    InvalidUserError: "The user id in the path must be 1 to 255 printable ASCII characters, without spaces "
+    'or any of " # / ? \\ `.',
     CheckoutSessionNotFoundError: "No such checkout session.",
     TooManyLookupsError: "Too many checkout sessions looked up this hour; try again later.",
     PaymentsUnavailableError: "The payment provider could not be reached. Nothing was charged; try again.",
@@ -162,9 +163,15 @@ def idempotency_key(app: APIGatewayHttpResolver) -> str:
     return key
 
 
+# A user id in a service route's path, as the function receives it (decoded once): a sign-in's `sub` is
+# printable ASCII; " # / ? \ and ` are left out, as no route of an HTTP API, whose path arrives decoded,
+# can take them in a path segment.
+USER_ID = re.compile(r"[!$-.0->@-\[\]-_a-~]{1,255}")
+
+
 def path_user_id(user: str) -> str:
-    """A user id named in a service route's path: any sign-in's `sub` is printable ASCII."""
-    if not re.fullmatch(r"[!-~]{1,255}", user):
+    """A user id named in a service route's path."""
+    if not USER_ID.fullmatch(user):
         raise InvalidUserError("malformed user id")
     return user
 

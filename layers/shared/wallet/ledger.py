@@ -25,6 +25,7 @@ from pynamodb.exceptions import CancellationReason, DoesNotExist, PynamoDBExcept
 from pynamodb.transactions import TransactWrite
 from ulid import ULID
 
+from wallet.amounts import MAX_AMOUNT, spelled, whole
 from wallet.errors import (
     IdempotencyKeyReusedError,
     InsufficientCreditsError,
@@ -108,10 +109,7 @@ class Receipt:
 
 
 def check_amount(amount: object) -> int:
-    # bool is an int in Python; True credits are not a thing.
-    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
-        raise InvalidAmountError(f"amount must be a positive whole number of minor units, not {amount!r}")
-    return amount
+    return whole(amount, name="amount", minimum=1)
 
 
 def add_credits(
@@ -182,8 +180,10 @@ def adjust(
     user_id: str, amount: int, *, idempotency_key: str, reason: str, actor: str, currency: str
 ) -> Receipt:
     """An operator's correction, up or down, with the reason on the row; it may leave a negative balance."""
-    if isinstance(amount, bool) or not isinstance(amount, int) or amount == 0:
-        raise InvalidAmountError(f"amount must be a non-zero whole number of minor units, not {amount!r}")
+    if whole(amount, name="amount", minimum=-MAX_AMOUNT) == 0:
+        raise InvalidAmountError(
+            f"amount must be a non-zero whole number of minor units, not {spelled(amount)}"
+        )
     if not reason.strip():
         raise ValueError("an adjustment needs a reason")
     return _keyed_change(
@@ -231,8 +231,8 @@ def _keyed_change(
         actor=actor,
         created_at=now,
     )
-    # Only a take can overdraw; an adjustment is an operator's decision, like a claw-back.
-    covered = CreditBalance.balance >= -amount if kind == SPEND else None
+    # Only a take can overdraw; an adjustment is an operator's decision, like a claw-back, within the bound.
+    covered = CreditBalance.balance >= -amount if kind == SPEND else _within_bound(amount)
 
     def write(transaction: TransactWrite) -> None:
         transaction.save(guard, condition=CreditGuard.guard_id.does_not_exist(), return_values=ALL_OLD)
@@ -258,7 +258,22 @@ def _keyed_change(
             first["transactionId"]["S"], user_id, int(first["amount"]["N"]), get_balance(user_id), True
         )
     held = (balance_reason.raw_item if balance_reason else None) or {}
+    if kind != SPEND:
+        raise InvalidAmountError(
+            f"This adjustment would take the balance of {held.get('balance', {}).get('N', 0)} outside "
+            f"-{MAX_AMOUNT} to {MAX_AMOUNT} minor units; nothing changed."
+        )
     raise InsufficientCreditsError(int(held.get("balance", {}).get("N", 0)))
+
+
+def _within_bound(amount: int) -> Any:
+    """The condition that a balance moved by `amount` stays within MAX_AMOUNT either way."""
+    limit = (
+        CreditBalance.balance <= MAX_AMOUNT - amount
+        if amount > 0
+        else CreditBalance.balance >= -MAX_AMOUNT - amount
+    )
+    return CreditBalance.balance.does_not_exist() | limit
 
 
 @dataclass(frozen=True, slots=True)

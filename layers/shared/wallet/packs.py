@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from wallet.amounts import MAX_AMOUNT
+
 
 @dataclass(frozen=True, slots=True)
 class Pack:
@@ -21,8 +23,8 @@ def parse_packs(spec: str) -> tuple[Pack, ...]:
         if not price.isdigit() or not (credits or price).isdigit():
             raise ValueError(f"{item.strip()!r} is not an amount in minor units, or price:credits")
         pack = Pack(int(price), int(credits or price))
-        if pack.amount <= 0 or pack.credits <= 0:
-            raise ValueError(f"{item.strip()!r}: amounts must be positive")
+        if not (0 < pack.amount <= MAX_AMOUNT and 0 < pack.credits <= MAX_AMOUNT):
+            raise ValueError(f"{item.strip()!r}: amounts must be from 1 to {MAX_AMOUNT}")
         if any(existing.amount == pack.amount for existing in packs):
             raise ValueError(f"{pack.amount} is listed twice")
         packs.append(pack)

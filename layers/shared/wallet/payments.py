@@ -22,7 +22,7 @@ from wallet.errors import (
     PaymentDeclinedError,
     PaymentsUnavailableError,
 )
-from wallet.packs import Pack
+from wallet.packs import Pack, label
 
 # The API version this code was written against; Stripe answers in its shapes whatever the account's default.
 API_VERSION = "2026-10-28.endive"
@@ -119,7 +119,7 @@ def create_checkout_session(
                 "price_data": {
                     "currency": currency,
                     "unit_amount": pack.amount,
-                    "product_data": {"name": f"{pack.credits:,} {PRODUCT_NAME}"},
+                    "product_data": {"name": f"{PRODUCT_NAME} worth {label(pack.credits, currency)}"},
                 },
             }
         ],

@@ -1,0 +1,68 @@
+"""The one bound on amounts, its messages in JSON's spelling, and the page formatting to the same bound."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from wallet.amounts import MAX_AMOUNT, spelled, whole
+from wallet.errors import InvalidAmountError
+from wallet.packs import parse_packs
+
+FORMAT_JS = Path(__file__).resolve().parents[2] / "static_site" / "assets" / "format.js"
+
+
+def test_the_bound_is_exact_in_javascript_and_inside_dynamodbs_38_digits() -> None:
+    assert MAX_AMOUNT == 2**53 - 1
+    assert float(MAX_AMOUNT) == MAX_AMOUNT
+    assert float(MAX_AMOUNT + 2) != MAX_AMOUNT + 2
+    assert len(str(MAX_AMOUNT * 1000)) < 38
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"), [(0, True), (MAX_AMOUNT, True), (MAX_AMOUNT + 1, False), (-1, False)]
+)
+def test_whole_takes_the_bounds_inclusive(value: int, ok: bool) -> None:
+    if ok:
+        assert whole(value, name="threshold", minimum=0) == value
+    else:
+        with pytest.raises(
+            InvalidAmountError, match=f"threshold must be .* from 0 to {MAX_AMOUNT}, not {value}$"
+        ):
+            whole(value, name="threshold", minimum=0)
+
+
+@pytest.mark.parametrize(
+    ("value", "spelling"),
+    [
+        (True, "true"),
+        (False, "false"),
+        (None, "null"),
+        ("250", '"250"'),
+        (2.5, "2.5"),
+        ([1], "[1]"),
+        ({}, "{}"),
+    ],
+)
+def test_values_are_spelled_as_json_spells_them(value: object, spelling: str) -> None:
+    assert spelled(value) == spelling
+    with pytest.raises(InvalidAmountError, match=re.escape(f"not {spelling}") + "$"):
+        whole(value, name="amount", minimum=1)
+
+
+def test_a_long_value_is_cut_in_the_message() -> None:
+    assert len(spelled("x" * 1000)) == 60
+
+
+def test_packs_past_the_bound_are_refused() -> None:
+    assert parse_packs(f"{MAX_AMOUNT}")[0].amount == MAX_AMOUNT
+    with pytest.raises(ValueError, match=str(MAX_AMOUNT)):
+        parse_packs(f"1000:{MAX_AMOUNT + 1}")
+
+
+def test_the_page_formats_to_the_same_bound() -> None:
+    declared = re.search(r"export const MAX_AMOUNT = (\d+);", FORMAT_JS.read_text())
+    assert declared, "format.js declares MAX_AMOUNT"
+    assert int(declared.group(1)) == MAX_AMOUNT
