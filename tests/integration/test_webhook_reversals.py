@@ -446,6 +446,7 @@ def test_a_status_the_pinned_api_does_not_list_changes_nothing(stripe_emulator: 
         ("charge.dispute.created", {"amount": 1001}),
         ("charge.dispute.created", {"amount": -5}),
         ("charge.dispute.created", {"currency": "jpy"}),
+        ("charge.dispute.created", {"amount": 2**53}),
     ],
 )
 def test_an_event_whose_amounts_or_currency_do_not_fit_takes_nothing_and_is_rejected(

@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from wallet import ledger, payments, settings
-from wallet.errors import DepositNotRecordedError
+from wallet import amounts, ledger, payments, settings
+from wallet.errors import DepositNotRecordedError, InvalidAmountError
 from wallet.ledger import Deposit, PaymentChange, RowKinds, Taken
 from wallet.outcomes import Outcome, Result
 from wallet.payment_state import DISPUTE_ORDER, INQUIRY, REFUND_ORDER, PaymentState
@@ -191,9 +191,10 @@ def _id(value: object, *prefixes: str) -> str | None:
 
 
 def _minor_units(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise RejectedEventError(f"{name} is not a whole number of minor units: {value!r}")
-    return value
+    try:
+        return amounts.whole(value, name=name, minimum=0)
+    except InvalidAmountError as exc:
+        raise RejectedEventError(str(exc)) from None
 
 
 def _currency(data: Mapping[str, Any]) -> str:
