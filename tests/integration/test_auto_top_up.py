@@ -426,3 +426,26 @@ def test_a_stream_whose_trigger_never_finishes_fails_its_drain_saying_so(tables:
     finally:
         released.set()
         stream.stop()
+
+
+def test_saving_the_settings_again_while_a_charge_is_in_flight_keeps_its_episode_and_charges_once(
+    stripe_emulator: StripeEmulator, stripe: FakeStripe, stream: BalanceStream
+) -> None:
+    # Given a dip whose charge is made but whose payment has not been reported yet
+    with_card(stripe_emulator, "resave", balance=600)
+    turn_on("resave")
+    spend("resave", 200)
+    stream.drain()
+    assert stripe.charges == 1
+    in_flight = CreditBalance.get("resave").auto_top_up_episode
+    # When the user saves the settings again, twice, with another pack
+    assert turn_on("resave").status == 200
+    assert turn_on("resave", amount=5000).status == 200
+    stream.drain()
+    # Then the episode is the same one and nothing more is charged until its payment settles
+    assert CreditBalance.get("resave").auto_top_up_episode == in_flight
+    assert stripe.charges == 1
+    pay(stripe_emulator, stripe)
+    stream.drain()
+    assert (stripe.charges, ledger.get_balance("resave")) == (1, 1400)
+    assert CreditBalance.get("resave").auto_top_up_episode is None

@@ -125,9 +125,8 @@ def configure(user_id: str, *, enabled: bool, threshold: int, amount: int) -> Au
         CreditBalance.auto_top_up_status.set(Status.ON if enabled else Status.OFF),
         CreditBalance.auto_top_up_reason.remove(),
     ]
-    if enabled:
-        # A new episode may start: whatever failed or was pending before is over.
-        actions += [CreditBalance.auto_top_up_episode.remove(), CreditBalance.auto_top_up_intent.remove()]
+    # A dip in flight keeps its episode whatever is saved: only its own payment's end (a deposit or a
+    # failure) ends it, so saving again never charges the same dip twice.
     # The card must still be there when the update lands, not only when it was read.
     condition = CreditBalance.payment_method_id.exists() if enabled else None
     try:
