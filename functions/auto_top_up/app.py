@@ -4,6 +4,7 @@ DynamoDB stream of CreditBalance; a record that fails is reported back alone (pa
 so Lambda retries it and nothing after it is lost or charged twice.
 """
 
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
@@ -30,14 +31,19 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 SETTINGS = {
     "type": "object",
-    "required": ["enabled", "threshold", "amount", "paymentMethod", "status", "reason"],
+    "required": ["enabled", "threshold", "amount", "paymentMethod", "status", "reason", "resumesAt"],
     "properties": {
         "enabled": {"type": "boolean"},
         "threshold": {"type": ["integer", "null"], "description": "Top up when the balance falls below it"},
         "amount": {"type": ["integer", "null"], "description": "The pack's price in minor units"},
         "paymentMethod": {"type": ["object", "null"], "description": "brand, last4, expMonth, expYear"},
         "status": {"enum": ["on", "off", "failed", "limit_reached"]},
-        "reason": {"type": ["string", "null"], "description": "Why it is off, for the user"},
+        "reason": {"type": ["string", "null"], "description": "Why it is off or paused, for the user"},
+        "resumesAt": {
+            "type": ["string", "null"],
+            "format": "date-time",
+            "description": "While paused at the daily limit (limit_reached): when it may charge again",
+        },
     },
 }
 METRIC_BY_DECISION = {
@@ -66,7 +72,9 @@ def get_settings() -> dict[str, Any]:
     security=BEARER,
     responses={
         200: {"description": "Saved", "content": {"application/json": {"schema": SETTINGS}}},
-        400: documented_error("amount is not a pack's price, or threshold is below 0"),
+        400: documented_error(
+            "amount is not a pack's price, or threshold is not a whole number from 0 to the pack's credits"
+        ),
         409: documented_error("No saved card to charge: no_payment_method"),
     },
 )
@@ -131,6 +139,9 @@ def _body(saved: AutoTopUp) -> dict[str, Any]:
         else {"brand": card.brand, "last4": card.last4, "expMonth": card.exp_month, "expYear": card.exp_year},
         "status": saved.status.value,
         "reason": saved.reason,
+        "resumesAt": None
+        if saved.resumes_at is None
+        else datetime.fromtimestamp(saved.resumes_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
 
 

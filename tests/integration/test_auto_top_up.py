@@ -235,7 +235,7 @@ def test_a_payment_that_fails_later_turns_it_off_and_credits_nothing(
     assert deposits("later") == []
 
 
-def test_the_daily_limit_turns_it_off_with_a_reason(
+def test_the_daily_limit_pauses_it_saying_until_when_and_it_resumes_then(
     stripe_emulator: StripeEmulator, stripe: FakeStripe, stream: BalanceStream
 ) -> None:
     # Given a user who spends everything each time it refills
@@ -247,26 +247,64 @@ def test_the_daily_limit_turns_it_off_with_a_reason(
         stream.drain()
         pay(stripe_emulator, stripe)
         stream.drain()
-    # Then it charged `limit` times and then stopped itself, with a reason
+    # Then it charged `limit` times and paused itself, saying until when
     assert stripe.charges == limit
     seen = auto_top_up.view("runaway")
-    assert (seen.enabled, seen.status) == (False, Status.LIMIT_REACHED)
+    assert (seen.enabled, seen.status) == (True, Status.LIMIT_REACHED)
+    assert seen.resumes_at is not None
+    first = min(CreditBalance.get("runaway").auto_top_up_charges or [])
+    assert seen.resumes_at == int(first) + 24 * 60 * 60
+    shown = invoke(auto_top_up_routes, api_event_for("GET", "runaway")).body
+    assert shown["status"] == "limit_reached"
+    assert shown["resumesAt"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seen.resumes_at))
     assert seen.reason
     assert str(limit) in seen.reason
+    assert time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(seen.resumes_at)) in seen.reason
+    # And saving the settings again before then keeps it paused, as the reason says, and charges nothing
+    again = turn_on("runaway")
+    assert (again.body["status"], again.body["resumesAt"]) == ("limit_reached", shown["resumesAt"])
+    stream.drain()
+    assert stripe.charges == limit
 
 
-def test_the_limit_counts_a_rolling_day(stripe: FakeStripe, stripe_emulator: StripeEmulator) -> None:
+def test_the_limit_counts_a_sliding_24_hours_of_charges_made(
+    stripe: FakeStripe, stripe_emulator: StripeEmulator
+) -> None:
     with_card(stripe_emulator, "days", balance=0)
     turn_on("days")
     clock = [1_000_000.0]
-    for _ in range(3):
-        assert auto_top_up.top_up_if_low("days", now=lambda: clock[0]) is Decision.CHARGED
-        pay(stripe_emulator, stripe)
-        spend("days", ledger.get_balance("days"))
-    assert auto_top_up.top_up_if_low("days", now=lambda: clock[0]) is Decision.LIMIT_REACHED
-    turn_on("days")
-    clock[0] += 24 * 60 * 60
-    assert auto_top_up.top_up_if_low("days", now=lambda: clock[0]) is Decision.CHARGED
+
+    def charge_at(when: float) -> Decision:
+        clock[0] = when
+        decision = auto_top_up.top_up_if_low("days", now=lambda: clock[0])
+        if decision is Decision.CHARGED:
+            pay(stripe_emulator, stripe)
+            spend("days", ledger.get_balance("days"))
+        return decision
+
+    day = 24 * 60 * 60
+    # Three charges around what a fixed window would have called the end of one day and the start of the
+    # next: one long before, two just before the edge
+    assert charge_at(1_000_000) is Decision.CHARGED
+    assert charge_at(1_000_000 + day - 2) is Decision.CHARGED
+    assert charge_at(1_000_000 + day - 1) is Decision.CHARGED
+    # Past the first one's 24 hours, one more may go; the next ones wait for the 24 hours of the others
+    assert charge_at(1_000_000 + day) is Decision.CHARGED
+    assert charge_at(1_000_000 + day + 1) is Decision.LIMIT_REACHED
+    assert auto_top_up.view("days").resumes_at == 1_000_000 + 2 * day - 2
+    assert charge_at(1_000_000 + day + 2) is Decision.PAUSED
+    assert charge_at(1_000_000 + 2 * day - 2) is Decision.CHARGED
+    assert auto_top_up.view("days").status is Status.ON
+
+
+def test_a_declined_charge_does_not_count_towards_the_limit(
+    stripe: FakeStripe, stripe_emulator: StripeEmulator
+) -> None:
+    with_card(stripe_emulator, "counted", balance=0)
+    turn_on("counted")
+    stripe.card = "card_declined"
+    assert auto_top_up.top_up_if_low("counted") is Decision.DECLINED
+    assert not CreditBalance.get("counted").auto_top_up_charges
 
 
 def test_a_payment_intent_that_is_not_an_auto_top_up_is_ignored(stripe_emulator: StripeEmulator) -> None:
@@ -303,8 +341,79 @@ def test_settings_are_validated_and_shown(stripe_emulator: StripeEmulator, table
         "paymentMethod": {"brand": "visa", "last4": "4242", "expMonth": 12, "expYear": 2030},
         "status": "off",
         "reason": None,
+        "resumesAt": None,
     }
     assert turn_on("shown").body["status"] == "on"
+
+
+def put(user: str, body: Any) -> Any:
+    return invoke(auto_top_up_routes, api_event_for("PUT", user, json.dumps(body)))
+
+
+@pytest.mark.parametrize(
+    ("body", "allowed"),
+    [
+        ({"enabled": True, "threshold": -1, "amount": PACK}, "from 0 to 1000"),
+        ({"enabled": True, "threshold": 2.5, "amount": PACK}, "whole number"),
+        ({"enabled": True, "threshold": "500", "amount": PACK}, "whole number"),
+        ({"enabled": True, "threshold": True, "amount": PACK}, "whole number"),
+        ({"enabled": True, "threshold": 10**20, "amount": PACK}, "from 0 to 1000"),
+        ({"enabled": True, "threshold": 10**40, "amount": PACK}, "from 0 to 1000"),
+        ({"enabled": True, "threshold": auto_top_up.MAX_THRESHOLD + 1, "amount": 10000}, "from 0 to"),
+        ({"enabled": True, "threshold": None, "amount": PACK}, "whole number"),
+        ({"enabled": True, "amount": PACK}, '"threshold": 500'),
+        ({"enabled": True, "threshold": 500, "amount": 999}, "one of 1000, 5000, 10000"),
+        ({"enabled": True, "threshold": 500, "amount": 10**30}, "one of 1000, 5000, 10000"),
+        ({"enabled": True, "threshold": 500, "amount": 1000.0}, "one of 1000, 5000, 10000"),
+        ({"enabled": True, "threshold": 500}, '"amount": 1000'),
+        # One charge could not end a dip: a larger pack or a lower threshold is named
+        ({"enabled": True, "threshold": 5000, "amount": PACK}, "choose a pack of 5000 or 10000"),
+        ({"enabled": False, "threshold": 1001, "amount": PACK}, "at most 1000"),
+    ],
+)
+def test_bad_settings_are_refused_with_what_is_allowed_and_change_nothing(
+    stripe_emulator: StripeEmulator, stream: BalanceStream, stripe: FakeStripe, body: Any, allowed: str
+) -> None:
+    with_card(stripe_emulator, "strict", balance=5000)
+    assert turn_on("strict", threshold=300, amount=PACK).status == 200
+    before = CreditBalance.get("strict").attribute_values
+
+    response = put("strict", body)
+
+    assert response.status == 400
+    assert allowed in response.body["error"]["message"]
+    assert CreditBalance.get("strict").attribute_values == before
+    stream.drain()
+    assert stripe.charges == 0
+
+
+def test_a_threshold_at_the_packs_credits_is_refilled_by_one_charge_however_deep_the_dip(
+    stripe_emulator: StripeEmulator, stripe: FakeStripe, stream: BalanceStream
+) -> None:
+    # Given the highest threshold the pack allows
+    with_card(stripe_emulator, "deep", balance=6000)
+    assert turn_on("deep", threshold=5000, amount=5000).status == 200
+    # When one spend leaves nothing
+    spend("deep", 6000)
+    stream.drain()
+    pay(stripe_emulator, stripe)
+    stream.drain()
+    # Then one charge lifts it to the threshold, and the dip is over
+    assert (stripe.charges, ledger.get_balance("deep")) == (1, 5000)
+
+
+def test_a_threshold_saved_above_its_pack_before_the_rule_turns_it_off_instead_of_chaining_charges(
+    stripe_emulator: StripeEmulator, stripe: FakeStripe, stream: BalanceStream
+) -> None:
+    with_card(stripe_emulator, "chained", balance=6000)
+    turn_on("chained", threshold=1000, amount=PACK)
+    CreditBalance("chained").update(actions=[CreditBalance.auto_top_up_threshold.set(5000)])
+    spend("chained", 5000)
+    stream.drain()
+    seen = auto_top_up.view("chained")
+    assert (stripe.charges, seen.enabled, seen.status) == (0, False, Status.FAILED)
+    assert seen.reason
+    assert "larger pack or a lower threshold" in seen.reason
 
 
 def test_removing_the_card_turns_it_off(stripe_emulator: StripeEmulator, stripe: FakeStripe) -> None:

@@ -9,9 +9,11 @@ episode ends when its deposit lands (or the payment fails). Nothing here knows o
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -31,6 +33,8 @@ from wallet.payments import OffSessionCharge, PaymentIntent, SavedCard
 
 SOURCE = "auto_top_up"
 WINDOW_SECONDS = 24 * 60 * 60
+MAX_THRESHOLD = 1_000_000
+"""The highest threshold a user may set, in credits; the pack chosen bounds it further (see `configure`)."""
 
 Charge = Callable[[OffSessionCharge], str]
 
@@ -52,6 +56,9 @@ class Decision(StrEnum):
     CHARGED = "charged"
     DECLINED = "declined"
     LIMIT_REACHED = "limit_reached"
+    """The daily limit was reached now: paused until the oldest charge of the 24 hours leaves them."""
+    PAUSED = "paused"
+    """Still paused at the daily limit: nothing written, nothing charged."""
 
 
 REASONS = {
@@ -65,11 +72,22 @@ REASONS = {
 OTHER_FAILURE = "The automatic payment failed. Save another card, then turn auto top-up on again."
 
 
-def limit_reason(limit: int) -> str:
+def limit_reason(limit: int, resumes_at: int) -> str:
+    until = datetime.fromtimestamp(resumes_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
-        f"Auto top-up charged your card {limit} times in 24 hours and paused, so a runaway cannot drain it. "
-        "Turn it on again to resume."
+        f"Auto top-up charged your card {limit} times in the last 24 hours, its daily limit, and is paused "
+        f"until {until}. After that it tops up again the next time your balance changes, or at once when "
+        "you save these settings."
     )
+
+
+def paused_until(charges: list[float], now: float, limit: int) -> int | None:
+    """When the daily limit lets the next charge be made, if it does not now: a sliding 24 hours of the
+    charges Stripe made, so no run of charges, however it falls around a clock's day, passes `limit`."""
+    recent = sorted(t for t in charges if now - t < WINDOW_SECONDS)
+    if len(recent) < limit:
+        return None
+    return math.ceil(recent[-limit] + WINDOW_SECONDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +108,8 @@ class AutoTopUp:
     card: Card | None
     status: Status
     reason: str | None
+    resumes_at: int | None = None
+    """While paused at the daily limit: when it may charge again (Unix seconds)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,25 +126,59 @@ def view(user_id: str) -> AutoTopUp:
     return _view(item) if item else AutoTopUp(False, None, None, None, Status.OFF, None)
 
 
-def configure(user_id: str, *, enabled: bool, threshold: int, amount: int) -> AutoTopUp:
+def configure(
+    user_id: str, *, enabled: bool, threshold: int, amount: int, now: Callable[[], float] = time.time
+) -> AutoTopUp:
     """Turn auto top-up on or off with a threshold and a pack; on needs a saved card.
 
-    Turning it on while the balance is already below the threshold is itself a committed change of the
-    balance item, so the trigger sees it and tops up at once.
+    One charge of the pack must end any dip, so the threshold may not be above the pack's credits: a
+    balance below it is refilled above it by the one charge (see README, "Auto top-up"). Turning it on
+    while the balance is already below the threshold is itself a committed change of the balance item,
+    so the trigger sees it and tops up at once; while the daily limit still holds, it stays paused and
+    says until when.
     """
-    if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 0:
-        raise InvalidAmountError(f"threshold must be a whole number of minor units, 0 or more: {threshold!r}")
     prices = settings.price_list()
+    packs = ", ".join(str(a) for a in prices.amounts)
     if isinstance(amount, bool) or not isinstance(amount, int) or prices.pack(amount) is None:
-        allowed = ", ".join(str(a) for a in prices.amounts)
-        raise InvalidAmountError(f"amount must be the price of a pack: one of {allowed}")
+        raise InvalidAmountError(f"amount must be the price of a pack: one of {packs}")
+    pack = prices.pack(amount)
+    assert pack is not None  # checked just above
+    if isinstance(threshold, bool) or not isinstance(threshold, int) or not 0 <= threshold <= MAX_THRESHOLD:
+        raise InvalidAmountError(
+            f"threshold must be a whole number of credits from 0 to {min(MAX_THRESHOLD, pack.credits)} "
+            f"for the {amount} pack: {threshold!r}"
+        )
+    if threshold > pack.credits:
+        larger = [str(p.amount) for p in prices.packs if p.credits >= threshold]
+        choose = f"a pack of {' or '.join(larger)}, or " if larger else ""
+        raise InvalidAmountError(
+            f"threshold {threshold} is above the {pack.credits} credits of the {amount} pack, so one charge "
+            f"could not lift a balance above it: choose {choose}a threshold of at most {pack.credits}"
+        )
+    item = _read(user_id)
+    paused = (
+        paused_until(list(item.auto_top_up_charges or []), now(), settings.auto_top_up_daily_limit())
+        if enabled and item is not None
+        else None
+    )
     actions: list[Any] = [
         CreditBalance.auto_top_up.set(enabled),
         CreditBalance.auto_top_up_threshold.set(threshold),
         CreditBalance.auto_top_up_amount.set(amount),
-        CreditBalance.auto_top_up_status.set(Status.ON if enabled else Status.OFF),
-        CreditBalance.auto_top_up_reason.remove(),
     ]
+    if paused is None:
+        actions += [
+            CreditBalance.auto_top_up_status.set(Status.ON if enabled else Status.OFF),
+            CreditBalance.auto_top_up_reason.remove(),
+            CreditBalance.auto_top_up_resumes_at.remove(),
+        ]
+    else:
+        limit = settings.auto_top_up_daily_limit()
+        actions += [
+            CreditBalance.auto_top_up_status.set(Status.LIMIT_REACHED),
+            CreditBalance.auto_top_up_reason.set(limit_reason(limit, paused)),
+            CreditBalance.auto_top_up_resumes_at.set(paused),
+        ]
     # A dip in flight keeps its episode whatever is saved: only its own payment's end (a deposit or a
     # failure) ends it, so saving again never charges the same dip twice.
     # The card must still be there when the update lands, not only when it was read.
@@ -203,7 +257,7 @@ def remove_card(user_id: str, detach: Callable[[str], None]) -> None:
         raise LedgerUnavailableError("the saved card could not be removed") from exc
 
 
-def may_need_top_up(item: Mapping[str, Any]) -> bool:
+def may_need_top_up(item: Mapping[str, Any], now: float | None = None) -> bool:
     """Whether a balance item, as a change left it (attribute names as stored), may need a top-up;
     False settles it without a read."""
     if item.get("autoTopUp") is not True:
@@ -212,6 +266,9 @@ def may_need_top_up(item: Mapping[str, Any]) -> bool:
         return False  # this dip's charge is made; its deposit ends it
     if item.get("autoTopUpEpisode"):
         return True  # claimed but maybe not charged: a crash between the two is resumed
+    resumes_at = item.get("autoTopUpResumesAt")
+    if resumes_at is not None and int(resumes_at) > (time.time() if now is None else now):
+        return False  # paused at the daily limit, and saying until when
     return int(item.get("balance") or 0) < int(item.get("autoTopUpThreshold") or 0)
 
 
@@ -229,7 +286,7 @@ def top_up_if_low(
     else:
         if int(item.balance) >= int(item.auto_top_up_threshold or 0):
             return Decision.ABOVE_THRESHOLD
-        claimed = _claim_episode(item, int(now()))
+        claimed = _claim_episode(item, now())
         if isinstance(claimed, Decision):  # a StrEnum: test it before str
             return claimed
         episode = claimed
@@ -237,6 +294,15 @@ def top_up_if_low(
     pack = settings.price_list().pack(amount)
     if pack is None:
         _fail(user_id, episode, "Your auto top-up pack is no longer sold. Choose one and turn it on again.")
+        return Decision.DECLINED
+    if int(item.auto_top_up_threshold or 0) > pack.credits:
+        # Saved before one charge had to end a dip: refuse to chain charges instead.
+        _fail(
+            user_id,
+            episode,
+            f"Your threshold is above the {pack.credits} credits of your pack, so one charge could not "
+            "refill it. Choose a larger pack or a lower threshold, then turn auto top-up on again.",
+        )
         return Decision.DECLINED
     try:
         intent_id = (charge or payments.charge_off_session)(
@@ -257,40 +323,49 @@ def top_up_if_low(
     except PaymentDeclinedError as exc:
         _fail(user_id, episode, REASONS.get(exc.code, OTHER_FAILURE))
         return Decision.DECLINED
-    _update(
-        user_id,
-        [CreditBalance.auto_top_up_intent.set(intent_id)],
-        CreditBalance.auto_top_up_episode == episode,
-    )
+    _record_charge(item, episode, intent_id, now())
     return Decision.CHARGED
 
 
-def _claim_episode(item: CreditBalance, now: int) -> str | Decision:
+def _record_charge(item: CreditBalance, episode: str, intent_id: str, now: float) -> None:
+    """The charge Stripe made, counted once in the daily limit's 24 hours with its PaymentIntent."""
+    recent = [t for t in (item.auto_top_up_charges or []) if now - t < WINDOW_SECONDS]
+    _update(
+        item.user_id,
+        [
+            CreditBalance.auto_top_up_intent.set(intent_id),
+            CreditBalance.auto_top_up_charges.set([*recent, int(now)]),
+        ],
+        (CreditBalance.auto_top_up_episode == episode) & CreditBalance.auto_top_up_intent.does_not_exist(),
+    )
+
+
+def _claim_episode(item: CreditBalance, now: float) -> str | Decision:
     """Claim this dip with one conditional update: its new payment id, or why there is none."""
     limit = settings.auto_top_up_daily_limit()
-    window = int(item.auto_top_up_window or 0)
-    count = int(item.auto_top_up_count or 0)
-    if now - window >= WINDOW_SECONDS:
-        window, count = now, 0
     unclaimed = CreditBalance.auto_top_up_episode.does_not_exist() & (CreditBalance.auto_top_up == True)  # noqa: E712 - a condition expression, not a comparison
-    if count >= limit:
-        turned_off = _update(
+    resumes_at = paused_until(list(item.auto_top_up_charges or []), now, limit)
+    if resumes_at is not None:
+        if item.auto_top_up_resumes_at is not None and int(item.auto_top_up_resumes_at) == resumes_at:
+            return Decision.PAUSED  # already says so: writing again would only feed the stream
+        paused = _update(
             item.user_id,
             [
-                CreditBalance.auto_top_up.set(False),
                 CreditBalance.auto_top_up_status.set(Status.LIMIT_REACHED),
-                CreditBalance.auto_top_up_reason.set(limit_reason(limit)),
+                CreditBalance.auto_top_up_reason.set(limit_reason(limit, resumes_at)),
+                CreditBalance.auto_top_up_resumes_at.set(resumes_at),
             ],
             unclaimed,
         )
-        return Decision.LIMIT_REACHED if turned_off else Decision.IN_PROGRESS
+        return Decision.LIMIT_REACHED if paused else Decision.IN_PROGRESS
     episode = str(ULID())
     claimed = _update(
         item.user_id,
         [
             CreditBalance.auto_top_up_episode.set(episode),
-            CreditBalance.auto_top_up_count.set(count + 1),
-            CreditBalance.auto_top_up_window.set(window),
+            CreditBalance.auto_top_up_status.set(Status.ON),
+            CreditBalance.auto_top_up_reason.remove(),
+            CreditBalance.auto_top_up_resumes_at.remove(),
         ],
         # A user who never had credits has no balance attribute yet: that is a zero balance.
         unclaimed
@@ -423,4 +498,8 @@ def _view(item: CreditBalance) -> AutoTopUp:
     status = Status(item.auto_top_up_status) if item.auto_top_up_status else Status.OFF
     threshold = None if item.auto_top_up_threshold is None else int(item.auto_top_up_threshold)
     amount = None if item.auto_top_up_amount is None else int(item.auto_top_up_amount)
-    return AutoTopUp(bool(item.auto_top_up), threshold, amount, card, status, item.auto_top_up_reason)
+    paused = status is Status.LIMIT_REACHED and item.auto_top_up_resumes_at is not None
+    resumes_at = int(item.auto_top_up_resumes_at) if paused else None
+    return AutoTopUp(
+        bool(item.auto_top_up), threshold, amount, card, status, item.auto_top_up_reason, resumes_at
+    )

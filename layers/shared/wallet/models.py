@@ -5,7 +5,13 @@ from __future__ import annotations
 import contextlib
 from functools import cache
 
-from pynamodb.attributes import BooleanAttribute, NumberAttribute, TTLAttribute, UnicodeAttribute
+from pynamodb.attributes import (
+    BooleanAttribute,
+    ListAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+)
 from pynamodb.connection import Connection, TableConnection
 from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
@@ -75,9 +81,14 @@ class CreditBalance(_LedgerModel):
     # makes one charge; and its PaymentIntent once Stripe made it. Both go when its deposit lands.
     auto_top_up_episode = UnicodeAttribute(attr_name="autoTopUpEpisode", null=True)
     auto_top_up_intent = UnicodeAttribute(attr_name="autoTopUpIntent", null=True)
-    # Charges in the 24 h window that started at `autoTopUpWindow` (Unix seconds).
-    auto_top_up_count = NumberAttribute(attr_name="autoTopUpCount", null=True)
-    auto_top_up_window = NumberAttribute(attr_name="autoTopUpWindow", null=True)
+    # When each charge Stripe made in the last 24 hours was made (Unix seconds): the sliding daily limit.
+    auto_top_up_charges = ListAttribute[float](
+        of=NumberAttribute,  # type: ignore[arg-type]  # pynamodb types `of` as the element's value type
+        attr_name="autoTopUpCharges",
+        null=True,
+    )
+    # While paused at the daily limit: when the oldest of those charges leaves the 24 hours (Unix seconds).
+    auto_top_up_resumes_at = NumberAttribute(attr_name="autoTopUpResumesAt", null=True)
 
     balances_by_customer = BalancesByCustomer()
 
