@@ -46,10 +46,16 @@ SETTINGS = {
         },
     },
 }
+# One metric for each thing the trigger can do with a change: every outcome is counted.
 METRIC_BY_DECISION = {
     Decision.CHARGED: "AutoTopUpsCharged",
     Decision.DECLINED: "AutoTopUpFailures",
+    Decision.GAVE_UP: "AutoTopUpsGivenUp",
     Decision.LIMIT_REACHED: "AutoTopUpLimitsReached",
+    Decision.PAUSED: "AutoTopUpsPaused",
+    Decision.IN_PROGRESS: "AutoTopUpsInProgress",
+    Decision.ABOVE_THRESHOLD: "AutoTopUpsNotNeeded",
+    Decision.NOT_ENABLED: "AutoTopUpsNotEnabled",
 }
 
 
@@ -154,14 +160,15 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 @tracer.capture_method
 def record_handler(record: DynamoDBRecord) -> None:
-    """One committed change of a balance item; raising sends it back to be delivered again."""
+    """One committed change of a balance item. Every Stripe failure is settled here (a charge, a final
+    decline, or passing failures tried until they give up), so the record is consumed; only DynamoDB
+    failing raises, sending it back to be delivered again (and, past the retries, to the queue)."""
     image = record.dynamodb.new_image if record.dynamodb else None
     if not image or not auto_top_up.may_need_top_up(image):
         return  # removed, off, above the threshold, or this dip's charge is made: no read needed
     user = str(image["userId"])
     decision = auto_top_up.top_up_if_low(user)
-    if decision in METRIC_BY_DECISION:
-        metrics.add_metric(name=METRIC_BY_DECISION[decision], unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=METRIC_BY_DECISION[decision], unit=MetricUnit.Count, value=1)
     logger.info("auto top-up", extra={"user_id": user, "decision": decision.value})
 
 

@@ -24,7 +24,7 @@ from tests.checkout_flow import deliver
 from tests.lambda_events import LambdaContext, api_event, invoke
 from wallet import auto_top_up, event_log, ledger, payments, settings, stripe_events
 from wallet.auto_top_up import Decision, Status
-from wallet.errors import PaymentDeclinedError
+from wallet.errors import PaymentAttemptFailedError, PaymentDeclinedError
 from wallet.models import CreditBalance, CreditTransaction
 from wallet.payments import OffSessionCharge
 
@@ -38,14 +38,21 @@ class FakeStripe:
     it is asked, and a card that may decline, ask for authentication, or lose the answer once."""
 
     card: str = "ok"
+    decline_code: str | None = None
+    passing: list[PaymentAttemptFailedError] = field(default_factory=list)
+    """Passing failures to answer, one per call, before the card's own answer."""
     lose_answer_once: bool = False
     intents: dict[str, tuple[str, OffSessionCharge]] = field(default_factory=dict)
     calls: int = 0
+    keys: list[str] = field(default_factory=list)
 
     def __call__(self, charge: OffSessionCharge) -> str:
         self.calls += 1
+        self.keys.append(charge.idempotency_key)
+        if self.passing:
+            raise self.passing.pop(0)
         if self.card != "ok":
-            raise PaymentDeclinedError(self.card)
+            raise PaymentDeclinedError(self.card, self.decline_code)
         if charge.idempotency_key not in self.intents:
             self.intents[charge.idempotency_key] = (f"pi_{ULID()}", charge)
         if self.lose_answer_once:
@@ -558,3 +565,119 @@ def test_saving_the_settings_again_while_a_charge_is_in_flight_keeps_its_episode
     stream.drain()
     assert (stripe.charges, ledger.get_balance("resave")) == (1, 1400)
     assert CreditBalance.get("resave").auto_top_up_episode is None
+
+
+def test_metrics_count_every_outcome_of_the_trigger() -> None:
+    from functions.auto_top_up.app import METRIC_BY_DECISION
+
+    assert set(METRIC_BY_DECISION) == set(Decision)
+    assert len(set(METRIC_BY_DECISION.values())) == len(Decision)
+
+
+@pytest.mark.parametrize(
+    ("code", "decline_code", "words"),
+    [
+        ("card_declined", "insufficient_funds", "VISA ending 4242 was declined: it has insufficient funds"),
+        ("card_declined", "lost_card", "VISA ending 4242 was declined: it was reported lost"),
+        ("card_declined", "do_not_honor", "VISA ending 4242 was declined: the bank refused it"),
+        ("card_declined", "new_bank_reason", "VISA ending 4242 was declined: new bank reason"),
+        ("expired_card", "expired_card", "VISA ending 4242 has expired"),
+        ("authentication_required", None, "VISA ending 4242: the bank asked you to confirm"),
+        ("card_gone", None, "VISA ending 4242 is no longer on file"),
+        ("customer_gone", None, "no longer on file"),
+        ("card_decline_rate_limit_exceeded", None, "blocks more tries for 24 hours"),
+    ],
+)
+def test_a_final_decline_turns_it_off_naming_the_card_and_the_cause(
+    stripe_emulator: StripeEmulator,
+    stripe: FakeStripe,
+    stream: BalanceStream,
+    code: str,
+    decline_code: str | None,
+    words: str,
+) -> None:
+    with_card(stripe_emulator, "final", balance=600)
+    turn_on("final")
+    stripe.card, stripe.decline_code = code, decline_code
+    spend("final", 200)
+    stream.drain()
+    shown = invoke(auto_top_up_routes, api_event_for("GET", "final")).body
+    assert (shown["enabled"], shown["status"], stripe.calls) == (False, "failed", 1)
+    assert words in shown["reason"]
+    assert stream.given_up == []
+
+
+def test_passing_failures_are_tried_again_with_backoff_and_the_same_key_until_stripe_answers(
+    stripe_emulator: StripeEmulator, stripe: FakeStripe
+) -> None:
+    # Given a Stripe that is unreachable, then busy, then says the card network failed, then pays
+    with_card(stripe_emulator, "passing", balance=0)
+    turn_on("passing")
+    stripe.passing = [
+        PaymentAttemptFailedError("connection_error", answered=False),
+        PaymentAttemptFailedError("lock_timeout", answered=False),
+        PaymentAttemptFailedError("processing_error", answered=True),
+    ]
+    slept: list[float] = []
+
+    decision = auto_top_up.top_up_if_low("passing", sleep=slept.append)
+
+    # Then one charge, after backing off longer each time; the key changes only after Stripe's answer
+    episode = CreditBalance.get("passing").auto_top_up_episode
+    assert decision is Decision.CHARGED
+    assert slept == [auto_top_up.BACKOFF_SECONDS * 2**n for n in range(3)]
+    base = f"auto-top-up-{episode}"
+    assert stripe.keys == [base, base, base, f"{base}-1"]
+    assert auto_top_up.view("passing").status is Status.ON
+
+
+def test_passing_failures_that_never_pass_turn_it_off_with_a_reason_and_the_record_is_consumed(
+    stripe_emulator: StripeEmulator,
+    stripe: FakeStripe,
+    stream: BalanceStream,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(auto_top_up, "BACKOFF_SECONDS", 0.001)
+    with_card(stripe_emulator, "never", balance=600)
+    turn_on("never")
+    stripe.passing = [PaymentAttemptFailedError("api_error", answered=False)] * (auto_top_up.ATTEMPTS + 5)
+    spend("never", 200)
+    stream.drain()
+    seen = auto_top_up.view("never")
+    assert (seen.enabled, seen.status, stripe.calls) == (False, Status.FAILED, auto_top_up.ATTEMPTS)
+    assert seen.reason
+    assert f"failed {auto_top_up.ATTEMPTS} times" in seen.reason
+    assert "VISA ending 4242" in seen.reason
+    assert stream.given_up == []
+    assert CreditBalance.get("never").auto_top_up_episode is None
+
+
+@pytest.mark.parametrize(
+    ("error", "turned_off"),
+    [
+        ({"code": "card_declined", "decline_code": "stolen_card", "type": "card_error"}, "reported stolen"),
+        ({"code": "processing_error", "type": "card_error"}, None),
+    ],
+)
+def test_the_webhook_turns_it_off_for_a_final_failure_only(
+    stripe_emulator: StripeEmulator,
+    stripe: FakeStripe,
+    stream: BalanceStream,
+    error: dict[str, str],
+    turned_off: str | None,
+) -> None:
+    with_card(stripe_emulator, "hooked", balance=600)
+    turn_on("hooked")
+    spend("hooked", 200)
+    stream.drain()
+    [(intent_id, charge)] = stripe.intents.values()
+    failed = payment_intent(intent_id, charge, status="requires_payment_method", last_payment_error=error)
+    assert deliver(stripe_emulator.sign(event("payment_intent.payment_failed", failed))).status == 200
+    seen = auto_top_up.view("hooked")
+    if turned_off is None:
+        assert (seen.enabled, seen.status) == (True, Status.ON)
+        assert CreditBalance.get("hooked").auto_top_up_episode is not None
+    else:
+        assert (seen.enabled, seen.status) == (False, Status.FAILED)
+        assert seen.reason
+        assert turned_off in seen.reason

@@ -9,6 +9,7 @@ episode ends when its deposit lands (or the payment fails). Nothing here knows o
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -25,11 +26,12 @@ from wallet.errors import (
     InvalidAmountError,
     LedgerUnavailableError,
     NoPaymentMethodError,
+    PaymentAttemptFailedError,
     PaymentDeclinedError,
 )
 from wallet.ledger import Credit
 from wallet.models import CreditBalance
-from wallet.payments import OffSessionCharge, PaymentIntent, SavedCard
+from wallet.payments import ChargeFailure, OffSessionCharge, PaymentIntent, SavedCard
 
 SOURCE = "auto_top_up"
 WINDOW_SECONDS = 24 * 60 * 60
@@ -55,27 +57,71 @@ class Decision(StrEnum):
     """This dip's charge is already made (or being made by another delivery): nothing more."""
     CHARGED = "charged"
     DECLINED = "declined"
+    """A final failure: the card refused, needs its holder, or is gone; it is off with the reason."""
+    GAVE_UP = "gave_up"
+    """A passing failure, still there after ATTEMPTS tries: it is off with the reason."""
     LIMIT_REACHED = "limit_reached"
     """The daily limit was reached now: paused until the oldest charge of the 24 hours leaves them."""
     PAUSED = "paused"
     """Still paused at the daily limit: nothing written, nothing charged."""
 
 
-REASONS = {
-    "card_declined": "Your card was declined. Save another card, then turn auto top-up on again.",
-    "expired_card": "Your card has expired. Save another card, then turn auto top-up on again.",
-    "insufficient_funds": "Your card has insufficient funds. Save another card, then turn auto top-up on "
-    "again.",
-    "authentication_required": "Your bank asked you to confirm the payment, which an automatic top-up cannot "
-    "do. Buy credits once by hand with this card (or save another), then turn auto top-up on again.",
+# What a bank's decline_code means, in words the page shows; any other is spelt out from its code.
+DECLINE_CAUSES = {
+    "insufficient_funds": "it has insufficient funds",
+    "lost_card": "it was reported lost",
+    "stolen_card": "it was reported stolen",
+    "expired_card": "it has expired",
+    "do_not_honor": "the bank refused it without saying why",
+    "generic_decline": "the bank refused it without saying why",
+    "fraudulent": "the bank suspects fraud",
+    "card_velocity_exceeded": "it is over its spending limit",
+    "withdrawal_count_limit_exceeded": "it is over its spending limit",
+    "incorrect_cvc": "its security code was wrong",
+    "pickup_card": "the bank asks for it back",
+    "card_not_supported": "it does not support this kind of payment",
 }
-OTHER_FAILURE = "The automatic payment failed. Save another card, then turn auto top-up on again."
+# Transient failures are tried this many times, backing off between (seconds), before it turns off.
+ATTEMPTS = 4
+BACKOFF_SECONDS = 0.5
+
+
+def failure_reason(failure: ChargeFailure, card: Card | None, *, attempts: int = ATTEMPTS) -> str:
+    """Why auto top-up turned off, for the page: the card, the cause, and what to do."""
+    card_words = f"{(card.brand or 'card').upper()} ending {card.last4}" if card and card.last4 else "card"
+    named, cause = f"Your {card_words}", failure.code.replace("_", " ")
+    again = "Save another card, then turn auto top-up on again."
+    if not failure.final:
+        return (
+            f"The automatic payment with your {card_words} failed {attempts} times for a passing reason "
+            f"({cause}). Nothing was charged; turn auto top-up on again to retry."
+        )
+    if failure.code == "authentication_required":
+        return (
+            f"{named}: the bank asked you to confirm the payment, which an automatic top-up cannot do. Buy "
+            "credits once by hand with this card (or save another), then turn auto top-up on again."
+        )
+    if failure.code == "expired_card":
+        return f"{named} has expired. {again}"
+    if failure.code == "card_decline_rate_limit_exceeded":
+        return (
+            f"{named} was declined too many times in a row, so the bank blocks more tries for 24 hours. Wait "
+            f"a day or save another card, then turn auto top-up on again."
+        )
+    if failure.code == "card_gone":
+        return f"{named} is no longer on file with our payment provider (removed there). {again}"
+    if failure.code == "customer_gone":
+        return f"Your payment details are no longer on file with our payment provider. {again}"
+    if failure.code == "card_declined" or failure.decline_code:
+        code = failure.decline_code or "generic_decline"
+        return f"{named} was declined: {DECLINE_CAUSES.get(code, code.replace('_', ' '))}. {again}"
+    return f"The automatic payment with your {card_words} failed ({cause}). {again}"
 
 
 def limit_reason(limit: int, resumes_at: int) -> str:
     until = datetime.fromtimestamp(resumes_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
-        f"Auto top-up charged your card {limit} times in the last 24 hours, its daily limit, and is paused "
+        f"Auto top-up charged your card {limit} times in 24 hours, its daily limit, and is paused "
         f"until {until}. After that it tops up again the next time your balance changes, or at once when "
         "you save these settings."
     )
@@ -273,7 +319,11 @@ def may_need_top_up(item: Mapping[str, Any], now: float | None = None) -> bool:
 
 
 def top_up_if_low(
-    user_id: str, *, charge: Charge | None = None, now: Callable[[], float] = time.time
+    user_id: str,
+    *,
+    charge: Charge | None = None,
+    now: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> Decision:
     """Charge the saved card once for this dip if the balance is below the threshold and it is on."""
     item = _read(user_id)
@@ -304,27 +354,40 @@ def top_up_if_low(
             "refill it. Choose a larger pack or a lower threshold, then turn auto top-up on again.",
         )
         return Decision.DECLINED
-    try:
-        intent_id = (charge or payments.charge_off_session)(
-            OffSessionCharge(
-                customer_id=item.stripe_customer_id,
-                payment_method_id=item.payment_method_id,
-                amount=pack.amount,
-                currency=settings.price_list().currency,
-                metadata={
-                    "userId": user_id,
-                    "paymentId": episode,
-                    "amount": str(pack.credits),
-                    "source": SOURCE,
-                },
-                idempotency_key=f"auto-top-up-{episode}",
-            )
-        )
-    except PaymentDeclinedError as exc:
-        _fail(user_id, episode, REASONS.get(exc.code, OTHER_FAILURE))
-        return Decision.DECLINED
-    _record_charge(item, episode, intent_id, now())
-    return Decision.CHARGED
+    make = charge or payments.charge_off_session
+    request = OffSessionCharge(
+        customer_id=item.stripe_customer_id,
+        payment_method_id=item.payment_method_id,
+        amount=pack.amount,
+        currency=settings.price_list().currency,
+        metadata={
+            "userId": user_id,
+            "paymentId": episode,
+            "amount": str(pack.credits),
+            "source": SOURCE,
+        },
+        idempotency_key=f"auto-top-up-{episode}",
+    )
+    answered = 0  # attempts Stripe answered as failed: each next one is a new request, with its own key
+    for attempt in range(1, ATTEMPTS + 1):
+        key = request.idempotency_key + (f"-{answered}" if answered else "")
+        try:
+            intent_id = make(dataclasses.replace(request, idempotency_key=key))
+        except PaymentDeclinedError as exc:
+            failure = ChargeFailure(exc.code, exc.decline_code, final=True)
+            _fail(user_id, episode, failure_reason(failure, _card(item)))
+            return Decision.DECLINED
+        except PaymentAttemptFailedError as exc:
+            if attempt == ATTEMPTS:
+                failure = ChargeFailure(exc.code, None, final=False)
+                _fail(user_id, episode, failure_reason(failure, _card(item)))
+                return Decision.GAVE_UP
+            answered += exc.answered
+            sleep(BACKOFF_SECONDS * 2 ** (attempt - 1))
+            continue
+        _record_charge(item, episode, intent_id, now())
+        return Decision.CHARGED
+    raise AssertionError("unreachable: the last attempt returns")
 
 
 def _record_charge(item: CreditBalance, episode: str, intent_id: str, now: float) -> None:
@@ -405,13 +468,27 @@ def credit(intent: PaymentIntent, event_id: str | None = None) -> Credited | str
 
 
 def payment_failed(intent: PaymentIntent) -> str | None:
-    """A failed or authentication-required auto top-up turns it off with a reason; the user, or None
-    when it is not this deployment's current auto top-up."""
+    """A finally failed or authentication-required auto top-up turns it off with a reason; the user, or
+    None when it is not this deployment's current auto top-up or the failure may pass (the trigger
+    tries again)."""
     user_id, payment_id = intent.metadata.get("userId", ""), intent.metadata.get("paymentId", "")
     if intent.metadata.get("source") != SOURCE or not user_id or not payment_id:
         return None
-    code = "authentication_required" if intent.status == "requires_action" else intent.failure_code
-    failed = _fail(user_id, payment_id, REASONS.get(code or "", OTHER_FAILURE))
+    if intent.status == "requires_action":
+        failure = ChargeFailure("authentication_required", None, final=True)
+    else:
+        failure = payments.charge_failure(
+            code=intent.failure_code or "card_declined",
+            decline_code=intent.decline_code,
+            # A failed payment's error is the card's unless it says otherwise.
+            error_type=intent.failure_type or "card_error",
+            status=None,
+            param=None,
+        )
+    if not failure.final:
+        return None
+    item = _read(user_id)
+    failed = _fail(user_id, payment_id, failure_reason(failure, _card(item) if item else None))
     return user_id if failed else None
 
 
@@ -484,17 +561,19 @@ def _read(user_id: str) -> CreditBalance | None:
         raise LedgerUnavailableError("the auto top-up settings could not be read") from exc
 
 
-def _view(item: CreditBalance) -> AutoTopUp:
-    card = (
-        Card(
-            item.card_brand,
-            item.card_last4,
-            None if item.card_exp_month is None else int(item.card_exp_month),
-            None if item.card_exp_year is None else int(item.card_exp_year),
-        )
-        if item.payment_method_id
-        else None
+def _card(item: CreditBalance) -> Card | None:
+    if not item.payment_method_id:
+        return None
+    return Card(
+        item.card_brand,
+        item.card_last4,
+        None if item.card_exp_month is None else int(item.card_exp_month),
+        None if item.card_exp_year is None else int(item.card_exp_year),
     )
+
+
+def _view(item: CreditBalance) -> AutoTopUp:
+    card = _card(item)
     status = Status(item.auto_top_up_status) if item.auto_top_up_status else Status.OFF
     threshold = None if item.auto_top_up_threshold is None else int(item.auto_top_up_threshold)
     amount = None if item.auto_top_up_amount is None else int(item.auto_top_up_amount)
