@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from wallet import auto_top_up, payments, settings, snapstart
 from wallet.auto_top_up import AutoTopUp, Decision
+from wallet.errors import PaymentsUnavailableError
 from wallet.http import InvalidBodyError, documented_error, json_object, resolver, user_id
 
 logger = Logger()
@@ -164,12 +165,28 @@ def record_handler(record: DynamoDBRecord) -> None:
     decline, or passing failures tried until they give up), so the record is consumed; only DynamoDB
     failing raises, sending it back to be delivered again (and, past the retries, to the queue)."""
     image = record.dynamodb.new_image if record.dynamodb else None
-    if not image or not auto_top_up.may_need_top_up(image):
-        return  # removed, off, above the threshold, or this dip's charge is made: no read needed
+    if not image:
+        return
     user = str(image["userId"])
+    if image.get("cardsToDetach"):
+        _detach_replaced_cards(user)
+    if not auto_top_up.may_need_top_up(image):
+        return  # off, above the threshold, paused, or this dip's charge is made: no read needed
     decision = auto_top_up.top_up_if_low(user)
     metrics.add_metric(name=METRIC_BY_DECISION[decision], unit=MetricUnit.Count, value=1)
     logger.info("auto top-up", extra={"user_id": user, "decision": decision.value})
+
+
+def _detach_replaced_cards(user: str) -> None:
+    """Cards a newer one replaced are detached at Stripe; one Stripe cannot detach now waits for the
+    next change of the balance item, never holding up this record."""
+    try:
+        detached = auto_top_up.detach_replaced_cards(user, payments.detach_payment_method)
+    except PaymentsUnavailableError:
+        logger.warning("replaced cards not detached yet", extra={"user_id": user})
+        metrics.add_metric(name="ReplacedCardsNotDetached", unit=MetricUnit.Count, value=1)
+        return
+    metrics.add_metric(name="ReplacedCardsDetached", unit=MetricUnit.Count, value=detached)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -293,3 +293,106 @@ def test_the_setup_page_saves_the_test_card_chosen_and_auto_top_up_meets_its_beh
     assert (shown["enabled"], shown["status"]) == (False, "failed")
     assert reason_word in shown["reason"].lower()
     assert ledger.get_balance("chooser") == 0
+
+
+def attached_to(emulator: StripeEmulator, method: str) -> str | None:
+    customer: str | None = emulator.client().v1.payment_methods.retrieve(method).customer
+    return customer
+
+
+def trigger_stream(tables: Any) -> Any:
+    import os
+
+    from devstack.balance_stream import BalanceStream, TriggerContext
+    from functions.auto_top_up.app import stream_handler
+
+    return BalanceStream(
+        tables.endpoint_url, os.environ["CREDIT_BALANCE_TABLE"], stream_handler, TriggerContext()
+    )
+
+
+def save_another(emulator: StripeEmulator, customer: str, test_method: str = "pm_card_visa") -> str:
+    [attached] = emulator.save_card(customer, test_method)
+    assert deliver(emulator.sign(attached)).status == 200
+    return str(attached["data"]["object"]["id"])
+
+
+def test_a_replaced_card_is_detached_at_stripe_and_removing_the_card_leaves_none_attached(
+    stripe_emulator: StripeEmulator, tables: Any
+) -> None:
+    # Given a user who saved a card, then used another card twice
+    customer = saved_card(stripe_emulator, "replacer", "pm_card_visa", balance=5000)
+    first = stripe_emulator.events[-1]["data"]["object"]["id"]
+    second = save_another(stripe_emulator, customer, "pm_card_chargeDeclined")
+    third = save_another(stripe_emulator, customer)
+    # When the trigger sees the change
+    trigger_stream(tables).drain()
+    # Then only the card the page shows is still attached at Stripe, and auto top-up is still on
+    assert [attached_to(stripe_emulator, m) for m in (first, second, third)] == [None, None, customer]
+    assert auto_top_up.view("replacer").enabled is True
+    for sent in events_of(stripe_emulator, "payment_method.detached"):
+        assert deliver(stripe_emulator.sign(sent)).status == 200
+    assert auto_top_up.view("replacer").card == auto_top_up.Card("visa", "4242", 12, 2034)
+    # And removing the card detaches it too: Stripe keeps none of them
+    auto_top_up.remove_card("replacer", payments.detach_payment_method)
+    assert attached_to(stripe_emulator, third) is None
+
+
+def test_removing_the_card_also_detaches_a_replaced_one_not_detached_yet(
+    stripe_emulator: StripeEmulator,
+) -> None:
+    customer = saved_card(stripe_emulator, "hurried", "pm_card_visa", balance=5000)
+    first = stripe_emulator.events[-1]["data"]["object"]["id"]
+    second = save_another(stripe_emulator, customer)
+
+    auto_top_up.remove_card("hurried", payments.detach_payment_method)
+
+    assert (attached_to(stripe_emulator, first), attached_to(stripe_emulator, second)) == (None, None)
+    assert auto_top_up.view("hurried").card is None
+
+
+def test_a_card_detached_at_the_dashboard_turns_auto_top_up_off_with_a_reason(
+    stripe_emulator: StripeEmulator,
+) -> None:
+    saved_card(stripe_emulator, "dashboard", "pm_card_visa", balance=5000)
+    method = stripe_emulator.events[-1]["data"]["object"]["id"]
+
+    [detached] = stripe_emulator.detach_card(method)
+    for _ in range(2):
+        assert deliver(stripe_emulator.sign(detached)).status == 200
+
+    seen = auto_top_up.view("dashboard")
+    assert (seen.enabled, seen.card, seen.status) == (False, None, Status.FAILED)
+    assert seen.reason
+    assert "VISA ending 4242 is no longer on file" in seen.reason
+    assert auto_top_up.top_up_if_low("dashboard") is Decision.NOT_ENABLED
+
+
+def test_an_attached_event_older_than_a_removal_never_saves_that_card_again(
+    stripe_emulator: StripeEmulator,
+) -> None:
+    # Given a card saved, whose attached event Stripe will deliver again late, and then removed
+    customer = saved_card(stripe_emulator, "late", "pm_card_visa", balance=5000)
+    [late] = events_of(stripe_emulator, "payment_method.attached")
+    auto_top_up.remove_card("late", payments.detach_payment_method, now=lambda: late["created"] + 5)
+    # When the old event arrives after the removal
+    assert deliver(stripe_emulator.sign(late)).status == 200
+    # Then the removed card stays removed, and a card attached after the removal is saved
+    assert auto_top_up.view("late").card is None
+    [newer] = stripe_emulator.save_card(customer, "pm_card_chargeDeclined")
+    assert deliver(stripe_emulator.sign(dict(newer, created=late["created"] + 6))).status == 200
+    assert auto_top_up.view("late").card == auto_top_up.Card("visa", "0002", 12, 2034)
+
+
+def test_an_attached_event_older_than_a_replacement_never_brings_the_old_card_back(
+    stripe_emulator: StripeEmulator,
+) -> None:
+    customer = saved_card(stripe_emulator, "older", "pm_card_visa", balance=5000)
+    [old] = events_of(stripe_emulator, "payment_method.attached")
+    [new] = stripe_emulator.save_card(customer, "pm_card_chargeDeclined")
+    new = dict(new, created=old["created"] + 1)
+    assert deliver(stripe_emulator.sign(new)).status == 200
+
+    assert deliver(stripe_emulator.sign(old)).status == 200
+
+    assert auto_top_up.view("older").card == auto_top_up.Card("visa", "0002", 12, 2034)

@@ -256,51 +256,134 @@ def customer_of(user_id: str, create: Callable[[str], str]) -> str:
     return item.stripe_customer_id if item and item.stripe_customer_id else customer_id
 
 
-def save_card(card: SavedCard) -> str | None:
+def save_card(card: SavedCard, created: int | None = None) -> str | None:
     """Remember a card attached to one of our customers as the user's saved card; the user, or None
-    when the customer is not one of ours. One index query, no Stripe call."""
+    when the customer is not one of ours or the news is older than the user's last removal of a card
+    (`created`: the event's). One index query, no Stripe call: a card it replaces is left for the
+    trigger to detach (the webhook holds no key that may)."""
     if not card.customer_id or not card.payment_method_id:
         return None
-    try:
-        owners = list(CreditBalance.balances_by_customer.query(card.customer_id, limit=1))
-        if not owners:
-            return None
-        user_id = owners[0].user_id
-        CreditBalance(user_id).update(
-            actions=[
-                CreditBalance.payment_method_id.set(card.payment_method_id),
-                CreditBalance.card_brand.set(card.brand or "card"),
-                CreditBalance.card_last4.set(card.last4 or ""),
-                CreditBalance.card_exp_month.set(card.exp_month or 0),
-                CreditBalance.card_exp_year.set(card.exp_year or 0),
-            ]
-        )
-    except PynamoDBException as exc:
-        raise LedgerUnavailableError("the saved card could not be recorded") from exc
-    return user_id
-
-
-def remove_card(user_id: str, detach: Callable[[str], None]) -> None:
-    """Detach the saved card at Stripe and forget it here; auto top-up turns off with it."""
+    owners = _owners(card.customer_id)
+    if not owners:
+        return None
+    user_id = owners[0]
     item = _read(user_id)
-    if item is None or not item.payment_method_id:
+    if item is None or item.payment_method_id == card.payment_method_id:
+        return user_id
+    when = int(created if created is not None else time.time())
+    actions: list[Any] = [
+        CreditBalance.payment_method_id.set(card.payment_method_id),
+        CreditBalance.card_brand.set(card.brand or "card"),
+        CreditBalance.card_last4.set(card.last4 or ""),
+        CreditBalance.card_exp_month.set(card.exp_month or 0),
+        CreditBalance.card_exp_year.set(card.exp_year or 0),
+    ]
+    if item.payment_method_id:
+        actions += [
+            CreditBalance.cards_to_detach.add({item.payment_method_id}),
+            CreditBalance.removed_cards.add({item.payment_method_id}),
+            CreditBalance.card_removed_at.set(when),
+        ]
+    # Saved only if the card it replaces is still the one read, and no removal came after this news.
+    unchanged = (
+        CreditBalance.payment_method_id == item.payment_method_id
+        if item.payment_method_id
+        else CreditBalance.payment_method_id.does_not_exist()
+    )
+    # Seconds are coarse: news from the very second of a removal saves a card, unless it is one removed.
+    newer = (CreditBalance.card_removed_at.does_not_exist() | (CreditBalance.card_removed_at <= when)) & ~(
+        CreditBalance.removed_cards.contains(card.payment_method_id)
+    )
+    return user_id if _update(user_id, actions, unchanged & newer) else None
+
+
+def card_detached(payment_method_id: str, customer_id: str | None, created: int | None) -> str | None:
+    """A card detached at Stripe: if it is the user's saved card (detached elsewhere: the Dashboard,
+    another integration), auto top-up turns off with a reason; a replaced card is simply done with.
+    The user, or None when the card is none of ours or already forgotten."""
+    if not customer_id or not payment_method_id:
+        return None
+    owners = _owners(customer_id)
+    item = _read(owners[0]) if owners else None
+    if item is None:
+        return None
+    if payment_method_id in (item.cards_to_detach or set()):
+        _update(item.user_id, [CreditBalance.cards_to_detach.delete({payment_method_id})], None)
+        return None
+    if item.payment_method_id != payment_method_id:
+        return None
+    reason = failure_reason(ChargeFailure("card_gone", None, final=True), _card(item))
+    forgotten = _update(
+        item.user_id,
+        [
+            *_forget_card_actions(),
+            CreditBalance.removed_cards.add({payment_method_id}),
+            CreditBalance.card_removed_at.set(int(created if created is not None else time.time())),
+            CreditBalance.auto_top_up_status.set(Status.FAILED),
+            CreditBalance.auto_top_up_reason.set(reason.replace("Save another card", "Save a card")),
+        ],
+        CreditBalance.payment_method_id == payment_method_id,
+    )
+    return item.user_id if forgotten else None
+
+
+def detach_replaced_cards(user_id: str, detach: Callable[[str], None]) -> int:
+    """Detach at Stripe the cards a newer one replaced, so Stripe keeps only the card the page shows;
+    how many. One Stripe could not detach now stays listed for the next change of the balance item."""
+    item = _read(user_id)
+    if item is None:
+        return 0
+    done = 0
+    for method in sorted(item.cards_to_detach or set()):
+        if method != item.payment_method_id:  # else saved again since: it is the current card
+            detach(method)
+        _update(user_id, [CreditBalance.cards_to_detach.delete({method})], None)
+        done += 1
+    return done
+
+
+def remove_card(user_id: str, detach: Callable[[str], None], now: Callable[[], float] = time.time) -> None:
+    """Detach the saved card, and any it replaced still attached, at Stripe and forget them here; auto
+    top-up turns off with it."""
+    item = _read(user_id)
+    if item is None or not (item.payment_method_id or item.cards_to_detach):
         return
-    detach(item.payment_method_id)
+    methods = ([item.payment_method_id] if item.payment_method_id else []) + sorted(
+        item.cards_to_detach or set()
+    )
+    for method in methods:
+        detach(method)
     try:
         CreditBalance(user_id).update(
             actions=[
-                CreditBalance.payment_method_id.remove(),
-                CreditBalance.card_brand.remove(),
-                CreditBalance.card_last4.remove(),
-                CreditBalance.card_exp_month.remove(),
-                CreditBalance.card_exp_year.remove(),
-                CreditBalance.auto_top_up.set(False),
+                *_forget_card_actions(),
+                CreditBalance.removed_cards.add(set(methods)),
+                CreditBalance.cards_to_detach.remove(),
+                CreditBalance.card_removed_at.set(int(now())),
                 CreditBalance.auto_top_up_status.set(Status.OFF),
                 CreditBalance.auto_top_up_reason.remove(),
             ]
         )
     except PynamoDBException as exc:
         raise LedgerUnavailableError("the saved card could not be removed") from exc
+
+
+def _owners(customer_id: str) -> list[str]:
+    try:
+        return [item.user_id for item in CreditBalance.balances_by_customer.query(customer_id, limit=1)]
+    except PynamoDBException as exc:
+        raise LedgerUnavailableError("the owner of the card could not be found") from exc
+
+
+def _forget_card_actions() -> list[Any]:
+    return [
+        CreditBalance.payment_method_id.remove(),
+        CreditBalance.card_brand.remove(),
+        CreditBalance.card_last4.remove(),
+        CreditBalance.card_exp_month.remove(),
+        CreditBalance.card_exp_year.remove(),
+        CreditBalance.auto_top_up.set(False),
+    ]
 
 
 def may_need_top_up(item: Mapping[str, Any], now: float | None = None) -> bool:

@@ -11,6 +11,7 @@ from pynamodb.attributes import (
     NumberAttribute,
     TTLAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
 )
 from pynamodb.connection import Connection, TableConnection
 from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
@@ -71,6 +72,12 @@ class CreditBalance(_LedgerModel):
     card_last4 = UnicodeAttribute(attr_name="cardLast4", null=True)
     card_exp_month = NumberAttribute(attr_name="cardExpMonth", null=True)
     card_exp_year = NumberAttribute(attr_name="cardExpYear", null=True)
+    # Cards replaced by a newer one, still attached at Stripe until the trigger detaches them.
+    cards_to_detach = UnicodeSetAttribute(attr_name="cardsToDetach", null=True)
+    # When the last card was removed or replaced (Unix seconds), and every card removed or replaced: an
+    # older `payment_method.attached`, or one of such a card, never saves it again.
+    card_removed_at = NumberAttribute(attr_name="cardRemovedAt", null=True)
+    removed_cards = UnicodeSetAttribute(attr_name="cardsRemoved", null=True)
     auto_top_up = BooleanAttribute(attr_name="autoTopUp", null=True)
     auto_top_up_threshold = NumberAttribute(attr_name="autoTopUpThreshold", null=True)
     # A pack's price in minor units.

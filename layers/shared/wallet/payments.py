@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -63,6 +63,25 @@ class Event:
     type: str
     livemode: bool
     data_object: Mapping[str, Any]
+    created: int | None = None
+    previous_attributes: Mapping[str, Any] = field(default_factory=dict)
+    """What an update's event says its change replaced (`data.previous_attributes`)."""
+
+
+def event_of(data: Mapping[str, Any]) -> Event:
+    """The fields the product reads of an event, as a delivery or Stripe's API carries it."""
+    body = data.get("data")
+    data_object = body.get("object") if isinstance(body, Mapping) else None
+    previous = body.get("previous_attributes") if isinstance(body, Mapping) else None
+    created = data.get("created")
+    return Event(
+        id=str(data.get("id", "")),
+        type=str(data.get("type", "")),
+        livemode=data.get("livemode") is True,
+        data_object=data_object if isinstance(data_object, Mapping) else {},
+        created=created if isinstance(created, int) and not isinstance(created, bool) else None,
+        previous_attributes=previous if isinstance(previous, Mapping) else {},
+    )
 
 
 # -- the client: one per container, holding no key; each call passes the current one (rotation) ---------
@@ -192,16 +211,9 @@ def verify_event(payload: bytes, signature: str | None, secret: str) -> Event:
     # The SDK refuses only old timestamps; one far ahead would keep a captured delivery replayable.
     if _signed_at(signature) > time.time() + SIGNATURE_TOLERANCE_SECONDS:
         raise InvalidEventError("The Stripe-Signature timestamp is in the future.")
-    data = event.get("data")
-    data_object = data.get("object") if isinstance(data, Mapping) else None
     if not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
         raise InvalidEventError("The body is not a Stripe event.")
-    return Event(
-        id=event["id"],
-        type=event["type"],
-        livemode=bool(event.get("livemode")),
-        data_object=data_object if isinstance(data_object, Mapping) else {},
-    )
+    return event_of(event)
 
 
 def _signed_at(signature: str) -> int:
