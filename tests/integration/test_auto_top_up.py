@@ -681,3 +681,25 @@ def test_the_webhook_turns_it_off_for_a_final_failure_only(
         assert (seen.enabled, seen.status) == (False, Status.FAILED)
         assert seen.reason
         assert turned_off in seen.reason
+
+
+def test_an_auto_top_up_is_credited_by_its_mark_like_a_checkout_session(
+    stripe_emulator: StripeEmulator, stripe: FakeStripe, stream: BalanceStream
+) -> None:
+    # Given an auto top-up charged for one user, and two copies of its payment: one whose metadata was
+    # changed to credit another user, one with the mark taken off
+    with_card(stripe_emulator, "marked", balance=100)
+    turn_on("marked")
+    stream.drain()
+    [(_, charge)] = stripe.intents.values()
+    assert charge.metadata["creditsMark"].startswith("v1.")
+    forged = dict(charge.metadata, userId="thief")
+    unmarked = {k: v for k, v in charge.metadata.items() if k != "creditsMark"}
+    for metadata in (forged, unmarked):
+        sent = event("payment_intent.succeeded", payment_intent(f"pi_{ULID()}", charge, metadata=metadata))
+        assert deliver(stripe_emulator.sign(sent)).status == 200
+    # Then neither credits anything, as a Checkout Session would not; the real one does
+    assert (ledger.get_balance("thief"), ledger.get_balance("marked")) == (0, 100)
+    pay(stripe_emulator, stripe)
+    assert ledger.get_balance("marked") == 1100
+    assert not hasattr(auto_top_up, "reason_to_reject")  # one rule: wallet.fulfilment.reason_to_reject

@@ -160,7 +160,10 @@ FIND_CUSTOMER = {("dynamodb:Query", "CreditBalanceTable/byStripeCustomer")}
         ("AutoTopUpFunction", AUTO_TOP_UP_STATE | READ_API_KEY),
         (
             "AutoTopUpTriggerFunction",
-            AUTO_TOP_UP_STATE | READ_API_KEY | {("sqs:SendMessage", "AutoTopUpFailedRecordsQueue")},
+            AUTO_TOP_UP_STATE
+            | READ_API_KEY
+            | READ_FULFILMENT_KEY
+            | {("sqs:SendMessage", "AutoTopUpFailedRecordsQueue")},
         ),
         ("SpendFunction", LEDGER_CHANGE),
         (

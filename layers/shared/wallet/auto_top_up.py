@@ -21,7 +21,7 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist, PynamoDBException, UpdateError
 from ulid import ULID
 
-from wallet import ledger, payments, settings
+from wallet import fulfilment, ledger, marker, payments, settings
 from wallet.errors import (
     InvalidAmountError,
     LedgerUnavailableError,
@@ -448,6 +448,15 @@ def top_up_if_low(
             "paymentId": episode,
             "amount": str(pack.credits),
             "source": SOURCE,
+            # The same mark a Checkout Session carries, so one rule decides what either credits.
+            marker.METADATA_KEY: marker.mark(
+                settings.fulfilment_keys()[0],
+                user_id=user_id,
+                payment_id=episode,
+                credits=pack.credits,
+                amount=pack.amount,
+                currency=settings.price_list().currency,
+            ),
         },
         idempotency_key=f"auto-top-up-{episode}",
     )
@@ -526,7 +535,7 @@ def _claim_episode(item: CreditBalance, now: float) -> str | Decision:
 def credit(intent: PaymentIntent, event_id: str | None = None) -> Credited | str:
     """A succeeded auto top-up becomes a `deposit` through the exactly-once ledger, and its dip ends;
     a reason when the PaymentIntent is an auto top-up this deployment cannot credit."""
-    rejected = reason_to_reject(intent)
+    rejected = fulfilment.payment_verdict(intent)
     if rejected:
         return rejected
     user_id, payment_id = intent.metadata["userId"], intent.metadata["paymentId"]
@@ -577,30 +586,6 @@ def payment_failed(intent: PaymentIntent) -> str | None:
 
 def is_auto_top_up(intent: PaymentIntent) -> bool:
     return intent.metadata.get("source") == SOURCE
-
-
-def reason_to_reject(intent: PaymentIntent) -> str | None:
-    prices = settings.price_list()
-    metadata = intent.metadata
-    user_id, payment_id, credits = (metadata.get(k, "") for k in ("userId", "paymentId", "amount"))
-    if intent.livemode != settings.stripe_livemode():
-        return "a PaymentIntent of the other mode (STRIPE_LIVEMODE)"
-    if not user_id or not payment_id or not credits:
-        return "metadata userId, paymentId or amount is missing"
-    try:
-        ULID.from_str(payment_id)
-    except ValueError:
-        return "metadata paymentId is not a ULID"
-    if not (credits.isascii() and credits.isdigit()):
-        return "metadata amount is not a whole number"
-    if intent.currency != prices.currency:
-        return f"currency {intent.currency} is not {prices.currency}"
-    pack = prices.pack(intent.amount_received or intent.amount or 0)
-    if pack is None:
-        return f"amount {intent.amount} is not the price of a pack"
-    if pack.credits != int(credits):
-        return f"metadata amount {credits} is not the {pack.credits} credits of the {pack.amount} pack"
-    return None
 
 
 def _fail(user_id: str, episode: str, reason: str) -> bool:
