@@ -703,3 +703,69 @@ def test_an_auto_top_up_is_credited_by_its_mark_like_a_checkout_session(
     pay(stripe_emulator, stripe)
     assert ledger.get_balance("marked") == 1100
     assert not hasattr(auto_top_up, "reason_to_reject")  # one rule: wallet.fulfilment.reason_to_reject
+
+
+def policy_attributes() -> set[str]:
+    """The names AutoTopUpStatePolicy lets an UpdateItem of a balance item touch (dynamodb:Attributes)."""
+    from tests.unit.test_template import properties
+
+    [_, update] = properties("AutoTopUpStatePolicy")["PolicyDocument"]["Statement"]
+    return set(update["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"])
+
+
+def test_every_update_of_auto_top_up_is_one_its_iam_policy_allows(
+    stripe_emulator: StripeEmulator,
+    stripe: FakeStripe,
+    stream: BalanceStream,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """AWS checks dynamodb:Attributes against every top-level name an UpdateItem touches: its key, its
+    update expression and its condition expression. So each UpdateItem of a balance item that auto
+    top-up's code sends, whatever path it takes, must name only attributes the policy lists."""
+    from pynamodb.connection.base import Connection
+
+    sent: list[dict[str, Any]] = []
+    make_api_call = Connection._make_api_call
+
+    def recording(self: Connection, operation: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+        if operation == "UpdateItem" and kwargs.get("TableName") == os.environ["CREDIT_BALANCE_TABLE"]:
+            sent.append(kwargs)
+        return make_api_call(self, operation, kwargs)
+
+    monkeypatch.setattr(Connection, "_make_api_call", recording)
+    monkeypatch.setattr(auto_top_up, "BACKOFF_SECONDS", 0.001)
+    # Every path: a customer, cards saved and replaced, settings, a claim, a charge, a pause, a deposit,
+    # passing and final failures, a card detached elsewhere, replaced cards detached, a removal
+    with_card(stripe_emulator, "policy", balance=600)
+    turn_on("policy")
+    for _ in range(settings.auto_top_up_daily_limit() + 1):
+        spend("policy", ledger.get_balance("policy"))
+        stream.drain()
+        pay(stripe_emulator, stripe)
+        stream.drain()
+    assert auto_top_up.view("policy").status is Status.LIMIT_REACHED
+    turn_on("policy")
+    CreditBalance("policy").update(actions=[CreditBalance.auto_top_up_charges.remove()])
+    stripe.passing = [PaymentAttemptFailedError("api_error", answered=False)] * auto_top_up.ATTEMPTS
+    turn_on("policy")
+    stream.drain()
+    stripe.card = "card_declined"
+    turn_on("policy")
+    stream.drain()
+    card = {"object": "payment_method", "customer": "cus_policy", "type": "card", "card": {"last4": "1"}}
+    for method in ("pm_second", "pm_third"):
+        sent_event = event("payment_method.attached", dict(card, id=method))
+        assert deliver(stripe_emulator.sign(sent_event)).status == 200
+    auto_top_up.detach_replaced_cards("policy", lambda _: None)
+    detached = dict(event("payment_method.detached", dict(card, id="pm_third", customer=None)))
+    detached["data"]["previous_attributes"] = {"customer": "cus_policy"}
+    assert deliver(stripe_emulator.sign(detached)).status == 200
+    with_card(stripe_emulator, "policy", balance=0)
+    auto_top_up.remove_card("policy", lambda _: None)
+
+    touched = {name for kwargs in sent for name in kwargs.get("ExpressionAttributeNames", {}).values()} | {
+        name for kwargs in sent for name in kwargs["Key"]
+    }
+    assert len(sent) > 20
+    assert touched - policy_attributes() == set()
+    assert "balance" not in touched

@@ -522,11 +522,14 @@ def _claim_episode(item: CreditBalance, now: float) -> str | Decision:
             CreditBalance.auto_top_up_reason.remove(),
             CreditBalance.auto_top_up_resumes_at.remove(),
         ],
-        # A user who never had credits has no balance attribute yet: that is a zero balance.
+        # The balance still as read (below the threshold): no ledger change since, each of which sets
+        # `updatedAt` and reaches the trigger in turn. Not the balance itself: IAM's dynamodb:Attributes
+        # covers names in conditions too, and this role must never be allowed to write the balance.
         unclaimed
         & (
-            (CreditBalance.balance < int(item.auto_top_up_threshold or 0))
-            | CreditBalance.balance.does_not_exist()
+            CreditBalance.updated_at == item.updated_at
+            if item.updated_at
+            else CreditBalance.updated_at.does_not_exist()
         ),
     )
     return episode if claimed else Decision.IN_PROGRESS
