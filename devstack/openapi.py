@@ -18,7 +18,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.openapi.constants import DEFAULT_OPENAPI_VERSION
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
 
-from wallet import ledger, settings
+from wallet import auto_top_up, ledger, settings
 
 TITLE = "Credits"
 VERSION = "1.0.0"
@@ -159,7 +159,13 @@ def _add_requests(paths: dict[str, Any]) -> None:
                     "additionalProperties": False,
                     "properties": {
                         "enabled": {"type": "boolean"},
-                        "threshold": {"type": "integer", "minimum": 0, "description": "In minor units"},
+                        "threshold": {
+                            "type": "integer",
+                            "minimum": 0,
+                            "maximum": auto_top_up.MAX_THRESHOLD,
+                            "description": "In credits; at most the chosen pack's credits, so one charge "
+                            "ends any dip",
+                        },
                         "amount": {"type": "integer", "enum": prices.amounts, "description": "A price"},
                     },
                 }
