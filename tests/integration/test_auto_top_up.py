@@ -31,6 +31,8 @@ from wallet.payments import OffSessionCharge
 THRESHOLD = 500
 PACK = 1000  # the $10 pack: 1,000 credits
 
+pytestmark = pytest.mark.usefixtures("tables")
+
 
 @dataclass
 class FakeStripe:
@@ -769,3 +771,32 @@ def test_every_update_of_auto_top_up_is_one_its_iam_policy_allows(
     assert len(sent) > 20
     assert touched - policy_attributes() == set()
     assert "balance" not in touched
+
+
+def test_one_user_never_reaches_another_users_settings_or_card(
+    stripe_emulator: StripeEmulator,
+    stripe: FakeStripe,
+    tables: DynamoDBServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    detached: list[str] = []
+    monkeypatch.setattr(payments, "detach_payment_method", detached.append)
+    with_card(stripe_emulator, "alice", balance=5000)
+    with_card(stripe_emulator, "bob", balance=5000)
+    assert turn_on("bob", threshold=300).status == 200
+    bob_before = CreditBalance.get("bob").attribute_values
+    # Alice saves her settings, reads them, removes her card, and events name her customer with Bob's card
+    assert turn_on("alice").status == 200
+    assert invoke(auto_top_up_routes, api_event_for("GET", "alice")).body["threshold"] == THRESHOLD
+    removal = api_event_for("DELETE", "alice")
+    removal["routeKey"] = "DELETE /api/payment-method"
+    removal["rawPath"] = removal["requestContext"]["http"]["path"] = "/api/payment-method"
+    assert invoke(auto_top_up_routes, removal).status == 204
+    bobs_card = {"id": "pm_bob", "object": "payment_method", "customer": None, "type": "card", "card": {}}
+    forged = event("payment_method.detached", bobs_card)
+    forged["data"]["previous_attributes"] = {"customer": "cus_alice"}
+    assert deliver(stripe_emulator.sign(forged)).status == 200
+    # Then only Alice's card was detached, and nothing of Bob's changed
+    assert detached == ["pm_alice"]
+    assert CreditBalance.get("bob").attribute_values == bob_before
+    assert auto_top_up.view("bob").card is not None
