@@ -300,8 +300,13 @@ def test_the_limit_counts_a_sliding_24_hours_of_charges_made(
     # Past the first one's 24 hours, one more may go; the next ones wait for the 24 hours of the others
     assert charge_at(1_000_000 + day) is Decision.CHARGED
     assert charge_at(1_000_000 + day + 1) is Decision.LIMIT_REACHED
-    assert auto_top_up.view("days").resumes_at == 1_000_000 + 2 * day - 2
+    resumes_at = 1_000_000 + 2 * day - 2
+    seen = auto_top_up.view("days", now=lambda: clock[0])
+    assert (seen.status, seen.resumes_at) == (Status.LIMIT_REACHED, resumes_at)
     assert charge_at(1_000_000 + day + 2) is Decision.PAUSED
+    # Once that time has come, it shows on again, before any change tops it up
+    seen = auto_top_up.view("days", now=lambda: resumes_at)
+    assert (seen.status, seen.reason, seen.resumes_at) == (Status.ON, None, None)
     assert charge_at(1_000_000 + 2 * day - 2) is Decision.CHARGED
     assert auto_top_up.view("days").status is Status.ON
 

@@ -166,10 +166,10 @@ class Credited:
     credits: int
 
 
-def view(user_id: str) -> AutoTopUp:
+def view(user_id: str, now: Callable[[], float] = time.time) -> AutoTopUp:
     """The user's auto top-up settings and saved card; all off for a user who never set it."""
     item = _read(user_id)
-    return _view(item) if item else AutoTopUp(False, None, None, None, Status.OFF, None)
+    return _view(item, now()) if item else AutoTopUp(False, None, None, None, Status.OFF, None)
 
 
 def configure(
@@ -643,13 +643,15 @@ def _card(item: CreditBalance) -> Card | None:
     )
 
 
-def _view(item: CreditBalance) -> AutoTopUp:
+def _view(item: CreditBalance, now: float) -> AutoTopUp:
     card = _card(item)
     status = Status(item.auto_top_up_status) if item.auto_top_up_status else Status.OFF
     threshold = None if item.auto_top_up_threshold is None else int(item.auto_top_up_threshold)
     amount = None if item.auto_top_up_amount is None else int(item.auto_top_up_amount)
     paused = status is Status.LIMIT_REACHED and item.auto_top_up_resumes_at is not None
     resumes_at = int(item.auto_top_up_resumes_at) if paused else None
-    return AutoTopUp(
-        bool(item.auto_top_up), threshold, amount, card, status, item.auto_top_up_reason, resumes_at
-    )
+    reason: str | None = item.auto_top_up_reason
+    if resumes_at is not None and resumes_at <= now:
+        # The pause is over: it is on, and tops up with the next change, as its reason said.
+        status, reason, resumes_at = Status.ON, None, None
+    return AutoTopUp(bool(item.auto_top_up), threshold, amount, card, status, reason, resumes_at)
