@@ -307,7 +307,14 @@ def test_the_limit_counts_a_sliding_24_hours_of_charges_made(
     # Once that time has come, it shows on again, before any change tops it up
     seen = auto_top_up.view("days", now=lambda: resumes_at)
     assert (seen.status, seen.reason, seen.resumes_at) == (Status.ON, None, None)
-    assert charge_at(1_000_000 + 2 * day - 2) is Decision.CHARGED
+    # Saving the settings then turns it on at once, as its reason says; a moment before, it stays paused
+    before = auto_top_up.configure(
+        "days", enabled=True, threshold=500, amount=PACK, now=lambda: resumes_at - 1
+    )
+    assert (before.status, before.resumes_at) == (Status.LIMIT_REACHED, resumes_at)
+    after = auto_top_up.configure("days", enabled=True, threshold=500, amount=PACK, now=lambda: resumes_at)
+    assert (after.status, after.reason, after.resumes_at) == (Status.ON, None, None)
+    assert charge_at(resumes_at) is Decision.CHARGED
     assert auto_top_up.view("days").status is Status.ON
 
 

@@ -94,7 +94,7 @@ def failure_reason(failure: ChargeFailure, card: Card | None, *, attempts: int =
     if not failure.final:
         return (
             f"The automatic payment with your {card_words} failed {attempts} times for a passing reason "
-            f"({cause}). Nothing was charged; turn auto top-up on again to retry."
+            f"({cause}). Turn auto top-up on again to retry."
         )
     if failure.code == "authentication_required":
         return (
@@ -237,7 +237,7 @@ def configure(
         raise LedgerUnavailableError("the auto top-up settings could not be saved") from exc
     except PynamoDBException as exc:
         raise LedgerUnavailableError("the auto top-up settings could not be saved") from exc
-    return view(user_id)
+    return view(user_id, now)
 
 
 def customer_of(user_id: str, create: Callable[[str], str]) -> str:
