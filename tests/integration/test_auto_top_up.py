@@ -812,3 +812,19 @@ def test_one_user_never_reaches_another_users_settings_or_card(
     assert detached == ["pm_alice"]
     assert CreditBalance.get("bob").attribute_values == bob_before
     assert auto_top_up.view("bob").card is not None
+
+
+def test_passing_failures_stop_being_tried_when_the_triggers_time_would_run_out(
+    stripe_emulator: StripeEmulator, stripe: FakeStripe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(auto_top_up, "RETRY_BUDGET_SECONDS", 0.0)
+    with_card(stripe_emulator, "slow", balance=0)
+    turn_on("slow")
+    stripe.passing = [PaymentAttemptFailedError("connection_error", answered=False)]
+
+    assert auto_top_up.top_up_if_low("slow", sleep=lambda _: None) is Decision.GAVE_UP
+
+    seen = auto_top_up.view("slow")
+    assert (stripe.calls, seen.enabled, seen.status) == (1, False, Status.FAILED)
+    assert seen.reason
+    assert "failed once for a passing reason (connection error)" in seen.reason

@@ -81,9 +81,12 @@ DECLINE_CAUSES = {
     "pickup_card": "the bank asks for it back",
     "card_not_supported": "it does not support this kind of payment",
 }
-# Transient failures are tried this many times, backing off between (seconds), before it turns off.
+# Transient failures are tried this many times, backing off between (seconds), before it turns off;
+# none starts after RETRY_BUDGET_SECONDS, so the last one ends inside the trigger's 60 s, however slow
+# Stripe is (each attempt is up to 3 tries of 8 s in the SDK), and the record is consumed.
 ATTEMPTS = 4
 BACKOFF_SECONDS = 0.5
+RETRY_BUDGET_SECONDS = 30.0
 
 
 def failure_reason(failure: ChargeFailure, card: Card | None, *, attempts: int = ATTEMPTS) -> str:
@@ -93,7 +96,8 @@ def failure_reason(failure: ChargeFailure, card: Card | None, *, attempts: int =
     again = "Save another card, then turn auto top-up on again."
     if not failure.final:
         return (
-            f"The automatic payment with your {card_words} failed {attempts} times for a passing reason "
+            f"The automatic payment with your {card_words} failed "
+            f"{'once' if attempts == 1 else f'{attempts} times'} for a passing reason "
             f"({cause}). Turn auto top-up on again to retry."
         )
     if failure.code == "authentication_required":
@@ -461,6 +465,7 @@ def top_up_if_low(
         idempotency_key=f"auto-top-up-{episode}",
     )
     answered = 0  # attempts Stripe answered as failed: each next one is a new request, with its own key
+    started = time.monotonic()
     for attempt in range(1, ATTEMPTS + 1):
         key = request.idempotency_key + (f"-{answered}" if answered else "")
         try:
@@ -470,12 +475,13 @@ def top_up_if_low(
             _fail(user_id, episode, failure_reason(failure, _card(item)))
             return Decision.DECLINED
         except PaymentAttemptFailedError as exc:
-            if attempt == ATTEMPTS:
+            backoff = BACKOFF_SECONDS * 2 ** (attempt - 1)
+            if attempt == ATTEMPTS or time.monotonic() - started + backoff > RETRY_BUDGET_SECONDS:
                 failure = ChargeFailure(exc.code, None, final=False)
-                _fail(user_id, episode, failure_reason(failure, _card(item)))
+                _fail(user_id, episode, failure_reason(failure, _card(item), attempts=attempt))
                 return Decision.GAVE_UP
             answered += exc.answered
-            sleep(BACKOFF_SECONDS * 2 ** (attempt - 1))
+            sleep(backoff)
             continue
         _record_charge(item, episode, intent_id, now())
         return Decision.CHARGED
