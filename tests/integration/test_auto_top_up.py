@@ -55,6 +55,9 @@ class FakeStripe:
             raise self.passing.pop(0)
         if self.card != "ok":
             raise PaymentDeclinedError(self.card, self.decline_code)
+        earlier = self.intents.get(charge.idempotency_key)
+        if earlier is not None and earlier[1].amount != charge.amount:
+            raise PaymentDeclinedError("idempotency_error")  # Stripe: a key reused with other parameters
         if charge.idempotency_key not in self.intents:
             self.intents[charge.idempotency_key] = (f"pi_{ULID()}", charge)
         if self.lose_answer_once:
@@ -828,3 +831,26 @@ def test_passing_failures_stop_being_tried_when_the_triggers_time_would_run_out(
     assert (stripe.calls, seen.enabled, seen.status) == (1, False, Status.FAILED)
     assert seen.reason
     assert "failed once for a passing reason (connection error)" in seen.reason
+
+
+def test_a_lost_charge_is_made_again_for_the_pack_its_dip_was_claimed_for(
+    stripe_emulator: StripeEmulator, stripe: FakeStripe, stream: BalanceStream
+) -> None:
+    # Given a dip claimed and charged for the $10 pack, whose answer the trigger lost
+    with_card(stripe_emulator, "repack", balance=600)
+    turn_on("repack")
+    stream.drain()
+    stripe.lose_answer_once = True
+    spend("repack", 200)
+    with pytest.raises(RuntimeError):
+        auto_top_up.top_up_if_low("repack")
+    # When the user picks another pack before the trigger tries again
+    assert turn_on("repack", amount=5000).status == 200
+    stream.drain()
+    # Then the retry is the same request, for the same pack, and one charge
+    assert stripe.calls == 2
+    assert [charge.amount for _, charge in stripe.intents.values()] == [PACK]
+    pay(stripe_emulator, stripe)
+    assert ledger.get_balance("repack") == 1400
+    assert auto_top_up.view("repack").status is Status.ON
+    assert CreditBalance.get("repack").auto_top_up_episode_amount is None

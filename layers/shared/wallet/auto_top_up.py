@@ -427,7 +427,8 @@ def top_up_if_low(
         if isinstance(claimed, Decision):  # a StrEnum: test it before str
             return claimed
         episode = claimed
-    amount = int(item.auto_top_up_amount or 0)
+    # The pack the dip was claimed for: a retry of its charge is the same request, whatever was saved since.
+    amount = int(item.auto_top_up_episode_amount or item.auto_top_up_amount or 0)
     pack = settings.price_list().pack(amount)
     if pack is None:
         _fail(user_id, episode, "Your auto top-up pack is no longer sold. Choose one and turn it on again.")
@@ -524,6 +525,7 @@ def _claim_episode(item: CreditBalance, now: float) -> str | Decision:
         item.user_id,
         [
             CreditBalance.auto_top_up_episode.set(episode),
+            CreditBalance.auto_top_up_episode_amount.set(int(item.auto_top_up_amount or 0)),
             CreditBalance.auto_top_up_status.set(Status.ON),
             CreditBalance.auto_top_up_reason.remove(),
             CreditBalance.auto_top_up_resumes_at.remove(),
@@ -562,7 +564,11 @@ def credit(intent: PaymentIntent, event_id: str | None = None) -> Credited | str
     # After the deposit, so a crash between the two is finished by Stripe's next delivery.
     _update(
         user_id,
-        [CreditBalance.auto_top_up_episode.remove(), CreditBalance.auto_top_up_intent.remove()],
+        [
+            CreditBalance.auto_top_up_episode.remove(),
+            CreditBalance.auto_top_up_episode_amount.remove(),
+            CreditBalance.auto_top_up_intent.remove(),
+        ],
         CreditBalance.auto_top_up_episode == payment_id,
     )
     return Credited(result, user_id, payment_id, credits)
@@ -606,6 +612,7 @@ def _fail(user_id: str, episode: str, reason: str) -> bool:
             CreditBalance.auto_top_up_status.set(Status.FAILED),
             CreditBalance.auto_top_up_reason.set(reason),
             CreditBalance.auto_top_up_episode.remove(),
+            CreditBalance.auto_top_up_episode_amount.remove(),
             CreditBalance.auto_top_up_intent.remove(),
         ],
         CreditBalance.auto_top_up_episode == episode,

@@ -88,6 +88,7 @@ class CreditBalance(_LedgerModel):
     # makes one charge; and its PaymentIntent once Stripe made it. Both go when its deposit lands.
     auto_top_up_episode = UnicodeAttribute(attr_name="autoTopUpEpisode", null=True)
     auto_top_up_intent = UnicodeAttribute(attr_name="autoTopUpIntent", null=True)
+    auto_top_up_episode_amount = NumberAttribute(attr_name="autoTopUpEpisodeAmount", null=True)
     # When each charge Stripe made in the last 24 hours was made (Unix seconds): the sliding daily limit.
     auto_top_up_charges = ListAttribute[float](
         of=NumberAttribute,  # type: ignore[arg-type]  # pynamodb types `of` as the element's value type
