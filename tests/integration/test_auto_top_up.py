@@ -271,7 +271,8 @@ def test_the_daily_limit_pauses_it_saying_until_when_and_it_resumes_then(
     assert shown["resumesAt"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seen.resumes_at))
     assert seen.reason
     assert str(limit) in seen.reason
-    assert time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(seen.resumes_at)) in seen.reason
+    shown_until = -(-seen.resumes_at // 60) * 60  # the minute it is over by
+    assert time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(shown_until)) in seen.reason
     # And saving the settings again before then keeps it paused, as the reason says, and charges nothing
     again = turn_on("runaway")
     assert (again.body["status"], again.body["resumesAt"]) == ("limit_reached", shown["resumesAt"])

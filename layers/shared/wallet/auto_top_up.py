@@ -123,7 +123,8 @@ def failure_reason(failure: ChargeFailure, card: Card | None, *, attempts: int =
 
 
 def limit_reason(limit: int, resumes_at: int) -> str:
-    until = datetime.fromtimestamp(resumes_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    # Rounded up to the minute: the time shown is never before the pause ends.
+    until = datetime.fromtimestamp(math.ceil(resumes_at / 60) * 60, UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
         f"Auto top-up charged your card {limit} times in 24 hours, its daily limit, and is paused "
         f"until {until}. After that it tops up again the next time your balance changes, or at once when "
@@ -182,17 +183,16 @@ def configure(
     """Turn auto top-up on or off with a threshold and a pack; on needs a saved card.
 
     One charge of the pack must end any dip, so the threshold may not be above the pack's credits: a
-    balance below it is refilled above it by the one charge (see README, "Auto top-up"). Turning it on
+    balance below it is lifted to it or above by the one charge (see README, "Auto top-up"). Turning it on
     while the balance is already below the threshold is itself a committed change of the balance item,
     so the trigger sees it and tops up at once; while the daily limit still holds, it stays paused and
     says until when.
     """
     prices = settings.price_list()
     packs = ", ".join(str(a) for a in prices.amounts)
-    if isinstance(amount, bool) or not isinstance(amount, int) or prices.pack(amount) is None:
+    pack = None if isinstance(amount, bool) or not isinstance(amount, int) else prices.pack(amount)
+    if pack is None:
         raise InvalidAmountError(f"amount must be the price of a pack: one of {packs}")
-    pack = prices.pack(amount)
-    assert pack is not None  # checked just above
     if isinstance(threshold, bool) or not isinstance(threshold, int) or not 0 <= threshold <= MAX_THRESHOLD:
         raise InvalidAmountError(
             f"threshold must be a whole number of credits from 0 to {min(MAX_THRESHOLD, pack.credits)} "
@@ -416,6 +416,7 @@ def top_up_if_low(
     item = _read(user_id)
     if item is None or not item.auto_top_up or not item.payment_method_id or not item.stripe_customer_id:
         return Decision.NOT_ENABLED
+    fresh = not item.auto_top_up_episode
     if item.auto_top_up_episode:
         if item.auto_top_up_intent:
             return Decision.IN_PROGRESS
@@ -433,7 +434,7 @@ def top_up_if_low(
     if pack is None:
         _fail(user_id, episode, "Your auto top-up pack is no longer sold. Choose one and turn it on again.")
         return Decision.DECLINED
-    if int(item.auto_top_up_threshold or 0) > pack.credits:
+    if fresh and int(item.auto_top_up_threshold or 0) > pack.credits:
         # Saved before one charge had to end a dip: refuse to chain charges instead.
         _fail(
             user_id,
