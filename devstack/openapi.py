@@ -18,7 +18,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.openapi.constants import DEFAULT_OPENAPI_VERSION
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
 
-from wallet import ledger, settings
+from wallet import auto_top_up, ledger, settings
 from wallet.amounts import MAX_AMOUNT
 from wallet.http import USER_ID
 
@@ -164,8 +164,9 @@ def _add_requests(paths: dict[str, Any]) -> None:
                         "threshold": {
                             "type": "integer",
                             "minimum": 0,
-                            "maximum": MAX_AMOUNT,
-                            "description": "In minor units",
+                            "maximum": auto_top_up.MAX_THRESHOLD,
+                            "description": "In credits; at most the chosen pack's credits, so one charge "
+                            "ends any dip",
                         },
                         "amount": {"type": "integer", "enum": prices.amounts, "description": "A price"},
                     },

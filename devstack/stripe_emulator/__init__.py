@@ -135,7 +135,7 @@ _EMULATED_ROUTES = (
     "POST /v1/checkout/sessions/{id}/expire, GET /v1/payment_intents/{id}, GET /v1/charges/{id}, "
     "POST /v1/refunds, GET /v1/refunds/{id}, POST /v1/refunds/{id}/cancel, GET /v1/disputes/{id}, "
     "GET /v1/events, GET /v1/events/{id}, "
-    "POST /v1/customers, GET /v1/customers/{id}, GET /v1/payment_methods/{id}, "
+    "POST /v1/customers, GET /v1/customers/{id}, DELETE /v1/customers/{id}, GET /v1/payment_methods/{id}, "
     "POST /v1/payment_methods/{id}/detach, POST /v1/payment_intents (off-session)"
 )
 
@@ -478,6 +478,23 @@ class StripeEmulator:
         self._deliver_all(sent)
         return sent
 
+    def detach_card(self, payment_method: str) -> list[JsonObject]:
+        """Detach a saved card as the Dashboard (or another integration) would, without this product ->
+        `[payment_method.detached]`."""
+        with self._lock:
+            customers.detach(self._store, payment_method, None)
+            sent = [self._store.events[-1]]
+        self._deliver_all(sent)
+        return copy.deepcopy(sent)
+
+    def delete_customer(self, customer: str) -> list[JsonObject]:
+        """Delete a customer as the Dashboard would -> `[customer.deleted]`."""
+        with self._lock:
+            customers.delete_customer(self._store, customer, None)
+            sent = [self._store.events[-1]]
+        self._deliver_all(sent)
+        return copy.deepcopy(sent)
+
     def _dispute_control(
         self, charge: str, action: str, amount: int | None, reason: str
     ) -> tuple[JsonObject, list[JsonObject]]:
@@ -615,6 +632,9 @@ class StripeEmulator:
         def retrieve_customer(customer_id: str) -> Handler:
             return lambda _params, _request: customers.retrieve_customer(store, customer_id)
 
+        def delete_customer(customer_id: str) -> Handler:
+            return lambda _params, request: customers.delete_customer(store, customer_id, request)
+
         def retrieve_payment_method(method_id: str) -> Handler:
             return lambda _params, _request: customers.retrieve_payment_method(store, method_id)
 
@@ -628,6 +648,7 @@ class StripeEmulator:
         return [
             Route("POST", re.compile(r"/v1/customers"), create_customer),
             Route("GET", re.compile(r"/v1/customers" + one.format("customer_id")), retrieve_customer),
+            Route("DELETE", re.compile(r"/v1/customers" + one.format("customer_id")), delete_customer),
             Route(
                 "GET", re.compile(r"/v1/payment_methods" + one.format("method_id")), retrieve_payment_method
             ),

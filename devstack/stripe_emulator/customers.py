@@ -3,9 +3,13 @@
 
 A card is saved (attached) as Checkout's setup mode or `setup_future_usage` would, by `attach`, from
 one of Stripe's test methods: `pm_card_visa` pays, `pm_card_chargeDeclined` is declined and
-`pm_card_authenticationRequired` needs its holder (so off-session it fails). Attaching sends
-`payment_method.attached`, detaching `payment_method.detached`. Every function here runs with the
-emulator's lock held.
+`pm_card_authenticationRequired` needs its holder (so off-session it fails); the `chargeDeclined...`
+cards are declined with their decline_code (insufficient funds, lost, expired) or fail with a
+processing error, and `pm_card_processingErrorOnce` (the emulator's own, Stripe has none such) fails
+with a processing error once, then pays. Attaching sends `payment_method.attached`, detaching (by the
+API or as the Dashboard does) `payment_method.detached` with the customer it had in
+`previous_attributes`. A deleted customer (`DELETE /v1/customers/{id}`) answers `deleted: true`, and
+its cards cannot be charged. Every function here runs with the emulator's lock held.
 """
 
 from __future__ import annotations
@@ -27,6 +31,19 @@ TEST_CARDS: dict[str, JsonObject] = {
         "last4": "3184",
         "behaviour": "authentication_required",
     },
+    "pm_card_chargeDeclinedInsufficientFunds": {
+        "brand": "visa",
+        "last4": "9995",
+        "behaviour": "insufficient_funds",
+    },
+    "pm_card_chargeDeclinedLostCard": {"brand": "visa", "last4": "9987", "behaviour": "lost_card"},
+    "pm_card_chargeDeclinedExpiredCard": {"brand": "visa", "last4": "0069", "behaviour": "expired_card"},
+    "pm_card_chargeDeclinedProcessingError": {
+        "brand": "visa",
+        "last4": "0119",
+        "behaviour": "processing_error",
+    },
+    "pm_card_processingErrorOnce": {"brand": "visa", "last4": "0127", "behaviour": "processing_error_once"},
 }
 _CREATE_PARAMS: JsonObject = {"email": str, "name": str, "metadata": METADATA}
 
@@ -51,7 +68,30 @@ def retrieve_customer(store: Store, customer_id: str) -> JsonObject:
     customer = store.customers.get(customer_id)
     if customer is None:
         raise no_such("customer", customer_id, "id")
+    if customer.get("deleted"):
+        return {"id": customer_id, "object": "customer", "deleted": True}
     return copy.deepcopy(customer)
+
+
+def delete_customer(store: Store, customer_id: str, request: RequestContext | None) -> JsonObject:
+    """`DELETE /v1/customers/{id}`, or the Dashboard's delete: gone for good -> `customer.deleted`."""
+    customer = store.customers.get(customer_id)
+    if customer is None or customer.get("deleted"):
+        raise no_such("customer", customer_id, "id")
+    event_object = copy.deepcopy(customer)
+    customer["deleted"] = True
+    sent = store.publish("customer.deleted", event_object, request)
+    if request is not None:
+        request.events.append(sent)
+    return {"id": customer_id, "object": "customer", "deleted": True}
+
+
+def live_customer(store: Store, customer_id: str, param: str) -> JsonObject:
+    """A customer a request may use: Stripe answers a deleted or unknown one with `No such customer`."""
+    customer = store.customers.get(customer_id)
+    if customer is None or customer.get("deleted"):
+        raise StripeApiError(400, f"No such customer: '{customer_id}'", code="resource_missing", param=param)
+    return customer
 
 
 def attach(store: Store, test_method: str, customer_id: str) -> list[JsonObject]:
@@ -94,12 +134,17 @@ def retrieve_payment_method(store: Store, method_id: str) -> JsonObject:
     return copy.deepcopy(payment_method_of(store, method_id, "payment_method"))
 
 
-def detach(store: Store, method_id: str, request: RequestContext) -> JsonObject:
+def detach(store: Store, method_id: str, request: RequestContext | None) -> JsonObject:
+    """Detach a card from its customer, by the API or (no request) as the Dashboard does ->
+    `payment_method.detached`, its `previous_attributes` naming the customer it had."""
     method = payment_method_of(store, method_id, "payment_method")
     if method["customer"] is None:
         raise StripeApiError(
             400, "The payment method you provided is not attached to a customer so detachment is impossible."
         )
+    previous = {"customer": method["customer"]}
     method["customer"] = None
-    request.events.append(store.publish("payment_method.detached", method, request))
+    sent = store.publish("payment_method.detached", method, request, previous_attributes=previous)
+    if request is not None:
+        request.events.append(sent)
     return copy.deepcopy(method)

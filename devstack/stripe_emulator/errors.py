@@ -19,8 +19,11 @@ class StripeApiError(Exception):
         code: str | None = None,
         param: str | None = None,
         validation: bool = False,
+        details: JsonObject | None = None,
     ) -> None:
         super().__init__(message)
+        # More of Stripe's error fields: a card error's decline_code, payment_intent and payment_method.
+        self.details = details or {}
         self.status = status
         self.message = message
         self.error_type = error_type
@@ -36,6 +39,7 @@ class StripeApiError(Exception):
             error["doc_url"] = f"https://stripe.com/docs/error-codes/{self.code.replace('_', '-')}"
         if self.param:
             error["param"] = self.param
+        error.update(self.details)
         return {"error": dict(sorted(error.items()))}
 
 

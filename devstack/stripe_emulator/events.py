@@ -69,14 +69,23 @@ class RequestContext:
 
 
 def new_event(
-    event_type: str, obj: JsonObject, *, delivered: bool, request: RequestContext | None = None
+    event_type: str,
+    obj: JsonObject,
+    *,
+    delivered: bool,
+    request: RequestContext | None = None,
+    previous_attributes: JsonObject | None = None,
 ) -> JsonObject:
-    """A Stripe event about `obj` (copied as it is now), caused by `request` or by nothing (None)."""
+    """A Stripe event about `obj` (copied as it is now), caused by `request` or by nothing (None); an
+    update's event carries the values its change replaced (`previous_attributes`)."""
+    data: JsonObject = {"object": copy.deepcopy(obj)}
+    if previous_attributes is not None:
+        data["previous_attributes"] = copy.deepcopy(previous_attributes)
     return stripe_object(
         "event",
         api_version=stripe.api_version,
         created=now(),
-        data={"object": copy.deepcopy(obj)},
+        data=data,
         id=new_id("evt_"),
         livemode=False,
         object="event",

@@ -187,7 +187,8 @@ _OFF_SESSION_PARAMS: JsonObject = {
     "confirm": str,
     "metadata": METADATA,
 }
-_DECLINES = {
+# How each test card's off-session attempt fails, as Stripe answers it: the message and the error's fields.
+_DECLINES: dict[str, tuple[str, JsonObject]] = {
     "card_declined": (
         "Your card was declined.",
         {"code": "card_declined", "decline_code": "generic_decline", "type": "card_error"},
@@ -196,19 +197,47 @@ _DECLINES = {
         "Your card was declined. This transaction requires authentication.",
         {"code": "authentication_required", "decline_code": "authentication_required", "type": "card_error"},
     ),
+    "insufficient_funds": (
+        "Your card has insufficient funds.",
+        {"code": "card_declined", "decline_code": "insufficient_funds", "type": "card_error"},
+    ),
+    "lost_card": (
+        "Your card was declined.",
+        {"code": "card_declined", "decline_code": "lost_card", "type": "card_error"},
+    ),
+    "expired_card": (
+        "Your card has expired.",
+        {"code": "expired_card", "decline_code": "expired_card", "type": "card_error"},
+    ),
+    "processing_error": (
+        "An error occurred while processing your card. Try again in a little bit.",
+        {"code": "processing_error", "type": "card_error"},
+    ),
 }
 
 
 def create_off_session(store: Store, params: JsonObject, request: RequestContext) -> JsonObject:
     """Charge a customer's saved card without the customer: `payment_intent.succeeded` and its charge, or
-    the card's decline as Stripe answers it (402 `card_error`) with `payment_intent.payment_failed`."""
+    the card's decline as Stripe answers it (402 `card_error`, with its `decline_code`, the PaymentIntent
+    and the card) with `payment_intent.payment_failed`. A deleted customer, or a card no longer attached
+    to the customer (detached at the Dashboard), is Stripe's 400 `invalid_request_error`."""
     params = conform(params, _OFF_SESSION_PARAMS, "")
     for name in ("amount", "currency", "customer", "payment_method"):
         if name not in params:
             raise missing(name)
     if params.get("confirm") != "true" or params.get("off_session") != "true":
         raise invalid("This emulator makes only confirmed off-session PaymentIntents.", "confirm")
+    customers.live_customer(store, params["customer"], "customer")
     method = customers.payment_method_of(store, params["payment_method"], "payment_method")
+    if method["customer"] is None:
+        raise StripeApiError(
+            400,
+            "The provided PaymentMethod was previously used with a PaymentIntent without Customer "
+            "attachment, shared with a connected account without Customer attachment, or was detached "
+            "from a Customer. It may not be used again. To use a PaymentMethod multiple times, you must "
+            "attach it to a Customer first.",
+            param="payment_method",
+        )
     if method["customer"] != params["customer"]:
         raise invalid("The PaymentMethod is not attached to this customer.", "payment_method")
     intent = _payment_intent(
@@ -225,6 +254,9 @@ def create_off_session(store: Store, params: JsonObject, request: RequestContext
     intent_id = intent["id"]
     store.payment_intents[intent_id] = intent
     behaviour = store.payment_method_behaviour.get(method["id"], "succeeds")
+    if behaviour == "processing_error_once":
+        store.payment_method_behaviour[method["id"]] = "succeeds"  # the next attempt pays
+        behaviour = "processing_error"
     if behaviour in _DECLINES:
         message, error = _DECLINES[behaviour]
         # Off-session nobody can authenticate, so Stripe fails the attempt: the PaymentIntent waits for
@@ -241,7 +273,13 @@ def create_off_session(store: Store, params: JsonObject, request: RequestContext
             },
         )
         request.events.append(store.publish("payment_intent.payment_failed", intent, request))
-        raise StripeApiError(402, message, error_type="card_error", code=error["code"])
+        details: JsonObject = {
+            "payment_intent": copy.deepcopy(intent),
+            "payment_method": copy.deepcopy(method),
+        }
+        if "decline_code" in error:
+            details["decline_code"] = error["decline_code"]
+        raise StripeApiError(402, message, error_type="card_error", code=error["code"], details=details)
     intent.update(
         status="succeeded",
         amount_received=intent["amount"],

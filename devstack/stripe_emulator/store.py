@@ -71,9 +71,21 @@ class Store:
                 found = dispute
         return found
 
-    def publish(self, event_type: str, obj: JsonObject, request: RequestContext | None = None) -> JsonObject:
+    def publish(
+        self,
+        event_type: str,
+        obj: JsonObject,
+        request: RequestContext | None = None,
+        previous_attributes: JsonObject | None = None,
+    ) -> JsonObject:
         """Record the event Stripe sends about `obj` now; a copy of it is returned to be delivered."""
-        event = new_event(event_type, obj, delivered=self.delivered, request=request)
+        event = new_event(
+            event_type,
+            obj,
+            delivered=self.delivered,
+            request=request,
+            previous_attributes=previous_attributes,
+        )
         self.events.append(event)
         if self.delivered:
             self.undelivered[event["id"]] = event_type

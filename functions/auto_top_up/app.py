@@ -4,6 +4,7 @@ DynamoDB stream of CreditBalance; a record that fails is reported back alone (pa
 so Lambda retries it and nothing after it is lost or charged twice.
 """
 
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
@@ -18,6 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from wallet import auto_top_up, payments, settings, snapstart
 from wallet.auto_top_up import AutoTopUp, Decision
+from wallet.errors import PaymentsUnavailableError
 from wallet.http import InvalidBodyError, documented_error, json_object, resolver, user_id
 
 logger = Logger()
@@ -30,20 +32,31 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 SETTINGS = {
     "type": "object",
-    "required": ["enabled", "threshold", "amount", "paymentMethod", "status", "reason"],
+    "required": ["enabled", "threshold", "amount", "paymentMethod", "status", "reason", "resumesAt"],
     "properties": {
         "enabled": {"type": "boolean"},
         "threshold": {"type": ["integer", "null"], "description": "Top up when the balance falls below it"},
         "amount": {"type": ["integer", "null"], "description": "The pack's price in minor units"},
         "paymentMethod": {"type": ["object", "null"], "description": "brand, last4, expMonth, expYear"},
         "status": {"enum": ["on", "off", "failed", "limit_reached"]},
-        "reason": {"type": ["string", "null"], "description": "Why it is off, for the user"},
+        "reason": {"type": ["string", "null"], "description": "Why it is off or paused, for the user"},
+        "resumesAt": {
+            "type": ["string", "null"],
+            "format": "date-time",
+            "description": "While paused at the daily limit (limit_reached): when it may charge again",
+        },
     },
 }
+# One metric for each thing the trigger can do with a change: every outcome is counted.
 METRIC_BY_DECISION = {
     Decision.CHARGED: "AutoTopUpsCharged",
     Decision.DECLINED: "AutoTopUpFailures",
+    Decision.GAVE_UP: "AutoTopUpsGivenUp",
     Decision.LIMIT_REACHED: "AutoTopUpLimitsReached",
+    Decision.PAUSED: "AutoTopUpsPaused",
+    Decision.IN_PROGRESS: "AutoTopUpsInProgress",
+    Decision.ABOVE_THRESHOLD: "AutoTopUpsNotNeeded",
+    Decision.NOT_ENABLED: "AutoTopUpsNotEnabled",
 }
 
 
@@ -66,7 +79,9 @@ def get_settings() -> dict[str, Any]:
     security=BEARER,
     responses={
         200: {"description": "Saved", "content": {"application/json": {"schema": SETTINGS}}},
-        400: documented_error("amount is not a pack's price, or threshold is not 0 to MAX_AMOUNT (2^53 - 1)"),
+        400: documented_error(
+            "amount is not a pack's price, or threshold is not a whole number from 0 to the pack's credits"
+        ),
         409: documented_error("No saved card to charge: no_payment_method"),
     },
 )
@@ -131,6 +146,9 @@ def _body(saved: AutoTopUp) -> dict[str, Any]:
         else {"brand": card.brand, "last4": card.last4, "expMonth": card.exp_month, "expYear": card.exp_year},
         "status": saved.status.value,
         "reason": saved.reason,
+        "resumesAt": None
+        if saved.resumes_at is None
+        else datetime.fromtimestamp(saved.resumes_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
 
 
@@ -143,15 +161,32 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 @tracer.capture_method
 def record_handler(record: DynamoDBRecord) -> None:
-    """One committed change of a balance item; raising sends it back to be delivered again."""
+    """One committed change of a balance item. Every Stripe failure is settled here (a charge, a final
+    decline, or passing failures tried until they give up), so the record is consumed; only DynamoDB
+    failing raises, sending it back to be delivered again (and, past the retries, to the queue)."""
     image = record.dynamodb.new_image if record.dynamodb else None
-    if not image or not auto_top_up.may_need_top_up(image):
-        return  # removed, off, above the threshold, or this dip's charge is made: no read needed
+    if not image:
+        return
     user = str(image["userId"])
+    if image.get("cardsToDetach"):
+        _detach_replaced_cards(user)
+    if not auto_top_up.may_need_top_up(image):
+        return  # off, above the threshold, paused, or this dip's charge is made: no read needed
     decision = auto_top_up.top_up_if_low(user)
-    if decision in METRIC_BY_DECISION:
-        metrics.add_metric(name=METRIC_BY_DECISION[decision], unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=METRIC_BY_DECISION[decision], unit=MetricUnit.Count, value=1)
     logger.info("auto top-up", extra={"user_id": user, "decision": decision.value})
+
+
+def _detach_replaced_cards(user: str) -> None:
+    """Cards a newer one replaced are detached at Stripe; one Stripe cannot detach now waits for the
+    next change of the balance item, never holding up this record."""
+    try:
+        detached = auto_top_up.detach_replaced_cards(user, payments.detach_payment_method)
+    except PaymentsUnavailableError:
+        logger.warning("replaced cards not detached yet", extra={"user_id": user})
+        metrics.add_metric(name="ReplacedCardsNotDetached", unit=MetricUnit.Count, value=1)
+        return
+    metrics.add_metric(name="ReplacedCardsDetached", unit=MetricUnit.Count, value=detached)
 
 
 @logger.inject_lambda_context(clear_state=True)

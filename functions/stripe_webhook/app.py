@@ -40,6 +40,7 @@ METRIC_BY_RESULT = {
     Result.RESTORED: "CreditsRestored",
     Result.AUTO_TOP_UP_FAILED: "AutoTopUpFailures",
     Result.CARD_SAVED: "CardsSaved",
+    Result.CARD_GONE: "CardsDetachedAtStripe",
 }
 
 

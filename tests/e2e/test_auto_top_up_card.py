@@ -12,7 +12,11 @@ from tests.e2e.conftest import CreditsPage
 from tests.e2e.test_history import DEVSTACK_SETTINGS, StackLedger, stack_ledger
 from wallet import auto_top_up
 from wallet.models import CreditBalance
-from wallet.payments import SavedCard
+from wallet.payments import ChargeFailure, SavedCard
+
+DECLINED = auto_top_up.failure_reason(
+    ChargeFailure("card_declined", "generic_decline", final=True), auto_top_up.Card("visa", "4242", 12, 2034)
+)
 
 __all__ = ["DEVSTACK_SETTINGS", "stack_ledger"]
 
@@ -61,14 +65,14 @@ def test_the_card_shows_every_state_and_a_removed_card_turns_it_off(
     credits.screenshot("20-auto-top-up-on")
 
     # A declined payment turns it off with the reason the user can act on
-    outcome(user, "failed", auto_top_up.REASONS["card_declined"])
+    outcome(user, "failed", DECLINED)
     page.reload()
     expect(status).to_have_text("Off — the last automatic payment failed")
-    expect(reason).to_have_text(auto_top_up.REASONS["card_declined"])
+    expect(reason).to_have_text(DECLINED)
     credits.screenshot("21-auto-top-up-failed")
 
     # The daily limit pauses it, saying so
-    outcome(user, "limit_reached", auto_top_up.limit_reason(3))
+    outcome(user, "limit_reached", auto_top_up.limit_reason(3, 2_000_000_000))
     page.reload()
     expect(status).to_have_text("Paused — daily limit reached")
     expect(reason).to_contain_text("3 times in 24 hours")

@@ -1,6 +1,6 @@
-"""The one bound on amounts at auto top-up: a threshold up to MAX_AMOUNT is kept, anything past it, or not a
-whole number, is 400 with the limit and the value as JSON spells it, and nothing is saved; and the trigger
-reads every balance within the bound exactly."""
+"""The bounds on amounts at auto top-up: a threshold up to its pack's credits is kept, anything past it (up
+to and past MAX_AMOUNT), or not a whole number, is 400 with the limit and the value as JSON spells it, and
+nothing is saved; and the trigger reads every balance within the bound exactly."""
 
 from __future__ import annotations
 
@@ -28,11 +28,12 @@ def put_settings(user: str, threshold: Any) -> HttpResponse:
     return invoke(auto_top_up_routes, request)
 
 
-def test_a_threshold_at_the_bound_is_kept() -> None:
-    response = put_settings("alice", MAX_AMOUNT)
+def test_a_threshold_at_its_bound_is_kept() -> None:
+    """The threshold's bound is the chosen pack's credits (one charge ends any dip), far inside MAX_AMOUNT."""
+    response = put_settings("alice", 1000)
 
-    assert (response.status, response.body["threshold"]) == (200, MAX_AMOUNT)
-    assert auto_top_up.view("alice").threshold == MAX_AMOUNT
+    assert (response.status, response.body["threshold"]) == (200, 1000)
+    assert auto_top_up.view("alice").threshold == 1000
 
 
 @pytest.mark.parametrize(
@@ -54,8 +55,18 @@ def test_a_threshold_past_the_bound_or_not_whole_is_400_and_saves_nothing(
 
     assert (response.status, response.body["error"]["code"]) == (400, "invalid_amount")
     message = response.body["error"]["message"]
-    assert f"from 0 to {MAX_AMOUNT}" in message
+    assert "from 0 to 1000 for the 1000 pack" in message
     assert message.endswith(f"not {spelling}"), message
+    assert auto_top_up.view("bob").threshold is None
+
+
+def test_a_threshold_above_the_pack_says_what_to_choose() -> None:
+    response = put_settings("bob", 1001)
+
+    assert (response.status, response.body["error"]["code"]) == (400, "invalid_amount")
+    assert (
+        "choose a pack of 5000 or 10000, or a threshold of at most 1000" in response.body["error"]["message"]
+    )
     assert auto_top_up.view("bob").threshold is None
 
 

@@ -24,12 +24,14 @@ from tests.checkout_flow import deliver
 from tests.lambda_events import LambdaContext, api_event, invoke
 from wallet import auto_top_up, event_log, ledger, payments, settings, stripe_events
 from wallet.auto_top_up import Decision, Status
-from wallet.errors import PaymentDeclinedError
+from wallet.errors import PaymentAttemptFailedError, PaymentDeclinedError
 from wallet.models import CreditBalance, CreditTransaction
 from wallet.payments import OffSessionCharge
 
 THRESHOLD = 500
 PACK = 1000  # the $10 pack: 1,000 credits
+
+pytestmark = pytest.mark.usefixtures("tables")
 
 
 @dataclass
@@ -38,14 +40,24 @@ class FakeStripe:
     it is asked, and a card that may decline, ask for authentication, or lose the answer once."""
 
     card: str = "ok"
+    decline_code: str | None = None
+    passing: list[PaymentAttemptFailedError] = field(default_factory=list)
+    """Passing failures to answer, one per call, before the card's own answer."""
     lose_answer_once: bool = False
     intents: dict[str, tuple[str, OffSessionCharge]] = field(default_factory=dict)
     calls: int = 0
+    keys: list[str] = field(default_factory=list)
 
     def __call__(self, charge: OffSessionCharge) -> str:
         self.calls += 1
+        self.keys.append(charge.idempotency_key)
+        if self.passing:
+            raise self.passing.pop(0)
         if self.card != "ok":
-            raise PaymentDeclinedError(self.card)
+            raise PaymentDeclinedError(self.card, self.decline_code)
+        earlier = self.intents.get(charge.idempotency_key)
+        if earlier is not None and earlier[1].amount != charge.amount:
+            raise PaymentDeclinedError("idempotency_error")  # Stripe: a key reused with other parameters
         if charge.idempotency_key not in self.intents:
             self.intents[charge.idempotency_key] = (f"pi_{ULID()}", charge)
         if self.lose_answer_once:
@@ -235,7 +247,7 @@ def test_a_payment_that_fails_later_turns_it_off_and_credits_nothing(
     assert deposits("later") == []
 
 
-def test_the_daily_limit_turns_it_off_with_a_reason(
+def test_the_daily_limit_pauses_it_saying_until_when_and_it_resumes_then(
     stripe_emulator: StripeEmulator, stripe: FakeStripe, stream: BalanceStream
 ) -> None:
     # Given a user who spends everything each time it refills
@@ -247,26 +259,77 @@ def test_the_daily_limit_turns_it_off_with_a_reason(
         stream.drain()
         pay(stripe_emulator, stripe)
         stream.drain()
-    # Then it charged `limit` times and then stopped itself, with a reason
+    # Then it charged `limit` times and paused itself, saying until when
     assert stripe.charges == limit
     seen = auto_top_up.view("runaway")
-    assert (seen.enabled, seen.status) == (False, Status.LIMIT_REACHED)
+    assert (seen.enabled, seen.status) == (True, Status.LIMIT_REACHED)
+    assert seen.resumes_at is not None
+    first = min(CreditBalance.get("runaway").auto_top_up_charges or [])
+    assert seen.resumes_at == int(first) + 24 * 60 * 60
+    shown = invoke(auto_top_up_routes, api_event_for("GET", "runaway")).body
+    assert shown["status"] == "limit_reached"
+    assert shown["resumesAt"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seen.resumes_at))
     assert seen.reason
     assert str(limit) in seen.reason
+    shown_until = -(-seen.resumes_at // 60) * 60  # the minute it is over by
+    assert time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(shown_until)) in seen.reason
+    # And saving the settings again before then keeps it paused, as the reason says, and charges nothing
+    again = turn_on("runaway")
+    assert (again.body["status"], again.body["resumesAt"]) == ("limit_reached", shown["resumesAt"])
+    stream.drain()
+    assert stripe.charges == limit
 
 
-def test_the_limit_counts_a_rolling_day(stripe: FakeStripe, stripe_emulator: StripeEmulator) -> None:
+def test_the_limit_counts_a_sliding_24_hours_of_charges_made(
+    stripe: FakeStripe, stripe_emulator: StripeEmulator
+) -> None:
     with_card(stripe_emulator, "days", balance=0)
     turn_on("days")
     clock = [1_000_000.0]
-    for _ in range(3):
-        assert auto_top_up.top_up_if_low("days", now=lambda: clock[0]) is Decision.CHARGED
-        pay(stripe_emulator, stripe)
-        spend("days", ledger.get_balance("days"))
-    assert auto_top_up.top_up_if_low("days", now=lambda: clock[0]) is Decision.LIMIT_REACHED
-    turn_on("days")
-    clock[0] += 24 * 60 * 60
-    assert auto_top_up.top_up_if_low("days", now=lambda: clock[0]) is Decision.CHARGED
+
+    def charge_at(when: float) -> Decision:
+        clock[0] = when
+        decision = auto_top_up.top_up_if_low("days", now=lambda: clock[0])
+        if decision is Decision.CHARGED:
+            pay(stripe_emulator, stripe)
+            spend("days", ledger.get_balance("days"))
+        return decision
+
+    day = 24 * 60 * 60
+    # Three charges around what a fixed window would have called the end of one day and the start of the
+    # next: one long before, two just before the edge
+    assert charge_at(1_000_000) is Decision.CHARGED
+    assert charge_at(1_000_000 + day - 2) is Decision.CHARGED
+    assert charge_at(1_000_000 + day - 1) is Decision.CHARGED
+    # Past the first one's 24 hours, one more may go; the next ones wait for the 24 hours of the others
+    assert charge_at(1_000_000 + day) is Decision.CHARGED
+    assert charge_at(1_000_000 + day + 1) is Decision.LIMIT_REACHED
+    resumes_at = 1_000_000 + 2 * day - 2
+    seen = auto_top_up.view("days", now=lambda: clock[0])
+    assert (seen.status, seen.resumes_at) == (Status.LIMIT_REACHED, resumes_at)
+    assert charge_at(1_000_000 + day + 2) is Decision.PAUSED
+    # Once that time has come, it shows on again, before any change tops it up
+    seen = auto_top_up.view("days", now=lambda: resumes_at)
+    assert (seen.status, seen.reason, seen.resumes_at) == (Status.ON, None, None)
+    # Saving the settings then turns it on at once, as its reason says; a moment before, it stays paused
+    before = auto_top_up.configure(
+        "days", enabled=True, threshold=500, amount=PACK, now=lambda: resumes_at - 1
+    )
+    assert (before.status, before.resumes_at) == (Status.LIMIT_REACHED, resumes_at)
+    after = auto_top_up.configure("days", enabled=True, threshold=500, amount=PACK, now=lambda: resumes_at)
+    assert (after.status, after.reason, after.resumes_at) == (Status.ON, None, None)
+    assert charge_at(resumes_at) is Decision.CHARGED
+    assert auto_top_up.view("days").status is Status.ON
+
+
+def test_a_declined_charge_does_not_count_towards_the_limit(
+    stripe: FakeStripe, stripe_emulator: StripeEmulator
+) -> None:
+    with_card(stripe_emulator, "counted", balance=0)
+    turn_on("counted")
+    stripe.card = "card_declined"
+    assert auto_top_up.top_up_if_low("counted") is Decision.DECLINED
+    assert not CreditBalance.get("counted").auto_top_up_charges
 
 
 def test_a_payment_intent_that_is_not_an_auto_top_up_is_ignored(stripe_emulator: StripeEmulator) -> None:
@@ -303,8 +366,79 @@ def test_settings_are_validated_and_shown(stripe_emulator: StripeEmulator, table
         "paymentMethod": {"brand": "visa", "last4": "4242", "expMonth": 12, "expYear": 2030},
         "status": "off",
         "reason": None,
+        "resumesAt": None,
     }
     assert turn_on("shown").body["status"] == "on"
+
+
+def put(user: str, body: Any) -> Any:
+    return invoke(auto_top_up_routes, api_event_for("PUT", user, json.dumps(body)))
+
+
+@pytest.mark.parametrize(
+    ("body", "allowed"),
+    [
+        ({"enabled": True, "threshold": -1, "amount": PACK}, "from 0 to 1000"),
+        ({"enabled": True, "threshold": 2.5, "amount": PACK}, "whole number"),
+        ({"enabled": True, "threshold": "500", "amount": PACK}, "whole number"),
+        ({"enabled": True, "threshold": True, "amount": PACK}, "whole number"),
+        ({"enabled": True, "threshold": 10**20, "amount": PACK}, "from 0 to 1000"),
+        ({"enabled": True, "threshold": 10**40, "amount": PACK}, "from 0 to 1000"),
+        ({"enabled": True, "threshold": auto_top_up.MAX_THRESHOLD + 1, "amount": 10000}, "from 0 to"),
+        ({"enabled": True, "threshold": None, "amount": PACK}, "whole number"),
+        ({"enabled": True, "amount": PACK}, '"threshold": 500'),
+        ({"enabled": True, "threshold": 500, "amount": 999}, "one of 1000, 5000, 10000"),
+        ({"enabled": True, "threshold": 500, "amount": 10**30}, "one of 1000, 5000, 10000"),
+        ({"enabled": True, "threshold": 500, "amount": 1000.0}, "one of 1000, 5000, 10000"),
+        ({"enabled": True, "threshold": 500}, '"amount": 1000'),
+        # One charge could not end a dip: a larger pack or a lower threshold is named
+        ({"enabled": True, "threshold": 5000, "amount": PACK}, "choose a pack of 5000 or 10000"),
+        ({"enabled": False, "threshold": 1001, "amount": PACK}, "at most 1000"),
+    ],
+)
+def test_bad_settings_are_refused_with_what_is_allowed_and_change_nothing(
+    stripe_emulator: StripeEmulator, stream: BalanceStream, stripe: FakeStripe, body: Any, allowed: str
+) -> None:
+    with_card(stripe_emulator, "strict", balance=5000)
+    assert turn_on("strict", threshold=300, amount=PACK).status == 200
+    before = CreditBalance.get("strict").attribute_values
+
+    response = put("strict", body)
+
+    assert response.status == 400
+    assert allowed in response.body["error"]["message"]
+    assert CreditBalance.get("strict").attribute_values == before
+    stream.drain()
+    assert stripe.charges == 0
+
+
+def test_a_threshold_at_the_packs_credits_is_refilled_by_one_charge_however_deep_the_dip(
+    stripe_emulator: StripeEmulator, stripe: FakeStripe, stream: BalanceStream
+) -> None:
+    # Given the highest threshold the pack allows
+    with_card(stripe_emulator, "deep", balance=6000)
+    assert turn_on("deep", threshold=5000, amount=5000).status == 200
+    # When one spend leaves nothing
+    spend("deep", 6000)
+    stream.drain()
+    pay(stripe_emulator, stripe)
+    stream.drain()
+    # Then one charge lifts it to the threshold, and the dip is over
+    assert (stripe.charges, ledger.get_balance("deep")) == (1, 5000)
+
+
+def test_a_threshold_saved_above_its_pack_before_the_rule_turns_it_off_instead_of_chaining_charges(
+    stripe_emulator: StripeEmulator, stripe: FakeStripe, stream: BalanceStream
+) -> None:
+    with_card(stripe_emulator, "chained", balance=6000)
+    turn_on("chained", threshold=1000, amount=PACK)
+    CreditBalance("chained").update(actions=[CreditBalance.auto_top_up_threshold.set(5000)])
+    spend("chained", 5000)
+    stream.drain()
+    seen = auto_top_up.view("chained")
+    assert (stripe.charges, seen.enabled, seen.status) == (0, False, Status.FAILED)
+    assert seen.reason
+    assert "larger pack or a lower threshold" in seen.reason
 
 
 def test_removing_the_card_turns_it_off(stripe_emulator: StripeEmulator, stripe: FakeStripe) -> None:
@@ -426,3 +560,298 @@ def test_a_stream_whose_trigger_never_finishes_fails_its_drain_saying_so(tables:
     finally:
         released.set()
         stream.stop()
+
+
+def test_saving_the_settings_again_while_a_charge_is_in_flight_keeps_its_episode_and_charges_once(
+    stripe_emulator: StripeEmulator, stripe: FakeStripe, stream: BalanceStream
+) -> None:
+    # Given a dip whose charge is made but whose payment has not been reported yet
+    with_card(stripe_emulator, "resave", balance=600)
+    turn_on("resave")
+    spend("resave", 200)
+    stream.drain()
+    assert stripe.charges == 1
+    in_flight = CreditBalance.get("resave").auto_top_up_episode
+    # When the user saves the settings again, twice, with another pack
+    assert turn_on("resave").status == 200
+    assert turn_on("resave", amount=5000).status == 200
+    stream.drain()
+    # Then the episode is the same one and nothing more is charged until its payment settles
+    assert CreditBalance.get("resave").auto_top_up_episode == in_flight
+    assert stripe.charges == 1
+    pay(stripe_emulator, stripe)
+    stream.drain()
+    assert (stripe.charges, ledger.get_balance("resave")) == (1, 1400)
+    assert CreditBalance.get("resave").auto_top_up_episode is None
+
+
+def test_metrics_count_every_outcome_of_the_trigger() -> None:
+    from functions.auto_top_up.app import METRIC_BY_DECISION
+
+    assert set(METRIC_BY_DECISION) == set(Decision)
+    assert len(set(METRIC_BY_DECISION.values())) == len(Decision)
+
+
+@pytest.mark.parametrize(
+    ("code", "decline_code", "words"),
+    [
+        ("card_declined", "insufficient_funds", "VISA ending 4242 was declined: it has insufficient funds"),
+        ("card_declined", "lost_card", "VISA ending 4242 was declined: it was reported lost"),
+        ("card_declined", "do_not_honor", "VISA ending 4242 was declined: the bank refused it"),
+        ("card_declined", "new_bank_reason", "VISA ending 4242 was declined: new bank reason"),
+        ("expired_card", "expired_card", "VISA ending 4242 has expired"),
+        ("authentication_required", None, "VISA ending 4242: the bank asked you to confirm"),
+        ("card_gone", None, "VISA ending 4242 is no longer on file"),
+        ("customer_gone", None, "no longer on file"),
+        ("card_decline_rate_limit_exceeded", None, "blocks more tries for 24 hours"),
+    ],
+)
+def test_a_final_decline_turns_it_off_naming_the_card_and_the_cause(
+    stripe_emulator: StripeEmulator,
+    stripe: FakeStripe,
+    stream: BalanceStream,
+    code: str,
+    decline_code: str | None,
+    words: str,
+) -> None:
+    with_card(stripe_emulator, "final", balance=600)
+    turn_on("final")
+    stripe.card, stripe.decline_code = code, decline_code
+    spend("final", 200)
+    stream.drain()
+    shown = invoke(auto_top_up_routes, api_event_for("GET", "final")).body
+    assert (shown["enabled"], shown["status"], stripe.calls) == (False, "failed", 1)
+    assert words in shown["reason"]
+    assert stream.given_up == []
+
+
+def test_passing_failures_are_tried_again_with_backoff_and_the_same_key_until_stripe_answers(
+    stripe_emulator: StripeEmulator, stripe: FakeStripe
+) -> None:
+    # Given a Stripe that is unreachable, then busy, then says the card network failed, then pays
+    with_card(stripe_emulator, "passing", balance=0)
+    turn_on("passing")
+    stripe.passing = [
+        PaymentAttemptFailedError("connection_error", answered=False),
+        PaymentAttemptFailedError("lock_timeout", answered=False),
+        PaymentAttemptFailedError("processing_error", answered=True),
+    ]
+    slept: list[float] = []
+
+    decision = auto_top_up.top_up_if_low("passing", sleep=slept.append)
+
+    # Then one charge, after backing off longer each time; the key changes only after Stripe's answer
+    episode = CreditBalance.get("passing").auto_top_up_episode
+    assert decision is Decision.CHARGED
+    assert slept == [auto_top_up.BACKOFF_SECONDS * 2**n for n in range(3)]
+    base = f"auto-top-up-{episode}"
+    assert stripe.keys == [base, base, base, f"{base}-1"]
+    assert auto_top_up.view("passing").status is Status.ON
+
+
+def test_passing_failures_that_never_pass_turn_it_off_with_a_reason_and_the_record_is_consumed(
+    stripe_emulator: StripeEmulator,
+    stripe: FakeStripe,
+    stream: BalanceStream,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(auto_top_up, "BACKOFF_SECONDS", 0.001)
+    with_card(stripe_emulator, "never", balance=600)
+    turn_on("never")
+    stripe.passing = [PaymentAttemptFailedError("api_error", answered=False)] * (auto_top_up.ATTEMPTS + 5)
+    spend("never", 200)
+    stream.drain()
+    seen = auto_top_up.view("never")
+    assert (seen.enabled, seen.status, stripe.calls) == (False, Status.FAILED, auto_top_up.ATTEMPTS)
+    assert seen.reason
+    assert f"failed {auto_top_up.ATTEMPTS} times" in seen.reason
+    assert "VISA ending 4242" in seen.reason
+    assert stream.given_up == []
+    assert CreditBalance.get("never").auto_top_up_episode is None
+
+
+@pytest.mark.parametrize(
+    ("error", "turned_off"),
+    [
+        ({"code": "card_declined", "decline_code": "stolen_card", "type": "card_error"}, "reported stolen"),
+        ({"code": "processing_error", "type": "card_error"}, None),
+    ],
+)
+def test_the_webhook_turns_it_off_for_a_final_failure_only(
+    stripe_emulator: StripeEmulator,
+    stripe: FakeStripe,
+    stream: BalanceStream,
+    error: dict[str, str],
+    turned_off: str | None,
+) -> None:
+    with_card(stripe_emulator, "hooked", balance=600)
+    turn_on("hooked")
+    spend("hooked", 200)
+    stream.drain()
+    [(intent_id, charge)] = stripe.intents.values()
+    failed = payment_intent(intent_id, charge, status="requires_payment_method", last_payment_error=error)
+    assert deliver(stripe_emulator.sign(event("payment_intent.payment_failed", failed))).status == 200
+    seen = auto_top_up.view("hooked")
+    if turned_off is None:
+        assert (seen.enabled, seen.status) == (True, Status.ON)
+        assert CreditBalance.get("hooked").auto_top_up_episode is not None
+    else:
+        assert (seen.enabled, seen.status) == (False, Status.FAILED)
+        assert seen.reason
+        assert turned_off in seen.reason
+
+
+def test_an_auto_top_up_is_credited_by_its_mark_like_a_checkout_session(
+    stripe_emulator: StripeEmulator, stripe: FakeStripe, stream: BalanceStream
+) -> None:
+    # Given an auto top-up charged for one user, and two copies of its payment: one whose metadata was
+    # changed to credit another user, one with the mark taken off
+    with_card(stripe_emulator, "marked", balance=100)
+    turn_on("marked")
+    stream.drain()
+    [(_, charge)] = stripe.intents.values()
+    assert charge.metadata["creditsMark"].startswith("v1.")
+    forged = dict(charge.metadata, userId="thief")
+    unmarked = {k: v for k, v in charge.metadata.items() if k != "creditsMark"}
+    for metadata in (forged, unmarked):
+        sent = event("payment_intent.succeeded", payment_intent(f"pi_{ULID()}", charge, metadata=metadata))
+        assert deliver(stripe_emulator.sign(sent)).status == 200
+    # Then neither credits anything, as a Checkout Session would not; the real one does
+    assert (ledger.get_balance("thief"), ledger.get_balance("marked")) == (0, 100)
+    pay(stripe_emulator, stripe)
+    assert ledger.get_balance("marked") == 1100
+    assert not hasattr(auto_top_up, "reason_to_reject")  # one rule: wallet.fulfilment.reason_to_reject
+
+
+def policy_attributes() -> set[str]:
+    """The names AutoTopUpStatePolicy lets an UpdateItem of a balance item touch (dynamodb:Attributes)."""
+    from tests.unit.test_template import properties
+
+    [_, update] = properties("AutoTopUpStatePolicy")["PolicyDocument"]["Statement"]
+    return set(update["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"])
+
+
+def test_every_update_of_auto_top_up_is_one_its_iam_policy_allows(
+    stripe_emulator: StripeEmulator,
+    stripe: FakeStripe,
+    stream: BalanceStream,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """AWS checks dynamodb:Attributes against every top-level name an UpdateItem touches: its key, its
+    update expression and its condition expression. So each UpdateItem of a balance item that auto
+    top-up's code sends, whatever path it takes, must name only attributes the policy lists."""
+    from pynamodb.connection.base import Connection
+
+    sent: list[dict[str, Any]] = []
+    make_api_call = Connection._make_api_call
+
+    def recording(self: Connection, operation: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+        if operation == "UpdateItem" and kwargs.get("TableName") == os.environ["CREDIT_BALANCE_TABLE"]:
+            sent.append(kwargs)
+        return make_api_call(self, operation, kwargs)
+
+    monkeypatch.setattr(Connection, "_make_api_call", recording)
+    monkeypatch.setattr(auto_top_up, "BACKOFF_SECONDS", 0.001)
+    # Every path: a customer, cards saved and replaced, settings, a claim, a charge, a pause, a deposit,
+    # passing and final failures, a card detached elsewhere, replaced cards detached, a removal
+    with_card(stripe_emulator, "policy", balance=600)
+    turn_on("policy")
+    for _ in range(settings.auto_top_up_daily_limit() + 1):
+        spend("policy", ledger.get_balance("policy"))
+        stream.drain()
+        pay(stripe_emulator, stripe)
+        stream.drain()
+    assert auto_top_up.view("policy").status is Status.LIMIT_REACHED
+    turn_on("policy")
+    CreditBalance("policy").update(actions=[CreditBalance.auto_top_up_charges.remove()])
+    stripe.passing = [PaymentAttemptFailedError("api_error", answered=False)] * auto_top_up.ATTEMPTS
+    turn_on("policy")
+    stream.drain()
+    stripe.card = "card_declined"
+    turn_on("policy")
+    stream.drain()
+    card = {"object": "payment_method", "customer": "cus_policy", "type": "card", "card": {"last4": "1"}}
+    for method in ("pm_second", "pm_third"):
+        sent_event = event("payment_method.attached", dict(card, id=method))
+        assert deliver(stripe_emulator.sign(sent_event)).status == 200
+    auto_top_up.detach_replaced_cards("policy", lambda _: None)
+    detached = dict(event("payment_method.detached", dict(card, id="pm_third", customer=None)))
+    detached["data"]["previous_attributes"] = {"customer": "cus_policy"}
+    assert deliver(stripe_emulator.sign(detached)).status == 200
+    with_card(stripe_emulator, "policy", balance=0)
+    auto_top_up.remove_card("policy", lambda _: None)
+
+    touched = {name for kwargs in sent for name in kwargs.get("ExpressionAttributeNames", {}).values()} | {
+        name for kwargs in sent for name in kwargs["Key"]
+    }
+    assert len(sent) > 20
+    assert touched - policy_attributes() == set()
+    assert "balance" not in touched
+
+
+def test_one_user_never_reaches_another_users_settings_or_card(
+    stripe_emulator: StripeEmulator,
+    stripe: FakeStripe,
+    tables: DynamoDBServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    detached: list[str] = []
+    monkeypatch.setattr(payments, "detach_payment_method", detached.append)
+    with_card(stripe_emulator, "alice", balance=5000)
+    with_card(stripe_emulator, "bob", balance=5000)
+    assert turn_on("bob", threshold=300).status == 200
+    bob_before = CreditBalance.get("bob").attribute_values
+    # Alice saves her settings, reads them, removes her card, and events name her customer with Bob's card
+    assert turn_on("alice").status == 200
+    assert invoke(auto_top_up_routes, api_event_for("GET", "alice")).body["threshold"] == THRESHOLD
+    removal = api_event_for("DELETE", "alice")
+    removal["routeKey"] = "DELETE /api/payment-method"
+    removal["rawPath"] = removal["requestContext"]["http"]["path"] = "/api/payment-method"
+    assert invoke(auto_top_up_routes, removal).status == 204
+    bobs_card = {"id": "pm_bob", "object": "payment_method", "customer": None, "type": "card", "card": {}}
+    forged = event("payment_method.detached", bobs_card)
+    forged["data"]["previous_attributes"] = {"customer": "cus_alice"}
+    assert deliver(stripe_emulator.sign(forged)).status == 200
+    # Then only Alice's card was detached, and nothing of Bob's changed
+    assert detached == ["pm_alice"]
+    assert CreditBalance.get("bob").attribute_values == bob_before
+    assert auto_top_up.view("bob").card is not None
+
+
+def test_passing_failures_stop_being_tried_when_the_triggers_time_would_run_out(
+    stripe_emulator: StripeEmulator, stripe: FakeStripe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(auto_top_up, "RETRY_BUDGET_SECONDS", 0.0)
+    with_card(stripe_emulator, "slow", balance=0)
+    turn_on("slow")
+    stripe.passing = [PaymentAttemptFailedError("connection_error", answered=False)]
+
+    assert auto_top_up.top_up_if_low("slow", sleep=lambda _: None) is Decision.GAVE_UP
+
+    seen = auto_top_up.view("slow")
+    assert (stripe.calls, seen.enabled, seen.status) == (1, False, Status.FAILED)
+    assert seen.reason
+    assert "failed once for a passing reason (connection error)" in seen.reason
+
+
+def test_a_lost_charge_is_made_again_for_the_pack_its_dip_was_claimed_for(
+    stripe_emulator: StripeEmulator, stripe: FakeStripe, stream: BalanceStream
+) -> None:
+    # Given a dip claimed and charged for the $10 pack, whose answer the trigger lost
+    with_card(stripe_emulator, "repack", balance=600)
+    turn_on("repack")
+    stream.drain()
+    stripe.lose_answer_once = True
+    spend("repack", 200)
+    with pytest.raises(RuntimeError):
+        auto_top_up.top_up_if_low("repack")
+    # When the user picks another pack before the trigger tries again
+    assert turn_on("repack", amount=5000).status == 200
+    stream.drain()
+    # Then the retry is the same request, for the same pack, and one charge
+    assert stripe.calls == 2
+    assert [charge.amount for _, charge in stripe.intents.values()] == [PACK]
+    pay(stripe_emulator, stripe)
+    assert ledger.get_balance("repack") == 1400
+    assert auto_top_up.view("repack").status is Status.ON
+    assert CreditBalance.get("repack").auto_top_up_episode_amount is None

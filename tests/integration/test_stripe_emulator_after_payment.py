@@ -536,15 +536,35 @@ def test_events_are_listed_newest_first_filtered_and_paged(
 # -- off-session payments that fail ------------------------------------------------------------------------
 
 
+def charge_off_session(
+    client: stripe.StripeClient, customer: str, method: str, key: str | None = None
+) -> Any:
+    return client.v1.payment_intents.create(
+        {
+            "amount": 1000,
+            "currency": "usd",
+            "customer": customer,
+            "payment_method": method,
+            "off_session": True,
+            "confirm": True,
+        },
+        options={"idempotency_key": key} if key else {},
+    )
+
+
 @pytest.mark.parametrize(
-    ("card", "code"),
+    ("card", "code", "decline_code"),
     [
-        ("pm_card_authenticationRequired", "authentication_required"),
-        ("pm_card_chargeDeclined", "card_declined"),
+        ("pm_card_authenticationRequired", "authentication_required", "authentication_required"),
+        ("pm_card_chargeDeclined", "card_declined", "generic_decline"),
+        ("pm_card_chargeDeclinedInsufficientFunds", "card_declined", "insufficient_funds"),
+        ("pm_card_chargeDeclinedLostCard", "card_declined", "lost_card"),
+        ("pm_card_chargeDeclinedExpiredCard", "expired_card", "expired_card"),
+        ("pm_card_chargeDeclinedProcessingError", "processing_error", None),
     ],
 )
 def test_a_failed_off_session_attempt_leaves_the_intent_awaiting_another_payment_method(
-    emulator: StripeEmulator, client: stripe.StripeClient, card: str, code: str
+    emulator: StripeEmulator, client: stripe.StripeClient, card: str, code: str, decline_code: str | None
 ) -> None:
     customer = client.v1.customers.create({"email": "bob@example.com"}).id
     [attached] = emulator.save_card(customer, card)
@@ -572,8 +592,71 @@ def test_a_failed_off_session_attempt_leaves_the_intent_awaiting_another_payment
     )
     assert intent.last_payment_error is not None
     assert (intent.last_payment_error.code, intent.last_payment_error.type) == (code, "card_error")
+    # Stripe leaves decline_code out of an error that is not a bank's decline.
+    assert intent.last_payment_error.to_dict().get("decline_code") == decline_code
+    assert declined.value.error is not None
+    assert declined.value.error.to_dict().get("decline_code") == decline_code
+    assert declined.value.error.payment_intent is not None
+    assert declined.value.error.payment_intent.id == intent.id
     assert intent.last_payment_error.payment_method is not None
     assert intent.last_payment_error.payment_method.id == method
     assert failed["data"]["object"] == intent.to_dict()
     assert all_fit(intent.to_dict(), stripe.PaymentIntent) == []
     assert not [event for event in emulator.events if event["type"] == "payment_intent.requires_action"]
+
+
+def test_a_card_with_one_processing_error_fails_once_then_pays_a_new_attempt(
+    emulator: StripeEmulator, client: stripe.StripeClient
+) -> None:
+    customer = client.v1.customers.create({}).id
+    [attached] = emulator.save_card(customer, "pm_card_processingErrorOnce")
+    method = attached["data"]["object"]["id"]
+
+    with pytest.raises(stripe.CardError) as failed:
+        charge_off_session(client, customer, method, key="first")
+    # The same key replays the failure, as Stripe saves it; a new attempt pays.
+    with pytest.raises(stripe.CardError):
+        charge_off_session(client, customer, method, key="first")
+    paid = charge_off_session(client, customer, method, key="second")
+
+    assert failed.value.code == "processing_error"
+    assert paid.status == "succeeded"
+
+
+def test_a_card_detached_as_the_dashboard_does_sends_its_event_and_cannot_be_charged(
+    emulator: StripeEmulator, client: stripe.StripeClient
+) -> None:
+    customer = client.v1.customers.create({}).id
+    [attached] = emulator.save_card(customer, "pm_card_visa")
+    method = attached["data"]["object"]["id"]
+
+    [detached] = emulator.detach_card(method)
+
+    assert detached["type"] == "payment_method.detached"
+    assert detached["data"]["object"]["customer"] is None
+    assert detached["data"]["previous_attributes"] == {"customer": customer}
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        charge_off_session(client, customer, method)
+    assert (refused.value.http_status, refused.value.param) == (400, "payment_method")
+    assert refused.value.error is not None
+    assert refused.value.error.type == "invalid_request_error"
+
+
+def test_a_deleted_customer_is_shown_deleted_and_cannot_be_charged(
+    emulator: StripeEmulator, client: stripe.StripeClient
+) -> None:
+    customer = client.v1.customers.create({}).id
+    [attached] = emulator.save_card(customer, "pm_card_visa")
+
+    deleted = client.v1.customers.delete(customer)
+
+    assert deleted.deleted is True
+    assert client.v1.customers.retrieve(customer).deleted is True
+    assert [e["type"] for e in emulator.events][-1] == "customer.deleted"
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        charge_off_session(client, customer, attached["data"]["object"]["id"])
+    assert (refused.value.http_status, refused.value.code, refused.value.param) == (
+        400,
+        "resource_missing",
+        "customer",
+    )

@@ -160,7 +160,10 @@ FIND_CUSTOMER = {("dynamodb:Query", "CreditBalanceTable/byStripeCustomer")}
         ("AutoTopUpFunction", AUTO_TOP_UP_STATE | READ_API_KEY),
         (
             "AutoTopUpTriggerFunction",
-            AUTO_TOP_UP_STATE | READ_API_KEY | {("sqs:SendMessage", "AutoTopUpFailedRecordsQueue")},
+            AUTO_TOP_UP_STATE
+            | READ_API_KEY
+            | READ_FULFILMENT_KEY
+            | {("sqs:SendMessage", "AutoTopUpFailedRecordsQueue")},
         ),
         ("SpendFunction", LEDGER_CHANGE),
         (
@@ -442,8 +445,10 @@ def test_auto_top_up_state_never_includes_the_balance() -> None:
 
     assert update["Action"] == "dynamodb:UpdateItem"
     assert "balance" not in attributes
+    # The key, and `updatedAt`: the claim's condition names it, and AWS checks condition names too.
+    assert {"userId", "updatedAt"} <= set(attributes)
     assert all(
-        name.startswith(("autoTopUp", "card", "paymentMethod", "stripeCustomer", "userId"))
+        name.startswith(("autoTopUp", "card", "paymentMethod", "stripeCustomer", "userId", "updatedAt"))
         for name in attributes
     )
 
@@ -460,3 +465,30 @@ def test_the_trigger_reads_the_balance_stream_reporting_failed_records_alone_to_
         "Fn::GetAtt": ["AutoTopUpFailedRecordsQueue", "Arn"]
     }
     assert "AutoTopUpIteratorAgeAlarm" in resources("AWS::CloudWatch::Alarm")
+
+
+def test_no_shard_waits_behind_a_poison_record_of_the_balance_stream() -> None:
+    """Lambda's event source mapping, as AWS documents it: with ReportBatchItemFailures the batch is
+    retried from the first record reported; BisectBatchOnFunctionError splits a failing batch so a bad
+    record is isolated; MaximumRetryAttempts and MaximumRecordAgeInSeconds bound how long one record
+    may be retried (-1 is forever), after which DestinationConfig.OnFailure receives it and the shard
+    moves on."""
+    stream = properties("AutoTopUpTriggerFunction")["Events"]["BalanceChanged"]["Properties"]
+
+    assert stream["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert stream["BisectBatchOnFunctionError"] is True
+    assert 0 <= stream["MaximumRetryAttempts"] <= 10
+    assert 60 <= stream["MaximumRecordAgeInSeconds"] <= 3600
+    assert stream["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": ["AutoTopUpFailedRecordsQueue", "Arn"]
+    }
+
+
+def test_the_trigger_hears_only_balances_with_auto_top_up_on_or_cards_to_detach() -> None:
+    stream = properties("AutoTopUpTriggerFunction")["Events"]["BalanceChanged"]["Properties"]
+    patterns = [json.loads(f["Pattern"]) for f in stream["FilterCriteria"]["Filters"]]
+
+    assert patterns == [
+        {"dynamodb": {"NewImage": {"autoTopUp": {"BOOL": [True]}}}},
+        {"dynamodb": {"NewImage": {"cardsToDetach": {"SS": [{"exists": True}]}}}},
+    ]

@@ -1,5 +1,5 @@
-"""Auto top-up's Stripe events: its PaymentIntents succeed or fail, and a card is attached to one of
-our customers. All from the event's own data: no Stripe call."""
+"""Auto top-up's Stripe events: its PaymentIntents succeed or fail, and a card is attached to or detached
+from one of our customers. All from the event's own data: no Stripe call."""
 
 from __future__ import annotations
 
@@ -41,6 +41,18 @@ def on_payment_intent_event(event: Event) -> Outcome:
 
 
 def on_card_attached(event: Event) -> Outcome:
-    """`payment_method.attached` to one of our customers: the user's saved card."""
-    user_id = auto_top_up.save_card(saved_card(event.data_object))
+    """`payment_method.attached` to one of our customers: the user's saved card, unless the user removed
+    or replaced a card after it was attached (a late or replayed event)."""
+    user_id = auto_top_up.save_card(saved_card(event.data_object), created=event.created)
     return Outcome(Result.CARD_SAVED, user_id=user_id) if user_id else Outcome(Result.IGNORED)
+
+
+def on_card_detached(event: Event) -> Outcome:
+    """`payment_method.detached`: the user's saved card detached elsewhere turns auto top-up off with a
+    reason; one this product removed or replaced changes nothing. The customer it had is in
+    `previous_attributes`, its `customer` being null now."""
+    customer = event.previous_attributes.get("customer")
+    user_id = auto_top_up.card_detached(
+        str(event.data_object.get("id", "")), customer if isinstance(customer, str) else None, event.created
+    )
+    return Outcome(Result.CARD_GONE, user_id=user_id) if user_id else Outcome(Result.IGNORED)

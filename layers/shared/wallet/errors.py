@@ -50,11 +50,25 @@ class TooManyLookupsError(RuntimeError):
 
 
 class PaymentDeclinedError(RuntimeError):
-    """An off-session payment the card refused, or that its bank wants the customer to confirm."""
+    """An off-session payment that cannot succeed as it is: the card refused it (`decline_code` says why),
+    its bank wants the customer to confirm it, or the card or customer is gone at Stripe."""
 
-    def __init__(self, code: str) -> None:
-        super().__init__(f"the payment was refused: {code}")
+    def __init__(self, code: str, decline_code: str | None = None) -> None:
+        super().__init__(f"the payment was refused: {code}" + (f" ({decline_code})" if decline_code else ""))
         self.code = code
+        self.decline_code = decline_code
+
+
+class PaymentAttemptFailedError(PaymentsUnavailableError):
+    """An off-session payment that failed for a passing reason (Stripe busy or unreachable, the card
+    network's processing error): the same charge may be tried again. `answered` when Stripe said this
+    attempt failed, so the next one is a new request; otherwise its outcome is unknown and the next must
+    repeat it (the same idempotency key)."""
+
+    def __init__(self, code: str, *, answered: bool) -> None:
+        super().__init__(f"the payment attempt failed: {code}")
+        self.code = code
+        self.answered = answered
 
 
 class NoPaymentMethodError(ValueError):

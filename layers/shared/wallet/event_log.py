@@ -14,7 +14,7 @@ from typing import Any
 import stripe
 
 from wallet.errors import PaymentsUnavailableError
-from wallet.payments import Event, calling
+from wallet.payments import Event, calling, event_of
 
 PAGE_SIZE = 100
 
@@ -78,16 +78,8 @@ def retrieve(event_id: str, client: stripe.StripeClient | None = None) -> Logged
 
 def logged_event(data: Mapping[str, Any]) -> LoggedEvent:
     """An event as Stripe's API answers it; the same fields the webhook reads from a delivery."""
-    body = data.get("data")
-    data_object = body.get("object") if isinstance(body, Mapping) else None
-    event = Event(
-        id=str(data.get("id", "")),
-        type=str(data.get("type", "")),
-        livemode=data.get("livemode") is True,
-        data_object=data_object if isinstance(data_object, Mapping) else {},
-    )
-    created = data.get("created")
-    return LoggedEvent(event, created if isinstance(created, int) else 0)
+    event = event_of(data)
+    return LoggedEvent(event, event.created or 0)
 
 
 def _list(params: stripe.params.EventListParams, client: stripe.StripeClient | None) -> Page:

@@ -61,16 +61,11 @@ def on_checkout_event(event: Event) -> Outcome:
 
 def payment_verdict(intent: PaymentIntent) -> str | None:
     """Whether a payment is one this deployment credits, judged as its session would be: None when it is,
-    NOT_OURS for another integration's, else why it was (or will be) rejected. For a refund or dispute
-    that arrives before its deposit, from the PaymentIntent's metadata (a Checkout payment carries its
-    session's; an auto top-up its own)."""
+    NOT_OURS for another integration's, else why it was (or will be) rejected. For an auto top-up, and
+    for a refund or dispute that arrives before its deposit, from the PaymentIntent's metadata and mark
+    (a Checkout payment carries its session's; an auto top-up its own, made the same way)."""
     if "paymentId" not in intent.metadata and marker.METADATA_KEY not in intent.metadata:
         return NOT_OURS
-    if intent.metadata.get("source") == "auto_top_up":
-        # Imported here: auto top-up's own rule, needed for its payments only.
-        from wallet import auto_top_up
-
-        return auto_top_up.reason_to_reject(intent)
     return reason_to_reject(
         CheckoutSession(
             id=intent.id,

@@ -5,7 +5,14 @@ from __future__ import annotations
 import contextlib
 from functools import cache
 
-from pynamodb.attributes import BooleanAttribute, NumberAttribute, TTLAttribute, UnicodeAttribute
+from pynamodb.attributes import (
+    BooleanAttribute,
+    ListAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+    UnicodeSetAttribute,
+)
 from pynamodb.connection import Connection, TableConnection
 from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
@@ -65,6 +72,12 @@ class CreditBalance(_LedgerModel):
     card_last4 = UnicodeAttribute(attr_name="cardLast4", null=True)
     card_exp_month = NumberAttribute(attr_name="cardExpMonth", null=True)
     card_exp_year = NumberAttribute(attr_name="cardExpYear", null=True)
+    # Cards replaced by a newer one, still attached at Stripe until the trigger detaches them.
+    cards_to_detach = UnicodeSetAttribute(attr_name="cardsToDetach", null=True)
+    # When the last card was removed or replaced (Unix seconds), and every card removed or replaced: an
+    # older `payment_method.attached`, or one of such a card, never saves it again.
+    card_removed_at = NumberAttribute(attr_name="cardRemovedAt", null=True)
+    removed_cards = UnicodeSetAttribute(attr_name="cardsRemoved", null=True)
     auto_top_up = BooleanAttribute(attr_name="autoTopUp", null=True)
     auto_top_up_threshold = NumberAttribute(attr_name="autoTopUpThreshold", null=True)
     # A pack's price in minor units.
@@ -75,9 +88,15 @@ class CreditBalance(_LedgerModel):
     # makes one charge; and its PaymentIntent once Stripe made it. Both go when its deposit lands.
     auto_top_up_episode = UnicodeAttribute(attr_name="autoTopUpEpisode", null=True)
     auto_top_up_intent = UnicodeAttribute(attr_name="autoTopUpIntent", null=True)
-    # Charges in the 24 h window that started at `autoTopUpWindow` (Unix seconds).
-    auto_top_up_count = NumberAttribute(attr_name="autoTopUpCount", null=True)
-    auto_top_up_window = NumberAttribute(attr_name="autoTopUpWindow", null=True)
+    auto_top_up_episode_amount = NumberAttribute(attr_name="autoTopUpEpisodeAmount", null=True)
+    # When each charge Stripe made in the last 24 hours was made (Unix seconds): the sliding daily limit.
+    auto_top_up_charges = ListAttribute[float](
+        of=NumberAttribute,  # type: ignore[arg-type]  # pynamodb types `of` as the element's value type
+        attr_name="autoTopUpCharges",
+        null=True,
+    )
+    # While paused at the daily limit: when the oldest of those charges leaves the 24 hours (Unix seconds).
+    auto_top_up_resumes_at = NumberAttribute(attr_name="autoTopUpResumesAt", null=True)
 
     balances_by_customer = BalancesByCustomer()
 

@@ -31,6 +31,9 @@ class Result(StrEnum):
     """An auto top-up's payment failed or needs the customer: auto top-up is off with a reason."""
     CARD_SAVED = "card_saved"
     """A card attached to one of our customers is now the user's saved card."""
+    CARD_GONE = "card_gone"
+    """The user's saved card was detached at Stripe (not by this product): forgotten, and auto top-up is
+    off with a reason."""
 
 
 @dataclass(frozen=True, slots=True)

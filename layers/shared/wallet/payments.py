@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -19,6 +19,7 @@ from wallet import marker, settings
 from wallet.errors import (
     CheckoutSessionNotFoundError,
     InvalidEventError,
+    PaymentAttemptFailedError,
     PaymentDeclinedError,
     PaymentsUnavailableError,
 )
@@ -62,6 +63,25 @@ class Event:
     type: str
     livemode: bool
     data_object: Mapping[str, Any]
+    created: int | None = None
+    previous_attributes: Mapping[str, Any] = field(default_factory=dict)
+    """What an update's event says its change replaced (`data.previous_attributes`)."""
+
+
+def event_of(data: Mapping[str, Any]) -> Event:
+    """The fields the product reads of an event, as a delivery or Stripe's API carries it."""
+    body = data.get("data")
+    data_object = body.get("object") if isinstance(body, Mapping) else None
+    previous = body.get("previous_attributes") if isinstance(body, Mapping) else None
+    created = data.get("created")
+    return Event(
+        id=str(data.get("id", "")),
+        type=str(data.get("type", "")),
+        livemode=data.get("livemode") is True,
+        data_object=data_object if isinstance(data_object, Mapping) else {},
+        created=created if isinstance(created, int) and not isinstance(created, bool) else None,
+        previous_attributes=previous if isinstance(previous, Mapping) else {},
+    )
 
 
 # -- the client: one per container, holding no key; each call passes the current one (rotation) ---------
@@ -191,16 +211,9 @@ def verify_event(payload: bytes, signature: str | None, secret: str) -> Event:
     # The SDK refuses only old timestamps; one far ahead would keep a captured delivery replayable.
     if _signed_at(signature) > time.time() + SIGNATURE_TOLERANCE_SECONDS:
         raise InvalidEventError("The Stripe-Signature timestamp is in the future.")
-    data = event.get("data")
-    data_object = data.get("object") if isinstance(data, Mapping) else None
     if not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
         raise InvalidEventError("The body is not a Stripe event.")
-    return Event(
-        id=event["id"],
-        type=event["type"],
-        livemode=bool(event.get("livemode")),
-        data_object=data_object if isinstance(data_object, Mapping) else {},
-    )
+    return event_of(event)
 
 
 def _signed_at(signature: str) -> int:
@@ -234,6 +247,9 @@ class PaymentIntent:
     currency: str | None
     metadata: Mapping[str, str]
     failure_code: str | None = None
+    decline_code: str | None = None
+    failure_type: str | None = None
+    """`last_payment_error.type`: `card_error`, `invalid_request_error`, ..."""
     livemode: bool = False
     created: int | None = None
 
@@ -248,8 +264,49 @@ class SavedCard:
     exp_year: int | None
 
 
+# Failures Stripe may answer differently a moment later; every other failure of a charge is final.
+PASSING_CODES = frozenset({"processing_error", "lock_timeout", "rate_limit"})
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeFailure:
+    """Why an off-session charge failed, classified once for the trigger and the webhook alike."""
+
+    code: str
+    """Stripe's error code (`card_declined`, `expired_card`, ...), or `card_gone` / `customer_gone` for a
+    card detached or a customer deleted at Stripe, `connection_error` or `api_error` when Stripe did not
+    answer or failed."""
+    decline_code: str | None
+    final: bool
+    """Final: trying again cannot succeed (turn auto top-up off); otherwise the same charge may be."""
+
+
+def charge_failure(
+    *,
+    code: str | None,
+    decline_code: str | None,
+    error_type: str | None,
+    status: int | None,
+    param: str | None,
+) -> ChargeFailure:
+    """The one rule for what a failed off-session charge means, from Stripe's error as the API answers it
+    or as a PaymentIntent's `last_payment_error` carries it (`status` None there, and for no answer)."""
+    if code in PASSING_CODES or status == 429 or status == 409:
+        return ChargeFailure(code or "rate_limit", None, final=False)
+    if error_type == "card_error" or status == 402:
+        return ChargeFailure(code or "card_declined", decline_code, final=True)
+    if error_type == "invalid_request_error" and status in (None, 400, 404):
+        # The saved card detached, or the customer deleted, elsewhere (the Dashboard, another integration).
+        return ChargeFailure("customer_gone" if param == "customer" else "card_gone", None, final=True)
+    if error_type == "idempotency_error":
+        return ChargeFailure("idempotency_error", None, final=True)
+    return ChargeFailure("api_error" if status else "connection_error", None, final=False)
+
+
 def charge_off_session(charge: OffSessionCharge, client: stripe.StripeClient | None = None) -> str:
-    """Make and confirm the PaymentIntent; its id. The idempotency key makes a retry the same charge."""
+    """Make and confirm the PaymentIntent; its id. The idempotency key makes a retry the same charge.
+
+    Raises PaymentDeclinedError when no retry can succeed, PaymentAttemptFailedError when one may."""
     params: stripe.params.PaymentIntentCreateParams = {
         "amount": charge.amount,
         "currency": charge.currency,
@@ -264,10 +321,18 @@ def charge_off_session(charge: OffSessionCharge, client: stripe.StripeClient | N
         intent = sdk.v1.payment_intents.create(
             params, options={**options, "idempotency_key": charge.idempotency_key}
         )
-    except stripe.CardError as exc:
-        raise PaymentDeclinedError(exc.code or "card_declined") from exc
     except stripe.StripeError as exc:
-        raise PaymentsUnavailableError("Stripe did not make the auto top-up payment") from exc
+        error = exc.error
+        failure = charge_failure(
+            code=(error.code if error else None) or exc.code,
+            decline_code=error.decline_code if error else None,
+            error_type=error.type if error else None,
+            status=exc.http_status,
+            param=error.param if error else None,
+        )
+        if failure.final:
+            raise PaymentDeclinedError(failure.code, failure.decline_code) from exc
+        raise PaymentAttemptFailedError(failure.code, answered=exc.http_status == 402) from exc
     if intent.status == "requires_action":
         raise PaymentDeclinedError("authentication_required")
     return intent.id
@@ -326,6 +391,8 @@ def payment_intent(data: Mapping[str, Any]) -> PaymentIntent:
     metadata = data.get("metadata") or {}
     error = data.get("last_payment_error")
     code = error.get("code") if isinstance(error, Mapping) else None
+    decline_code = error.get("decline_code") if isinstance(error, Mapping) else None
+    failure_type = error.get("type") if isinstance(error, Mapping) else None
     return PaymentIntent(
         id=str(data.get("id", "")),
         status=data.get("status"),
@@ -334,6 +401,8 @@ def payment_intent(data: Mapping[str, Any]) -> PaymentIntent:
         currency=data.get("currency"),
         metadata={str(k): str(v) for k, v in metadata.items()} if isinstance(metadata, Mapping) else {},
         failure_code=code if isinstance(code, str) else None,
+        decline_code=decline_code if isinstance(decline_code, str) else None,
+        failure_type=failure_type if isinstance(failure_type, str) else None,
         livemode=data.get("livemode") is True,
         created=data.get("created") if isinstance(data.get("created"), int) else None,
     )

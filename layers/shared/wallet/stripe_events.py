@@ -59,6 +59,10 @@ EVENTS: Mapping[str, Rule] = MappingProxyType(
         "payment_method.attached": Rule(
             "wallet.auto_top_up_events:on_card_attached", "a customer's card becomes the saved card"
         ),
+        "payment_method.detached": Rule(
+            "wallet.auto_top_up_events:on_card_detached",
+            "the saved card detached elsewhere turns auto top-up off, with the reason",
+        ),
     }
 )
 ENDPOINT_EVENTS = tuple(EVENTS)
