@@ -89,7 +89,9 @@ bytecode:
 deploy: build ## Deploy the stack (guided the first time), then publish the site to it
 	@if $(RUN) python -m deploy.publish --stack-name $(STACK_NAME) --exists; \
 	  then $(SAM) deploy --stack-name $(STACK_NAME); \
-	  else $(SAM) deploy --guided --stack-name $(STACK_NAME); fi
+	  else echo "AlarmEmail: where every alarm is emailed (a lost webhook, a rejected payment, a dispute, ledger drift)."; \
+	    echo "  Left empty, alarms reach the SNS topic only and nobody hears of them."; \
+	    $(SAM) deploy --guided --stack-name $(STACK_NAME); fi
 	PYTHONPATH=layers/shared:. $(RUN) python -m deploy.publish --stack-name $(STACK_NAME)
 
 layer-requirements: $(VENV)/.synced ## Pin the layer's packages to uv.lock, less those the Lambda runtime has

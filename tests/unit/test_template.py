@@ -460,3 +460,43 @@ def test_the_trigger_reads_the_balance_stream_reporting_failed_records_alone_to_
         "Fn::GetAtt": ["AutoTopUpFailedRecordsQueue", "Arn"]
     }
     assert "AutoTopUpIteratorAgeAlarm" in resources("AWS::CloudWatch::Alarm")
+
+
+# --- Alarms reach a person --------------------------------------------------------------------------------
+
+
+def test_the_alarm_topic_is_encrypted_with_a_key_whose_policy_lets_cloudwatch_publish() -> None:
+    topic_key = properties("AlarmTopic")["KmsMasterKeyId"]
+    key = properties("AlarmTopicKey")
+
+    # An AWS managed key (alias/aws/sns) has a policy no one can change: CloudWatch could never use it.
+    assert topic_key == {"Ref": "AlarmTopicKey"}
+    assert key["EnableKeyRotation"] is True
+    [cloudwatch] = [
+        s for s in key["KeyPolicy"]["Statement"] if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    ]
+    assert cloudwatch["Effect"] == "Allow"
+    assert {"kms:Decrypt", "kms:GenerateDataKey*"} <= set(cloudwatch["Action"])
+
+
+@pytest.mark.parametrize("alarm", sorted(resources("AWS::CloudWatch::Alarm")))
+def test_every_alarm_notifies_the_alarm_topic(alarm: str) -> None:
+    assert properties(alarm)["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+
+
+def test_the_alarm_email_is_subscribed_to_the_topic_and_says_what_empty_means() -> None:
+    template = load()
+    subscription = template["Resources"]["AlarmEmailSubscription"]
+    parameter = template["Parameters"]["AlarmEmail"]
+
+    assert subscription["Condition"] == "EmailAlarms"
+    assert subscription["Properties"] == {
+        "TopicArn": {"Ref": "AlarmTopic"},
+        "Protocol": "email",
+        "Endpoint": {"Ref": "AlarmEmail"},
+    }
+    assert template["Conditions"]["EmailAlarms"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]}
+    assert "Empty:" in parameter["Description"]
+    assert re.fullmatch(parameter["AllowedPattern"], "ops@example.com")
+    assert re.fullmatch(parameter["AllowedPattern"], "")
+    assert not re.fullmatch(parameter["AllowedPattern"], "not an address")
