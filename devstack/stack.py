@@ -230,6 +230,9 @@ class DevStack:
         if self.stripe.secret_key is not None:
             # Locally one test-mode key serves as the webhook's read-only key too.
             environment["STRIPE_SECRET_KEY"] = environment["STRIPE_READ_KEY"] = self.stripe.secret_key
+        # make run's one SigV4 principal may spend and adjust, so the README's curl examples work as they are.
+        for name in ("SERVICE_CALLER_ARNS", "OPERATOR_ARNS"):
+            environment[name] = self.settings.get(name, "").strip() or self.service_credentials.user_arn
         # The fulfilment mark's key (wallet.marker): one per run unless given, like the webhook secret.
         environment["FULFILMENT_KEYS"] = self.settings.get(
             "FULFILMENT_KEYS", ""

@@ -35,6 +35,9 @@ os.environ.update(
         "STRIPE_READ_KEY": "sk_test_emulator",
         # The fulfilment mark's key (wallet.marker).
         "FULFILMENT_KEYS": "test-fulfilment-key-0123456789abcdef",
+        # The principal the sample service events (events/api_post_spend.json and the like) are signed by.
+        "SERVICE_CALLER_ARNS": "arn:aws:iam::123456789012:user/api-service",
+        "OPERATOR_ARNS": "arn:aws:iam::123456789012:user/api-service",
     }
 )
 for name in (

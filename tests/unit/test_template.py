@@ -500,3 +500,30 @@ def test_the_alarm_email_is_subscribed_to_the_topic_and_says_what_empty_means() 
     assert re.fullmatch(parameter["AllowedPattern"], "ops@example.com")
     assert re.fullmatch(parameter["AllowedPattern"], "")
     assert not re.fullmatch(parameter["AllowedPattern"], "not an address")
+
+
+# --- Who may do what on the service routes ---------------------------------------------------------------
+
+
+def test_the_service_function_is_told_who_may_spend_and_who_may_adjust() -> None:
+    variables = properties("SpendFunction")["Environment"]["Variables"]
+
+    assert variables["SERVICE_CALLER_ARNS"] == {"Ref": "ServiceCallerArns"}
+    assert variables["OPERATOR_ARNS"] == {"Ref": "OperatorArns"}
+
+
+@pytest.mark.parametrize("parameter", ["ServiceCallerArns", "OperatorArns"])
+def test_the_caller_lists_take_role_or_user_arns_and_default_to_no_one(parameter: str) -> None:
+    spec = load()["Parameters"][parameter]
+    pattern = spec["AllowedPattern"]
+
+    assert spec["Default"] == ""
+    assert re.fullmatch(pattern, "arn:aws:iam::123456789012:role/services/checkout-backend")
+    assert re.fullmatch(pattern, "arn:aws:iam::123456789012:role/a,arn:aws:iam::123456789012:user/jane")
+    for refused in (
+        "*",
+        "arn:aws:iam::123456789012:root",
+        "arn:aws:iam::123456789012:role/a, b",
+        "123456789012",
+    ):
+        assert not re.fullmatch(pattern, refused), refused

@@ -27,6 +27,7 @@ from wallet.errors import (
     PaymentsUnavailableError,
     TooManyLookupsError,
 )
+from wallet.principals import InvalidPrincipalError, principal
 from wallet.settings import SettingsError
 
 if TYPE_CHECKING:
@@ -42,6 +43,10 @@ class UnauthorizedError(Exception):
 
 class ForbiddenError(Exception):
     """A service route reached without the IAM identity API Gateway's AWS_IAM authorization adds."""
+
+
+class CallerNotAllowedError(Exception):
+    """A signed service call from a principal that is not listed for what it asks."""
 
 
 class InvalidBodyError(ValueError):
@@ -64,6 +69,7 @@ class InvalidUserError(ValueError):
 STATUS: dict[type[Exception], tuple[HTTPStatus, str]] = {
     UnauthorizedError: (HTTPStatus.UNAUTHORIZED, "unauthorized"),
     ForbiddenError: (HTTPStatus.FORBIDDEN, "forbidden"),
+    CallerNotAllowedError: (HTTPStatus.FORBIDDEN, "caller_not_allowed"),
     InvalidBodyError: (HTTPStatus.BAD_REQUEST, "invalid_body"),
     MissingIdempotencyKeyError: (HTTPStatus.BAD_REQUEST, "missing_idempotency_key"),
     InvalidIdempotencyKeyError: (HTTPStatus.BAD_REQUEST, "invalid_idempotency_key"),
@@ -149,6 +155,19 @@ def caller_arn(app: APIGatewayHttpResolver) -> str:
     arn = app.current_event.request_context.authorizer.iam.user_arn
     if not arn.startswith("arn:"):
         raise ForbiddenError("no IAM principal on the request")
+    return arn
+
+
+def allowed_caller(app: APIGatewayHttpResolver, allowed: frozenset[str], listed_in: str) -> str:
+    """The signing principal's ARN when `allowed` names it (any session of a listed role counts), else
+    CallerNotAllowedError naming the principal and the list it is missing from. Checked before any write."""
+    arn = caller_arn(app)
+    try:
+        name = principal(arn)
+    except InvalidPrincipalError:
+        name = arn
+    if name not in allowed:
+        raise CallerNotAllowedError(f"{name} may not call this route: it is not listed in {listed_in}.")
     return arn
 
 

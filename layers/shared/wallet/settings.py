@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from functools import cache
 
 from wallet.packs import Pack, parse_packs
+from wallet.principals import InvalidPrincipalError, principals
 
 DEFAULT_PACKS = "1000,5000,10000"
 # Secrets Manager is read again after this long, so a rotated Stripe key is picked up without a deploy.
@@ -107,6 +108,31 @@ def stripe_read_key() -> str:
 def stripe_webhook_secret() -> str:
     """The webhook signing secret: it verifies Stripe's signatures and can do nothing else."""
     return _stripe_secret("STRIPE_WEBHOOK_SECRET", "STRIPE_WEBHOOK_SECRET_ARN")
+
+
+# -- who may call the service routes: the lists the template's ServiceCallerArns and OperatorArns give ---
+
+
+@cache
+def service_callers() -> frozenset[str]:
+    """The backends that may spend credits and read balances (`wallet.principals` names)."""
+    return _principal_list("SERVICE_CALLER_ARNS")
+
+
+@cache
+def operators() -> frozenset[str]:
+    """The people's roles that may adjust a balance, up or down, and read balances."""
+    return _principal_list("OPERATOR_ARNS")
+
+
+def _principal_list(name: str) -> frozenset[str]:
+    # Unset is a deployment error; set and empty lists no one, and every call is refused 403.
+    if name not in os.environ:
+        raise SettingsError(f"{name} is not set; see .env.example for what it holds")
+    try:
+        return principals(os.environ[name])
+    except InvalidPrincipalError as exc:
+        raise SettingsError(f"{name} must list IAM role or user ARNs: {exc}") from None
 
 
 # -- the fulfilment mark's keys: read by checkout, the webhook and the sweep alike ------------------------
