@@ -7,7 +7,8 @@ each serve one event at a time, as Lambda's do. Tests may run the handlers in th
 request at a time per function. Everything else is static: the site from static_site/, /config.js,
 which tells the page where the API is, and /api/openapi.json, the API's OpenAPI document. Local only:
 `POST /local/token` signs a user in, and `POST /local/settle?timeout=60` answers once the stack has
-delivered everything it queued (`DevStack.settle`), or 504 naming what it has not.
+delivered everything it queued (`DevStack.settle`), or 504 naming what it has not. Requests whose Host
+is not the stack's own (127.0.0.1:PORT or localhost:PORT) are refused 421, against DNS rebinding.
 """
 
 from __future__ import annotations
@@ -453,6 +454,19 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], gateway: Gateway) -> None:
         super().__init__(address, _RequestHandler)
         self.gateway = gateway
+        port = self.server_address[1]
+        self.own_hosts = frozenset({f"127.0.0.1:{port}", f"localhost:{port}"})
+
+
+def wrong_host(host: str | None, own_hosts: frozenset[str]) -> Response | None:
+    """421 unless the request names this server: a page on another site whose name was rebound to
+    127.0.0.1 (DNS rebinding) sends its own name as Host, and must not reach the stack's API."""
+    if host is not None and host.strip().lower() in own_hosts:
+        return None
+    message = f"This server answers only to {' or '.join(sorted(own_hosts))}, not Host {host!r}."
+    return json_response(
+        HTTPStatus.MISDIRECTED_REQUEST, {"error": {"code": "wrong_host", "message": message}}
+    )
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
@@ -469,7 +483,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
             headers[key] = f"{headers[key]},{value}" if key in headers else value
         request = Request(self.command, self.path, headers, body, self.client_address[0])
         try:
-            response = self.server.gateway.respond(request)
+            response = wrong_host(headers.get("host"), self.server.own_hosts) or self.server.gateway.respond(
+                request
+            )
         except Exception:
             _log.exception("gateway error")
             response = json_response(HTTPStatus.INTERNAL_SERVER_ERROR, {"message": "Internal Server Error"})
