@@ -74,6 +74,9 @@ def test_a_checkout_session_for_a_pack_carries_the_user_and_payment(stripe_emula
     )
     assert created.params["payment_intent_data"]["metadata"] == metadata
     assert created.params["line_items"][0]["price_data"]["unit_amount"] == "5000"
+    # Adaptive Pricing off per session, never left to the Dashboard: the customer pays in the mark's currency.
+    assert created.params["adaptive_pricing"] == {"enabled": "false"}
+    assert session["adaptive_pricing"] == {"enabled": False}
 
 
 @pytest.mark.parametrize(
