@@ -39,6 +39,9 @@ SETTINGS = {
     "STRIPE_SECRET_KEY": API_KEY,
     "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
     "FULFILMENT_KEYS": "bench-fulfilment-key-0123456789abcdef",
+    # The principal the sample service events are signed by: a backend and an operator here.
+    "SERVICE_CALLER_ARNS": "arn:aws:iam::123456789012:user/api-service",
+    "OPERATOR_ARNS": "arn:aws:iam::123456789012:user/api-service",
 }
 # Settings from a developer's shell that would point the functions somewhere else.
 CLEARED = (

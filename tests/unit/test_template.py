@@ -157,7 +157,10 @@ FIND_CUSTOMER = {("dynamodb:Query", "CreditBalanceTable/byStripeCustomer")}
             | AUTO_TOP_UP_STATE
             | FIND_CUSTOMER,
         ),
-        ("AutoTopUpFunction", AUTO_TOP_UP_STATE | READ_API_KEY),
+        (
+            "AutoTopUpFunction",
+            AUTO_TOP_UP_STATE | READ_API_KEY | {("dynamodb:UpdateItem", "CreditGuardTable")},
+        ),
         (
             "AutoTopUpTriggerFunction",
             AUTO_TOP_UP_STATE | READ_API_KEY | {("sqs:SendMessage", "AutoTopUpFailedRecordsQueue")},
@@ -337,18 +340,47 @@ def test_checkout_is_capped_below_the_webhooks_reserved_concurrency() -> None:
     assert 0 < checkout < webhook
 
 
-def test_every_route_has_its_own_throttle_no_looser_than_the_stage() -> None:
-    stage = properties("HttpApiStage")
-    default = stage["DefaultRouteSettings"]
-    routes = {r["Properties"]["RouteKey"] for r in resources("AWS::ApiGatewayV2::Route").values()}
+def routes_of(api: str) -> dict[str, str]:
+    """The routes of one API, by logical id: their route keys."""
+    return {
+        name: r["Properties"]["RouteKey"]
+        for name, r in resources("AWS::ApiGatewayV2::Route").items()
+        if r["Properties"]["ApiId"] == {"Ref": api}
+    }
 
-    assert set(stage["RouteSettings"]) == routes
-    for settings in stage["RouteSettings"].values():
+
+@pytest.mark.parametrize(("api", "stage"), [("HttpApi", "HttpApiStage"), ("ServiceApi", "ServiceApiStage")])
+def test_every_route_has_its_own_throttle_no_looser_than_its_stage(api: str, stage: str) -> None:
+    settings_ = properties(stage)
+    default = settings_["DefaultRouteSettings"]
+    routes = routes_of(api)
+
+    assert settings_["ApiId"] == {"Ref": api}
+    assert set(settings_["RouteSettings"]) == set(routes.values())
+    for settings in settings_["RouteSettings"].values():
         assert 0 < settings["ThrottlingRateLimit"] <= default["ThrottlingRateLimit"]
         assert 0 < settings["ThrottlingBurstLimit"] <= default["ThrottlingBurstLimit"]
-    assert set(load()["Resources"]["HttpApiStage"]["DependsOn"]) == {
-        name for name, r in resources("AWS::ApiGatewayV2::Route").items()
-    }
+    assert set(load()["Resources"][stage]["DependsOn"]) == set(routes)
+
+
+def test_the_service_routes_are_an_api_of_their_own_with_its_own_log_and_alarm() -> None:
+    service = properties("ServiceApiStage")
+
+    assert set(routes_of("ServiceApi").values()) == SERVICE_ROUTES
+    assert not set(routes_of("HttpApi").values()) & SERVICE_ROUTES
+    assert set(routes_of("HttpApi")) | set(routes_of("ServiceApi")) == set(
+        resources("AWS::ApiGatewayV2::Route")
+    )
+    assert service["AccessLogSettings"]["DestinationArn"] == {"Fn::GetAtt": ["ServiceApiAccessLogs", "Arn"]}
+    assert properties("ServiceApiAccessLogs")["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert "$context.identity.userArn" in service["AccessLogSettings"]["Format"]
+    alarm = properties("ServiceApiServerErrorsAlarm")
+    assert {"Name": "ApiId", "Value": {"Ref": "ServiceApi"}} in alarm["Dimensions"]
+    assert "${ServiceApi}" in load()["Outputs"]["ApiUrl"]["Value"]["Fn::Sub"]
+    assert "${ServiceApi}" in properties("SpendInvokePermission")["SourceArn"]["Fn::Sub"]
+    # CloudFront's only API origin is the page API: /api/users/* through the site reaches no service route.
+    origins = properties("SiteDistribution")["DistributionConfig"]["Origins"]
+    assert [o["DomainName"]["Fn::Sub"].split(".")[0] for o in origins if o["Id"] == "api"] == ["${HttpApi}"]
 
 
 def test_with_a_domain_cloudfront_serves_it_over_tls_1_2_or_later_with_sni() -> None:

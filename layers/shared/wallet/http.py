@@ -25,6 +25,8 @@ from wallet.errors import (
     LedgerUnavailableError,
     NoPaymentMethodError,
     PaymentsUnavailableError,
+    TooManyCardSetupsError,
+    TooManyCheckoutsError,
     TooManyLookupsError,
 )
 from wallet.principals import InvalidPrincipalError, principal
@@ -82,6 +84,8 @@ STATUS: dict[type[Exception], tuple[HTTPStatus, str]] = {
     CheckoutSessionNotFoundError: (HTTPStatus.NOT_FOUND, "not_found"),
     PaymentsUnavailableError: (HTTPStatus.BAD_GATEWAY, "stripe_unavailable"),
     TooManyLookupsError: (HTTPStatus.TOO_MANY_REQUESTS, "too_many_lookups"),
+    TooManyCheckoutsError: (HTTPStatus.TOO_MANY_REQUESTS, "too_many_checkouts"),
+    TooManyCardSetupsError: (HTTPStatus.TOO_MANY_REQUESTS, "too_many_card_setups"),
     # 500, not 503, on every route: Stripe retries a webhook delivery on any 5xx.
     LedgerUnavailableError: (HTTPStatus.INTERNAL_SERVER_ERROR, "ledger_unavailable"),
     # A refund that overtook its deposit: 500 so that Stripe delivers it again once the deposit is in.
@@ -96,6 +100,8 @@ MESSAGES: dict[type[Exception], str] = {
     InvalidUserError: "The user id in the path must be 1 to 255 printable ASCII characters, without spaces.",
     CheckoutSessionNotFoundError: "No such checkout session.",
     TooManyLookupsError: "Too many checkout sessions looked up this hour; try again later.",
+    TooManyCheckoutsError: "Too many checkouts opened this hour; try again later.",
+    TooManyCardSetupsError: "Too many cards set up this hour; try again later.",
     PaymentsUnavailableError: "The payment provider could not be reached. Nothing was charged; try again.",
     LedgerUnavailableError: "Your balance could not be reached just now. Nothing was lost; try again.",
 }
