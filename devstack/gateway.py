@@ -23,7 +23,7 @@ import re
 import threading
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -227,6 +227,8 @@ class Gateway:
             containers if containers is not None else InProcessFunctions(self.routes)
         )
         self.service_credentials = service_credentials or ServiceCredentials.from_settings(os.environ)
+        # What CloudFront adds to every request it sends the page API (template.yaml, X-Origin-Verify).
+        self.origin_secret = os.environ.get("ORIGIN_SECRET", "")
         self.region = region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
         self.site_csp = SITE_CSP
         # The stack's `settle(timeout)`, behind `POST /local/settle`; None: no such route.
@@ -286,6 +288,10 @@ class Gateway:
                 )
         if len(request.body) > MAX_BODY_BYTES:
             return json_response(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"message": "Request Entity Too Large"})
+        if route.authorization != "AWS_IAM":
+            # As CloudFront does: its header replaces whatever the client sent under that name.
+            headers = {k: v for k, v in request.headers.items() if k.lower() != "x-origin-verify"}
+            request = replace(request, headers={**headers, "x-origin-verify": self.origin_secret})
         event = api_event(route, path_parameters, request, claims, iam=iam)
         if self._on_event:
             self._on_event(event)

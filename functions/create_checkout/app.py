@@ -16,7 +16,7 @@ from wallet.http import InvalidBodyError, documented_error, json_object, resolve
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-app = resolver()
+app = resolver(through_the_site=True)
 snapstart.register(snapstart.prime_ledger, snapstart.prime_stripe, snapstart.prime_secrets)
 
 # OpenAPI only: what the routes answer, documented without validating anything at run time.

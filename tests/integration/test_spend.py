@@ -196,7 +196,7 @@ def test_a_missing_or_malformed_idempotency_key_is_400_and_changes_nothing(
     assert history("alice") == [("deposit", 1000)]
 
 
-@pytest.mark.parametrize("user", ["x" * 256, "a b", "caf\u00e9"])
+@pytest.mark.parametrize("user", ["x" * 256, "a b", "caf\u00e9", "#sweep"])
 def test_a_malformed_user_id_in_the_path_is_400(user: str) -> None:
     response = spend(user, {"amount": 1})
 

@@ -137,6 +137,7 @@ SWEEP_RECORDS = {
 READ_SIGNING_SECRET = {("secretsmanager:GetSecretValue", "StripeWebhookSecret|StripeWebhookSecretArn")}
 READ_PAYMENT_INTENTS_KEY = {("secretsmanager:GetSecretValue", "StripeReadKeySecret|StripeReadKeySecretArn")}
 READ_FULFILMENT_KEY = {("secretsmanager:GetSecretValue", "FulfilmentKeySecret")}
+READ_ORIGIN_SECRET = {("secretsmanager:GetSecretValue", "OriginVerifySecret")}
 AUTO_TOP_UP_STATE = {
     ("dynamodb:GetItem", "CreditBalanceTable"),
     ("dynamodb:UpdateItem", "CreditBalanceTable"),
@@ -154,12 +155,16 @@ FIND_CUSTOMER = {("dynamodb:Query", "CreditBalanceTable/byStripeCustomer")}
             | READ_SIGNING_SECRET
             | READ_PAYMENT_INTENTS_KEY
             | READ_FULFILMENT_KEY
+            | READ_ORIGIN_SECRET
             | AUTO_TOP_UP_STATE
             | FIND_CUSTOMER,
         ),
         (
             "AutoTopUpFunction",
-            AUTO_TOP_UP_STATE | READ_API_KEY | {("dynamodb:UpdateItem", "CreditGuardTable")},
+            AUTO_TOP_UP_STATE
+            | READ_API_KEY
+            | READ_ORIGIN_SECRET
+            | {("dynamodb:UpdateItem", "CreditGuardTable")},
         ),
         (
             "AutoTopUpTriggerFunction",
@@ -171,6 +176,7 @@ FIND_CUSTOMER = {("dynamodb:Query", "CreditBalanceTable/byStripeCustomer")}
             DEPOSIT
             | READ_API_KEY
             | READ_FULFILMENT_KEY
+            | READ_ORIGIN_SECRET
             | AUTO_TOP_UP_STATE
             | {
                 ("dynamodb:Query", "CreditTransactionTable/bySession"),
@@ -194,7 +200,8 @@ FIND_CUSTOMER = {("dynamodb:Query", "CreditBalanceTable/byStripeCustomer")}
         ),
         (
             "GetBalanceFunction",
-            {("dynamodb:GetItem", "CreditBalanceTable"), ("dynamodb:Query", "CreditTransactionTable")},
+            READ_ORIGIN_SECRET
+            | {("dynamodb:GetItem", "CreditBalanceTable"), ("dynamodb:Query", "CreditTransactionTable")},
         ),
     ],
 )
@@ -465,7 +472,7 @@ def test_the_sweep_may_touch_only_its_own_records_in_the_guard_table() -> None:
         for statement in statements(policy)
         if "dynamodb:DeleteItem" in statement["Action"]
     ]
-    assert records["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["#sweep"]}}
+    assert condition_values(records, "dynamodb:LeadingKeys") == ("ForAllValues:StringEquals", ["#sweep"])
 
 
 def test_auto_top_up_state_never_includes_the_balance() -> None:
@@ -559,3 +566,151 @@ def test_the_caller_lists_take_role_or_user_arns_and_default_to_no_one(parameter
         "123456789012",
     ):
         assert not re.fullmatch(pattern, refused), refused
+
+
+PAGE_FUNCTIONS = {
+    "CreateCheckoutFunction",
+    "StripeWebhookFunction",
+    "GetBalanceFunction",
+    "AutoTopUpFunction",
+}
+
+
+def test_cloudfront_sends_the_page_api_the_origin_secret_and_only_the_page_functions_read_it() -> None:
+    [api] = [o for o in properties("SiteDistribution")["DistributionConfig"]["Origins"] if o["Id"] == "api"]
+    [header] = api["OriginCustomHeaders"]
+
+    assert header["HeaderName"].lower() == "x-origin-verify"
+    assert header["HeaderValue"] == {
+        "Fn::Sub": "{{resolve:secretsmanager:${OriginVerifySecret}:SecretString}}"
+    }
+    assert properties("OriginVerifySecret")["GenerateSecretString"]["PasswordLength"] >= 32
+    behind_routes = {
+        integration["Properties"]["IntegrationUri"]["Ref"].split(".")[0]
+        for integration in resources("AWS::ApiGatewayV2::Integration").values()
+        if integration["Properties"]["ApiId"] == {"Ref": "HttpApi"}
+    }
+    assert behind_routes == PAGE_FUNCTIONS
+    for function in resources("AWS::Serverless::Function"):
+        variables = properties(function).get("Environment", {}).get("Variables", {})
+        reads = grants(function) >= READ_ORIGIN_SECRET
+        # The trigger shares auto top-up's code but no route; it need not read the value.
+        assert reads == (function in PAGE_FUNCTIONS), function
+        assert (variables.get("ORIGIN_SECRET_ARN") == {"Ref": "OriginVerifySecret"}) == reads, function
+
+
+# --- Least privilege: every table write names its partitions and its attributes, as the code writes them --
+
+WRITES = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+TABLES = {"CreditBalanceTable", "CreditTransactionTable", "CreditGuardTable"}
+
+
+def write_statements() -> list[tuple[str, dict[str, Any]]]:
+    """Every statement of every function's policies that writes a table, with the function's name."""
+    found = []
+    for function in resources("AWS::Serverless::Function"):
+        for policy in properties(function)["Policies"]:
+            for statement in statements(policy):
+                actions = (
+                    statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                )
+                resources_ = (
+                    statement["Resource"]
+                    if isinstance(statement["Resource"], list)
+                    else [statement["Resource"]]
+                )
+                if set(actions) & WRITES and {target(r) for r in resources_} & TABLES:
+                    found.append((function, statement))
+    return found
+
+
+def condition_values(statement: dict[str, Any], key: str) -> tuple[str, list[str]]:
+    """The operator and the values a statement's condition gives `key`."""
+    [(operator, values)] = [
+        (operator, block[key]) for operator, block in statement.get("Condition", {}).items() if key in block
+    ]
+    return operator, values if isinstance(values, list) else [values]
+
+
+def test_every_table_write_is_limited_to_its_partitions_and_attributes() -> None:
+    writes = write_statements()
+
+    assert writes
+    for function, statement in writes:
+        operator, attributes = condition_values(statement, "dynamodb:Attributes")
+        assert operator == "ForAllValues:StringEquals", function
+        # The key is always among a write's attributes; a list without it would refuse every write.
+        assert "userId" in attributes, function
+        leading_operator, leading = condition_values(statement, "dynamodb:LeadingKeys")
+        # A user's partition, never a reserved one; or exactly the reserved one ("#sweep") and nothing else.
+        assert (leading_operator, leading) in [
+            ("ForAllValues:StringNotLike", ["#*"]),
+            ("ForAllValues:StringEquals", ["#sweep"]),
+        ], function
+
+
+def attributes_of(policy: str, action: str, table: str) -> set[str]:
+    [statement] = [
+        s
+        for s in properties(policy)["PolicyDocument"]["Statement"]
+        if action in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+        and target(s["Resource"]) == table
+    ]
+    return set(condition_values(statement, "dynamodb:Attributes")[1])
+
+
+def names_set_by(actions: list[Any]) -> set[str]:
+    from pynamodb.expressions.update import Update
+
+    names: dict[str, str] = {}
+    Update(*actions).serialize(names, {})
+    return set(names)
+
+
+def model_attributes(model: type[Model]) -> set[str]:
+    return {attribute.attr_name for attribute in model.get_attributes().values()}
+
+
+@pytest.mark.parametrize("policy", ["DepositPolicy", "LedgerChangePolicy"])
+def test_ledger_write_attributes_are_what_the_ledger_writes(policy: str) -> None:
+    from wallet import ledger
+
+    balance = names_set_by(ledger._balance_actions(1, "usd", "2026-12-04T00:00:00Z"))
+
+    assert attributes_of(policy, "dynamodb:PutItem", "CreditTransactionTable") == model_attributes(
+        CreditTransaction
+    )
+    assert attributes_of(policy, "dynamodb:UpdateItem", "CreditBalanceTable") == balance | {"userId"}
+    if policy == "LedgerChangePolicy":
+        assert attributes_of(policy, "dynamodb:PutItem", "CreditGuardTable") == model_attributes(CreditGuard)
+
+
+def test_the_hourly_counts_write_what_rate_limits_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from wallet import rate_limits
+
+    written: list[Any] = []
+    monkeypatch.setattr(CreditGuard, "update", lambda self, actions, condition: written.extend(actions))
+
+    rate_limits.count("alice", "checkouts", 1, RuntimeError)
+
+    assert attributes_of("UserRateLimitPolicy", "dynamodb:UpdateItem", "CreditGuardTable") == names_set_by(
+        written
+    ) | {"userId", "guardId"}
+
+
+def test_the_sweep_writes_only_its_records_attributes() -> None:
+    from wallet.sweep_records import SweepRecord
+
+    [records] = [
+        statement
+        for policy in properties("ReconcileFunction")["Policies"]
+        for statement in statements(policy)
+        if "dynamodb:DeleteItem" in statement["Action"]
+    ]
+    assert set(condition_values(records, "dynamodb:Attributes")[1]) == model_attributes(SweepRecord)
+
+
+def test_auto_top_up_state_is_every_balance_attribute_but_the_money() -> None:
+    listed = attributes_of("AutoTopUpStatePolicy", "dynamodb:UpdateItem", "CreditBalanceTable")
+
+    assert listed == model_attributes(CreditBalance) - {"balance", "currency", "updatedAt"}

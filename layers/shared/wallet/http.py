@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import json
 import re
 from http import HTTPStatus
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
 from wallet.errors import (
     CheckoutSessionNotFoundError,
@@ -30,12 +32,14 @@ from wallet.errors import (
     TooManyLookupsError,
 )
 from wallet.principals import InvalidPrincipalError, principal
-from wallet.settings import SettingsError
+from wallet.settings import SettingsError, origin_secret
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 MAX_BODY_BYTES = 4096
+# The header CloudFront adds to every request it sends the page API (template.yaml, SiteDistribution).
+ORIGIN_HEADER = "x-origin-verify"
 logger = Logger(child=True)
 
 
@@ -45,6 +49,10 @@ class UnauthorizedError(Exception):
 
 class ForbiddenError(Exception):
     """A service route reached without the IAM identity API Gateway's AWS_IAM authorization adds."""
+
+
+class NotThroughTheSiteError(Exception):
+    """A page route called at the API's own URL, around CloudFront and WAF: no valid X-Origin-Verify."""
 
 
 class CallerNotAllowedError(Exception):
@@ -72,6 +80,7 @@ STATUS: dict[type[Exception], tuple[HTTPStatus, str]] = {
     UnauthorizedError: (HTTPStatus.UNAUTHORIZED, "unauthorized"),
     ForbiddenError: (HTTPStatus.FORBIDDEN, "forbidden"),
     CallerNotAllowedError: (HTTPStatus.FORBIDDEN, "caller_not_allowed"),
+    NotThroughTheSiteError: (HTTPStatus.FORBIDDEN, "not_through_the_site"),
     InvalidBodyError: (HTTPStatus.BAD_REQUEST, "invalid_body"),
     MissingIdempotencyKeyError: (HTTPStatus.BAD_REQUEST, "missing_idempotency_key"),
     InvalidIdempotencyKeyError: (HTTPStatus.BAD_REQUEST, "invalid_idempotency_key"),
@@ -95,6 +104,7 @@ STATUS: dict[type[Exception], tuple[HTTPStatus, str]] = {
 MESSAGES: dict[type[Exception], str] = {
     UnauthorizedError: "Sign in to continue.",
     ForbiddenError: "This route takes only requests signed with AWS credentials (SigV4).",
+    NotThroughTheSiteError: "This API is reached through the site only.",
     MissingIdempotencyKeyError: "Send an Idempotency-Key header: the same key makes a retry safe.",
     InvalidIdempotencyKeyError: "The Idempotency-Key header must be 1 to 255 printable ASCII characters.",
     InvalidUserError: "The user id in the path must be 1 to 255 printable ASCII characters, without spaces.",
@@ -120,9 +130,12 @@ def documented_error(description: str) -> OpenAPIResponse:
     }
 
 
-def resolver() -> APIGatewayHttpResolver:
-    """An HTTP API resolver whose every error, expected or not, is answered in the one error shape."""
+def resolver(*, through_the_site: bool = False) -> APIGatewayHttpResolver:
+    """An HTTP API resolver whose every error, expected or not, is answered in the one error shape.
+    `through_the_site`: the page API, whose every route first checks CloudFront's X-Origin-Verify."""
     app = APIGatewayHttpResolver()
+    if through_the_site:
+        app.use([_through_the_site])
 
     def domain_error(exc: Exception) -> Response[str]:
         status, code = next(STATUS[kind] for kind in type(exc).__mro__ if kind in STATUS)
@@ -146,6 +159,13 @@ def resolver() -> APIGatewayHttpResolver:
     app.exception_handler(Exception)(unexpected)
     app.not_found(not_found)
     return app
+
+
+def _through_the_site(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[str]:
+    sent = app.current_event.headers.get(ORIGIN_HEADER) or ""
+    if not hmac.compare_digest(sent.encode(), origin_secret().encode()):
+        raise NotThroughTheSiteError("no valid X-Origin-Verify header")
+    return next_middleware(app)
 
 
 def user_id(app: APIGatewayHttpResolver) -> str:
@@ -188,8 +208,9 @@ def idempotency_key(app: APIGatewayHttpResolver) -> str:
 
 
 def path_user_id(user: str) -> str:
-    """A user id named in a service route's path: any sign-in's `sub` is printable ASCII."""
-    if not re.fullmatch(r"[!-~]{1,255}", user):
+    """A user id named in a service route's path: any sign-in's `sub` is printable ASCII; a leading "#"
+    names the ledger's own records (the sweep's), never a user."""
+    if not re.fullmatch(r"[!-~]{1,255}", user) or user.startswith("#"):
         raise InvalidUserError("malformed user id")
     return user
 

@@ -135,6 +135,12 @@ def _principal_list(name: str) -> frozenset[str]:
         raise SettingsError(f"{name} must list IAM role or user ARNs: {exc}") from None
 
 
+def origin_secret() -> str:
+    """The value CloudFront sends the page API as X-Origin-Verify: a request without it did not come
+    through the site (and its WAF), but to the API's own URL."""
+    return _stripe_secret("ORIGIN_SECRET", "ORIGIN_SECRET_ARN")
+
+
 # -- the fulfilment mark's keys: read by checkout, the webhook and the sweep alike ------------------------
 
 
