@@ -18,7 +18,7 @@ RUNTIME_PACKAGES := boto3 botocore s3transfer jmespath python-dateutil six
 LAYER_REQUIREMENTS ?= layers/shared/requirements.txt
 BUILD_DIR ?= .aws-sam/build
 
-.PHONY: help setup run audit test lint unit test-loaded bench validate build bytecode deploy layer-requirements format clean
+.PHONY: help setup run audit test lint unit test-loaded bench validate build bytecode deploy doctor layer-requirements format clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -93,6 +93,9 @@ deploy: build ## Deploy the stack (guided the first time), then publish the site
 	    echo "  Left empty, alarms reach the SNS topic only and nobody hears of them."; \
 	    $(SAM) deploy --guided --stack-name $(STACK_NAME); fi
 	PYTHONPATH=layers/shared:. $(RUN) python -m deploy.publish --stack-name $(STACK_NAME)
+
+doctor: setup ## Ask Stripe, with calls that change nothing, whether each key of the stack has what its function needs
+	$(RUN) python -m deploy.doctor --stack-name $(STACK_NAME)
 
 layer-requirements: $(VENV)/.synced ## Pin the layer's packages to uv.lock, less those the Lambda runtime has
 	@{ echo "# The layer's packages, pinned from uv.lock by make layer-requirements; edit pyproject.toml instead."; \

@@ -124,6 +124,8 @@ LEDGER_CHANGE = DEPOSIT | {
 }
 FIND_DEPOSIT = {("dynamodb:Query", "CreditTransactionTable/byPaymentIntent")}
 READ_API_KEY = {("secretsmanager:GetSecretValue", "StripeApiKeySecret|StripeApiKeySecretArn")}
+READ_CHECKOUT_KEY = {("secretsmanager:GetSecretValue", "StripeCheckoutKeySecret|StripeCheckoutKeySecretArn")}
+READ_CARD_KEY = {("secretsmanager:GetSecretValue", "StripeCardKeySecret|StripeCardKeySecretArn")}
 SWEEP_RECORDS = {
     (action, "CreditGuardTable")
     for action in (
@@ -162,7 +164,7 @@ FIND_CUSTOMER = {("dynamodb:Query", "CreditBalanceTable/byStripeCustomer")}
         (
             "AutoTopUpFunction",
             AUTO_TOP_UP_STATE
-            | READ_API_KEY
+            | READ_CARD_KEY
             | READ_ORIGIN_SECRET
             | {("dynamodb:UpdateItem", "CreditGuardTable")},
         ),
@@ -174,7 +176,7 @@ FIND_CUSTOMER = {("dynamodb:Query", "CreditBalanceTable/byStripeCustomer")}
         (
             "CreateCheckoutFunction",
             DEPOSIT
-            | READ_API_KEY
+            | READ_CHECKOUT_KEY
             | READ_FULFILMENT_KEY
             | READ_ORIGIN_SECRET
             | AUTO_TOP_UP_STATE
@@ -312,16 +314,46 @@ def test_no_function_may_read_both_stripe_secrets(function: str) -> None:
     assert not (readable & API_KEY_SECRETS and readable & {"StripeWebhookSecret", "StripeWebhookSecretArn"})
 
 
-@pytest.mark.parametrize(
-    "function",
-    ["CreateCheckoutFunction", "ReconcileFunction", "AutoTopUpFunction", "AutoTopUpTriggerFunction"],
-)
-def test_functions_that_call_stripe_read_only_the_api_key(function: str) -> None:
-    readable = set().union(*(names_in(statements(policy)) for policy in properties(function)["Policies"]))
+STRIPE_KEYS = {
+    "CreateCheckoutFunction": ("StripeCheckoutKeySecret", "StripeCheckoutKeySecretArn"),
+    "AutoTopUpFunction": ("StripeCardKeySecret", "StripeCardKeySecretArn"),
+    "AutoTopUpTriggerFunction": ("StripeApiKeySecret", "StripeApiKeySecretArn"),
+    "ReconcileFunction": ("StripeApiKeySecret", "StripeApiKeySecretArn"),
+}
+ALL_KEYS = {name for pair in STRIPE_KEYS.values() for name in pair}
 
-    assert readable & API_KEY_SECRETS
+
+@pytest.mark.parametrize("function", sorted(STRIPE_KEYS))
+def test_each_function_that_calls_stripe_reads_its_own_key_and_no_other(function: str) -> None:
+    readable = set().union(*(names_in(statements(policy)) for policy in properties(function)["Policies"]))
+    variables = properties(function)["Environment"]["Variables"]
+
+    assert readable & ALL_KEYS == set(STRIPE_KEYS[function])
     assert not readable & {"StripeWebhookSecret", "StripeWebhookSecretArn"}
-    assert "STRIPE_WEBHOOK_SECRET_ARN" not in properties(function)["Environment"]["Variables"]
+    assert names_in(variables["STRIPE_SECRET_KEY_ARN"]) == set(STRIPE_KEYS[function])
+    assert "STRIPE_WEBHOOK_SECRET_ARN" not in variables
+
+
+def jwt_facing_functions() -> set[str]:
+    integrations = resources("AWS::ApiGatewayV2::Integration")
+    found = set()
+    for route in resources("AWS::ApiGatewayV2::Route").values():
+        if route["Properties"]["AuthorizationType"] == "JWT":
+            integration = (
+                route["Properties"]["Target"]["Fn::Sub"].removeprefix("integrations/${").removesuffix("}")
+            )
+            found.add(integrations[integration]["Properties"]["IntegrationUri"]["Ref"].split(".")[0])
+    return found
+
+
+def test_no_jwt_facing_function_can_read_the_full_api_key() -> None:
+    facing = jwt_facing_functions()
+
+    assert facing == {"CreateCheckoutFunction", "GetBalanceFunction", "AutoTopUpFunction"}
+    for function in facing:
+        readable = set().union(*(names_in(statements(policy)) for policy in properties(function)["Policies"]))
+        assert not readable & API_KEY_SECRETS, function
+        assert not names_in(properties(function).get("Environment", {})) & API_KEY_SECRETS, function
 
 
 def test_traces_hold_neither_responses_nor_errors() -> None:
