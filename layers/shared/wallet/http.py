@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
 from wallet.errors import (
     CheckoutSessionNotFoundError,
@@ -35,6 +34,7 @@ from wallet.principals import InvalidPrincipalError, principal
 from wallet.settings import SettingsError, origin_secret
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
     from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 MAX_BODY_BYTES = 4096
