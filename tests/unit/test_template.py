@@ -629,6 +629,8 @@ def test_cloudfront_sends_the_page_api_the_origin_secret_and_only_the_page_funct
         # The trigger shares auto top-up's code but no route; it need not read the value.
         assert reads == (function in PAGE_FUNCTIONS), function
         assert (variables.get("ORIGIN_SECRET_ARN") == {"Ref": "OriginVerifySecret"}) == reads, function
+        # The value itself is never in the template; sam local's env.json alone fills it.
+        assert variables.get("ORIGIN_SECRET", "") == "", function
 
 
 # --- Least privilege: every table write names its partitions and its attributes, as the code writes them --
