@@ -26,7 +26,7 @@ from wallet.http import (
     idempotency_key,
     json_object,
     path_user_id,
-    resolver,
+    service_resolver,
 )
 
 MAX_TEXT = 500
@@ -34,7 +34,7 @@ MAX_TEXT = 500
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-app = resolver()
+app = service_resolver()
 snapstart.register(snapstart.prime_ledger)
 
 # OpenAPI only: what the routes answer, documented without validating anything at run time.

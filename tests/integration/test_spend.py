@@ -15,6 +15,7 @@ from functions.spend.app import lambda_handler as spend_handler
 from tests.lambda_events import HttpResponse, api_event, invoke
 from tests.lambda_pool import Containers
 from wallet import ledger, settings
+from wallet.http import InvalidUserError, path_user_id
 from wallet.models import CreditGuard, CreditTransaction
 
 pytestmark = pytest.mark.usefixtures("tables")
@@ -196,18 +197,24 @@ def test_a_missing_or_malformed_idempotency_key_is_400_and_changes_nothing(
     assert history("alice") == [("deposit", 1000)]
 
 
-@pytest.mark.parametrize("user", ["x" * 256, "a b", "caf\u00e9", "#sweep"])
+@pytest.mark.parametrize("user", ["x" * 256, "a b", "caf\u00e9"])
 def test_a_malformed_user_id_in_the_path_is_400(user: str) -> None:
     response = spend(user, {"amount": 1})
 
     assert (response.status, response.body["error"]["code"]) == (400, "invalid_user")
 
 
+def test_a_user_id_naming_the_ledgers_own_records_is_refused() -> None:
+    # "#sweep" holds the sweep's checkpoint in the guard table; IAM refuses any user write there too.
+    with pytest.raises(InvalidUserError):
+        path_user_id("#sweep")
+
+
 @pytest.mark.parametrize("route", ["spend", "adjustments", "balance"])
 def test_a_request_without_an_iam_identity_is_403_and_changes_nothing(route: str) -> None:
     deposit("alice", 1000)
     event = request(route, "alice", {"amount": 5, "reason": "x"} if route == "adjustments" else {"amount": 5})
-    del event["requestContext"]["authorizer"]
+    event["requestContext"]["identity"]["userArn"] = None
 
     response = invoke(spend_handler, event)
 
@@ -218,7 +225,8 @@ def test_a_request_without_an_iam_identity_is_403_and_changes_nothing(route: str
 def test_a_jwt_signed_in_user_is_not_an_iam_identity() -> None:
     deposit("alice", 1000)
     event = request("spend", "alice", {"amount": 5})
-    event["requestContext"]["authorizer"] = {"jwt": {"claims": {"sub": "alice"}, "scopes": None}}
+    event["requestContext"]["identity"]["userArn"] = None
+    event["requestContext"]["authorizer"] = {"claims": {"sub": "alice"}}
 
     assert invoke(spend_handler, event).status == 403
 
@@ -242,7 +250,7 @@ def callers(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def signed_by(event: dict[str, Any], arn: str) -> dict[str, Any]:
-    event["requestContext"]["authorizer"]["iam"]["userArn"] = arn
+    event["requestContext"]["identity"]["userArn"] = arn
     return event
 
 

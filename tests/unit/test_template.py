@@ -71,11 +71,11 @@ def test_only_the_webhook_and_the_price_list_are_open_services_sign_every_other_
     }
 
     open_routes = {key for key, route in routes.items() if route["AuthorizationType"] == "NONE"}
-    signed_routes = {key for key, route in routes.items() if route["AuthorizationType"] == "AWS_IAM"}
     assert open_routes == {"POST /api/webhooks/stripe", "GET /api/packs"}
-    assert signed_routes == SERVICE_ROUTES
+    assert set(service_routes()) == SERVICE_ROUTES
+    assert properties("ServiceApi")["Auth"]["DefaultAuthorizer"] == "AWS_IAM"
     for key, route in routes.items():
-        if key not in open_routes | signed_routes:
+        if key not in open_routes:
             assert (route["AuthorizationType"], route["AuthorizerId"]) == ("JWT", {"Ref": "JwtAuthorizer"}), (
                 key
             )
@@ -379,47 +379,110 @@ def test_checkout_is_capped_below_the_webhooks_reserved_concurrency() -> None:
     assert 0 < checkout < webhook
 
 
-def routes_of(api: str) -> dict[str, str]:
-    """The routes of one API, by logical id: their route keys."""
+def page_routes() -> dict[str, str]:
+    """The page API's routes, by logical id: their route keys."""
     return {
         name: r["Properties"]["RouteKey"]
         for name, r in resources("AWS::ApiGatewayV2::Route").items()
-        if r["Properties"]["ApiId"] == {"Ref": api}
+        if r["Properties"]["ApiId"] == {"Ref": "HttpApi"}
     }
 
 
-@pytest.mark.parametrize(("api", "stage"), [("HttpApi", "HttpApiStage"), ("ServiceApi", "ServiceApiStage")])
-def test_every_route_has_its_own_throttle_no_looser_than_its_stage(api: str, stage: str) -> None:
-    settings_ = properties(stage)
-    default = settings_["DefaultRouteSettings"]
-    routes = routes_of(api)
+def service_routes() -> dict[str, str]:
+    """The service API's routes (the spend function's Api events on ServiceApi): key -> event name."""
+    return {
+        f"{event['Properties']['Method'].upper()} {event['Properties']['Path']}": name
+        for function in resources("AWS::Serverless::Function").values()
+        for name, event in function["Properties"].get("Events", {}).items()
+        if event["Type"] == "Api" and event["Properties"]["RestApiId"] == {"Ref": "ServiceApi"}
+    }
 
-    assert settings_["ApiId"] == {"Ref": api}
-    assert set(settings_["RouteSettings"]) == set(routes.values())
-    for settings in settings_["RouteSettings"].values():
+
+def test_every_page_route_has_its_own_throttle_no_looser_than_its_stage() -> None:
+    stage = properties("HttpApiStage")
+    default = stage["DefaultRouteSettings"]
+    routes = page_routes()
+
+    assert set(stage["RouteSettings"]) == set(routes.values())
+    for settings in stage["RouteSettings"].values():
         assert 0 < settings["ThrottlingRateLimit"] <= default["ThrottlingRateLimit"]
         assert 0 < settings["ThrottlingBurstLimit"] <= default["ThrottlingBurstLimit"]
-    assert set(load()["Resources"][stage]["DependsOn"]) == set(routes)
+    assert set(load()["Resources"]["HttpApiStage"]["DependsOn"]) == set(routes)
+    assert set(routes) == set(resources("AWS::ApiGatewayV2::Route"))
+
+
+def test_every_service_route_has_its_own_throttle_no_looser_than_the_stage() -> None:
+    settings = {(m["ResourcePath"], m["HttpMethod"]): m for m in properties("ServiceApi")["MethodSettings"]}
+    default = settings.pop(("/*", "*"))
+    # MethodSettings name a resource path with its slashes written ~1.
+    expected = {(key.split(" ", 1)[1].replace("/", "~1"), key.split(" ", 1)[0]) for key in SERVICE_ROUTES}
+
+    assert {("/" + path, method) for path, method in expected} == set(settings)
+    for method in settings.values():
+        assert 0 < method["ThrottlingRateLimit"] <= default["ThrottlingRateLimit"]
+        assert 0 < method["ThrottlingBurstLimit"] <= default["ThrottlingBurstLimit"]
 
 
 def test_the_service_routes_are_an_api_of_their_own_with_its_own_log_and_alarm() -> None:
-    service = properties("ServiceApiStage")
+    service = properties("ServiceApi")
 
-    assert set(routes_of("ServiceApi").values()) == SERVICE_ROUTES
-    assert not set(routes_of("HttpApi").values()) & SERVICE_ROUTES
-    assert set(routes_of("HttpApi")) | set(routes_of("ServiceApi")) == set(
-        resources("AWS::ApiGatewayV2::Route")
-    )
-    assert service["AccessLogSettings"]["DestinationArn"] == {"Fn::GetAtt": ["ServiceApiAccessLogs", "Arn"]}
+    assert not set(page_routes().values()) & SERVICE_ROUTES
+    assert service["AccessLogSetting"]["DestinationArn"] == {"Fn::GetAtt": ["ServiceApiAccessLogs", "Arn"]}
     assert properties("ServiceApiAccessLogs")["RetentionInDays"] == {"Ref": "LogRetentionDays"}
-    assert "$context.identity.userArn" in service["AccessLogSettings"]["Format"]
+    assert "$context.identity.userArn" in service["AccessLogSetting"]["Format"]
     alarm = properties("ServiceApiServerErrorsAlarm")
-    assert {"Name": "ApiId", "Value": {"Ref": "ServiceApi"}} in alarm["Dimensions"]
-    assert "${ServiceApi}" in load()["Outputs"]["ApiUrl"]["Value"]["Fn::Sub"]
-    assert "${ServiceApi}" in properties("SpendInvokePermission")["SourceArn"]["Fn::Sub"]
+    assert alarm["MetricName"] == "5XXError"
+    assert {"Name": "ApiName", "Value": {"Fn::Sub": "${AWS::StackName}-service-api"}} in alarm["Dimensions"]
+    assert service["Name"] == {"Fn::Sub": "${AWS::StackName}-service-api"}
+    assert {"Name": "Stage", "Value": service["StageName"]} in alarm["Dimensions"]
+    assert load()["Outputs"]["ApiUrl"]["Value"]["Fn::Sub"].endswith(f"/{service['StageName']}")
     # CloudFront's only API origin is the page API: /api/users/* through the site reaches no service route.
     origins = properties("SiteDistribution")["DistributionConfig"]["Origins"]
     assert [o["DomainName"]["Fn::Sub"].split(".")[0] for o in origins if o["Id"] == "api"] == ["${HttpApi}"]
+
+
+def resource_policy() -> dict[str, dict[str, Any]]:
+    statements_ = properties("ServiceApi")["Auth"]["ResourcePolicy"]["CustomStatements"]
+    return {statement["Sid"]: statement for statement in statements_}
+
+
+# What AWS documents: aws:PrincipalArn is the role's ARN (path included) for any of its sessions, and an
+# explicit Deny in a resource policy wins over any Allow in the caller's own policies.
+@pytest.mark.parametrize(
+    ("sid", "route", "lists"),
+    [
+        ("SpendsOnlyFromServiceCallers", "POST/api/users/*/spend", "${ServiceCallerArns}"),
+        ("AdjustmentsOnlyFromOperators", "POST/api/users/*/adjustments", "${OperatorArns}"),
+        ("BalancesOnlyFromEither", "GET/api/users/*/balance", "${ServiceCallerArns},${OperatorArns}"),
+    ],
+)
+def test_the_service_apis_policy_refuses_every_principal_not_listed_for_the_route(
+    sid: str, route: str, lists: str
+) -> None:
+    statement = resource_policy()[sid]
+    [(operator, condition)] = statement["Condition"].items()
+    _, listed = condition["aws:PrincipalArn"]["Fn::Split"]
+
+    assert (statement["Effect"], statement["Principal"], statement["Action"]) == (
+        "Deny",
+        "*",
+        "execute-api:Invoke",
+    )
+    assert statement["Resource"] == f"execute-api:/*/{route}"
+    assert operator == "StringNotEquals"
+    assert listed == ({"Ref": lists[2:-1]} if "," not in lists else {"Fn::Sub": lists})
+    assert set(service_routes()) == SERVICE_ROUTES
+
+
+def test_the_service_apis_policy_allows_the_listed_callers_and_no_one_else() -> None:
+    allow = resource_policy()["ListedCallersMayCall"]
+
+    assert (allow["Effect"], allow["Principal"], allow["Action"]) == ("Allow", "*", "execute-api:Invoke")
+    assert allow["Condition"] == {
+        "StringEquals": {
+            "aws:PrincipalArn": {"Fn::Split": [",", {"Fn::Sub": "${ServiceCallerArns},${OperatorArns}"}]}
+        }
+    }
 
 
 def test_with_a_domain_cloudfront_serves_it_over_tls_1_2_or_later_with_sni() -> None:

@@ -12,8 +12,18 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler import (
+    APIGatewayHttpResolver,
+    APIGatewayRestResolver,
+    Response,
+    content_types,
+)
+from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.utilities.data_classes.api_gateway_proxy_event import (
+    APIGatewayProxyEvent,
+    APIGatewayProxyEventV2,
+)
 
 from wallet.errors import (
     CheckoutSessionNotFoundError,
@@ -136,7 +146,19 @@ def resolver(*, through_the_site: bool = False) -> APIGatewayHttpResolver:
     app = APIGatewayHttpResolver()
     if through_the_site:
         app.use([_through_the_site])
+    _answer_in_one_shape(app)
+    return app
 
+
+def service_resolver() -> APIGatewayRestResolver:
+    """The service API's resolver: a REST API (it holds the resource policy naming the callers), whose
+    errors are answered in the same one shape."""
+    app = APIGatewayRestResolver()
+    _answer_in_one_shape(app)
+    return app
+
+
+def _answer_in_one_shape(app: ApiGatewayResolver) -> None:
     def domain_error(exc: Exception) -> Response[str]:
         status, code = next(STATUS[kind] for kind in type(exc).__mro__ if kind in STATUS)
         if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
@@ -158,7 +180,6 @@ def resolver(*, through_the_site: bool = False) -> APIGatewayHttpResolver:
     app.exception_handler(list(STATUS))(domain_error)
     app.exception_handler(Exception)(unexpected)
     app.not_found(not_found)
-    return app
 
 
 def _through_the_site(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[str]:
@@ -176,15 +197,22 @@ def user_id(app: APIGatewayHttpResolver) -> str:
     return sub
 
 
-def caller_arn(app: APIGatewayHttpResolver) -> str:
-    """The IAM principal that signed a service call, as API Gateway's AWS_IAM authorization verified it."""
-    arn = app.current_event.request_context.authorizer.iam.user_arn
+def caller_arn(app: ApiGatewayResolver) -> str:
+    """The IAM principal that signed a service call, as API Gateway's AWS_IAM authorization verified it:
+    a REST API's request identity, or an HTTP API's IAM authorizer."""
+    event = app.current_event
+    if isinstance(event, APIGatewayProxyEvent):
+        arn = event.request_context.identity.user_arn or ""
+    elif isinstance(event, APIGatewayProxyEventV2):
+        arn = event.request_context.authorizer.iam.user_arn or ""
+    else:
+        arn = ""
     if not arn.startswith("arn:"):
         raise ForbiddenError("no IAM principal on the request")
     return arn
 
 
-def allowed_caller(app: APIGatewayHttpResolver, allowed: frozenset[str], listed_in: str) -> str:
+def allowed_caller(app: ApiGatewayResolver, allowed: frozenset[str], listed_in: str) -> str:
     """The signing principal's ARN when `allowed` names it (any session of a listed role counts), else
     CallerNotAllowedError naming the principal and the list it is missing from. Checked before any write."""
     arn = caller_arn(app)
@@ -197,7 +225,7 @@ def allowed_caller(app: APIGatewayHttpResolver, allowed: frozenset[str], listed_
     return arn
 
 
-def idempotency_key(app: APIGatewayHttpResolver) -> str:
+def idempotency_key(app: ApiGatewayResolver) -> str:
     """The caller's Idempotency-Key: one key, one effect, however often the request is sent."""
     key = app.current_event.headers.get("idempotency-key")
     if key is None or key == "":
@@ -215,7 +243,7 @@ def path_user_id(user: str) -> str:
     return user
 
 
-def raw_body(app: APIGatewayHttpResolver) -> bytes:
+def raw_body(app: ApiGatewayResolver) -> bytes:
     """The body's exact bytes; API Gateway base64-encodes bodies it does not treat as text."""
     event = app.current_event
     body = event.body or ""
@@ -227,7 +255,7 @@ def raw_body(app: APIGatewayHttpResolver) -> bytes:
         raise InvalidBodyError("The request body is not valid base64.") from exc
 
 
-def json_object(app: APIGatewayHttpResolver) -> dict[str, Any]:
+def json_object(app: ApiGatewayResolver) -> dict[str, Any]:
     body = raw_body(app)
     if len(body) > MAX_BODY_BYTES:
         raise InvalidBodyError(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
