@@ -74,6 +74,8 @@ def test_only_the_webhook_and_the_price_list_are_open_services_sign_every_other_
     assert open_routes == {"POST /api/webhooks/stripe", "GET /api/packs"}
     assert set(service_routes()) == SERVICE_ROUTES
     assert properties("ServiceApi")["Auth"]["DefaultAuthorizer"] == "AWS_IAM"
+    # SAM's default for AWS_IAM invokes the function with the caller's credentials; NONE uses the API's.
+    assert properties("ServiceApi")["Auth"]["InvokeRole"] == "NONE"
     for key, route in routes.items():
         if key not in open_routes:
             assert (route["AuthorizationType"], route["AuthorizerId"]) == ("JWT", {"Ref": "JwtAuthorizer"}), (
