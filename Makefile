@@ -18,7 +18,7 @@ RUNTIME_PACKAGES := boto3 botocore s3transfer jmespath python-dateutil six
 LAYER_REQUIREMENTS ?= layers/shared/requirements.txt
 BUILD_DIR ?= .aws-sam/build
 
-.PHONY: help setup run audit test lint unit test-loaded bench validate build bytecode deploy layer-requirements format clean
+.PHONY: help setup run audit test lint unit test-loaded bench init-cost validate build bytecode deploy doctor layer-requirements format clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -67,6 +67,9 @@ test-loaded: setup ## Every test, as make unit runs them, while a busy loop keep
 bench: build ## Measure cold start (of the built artifact), warm latency, round trips, concurrency and memory; writes docs/PERFORMANCE.md
 	PYTHONPATH=layers/shared:. $(VENV)/bin/python -m bench
 
+init-cost: setup ## Cold init of every function: its handler's import over its third-party modules', and what the rest is
+	PYTHONPATH=layers/shared:. $(VENV)/bin/python -m bench.init_cost
+
 validate: setup $(SCAN_VENV)/.synced ## sam validate --lint, cfn-lint and checkov on template.yaml
 	$(SAM) validate --lint --region us-east-1
 	$(RUN) cfn-lint template.yaml
@@ -89,8 +92,13 @@ bytecode:
 deploy: build ## Deploy the stack (guided the first time), then publish the site to it
 	@if $(RUN) python -m deploy.publish --stack-name $(STACK_NAME) --exists; \
 	  then $(SAM) deploy --stack-name $(STACK_NAME); \
-	  else $(SAM) deploy --guided --stack-name $(STACK_NAME); fi
+	  else echo "AlarmEmail: where every alarm is emailed (a lost webhook, a rejected payment, a dispute, ledger drift)."; \
+	    echo "  Left empty, alarms reach the SNS topic only and nobody hears of them."; \
+	    $(SAM) deploy --guided --stack-name $(STACK_NAME); fi
 	PYTHONPATH=layers/shared:. $(RUN) python -m deploy.publish --stack-name $(STACK_NAME)
+
+doctor: setup ## Ask Stripe, with calls that change nothing, whether each key of the stack has what its function needs
+	$(RUN) python -m deploy.doctor --stack-name $(STACK_NAME)
 
 layer-requirements: $(VENV)/.synced ## Pin the layer's packages to uv.lock, less those the Lambda runtime has
 	@{ echo "# The layer's packages, pinned from uv.lock by make layer-requirements; edit pyproject.toml instead."; \

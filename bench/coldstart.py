@@ -433,7 +433,12 @@ def _request(servers: Servers, function: str) -> dict[str, Any]:
         now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         return {"event": event, "now": now}
     body = json.dumps({"amount": 1000})
-    return {"event": api_event("POST", "/api/checkout", user=USER, body=body), "stripe_version": API_VERSION}
+    # A shopper per request: one user may open only CHECKOUTS_PER_HOUR checkouts an hour.
+    shopper = f"{USER}-{ULID()}"
+    return {
+        "event": api_event("POST", "/api/checkout", user=shopper, body=body),
+        "stripe_version": API_VERSION,
+    }
 
 
 def _lambda_environment(servers: Servers, place: Place, function: str) -> dict[str, str]:

@@ -39,6 +39,11 @@ SETTINGS = {
     "STRIPE_SECRET_KEY": API_KEY,
     "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
     "FULFILMENT_KEYS": "bench-fulfilment-key-0123456789abcdef",
+    # What CloudFront sends the page API; the sample page events carry it.
+    "ORIGIN_SECRET": "sample-origin-secret",
+    # The principal the sample service events are signed by: a backend and an operator here.
+    "SERVICE_CALLER_ARNS": "arn:aws:iam::123456789012:user/api-service",
+    "OPERATOR_ARNS": "arn:aws:iam::123456789012:user/api-service",
 }
 # Settings from a developer's shell that would point the functions somewhere else.
 CLEARED = (
@@ -47,6 +52,7 @@ CLEARED = (
     "STRIPE_SECRET_KEY_ARN",
     "STRIPE_WEBHOOK_SECRET_ARN",
     "FULFILMENT_KEYS_ARN",
+    "ORIGIN_SECRET_ARN",
     "STRIPE_API_BASE",
     "AWS_SESSION_TOKEN",
 )

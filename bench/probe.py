@@ -157,6 +157,16 @@ def libraries(function: str, _module: str) -> Call:
             http_client=stripe.RequestsClient(timeout=8),
             base_addresses={"api": os.environ["STRIPE_API_BASE"]},
         )
+        # The user's hourly count of checkouts (wallet.rate_limits), as one bare UpdateItem.
+        Connection().client.update_item(
+            TableName=os.environ["CREDIT_GUARD_TABLE"],
+            Key={
+                "userId": {"S": user_of(event)},
+                "guardId": {"S": f"checkouts#{time.strftime('%Y-%m-%dT%H')}"},
+            },
+            UpdateExpression="ADD amount :one",
+            ExpressionAttributeValues={":one": {"N": "1"}},
+        )
         payment_id = str(ULID())
         params = bare.checkout_params(
             user_of(event), amount, payment_id, os.environ["CURRENCY"], os.environ["SITE_URL"]

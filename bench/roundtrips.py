@@ -65,7 +65,11 @@ def run(servers: Servers) -> list[Row]:
         )
         _expect(status, 201, "POST /api/checkout", body)
         checkout = _row(
-            "POST /api/checkout", dynamodb, stripe, "Stripe = 1, DynamoDB = 0", stripe == 1 and not dynamodb
+            "POST /api/checkout",
+            dynamodb,
+            stripe,
+            "Stripe = 1, DynamoDB = 1 (the user's hourly count)",
+            stripe == 1 and dynamodb == ["UpdateItem"],
         )
 
         [completed] = servers.stripe.pay(body["sessionId"])

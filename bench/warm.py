@@ -134,10 +134,26 @@ def run(servers: Servers) -> list[Row]:
         else:
             raise RuntimeError("the same payment was deposited twice")
 
-    checkout_event = api_event("POST", "/api/checkout", user=writer, body=json.dumps({"amount": 1000}))
-    sdk = payments.stripe_client()
+    # A shopper per checkout: each user may open CHECKOUTS_PER_HOUR an hour (wallet.rate_limits).
+    checkouts: dict[int, dict[str, Any]] = {}
 
-    def bare_checkout(_: int) -> None:
+    def checkout_events(numbers: range) -> None:
+        body = json.dumps({"amount": 1000})
+        checkouts.update(
+            {n: api_event("POST", "/api/checkout", user=f"{writer}-{n}", body=body) for n in numbers}
+        )
+
+    sdk = payments.stripe_client()
+    hour = time.strftime("%Y-%m-%dT%H", time.gmtime())
+
+    def bare_checkout(n: int) -> None:
+        # The hourly count the route keeps, as one bare UpdateItem.
+        ledger_client.update_item(
+            TableName=environment.TABLES["CreditGuardTable"],
+            Key={"userId": {"S": f"{writer}-bare-{n}"}, "guardId": {"S": f"checkouts#{hour}"}},
+            UpdateExpression="ADD amount :one",
+            ExpressionAttributeValues={":one": {"N": "1"}},
+        )
         payment_id = str(ULID())
         params = bare.checkout_params(writer, 1000, payment_id, "usd", environment.SETTINGS["SITE_URL"])
         # The key with each call, as payments passes it: the container's client holds none.
@@ -208,10 +224,10 @@ def run(servers: Servers) -> list[Row]:
         (
             "POST /api/checkout",
             "Stripe: create Checkout Session",
-            lambda _: checked(create_checkout, checkout_event, 201),
+            lambda n: checked(create_checkout, checkouts.pop(n), 201),
             bare_checkout,
             100,
-            None,
+            checkout_events,
         ),
     ]
     for measure, against, handler, bare_call, iterations, prepare in cases:

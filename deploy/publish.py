@@ -160,6 +160,7 @@ def publish(stack_name: str, session: boto3.Session | None = None, root: Path = 
         "invalidation": invalidation,
         "dns": dns_hint(outputs),
         "webhook": webhook_endpoint(outputs),
+        "alarms": alarm_hint(outputs),
     }
 
 
@@ -174,6 +175,20 @@ def webhook_endpoint(outputs: dict[str, str]) -> str:
             *(f"    {kind}" for kind in ENDPOINT_EVENTS),
         ]
     )
+
+
+ALARM_EMAIL_HINT = (
+    "AlarmEmail is empty: every alarm (a lost webhook, a rejected payment, a dispute, drift in the ledger) "
+    "reaches the SNS topic {topic} and nobody else. Deploy again with AlarmEmail=you@example.com "
+    "(sam deploy --guided asks for it), or subscribe someone to that topic."
+)
+
+
+def alarm_hint(outputs: dict[str, str]) -> str:
+    """What to do when no one is subscribed to the alarms; empty when AlarmEmail is set."""
+    if outputs.get("AlarmEmail"):
+        return ""
+    return ALARM_EMAIL_HINT.format(topic=outputs.get("AlarmTopicArn", "(see the AlarmTopicArn output)"))
 
 
 def stack_exists(cloudformation: CloudFormationClient, stack_name: str) -> bool:
@@ -203,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     if result["dns"]:
         print(result["dns"])
     print(result["webhook"])
+    if result["alarms"]:
+        print(result["alarms"])
     return 0
 
 

@@ -1,4 +1,5 @@
-"""The local API Gateway: the HTTP API of template.yaml on 127.0.0.1, calling the real handlers.
+"""The local API Gateway: the APIs of template.yaml on 127.0.0.1 (the page's HTTP API and the service
+REST API, whose function gets payload format 1.0 events), calling the real handlers.
 
 Routes come from template.yaml, so there is no second copy of them. Each request becomes the payload
 format 2.0 event AWS sends, after the route's authorizer has checked it (a JWT, or a SigV4 signature for
@@ -7,7 +8,8 @@ each serve one event at a time, as Lambda's do. Tests may run the handlers in th
 request at a time per function. Everything else is static: the site from static_site/, /config.js,
 which tells the page where the API is, and /api/openapi.json, the API's OpenAPI document. Local only:
 `POST /local/token` signs a user in, and `POST /local/settle?timeout=60` answers once the stack has
-delivered everything it queued (`DevStack.settle`), or 504 naming what it has not.
+delivered everything it queued (`DevStack.settle`), or 504 naming what it has not. Requests whose Host
+is not the stack's own (127.0.0.1:PORT or localhost:PORT) are refused 421, against DNS rebinding.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import re
 import threading
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -86,6 +88,8 @@ class Route:
     memory_mb: int
     pattern: re.Pattern[str] = field(compare=False)
     timeout_seconds: float = 10
+    rest: bool = False
+    """A route of a REST API (the service API): its function gets the payload format 1.0 event."""
 
     @property
     def authorized(self) -> bool:
@@ -100,11 +104,19 @@ class Route:
 
 
 def routes() -> list[Route]:
-    """Every route of the HTTP API in template.yaml, with the function and module that serve it."""
+    """Every route of template.yaml's APIs (the HTTP API's routes, the REST API's `Api` events), with the
+    function and module that serve it."""
     defaults = load().get("Globals", {}).get("Function", {})
     functions = resources("AWS::Serverless::Function")
     integrations = resources("AWS::ApiGatewayV2::Integration")
-    found = []
+    rest_apis = resources("AWS::Serverless::Api")
+    found = [
+        _rest_route(function, properties, event["Properties"], rest_apis, defaults)
+        for function, resource in functions.items()
+        for properties in [resource["Properties"]]
+        for event in properties.get("Events", {}).values()
+        if event["Type"] == "Api"
+    ]
     for resource in resources("AWS::ApiGatewayV2::Route").values():
         spec = resource["Properties"]
         method, path = spec["RouteKey"].split(" ", 1)
@@ -128,6 +140,29 @@ def routes() -> list[Route]:
             )
         )
     return found
+
+
+def _rest_route(
+    function: str,
+    properties: dict[str, Any],
+    event: dict[str, Any],
+    rest_apis: dict[str, dict[str, Any]],
+    defaults: dict[str, Any],
+) -> Route:
+    api = rest_apis[event["RestApiId"]["Ref"]]["Properties"]
+    module_file, handler = str(properties.get("Handler", defaults.get("Handler"))).rsplit(".", 1)
+    return Route(
+        method=str(event["Method"]).upper(),
+        path=str(event["Path"]),
+        function=function,
+        module=".".join([*Path(str(properties["CodeUri"]).strip("/")).parts, module_file]),
+        handler=handler,
+        authorization=str(api.get("Auth", {}).get("DefaultAuthorizer", "NONE")),
+        memory_mb=int(properties.get("MemorySize", defaults.get("MemorySize", 128))),
+        pattern=route_pattern(str(event["Path"])),
+        timeout_seconds=float(properties.get("Timeout", defaults.get("Timeout", 3))),
+        rest=True,
+    )
 
 
 def route_pattern(path: str) -> re.Pattern[str]:
@@ -229,6 +264,8 @@ class Gateway:
             containers if containers is not None else InProcessFunctions(self.routes)
         )
         self.service_credentials = service_credentials or ServiceCredentials.from_settings(os.environ)
+        # What CloudFront adds to every request it sends the page API (template.yaml, X-Origin-Verify).
+        self.origin_secret = os.environ.get("ORIGIN_SECRET", "")
         self.region = region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
         self.site_csp = SITE_CSP
         # The stack's `settle(timeout)`, behind `POST /local/settle`; None: no such route.
@@ -295,7 +332,14 @@ class Gateway:
                 )
         if len(request.body) > MAX_BODY_BYTES:
             return json_response(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"message": "Request Entity Too Large"})
-        event = api_event(route, path_parameters, request, claims, iam=iam)
+        if route.authorization != "AWS_IAM":
+            # As CloudFront does: its header replaces whatever the client sent under that name.
+            headers = {k: v for k, v in request.headers.items() if k.lower() != "x-origin-verify"}
+            request = replace(request, headers={**headers, "x-origin-verify": self.origin_secret})
+        if route.rest:
+            event = rest_api_event(route, path_parameters, request, iam)
+        else:
+            event = api_event(route, path_parameters, request, claims, iam=iam)
         if self._on_event:
             self._on_event(event)
         try:
@@ -377,6 +421,74 @@ class Gateway:
             "Content-Security-Policy": self.site_csp,
         }
         return Response(HTTPStatus.OK, headers, file.read_bytes())
+
+
+def rest_api_event(
+    route: Route, path_parameters: dict[str, str], request: Request, iam: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The API Gateway REST API proxy event (payload format 1.0) for one request, as the service API
+    sends it: the signer in `requestContext.identity`."""
+    url = urlsplit(request.target)
+    now = datetime.now(UTC)
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    query: dict[str, list[str]] = {}
+    for name, value in parse_qsl(url.query, keep_blank_values=True):
+        query.setdefault(name, []).append(value)
+    signer = iam or {}
+    identity = {
+        "accessKey": signer.get("accessKey"),
+        "accountId": signer.get("accountId"),
+        "caller": signer.get("callerId"),
+        "cognitoAuthenticationProvider": None,
+        "cognitoAuthenticationType": None,
+        "cognitoIdentityId": None,
+        "cognitoIdentityPoolId": None,
+        "principalOrgId": None,
+        "sourceIp": request.source_ip,
+        "user": signer.get("userId"),
+        "userAgent": headers.get("user-agent", ""),
+        "userArn": signer.get("userArn"),
+    }
+    host = headers.get("host", "127.0.0.1")
+    event: dict[str, Any] = {
+        "resource": route.path,
+        "path": url.path,
+        "httpMethod": request.method,
+        "headers": headers,
+        "multiValueHeaders": {name: [value] for name, value in headers.items()},
+        "queryStringParameters": {name: values[-1] for name, values in query.items()} or None,
+        "multiValueQueryStringParameters": query or None,
+        "pathParameters": path_parameters or None,
+        "stageVariables": None,
+        "requestContext": {
+            "accountId": "000000000000",
+            "apiId": "local",
+            "domainName": host,
+            "domainPrefix": host.split(".")[0],
+            "extendedRequestId": base64.b64encode(uuid.uuid4().bytes[:10]).decode(),
+            "httpMethod": request.method,
+            "identity": identity,
+            "path": f"/live{url.path}",
+            "protocol": "HTTP/1.1",
+            "requestId": str(uuid.uuid4()),
+            "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "requestTimeEpoch": int(now.timestamp() * 1000),
+            "resourceId": "local",
+            "resourcePath": route.path,
+            "stage": "live",
+        },
+        "body": None,
+        "isBase64Encoded": False,
+    }
+    if request.body:
+        text = TEXT_TYPES.match(headers.get("content-type", "").lower()) is not None
+        try:
+            event["body"] = request.body.decode("utf-8") if text else base64.b64encode(request.body).decode()
+        except UnicodeDecodeError:
+            text = False
+            event["body"] = base64.b64encode(request.body).decode()
+        event["isBase64Encoded"] = not text
+    return event
 
 
 def api_event(
@@ -464,6 +576,19 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], gateway: Gateway) -> None:
         super().__init__(address, _RequestHandler)
         self.gateway = gateway
+        port = self.server_address[1]
+        self.own_hosts = frozenset({f"127.0.0.1:{port}", f"localhost:{port}"})
+
+
+def wrong_host(host: str | None, own_hosts: frozenset[str]) -> Response | None:
+    """421 unless the request names this server: a page on another site whose name was rebound to
+    127.0.0.1 (DNS rebinding) sends its own name as Host, and must not reach the stack's API."""
+    if host is not None and host.strip().lower() in own_hosts:
+        return None
+    message = f"This server answers only to {' or '.join(sorted(own_hosts))}, not Host {host!r}."
+    return json_response(
+        HTTPStatus.MISDIRECTED_REQUEST, {"error": {"code": "wrong_host", "message": message}}
+    )
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
@@ -480,7 +605,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
             headers[key] = f"{headers[key]},{value}" if key in headers else value
         request = Request(self.command, self.path, headers, body, self.client_address[0])
         try:
-            response = self.server.gateway.respond(request)
+            response = wrong_host(headers.get("host"), self.server.own_hosts) or self.server.gateway.respond(
+                request
+            )
         except Exception:
             _log.exception("gateway error")
             response = json_response(HTTPStatus.INTERNAL_SERVER_ERROR, {"message": "Internal Server Error"})

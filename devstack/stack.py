@@ -142,6 +142,7 @@ class DevStack:
                 "STRIPE_SECRET_KEY": self.emulator.api_key,
                 "STRIPE_API_BASE": self.emulator.api_base,
             }
+        gateway.origin_secret = environment["ORIGIN_SECRET"]
         # This process reads the settings too: the OpenAPI document imports the functions' modules.
         os.environ.update(environment)
         gateway.functions = Containers(functions(gateway.routes, environment), self.containers_per_function)
@@ -248,6 +249,11 @@ class DevStack:
         if self.stripe.secret_key is not None:
             # Locally one test-mode key serves as the webhook's read-only key too.
             environment["STRIPE_SECRET_KEY"] = environment["STRIPE_READ_KEY"] = self.stripe.secret_key
+        # What CloudFront would send the page API: one per run unless given.
+        environment["ORIGIN_SECRET"] = self.settings.get("ORIGIN_SECRET", "").strip() or secrets.token_hex(24)
+        # make run's one SigV4 principal may spend and adjust, so the README's curl examples work as they are.
+        for name in ("SERVICE_CALLER_ARNS", "OPERATOR_ARNS"):
+            environment[name] = self.settings.get(name, "").strip() or self.service_credentials.user_arn
         # The fulfilment mark's key (wallet.marker): one per run unless given, like the webhook secret.
         environment["FULFILMENT_KEYS"] = self.settings.get(
             "FULFILMENT_KEYS", ""

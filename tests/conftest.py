@@ -35,6 +35,11 @@ os.environ.update(
         "STRIPE_READ_KEY": "sk_test_emulator",
         # The fulfilment mark's key (wallet.marker).
         "FULFILMENT_KEYS": "test-fulfilment-key-0123456789abcdef",
+        # What CloudFront sends the page API; the sample page events (events/api_*.json) carry it.
+        "ORIGIN_SECRET": "sample-origin-secret",
+        # The principal the sample service events (events/api_post_spend.json and the like) are signed by.
+        "SERVICE_CALLER_ARNS": "arn:aws:iam::123456789012:user/api-service",
+        "OPERATOR_ARNS": "arn:aws:iam::123456789012:user/api-service",
     }
 )
 for name in (
@@ -44,6 +49,7 @@ for name in (
     "STRIPE_WEBHOOK_SECRET_ARN",
     "STRIPE_READ_KEY_ARN",
     "FULFILMENT_KEYS_ARN",
+    "ORIGIN_SECRET_ARN",
     "STRIPE_API_BASE",
 ):
     os.environ.pop(name, None)

@@ -47,6 +47,8 @@ def api_event(
     path = route
     for name, value in (path_parameters or {}).items():
         path = path.replace("{" + name + "}", value)
+    if "httpMethod" in event:
+        return _rest_event(event, path, user, path_parameters, query, body, base64_body, headers)
     event["rawPath"] = event["requestContext"]["http"]["path"] = path
     if path_parameters is not None:
         event["pathParameters"] = path_parameters
@@ -65,6 +67,36 @@ def api_event(
         event["isBase64Encoded"] = base64_body
         event["headers"]["content-length"] = str(len(raw))
     event["headers"].update({k.lower(): v for k, v in (headers or {}).items()})
+    return event
+
+
+def _rest_event(
+    event: dict[str, Any],
+    path: str,
+    user: str | None,
+    path_parameters: dict[str, str] | None,
+    query: dict[str, str] | None,
+    body: bytes | str | None,
+    base64_body: bool,
+    headers: dict[str, str] | None,
+) -> dict[str, Any]:
+    """A REST API (payload format 1.0) sample made into one request: the service API's."""
+    event["path"] = path
+    event["requestContext"]["path"] = f"/{event['requestContext']['stage']}{path}"
+    if path_parameters is not None:
+        event["pathParameters"] = path_parameters
+    event["queryStringParameters"] = dict(query) if query else None
+    event["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()} if query else None
+    if user is None:
+        event["requestContext"]["identity"]["userArn"] = None
+        event["headers"].pop("authorization", None)
+    if body is not None:
+        raw = body.encode() if isinstance(body, str) else body
+        event["body"] = base64.b64encode(raw).decode() if base64_body else raw.decode()
+        event["isBase64Encoded"] = base64_body
+        event["headers"]["content-length"] = str(len(raw))
+    event["headers"].update({k.lower(): v for k, v in (headers or {}).items()})
+    event["multiValueHeaders"] = {name: [value] for name, value in event["headers"].items()}
     return event
 
 
@@ -99,4 +131,9 @@ def response_of(result: dict[str, Any]) -> HttpResponse:
     body = result.get("body") or ""
     if result.get("isBase64Encoded"):
         body = base64.b64decode(body).decode()
-    return HttpResponse(result["statusCode"], json.loads(body) if body else None, result.get("headers", {}))
+    headers = dict(result.get("headers") or {})
+    # A REST API's (payload format 1.0) answer carries its headers as lists.
+    headers.update(
+        {name: ",".join(values) for name, values in (result.get("multiValueHeaders") or {}).items()}
+    )
+    return HttpResponse(result["statusCode"], json.loads(body) if body else None, headers)

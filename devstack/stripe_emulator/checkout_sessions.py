@@ -47,6 +47,7 @@ _CLIENT_REFERENCE_ID_MAX_LENGTH = 200
 
 # What the emulator reads of each request; any other parameter is answered `parameter_unknown`.
 _CREATE_PARAMS: JsonObject = {
+    "adaptive_pricing": {"enabled": str},
     "cancel_url": str,
     "client_reference_id": str,
     "currency": str,
@@ -332,6 +333,13 @@ def expire(store: Store, record: CheckoutRecord, request: RequestContext | None)
 # -- building a session ---------------------------------------------------------------------------------
 
 
+def _boolean(params: JsonObject, key: str, parent: str) -> bool:
+    value = params.get(key, "false")
+    if value not in ("true", "false"):
+        raise invalid(f"Invalid boolean: {value}", f"{parent}[{key}]")
+    return bool(value == "true")
+
+
 def new_session(store: Store, params: JsonObject, public_base_url: str) -> CheckoutRecord:
     mode = required(params, "mode")
     if mode not in ("payment", "setup", "subscription"):
@@ -377,7 +385,10 @@ def new_session(store: Store, params: JsonObject, public_base_url: str) -> Check
     template = fixture("checkout.session")
     session = stripe_object(
         "checkout.session",
-        adaptive_pricing={"enabled": False},
+        # As asked; unasked, the emulated account's Dashboard setting, which is off.
+        adaptive_pricing={
+            "enabled": _boolean(params.get("adaptive_pricing", {}), "enabled", "adaptive_pricing")
+        },
         after_expiration=None,
         allow_promotion_codes=None,
         amount_subtotal=amount,

@@ -17,15 +17,15 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from wallet import auto_top_up, payments, settings, snapstart
+from wallet import auto_top_up, payments, rate_limits, settings, snapstart
 from wallet.auto_top_up import AutoTopUp, Decision
-from wallet.errors import PaymentsUnavailableError
+from wallet.errors import PaymentsUnavailableError, TooManyCardSetupsError
 from wallet.http import InvalidBodyError, documented_error, json_object, resolver, user_id
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-app = resolver()
+app = resolver(through_the_site=True)
 snapstart.register(snapstart.prime_ledger, snapstart.prime_stripe, snapstart.prime_secrets)
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
@@ -106,12 +106,14 @@ def put_settings() -> dict[str, Any]:
     security=BEARER,
     responses={
         201: {"description": "A setup-mode Checkout Session's URL; send the user there"},
+        429: documented_error("This user set up too many cards this hour"),
         502: documented_error("Stripe could not be reached"),
     },
 )
 @tracer.capture_method
 def add_payment_method() -> dict[str, str]:
     user = user_id(app)
+    rate_limits.count(user, "card-setups", rate_limits.CARD_SETUPS_PER_HOUR, TooManyCardSetupsError)
     customer = auto_top_up.customer_of(user, payments.create_customer)
     url = payments.create_card_setup_session(
         customer, user, settings.price_list().currency, settings.site_url()

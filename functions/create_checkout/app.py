@@ -16,7 +16,7 @@ from wallet.http import InvalidBodyError, documented_error, json_object, resolve
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-app = resolver()
+app = resolver(through_the_site=True)
 snapstart.register(snapstart.prime_ledger, snapstart.prime_stripe, snapstart.prime_secrets)
 
 # OpenAPI only: what the routes answer, documented without validating anything at run time.
@@ -60,6 +60,7 @@ CHECKOUT_STATUS = {
         400: documented_error(
             "The body is not a JSON object of at most 4 KB, or `amount` is not a pack's price"
         ),
+        429: documented_error("This user opened too many checkouts this hour"),
         502: documented_error("Stripe could not be reached; nothing was charged, try again"),
     },
 )

@@ -16,7 +16,7 @@ from wallet.packs import label
 
 logger = Logger()
 tracer = Tracer()
-app = resolver()
+app = resolver(through_the_site=True)
 snapstart.register(snapstart.prime_ledger)
 
 # OpenAPI only: what the routes answer, documented without validating anything at run time.

@@ -1,6 +1,9 @@
 """The service routes, for the backend that sells the credits (AWS_IAM: SigV4-signed):
 POST /api/users/{userId}/spend, GET /api/users/{userId}/balance, POST /api/users/{userId}/adjustments.
 
+Spends come only from the roles ServiceCallerArns lists, adjustments only from OperatorArns', balances
+from either: the service API's resource policy says so, and each route checks again before it writes.
+
 Every change carries an Idempotency-Key: the same key and body answer the first answer again with
 `Idempotent-Replayed: true`, the same key with another body is 409, and a spend never overdraws (402).
 """
@@ -18,12 +21,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from wallet import ledger, settings, snapstart
 from wallet.http import (
     InvalidBodyError,
-    caller_arn,
+    allowed_caller,
     documented_error,
     idempotency_key,
     json_object,
     path_user_id,
-    resolver,
+    service_resolver,
 )
 
 MAX_TEXT = 500
@@ -31,7 +34,7 @@ MAX_TEXT = 500
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-app = resolver()
+app = service_resolver()
 snapstart.register(snapstart.prime_ledger)
 
 # OpenAPI only: what the routes answer, documented without validating anything at run time.
@@ -62,7 +65,7 @@ BALANCE = {
 NO_ROUTE = documented_error('No route takes this path: a user id with any of " # / ? \\ ` in it')
 CHANGE_ERRORS = {
     400: documented_error("A bad body, user id or Idempotency-Key; nothing changed"),
-    403: documented_error("Not signed with AWS credentials"),
+    403: documented_error("Not signed with AWS credentials, or by a principal not listed for this route"),
     404: NO_ROUTE,
     409: documented_error("This Idempotency-Key was used with another body"),
     500: documented_error("The ledger could not be reached; retry with the same Idempotency-Key"),
@@ -83,7 +86,7 @@ CHANGE_ERRORS = {
 )
 @tracer.capture_method
 def spend(user_id: str) -> Response[str]:
-    actor = caller_arn(app)
+    actor = allowed_caller(app, settings.service_callers(), "ServiceCallerArns")
     user, key = path_user_id(user_id), idempotency_key(app)
     body = _fields(json_object(app), required={"amount"}, optional={"description"})
     receipt = ledger.spend(
@@ -114,7 +117,7 @@ def spend(user_id: str) -> Response[str]:
 )
 @tracer.capture_method
 def adjust(user_id: str) -> Response[str]:
-    actor = caller_arn(app)
+    actor = allowed_caller(app, settings.operators(), "OperatorArns")
     user, key = path_user_id(user_id), idempotency_key(app)
     body = _fields(json_object(app), required={"amount", "reason"}, optional=set())
     receipt = ledger.adjust(
@@ -139,13 +142,14 @@ def adjust(user_id: str) -> Response[str]:
     responses={
         200: {"description": "The balance", "content": {"application/json": {"schema": BALANCE}}},
         400: documented_error("A malformed user id"),
-        403: documented_error("Not signed with AWS credentials"),
+        403: documented_error("Not signed with AWS credentials, or by a principal listed for neither route"),
         404: NO_ROUTE,
     },
 )
 @tracer.capture_method
 def balance(user_id: str) -> dict[str, Any]:
-    caller_arn(app)
+    readers = settings.service_callers() | settings.operators()
+    allowed_caller(app, readers, "ServiceCallerArns or OperatorArns")
     user = path_user_id(user_id)
     return {"userId": user, "currency": settings.price_list().currency, "balance": ledger.get_balance(user)}
 

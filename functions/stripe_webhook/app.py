@@ -27,7 +27,7 @@ MAX_EVENT_BYTES = 256 * 1024
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-app = resolver()
+app = resolver(through_the_site=True)
 snapstart.register(snapstart.prime_ledger, snapstart.prime_secrets)
 
 # A dispute or inquiry that took credits: answer it in Stripe before its deadline.

@@ -76,6 +76,9 @@ def test_a_checkout_session_for_a_pack_carries_the_user_and_payment(stripe_emula
     assert created.params["line_items"][0]["price_data"]["unit_amount"] == "5000"
     # Named in the page's own units, as its pack reads: "$50", "Adds $50.00".
     assert created.params["line_items"][0]["price_data"]["product_data"]["name"] == "Credits worth $50"
+    # Adaptive Pricing off per session, never left to the Dashboard: the customer pays in the mark's currency.
+    assert created.params["adaptive_pricing"] == {"enabled": "false"}
+    assert session["adaptive_pricing"] == {"enabled": False}
 
 
 @pytest.mark.parametrize(

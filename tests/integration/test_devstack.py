@@ -205,7 +205,9 @@ class FlakyEndpoint:
                 if not endpoint.statuses:
                     status, answer = 500, b'{"message": "Internal Server Error"}'
                 else:
-                    forwarded = urllib.request.Request(endpoint.target, data=body, headers=dict(self.headers))
+                    # Host is the target's, as a proxy sends it: the stack refuses any other (DNS rebinding).
+                    headers = {name: value for name, value in self.headers.items() if name.lower() != "host"}
+                    forwarded = urllib.request.Request(endpoint.target, data=body, headers=headers)
                     try:
                         with urllib.request.urlopen(forwarded, timeout=10) as response:
                             status, answer = response.status, response.read()

@@ -126,8 +126,9 @@ def test_only_events_since_the_checkpoint_are_asked_for(stripe_emulator: StripeE
 def test_a_sweep_cut_short_resumes_from_its_checkpoint_without_replaying_twice(
     stripe_emulator: StripeEmulator,
 ) -> None:
-    for _ in range(30):
-        stripe_emulator.pay(start_checkout("erin", 1000))
+    # A shopper per checkout: one user may open only CHECKOUTS_PER_HOUR an hour (wallet.rate_limits).
+    for n in range(30):
+        stripe_emulator.pay(start_checkout(f"erin-{n}", 1000))
 
     stopped = reconciliation.sweep(time_for(12))
     finished = reconciliation.sweep(plenty_of_time)
@@ -138,20 +139,21 @@ def test_a_sweep_cut_short_resumes_from_its_checkpoint_without_replaying_twice(
     # Each payment's checkout.session.completed and payment_intent.succeeded.
     assert stopped.replayed + finished.replayed == 2 * 30
     assert stopped.credited + finished.credited == 30
-    assert ledger.get_balance("erin") == 30_000
+    assert sum(ledger.get_balance(f"erin-{n}") for n in range(30)) == 30_000
 
 
 def test_the_sweep_pages_oldest_first_through_more_than_a_page(stripe_emulator: StripeEmulator) -> None:
-    for _ in range(105):
-        stripe_emulator.pay(start_checkout("fay", 1000))
+    # A shopper per checkout: one user may open only CHECKOUTS_PER_HOUR an hour (wallet.rate_limits).
+    for n in range(105):
+        stripe_emulator.pay(start_checkout(f"fay-{n}", 1000))
     reconciliation.sweep(time_for(0))  # a first run with no time: nothing replayed, nothing saved
-    for _ in range(105):
-        stripe_emulator.pay(start_checkout("fay", 1000))
+    for n in range(105, 210):
+        stripe_emulator.pay(start_checkout(f"fay-{n}", 1000))
 
     first = reconciliation.sweep(plenty_of_time)
 
     assert first.credited == 210
-    assert ledger.get_balance("fay") == 210_000
+    assert sum(ledger.get_balance(f"fay-{n}") for n in range(210)) == 210_000
     assert first.checkpoint == stripe_emulator.events[-1]["id"]
 
 

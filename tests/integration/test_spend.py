@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,9 +14,10 @@ from ulid import ULID
 from functions.spend.app import lambda_handler as spend_handler
 from tests.lambda_events import HttpResponse, api_event, invoke
 from tests.lambda_pool import Containers
-from wallet import ledger
+from wallet import ledger, settings
 from wallet.amounts import MAX_AMOUNT
-from wallet.models import CreditTransaction
+from wallet.http import InvalidUserError, path_user_id
+from wallet.models import CreditGuard, CreditTransaction
 
 pytestmark = pytest.mark.usefixtures("tables")
 SERVICE = "arn:aws:iam::123456789012:user/api-service"
@@ -258,11 +260,17 @@ def test_a_user_id_no_route_can_take_once_decoded_is_404_as_documented(user: str
     assert user not in {row.user_id for row in CreditTransaction.scan()}
 
 
+def test_a_user_id_naming_the_ledgers_own_records_is_refused() -> None:
+    # "#sweep" holds the sweep's checkpoint in the guard table; IAM refuses any user write there too.
+    with pytest.raises(InvalidUserError):
+        path_user_id("#sweep")
+
+
 @pytest.mark.parametrize("route", ["spend", "adjustments", "balance"])
 def test_a_request_without_an_iam_identity_is_403_and_changes_nothing(route: str) -> None:
     deposit("alice", 1000)
     event = request(route, "alice", {"amount": 5, "reason": "x"} if route == "adjustments" else {"amount": 5})
-    del event["requestContext"]["authorizer"]
+    event["requestContext"]["identity"]["userArn"] = None
 
     response = invoke(spend_handler, event)
 
@@ -273,9 +281,122 @@ def test_a_request_without_an_iam_identity_is_403_and_changes_nothing(route: str
 def test_a_jwt_signed_in_user_is_not_an_iam_identity() -> None:
     deposit("alice", 1000)
     event = request("spend", "alice", {"amount": 5})
-    event["requestContext"]["authorizer"] = {"jwt": {"claims": {"sub": "alice"}, "scopes": None}}
+    event["requestContext"]["identity"]["userArn"] = None
+    event["requestContext"]["authorizer"] = {"claims": {"sub": "alice"}}
 
     assert invoke(spend_handler, event).status == 403
+
+
+# --- Who may do what: spends from ServiceCallerArns, adjustments from OperatorArns -------------------------
+
+BACKEND_ROLE = "arn:aws:iam::123456789012:role/services/checkout-backend"
+OPERATOR_ROLE = "arn:aws:iam::123456789012:role/support-operator"
+
+
+@pytest.fixture
+def callers(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A backend role may spend, an operator role may adjust; the sample events' user is on neither list."""
+    monkeypatch.setenv("SERVICE_CALLER_ARNS", BACKEND_ROLE)
+    monkeypatch.setenv("OPERATOR_ARNS", OPERATOR_ROLE)
+    settings.service_callers.cache_clear()
+    settings.operators.cache_clear()
+    yield
+    settings.service_callers.cache_clear()
+    settings.operators.cache_clear()
+
+
+def signed_by(event: dict[str, Any], arn: str) -> dict[str, Any]:
+    event["requestContext"]["identity"]["userArn"] = arn
+    return event
+
+
+def guards(user: str) -> list[str]:
+    return [guard.guard_id for guard in CreditGuard.query(user, consistent_read=True)]
+
+
+@pytest.mark.usefixtures("callers")
+@pytest.mark.parametrize(
+    ("route", "body", "signer", "listed_in"),
+    [
+        ("spend", {"amount": 5}, OPERATOR_ROLE, "ServiceCallerArns"),
+        ("spend", {"amount": 5}, SERVICE, "ServiceCallerArns"),
+        ("adjustments", {"amount": 5000, "reason": "free credits"}, BACKEND_ROLE, "OperatorArns"),
+        ("adjustments", {"amount": 5000, "reason": "free credits"}, SERVICE, "OperatorArns"),
+        ("balance", None, SERVICE, "ServiceCallerArns or OperatorArns"),
+    ],
+)
+def test_a_principal_not_listed_for_the_route_is_403_naming_the_list_and_writes_nothing(
+    route: str, body: Any, signer: str, listed_in: str
+) -> None:
+    deposit("alice", 1000)
+
+    response = invoke(spend_handler, signed_by(request(route, "alice", body), signer))
+
+    assert (response.status, response.body["error"]["code"]) == (403, "caller_not_allowed")
+    assert response.body["error"]["message"].endswith(f"it is not listed in {listed_in}.")
+    assert history("alice") == [("deposit", 1000)]
+    assert guards("alice") == []
+
+
+@pytest.mark.usefixtures("callers")
+def test_any_session_of_a_listed_role_may_make_its_calls_and_the_row_names_the_session() -> None:
+    deposit("alice", 1000)
+    backend = "arn:aws:sts::123456789012:assumed-role/checkout-backend/task-7f3a"
+    operator = "arn:aws:sts::123456789012:assumed-role/support-operator/jane@example.com"
+
+    spent = invoke(spend_handler, signed_by(request("spend", "alice", {"amount": 5}, key="k1"), backend))
+    adjusted = invoke(
+        spend_handler,
+        signed_by(request("adjustments", "alice", {"amount": 7, "reason": "outage"}, key="k2"), operator),
+    )
+    read = invoke(spend_handler, signed_by(request("balance", "alice"), operator))
+
+    assert (spent.status, adjusted.status, read.status) == (201, 201, 200)
+    assert read.body["balance"] == 1002
+    actors = sorted(row.actor for row in CreditTransaction.query("alice") if row.actor)
+    assert actors == sorted([operator, backend])
+
+
+@pytest.mark.usefixtures("callers")
+def test_a_role_under_a_new_session_replays_its_own_key_instead_of_spending_again() -> None:
+    deposit("alice", 1000)
+    first_session = "arn:aws:sts::123456789012:assumed-role/checkout-backend/task-1"
+    second_session = "arn:aws:sts::123456789012:assumed-role/checkout-backend/task-2"
+
+    first = invoke(
+        spend_handler, signed_by(request("spend", "alice", {"amount": 5}, key="order-1"), first_session)
+    )
+    again = invoke(
+        spend_handler, signed_by(request("spend", "alice", {"amount": 5}, key="order-1"), second_session)
+    )
+
+    assert (first.status, again.status) == (201, 201)
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert again.body["transactionId"] == first.body["transactionId"]
+    assert history("alice") == [("deposit", 1000), ("spend", -5)]
+
+
+def test_two_callers_with_the_same_key_for_one_user_each_spend_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    other = "arn:aws:iam::123456789012:role/reports-backend"
+    monkeypatch.setenv("SERVICE_CALLER_ARNS", f"{SERVICE},{other}")
+    settings.service_callers.cache_clear()
+    deposit("alice", 1000)
+    try:
+        mine = invoke(spend_handler, request("spend", "alice", {"amount": 5}, key="order-1"))
+        theirs = invoke(
+            spend_handler, signed_by(request("spend", "alice", {"amount": 9}, key="order-1"), other)
+        )
+    finally:
+        settings.service_callers.cache_clear()
+
+    # Before keys were scoped to their caller, the second was a 409: another body under the same key.
+    assert (mine.status, theirs.status) == (201, 201)
+    assert theirs.body["transactionId"] != mine.body["transactionId"]
+    assert history("alice") == [("deposit", 1000), ("spend", -9), ("spend", -5)]
+    assert sorted(guards("alice")) == [
+        "key#arn:aws:iam::123456789012:role/reports-backend#order-1",
+        "key#arn:aws:iam::123456789012:user/api-service#order-1",
+    ]
 
 
 def test_200_concurrent_spends_across_containers_spend_exactly_the_balance(containers: Containers) -> None:

@@ -212,6 +212,7 @@ def test_another_api_key_is_refused_with_the_key_masked(emulator: StripeEmulator
         ({"mode": None}, "mode", "parameter_missing"),
         ({"shipping_rate": "shr_1"}, "shipping_rate", "parameter_unknown"),
         ({"metadata": {"userId": {"nested": "hash"}}}, "metadata[userId]", None),
+        ({"adaptive_pricing": {"enabled": "sometimes"}}, "adaptive_pricing[enabled]", None),
     ],
 )
 def test_a_bad_create_is_a_400_naming_the_parameter(

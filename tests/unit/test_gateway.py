@@ -19,6 +19,7 @@ from devstack.gateway import (
     Request,
     api_event,
     lambda_response,
+    rest_api_event,
     routes,
 )
 from devstack.sigv4 import ServiceCredentials
@@ -65,6 +66,15 @@ def test_path_parameters_are_matched_by_name() -> None:
 @pytest.mark.parametrize("sample", sorted(p.name for p in (ROOT / "events").glob("api_*.json")))
 def test_events_have_the_shape_of_the_samples(sample: str) -> None:
     expected = json.loads((ROOT / "events" / sample).read_text())
+    if "httpMethod" in expected:  # the service API's: a REST API's payload format 1.0
+        key = (expected["httpMethod"], expected["resource"])
+        [route] = [r for r in routes() if (r.method, r.path) == key]
+        body = (expected["body"] or "").encode()
+        request = Request(route.method, expected["path"], expected["headers"], body, "203.0.113.10")
+        parameters = route.match(route.method, expected["path"]) or {}
+        assert route.rest
+        assert shape(rest_api_event(route, parameters, request, SERVICE.iam_authorizer())) == shape(expected)
+        return
     [route] = [r for r in routes() if f"{r.method} {r.path}" == expected["routeKey"]]
     target = expected["rawPath"] + (f"?{expected['rawQueryString']}" if expected["rawQueryString"] else "")
     request = Request(

@@ -178,3 +178,14 @@ def test_with_another_provider_sign_out_uses_its_end_session_endpoint_or_none() 
 
     auth = config_of(publish.site_config(outputs))["auth"]
     assert (auth["logout"], auth["logoutUrl"]) == ("oidc", "")
+
+
+def test_without_an_alarm_email_publishing_says_nobody_hears_of_alarms_and_what_to_do() -> None:
+    topic = "arn:aws:sns:us-east-1:123456789012:credits-AlarmTopic-1"
+
+    hint = publish.alarm_hint(OUTPUTS | {"AlarmTopicArn": topic})
+
+    assert "AlarmEmail is empty" in hint
+    assert topic in hint
+    assert "AlarmEmail=" in hint
+    assert publish.alarm_hint(OUTPUTS | {"AlarmTopicArn": topic, "AlarmEmail": "ops@example.com"}) == ""

@@ -31,8 +31,14 @@ def test_env_json_gives_each_function_the_settings_of_the_template(function: str
 
 
 @pytest.mark.parametrize("sample", sorted(p.name for p in (ROOT / "events").glob("api_*.json")))
-def test_sample_events_are_http_api_v2_events(sample: str) -> None:
+def test_sample_events_are_the_events_of_their_api(sample: str) -> None:
     event = json.loads((ROOT / "events" / sample).read_text())
+    if "httpMethod" in event:  # the service API, a REST API: payload format 1.0
+        assert event["requestContext"]["resourcePath"] == event["resource"]
+        assert event["requestContext"]["httpMethod"] == event["httpMethod"]
+        assert event["requestContext"]["identity"]["userArn"].startswith("arn:aws:iam::")
+        assert event["path"].startswith(event["resource"].split("{")[0])
+        return
 
     assert event["version"] == "2.0"
     assert event["routeKey"] == event["requestContext"]["routeKey"]

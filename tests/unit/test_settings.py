@@ -60,3 +60,16 @@ def test_a_malformed_unmarked_sessions_until_fails_naming_it(monkeypatch: pytest
     finally:
         monkeypatch.undo()
         settings.unmarked_sessions_until.cache_clear()
+
+
+def test_the_webhook_reads_payment_intents_with_its_own_key_and_the_sweep_with_its_api_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_test_sweep")
+    monkeypatch.setenv("STRIPE_READ_KEY", "rk_test_webhook")
+    webhook = settings.stripe_read_key()
+    monkeypatch.delenv("STRIPE_READ_KEY")
+    monkeypatch.delenv("STRIPE_READ_KEY_ARN", raising=False)
+    sweep = settings.stripe_read_key()
+
+    assert (webhook, sweep) == ("rk_test_webhook", "sk_test_sweep")

@@ -71,11 +71,13 @@ def test_only_the_webhook_and_the_price_list_are_open_services_sign_every_other_
     }
 
     open_routes = {key for key, route in routes.items() if route["AuthorizationType"] == "NONE"}
-    signed_routes = {key for key, route in routes.items() if route["AuthorizationType"] == "AWS_IAM"}
     assert open_routes == {"POST /api/webhooks/stripe", "GET /api/packs"}
-    assert signed_routes == SERVICE_ROUTES
+    assert set(service_routes()) == SERVICE_ROUTES
+    assert properties("ServiceApi")["Auth"]["DefaultAuthorizer"] == "AWS_IAM"
+    # SAM's default for AWS_IAM invokes the function with the caller's credentials; NONE uses the API's.
+    assert properties("ServiceApi")["Auth"]["InvokeRole"] == "NONE"
     for key, route in routes.items():
-        if key not in open_routes | signed_routes:
+        if key not in open_routes:
             assert (route["AuthorizationType"], route["AuthorizerId"]) == ("JWT", {"Ref": "JwtAuthorizer"}), (
                 key
             )
@@ -124,6 +126,8 @@ LEDGER_CHANGE = DEPOSIT | {
 }
 FIND_DEPOSIT = {("dynamodb:Query", "CreditTransactionTable/byPaymentIntent")}
 READ_API_KEY = {("secretsmanager:GetSecretValue", "StripeApiKeySecret|StripeApiKeySecretArn")}
+READ_CHECKOUT_KEY = {("secretsmanager:GetSecretValue", "StripeCheckoutKeySecret|StripeCheckoutKeySecretArn")}
+READ_CARD_KEY = {("secretsmanager:GetSecretValue", "StripeCardKeySecret|StripeCardKeySecretArn")}
 SWEEP_RECORDS = {
     (action, "CreditGuardTable")
     for action in (
@@ -137,6 +141,7 @@ SWEEP_RECORDS = {
 READ_SIGNING_SECRET = {("secretsmanager:GetSecretValue", "StripeWebhookSecret|StripeWebhookSecretArn")}
 READ_PAYMENT_INTENTS_KEY = {("secretsmanager:GetSecretValue", "StripeReadKeySecret|StripeReadKeySecretArn")}
 READ_FULFILMENT_KEY = {("secretsmanager:GetSecretValue", "FulfilmentKeySecret")}
+READ_ORIGIN_SECRET = {("secretsmanager:GetSecretValue", "OriginVerifySecret")}
 AUTO_TOP_UP_STATE = {
     ("dynamodb:GetItem", "CreditBalanceTable"),
     ("dynamodb:UpdateItem", "CreditBalanceTable"),
@@ -154,10 +159,17 @@ FIND_CUSTOMER = {("dynamodb:Query", "CreditBalanceTable/byStripeCustomer")}
             | READ_SIGNING_SECRET
             | READ_PAYMENT_INTENTS_KEY
             | READ_FULFILMENT_KEY
+            | READ_ORIGIN_SECRET
             | AUTO_TOP_UP_STATE
             | FIND_CUSTOMER,
         ),
-        ("AutoTopUpFunction", AUTO_TOP_UP_STATE | READ_API_KEY),
+        (
+            "AutoTopUpFunction",
+            AUTO_TOP_UP_STATE
+            | READ_CARD_KEY
+            | READ_ORIGIN_SECRET
+            | {("dynamodb:UpdateItem", "CreditGuardTable")},
+        ),
         (
             "AutoTopUpTriggerFunction",
             AUTO_TOP_UP_STATE
@@ -169,8 +181,9 @@ FIND_CUSTOMER = {("dynamodb:Query", "CreditBalanceTable/byStripeCustomer")}
         (
             "CreateCheckoutFunction",
             DEPOSIT
-            | READ_API_KEY
+            | READ_CHECKOUT_KEY
             | READ_FULFILMENT_KEY
+            | READ_ORIGIN_SECRET
             | AUTO_TOP_UP_STATE
             | {
                 ("dynamodb:Query", "CreditTransactionTable/bySession"),
@@ -194,7 +207,8 @@ FIND_CUSTOMER = {("dynamodb:Query", "CreditBalanceTable/byStripeCustomer")}
         ),
         (
             "GetBalanceFunction",
-            {("dynamodb:GetItem", "CreditBalanceTable"), ("dynamodb:Query", "CreditTransactionTable")},
+            READ_ORIGIN_SECRET
+            | {("dynamodb:GetItem", "CreditBalanceTable"), ("dynamodb:Query", "CreditTransactionTable")},
         ),
     ],
 )
@@ -305,16 +319,46 @@ def test_no_function_may_read_both_stripe_secrets(function: str) -> None:
     assert not (readable & API_KEY_SECRETS and readable & {"StripeWebhookSecret", "StripeWebhookSecretArn"})
 
 
-@pytest.mark.parametrize(
-    "function",
-    ["CreateCheckoutFunction", "ReconcileFunction", "AutoTopUpFunction", "AutoTopUpTriggerFunction"],
-)
-def test_functions_that_call_stripe_read_only_the_api_key(function: str) -> None:
-    readable = set().union(*(names_in(statements(policy)) for policy in properties(function)["Policies"]))
+STRIPE_KEYS = {
+    "CreateCheckoutFunction": ("StripeCheckoutKeySecret", "StripeCheckoutKeySecretArn"),
+    "AutoTopUpFunction": ("StripeCardKeySecret", "StripeCardKeySecretArn"),
+    "AutoTopUpTriggerFunction": ("StripeApiKeySecret", "StripeApiKeySecretArn"),
+    "ReconcileFunction": ("StripeApiKeySecret", "StripeApiKeySecretArn"),
+}
+ALL_KEYS = {name for pair in STRIPE_KEYS.values() for name in pair}
 
-    assert readable & API_KEY_SECRETS
+
+@pytest.mark.parametrize("function", sorted(STRIPE_KEYS))
+def test_each_function_that_calls_stripe_reads_its_own_key_and_no_other(function: str) -> None:
+    readable = set().union(*(names_in(statements(policy)) for policy in properties(function)["Policies"]))
+    variables = properties(function)["Environment"]["Variables"]
+
+    assert readable & ALL_KEYS == set(STRIPE_KEYS[function])
     assert not readable & {"StripeWebhookSecret", "StripeWebhookSecretArn"}
-    assert "STRIPE_WEBHOOK_SECRET_ARN" not in properties(function)["Environment"]["Variables"]
+    assert names_in(variables["STRIPE_SECRET_KEY_ARN"]) == set(STRIPE_KEYS[function])
+    assert "STRIPE_WEBHOOK_SECRET_ARN" not in variables
+
+
+def jwt_facing_functions() -> set[str]:
+    integrations = resources("AWS::ApiGatewayV2::Integration")
+    found = set()
+    for route in resources("AWS::ApiGatewayV2::Route").values():
+        if route["Properties"]["AuthorizationType"] == "JWT":
+            integration = (
+                route["Properties"]["Target"]["Fn::Sub"].removeprefix("integrations/${").removesuffix("}")
+            )
+            found.add(integrations[integration]["Properties"]["IntegrationUri"]["Ref"].split(".")[0])
+    return found
+
+
+def test_no_jwt_facing_function_can_read_the_full_api_key() -> None:
+    facing = jwt_facing_functions()
+
+    assert facing == {"CreateCheckoutFunction", "GetBalanceFunction", "AutoTopUpFunction"}
+    for function in facing:
+        readable = set().union(*(names_in(statements(policy)) for policy in properties(function)["Policies"]))
+        assert not readable & API_KEY_SECRETS, function
+        assert not names_in(properties(function).get("Environment", {})) & API_KEY_SECRETS, function
 
 
 def test_traces_hold_neither_responses_nor_errors() -> None:
@@ -340,17 +384,109 @@ def test_checkout_is_capped_below_the_webhooks_reserved_concurrency() -> None:
     assert 0 < checkout < webhook
 
 
-def test_every_route_has_its_own_throttle_no_looser_than_the_stage() -> None:
+def page_routes() -> dict[str, str]:
+    """The page API's routes, by logical id: their route keys."""
+    return {
+        name: r["Properties"]["RouteKey"]
+        for name, r in resources("AWS::ApiGatewayV2::Route").items()
+        if r["Properties"]["ApiId"] == {"Ref": "HttpApi"}
+    }
+
+
+def service_routes() -> dict[str, str]:
+    """The service API's routes (the spend function's Api events on ServiceApi): key -> event name."""
+    return {
+        f"{event['Properties']['Method'].upper()} {event['Properties']['Path']}": name
+        for function in resources("AWS::Serverless::Function").values()
+        for name, event in function["Properties"].get("Events", {}).items()
+        if event["Type"] == "Api" and event["Properties"]["RestApiId"] == {"Ref": "ServiceApi"}
+    }
+
+
+def test_every_page_route_has_its_own_throttle_no_looser_than_its_stage() -> None:
     stage = properties("HttpApiStage")
     default = stage["DefaultRouteSettings"]
-    routes = {r["Properties"]["RouteKey"] for r in resources("AWS::ApiGatewayV2::Route").values()}
+    routes = page_routes()
 
-    assert set(stage["RouteSettings"]) == routes
+    assert set(stage["RouteSettings"]) == set(routes.values())
     for settings in stage["RouteSettings"].values():
         assert 0 < settings["ThrottlingRateLimit"] <= default["ThrottlingRateLimit"]
         assert 0 < settings["ThrottlingBurstLimit"] <= default["ThrottlingBurstLimit"]
-    assert set(load()["Resources"]["HttpApiStage"]["DependsOn"]) == {
-        name for name, r in resources("AWS::ApiGatewayV2::Route").items()
+    assert set(load()["Resources"]["HttpApiStage"]["DependsOn"]) == set(routes)
+    assert set(routes) == set(resources("AWS::ApiGatewayV2::Route"))
+
+
+def test_every_service_route_has_its_own_throttle_no_looser_than_the_stage() -> None:
+    settings = {(m["ResourcePath"], m["HttpMethod"]): m for m in properties("ServiceApi")["MethodSettings"]}
+    default = settings.pop(("/*", "*"))
+    # MethodSettings name a resource path with its slashes written ~1.
+    expected = {(key.split(" ", 1)[1].replace("/", "~1"), key.split(" ", 1)[0]) for key in SERVICE_ROUTES}
+
+    assert {("/" + path, method) for path, method in expected} == set(settings)
+    for method in settings.values():
+        assert 0 < method["ThrottlingRateLimit"] <= default["ThrottlingRateLimit"]
+        assert 0 < method["ThrottlingBurstLimit"] <= default["ThrottlingBurstLimit"]
+
+
+def test_the_service_routes_are_an_api_of_their_own_with_its_own_log_and_alarm() -> None:
+    service = properties("ServiceApi")
+
+    assert not set(page_routes().values()) & SERVICE_ROUTES
+    assert service["AccessLogSetting"]["DestinationArn"] == {"Fn::GetAtt": ["ServiceApiAccessLogs", "Arn"]}
+    assert properties("ServiceApiAccessLogs")["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert "$context.identity.userArn" in service["AccessLogSetting"]["Format"]
+    alarm = properties("ServiceApiServerErrorsAlarm")
+    assert alarm["MetricName"] == "5XXError"
+    assert {"Name": "ApiName", "Value": {"Fn::Sub": "${AWS::StackName}-service-api"}} in alarm["Dimensions"]
+    assert service["Name"] == {"Fn::Sub": "${AWS::StackName}-service-api"}
+    assert {"Name": "Stage", "Value": service["StageName"]} in alarm["Dimensions"]
+    assert load()["Outputs"]["ApiUrl"]["Value"]["Fn::Sub"].endswith(f"/{service['StageName']}")
+    # CloudFront's only API origin is the page API: /api/users/* through the site reaches no service route.
+    origins = properties("SiteDistribution")["DistributionConfig"]["Origins"]
+    assert [o["DomainName"]["Fn::Sub"].split(".")[0] for o in origins if o["Id"] == "api"] == ["${HttpApi}"]
+
+
+def resource_policy() -> dict[str, dict[str, Any]]:
+    statements_ = properties("ServiceApi")["Auth"]["ResourcePolicy"]["CustomStatements"]
+    return {statement["Sid"]: statement for statement in statements_}
+
+
+# What AWS documents: aws:PrincipalArn is the role's ARN (path included) for any of its sessions, and an
+# explicit Deny in a resource policy wins over any Allow in the caller's own policies.
+@pytest.mark.parametrize(
+    ("sid", "route", "lists"),
+    [
+        ("SpendsOnlyFromServiceCallers", "POST/api/users/*/spend", "${ServiceCallerArns}"),
+        ("AdjustmentsOnlyFromOperators", "POST/api/users/*/adjustments", "${OperatorArns}"),
+        ("BalancesOnlyFromEither", "GET/api/users/*/balance", "${ServiceCallerArns},${OperatorArns}"),
+    ],
+)
+def test_the_service_apis_policy_refuses_every_principal_not_listed_for_the_route(
+    sid: str, route: str, lists: str
+) -> None:
+    statement = resource_policy()[sid]
+    [(operator, condition)] = statement["Condition"].items()
+    _, listed = condition["aws:PrincipalArn"]["Fn::Split"]
+
+    assert (statement["Effect"], statement["Principal"], statement["Action"]) == (
+        "Deny",
+        "*",
+        "execute-api:Invoke",
+    )
+    assert statement["Resource"] == f"execute-api:/*/{route}"
+    assert operator == "StringNotEquals"
+    assert listed == ({"Ref": lists[2:-1]} if "," not in lists else {"Fn::Sub": lists})
+    assert set(service_routes()) == SERVICE_ROUTES
+
+
+def test_the_service_apis_policy_allows_the_listed_callers_and_no_one_else() -> None:
+    allow = resource_policy()["ListedCallersMayCall"]
+
+    assert (allow["Effect"], allow["Principal"], allow["Action"]) == ("Allow", "*", "execute-api:Invoke")
+    assert allow["Condition"] == {
+        "StringEquals": {
+            "aws:PrincipalArn": {"Fn::Split": [",", {"Fn::Sub": "${ServiceCallerArns},${OperatorArns}"}]}
+        }
     }
 
 
@@ -436,7 +572,7 @@ def test_the_sweep_may_touch_only_its_own_records_in_the_guard_table() -> None:
         for statement in statements(policy)
         if "dynamodb:DeleteItem" in statement["Action"]
     ]
-    assert records["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["#sweep"]}}
+    assert condition_values(records, "dynamodb:LeadingKeys") == ("ForAllValues:StringEquals", ["#sweep"])
 
 
 def test_auto_top_up_state_never_includes_the_balance() -> None:
@@ -492,3 +628,222 @@ def test_the_trigger_hears_only_balances_with_auto_top_up_on_or_cards_to_detach(
         {"dynamodb": {"NewImage": {"autoTopUp": {"BOOL": [True]}}}},
         {"dynamodb": {"NewImage": {"cardsToDetach": {"SS": [{"exists": True}]}}}},
     ]
+
+
+# --- Alarms reach a person --------------------------------------------------------------------------------
+
+
+def test_the_alarm_topic_is_encrypted_with_a_key_whose_policy_lets_cloudwatch_publish() -> None:
+    topic_key = properties("AlarmTopic")["KmsMasterKeyId"]
+    key = properties("AlarmTopicKey")
+
+    # An AWS managed key (alias/aws/sns) has a policy no one can change: CloudWatch could never use it.
+    assert topic_key == {"Ref": "AlarmTopicKey"}
+    assert key["EnableKeyRotation"] is True
+    [cloudwatch] = [
+        s for s in key["KeyPolicy"]["Statement"] if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    ]
+    assert cloudwatch["Effect"] == "Allow"
+    assert {"kms:Decrypt", "kms:GenerateDataKey*"} <= set(cloudwatch["Action"])
+
+
+@pytest.mark.parametrize("alarm", sorted(resources("AWS::CloudWatch::Alarm")))
+def test_every_alarm_notifies_the_alarm_topic(alarm: str) -> None:
+    assert properties(alarm)["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+
+
+def test_the_alarm_email_is_subscribed_to_the_topic_and_says_what_empty_means() -> None:
+    template = load()
+    subscription = template["Resources"]["AlarmEmailSubscription"]
+    parameter = template["Parameters"]["AlarmEmail"]
+
+    assert subscription["Condition"] == "EmailAlarms"
+    assert subscription["Properties"] == {
+        "TopicArn": {"Ref": "AlarmTopic"},
+        "Protocol": "email",
+        "Endpoint": {"Ref": "AlarmEmail"},
+    }
+    assert template["Conditions"]["EmailAlarms"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]}
+    assert "Empty:" in parameter["Description"]
+    assert re.fullmatch(parameter["AllowedPattern"], "ops@example.com")
+    assert re.fullmatch(parameter["AllowedPattern"], "")
+    assert not re.fullmatch(parameter["AllowedPattern"], "not an address")
+
+
+# --- Who may do what on the service routes ---------------------------------------------------------------
+
+
+def test_the_service_function_is_told_who_may_spend_and_who_may_adjust() -> None:
+    variables = properties("SpendFunction")["Environment"]["Variables"]
+
+    assert variables["SERVICE_CALLER_ARNS"] == {"Ref": "ServiceCallerArns"}
+    assert variables["OPERATOR_ARNS"] == {"Ref": "OperatorArns"}
+
+
+@pytest.mark.parametrize("parameter", ["ServiceCallerArns", "OperatorArns"])
+def test_the_caller_lists_take_role_or_user_arns_and_default_to_no_one(parameter: str) -> None:
+    spec = load()["Parameters"][parameter]
+    pattern = spec["AllowedPattern"]
+
+    assert spec["Default"] == ""
+    assert re.fullmatch(pattern, "arn:aws:iam::123456789012:role/services/checkout-backend")
+    assert re.fullmatch(pattern, "arn:aws:iam::123456789012:role/a,arn:aws:iam::123456789012:user/jane")
+    for refused in (
+        "*",
+        "arn:aws:iam::123456789012:root",
+        "arn:aws:iam::123456789012:role/a, b",
+        "123456789012",
+    ):
+        assert not re.fullmatch(pattern, refused), refused
+
+
+PAGE_FUNCTIONS = {
+    "CreateCheckoutFunction",
+    "StripeWebhookFunction",
+    "GetBalanceFunction",
+    "AutoTopUpFunction",
+}
+
+
+def test_cloudfront_sends_the_page_api_the_origin_secret_and_only_the_page_functions_read_it() -> None:
+    [api] = [o for o in properties("SiteDistribution")["DistributionConfig"]["Origins"] if o["Id"] == "api"]
+    [header] = api["OriginCustomHeaders"]
+
+    assert header["HeaderName"].lower() == "x-origin-verify"
+    assert header["HeaderValue"] == {
+        "Fn::Sub": "{{resolve:secretsmanager:${OriginVerifySecret}:SecretString}}"
+    }
+    assert properties("OriginVerifySecret")["GenerateSecretString"]["PasswordLength"] >= 32
+    behind_routes = {
+        integration["Properties"]["IntegrationUri"]["Ref"].split(".")[0]
+        for integration in resources("AWS::ApiGatewayV2::Integration").values()
+        if integration["Properties"]["ApiId"] == {"Ref": "HttpApi"}
+    }
+    assert behind_routes == PAGE_FUNCTIONS
+    for function in resources("AWS::Serverless::Function"):
+        variables = properties(function).get("Environment", {}).get("Variables", {})
+        reads = grants(function) >= READ_ORIGIN_SECRET
+        # The trigger shares auto top-up's code but no route; it need not read the value.
+        assert reads == (function in PAGE_FUNCTIONS), function
+        assert (variables.get("ORIGIN_SECRET_ARN") == {"Ref": "OriginVerifySecret"}) == reads, function
+        # The value itself is never in the template; sam local's env.json alone fills it.
+        assert variables.get("ORIGIN_SECRET", "") == "", function
+
+
+# --- Least privilege: every table write names its partitions and its attributes, as the code writes them --
+
+WRITES = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+TABLES = {"CreditBalanceTable", "CreditTransactionTable", "CreditGuardTable"}
+
+
+def write_statements() -> list[tuple[str, dict[str, Any]]]:
+    """Every statement of every function's policies that writes a table, with the function's name."""
+    found = []
+    for function in resources("AWS::Serverless::Function"):
+        for policy in properties(function)["Policies"]:
+            for statement in statements(policy):
+                actions = (
+                    statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                )
+                resources_ = (
+                    statement["Resource"]
+                    if isinstance(statement["Resource"], list)
+                    else [statement["Resource"]]
+                )
+                if set(actions) & WRITES and {target(r) for r in resources_} & TABLES:
+                    found.append((function, statement))
+    return found
+
+
+def condition_values(statement: dict[str, Any], key: str) -> tuple[str, list[str]]:
+    """The operator and the values a statement's condition gives `key`."""
+    [(operator, values)] = [
+        (operator, block[key]) for operator, block in statement.get("Condition", {}).items() if key in block
+    ]
+    return operator, values if isinstance(values, list) else [values]
+
+
+def test_every_table_write_is_limited_to_its_partitions_and_attributes() -> None:
+    writes = write_statements()
+
+    assert writes
+    for function, statement in writes:
+        operator, attributes = condition_values(statement, "dynamodb:Attributes")
+        assert operator == "ForAllValues:StringEquals", function
+        # The key is always among a write's attributes; a list without it would refuse every write.
+        assert "userId" in attributes, function
+        leading_operator, leading = condition_values(statement, "dynamodb:LeadingKeys")
+        # A user's partition, never a reserved one; or exactly the reserved one ("#sweep") and nothing else.
+        assert (leading_operator, leading) in [
+            ("ForAllValues:StringNotLike", ["#*"]),
+            ("ForAllValues:StringEquals", ["#sweep"]),
+        ], function
+
+
+def attributes_of(policy: str, action: str, table: str) -> set[str]:
+    [statement] = [
+        s
+        for s in properties(policy)["PolicyDocument"]["Statement"]
+        if action in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+        and target(s["Resource"]) == table
+    ]
+    return set(condition_values(statement, "dynamodb:Attributes")[1])
+
+
+def names_set_by(actions: list[Any]) -> set[str]:
+    from pynamodb.expressions.update import Update
+
+    names: dict[str, str] = {}
+    Update(*actions).serialize(names, {})
+    return set(names)
+
+
+def model_attributes(model: type[Model]) -> set[str]:
+    return {attribute.attr_name for attribute in model.get_attributes().values()}
+
+
+@pytest.mark.parametrize("policy", ["DepositPolicy", "LedgerChangePolicy"])
+def test_ledger_write_attributes_are_what_the_ledger_writes(policy: str) -> None:
+    from wallet import ledger
+
+    balance = names_set_by(ledger._balance_actions(1, "usd", "2026-12-04T00:00:00Z"))
+
+    assert attributes_of(policy, "dynamodb:PutItem", "CreditTransactionTable") == model_attributes(
+        CreditTransaction
+    )
+    assert attributes_of(policy, "dynamodb:UpdateItem", "CreditBalanceTable") == balance | {"userId"}
+    if policy == "LedgerChangePolicy":
+        assert attributes_of(policy, "dynamodb:PutItem", "CreditGuardTable") == model_attributes(CreditGuard)
+
+
+def test_the_hourly_counts_write_what_rate_limits_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from wallet import rate_limits
+
+    written: list[Any] = []
+    monkeypatch.setattr(CreditGuard, "update", lambda self, actions, condition: written.extend(actions))
+
+    rate_limits.count("alice", "checkouts", 1, RuntimeError)
+
+    assert attributes_of("UserRateLimitPolicy", "dynamodb:UpdateItem", "CreditGuardTable") == names_set_by(
+        written
+    ) | {"userId", "guardId"}
+
+
+def test_the_sweep_writes_only_its_records_attributes() -> None:
+    from wallet.sweep_records import SweepRecord
+
+    [records] = [
+        statement
+        for policy in properties("ReconcileFunction")["Policies"]
+        for statement in statements(policy)
+        if "dynamodb:DeleteItem" in statement["Action"]
+    ]
+    assert set(condition_values(records, "dynamodb:Attributes")[1]) == model_attributes(SweepRecord)
+
+
+def test_auto_top_up_state_is_every_balance_attribute_but_the_money() -> None:
+    """`updatedAt` is listed because the trigger's claim names it in its condition (dynamodb:Attributes
+    covers the names of condition expressions too), never the balance itself."""
+    listed = attributes_of("AutoTopUpStatePolicy", "dynamodb:UpdateItem", "CreditBalanceTable")
+
+    assert listed == model_attributes(CreditBalance) - {"balance", "currency"}

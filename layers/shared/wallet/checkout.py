@@ -37,6 +37,11 @@ def start_checkout(user_id: str, amount: object, *, save_card: bool = False) -> 
             f"amount must be one of {allowed} (the price in minor units of {prices.currency.upper()}), "
             f"not {spelled(amount)}"
         )
+    # Imported here: the count is the only DynamoDB call of a plain checkout, made on the route, not at init.
+    from wallet import rate_limits
+    from wallet.errors import TooManyCheckoutsError
+
+    rate_limits.count(user_id, "checkouts", rate_limits.CHECKOUTS_PER_HOUR, TooManyCheckoutsError)
     customer = None
     if save_card:
         # Imported here: a plain checkout needs no DynamoDB, and its cold start skips pynamodb.

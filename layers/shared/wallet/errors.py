@@ -73,3 +73,11 @@ class PaymentAttemptFailedError(PaymentsUnavailableError):
 
 class NoPaymentMethodError(ValueError):
     """Auto top-up asked for without a saved card to charge."""
+
+
+class TooManyCheckoutsError(RuntimeError):
+    """One user opened more checkouts this hour than `rate_limits.CHECKOUTS_PER_HOUR`."""
+
+
+class TooManyCardSetupsError(RuntimeError):
+    """One user opened more card setups this hour than `rate_limits.CARD_SETUPS_PER_HOUR`."""

@@ -5,14 +5,25 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import json
 import re
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler import (
+    APIGatewayHttpResolver,
+    APIGatewayRestResolver,
+    Response,
+    content_types,
+)
+from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.utilities.data_classes.api_gateway_proxy_event import (
+    APIGatewayProxyEvent,
+    APIGatewayProxyEventV2,
+)
 
 from wallet.errors import (
     CheckoutSessionNotFoundError,
@@ -25,14 +36,20 @@ from wallet.errors import (
     LedgerUnavailableError,
     NoPaymentMethodError,
     PaymentsUnavailableError,
+    TooManyCardSetupsError,
+    TooManyCheckoutsError,
     TooManyLookupsError,
 )
-from wallet.settings import SettingsError
+from wallet.principals import InvalidPrincipalError, principal
+from wallet.settings import SettingsError, origin_secret
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
     from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 MAX_BODY_BYTES = 4096
+# The header CloudFront adds to every request it sends the page API (template.yaml, SiteDistribution).
+ORIGIN_HEADER = "x-origin-verify"
 logger = Logger(child=True)
 
 
@@ -42,6 +59,14 @@ class UnauthorizedError(Exception):
 
 class ForbiddenError(Exception):
     """A service route reached without the IAM identity API Gateway's AWS_IAM authorization adds."""
+
+
+class NotThroughTheSiteError(Exception):
+    """A page route called at the API's own URL, around CloudFront and WAF: no valid X-Origin-Verify."""
+
+
+class CallerNotAllowedError(Exception):
+    """A signed service call from a principal that is not listed for what it asks."""
 
 
 class InvalidBodyError(ValueError):
@@ -64,6 +89,8 @@ class InvalidUserError(ValueError):
 STATUS: dict[type[Exception], tuple[HTTPStatus, str]] = {
     UnauthorizedError: (HTTPStatus.UNAUTHORIZED, "unauthorized"),
     ForbiddenError: (HTTPStatus.FORBIDDEN, "forbidden"),
+    CallerNotAllowedError: (HTTPStatus.FORBIDDEN, "caller_not_allowed"),
+    NotThroughTheSiteError: (HTTPStatus.FORBIDDEN, "not_through_the_site"),
     InvalidBodyError: (HTTPStatus.BAD_REQUEST, "invalid_body"),
     MissingIdempotencyKeyError: (HTTPStatus.BAD_REQUEST, "missing_idempotency_key"),
     InvalidIdempotencyKeyError: (HTTPStatus.BAD_REQUEST, "invalid_idempotency_key"),
@@ -76,6 +103,8 @@ STATUS: dict[type[Exception], tuple[HTTPStatus, str]] = {
     CheckoutSessionNotFoundError: (HTTPStatus.NOT_FOUND, "not_found"),
     PaymentsUnavailableError: (HTTPStatus.BAD_GATEWAY, "stripe_unavailable"),
     TooManyLookupsError: (HTTPStatus.TOO_MANY_REQUESTS, "too_many_lookups"),
+    TooManyCheckoutsError: (HTTPStatus.TOO_MANY_REQUESTS, "too_many_checkouts"),
+    TooManyCardSetupsError: (HTTPStatus.TOO_MANY_REQUESTS, "too_many_card_setups"),
     # 500, not 503, on every route: Stripe retries a webhook delivery on any 5xx.
     LedgerUnavailableError: (HTTPStatus.INTERNAL_SERVER_ERROR, "ledger_unavailable"),
     # A refund that overtook its deposit: 500 so that Stripe delivers it again once the deposit is in.
@@ -85,12 +114,15 @@ STATUS: dict[type[Exception], tuple[HTTPStatus, str]] = {
 MESSAGES: dict[type[Exception], str] = {
     UnauthorizedError: "Sign in to continue.",
     ForbiddenError: "This route takes only requests signed with AWS credentials (SigV4).",
+    NotThroughTheSiteError: "This API is reached through the site only.",
     MissingIdempotencyKeyError: "Send an Idempotency-Key header: the same key makes a retry safe.",
     InvalidIdempotencyKeyError: "The Idempotency-Key header must be 1 to 255 printable ASCII characters.",
     InvalidUserError: "The user id in the path must be 1 to 255 printable ASCII characters, without spaces "
     'or any of " # / ? \\ `.',
     CheckoutSessionNotFoundError: "No such checkout session.",
     TooManyLookupsError: "Too many checkout sessions looked up this hour; try again later.",
+    TooManyCheckoutsError: "Too many checkouts opened this hour; try again later.",
+    TooManyCardSetupsError: "Too many cards set up this hour; try again later.",
     PaymentsUnavailableError: "The payment provider could not be reached. Nothing was charged; try again.",
     LedgerUnavailableError: "Your balance could not be reached just now. Nothing was lost; try again.",
 }
@@ -109,10 +141,25 @@ def documented_error(description: str) -> OpenAPIResponse:
     }
 
 
-def resolver() -> APIGatewayHttpResolver:
-    """An HTTP API resolver whose every error, expected or not, is answered in the one error shape."""
+def resolver(*, through_the_site: bool = False) -> APIGatewayHttpResolver:
+    """An HTTP API resolver whose every error, expected or not, is answered in the one error shape.
+    `through_the_site`: the page API, whose every route first checks CloudFront's X-Origin-Verify."""
     app = APIGatewayHttpResolver()
+    if through_the_site:
+        app.use([_through_the_site])
+    _answer_in_one_shape(app)
+    return app
 
+
+def service_resolver() -> APIGatewayRestResolver:
+    """The service API's resolver: a REST API (it holds the resource policy naming the callers), whose
+    errors are answered in the same one shape."""
+    app = APIGatewayRestResolver()
+    _answer_in_one_shape(app)
+    return app
+
+
+def _answer_in_one_shape(app: ApiGatewayResolver) -> None:
     def domain_error(exc: Exception) -> Response[str]:
         status, code = next(STATUS[kind] for kind in type(exc).__mro__ if kind in STATUS)
         if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
@@ -134,7 +181,13 @@ def resolver() -> APIGatewayHttpResolver:
     app.exception_handler(list(STATUS))(domain_error)
     app.exception_handler(Exception)(unexpected)
     app.not_found(not_found)
-    return app
+
+
+def _through_the_site(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[str]:
+    sent = app.current_event.headers.get(ORIGIN_HEADER) or ""
+    if not hmac.compare_digest(sent.encode(), origin_secret().encode()):
+        raise NotThroughTheSiteError("no valid X-Origin-Verify header")
+    return next_middleware(app)
 
 
 def user_id(app: APIGatewayHttpResolver) -> str:
@@ -145,15 +198,35 @@ def user_id(app: APIGatewayHttpResolver) -> str:
     return sub
 
 
-def caller_arn(app: APIGatewayHttpResolver) -> str:
-    """The IAM principal that signed a service call, as API Gateway's AWS_IAM authorization verified it."""
-    arn = app.current_event.request_context.authorizer.iam.user_arn
+def caller_arn(app: ApiGatewayResolver) -> str:
+    """The IAM principal that signed a service call, as API Gateway's AWS_IAM authorization verified it:
+    a REST API's request identity, or an HTTP API's IAM authorizer."""
+    event = app.current_event
+    if isinstance(event, APIGatewayProxyEvent):
+        arn = event.request_context.identity.user_arn or ""
+    elif isinstance(event, APIGatewayProxyEventV2):
+        arn = event.request_context.authorizer.iam.user_arn or ""
+    else:
+        arn = ""
     if not arn.startswith("arn:"):
         raise ForbiddenError("no IAM principal on the request")
     return arn
 
 
-def idempotency_key(app: APIGatewayHttpResolver) -> str:
+def allowed_caller(app: ApiGatewayResolver, allowed: frozenset[str], listed_in: str) -> str:
+    """The signing principal's ARN when `allowed` names it (any session of a listed role counts), else
+    CallerNotAllowedError naming the principal and the list it is missing from. Checked before any write."""
+    arn = caller_arn(app)
+    try:
+        name = principal(arn)
+    except InvalidPrincipalError:
+        name = arn
+    if name not in allowed:
+        raise CallerNotAllowedError(f"{name} may not call this route: it is not listed in {listed_in}.")
+    return arn
+
+
+def idempotency_key(app: ApiGatewayResolver) -> str:
     """The caller's Idempotency-Key: one key, one effect, however often the request is sent."""
     key = app.current_event.headers.get("idempotency-key")
     if key is None or key == "":
@@ -170,13 +243,14 @@ USER_ID = re.compile(r"[!$-.0->@-\[\]-_a-~]{1,255}")
 
 
 def path_user_id(user: str) -> str:
-    """A user id named in a service route's path."""
-    if not USER_ID.fullmatch(user):
+    """A user id named in a service route's path; a leading "#" names the ledger's own records (the
+    sweep's), never a user."""
+    if not USER_ID.fullmatch(user) or user.startswith("#"):
         raise InvalidUserError("malformed user id")
     return user
 
 
-def raw_body(app: APIGatewayHttpResolver) -> bytes:
+def raw_body(app: ApiGatewayResolver) -> bytes:
     """The body's exact bytes; API Gateway base64-encodes bodies it does not treat as text."""
     event = app.current_event
     body = event.body or ""
@@ -188,7 +262,7 @@ def raw_body(app: APIGatewayHttpResolver) -> bytes:
         raise InvalidBodyError("The request body is not valid base64.") from exc
 
 
-def json_object(app: APIGatewayHttpResolver) -> dict[str, Any]:
+def json_object(app: ApiGatewayResolver) -> dict[str, Any]:
     body = raw_body(app)
     if len(body) > MAX_BODY_BYTES:
         raise InvalidBodyError(f"The request body is larger than {MAX_BODY_BYTES} bytes.")

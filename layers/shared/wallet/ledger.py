@@ -35,6 +35,7 @@ from wallet.errors import (
 )
 from wallet.models import CreditBalance, CreditGuard, CreditTransaction, connection
 from wallet.payment_state import PaymentState
+from wallet.principals import InvalidPrincipalError, principal
 
 # Row types; the sign of a row's amount says which way it moved the balance.
 DEPOSIT = "deposit"
@@ -214,7 +215,7 @@ def _keyed_change(
     now = _now()
     guard = CreditGuard(
         user_id,
-        f"key#{idempotency_key}",
+        _key_guard_id(actor, idempotency_key),
         fingerprint=fingerprint,
         transaction_id=transaction_id,
         amount=amount,
@@ -467,6 +468,16 @@ def _guard_item(user_id: str, guard_id: str) -> dict[str, Any]:
         raise LedgerUnavailableError("the ledger could not read a guard") from exc
     item: dict[str, Any] = guard.serialize()
     return item
+
+
+def _key_guard_id(actor: str, idempotency_key: str) -> str:
+    """An Idempotency-Key's guard, scoped to (caller, user, key): the user is the guard's partition, and
+    two backends that pick the same key never meet. The caller is its role, not the session that signed."""
+    try:
+        caller = principal(actor)
+    except InvalidPrincipalError:
+        caller = actor
+    return f"key#{caller}#{idempotency_key}"
 
 
 def _fingerprint(kind: str, amount: int, description: str | None) -> str:

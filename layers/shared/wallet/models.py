@@ -154,8 +154,8 @@ class CreditTransaction(_LedgerModel):
 
 class CreditGuard(_LedgerModel):
     """The exactly-once guard of a balance change whose row id cannot be its cause, written in the same
-    transaction as the row: `key#<Idempotency-Key>` holds a service call's first answer; `payment#<id>`
-    holds what refunds and disputes have done to a payment so far."""
+    transaction as the row: `key#<caller>#<Idempotency-Key>` holds a service call's first answer;
+    `payment#<id>` holds what refunds and disputes have done to a payment so far."""
 
     class Meta:
         table_name = tables().guard_table

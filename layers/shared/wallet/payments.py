@@ -145,6 +145,9 @@ def create_checkout_session(
         ],
         "metadata": metadata,
         "payment_intent_data": intent_data,
+        # Off whatever the Dashboard says: the customer pays the pack's price in `currency`, which is
+        # what the mark fixes and what fulfilment checks the session's amount_total against.
+        "adaptive_pricing": {"enabled": False},
         "client_reference_id": user_id,
         "success_url": f"{site_url}/dashboard/credits/?checkout=success&session_id={{CHECKOUT_SESSION_ID}}",
         "cancel_url": f"{site_url}/dashboard/credits/?checkout=cancelled",

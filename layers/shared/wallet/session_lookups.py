@@ -6,12 +6,13 @@ per user and hour, so that made-up `cs_` ids cannot spend the account's Stripe r
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
-from pynamodb.exceptions import PynamoDBException, UpdateError
+from pynamodb.exceptions import PynamoDBException
 
+from wallet import rate_limits
 from wallet.errors import LedgerUnavailableError, TooManyLookupsError
-from wallet.models import CreditGuard, CreditTransaction
+from wallet.models import CreditTransaction
 
 # A person returning from Checkout polls a dozen times; a few sessions an hour is already a lot.
 STRIPE_LOOKUPS_PER_HOUR = 60
@@ -35,16 +36,4 @@ def credited_session(session_id: str) -> CreditedSession | None:
 
 def count_stripe_lookup(user_id: str, now: datetime | None = None) -> None:
     """One more Stripe lookup for `user_id` this hour, refused past STRIPE_LOOKUPS_PER_HOUR."""
-    hour = (now or datetime.now(UTC)).replace(minute=0, second=0, microsecond=0)
-    counter = CreditGuard(user_id, f"lookups#{hour:%Y-%m-%dT%H}")
-    try:
-        counter.update(
-            actions=[CreditGuard.amount.add(1), CreditGuard.expires_at.set(hour + timedelta(hours=2))],
-            condition=CreditGuard.amount.does_not_exist() | (CreditGuard.amount < STRIPE_LOOKUPS_PER_HOUR),
-        )
-    except UpdateError as exc:
-        if exc.cause_response_code == "ConditionalCheckFailedException":
-            raise TooManyLookupsError(user_id) from exc
-        raise LedgerUnavailableError("the ledger could not count a lookup") from exc
-    except PynamoDBException as exc:
-        raise LedgerUnavailableError("the ledger could not count a lookup") from exc
+    rate_limits.count(user_id, "lookups", STRIPE_LOOKUPS_PER_HOUR, TooManyLookupsError, now)

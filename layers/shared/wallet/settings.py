@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from functools import cache
 
 from wallet.packs import Pack, parse_packs
+from wallet.principals import InvalidPrincipalError, principals
 
 DEFAULT_PACKS = "1000,5000,10000"
 # Secrets Manager is read again after this long, so a rotated Stripe key is picked up without a deploy.
@@ -99,14 +100,48 @@ def stripe_secret_key() -> str:
 
 
 def stripe_read_key() -> str:
-    """A restricted key that can only read PaymentIntents: the webhook's, for a refund or dispute that
-    arrives before its deposit (is the payment ours?). It cannot move money."""
-    return _stripe_secret("STRIPE_READ_KEY", "STRIPE_READ_KEY_ARN")
+    """The key that reads a PaymentIntent, for a refund or dispute that arrives before its deposit (is the
+    payment ours?): the webhook's own restricted key, which cannot move money; the sweep, which replays
+    the same events and holds no such key, reads with its API key."""
+    if any(os.environ.get(name, "").strip() for name in ("STRIPE_READ_KEY", "STRIPE_READ_KEY_ARN")):
+        return _stripe_secret("STRIPE_READ_KEY", "STRIPE_READ_KEY_ARN")
+    return stripe_secret_key()
 
 
 def stripe_webhook_secret() -> str:
     """The webhook signing secret: it verifies Stripe's signatures and can do nothing else."""
     return _stripe_secret("STRIPE_WEBHOOK_SECRET", "STRIPE_WEBHOOK_SECRET_ARN")
+
+
+# -- who may call the service routes: the lists the template's ServiceCallerArns and OperatorArns give ---
+
+
+@cache
+def service_callers() -> frozenset[str]:
+    """The backends that may spend credits and read balances (`wallet.principals` names)."""
+    return _principal_list("SERVICE_CALLER_ARNS")
+
+
+@cache
+def operators() -> frozenset[str]:
+    """The people's roles that may adjust a balance, up or down, and read balances."""
+    return _principal_list("OPERATOR_ARNS")
+
+
+def _principal_list(name: str) -> frozenset[str]:
+    # Unset is a deployment error; set and empty lists no one, and every call is refused 403.
+    if name not in os.environ:
+        raise SettingsError(f"{name} is not set; see .env.example for what it holds")
+    try:
+        return principals(os.environ[name])
+    except InvalidPrincipalError as exc:
+        raise SettingsError(f"{name} must list IAM role or user ARNs: {exc}") from None
+
+
+def origin_secret() -> str:
+    """The value CloudFront sends the page API as X-Origin-Verify: a request without it did not come
+    through the site (and its WAF), but to the API's own URL."""
+    return _stripe_secret("ORIGIN_SECRET", "ORIGIN_SECRET_ARN")
 
 
 # -- the fulfilment mark's keys: read by checkout, the webhook and the sweep alike ------------------------

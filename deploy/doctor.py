@@ -1,0 +1,135 @@
+"""Check that each Stripe key can do what its function asks of Stripe: `make doctor` (or
+`python -m deploy.doctor --stack-name credits`).
+
+It reads each function's key from the stack's secrets and, for every permission that function needs,
+makes one call that changes nothing: a list of at most one object, or an action on an id that cannot
+exist (`..._doctor_probe`), which Stripe answers 404 when the key may make it and 403 when it may not.
+It prints, per key, the restricted-key permissions that are missing, and exits 1 if any is.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import stripe
+
+PROBE_ID = "doctor_probe"
+Probe = Callable[[stripe.StripeClient, stripe.RequestOptions], object]
+
+# Permission (as Stripe's restricted-key errors name it, less "rak_") -> one call that changes nothing.
+PROBES: dict[str, Probe] = {
+    "checkout_session_read": lambda sdk, o: sdk.v1.checkout.sessions.list({"limit": 1}, options=o),
+    "checkout_session_write": lambda sdk, o: sdk.v1.checkout.sessions.expire(f"cs_{PROBE_ID}", options=o),
+    "customer_write": lambda sdk, o: sdk.v1.customers.update(f"cus_{PROBE_ID}", {}, options=o),
+    "event_read": lambda sdk, o: sdk.v1.events.list({"limit": 1}, options=o),
+    "payment_intent_read": lambda sdk, o: sdk.v1.payment_intents.retrieve(f"pi_{PROBE_ID}", options=o),
+    "payment_intent_write": lambda sdk, o: sdk.v1.payment_intents.cancel(f"pi_{PROBE_ID}", options=o),
+    "payment_method_write": lambda sdk, o: sdk.v1.payment_methods.detach(f"pm_{PROBE_ID}", options=o),
+}
+
+
+@dataclass(frozen=True)
+class Key:
+    """A key the stack holds: its stack output (the secret's ARN), who uses it and what they ask of Stripe."""
+
+    output: str
+    used_by: str
+    permissions: tuple[str, ...]
+
+
+# What each function calls (wallet/payments.py, wallet/event_log.py), and so what its key must allow.
+KEYS = (
+    Key(
+        "StripeCheckoutKeySecretArn",
+        "checkout (CreateCheckoutFunction)",
+        ("checkout_session_write", "checkout_session_read", "customer_write"),
+    ),
+    Key(
+        "StripeCardKeySecretArn",
+        "saved cards (AutoTopUpFunction)",
+        ("checkout_session_write", "customer_write", "payment_method_write"),
+    ),
+    Key(
+        "StripeApiKeySecretArn",
+        "the auto top-up trigger and the sweep",
+        ("payment_intent_write", "event_read", "checkout_session_read", "payment_intent_read"),
+    ),
+    Key("StripeReadKeySecretArn", "the webhook", ("payment_intent_read",)),
+)
+
+
+class KeyRefusedError(Exception):
+    """Stripe does not accept the key at all (401): revoked, expired, or not a key."""
+
+
+def missing_permissions(key: str, permissions: tuple[str, ...], client: stripe.StripeClient) -> list[str]:
+    """The permissions of `permissions` that Stripe refuses `key` (403), in order."""
+    missing = []
+    for permission in permissions:
+        try:
+            PROBES[permission](client, {"api_key": key})
+        except stripe.PermissionError:
+            missing.append(permission)
+        except stripe.AuthenticationError as exc:
+            raise KeyRefusedError(exc.user_message or "Stripe refused the key") from exc
+        except stripe.InvalidRequestError:
+            pass  # the probe's id does not exist: the key was allowed to ask
+    return missing
+
+
+def report(keys: Mapping[str, str], client: stripe.StripeClient, wanted: tuple[Key, ...] = KEYS) -> list[str]:
+    """One line per key: what it lacks, or that it is fine. `keys`: each key's value by its stack output."""
+    lines = []
+    for wanted_key in wanted:
+        value = keys.get(wanted_key.output, "").strip()
+        if not value:
+            lines.append(
+                f"MISSING {wanted_key.output} ({wanted_key.used_by}): the secret is empty; fill it (README)"
+            )
+            continue
+        try:
+            missing = missing_permissions(value, wanted_key.permissions, client)
+        except KeyRefusedError as exc:
+            lines.append(f"REFUSED {wanted_key.output} ({wanted_key.used_by}): {exc}")
+            continue
+        if missing:
+            lines.append(
+                f"MISSING {wanted_key.output} ({wanted_key.used_by}) lacks: {', '.join(missing)}"
+                " (Dashboard -> Developers -> API keys -> the restricted key -> Edit)"
+            )
+        else:
+            lines.append(
+                f"OK      {wanted_key.output} ({wanted_key.used_by}): {', '.join(wanted_key.permissions)}"
+            )
+    return lines
+
+
+def stack_keys(stack_name: str, session: Any = None) -> dict[str, str]:
+    """Each key's value, read from the secret its stack output names."""
+    import boto3
+
+    session = session or boto3.Session()
+    [stack] = session.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
+    outputs = {o["OutputKey"]: o.get("OutputValue", "") for o in stack.get("Outputs", [])}
+    secrets = session.client("secretsmanager")
+    return {
+        key.output: str(secrets.get_secret_value(SecretId=outputs[key.output]).get("SecretString", ""))
+        for key in KEYS
+        if outputs.get(key.output)
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--stack-name", default="credits")
+    args = parser.parse_args(argv)
+    lines = report(stack_keys(args.stack_name), stripe.StripeClient("", max_network_retries=1))
+    print("\n".join(lines))
+    return 1 if any(not line.startswith("OK") for line in lines) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
