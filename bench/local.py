@@ -80,7 +80,7 @@ class Servers:
         pack = prices.pack(amount)
         assert pack is not None, f"{amount} is not the price of a pack"
         new = payments.create_checkout_session(user_id, pack, prices.currency, settings.site_url())
-        [completed] = self.stripe.pay(new.session_id)
+        *_, completed = self.stripe.pay(new.session_id)
         return completed
 
 

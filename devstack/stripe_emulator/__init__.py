@@ -23,7 +23,7 @@ for a sender, delivered; see `devstack.drain`).
     with StripeEmulator() as emulator:
         client = stripe.StripeClient(emulator.api_key, base_addresses={"api": emulator.api_base})
         session = client.v1.checkout.sessions.create({...})
-        [completed] = emulator.pay(session.id)
+        *_, completed = emulator.pay(session.id)
         signed = emulator.sign(completed)  # signed.payload, signed.signature: what Stripe would POST
         client.v1.refunds.create({"charge": emulator.charge_of(session.id), "amount": 1000})
 
