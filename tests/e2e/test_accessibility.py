@@ -1,0 +1,68 @@
+"""axe-core (the engine behind Lighthouse's accessibility audit) finds no violation in any state of the
+page: signed out, a history of every row type, a negative balance, and the auto top-up card with an
+error showing beside its field."""
+
+from __future__ import annotations
+
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Page, expect
+
+from tests.e2e.conftest import CreditsPage
+from tests.e2e.test_auto_top_up_card import with_saved_card
+from tests.e2e.test_history import DEVSTACK_SETTINGS, StackLedger, stack_ledger
+
+__all__ = ["DEVSTACK_SETTINGS", "stack_ledger"]  # the fixtures these tests share with the history's
+
+AXE = Axe()
+
+
+def assert_no_violations(page: Page, state: str) -> None:
+    results = AXE.run(page)
+    assert results.violations_count == 0, f"{state}:\n{results.generate_report()}"
+
+
+def test_signed_out(credits: CreditsPage) -> None:
+    credits.open()
+
+    assert_no_violations(credits.page, "signed out")
+
+
+def test_a_history_of_every_row_type_and_a_negative_balance(
+    credits: CreditsPage, stack_ledger: StackLedger
+) -> None:
+    page = credits.page
+    credits.open()
+    user = credits.sign_in()
+    payment = stack_ledger.deposit(user, 1000)
+    stack_ledger.spend(user, 800, "Batch of 80 renders")
+    stack_ledger.adjust(user, 100, "Goodwill")
+    inquiry = {"object": "dispute", "id": "dp_a11y", "amount": 1000}
+    stack_ledger.stripe_says(
+        "charge.dispute.created", payment, inquiry | {"status": "warning_needs_response"}
+    )
+    stack_ledger.stripe_says("charge.dispute.closed", payment, inquiry | {"status": "warning_closed"})
+    stack_ledger.refund(payment, 1000, paid=1000)
+
+    page.reload()
+
+    credits.expect_balance("\u2212$7.00", rows=6)
+    assert_no_violations(page, "history of every row type, negative balance")
+
+
+def test_the_auto_top_up_card_with_an_error_beside_its_field(
+    credits: CreditsPage, stack_ledger: StackLedger
+) -> None:
+    page = credits.page
+    credits.open()
+    user = credits.sign_in()
+    with_saved_card(user, stack_ledger)
+    page.reload()
+    expect(page.get_by_test_id("saved-card")).to_be_visible()
+    assert_no_violations(page, "auto top-up card with a saved card")
+
+    page.get_by_label("Turn on auto top-up").check()
+    page.get_by_label("When the balance falls below ($)").fill("")
+    page.get_by_role("button", name="Save auto top-up").click()
+    expect(page.get_by_test_id("auto-top-up-threshold-error")).to_be_visible()
+
+    assert_no_violations(page, "auto top-up card with an error showing")
