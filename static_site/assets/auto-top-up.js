@@ -5,7 +5,7 @@ import { MAX_AMOUNT, minuteAfter, money, roundMoney } from "./format.js";
 const STATUS_TEXT = {
   on: "On",
   off: "Off",
-  failed: "Off — the last automatic payment failed",
+  failed: "Off — stopped, see why below",
   limit_reached: "Paused — daily limit reached",
 };
 const LOADING = "Loading…";
