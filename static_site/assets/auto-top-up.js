@@ -1,11 +1,11 @@
 // The auto top-up card: a saved card refills the balance once whenever it falls below a threshold.
 import { ApiError } from "./api.js";
-import { MAX_AMOUNT, money } from "./format.js";
+import { MAX_AMOUNT, minuteAfter, money, roundMoney } from "./format.js";
 
 const STATUS_TEXT = {
   on: "On",
   off: "Off",
-  failed: "Off — the last automatic payment failed",
+  failed: "Off — stopped, see why below",
   limit_reached: "Paused — daily limit reached",
 };
 const LOADING = "Loading…";
@@ -17,8 +17,10 @@ const CARD_NOT_SAVED = "No card was saved.";
 // A dollar amount as typed: digits, and at most two decimals.
 const THRESHOLD = /^\d+(\.\d{1,2})?$/;
 
-/** The threshold typed in dollars, as minor units, or the error to show beside the field. */
-export function parseThreshold(text, currency) {
+/** The threshold typed in dollars, as minor units, or the error to show beside the field. One charge of
+ * the pack must lift any balance below it, so it is at most the pack's credits (`pack`: {amount, credits},
+ * `larger`: whether a pack with more credits is on sale). */
+export function parseThreshold(text, currency, pack = null, larger = false) {
   const typed = text.trim();
   if (!typed) return { error: "Enter a threshold, such as 5 for $5.00." };
   if (!THRESHOLD.test(typed)) return { error: "Enter an amount in dollars and cents, 0 or more, such as 5 or 12.50." };
@@ -26,6 +28,11 @@ export function parseThreshold(text, currency) {
   const minorUnits = Number(whole) * 100 + Number(cents.padEnd(2, "0"));
   if (!Number.isSafeInteger(minorUnits) || minorUnits > MAX_AMOUNT) {
     return { error: `Enter a threshold of at most ${money(MAX_AMOUNT, currency)}.` };
+  }
+  if (pack && minorUnits > pack.credits) {
+    const range = `from ${roundMoney(0, currency)} to ${roundMoney(pack.credits, currency)}`;
+    const name = `the ${roundMoney(pack.amount, currency)} pack`;
+    return { error: `Choose a threshold ${range} for ${name}${larger ? ", or a larger pack" : ""}.` };
   }
   return { minorUnits };
 }
@@ -56,6 +63,7 @@ export function createAutoTopUp({ api, fail }) {
     removeCard: byId("remove-card"),
   };
   let currency = "usd";
+  let packs = [];
   let generation = 0;
   let current = null;
 
@@ -89,12 +97,14 @@ export function createAutoTopUp({ api, fail }) {
     current = settings;
     ui.card.removeAttribute("aria-busy");
     ui.card.dataset.status = settings.status;
-    ui.status.textContent = STATUS_TEXT[settings.status] ?? settings.status;
+    const resumes = settings.status === "limit_reached" ? minuteAfter(settings.resumesAt) : null;
+    ui.status.textContent = resumes ? `Paused until ${resumes}` : (STATUS_TEXT[settings.status] ?? settings.status);
     ui.reason.textContent = settings.reason ?? "";
     ui.reason.hidden = !settings.reason;
     ui.enabled.checked = settings.enabled;
     if (Number.isInteger(settings.threshold)) ui.threshold.value = dollars(settings.threshold);
     if (settings.amount !== null) ui.pack.value = String(settings.amount);
+    fitThresholdToPack();
     const method = settings.paymentMethod;
     ui.savedCard.textContent = method
       ? `${method.brand.toUpperCase()} •••• ${method.last4}, expires ${String(method.expMonth).padStart(2, "0")}/${method.expYear}`
@@ -106,15 +116,28 @@ export function createAutoTopUp({ api, fail }) {
     ui.enabled.disabled = !method;
   }
 
+  /** The pack chosen, and whether a pack with more credits is on sale. */
+  function chosenPack() {
+    const pack = packs.find((each) => String(each.amount) === ui.pack.value) ?? null;
+    return { pack, larger: Boolean(pack) && packs.some((each) => each.credits > pack.credits) };
+  }
+
+  /** The threshold goes up to the chosen pack's credits: the field's maximum says so. */
+  function fitThresholdToPack() {
+    const { pack } = chosenPack();
+    ui.threshold.max = dollars(pack ? Math.min(pack.credits, MAX_AMOUNT) : MAX_AMOUNT);
+  }
+
   /** Shows the card for the signed-in user, with the packs on sale as the amounts to refill by.
    * `returned` is what Stripe's card setup page sent the user back with: "saved", "cancelled" or null. */
-  async function load(packs, code, returned = null) {
+  async function load(offered, code, returned = null) {
     const mine = generation;
     currency = code;
-    ui.threshold.max = dollars(MAX_AMOUNT);
+    packs = offered;
     ui.pack.replaceChildren(
-      ...packs.map((pack) => new Option(`${pack.label || money(pack.amount, currency)} (adds ${money(pack.credits, currency)})`, String(pack.amount))),
+      ...offered.map((pack) => new Option(`${pack.label || money(pack.amount, currency)} (adds ${money(pack.credits, currency)})`, String(pack.amount))),
     );
+    fitThresholdToPack();
     try {
       const settings = await api().autoTopUp();
       if (mine !== generation) return;
@@ -123,14 +146,15 @@ export function createAutoTopUp({ api, fail }) {
       if (returned === "cancelled") say(CARD_NOT_SAVED, "info");
       if (returned) ui.message.scrollIntoView({ block: "nearest" });
     } catch (error) {
-      if (mine === generation) fail(error, () => load(packs, code, returned));
+      if (mine === generation) fail(error, () => load(offered, code, returned));
     }
   }
 
   async function save(event) {
     event.preventDefault();
     say("");
-    const threshold = parseThreshold(ui.threshold.value, currency);
+    const { pack, larger } = chosenPack();
+    const threshold = parseThreshold(ui.threshold.value, currency, pack, larger);
     showThresholdError(threshold.error ?? "");
     if (threshold.error) {
       ui.threshold.focus();
@@ -143,11 +167,12 @@ export function createAutoTopUp({ api, fail }) {
     } catch (error) {
       if (mine(error)) {
         if (error.code === "invalid_amount") {
+          // Beside the field, with what was typed left in it to correct; nothing was saved.
           showThresholdError(error.message);
           ui.threshold.focus();
-        } else {
-          say(error.message, "error");
+          return;
         }
+        say(error.message, "error");
       } else {
         fail(error);
       }
@@ -188,6 +213,10 @@ export function createAutoTopUp({ api, fail }) {
 
   ui.form.addEventListener("submit", save);
   ui.threshold.addEventListener("input", () => showThresholdError(""));
+  ui.pack.addEventListener("change", () => {
+    fitThresholdToPack();
+    showThresholdError("");
+  });
   ui.addCard.addEventListener("click", addCard);
   ui.removeCard.addEventListener("click", removeCard);
   return { reset, load };

@@ -163,8 +163,23 @@ class CreditsPage:
 def credits(
     browser: Browser, devstack: DevStackProcess, request: pytest.FixtureRequest
 ) -> Iterator[CreditsPage]:
+    yield from credits_page(browser, devstack, request, locale="en-US", timezone_id="UTC")
+
+
+def credits_page(
+    browser: Browser,
+    devstack: DevStackProcess,
+    request: pytest.FixtureRequest,
+    *,
+    locale: str,
+    timezone_id: str,
+) -> Iterator[CreditsPage]:
+    """The credits page for a reader of `locale` in `timezone_id`, checked for console errors at the end."""
     context = browser.new_context(
-        base_url=devstack.url, viewport={"width": 1280, "height": 900}, locale="en-US", timezone_id="UTC"
+        base_url=devstack.url,
+        viewport={"width": 1280, "height": 900},
+        locale=locale,
+        timezone_id=timezone_id,
     )
     context.set_default_timeout(WAIT_MS)
     credits = CreditsPage(context.new_page(), devstack)

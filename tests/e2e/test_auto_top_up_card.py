@@ -1,15 +1,29 @@
 """The auto top-up card in a real browser: no card, a saved card, on, failed with its reason, paused at the
-daily limit, and removing the card. The saved card and the trigger's outcomes are written into the
-running stack's balance item by `wallet.auto_top_up` itself, as the webhook and the trigger write them."""
+daily limit until a time shown in the reader's clock, a card detached at Stripe, the threshold bounded by
+the chosen pack, and removing the card. The saved card and the trigger's outcomes are written into the
+running stack's balance item by `wallet.auto_top_up` itself, as the webhook and the trigger write them,
+or made for real through the Stripe emulator and the stack's webhook."""
 
 from __future__ import annotations
 
+import json
+import math
 import re
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
-from playwright.sync_api import Route, expect
+import pytest
+import stripe
+from playwright.sync_api import Browser, Route, expect
 
-from tests.e2e.conftest import CreditsPage
+from devstack.stripe_emulator import DEFAULT_API_KEY
+from tests.devstack_process import DevStackProcess
+from tests.e2e.conftest import CreditsPage, credits_page
 from tests.e2e.test_history import DEVSTACK_SETTINGS, StackLedger, stack_ledger
+from tests.waiting import wait_until
 from wallet import auto_top_up
 from wallet.models import CreditBalance
 from wallet.payments import ChargeFailure, SavedCard
@@ -21,11 +35,11 @@ DECLINED = auto_top_up.failure_reason(
 __all__ = ["DEVSTACK_SETTINGS", "stack_ledger"]
 
 
-def outcome(user: str, status: str, reason: str) -> None:
-    """What the trigger or the webhook leaves on the balance item when auto top-up stops itself."""
+def outcome(user: str, status: str, reason: str, *, enabled: bool = False) -> None:
+    """What the trigger or the webhook leaves on the balance item when auto top-up stops or pauses itself."""
     CreditBalance(user).update(
         actions=[
-            CreditBalance.auto_top_up.set(False),
+            CreditBalance.auto_top_up.set(enabled),
             CreditBalance.auto_top_up_status.set(status),
             CreditBalance.auto_top_up_reason.set(reason),
         ]
@@ -67,15 +81,17 @@ def test_the_card_shows_every_state_and_a_removed_card_turns_it_off(
     # A declined payment turns it off with the reason the user can act on
     outcome(user, "failed", DECLINED)
     page.reload()
-    expect(status).to_have_text("Off — the last automatic payment failed")
+    expect(status).to_have_text("Off — stopped, see why below")
     expect(reason).to_have_text(DECLINED)
     credits.screenshot("21-auto-top-up-failed")
 
     # The daily limit pauses it, saying so
-    outcome(user, "limit_reached", auto_top_up.limit_reason(3, 2_000_000_000))
+    # (without a time to resume, the status still says why)
+    outcome(user, "limit_reached", auto_top_up.limit_reason(3, 2_000_000_000), enabled=True)
     page.reload()
     expect(status).to_have_text("Paused — daily limit reached")
     expect(reason).to_contain_text("3 times in 24 hours")
+    expect(page.get_by_label("Turn on auto top-up")).to_be_checked()
 
     # Removing the card turns it off
     page.get_by_role("button", name="Remove card").click()
@@ -200,3 +216,214 @@ def test_the_card_holds_its_place_while_it_loads(credits: CreditsPage, stack_led
     # Then nothing below it moved when it filled in
     shift = page.evaluate("window.layoutShift")
     assert shift < 0.01, f"layout shift {shift}"
+
+
+# A reader whose clock is not UTC, nor a whole number of hours from it, in a locale that writes 24-hour time.
+KOLKATA = ZoneInfo("Asia/Kolkata")
+DAY_SECONDS = 24 * 60 * 60
+
+
+@pytest.fixture
+def credits_in_kolkata(
+    browser: Browser, devstack: DevStackProcess, request: pytest.FixtureRequest
+) -> Iterator[CreditsPage]:
+    yield from credits_page(browser, devstack, request, locale="en-GB", timezone_id="Asia/Kolkata")
+
+
+def charged(user: str, *times: float) -> None:
+    """Charges Stripe made for auto top-up at `times`, as the trigger records them on the balance item."""
+    CreditBalance(user).update(actions=[CreditBalance.auto_top_up_charges.set(list(times))])
+
+
+def test_paused_at_the_daily_limit_it_stays_on_and_says_until_when_in_the_readers_time(
+    credits_in_kolkata: CreditsPage, stack_ledger: StackLedger
+) -> None:
+    credits = credits_in_kolkata
+    page = credits.page
+    status, reason = page.get_by_test_id("auto-top-up-status"), page.get_by_test_id("auto-top-up-reason")
+    enabled = page.get_by_label("Turn on auto top-up")
+    credits.open()
+    user = credits.sign_in()
+    with_saved_card(user, stack_ledger)
+    # Given the daily limit of 3 charges was reached in the last hour
+    now = time.time()
+    charged(user, now - 3600, now - 1800, now - 60)
+    resumes_at = math.ceil(now - 3600 + DAY_SECONDS)
+    page.reload()
+    expect(page.get_by_test_id("saved-card")).to_have_text("VISA •••• 4242, expires 12/2034")
+
+    # When the user turns auto top-up on
+    enabled.check()
+    page.get_by_label("When the balance falls below ($)").fill("5")
+    page.get_by_label("Add this pack").select_option("1000")
+    page.get_by_role("button", name="Save auto top-up").click()
+
+    # Then it is on but paused, until the minute the oldest charge is 24 hours old, in the reader's time
+    local = datetime.fromtimestamp(math.ceil(resumes_at / 60) * 60, UTC).astimezone(KOLKATA)
+    until = f"{local:%a} {local.day} {local:%b}, {local:%H:%M}"
+    expect(status).to_have_text(f"Paused until {until}")
+    expect(reason).to_have_text(auto_top_up.limit_reason(3, resumes_at))
+    expect(enabled).to_be_checked()
+    saved = auto_top_up.view(user)
+    assert (saved.enabled, saved.status, saved.resumes_at) == (
+        True,
+        auto_top_up.Status.LIMIT_REACHED,
+        resumes_at,
+    )
+    background = reason.evaluate("element => getComputedStyle(element).backgroundColor")
+    assert background == "rgb(255, 250, 235)", f"a pause is a warning, not {background}"
+    credits.screenshot("24-auto-top-up-paused-until")
+
+    # and a reload says the same
+    page.reload()
+    expect(status).to_have_text(f"Paused until {until}")
+    expect(enabled).to_be_checked()
+
+
+def test_a_card_detached_at_stripe_shows_as_no_card_with_the_reason_as_an_error(
+    credits: CreditsPage, stack_ledger: StackLedger
+) -> None:
+    page = credits.page
+    status, reason = page.get_by_test_id("auto-top-up-status"), page.get_by_test_id("auto-top-up-reason")
+    saved = page.get_by_test_id("saved-card")
+    credits.open()
+    user = credits.sign_in()
+    stack_ledger.deposit(user, 2000)
+
+    # Given a card saved on Stripe's setup page and auto top-up turned on with it
+    page.get_by_role("button", name="Save a card").click()
+    page.wait_for_url("**/checkout/cs_*")
+    emulator = "{0.scheme}://{0.netloc}".format(urlsplit(page.url))
+    credits.checkout("Save Visa •••• 4242")
+    # Stripe tells the webhook of the saved card in its own time (payment_method.attached)
+    wait_until(lambda: auto_top_up.view(user).card is not None, "the card saved by payment_method.attached")
+    page.reload()
+    expect(saved).to_contain_text("VISA •••• 4242")
+    page.get_by_label("Turn on auto top-up").check()
+    page.get_by_label("When the balance falls below ($)").fill("5")
+    page.get_by_role("button", name="Save auto top-up").click()
+    expect(status).to_have_text("On")
+
+    # When the card is detached at Stripe, as from the Dashboard
+    card = CreditBalance.get(user, consistent_read=True).payment_method_id
+    assert card, "the saved card's id"
+    stripe.StripeClient(DEFAULT_API_KEY, base_addresses={"api": emulator}).v1.payment_methods.detach(card)
+    wait_until(
+        lambda: auto_top_up.view(user).status is auto_top_up.Status.FAILED,
+        "auto top-up stopped by the card's payment_method.detached",
+    )
+    page.reload()
+
+    # Then the page shows no card, and auto top-up off with the reason, as an error
+    expect(saved).to_have_text("No card saved. Save one to turn auto top-up on.")
+    expect(status).to_have_text("Off — stopped, see why below")
+    expect(reason).to_have_text(str(auto_top_up.view(user).reason))
+    expect(reason).to_contain_text("VISA ending 4242 is no longer on file")
+    expect(page.get_by_label("Turn on auto top-up")).to_be_disabled()
+    colours = reason.evaluate(
+        "element => [getComputedStyle(element).backgroundColor, getComputedStyle(element).borderLeftColor]"
+    )
+    assert colours == ["rgb(254, 243, 242)", "rgb(196, 50, 10)"], f"a failure is an error, not {colours}"
+    credits.screenshot("25-auto-top-up-card-detached")
+
+
+def test_the_threshold_goes_up_to_the_chosen_packs_credits(
+    credits: CreditsPage, stack_ledger: StackLedger
+) -> None:
+    page = credits.page
+    credits.open()
+    user = credits.sign_in()
+    with_saved_card(user, stack_ledger)
+    page.reload()
+    expect(page.get_by_test_id("saved-card")).to_have_text("VISA •••• 4242, expires 12/2034")
+    threshold = page.get_by_label("When the balance falls below ($)")
+    pack = page.get_by_label("Add this pack")
+    error = page.get_by_test_id("auto-top-up-threshold-error")
+    save = page.get_by_role("button", name="Save auto top-up")
+
+    # The field's maximum follows the pack chosen
+    for amount, most in (("1000", "10"), ("5000", "50"), ("10000", "100"), ("1000", "10")):
+        pack.select_option(amount)
+        expect(threshold).to_have_attribute("max", most)
+
+    # A cent above the $10 pack's credits is refused beside the field, naming the range; nothing is saved
+    page.get_by_label("Turn on auto top-up").check()
+    threshold.fill("10.01")
+    save.click()
+    expect(error).to_have_text("Choose a threshold from $0 to $10 for the $10 pack, or a larger pack.")
+    expect(threshold).to_have_attribute("aria-invalid", "")
+    expect(threshold).to_be_focused()
+    assert auto_top_up.view(user).threshold is None
+    credits.screenshot("26-auto-top-up-threshold-above-pack")
+
+    # Choosing a larger pack clears the error, and the threshold is saved with it
+    pack.select_option("5000")
+    expect(error).to_be_hidden()
+    expect(threshold).not_to_have_attribute("aria-invalid", "")
+    save.click()
+    expect(page.get_by_test_id("auto-top-up-message")).to_have_text("Auto top-up saved.")
+    assert (auto_top_up.view(user).threshold, auto_top_up.view(user).amount) == (1001, 5000)
+
+    # The largest pack offers no larger one
+    pack.select_option("10000")
+    threshold.fill("100.01")
+    save.click()
+    expect(error).to_have_text("Choose a threshold from $0 to $100 for the $100 pack.")
+
+    # and exactly the pack's credits is allowed
+    pack.select_option("1000")
+    threshold.fill("10")
+    save.click()
+    expect(page.get_by_test_id("auto-top-up-message")).to_have_text("Auto top-up saved.")
+    assert (auto_top_up.view(user).threshold, auto_top_up.view(user).amount) == (1000, 1000)
+
+
+def test_the_servers_refusal_of_a_threshold_is_shown_beside_the_field(
+    credits: CreditsPage, stack_ledger: StackLedger
+) -> None:
+    page = credits.page
+    credits.open()
+    user = credits.sign_in()
+    with_saved_card(user, stack_ledger)
+    page.reload()
+    expect(page.get_by_test_id("saved-card")).to_have_text("VISA •••• 4242, expires 12/2034")
+    threshold = page.get_by_label("When the balance falls below ($)")
+    error = page.get_by_test_id("auto-top-up-threshold-error")
+
+    # Given a save that reaches the server with a threshold above its pack (as from a page whose packs
+    # changed since it loaded), which the server refuses with 400 invalid_amount
+    def above_the_pack(route: Route) -> None:
+        if route.request.method != "PUT":
+            route.continue_()
+            return
+        sent = json.loads(route.request.post_data or "{}")
+        route.continue_(post_data=json.dumps(sent | {"threshold": 1500}))
+
+    page.route("**/api/auto-top-up", above_the_pack)
+    credits.expect_failing("/api/auto-top-up")
+    page.get_by_label("Turn on auto top-up").check()
+    threshold.fill("8")
+    page.get_by_label("Add this pack").select_option("1000")
+    with page.expect_response(lambda response: response.request.method == "PUT") as answer:
+        page.get_by_role("button", name="Save auto top-up").click()
+    assert answer.value.status == 400
+    refusal = answer.value.json()["error"]
+    assert refusal["code"] == "invalid_amount", refusal
+
+    # Then its message is beside the field, tied to it, and not in the page's banner; nothing was saved
+    expect(error).to_have_text(refusal["message"])
+    expect(error).to_contain_text("choose a pack of 5000 or 10000")
+    expect(threshold).to_have_attribute("aria-invalid", "")
+    expect(threshold).to_have_accessible_description(refusal["message"])
+    expect(threshold).to_have_value("8")
+    expect(credits.status).to_have_text("")
+    expect(page.get_by_test_id("auto-top-up-message")).to_have_text("")
+    assert auto_top_up.view(user).enabled is False
+    credits.screenshot("27-auto-top-up-threshold-refused-by-server")
+
+    # And once the request is sent as typed, it is saved
+    page.unroute("**/api/auto-top-up")
+    page.get_by_role("button", name="Save auto top-up").click()
+    expect(page.get_by_test_id("auto-top-up-message")).to_have_text("Auto top-up saved.")
+    expect(error).to_be_hidden()
+    assert auto_top_up.view(user).threshold == 800
