@@ -1,14 +1,15 @@
 """axe-core (the engine behind Lighthouse's accessibility audit) finds no violation in any state of the
 page: signed out, a history of every row type, a negative balance, and the auto top-up card with an
-error showing beside its field."""
+error showing beside its field, stopped with its reason, and paused."""
 
 from __future__ import annotations
 
+import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import CreditsPage
-from tests.e2e.test_auto_top_up_card import with_saved_card
+from tests.e2e.test_auto_top_up_card import outcome, with_saved_card
 from tests.e2e.test_history import DEVSTACK_SETTINGS, StackLedger, stack_ledger
 
 __all__ = ["DEVSTACK_SETTINGS", "stack_ledger"]  # the fixtures these tests share with the history's
@@ -66,3 +67,25 @@ def test_the_auto_top_up_card_with_an_error_beside_its_field(
     expect(page.get_by_test_id("auto-top-up-threshold-error")).to_be_visible()
 
     assert_no_violations(page, "auto top-up card with an error showing")
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        ("failed", "Your VISA card ending 4242 was declined: insufficient funds. Save another card."),
+        ("limit_reached", "Auto top-up charged your card 3 times in 24 hours and paused."),
+    ],
+)
+def test_the_auto_top_up_card_stopped_or_paused_with_its_reason(
+    credits: CreditsPage, stack_ledger: StackLedger, status: str, reason: str
+) -> None:
+    page = credits.page
+    credits.open()
+    user = credits.sign_in()
+    with_saved_card(user, stack_ledger)
+    outcome(user, status, reason, enabled=status == "limit_reached")
+
+    page.reload()
+
+    expect(page.get_by_text(reason)).to_be_visible()
+    assert_no_violations(page, f"auto top-up card, {status}")
