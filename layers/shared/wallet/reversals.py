@@ -28,6 +28,8 @@ INQUIRY_ROWS = RowKinds(take=ledger.INQUIRY, give=ledger.INQUIRY_CLOSED)
 DISPUTE_ROWS = RowKinds(take=ledger.DISPUTE, give=ledger.DISPUTE_WON)
 
 Observe = Callable[[PaymentState], PaymentState]
+Parsed = tuple[str, Callable[[Deposit], Observe]]
+"""An event's currency, and how it changes a payment's state once its deposit is known."""
 
 
 class RejectedEventError(ValueError):
@@ -51,7 +53,7 @@ def on_dispute_event(event: Event) -> Outcome:
 
 def _settle(
     event: Event,
-    parse: Callable[[], tuple[str, Callable[[Deposit], Observe]] | None],
+    parse: Callable[[], Parsed | None],
     rows: RowKinds,
     is_charge: bool,
 ) -> Outcome:
@@ -87,7 +89,7 @@ def _settle(
     return _outcome(change)
 
 
-def _charge(data: Mapping[str, Any]) -> tuple[str, Callable[[Deposit], Observe]]:
+def _charge(data: Mapping[str, Any]) -> Parsed:
     amount = _minor_units(data.get("amount"), "amount")
     refunded = _minor_units(data.get("amount_refunded"), "amount_refunded")
     if refunded > amount:
@@ -112,34 +114,33 @@ def _charge(data: Mapping[str, Any]) -> tuple[str, Callable[[Deposit], Observe]]
     return _currency(data), observation
 
 
-def _refund(data: Mapping[str, Any]) -> tuple[str, Callable[[Deposit], Observe]] | None:
-    refund_id = _id(data.get("id"), "re_", "pyr_")
-    if refund_id is None:
-        raise RejectedEventError("a refund without an id")
+def _refund(data: Mapping[str, Any]) -> Parsed | None:
+    return _reversal(data, "refund", ("re_", "pyr_"), REFUND_ORDER, PaymentState.with_refund)
+
+
+def _dispute(data: Mapping[str, Any]) -> Parsed | None:
+    return _reversal(data, "dispute", ("dp_", "du_"), DISPUTE_ORDER, PaymentState.with_dispute)
+
+
+def _reversal(
+    data: Mapping[str, Any],
+    kind: str,
+    prefixes: tuple[str, ...],
+    statuses: Mapping[str, int],
+    fold: Callable[[PaymentState, str, int, str], PaymentState],
+) -> Parsed | None:
+    """A Refund or a Dispute: its id, amount and status; None for a status the pinned API does not list."""
+    object_id = _id(data.get("id"), *prefixes)
+    if object_id is None:
+        raise RejectedEventError(f"a {kind} without an id")
     amount = _minor_units(data.get("amount"), "amount")
     status = data.get("status")
-    if status not in REFUND_ORDER:
+    if status not in statuses:
         return None
 
     def observation(deposit: Deposit) -> Observe:
-        _within(deposit, amount, "the refund's amount")
-        return lambda state: state.with_refund(refund_id, amount, str(status))
-
-    return _currency(data), observation
-
-
-def _dispute(data: Mapping[str, Any]) -> tuple[str, Callable[[Deposit], Observe]] | None:
-    dispute_id = _id(data.get("id"), "dp_", "du_")
-    if dispute_id is None:
-        raise RejectedEventError("a dispute without an id")
-    amount = _minor_units(data.get("amount"), "amount")
-    status = data.get("status")
-    if status not in DISPUTE_ORDER:
-        return None
-
-    def observation(deposit: Deposit) -> Observe:
-        _within(deposit, amount, "the disputed amount")
-        return lambda state: state.with_dispute(dispute_id, amount, str(status))
+        _within(deposit, amount, f"the {kind}'s amount")
+        return lambda state: fold(state, object_id, amount, str(status))
 
     return _currency(data), observation
 
