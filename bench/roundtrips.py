@@ -138,6 +138,7 @@ def run(servers: Servers) -> list[Row]:
             "object": "charge",
             "amount": session["amount_total"],
             "amount_refunded": session["amount_total"] // 2,
+            "currency": session["currency"],
             "payment_intent": session["payment_intent"],
             "metadata": session["metadata"],
         }
@@ -151,7 +152,10 @@ def run(servers: Servers) -> list[Row]:
             "id": "dp_bench",
             "object": "dispute",
             "amount": 1000,
+            "charge": "ch_bench_disputed",
+            "currency": session["currency"],
             "payment_intent": "pi_bench_disputed",
+            "status": "needs_response",
         }
         reversals = []
         for kind, data_object, measure_name in [
