@@ -87,7 +87,7 @@ CHANGE_ERRORS = {
 @tracer.capture_method
 def spend(user_id: str) -> Response[str]:
     actor = allowed_caller(app, settings.service_callers(), "ServiceCallerArns")
-    user, key = path_user_id(user_id), idempotency_key(app)
+    user, key = _user(user_id), idempotency_key(app)
     body = _fields(json_object(app), required={"amount"}, optional={"description"})
     receipt = ledger.spend(
         user,
@@ -118,7 +118,7 @@ def spend(user_id: str) -> Response[str]:
 @tracer.capture_method
 def adjust(user_id: str) -> Response[str]:
     actor = allowed_caller(app, settings.operators(), "OperatorArns")
-    user, key = path_user_id(user_id), idempotency_key(app)
+    user, key = _user(user_id), idempotency_key(app)
     body = _fields(json_object(app), required={"amount", "reason"}, optional=set())
     receipt = ledger.adjust(
         user,
@@ -150,8 +150,14 @@ def adjust(user_id: str) -> Response[str]:
 def balance(user_id: str) -> dict[str, Any]:
     readers = settings.service_callers() | settings.operators()
     allowed_caller(app, readers, "ServiceCallerArns or OperatorArns")
-    user = path_user_id(user_id)
+    user = _user(user_id)
     return {"userId": user, "currency": settings.price_list().currency, "balance": ledger.get_balance(user)}
+
+
+def _user(captured: str) -> str:
+    """The user id the path names. A REST API hands its path parameters to the function decoded once, but
+    its `path`, where the resolver captured `captured`, as it was sent; so the decoded one is read."""
+    return path_user_id((app.current_event.path_parameters or {}).get("userId", captured))
 
 
 def _fields(body: dict[str, Any], *, required: set[str], optional: set[str]) -> dict[str, Any]:
