@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pynamodb.constants import ALL_OLD
 from pynamodb.exceptions import CancellationReason, DoesNotExist, PynamoDBException, TransactWriteError
@@ -34,8 +34,11 @@ from wallet.errors import (
     LedgerUnavailableError,
 )
 from wallet.models import CreditBalance, CreditGuard, CreditTransaction, connection
-from wallet.payment_state import PaymentState
 from wallet.principals import InvalidPrincipalError, principal
+
+if TYPE_CHECKING:
+    # Imported where refunds and disputes are settled: spends and balances never load it at init.
+    from wallet.payment_state import PaymentState
 
 # Row types; the sign of a row's amount says which way it moved the balance.
 DEPOSIT = "deposit"
@@ -348,6 +351,8 @@ def settle_payment(
     moved answers with its current state (ALL_OLD), and the change is decided again on that. Claw-backs
     may leave a negative balance.
     """
+    from wallet.payment_state import PaymentState
+
     state = PaymentState()
     for _ in range(PAYMENT_ATTEMPTS):
         after = observe(state)
@@ -425,6 +430,8 @@ def _write_payment_change(
     current = (guard_reason.raw_item if guard_reason else None) or _guard_item(
         deposit.user_id, guard.guard_id
     )
+    from wallet.payment_state import PaymentState
+
     return PaymentState.from_item(current)
 
 
