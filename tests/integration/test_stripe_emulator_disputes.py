@@ -4,19 +4,17 @@ step Stripe would not take refused."""
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import stripe
 
 from devstack.stripe_emulator import InvalidTransitionError, StripeEmulator, UnknownObjectError
-from tests.integration.test_stripe_emulator import API_KEY, sdk
 from tests.integration.test_stripe_emulator_after_payment import SHAPES, all_fit, paid_charge, types_of
 from tests.integration.test_stripe_emulator_fidelity import declared_values
+from tests.integration.test_stripe_emulator_refunds import client, emulator, post
+
+__all__ = ["client", "emulator"]  # the fixtures these tests share with the refunds'
 
 CREATED, UPDATED, CLOSED = "charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed"
 WITHDRAWN, REINSTATED = "charge.dispute.funds_withdrawn", "charge.dispute.funds_reinstated"
@@ -81,31 +79,9 @@ LIFECYCLES: list[tuple[list[str], str, list[str], bool, list[int]]] = [
 ]
 
 
-@pytest.fixture
-def emulator() -> Iterator[StripeEmulator]:
-    with StripeEmulator(api_key=API_KEY) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def client(emulator: StripeEmulator) -> stripe.StripeClient:
-    return sdk(emulator)
-
-
 def dispute_control(emulator: StripeEmulator, charge: str, **params: object) -> tuple[int, Any]:
     """`POST /_emulator/charges/{charge}/dispute` with a form body; its status and JSON answer."""
-    body = "&".join(f"{key}={value}" for key, value in params.items()).encode()
-    request = urllib.request.Request(
-        f"{emulator.api_base}/_emulator/charges/{charge}/dispute",
-        data=body,
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as error:
-        return error.code, json.load(error)
+    return post(emulator, f"charges/{charge}/dispute", **{key: str(value) for key, value in params.items()})
 
 
 def step(emulator: StripeEmulator, charge: str, action: str, **params: object) -> dict[str, Any]:
