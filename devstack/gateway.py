@@ -481,14 +481,19 @@ def rest_api_event(
         "isBase64Encoded": False,
     }
     if request.body:
-        text = TEXT_TYPES.match(headers.get("content-type", "").lower()) is not None
-        try:
-            event["body"] = request.body.decode("utf-8") if text else base64.b64encode(request.body).decode()
-        except UnicodeDecodeError:
-            text = False
-            event["body"] = base64.b64encode(request.body).decode()
-        event["isBase64Encoded"] = not text
+        event["body"], event["isBase64Encoded"] = _body(request.body, headers)
     return event
+
+
+def _body(body: bytes, headers: dict[str, str]) -> tuple[str, bool]:
+    """A request body as API Gateway hands it on: text as it is, anything else (or bytes that are not
+    UTF-8) base64-encoded, with whether it was."""
+    if TEXT_TYPES.match(headers.get("content-type", "").lower()) is not None:
+        try:
+            return body.decode("utf-8"), False
+        except UnicodeDecodeError:
+            pass
+    return base64.b64encode(body).decode(), True
 
 
 def api_event(
@@ -547,13 +552,7 @@ def api_event(
         event["pathParameters"] = path_parameters
     event["requestContext"] = context
     if request.body:
-        text = TEXT_TYPES.match(headers.get("content-type", "").lower()) is not None
-        try:
-            event["body"] = request.body.decode("utf-8") if text else base64.b64encode(request.body).decode()
-        except UnicodeDecodeError:
-            text = False
-            event["body"] = base64.b64encode(request.body).decode()
-        event["isBase64Encoded"] = not text
+        event["body"], event["isBase64Encoded"] = _body(request.body, headers)
     else:
         event["isBase64Encoded"] = False
     return event
