@@ -565,14 +565,24 @@ def test_the_dashboard_shows_the_metrics_the_functions_emit_and_the_webhook_late
     assert errors == set(resources("AWS::Serverless::Function"))
 
 
-def test_the_sweep_may_touch_only_its_own_records_in_the_guard_table() -> None:
-    [records] = [
-        statement
-        for policy in properties("ReconcileFunction")["Policies"]
-        for statement in statements(policy)
-        if "dynamodb:DeleteItem" in statement["Action"]
-    ]
-    assert condition_values(records, "dynamodb:LeadingKeys") == ("ForAllValues:StringEquals", ["#sweep"])
+def reconcile_guard_statements(action: str) -> dict[str, dict[str, Any]]:
+    """The reconcile function's own statements granting `action` on the guard table, by their one key."""
+    found: dict[str, dict[str, Any]] = {}
+    for policy in properties("ReconcileFunction")["Policies"]:
+        if "Ref" in policy:
+            continue
+        for statement in statements(policy):
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            if action in actions and target(statement["Resource"]) == "CreditGuardTable":
+                operator, [key] = condition_values(statement, "dynamodb:LeadingKeys")
+                assert operator == "ForAllValues:StringEquals"
+                found[key] = statement
+    return found
+
+
+@pytest.mark.parametrize("action", ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"])
+def test_the_sweep_and_the_audit_may_touch_only_their_own_records_in_the_guard_table(action: str) -> None:
+    assert set(reconcile_guard_statements(action)) == {"#sweep", "#audit"}
 
 
 def test_auto_top_up_state_never_includes_the_balance() -> None:
@@ -773,10 +783,11 @@ def test_every_table_write_is_limited_to_its_partitions_and_attributes() -> None
         # The key is always among a write's attributes; a list without it would refuse every write.
         assert "userId" in attributes, function
         leading_operator, leading = condition_values(statement, "dynamodb:LeadingKeys")
-        # A user's partition, never a reserved one; or exactly the reserved one ("#sweep") and nothing else.
+        # A user's partition, never a reserved one; or exactly one reserved one ("#sweep", "#audit").
         assert (leading_operator, leading) in [
             ("ForAllValues:StringNotLike", ["#*"]),
             ("ForAllValues:StringEquals", ["#sweep"]),
+            ("ForAllValues:StringEquals", ["#audit"]),
         ], function
 
 
@@ -832,13 +843,15 @@ def test_the_hourly_counts_write_what_rate_limits_writes(monkeypatch: pytest.Mon
 def test_the_sweep_writes_only_its_records_attributes() -> None:
     from wallet.sweep_records import SweepRecord
 
-    [records] = [
-        statement
-        for policy in properties("ReconcileFunction")["Policies"]
-        for statement in statements(policy)
-        if "dynamodb:DeleteItem" in statement["Action"]
-    ]
+    records = reconcile_guard_statements("dynamodb:DeleteItem")["#sweep"]
     assert set(condition_values(records, "dynamodb:Attributes")[1]) == model_attributes(SweepRecord)
+
+
+def test_the_audit_writes_only_its_checkpoints_attributes() -> None:
+    from wallet.audit import AUDIT_KEY, AuditCheckpoint
+
+    checkpoint = reconcile_guard_statements("dynamodb:PutItem")[AUDIT_KEY]
+    assert set(condition_values(checkpoint, "dynamodb:Attributes")[1]) == model_attributes(AuditCheckpoint)
 
 
 def test_auto_top_up_state_is_every_balance_attribute_but_the_money() -> None:

@@ -3,23 +3,43 @@
 Nothing writes a balance without its row (both are in one transaction), so a difference is a defect or
 a hand edit, and a person must look. A balance that moves while it is being read is read again; the
 audit never reports a change in flight as drift.
+
+It pages: over the balances, and over each user's rows a page at a time, so its memory does not grow
+with a user's rows. Where it stands is saved in the guard table under the reserved key `#audit` every
+few thousand rows and when its time runs short; the next run resumes from there, and a finished audit
+clears it. Each run reports what it checked itself: the runs of one audit add up to one whole pass.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
-from pynamodb.exceptions import PynamoDBException
+from aws_lambda_powertools import Logger
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+from pynamodb.exceptions import DoesNotExist, PynamoDBException
 
-from wallet import ledger
 from wallet.errors import LedgerUnavailableError
-from wallet.models import CreditBalance, CreditTransaction
+from wallet.models import CreditBalance, CreditTransaction, _LedgerModel
+from wallet.settings import tables
 
 # A user whose balance keeps moving is read this many times before the audit gives up on it for now.
 SETTLE_ATTEMPTS = 4
 # Stop with this much time left, so that the report is still written within the function's limit.
 SAFETY_MARGIN_SECONDS = 10.0
+# Rows per query page: a page's items are all the audit holds of a user's rows at once.
+ROWS_PAGE = 1000
+BALANCES_PAGE = 100
+# Save where the audit stands after this many rows and balances read, so a stop loses at most this much.
+CHECKPOINT_EVERY = 5000
+# The guard table's partition of the audit's checkpoint: a user id never starts with "#".
+AUDIT_KEY = "#audit"
+CHECKPOINT = "checkpoint"
+
+logger = Logger(child=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,40 +52,237 @@ class Drift:
 @dataclass
 class AuditReport:
     users: int = 0
+    """Balances whose check ended in this run (a user resumed from the checkpoint included)."""
+    rows: int = 0
+    """Rows read in this run; a balance that moved has its rows read again."""
     drifts: list[Drift] = field(default_factory=list)
     unsettled: list[str] = field(default_factory=list)
     """Users whose balance moved on every read; the next audit checks them again."""
     finished: bool = True
+    """False: stopped for time, with a checkpoint the next run resumes from."""
+    resumed: bool = False
+    """This run went on from the checkpoint of an earlier one."""
 
 
-def audit(seconds_left: Callable[[], float] = lambda: float("inf")) -> AuditReport:
-    """Page over every balance and compare it with the sum of the user's rows."""
+class AuditCheckpoint(_LedgerModel):
+    """Where an unfinished audit stands: the balance scan's position and, for the user being checked, the
+    position in their rows, what those rows add up to so far and the balance read before them."""
+
+    class Meta:
+        table_name = tables().guard_table
+
+    user_id = UnicodeAttribute(hash_key=True, attr_name="userId", default=AUDIT_KEY)
+    guard_id = UnicodeAttribute(range_key=True, attr_name="guardId", default=CHECKPOINT)
+    # The scan's LastEvaluatedKey and the rows query's, as JSON: DynamoDB's own keys, handed back as is.
+    balances_after = UnicodeAttribute(attr_name="balancesAfter", null=True)
+    audited_user = UnicodeAttribute(attr_name="auditedUser", null=True)
+    balance_seen = NumberAttribute(attr_name="balanceSeen", null=True)
+    rows_after = UnicodeAttribute(attr_name="rowsAfter", null=True)
+    rows_total = NumberAttribute(attr_name="rowsTotal", null=True)
+    attempt = NumberAttribute(null=True)
+    differences = NumberAttribute(null=True)
+    started_at = UnicodeAttribute(attr_name="startedAt")
+    updated_at = UnicodeAttribute(attr_name="updatedAt")
+
+
+@dataclass
+class _UserCheck:
+    """One user's check in progress: the balance read before the rows, and the rows summed so far."""
+
+    user_id: str
+    seen: int
+    rows_after: dict[str, Any] | None = None
+    rows_total: int = 0
+    attempt: int = 0
+    differences: int = 0
+
+
+@dataclass
+class _Position:
+    balances_after: dict[str, Any] | None = None
+    user: _UserCheck | None = None
+    started_at: str = field(default_factory=lambda: _now_iso())
+
+
+class _OutOfTimeError(Exception):
+    """The run's time is nearly up: the position is saved and the next run goes on from it."""
+
+
+def audit(
+    seconds_left: Callable[[], float] = lambda: float("inf"), *, checkpoint_every: int = CHECKPOINT_EVERY
+) -> AuditReport:
+    """Page over every balance and compare it with the sum of the user's rows, from the checkpoint of an
+    unfinished audit if there is one."""
     report = AuditReport()
     try:
-        for balance in CreditBalance.scan(consistent_read=True, page_size=100):
+        loaded, saved = _load()
+        position = loaded or _Position()
+        report.resumed = loaded is not None
+        unsaved = 0
+
+        def read(count: int) -> None:
+            """Counts what was read since the last save, saves every `checkpoint_every`, and stops the
+            run with the position saved when its time runs short."""
+            nonlocal unsaved, saved
+            unsaved += count
             if seconds_left() < SAFETY_MARGIN_SECONDS:
-                report.finished = False
-                break
-            report.users += 1
-            _check(balance.user_id, int(balance.balance), report)
+                _save(position)
+                raise _OutOfTimeError
+            if unsaved >= checkpoint_every:
+                _save(position)
+                saved, unsaved = True, 0
+
+        try:
+            if position.user is not None:
+                _check(position.user, report, read)
+                report.users += 1
+                position.user = None
+            scan = CreditBalance.scan(
+                consistent_read=True, page_size=BALANCES_PAGE, last_evaluated_key=position.balances_after
+            )
+            for balance in scan:
+                read(1)
+                position.balances_after = {"userId": {"S": balance.user_id}}
+                position.user = _UserCheck(balance.user_id, _owned(balance))
+                _check(position.user, report, read)
+                report.users += 1
+                position.user = None
+        except _OutOfTimeError:
+            report.finished = False
+            return report
+        if saved:
+            AuditCheckpoint().delete()
     except PynamoDBException as exc:
         raise LedgerUnavailableError("the audit could not read the ledger") from exc
     return report
 
 
-def _check(user_id: str, seen: int, report: AuditReport) -> None:
+def _check(user: _UserCheck, report: AuditReport, read: Callable[[int], None]) -> None:
     """The user's rows against their balance, read before and after the rows: if it did not move in
     between, the rows are the ones it sums. A difference is confirmed by a second reading."""
-    differences = 0
-    for _ in range(SETTLE_ATTEMPTS):
-        total = sum(int(row.amount) for row in CreditTransaction.query(user_id, consistent_read=True))
-        after = ledger.get_balance(user_id)
-        if after == seen == total:
+    while user.attempt < SETTLE_ATTEMPTS:
+        while True:
+            total, count, user.rows_after = _rows_page(user.user_id, user.rows_after)
+            user.rows_total += total
+            report.rows += count
+            if user.rows_after is None:
+                break
+            read(count)
+        after = _balance(user.user_id)
+        if after == user.seen == user.rows_total:
             return
-        if after == seen:
-            differences += 1
-            if differences == 2:
-                report.drifts.append(Drift(user_id, after, total))
+        if after == user.seen:
+            user.differences += 1
+            if user.differences == 2:
+                report.drifts.append(Drift(user.user_id, after, user.rows_total))
                 return
-        seen = after
-    report.unsettled.append(user_id)
+        user.seen, user.rows_total, user.attempt = after, 0, user.attempt + 1
+        read(count)
+    report.unsettled.append(user.user_id)
+
+
+# -- What a user's balance is, and what their rows add up to: the one place holds and hot accounts change --
+
+
+def _owned(balance: CreditBalance) -> int:
+    """What the user's rows must add up to."""
+    return int(balance.balance)
+
+
+def _balance(user_id: str) -> int:
+    try:
+        return _owned(CreditBalance.get(user_id, consistent_read=True))
+    except DoesNotExist:
+        return 0
+
+
+def _rows_page(user_id: str, after: dict[str, Any] | None) -> tuple[int, int, dict[str, Any] | None]:
+    """One page of the user's rows from `after`: what its amounts add up to, how many rows it had, and
+    where the next page starts (None after the last)."""
+    page = CreditTransaction._get_connection().query(
+        user_id,
+        consistent_read=True,
+        exclusive_start_key=after,
+        limit=ROWS_PAGE,
+        attributes_to_get=["amount"],
+    )
+    items = page.get("Items", [])
+    return sum(int(item["amount"]["N"]) for item in items), len(items), page.get("LastEvaluatedKey")
+
+
+# -- The checkpoint --
+
+
+def _save(position: _Position) -> None:
+    user = position.user
+    AuditCheckpoint(
+        balances_after=_json(position.balances_after),
+        audited_user=user and user.user_id,
+        balance_seen=user and user.seen,
+        rows_after=user and _json(user.rows_after),
+        rows_total=user and user.rows_total,
+        attempt=user and user.attempt,
+        differences=user and user.differences,
+        started_at=position.started_at,
+        updated_at=_now_iso(),
+    ).save()
+
+
+def _load() -> tuple[_Position | None, bool]:
+    """The saved position (None when there is none, or when it is not one this audit can have written:
+    logged, and the audit starts over rather than trust it), and whether there is an item to clear."""
+    item = AuditCheckpoint._get_connection().get_item(AUDIT_KEY, CHECKPOINT, consistent_read=True).get("Item")
+    if item is None:
+        return None, False
+    try:
+        return _position_of(item), True
+    except (KeyError, TypeError, ValueError) as exc:
+        logger.warning(
+            "the audit's checkpoint is not one it wrote: starting over", extra={"reason": type(exc).__name__}
+        )
+        return None, True
+
+
+def _position_of(item: dict[str, Any]) -> _Position:
+    balances_after = _key(item.get("balancesAfter"), {"userId"})
+    started_at = item["startedAt"]["S"]
+    if "auditedUser" not in item:
+        return _Position(balances_after, None, started_at)
+    user_id = item["auditedUser"]["S"]
+    if balances_after != {"userId": {"S": user_id}}:
+        raise ValueError("the user being checked is not where the scan stands")
+    rows_after = _key(item.get("rowsAfter"), {"userId", "transactionId"})
+    if rows_after is not None and rows_after["userId"] != {"S": user_id}:
+        raise ValueError("the rows' position is in another user's rows")
+    attempt, differences = _whole(item["attempt"]), _whole(item["differences"])
+    if not (0 <= attempt < SETTLE_ATTEMPTS and 0 <= differences < 2):
+        raise ValueError("attempt or differences out of range")
+    check = _UserCheck(
+        user_id, _whole(item["balanceSeen"]), rows_after, _whole(item["rowsTotal"]), attempt, differences
+    )
+    return _Position(balances_after, check, started_at)
+
+
+def _key(attribute: dict[str, str] | None, names: set[str]) -> dict[str, Any] | None:
+    """A LastEvaluatedKey saved as JSON: exactly the table's key attributes, each a string."""
+    if attribute is None:
+        return None
+    key = json.loads(attribute["S"])
+    if not isinstance(key, dict) or set(key) != names:
+        raise ValueError("not a key of the table")
+    for value in key.values():
+        if not (isinstance(value, dict) and set(value) == {"S"} and isinstance(value["S"], str)):
+            raise ValueError("not a string key")
+    return key
+
+
+def _whole(attribute: dict[str, str]) -> int:
+    return int(attribute["N"])
+
+
+def _json(key: dict[str, Any] | None) -> str | None:
+    return None if key is None else json.dumps(key, separators=(",", ":"), sort_keys=True)
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
