@@ -28,12 +28,17 @@ def main() -> int:
     except SettingsError as exc:
         print(f"Cannot audit: {exc}. Start `make run` first, or set the table names.", file=sys.stderr)
         return 2
+    if report.resumed:
+        print("Resumed the audit from where an earlier run stopped.")
     balances = f"{report.users} balance" + ("" if report.users == 1 else "s")
-    print(f"Audited {balances}: {len(report.drifts)} differ from the sum of their rows.")
+    rows = f"{report.rows} row" + ("" if report.rows == 1 else "s")
+    print(f"Audited {balances} ({rows}): {len(report.drifts)} differ from the sum of their rows.")
     for drift in report.drifts:
         print(f"  {drift.user_id}: balance {drift.balance}, rows add up to {drift.rows_total}")
     for user_id in report.unsettled:
         print(f"  {user_id}: kept changing while read; audit again")
+    if not report.finished:
+        print("Stopped before the end: `make audit` again resumes from the checkpoint.")
     return 1 if report.drifts else 0
 
 

@@ -53,8 +53,11 @@ def _audit(seconds_left: Any) -> dict[str, Any]:
 
     report = audit.audit(seconds_left)
     metrics.add_metric(name="LedgerDrift", unit=MetricUnit.Count, value=len(report.drifts))
+    summary = asdict(report)
     if report.drifts:
-        logger.error("balances differ from the sum of their rows", extra=asdict(report))
+        logger.error("balances differ from the sum of their rows", extra=summary)
+    elif not report.finished:
+        logger.info("ledger audit stopped for time; the next run resumes from its checkpoint", extra=summary)
     else:
-        logger.info("ledger audit done", extra=asdict(report))
-    return asdict(report)
+        logger.info("ledger audit done", extra=summary)
+    return summary
