@@ -26,6 +26,7 @@ def main() -> int:
     # A request that adds no metric is normal here (GET /api/checkout/{id} of a credited session).
     warnings.filterwarnings("ignore", message="No application metrics to publish")
 
+    from bench import audit as audit_bench
     from bench import auto_top_up, coldstart, concurrency, roundtrips, warm
     from bench import sweep as sweep_bench
     from bench.local import Servers, quiet_stdout
@@ -42,6 +43,7 @@ def main() -> int:
             ("webhook deliveries over HTTP", lambda: concurrency.http_rows(servers)),
             ("a burst of spends over HTTP", lambda: concurrency.spend_burst_rows(servers)),
             ("the sweep over Stripe's event log", lambda: sweep_bench.run(servers)),
+            ("the audit of one user's 10^6 rows", audit_bench.run),
         ]
         for name, section in sections:
             print(f"bench: {name}…", file=sys.stderr, flush=True)
