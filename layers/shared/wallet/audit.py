@@ -47,7 +47,7 @@ def audit(seconds_left: Callable[[], float] = lambda: float("inf")) -> AuditRepo
                 report.finished = False
                 break
             report.users += 1
-            _check(balance.user_id, int(balance.balance), report)
+            _check(balance.user_id, int(balance.balance) + int(balance.held or 0), report)
     except PynamoDBException as exc:
         raise LedgerUnavailableError("the audit could not read the ledger") from exc
     return report

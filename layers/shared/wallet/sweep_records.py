@@ -5,7 +5,9 @@ those items (`dynamodb:LeadingKeys`):
 - `checkpoint`: the last event of Stripe's log the sweep acted on, and when Stripe made it;
 - `walk#back`: on the first run, how far back the walk to the oldest event has gone;
 - `failed#<event id>`: an event whose replay failed, retried by every run until it succeeds or Stripe
-  forgets it (30 days, when the row expires too).
+  forgets it (30 days, when the row expires too);
+- `holds#checkpoint`: the last minute whose expiring holds the minute's hold sweep has all settled
+  (wallet.holds).
 """
 
 from __future__ import annotations
@@ -33,5 +35,7 @@ class SweepRecord(_LedgerModel):
     # The failure's kind (an exception class name): never a message, which could carry data.
     reason = UnicodeAttribute(null=True)
     attempts = NumberAttribute(null=True)
+    # The holds' checkpoint: a minute, as Unix seconds // 60.
+    swept_minute = NumberAttribute(attr_name="sweptMinute", null=True)
     updated_at = UnicodeAttribute(attr_name="updatedAt", null=True)
     expires_at = TTLAttribute(attr_name="expiresAt", null=True)
