@@ -614,3 +614,28 @@ def test_capture_release_and_expiry_racing_on_each_hold_settle_it_exactly_once()
     captures = sum(won == ["captured"] for won in outcomes.values())
     assert stored("alice") == (100_000 - 400 * captures, 0)
     assert_adds_up("alice")
+
+
+def test_a_hold_that_takes_the_available_balance_below_the_threshold_is_a_dip_for_auto_top_up() -> None:
+    from wallet.auto_top_up import may_need_top_up
+
+    deposit("alice", 1000)
+    a_hold(amount=600)
+    item = CreditBalance.get("alice", consistent_read=True).serialize()
+    image = {name: int(value["N"]) if "N" in value else value.get("S") for name, value in item.items()}
+
+    assert may_need_top_up(image | {"autoTopUp": True, "autoTopUpThreshold": 500})
+    assert not may_need_top_up(image | {"autoTopUp": True, "autoTopUpThreshold": 400})
+
+
+def test_the_sweep_finds_the_index_when_its_checkpoint_is_the_first_item_of_the_table_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A fresh process (the reconcile function's, make expire-holds') reads the checkpoint before any hold.
+    monkeypatch.setattr(models.connection(), "_tables", {})
+    monkeypatch.setattr(CreditGuard, "_connection", None)
+    monkeypatch.setattr(SweepRecord, "_connection", None)
+
+    report = holds.expire_due(currency="usd")
+
+    assert (report.expired, report.failed) == (0, 0)

@@ -312,6 +312,9 @@ def _settle(
         user_id,
         (hold_reason.raw_item if hold_reason else None) or _guard_item(user_id, HOLD_PREFIX + hold.hold_id),
     )
+    if current.state == ACTIVE and current.expires_at > moment:
+        # Refused for a reason other than the hold's: nothing was written, and a retry may go through.
+        raise LedgerUnavailableError("the ledger refused the settlement of an active hold")
     raise _expired_or_settled(current, moment, currency)
 
 

@@ -13,8 +13,9 @@ those items (`dynamodb:LeadingKeys`):
 from __future__ import annotations
 
 from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute
+from pynamodb.connection import TableConnection
 
-from wallet.models import _LedgerModel
+from wallet.models import CreditGuard, _LedgerModel
 from wallet.settings import tables
 
 SWEEP_KEY = "#sweep"
@@ -39,3 +40,10 @@ class SweepRecord(_LedgerModel):
     swept_minute = NumberAttribute(attr_name="sweptMinute", null=True)
     updated_at = UnicodeAttribute(attr_name="updatedAt", null=True)
     expires_at = TTLAttribute(attr_name="expiresAt", null=True)
+
+    @classmethod
+    def _get_connection(cls) -> TableConnection:
+        # The shared connection keeps the first schema it is given per table: the guard table's must be
+        # CreditGuard's, with its index of active holds, whichever of the two is used first.
+        CreditGuard._get_connection()
+        return super()._get_connection()
