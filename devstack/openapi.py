@@ -18,7 +18,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.openapi.constants import DEFAULT_OPENAPI_VERSION
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
 
-from wallet import auto_top_up, ledger, settings
+from wallet import auto_top_up, holds, ledger, settings
 from wallet.amounts import MAX_AMOUNT
 from wallet.http import USER_ID
 
@@ -42,7 +42,24 @@ SCHEMAS: dict[str, Any] = {
                     "message": {"type": "string", "description": "For people"},
                     "balance": {
                         "type": "integer",
-                        "description": "With insufficient_credits: the balance that did not cover it",
+                        "description": "With insufficient_credits: the user's balance, holds included",
+                    },
+                    "available": {
+                        "type": "integer",
+                        "description": "With insufficient_credits: what was available, and did not cover it",
+                    },
+                    "hold": {
+                        "type": "object",
+                        "description": "With hold_not_active: the hold, settled",
+                        "required": ["holdId", "state", "amount", "expiresAt"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "holdId": {"type": "string"},
+                            "state": {"type": "string", "enum": ["captured", "released", "expired"]},
+                            "amount": {"type": "integer", "description": "What it held"},
+                            "captured": {"type": "integer", "description": "What its capture spent"},
+                            "expiresAt": {"type": "string", "format": "date-time"},
+                        },
                     },
                 },
             }
@@ -239,9 +256,42 @@ def _add_requests(paths: dict[str, Any]) -> None:
             },
         },
     }
+    hold = {
+        "name": "hold_id",
+        "in": "path",
+        "required": True,
+        "description": "The hold's id (a ULID), as its creation answered",
+        "schema": {"type": "string"},
+    }
+    bodies |= {
+        "/api/users/{user_id}/holds": {
+            "required": ["amount", "expiresInSeconds"],
+            "properties": {
+                "amount": {"type": "integer", "minimum": 1, "maximum": MAX_AMOUNT},
+                "expiresInSeconds": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": holds.MAX_EXPIRES_IN_SECONDS,
+                },
+                "description": text,
+            },
+        },
+        "/api/users/{user_id}/holds/{hold_id}/capture": {
+            "required": ["amount"],
+            "properties": {
+                "amount": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": MAX_AMOUNT,
+                    "description": "At most held",
+                }
+            },
+        },
+        "/api/users/{user_id}/holds/{hold_id}/release": {"properties": {}},
+    }
     for path, schema in bodies.items():
         operation = paths[path]["post"]
-        operation["parameters"] = [user, key]
+        operation["parameters"] = [user, key] + ([hold] if "{hold_id}" in path else [])
         operation["requestBody"] = {
             "required": True,
             "content": {

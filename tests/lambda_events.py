@@ -21,6 +21,9 @@ SAMPLES = {
     ("POST", "/api/users/{userId}/spend"): "api_post_spend.json",
     ("GET", "/api/users/{userId}/balance"): "api_get_user_balance.json",
     ("POST", "/api/users/{userId}/adjustments"): "api_post_adjustment.json",
+    ("POST", "/api/users/{userId}/holds"): "api_post_hold.json",
+    ("POST", "/api/users/{userId}/holds/{holdId}/capture"): "api_post_hold_capture.json",
+    ("POST", "/api/users/{userId}/holds/{holdId}/release"): "api_post_hold_release.json",
 }
 
 

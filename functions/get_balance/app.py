@@ -22,7 +22,7 @@ snapstart.register(snapstart.prime_ledger)
 # OpenAPI only: what the routes answer, documented without validating anything at run time.
 STATEMENT = {
     "type": "object",
-    "required": ["userId", "currency", "balance", "transactions", "nextCursor"],
+    "required": ["userId", "currency", "balance", "held", "available", "transactions", "nextCursor"],
     "additionalProperties": False,
     "properties": {
         "userId": {"type": "string"},
@@ -31,6 +31,8 @@ STATEMENT = {
             "type": "integer",
             "description": "In minor units of the currency; below zero when a refund took back spent credits",
         },
+        "held": {"type": "integer", "description": "What active holds keep of the balance"},
+        "available": {"type": "integer", "description": "What may be spent now: the balance less `held`"},
         "transactions": {
             "type": "array",
             "description": "Newest first",
@@ -52,6 +54,8 @@ STATEMENT = {
                         "description": "A spend's description, an adjustment's reason",
                     },
                     "createdAt": {"type": "string", "format": "date-time"},
+                    "holdId": {"type": "string", "description": "A hold's rows: the hold"},
+                    "reserved": {"type": "integer", "description": "A hold's rows: what the hold held"},
                 },
             },
         },
@@ -100,6 +104,8 @@ def balance() -> dict[str, Any]:
         "userId": user,
         "currency": settings.price_list().currency,
         "balance": statement.balance,
+        "held": statement.held,
+        "available": statement.available,
         "transactions": [
             {
                 "id": t.id,
@@ -110,6 +116,7 @@ def balance() -> dict[str, Any]:
                 "description": t.description,
                 "createdAt": t.created_at,
             }
+            | ({"holdId": t.hold_id, "reserved": t.reserved} if t.hold_id else {})
             for t in statement.page.transactions
         ],
         "nextCursor": statement.page.next_cursor,

@@ -1,5 +1,6 @@
-"""From EventBridge Scheduler: hourly, replay Stripe's event log so no lost webhook loses money; daily
-(`{"task": "audit"}`), prove that every balance is the sum of its rows."""
+"""From EventBridge Scheduler: hourly, replay Stripe's event log so no lost webhook loses money; every
+minute (`{"task": "holds"}`), expire the holds past their time; daily (`{"task": "audit"}`), prove that
+every balance is the sum of its rows."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     seconds_left = lambda: context.get_remaining_time_in_millis() / 1000  # noqa: E731
     if event.get("task") == "audit":
         return _audit(seconds_left)
+    if event.get("task") == "holds":
+        return _expire_holds(seconds_left)
     return _sweep(seconds_left)
 
 
@@ -45,6 +48,19 @@ def _sweep(seconds_left: Any) -> dict[str, Any]:
         logger.warning("sweep found work", extra=summary)
     else:
         logger.info("sweep done", extra=summary)
+    return summary
+
+
+def _expire_holds(seconds_left: Any) -> dict[str, Any]:
+    from wallet import holds, settings
+
+    report = holds.expire_due(seconds_left, currency=settings.price_list().currency)
+    metrics.add_metric(name="HoldsExpired", unit=MetricUnit.Count, value=report.expired)
+    summary = asdict(report)
+    if report.failed:
+        logger.error("some holds past their time could not be expired", extra=summary)
+    else:
+        logger.info("holds sweep done", extra=summary)
     return summary
 
 

@@ -1,8 +1,10 @@
 """The service routes, for the backend that sells the credits (AWS_IAM: SigV4-signed):
-POST /api/users/{userId}/spend, GET /api/users/{userId}/balance, POST /api/users/{userId}/adjustments.
+POST /api/users/{userId}/spend, GET /api/users/{userId}/balance, POST /api/users/{userId}/adjustments,
+and holds for metered usage: POST /api/users/{userId}/holds, .../holds/{holdId}/capture and .../release.
 
-Spends come only from the roles ServiceCallerArns lists, adjustments only from OperatorArns', balances
-from either: the service API's resource policy says so, and each route checks again before it writes.
+Spends and holds come only from the roles ServiceCallerArns lists, adjustments only from OperatorArns',
+balances from either: the service API's resource policy says so, and each route checks again before it
+writes.
 
 Every change carries an Idempotency-Key: the same key and body answer the first answer again with
 `Idempotent-Replayed: true`, the same key with another body is 409, and a spend never overdraws (402).
@@ -18,7 +20,8 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from wallet import ledger, settings, snapstart
+from wallet import holds, ledger, settings, snapstart
+from wallet.errors import InvalidAmountError
 from wallet.http import (
     InvalidBodyError,
     allowed_caller,
@@ -53,12 +56,63 @@ RECEIPT = {
 }
 BALANCE = {
     "type": "object",
-    "required": ["userId", "currency", "balance"],
+    "required": ["userId", "currency", "balance", "held", "available"],
     "additionalProperties": False,
     "properties": {
         "userId": {"type": "string"},
         "currency": {"type": "string"},
+        "balance": {"type": "integer", "description": "What the user owns: the sum of their rows"},
+        "held": {"type": "integer", "description": "What active holds keep of it"},
+        "available": {"type": "integer", "description": "What may be spent or held now"},
+    },
+}
+HOLD = {
+    "type": "object",
+    "required": ["holdId", "amount", "balance", "available", "expiresAt"],
+    "additionalProperties": False,
+    "properties": {
+        "holdId": {"type": "string", "description": "The hold's ULID"},
+        "amount": {"type": "integer", "description": "Held, in minor units"},
+        "balance": {"type": "integer", "description": "The user's balance, holds included"},
+        "available": {"type": "integer", "description": "What may be spent or held now"},
+        "expiresAt": {"type": "string", "format": "date-time", "description": "When it is released"},
+    },
+}
+CAPTURE = {
+    "type": "object",
+    "required": [
+        "transactionId",
+        "holdId",
+        "userId",
+        "amount",
+        "released",
+        "balance",
+        "available",
+        "currency",
+    ],
+    "additionalProperties": False,
+    "properties": {
+        "transactionId": {"type": "string", "description": "The spend row's ULID"},
+        "holdId": {"type": "string"},
+        "userId": {"type": "string"},
+        "amount": {"type": "integer", "description": "Captured: spent"},
+        "released": {"type": "integer", "description": "The rest of the hold, available again"},
         "balance": {"type": "integer"},
+        "available": {"type": "integer"},
+        "currency": {"type": "string"},
+    },
+}
+RELEASE = {
+    "type": "object",
+    "required": ["holdId", "userId", "released", "balance", "available", "currency"],
+    "additionalProperties": False,
+    "properties": {
+        "holdId": {"type": "string"},
+        "userId": {"type": "string"},
+        "released": {"type": "integer", "description": "All of the hold, available again"},
+        "balance": {"type": "integer"},
+        "available": {"type": "integer"},
+        "currency": {"type": "string"},
     },
 }
 # The path arrives decoded: a user id with " # / ? \ or ` in it leaves no route to match.
@@ -69,6 +123,13 @@ CHANGE_ERRORS = {
     404: NO_ROUTE,
     409: documented_error("This Idempotency-Key was used with another body"),
     500: documented_error("The ledger could not be reached; retry with the same Idempotency-Key"),
+}
+SETTLE_ERRORS = CHANGE_ERRORS | {
+    404: documented_error("No such hold for this user (or no route: a malformed user id)"),
+    409: documented_error(
+        "The hold is captured, released or expired (`hold_not_active`, with `hold` and its `state`), "
+        "or this Idempotency-Key was used with another body"
+    ),
 }
 
 
@@ -101,6 +162,133 @@ def spend(user_id: str) -> Response[str]:
         metrics.add_metric(name="CreditsSpent", unit=MetricUnit.Count, value=1)
     logger.info("spend", extra=_log_fields(receipt, actor))
     return _answer(receipt, -receipt.amount)
+
+
+@app.post(
+    "/api/users/<user_id>/holds",
+    summary="Hold some of a user's credits",
+    description="Reserves `amount` of the available balance for `expiresInSeconds` (1 to 86400) once per "
+    "`Idempotency-Key` header; then capture what was used, or release it. At its time it is released.",
+    tags=["Service"],
+    security=SIGV4,
+    responses={
+        201: {"description": "Held", "content": {"application/json": {"schema": HOLD}}},
+        402: documented_error("The available balance does not cover it; the error carries `available`"),
+        **CHANGE_ERRORS,
+    },
+)
+@tracer.capture_method
+def hold(user_id: str) -> Response[str]:
+    actor = allowed_caller(app, settings.service_callers(), "ServiceCallerArns")
+    user, key = _user(user_id), idempotency_key(app)
+    body = _fields(json_object(app), required={"amount", "expiresInSeconds"}, optional={"description"})
+    try:
+        expires_in = holds.check_expires_in(body["expiresInSeconds"])
+    except ValueError as exc:
+        raise InvalidBodyError(str(exc)) from exc
+    made = holds.create_hold(
+        user,
+        body["amount"],
+        expires_in=expires_in,
+        idempotency_key=key,
+        description=_text(body, "description", required=False),
+        actor=actor,
+        currency=settings.price_list().currency,
+    )
+    if not made.replayed:
+        metrics.add_metric(name="CreditsHeld", unit=MetricUnit.Count, value=1)
+    logger.info(
+        "hold",
+        extra={
+            "user_id": user,
+            "hold_id": made.hold.hold_id,
+            "amount": made.hold.amount,
+            "replayed": made.replayed,
+            "actor": actor,
+        },
+    )
+    answer = {
+        "holdId": made.hold.hold_id,
+        "amount": made.hold.amount,
+        "balance": made.balances.balance,
+        "available": made.balances.available,
+        "expiresAt": holds.iso(made.hold.expires_at),
+    }
+    return _json(HTTPStatus.CREATED, answer, made.replayed)
+
+
+@app.post(
+    "/api/users/<user_id>/holds/<hold_id>/capture",
+    summary="Capture a hold",
+    description="Spends `amount` (1 to what the hold holds) and releases the rest, once per "
+    "`Idempotency-Key` header. To spend nothing, release the hold.",
+    tags=["Service"],
+    security=SIGV4,
+    responses={
+        201: {"description": "Captured", "content": {"application/json": {"schema": CAPTURE}}},
+        **SETTLE_ERRORS,
+    },
+)
+@tracer.capture_method
+def capture(user_id: str, hold_id: str) -> Response[str]:
+    actor = allowed_caller(app, settings.service_callers(), "ServiceCallerArns")
+    user, key = _user(user_id), idempotency_key(app)
+    body = _fields(json_object(app), required={"amount"}, optional=set())
+    if body["amount"] == 0 and not isinstance(body["amount"], bool):
+        raise InvalidAmountError("amount must be at least 1: to spend nothing of a hold, release it")
+    settled = holds.capture_hold(
+        user,
+        _hold_id(hold_id),
+        body["amount"],
+        idempotency_key=key,
+        actor=actor,
+        currency=settings.price_list().currency,
+    )
+    if not settled.replayed:
+        metrics.add_metric(name="CreditsSpent", unit=MetricUnit.Count, value=1)
+    logger.info("capture", extra=_settled_fields(settled, actor))
+    answer = {
+        "transactionId": settled.transaction_id,
+        "holdId": settled.hold.hold_id,
+        "userId": user,
+        "amount": settled.captured,
+        "released": settled.released,
+        "balance": settled.balances.balance,
+        "available": settled.balances.available,
+        "currency": settings.price_list().currency,
+    }
+    return _json(HTTPStatus.CREATED, answer, settled.replayed)
+
+
+@app.post(
+    "/api/users/<user_id>/holds/<hold_id>/release",
+    summary="Release a hold",
+    description="Gives all of the hold back to the available balance, once per `Idempotency-Key` header.",
+    tags=["Service"],
+    security=SIGV4,
+    responses={
+        200: {"description": "Released", "content": {"application/json": {"schema": RELEASE}}},
+        **SETTLE_ERRORS,
+    },
+)
+@tracer.capture_method
+def release(user_id: str, hold_id: str) -> Response[str]:
+    actor = allowed_caller(app, settings.service_callers(), "ServiceCallerArns")
+    user, key = _user(user_id), idempotency_key(app)
+    _fields(json_object(app), required=set(), optional=set())
+    settled = holds.release_hold(
+        user, _hold_id(hold_id), idempotency_key=key, actor=actor, currency=settings.price_list().currency
+    )
+    logger.info("release", extra=_settled_fields(settled, actor))
+    answer = {
+        "holdId": settled.hold.hold_id,
+        "userId": user,
+        "released": settled.released,
+        "balance": settled.balances.balance,
+        "available": settled.balances.available,
+        "currency": settings.price_list().currency,
+    }
+    return _json(HTTPStatus.OK, answer, settled.replayed)
 
 
 @app.post(
@@ -151,13 +339,25 @@ def balance(user_id: str) -> dict[str, Any]:
     readers = settings.service_callers() | settings.operators()
     allowed_caller(app, readers, "ServiceCallerArns or OperatorArns")
     user = _user(user_id)
-    return {"userId": user, "currency": settings.price_list().currency, "balance": ledger.get_balance(user)}
+    now = ledger.balances(user)
+    return {
+        "userId": user,
+        "currency": settings.price_list().currency,
+        "balance": now.balance,
+        "held": now.held,
+        "available": now.available,
+    }
 
 
 def _user(captured: str) -> str:
     """The user id the path names. A REST API hands its path parameters to the function decoded once, but
     its `path`, where the resolver captured `captured`, as it was sent; so the decoded one is read."""
     return path_user_id((app.current_event.path_parameters or {}).get("userId", captured))
+
+
+def _hold_id(captured: str) -> str:
+    """The hold id the path names, decoded as the user id is."""
+    return (app.current_event.path_parameters or {}).get("holdId", captured)
 
 
 def _fields(body: dict[str, Any], *, required: set[str], optional: set[str]) -> dict[str, Any]:
@@ -186,13 +386,28 @@ def _answer(receipt: ledger.Receipt, amount: int) -> Response[str]:
         "balance": receipt.balance,
         "currency": settings.price_list().currency,
     }
-    headers = {"Idempotent-Replayed": "true"} if receipt.replayed else None
+    return _json(HTTPStatus.CREATED, body, receipt.replayed)
+
+
+def _json(status: HTTPStatus, body: dict[str, Any], replayed: bool) -> Response[str]:
+    headers = {"Idempotent-Replayed": "true"} if replayed else None
     return Response(
-        status_code=HTTPStatus.CREATED,
+        status_code=status,
         content_type=content_types.APPLICATION_JSON,
         body=json.dumps(body),
         headers=headers,
     )
+
+
+def _settled_fields(settled: holds.Settled, actor: str) -> dict[str, Any]:
+    return {
+        "user_id": settled.hold.user_id,
+        "hold_id": settled.hold.hold_id,
+        "captured": settled.captured,
+        "released": settled.released,
+        "replayed": settled.replayed,
+        "actor": actor,
+    }
 
 
 def _log_fields(receipt: ledger.Receipt, actor: str) -> dict[str, Any]:

@@ -73,7 +73,11 @@ def api_schema(stack: DevStackProcess) -> schemathesis.BaseSchema:
 
 def documented_path(path: str) -> str:
     """The template's path as the document names it: Powertools names the parameter after the handler's."""
-    return path.replace("{sessionId}", "{session_id}").replace("{userId}", "{user_id}")
+    return (
+        path.replace("{sessionId}", "{session_id}")
+        .replace("{userId}", "{user_id}")
+        .replace("{holdId}", "{hold_id}")
+    )
 
 
 # Each route with valid and with invalid input; GET /api/packs takes none, so nothing to make invalid.

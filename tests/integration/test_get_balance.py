@@ -36,6 +36,8 @@ def test_a_new_user_has_a_zero_balance_and_no_history() -> None:
         "userId": "newcomer",
         "currency": "usd",
         "balance": 0,
+        "held": 0,
+        "available": 0,
         "transactions": [],
         "nextCursor": None,
     }

@@ -4,10 +4,12 @@ Hypothesis plays Stripe: customers pay (through the real checkout handler and th
 payments are refunded in part or in full, refunds fail at the bank, banks open inquiries that close or
 escalate, chargebacks are won, lost, appealed and won on appeal. Each of those moves queues the events
 Stripe would send, each carrying the object as it was then. Deliveries are any of them, any number of
-times, in any order, through the webhook (signed) or the sweep's path (`stripe_events.act_on`); spends
-and adjustments run between them. After every step each balance is the sum of its rows and no payment
-lost more than it bought; at the end, once everything has been delivered, every balance is what a small
-reference model of the customers' true positions says.
+times, in any order, through the webhook (signed) or the sweep's path (`stripe_events.act_on`); spends,
+adjustments and holds (made, captured, released, expired by their time on a clock the machine moves, by
+the minute's sweep or by a settlement that meets them) run between them. After every step each balance
+(`available + held`) is the sum of its rows, `held` is the sum of the active holds, no hold is settled
+twice and no payment lost more than it bought; at the end, once everything has been delivered, every
+balance is what a small reference model of the customers' true positions says.
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ from devstack.dynamodb import DynamoDBServer
 from devstack.stripe_emulator import StripeEmulator
 from tests.checkout_flow import deliver, start_checkout
 from tests.conftest import TABLE_NAMES
-from wallet import ledger, stripe_events
-from wallet.errors import DepositNotRecordedError, InsufficientCreditsError
-from wallet.models import CreditTransaction
+from wallet import holds, ledger, stripe_events
+from wallet.errors import DepositNotRecordedError, HoldNotActiveError, InsufficientCreditsError
+from wallet.models import CreditBalance, CreditTransaction
 from wallet.payments import Event
 
 USERS = ("alice", "bob")
@@ -124,8 +126,18 @@ def event(kind: str, data_object: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@dataclass
+class Hold:
+    user: str
+    hold_id: str
+    amount: int
+    expires_at: int
+    state: str = "active"
+
+
 class Ledger(RuleBasedStateMachine):
     payments = Bundle("payments")
+    holds = Bundle("holds")
 
     def __init__(self) -> None:
         super().__init__()
@@ -134,7 +146,14 @@ class Ledger(RuleBasedStateMachine):
         self.numbers = itertools.count()
         self.paid: list[Payment] = []
         self.moved = dict.fromkeys(USERS, 0)
-        """Spends and adjustments that went through, per user."""
+        """Spends, captures and adjustments that went through, per user."""
+        self.now = time.time()
+        self.made: list[Hold] = []
+        # The minute's sweep has run up to now, as the deployed schedule does from the start.
+        holds._save_checkpoint(int(self.now) // 60 - 1)
+
+    def clock(self) -> float:
+        return self.now
 
     # -- Stripe's side -------------------------------------------------------------------------------
 
@@ -236,7 +255,7 @@ class Ledger(RuleBasedStateMachine):
 
     @rule(user=st.sampled_from(USERS), amount=st.integers(min_value=1, max_value=6000))
     def spend(self, user: str, amount: int) -> None:
-        before = ledger.get_balance(user)
+        before = ledger.balances(user)
         try:
             receipt = ledger.spend(
                 user,
@@ -247,11 +266,101 @@ class Ledger(RuleBasedStateMachine):
                 currency="usd",
             )
         except InsufficientCreditsError:
-            assert before < amount
+            assert before.available < amount
             return
-        assert before >= amount, "a spend overdrew"
-        assert receipt.balance == before - amount
+        assert before.available >= amount, "a spend overdrew"
+        assert receipt.balance == before.balance - amount
         self.moved[user] -= amount
+
+    @rule(
+        target=holds,
+        user=st.sampled_from(USERS),
+        amount=st.integers(min_value=1, max_value=6000),
+        seconds=st.integers(min_value=1, max_value=600),
+    )
+    def hold(self, user: str, amount: int, seconds: int) -> Hold | None:
+        before = ledger.balances(user)
+        try:
+            made = holds.create_hold(
+                user,
+                amount,
+                expires_in=seconds,
+                idempotency_key=f"h{next(self.numbers)}",
+                description=None,
+                actor=SERVICE,
+                currency="usd",
+                now=self.clock,
+            )
+        except InsufficientCreditsError:
+            assert before.available < amount
+            return None
+        assert before.available >= amount, "a hold overdrew"
+        assert made.balances.balance == before.balance
+        self.made.append(Hold(user, made.hold.hold_id, amount, made.hold.expires_at))
+        return self.made[-1]
+
+    @rule(held=holds, part=st.integers(min_value=1, max_value=6000), capture=st.booleans())
+    def settle(self, held: Hold | None, part: int, capture: bool) -> None:
+        """A capture of part of it (at most what it holds), or a release: once, or 409 with its state."""
+        if held is None:
+            return
+        key = f"s{next(self.numbers)}"
+        amount = min(part, held.amount)
+        expected = held.state
+        if held.state == "active" and held.expires_at <= self.now:
+            expected = "expired"
+        try:
+            if capture:
+                holds.capture_hold(
+                    held.user,
+                    held.hold_id,
+                    amount,
+                    idempotency_key=key,
+                    actor=SERVICE,
+                    currency="usd",
+                    now=self.clock,
+                )
+            else:
+                holds.release_hold(
+                    held.user,
+                    held.hold_id,
+                    idempotency_key=key,
+                    actor=SERVICE,
+                    currency="usd",
+                    now=self.clock,
+                )
+        except HoldNotActiveError as refused:
+            told = refused.state
+        else:
+            told = None
+        if told is not None:
+            assert told == expected != "active"
+            held.state = expected
+            return
+        assert expected == "active", f"a {held.state} hold was settled again"
+        held.state = "captured" if capture else "released"
+        if capture:
+            self.moved[held.user] -= amount
+
+    @rule(seconds=st.integers(min_value=1, max_value=120))
+    def time_passes(self, seconds: int) -> None:
+        self.now += seconds
+
+    @rule(by_sweep=st.booleans(), held=holds)
+    def expire(self, by_sweep: bool, held: Hold | None) -> None:
+        """The minute's sweep, or one hold's expiry: only what is past its time, once."""
+        due = [h for h in self.made if h.state == "active" and h.expires_at <= self.now]
+        if by_sweep:
+            report = holds.expire_due(currency="usd", now=self.clock)
+            assert (report.expired, report.failed) == (len(due), 0)
+        else:
+            if held is None:
+                return
+            expired = holds.expire_hold(held.user, held.hold_id, currency="usd", now=self.clock)
+            assert expired == (held in due)
+            due = [held] if expired else []
+        for each in due:
+            each.state = "expired"
 
     @rule(user=st.sampled_from(USERS), amount=st.integers(min_value=-2000, max_value=2000).filter(bool))
     def adjust(self, user: str, amount: int) -> None:
@@ -274,6 +383,13 @@ class Ledger(RuleBasedStateMachine):
         for user in USERS:
             rows = list(CreditTransaction.query(user, consistent_read=True))
             assert ledger.get_balance(user) == sum(int(row.amount) for row in rows)
+            try:
+                held = int(CreditBalance.get(user, consistent_read=True).held or 0)
+            except CreditBalance.DoesNotExist:
+                held = 0
+            assert held == sum(h.amount for h in self.made if h.user == user and h.state == "active")
+            ends = [row.hold_id for row in rows if row.hold_id and row.type != "hold"]
+            assert len(ends) == len(set(ends)), "a hold was settled twice"
             deposits = [row.transaction_id for row in rows if row.type == "deposit"]
             assert len(deposits) == len(set(deposits)), "a payment was credited twice"
             for row in rows:

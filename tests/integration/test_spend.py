@@ -127,7 +127,10 @@ def test_the_service_balance_route() -> None:
 
     response = invoke(spend_handler, request("balance", "alice", key=None))
 
-    assert (response.status, response.body) == (200, {"userId": "alice", "currency": "usd", "balance": 700})
+    assert (response.status, response.body) == (
+        200,
+        {"userId": "alice", "currency": "usd", "balance": 700, "held": 0, "available": 700},
+    )
 
 
 BAD_SPENDS: list[tuple[str, Any, str]] = [

@@ -62,6 +62,9 @@ SERVICE_ROUTES = {
     "POST /api/users/{userId}/spend",
     "GET /api/users/{userId}/balance",
     "POST /api/users/{userId}/adjustments",
+    "POST /api/users/{userId}/holds",
+    "POST /api/users/{userId}/holds/{holdId}/capture",
+    "POST /api/users/{userId}/holds/{holdId}/release",
 }
 
 
@@ -200,6 +203,7 @@ FIND_CUSTOMER = {("dynamodb:Query", "CreditBalanceTable/byStripeCustomer")}
             | AUTO_TOP_UP_STATE
             | FIND_CUSTOMER
             | {
+                ("dynamodb:Query", "CreditGuardTable/activeHolds"),
                 ("dynamodb:Scan", "CreditBalanceTable"),
                 ("dynamodb:GetItem", "CreditBalanceTable"),
                 ("dynamodb:Query", "CreditTransactionTable"),
@@ -459,10 +463,19 @@ def resource_policy() -> dict[str, dict[str, Any]]:
         ("SpendsOnlyFromServiceCallers", "POST/api/users/*/spend", "${ServiceCallerArns}"),
         ("AdjustmentsOnlyFromOperators", "POST/api/users/*/adjustments", "${OperatorArns}"),
         ("BalancesOnlyFromEither", "GET/api/users/*/balance", "${ServiceCallerArns},${OperatorArns}"),
+        (
+            "HoldsOnlyFromServiceCallers",
+            [
+                "POST/api/users/*/holds",
+                "POST/api/users/*/holds/*/capture",
+                "POST/api/users/*/holds/*/release",
+            ],
+            "${ServiceCallerArns}",
+        ),
     ],
 )
 def test_the_service_apis_policy_refuses_every_principal_not_listed_for_the_route(
-    sid: str, route: str, lists: str
+    sid: str, route: str | list[str], lists: str
 ) -> None:
     statement = resource_policy()[sid]
     [(operator, condition)] = statement["Condition"].items()
@@ -473,7 +486,9 @@ def test_the_service_apis_policy_refuses_every_principal_not_listed_for_the_rout
         "*",
         "execute-api:Invoke",
     )
-    assert statement["Resource"] == f"execute-api:/*/{route}"
+    routes = route if isinstance(route, list) else [route]
+    resource = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+    assert resource == [f"execute-api:/*/{one}" for one in routes]
     assert operator == "StringNotEquals"
     assert listed == ({"Ref": lists[2:-1]} if "," not in lists else {"Fn::Sub": lists})
     assert set(service_routes()) == SERVICE_ROUTES
@@ -818,6 +833,10 @@ def test_ledger_write_attributes_are_what_the_ledger_writes(policy: str) -> None
     from wallet import ledger
 
     balance = names_set_by(ledger._balance_actions(1, "usd", "2026-12-04T00:00:00Z"))
+    if policy == "LedgerChangePolicy":
+        from wallet import holds
+
+        balance |= names_set_by(holds._unhold_actions(1, 1, "usd", "2026-12-04T00:00:00Z"))
 
     assert attributes_of(policy, "dynamodb:PutItem", "CreditTransactionTable") == model_attributes(
         CreditTransaction
@@ -859,4 +878,4 @@ def test_auto_top_up_state_is_every_balance_attribute_but_the_money() -> None:
     covers the names of condition expressions too), never the balance itself."""
     listed = attributes_of("AutoTopUpStatePolicy", "dynamodb:UpdateItem", "CreditBalanceTable")
 
-    assert listed == model_attributes(CreditBalance) - {"balance", "currency"}
+    assert listed == model_attributes(CreditBalance) - {"balance", "held", "currency"}

@@ -185,8 +185,8 @@ def _check(user: _UserCheck, report: AuditReport, read: Callable[[int], None]) -
 
 
 def _owned(balance: CreditBalance) -> int:
-    """What the user's rows must add up to."""
-    return int(balance.balance)
+    """What the user's rows must add up to: what may be spent and what active holds keep aside."""
+    return int(balance.balance) + int(balance.held or 0)
 
 
 def _balance(user_id: str) -> int:

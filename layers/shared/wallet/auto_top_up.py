@@ -404,6 +404,7 @@ def may_need_top_up(item: Mapping[str, Any], now: float | None = None) -> bool:
     resumes_at = item.get("autoTopUpResumesAt")
     if resumes_at is not None and int(resumes_at) > (time.time() if now is None else now):
         return False  # paused at the daily limit, and saying until when
+    # The stored balance is what may be spent now, active holds left out: a hold makes a dip as a spend does.
     return int(item.get("balance") or 0) < int(item.get("autoTopUpThreshold") or 0)
 
 

@@ -29,11 +29,28 @@ class InvalidEventError(ValueError):
 
 
 class InsufficientCreditsError(ValueError):
-    """A spend larger than the balance; nothing was taken."""
+    """A spend or a hold larger than the available balance (the balance less its active holds); nothing
+    was taken."""
 
-    def __init__(self, balance: int) -> None:
-        super().__init__(f"The balance of {balance} does not cover this spend.")
-        self.balance = balance
+    def __init__(self, available: int, held: int = 0) -> None:
+        what = "balance" if not held else f"available balance (the balance less {held} held)"
+        super().__init__(f"The {what} of {available} does not cover this.")
+        self.balance = available + held
+        self.available = available
+
+
+class HoldNotFoundError(LookupError):
+    """No hold with that id exists for this user."""
+
+
+class HoldNotActiveError(ValueError):
+    """A capture or release of a hold already settled: captured, released or expired. `hold` describes it
+    as the API answers it."""
+
+    def __init__(self, state: str, hold: dict[str, object]) -> None:
+        super().__init__(f"This hold is {state}; it cannot be settled again.")
+        self.state = state
+        self.hold = hold
 
 
 class IdempotencyKeyReusedError(ValueError):

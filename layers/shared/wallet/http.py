@@ -28,6 +28,8 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_proxy_event import
 from wallet.errors import (
     CheckoutSessionNotFoundError,
     DepositNotRecordedError,
+    HoldNotActiveError,
+    HoldNotFoundError,
     IdempotencyKeyReusedError,
     InsufficientCreditsError,
     InvalidAmountError,
@@ -101,6 +103,8 @@ STATUS: dict[type[Exception], tuple[HTTPStatus, str]] = {
     InvalidPageError: (HTTPStatus.BAD_REQUEST, "invalid_page"),
     InvalidEventError: (HTTPStatus.BAD_REQUEST, "invalid_event"),
     CheckoutSessionNotFoundError: (HTTPStatus.NOT_FOUND, "not_found"),
+    HoldNotFoundError: (HTTPStatus.NOT_FOUND, "hold_not_found"),
+    HoldNotActiveError: (HTTPStatus.CONFLICT, "hold_not_active"),
     PaymentsUnavailableError: (HTTPStatus.BAD_GATEWAY, "stripe_unavailable"),
     TooManyLookupsError: (HTTPStatus.TOO_MANY_REQUESTS, "too_many_lookups"),
     TooManyCheckoutsError: (HTTPStatus.TOO_MANY_REQUESTS, "too_many_checkouts"),
@@ -120,6 +124,7 @@ MESSAGES: dict[type[Exception], str] = {
     InvalidUserError: "The user id in the path must be 1 to 255 printable ASCII characters, without spaces "
     'or any of " # / ? \\ `.',
     CheckoutSessionNotFoundError: "No such checkout session.",
+    HoldNotFoundError: "No such hold for this user.",
     TooManyLookupsError: "Too many checkout sessions looked up this hour; try again later.",
     TooManyCheckoutsError: "Too many checkouts opened this hour; try again later.",
     TooManyCardSetupsError: "Too many cards set up this hour; try again later.",
@@ -164,7 +169,11 @@ def _answer_in_one_shape(app: ApiGatewayResolver) -> None:
         status, code = next(STATUS[kind] for kind in type(exc).__mro__ if kind in STATUS)
         if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
             logger.exception("request failed", extra={"error_code": code})
-        details = {"balance": exc.balance} if isinstance(exc, InsufficientCreditsError) else {}
+        details: dict[str, Any] = {}
+        if isinstance(exc, InsufficientCreditsError):
+            details = {"balance": exc.balance, "available": exc.available}
+        elif isinstance(exc, HoldNotActiveError):
+            details = {"hold": exc.hold}
         return error(status, code, MESSAGES.get(type(exc), str(exc)), **details)
 
     def unexpected(exc: Exception) -> Response[str]:

@@ -50,6 +50,11 @@ INQUIRY_CLOSED = "inquiry_closed"
 DISPUTE = "dispute"
 DISPUTE_WON = "dispute_won"
 ADJUSTMENT = "adjustment"
+# A hold's rows move nothing: the credits go from `balance` to `held` and back (wallet.holds); a capture
+# is a `spend`.
+HOLD = "hold"
+HOLD_RELEASED = "hold_released"
+HOLD_EXPIRED = "hold_expired"
 ROW_TYPES = (
     DEPOSIT,
     SPEND,
@@ -60,6 +65,9 @@ ROW_TYPES = (
     DISPUTE,
     DISPUTE_WON,
     ADJUSTMENT,
+    HOLD,
+    HOLD_RELEASED,
+    HOLD_EXPIRED,
 )
 
 DEFAULT_PAGE_SIZE = 20
@@ -87,6 +95,9 @@ class Transaction:
     payment_id: str | None
     created_at: str
     description: str | None = None
+    hold_id: str | None = None
+    reserved: int | None = None
+    """What the hold a row belongs to held."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +110,18 @@ class Page:
 class Statement:
     balance: int
     page: Page
+    held: int = 0
+    available: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Balances:
+    """The user's balance (what they own: the sum of their rows), what active holds keep of it, and what
+    may be spent now (`available`, the stored `balance`)."""
+
+    balance: int
+    held: int
+    available: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,7 +290,9 @@ def _keyed_change(
             f"This adjustment would take the balance of {held.get('balance', {}).get('N', 0)} outside "
             f"-{MAX_AMOUNT} to {MAX_AMOUNT} minor units; nothing changed."
         )
-    raise InsufficientCreditsError(int(held.get("balance", {}).get("N", 0)))
+    raise InsufficientCreditsError(
+        int(held.get("balance", {}).get("N", 0)), int(held.get("held", {}).get("N", 0))
+    )
 
 
 def _within_bound(amount: int) -> Any:
@@ -487,19 +512,27 @@ def _key_guard_id(actor: str, idempotency_key: str) -> str:
     return f"key#{caller}#{idempotency_key}"
 
 
-def _fingerprint(kind: str, amount: int, description: str | None) -> str:
+def _fingerprint(kind: str, amount: int, description: str | None, *more: object) -> str:
     """What makes two requests with one Idempotency-Key the same request."""
-    return hashlib.sha256(json.dumps([kind, amount, description]).encode()).hexdigest()
+    return hashlib.sha256(json.dumps([kind, amount, description, *more]).encode()).hexdigest()
 
 
 def get_balance(user_id: str) -> int:
-    """The user's balance in minor units; 0 for a user who never topped up."""
+    """The user's balance in minor units, what they own (active holds included): the sum of their rows;
+    0 for a user who never topped up."""
+    return balances(user_id).balance
+
+
+def balances(user_id: str) -> Balances:
+    """The user's balance, held and available, in one read."""
     try:
-        return int(CreditBalance.get(user_id, consistent_read=True).balance)
+        item = CreditBalance.get(user_id, consistent_read=True)
     except DoesNotExist:
-        return 0
+        return Balances(0, 0, 0)
     except PynamoDBException as exc:
         raise LedgerUnavailableError("the ledger could not read the balance") from exc
+    available, held = int(item.balance), int(item.held or 0)
+    return Balances(available + held, held, available)
 
 
 def list_transactions(user_id: str, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None) -> Page:
@@ -524,7 +557,8 @@ def list_transactions(user_id: str, limit: int = DEFAULT_PAGE_SIZE, cursor: str 
 def statement(user_id: str, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None) -> Statement:
     """The balance and one page of history: the two reads the balance page needs."""
     page = list_transactions(user_id, limit, cursor)
-    return Statement(get_balance(user_id), page)
+    now = balances(user_id)
+    return Statement(now.balance, page, now.held, now.available)
 
 
 def _transaction(row: CreditTransaction) -> Transaction:
@@ -536,6 +570,8 @@ def _transaction(row: CreditTransaction) -> Transaction:
         payment_id=row.payment_id,
         created_at=row.created_at,
         description=row.description,
+        hold_id=row.hold_id,
+        reserved=None if row.reserved is None else int(row.reserved),
     )
 
 

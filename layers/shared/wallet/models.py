@@ -61,7 +61,10 @@ class CreditBalance(_LedgerModel):
         table_name = tables().balance_table
 
     user_id = UnicodeAttribute(hash_key=True, attr_name="userId")
+    # Available: what may be spent now. The user's balance is this plus `held`.
     balance = NumberAttribute(default=0)
+    # The sum of the user's active holds (wallet.holds); absent on items written before holds: 0.
+    held = NumberAttribute(null=True)
     currency = UnicodeAttribute(null=True)
     updated_at = UnicodeAttribute(attr_name="updatedAt", null=True)
 
@@ -146,16 +149,33 @@ class CreditTransaction(_LedgerModel):
     description = UnicodeAttribute(null=True)
     # Who made the change: a service's or an operator's IAM ARN.
     actor = UnicodeAttribute(null=True)
+    # A hold's rows (its `hold`, its capture's `spend`, its release or expiry): the hold and what it held.
+    hold_id = UnicodeAttribute(attr_name="holdId", null=True)
+    reserved = NumberAttribute(null=True)
     created_at = UnicodeAttribute(attr_name="createdAt")
 
     deposits_by_payment_intent = DepositsByPaymentIntent()
     deposits_by_session = DepositsBySession()
 
 
+# pynamodb declares Index.__init_subclass__ without types.
+class ActiveHolds(GlobalSecondaryIndex["CreditGuard"]):  # type: ignore[no-untyped-call]
+    """Sparse: only active holds carry `expiryBucket` (their expiry minute and a shard), so the expiry
+    sweep reads one minute's holds in a few queries and never a settled one."""
+
+    class Meta:
+        index_name = "activeHolds"
+        projection = KeysOnlyProjection()
+
+    expiry_bucket = UnicodeAttribute(hash_key=True, attr_name="expiryBucket")
+    hold_expires_at = NumberAttribute(range_key=True, attr_name="holdExpiresAt")
+
+
 class CreditGuard(_LedgerModel):
     """The exactly-once guard of a balance change whose row id cannot be its cause, written in the same
     transaction as the row: `key#<caller>#<Idempotency-Key>` holds a service call's first answer;
-    `payment#<id>` holds what refunds and disputes have done to a payment so far."""
+    `payment#<id>` holds what refunds and disputes have done to a payment so far; `hold#<id>` is a hold
+    (wallet.holds) and its state: active until captured, released or expired, once."""
 
     class Meta:
         table_name = tables().guard_table
@@ -174,5 +194,13 @@ class CreditGuard(_LedgerModel):
     # Guards written before refunds and disputes were kept per id: credits refunded and disputed.
     refunded = NumberAttribute(null=True)
     disputed = NumberAttribute(null=True)
+    # Holds: the amount held is `amount`, `state` is active, captured, released or expired.
+    captured = NumberAttribute(null=True)
+    description = UnicodeAttribute(null=True)
+    actor = UnicodeAttribute(null=True)
+    hold_expires_at = NumberAttribute(attr_name="holdExpiresAt", null=True)
+    expiry_bucket = UnicodeAttribute(attr_name="expiryBucket", null=True)
     created_at = UnicodeAttribute(attr_name="createdAt", null=True)
     expires_at = TTLAttribute(attr_name="expiresAt", null=True)
+
+    active_holds = ActiveHolds()

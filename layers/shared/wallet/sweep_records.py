@@ -5,14 +5,17 @@ those items (`dynamodb:LeadingKeys`):
 - `checkpoint`: the last event of Stripe's log the sweep acted on, and when Stripe made it;
 - `walk#back`: on the first run, how far back the walk to the oldest event has gone;
 - `failed#<event id>`: an event whose replay failed, retried by every run until it succeeds or Stripe
-  forgets it (30 days, when the row expires too).
+  forgets it (30 days, when the row expires too);
+- `holds#checkpoint`: the last minute whose expiring holds the minute's hold sweep has all settled
+  (wallet.holds).
 """
 
 from __future__ import annotations
 
 from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute
+from pynamodb.connection import TableConnection
 
-from wallet.models import _LedgerModel
+from wallet.models import CreditGuard, _LedgerModel
 from wallet.settings import tables
 
 SWEEP_KEY = "#sweep"
@@ -33,5 +36,14 @@ class SweepRecord(_LedgerModel):
     # The failure's kind (an exception class name): never a message, which could carry data.
     reason = UnicodeAttribute(null=True)
     attempts = NumberAttribute(null=True)
+    # The holds' checkpoint: a minute, as Unix seconds // 60.
+    swept_minute = NumberAttribute(attr_name="sweptMinute", null=True)
     updated_at = UnicodeAttribute(attr_name="updatedAt", null=True)
     expires_at = TTLAttribute(attr_name="expiresAt", null=True)
+
+    @classmethod
+    def _get_connection(cls) -> TableConnection:
+        # The shared connection keeps the first schema it is given per table: the guard table's must be
+        # CreditGuard's, with its index of active holds, whichever of the two is used first.
+        CreditGuard._get_connection()
+        return super()._get_connection()

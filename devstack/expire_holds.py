@@ -1,0 +1,38 @@
+"""`make expire-holds`: expire every hold of the running local stack that is past its time, now.
+
+On AWS the reconcile function does this every minute (`{"task": "holds"}`); the local stack runs no
+schedules, so this runs the same sweep on demand, against the DynamoDB and tables `make run` leaves in
+.devstack/run.json (or those the environment names, as `make audit` does).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> int:
+    run_file = Path(os.environ.get("DEVSTACK_RUN_FILE") or ROOT / ".devstack" / "run.json")
+    if run_file.is_file():
+        os.environ.update(json.loads(run_file.read_text(encoding="utf-8"))["environment"])
+    from wallet import holds, settings
+    from wallet.settings import SettingsError
+
+    try:
+        report = holds.expire_due(currency=settings.price_list().currency)
+    except SettingsError as exc:
+        print(f"Cannot sweep holds: {exc}. Start `make run` first, or set the table names.", file=sys.stderr)
+        return 2
+    held = f"{report.expired} hold" + ("" if report.expired == 1 else "s")
+    print(f"Expired {held} past their time; swept every minute up to {report.swept_until or 'none yet'}.")
+    for failure in report.failures:
+        print(f"  could not expire {failure}; run again")
+    return 1 if report.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
