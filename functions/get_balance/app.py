@@ -22,15 +22,22 @@ snapstart.register(snapstart.prime_ledger)
 # OpenAPI only: what the routes answer, documented without validating anything at run time.
 STATEMENT = {
     "type": "object",
-    "required": ["userId", "currency", "balance", "transactions", "nextCursor"],
+    "required": ["userId", "currency", "balance", "held", "available", "transactions", "nextCursor"],
     "additionalProperties": False,
     "properties": {
         "userId": {"type": "string"},
         "currency": {"type": "string", "description": "ISO 4217, lower case"},
         "balance": {
             "type": "integer",
-            "description": "In minor units of the currency; below zero when a refund took back spent credits",
+            "description": "What the user owns, in minor units of the currency, holds included: `available` "
+            "+ `held`; below zero when a refund took back spent credits",
         },
+        "held": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Reserved by active holds (usage in progress): not spendable until released",
+        },
+        "available": {"type": "integer", "description": "What may be spent now: `balance` - `held`"},
         "transactions": {
             "type": "array",
             "description": "Newest first",
@@ -49,9 +56,19 @@ STATEMENT = {
                     },
                     "description": {
                         "type": ["string", "null"],
-                        "description": "A spend's description, an adjustment's reason",
+                        "description": "A spend's or a hold's description, an adjustment's reason",
                     },
                     "createdAt": {"type": "string", "format": "date-time"},
+                    "holdId": {
+                        "type": "string",
+                        "description": "Rows of a hold only: its reservation, release or expiry, or its "
+                        "capture's spend",
+                    },
+                    "reserved": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "description": "Rows of a hold only: the amount the hold reserved",
+                    },
                 },
             },
         },
@@ -100,20 +117,29 @@ def balance() -> dict[str, Any]:
         "userId": user,
         "currency": settings.price_list().currency,
         "balance": statement.balance,
-        "transactions": [
-            {
-                "id": t.id,
-                "type": t.type,
-                "amount": t.amount,
-                "source": t.source,
-                "paymentId": t.payment_id,
-                "description": t.description,
-                "createdAt": t.created_at,
-            }
-            for t in statement.page.transactions
-        ],
+        "held": statement.held,
+        "available": statement.available,
+        "transactions": [_row(t) for t in statement.page.transactions],
         "nextCursor": statement.page.next_cursor,
     }
+
+
+def _row(t: ledger.Transaction) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "id": t.id,
+        "type": t.type,
+        "amount": t.amount,
+        "source": t.source,
+        "paymentId": t.payment_id,
+        "description": t.description,
+        "createdAt": t.created_at,
+    }
+    # Only a hold's rows carry these, so every other row keeps the shape it always had.
+    if t.hold_id is not None:
+        row["holdId"] = t.hold_id
+    if t.reserved is not None:
+        row["reserved"] = t.reserved
+    return row
 
 
 @app.get(

@@ -50,6 +50,10 @@ INQUIRY_CLOSED = "inquiry_closed"
 DISPUTE = "dispute"
 DISPUTE_WON = "dispute_won"
 ADJUSTMENT = "adjustment"
+# A hold's rows move nothing (amount 0): credits go from available to held and back; a capture is a spend.
+HOLD = "hold"
+HOLD_RELEASED = "hold_released"
+HOLD_EXPIRED = "hold_expired"
 ROW_TYPES = (
     DEPOSIT,
     SPEND,
@@ -60,6 +64,9 @@ ROW_TYPES = (
     DISPUTE,
     DISPUTE_WON,
     ADJUSTMENT,
+    HOLD,
+    HOLD_RELEASED,
+    HOLD_EXPIRED,
 )
 
 DEFAULT_PAGE_SIZE = 20
@@ -87,6 +94,9 @@ class Transaction:
     payment_id: str | None
     created_at: str
     description: str | None = None
+    # Rows of a hold: its id, and the amount it reserved.
+    hold_id: str | None = None
+    reserved: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +107,16 @@ class Page:
 
 @dataclass(frozen=True, slots=True)
 class Statement:
-    balance: int
+    """What the user may spend now, what active holds keep aside, and one page of history."""
+
+    available: int
+    held: int
     page: Page
+
+    @property
+    def balance(self) -> int:
+        """What the user owns: the sum of their rows."""
+        return self.available + self.held
 
 
 @dataclass(frozen=True, slots=True)
@@ -524,7 +542,13 @@ def list_transactions(user_id: str, limit: int = DEFAULT_PAGE_SIZE, cursor: str 
 def statement(user_id: str, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None) -> Statement:
     """The balance and one page of history: the two reads the balance page needs."""
     page = list_transactions(user_id, limit, cursor)
-    return Statement(get_balance(user_id), page)
+    try:
+        item = CreditBalance.get(user_id, consistent_read=True)
+    except DoesNotExist:
+        return Statement(0, 0, page)
+    except PynamoDBException as exc:
+        raise LedgerUnavailableError("the ledger could not read the balance") from exc
+    return Statement(int(item.balance), int(item.held or 0), page)
 
 
 def _transaction(row: CreditTransaction) -> Transaction:
@@ -536,6 +560,8 @@ def _transaction(row: CreditTransaction) -> Transaction:
         payment_id=row.payment_id,
         created_at=row.created_at,
         description=row.description,
+        hold_id=row.hold_id,
+        reserved=None if row.reserved is None else int(row.reserved),
     )
 
 

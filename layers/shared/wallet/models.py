@@ -62,6 +62,8 @@ class CreditBalance(_LedgerModel):
 
     user_id = UnicodeAttribute(hash_key=True, attr_name="userId")
     balance = NumberAttribute(default=0)
+    # The sum of the user's active holds, kept aside from `balance`; absent means 0.
+    held = NumberAttribute(null=True)
     currency = UnicodeAttribute(null=True)
     updated_at = UnicodeAttribute(attr_name="updatedAt", null=True)
 
@@ -147,6 +149,9 @@ class CreditTransaction(_LedgerModel):
     # Who made the change: a service's or an operator's IAM ARN.
     actor = UnicodeAttribute(null=True)
     created_at = UnicodeAttribute(attr_name="createdAt")
+    # A hold's rows (reserved, captured, released, expired): the hold, and the amount it reserved.
+    hold_id = UnicodeAttribute(attr_name="holdId", null=True)
+    reserved = NumberAttribute(null=True)
 
     deposits_by_payment_intent = DepositsByPaymentIntent()
     deposits_by_session = DepositsBySession()
