@@ -1,8 +1,10 @@
-"""The history and the balance once the ledger holds more than top-ups: spends, adjustments, refunds and
-chargebacks, each with its label, its sign and its reason, and a negative balance that says why.
+"""The history and the balance once the ledger holds more than top-ups: spends, holds, adjustments,
+refunds and chargebacks, each with its label, its sign and its reason, a balance with what holds reserve
+beside what is left to spend, and a negative balance that says why.
 
 The rows are written into the running stack's ledger by `wallet.ledger` itself, in this process, the way
-the webhook and the service routes write them there."""
+the webhook and the service routes write them there; a hold's rows and its balance update are written as
+the hold routes write them, in one transaction."""
 
 from __future__ import annotations
 
