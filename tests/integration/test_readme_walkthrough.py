@@ -80,6 +80,17 @@ def test_the_readme_leads_from_sign_in_to_a_spend_signed_by_curl(tmp_path: Path)
     assert (answer["userId"], answer["amount"], answer["balance"]) == ("alice", 250, 4750), run.stdout
 
 
+def test_the_readme_hold_example_is_marked_and_its_python_compiles() -> None:
+    # Until the hold routes exist the example cannot run; its marks and its Python are checked meanwhile.
+    python, shell = hold_blocks()
+
+    compile(python, "README.md hold example", "exec")
+    for block in (python, shell):
+        assert "/api/users/alice/holds" in block
+        assert "/capture" in block
+        assert "http://127.0.0.1:3000" in block, "the stack's address is swapped in for make run's"
+
+
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 @pytest.mark.skipif(
     not HOLD_ROUTES.issubset(f"{route.method} {route.path}" for route in routes()),
