@@ -29,15 +29,10 @@ STATEMENT = {
         "currency": {"type": "string", "description": "ISO 4217, lower case"},
         "balance": {
             "type": "integer",
-            "description": "What the user owns, in minor units of the currency, holds included: `available` "
-            "+ `held`; below zero when a refund took back spent credits",
+            "description": "In minor units of the currency; below zero when a refund took back spent credits",
         },
-        "held": {
-            "type": "integer",
-            "minimum": 0,
-            "description": "Reserved by active holds (usage in progress): not spendable until released",
-        },
-        "available": {"type": "integer", "description": "What may be spent now: `balance` - `held`"},
+        "held": {"type": "integer", "description": "What active holds keep of the balance"},
+        "available": {"type": "integer", "description": "What may be spent now: the balance less `held`"},
         "transactions": {
             "type": "array",
             "description": "Newest first",
@@ -56,19 +51,11 @@ STATEMENT = {
                     },
                     "description": {
                         "type": ["string", "null"],
-                        "description": "A spend's or a hold's description, an adjustment's reason",
+                        "description": "A spend's description, an adjustment's reason",
                     },
                     "createdAt": {"type": "string", "format": "date-time"},
-                    "holdId": {
-                        "type": "string",
-                        "description": "Rows of a hold only: its reservation, release or expiry, or its "
-                        "capture's spend",
-                    },
-                    "reserved": {
-                        "type": "integer",
-                        "minimum": 1,
-                        "description": "Rows of a hold only: the amount the hold reserved",
-                    },
+                    "holdId": {"type": "string", "description": "A hold's rows: the hold"},
+                    "reserved": {"type": "integer", "description": "A hold's rows: what the hold held"},
                 },
             },
         },
@@ -119,27 +106,21 @@ def balance() -> dict[str, Any]:
         "balance": statement.balance,
         "held": statement.held,
         "available": statement.available,
-        "transactions": [_row(t) for t in statement.page.transactions],
+        "transactions": [
+            {
+                "id": t.id,
+                "type": t.type,
+                "amount": t.amount,
+                "source": t.source,
+                "paymentId": t.payment_id,
+                "description": t.description,
+                "createdAt": t.created_at,
+            }
+            | ({"holdId": t.hold_id, "reserved": t.reserved} if t.hold_id else {})
+            for t in statement.page.transactions
+        ],
         "nextCursor": statement.page.next_cursor,
     }
-
-
-def _row(t: ledger.Transaction) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "id": t.id,
-        "type": t.type,
-        "amount": t.amount,
-        "source": t.source,
-        "paymentId": t.payment_id,
-        "description": t.description,
-        "createdAt": t.created_at,
-    }
-    # Only a hold's rows carry these, so every other row keeps the shape it always had.
-    if t.hold_id is not None:
-        row["holdId"] = t.hold_id
-    if t.reserved is not None:
-        row["reserved"] = t.reserved
-    return row
 
 
 @app.get(

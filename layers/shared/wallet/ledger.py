@@ -50,7 +50,8 @@ INQUIRY_CLOSED = "inquiry_closed"
 DISPUTE = "dispute"
 DISPUTE_WON = "dispute_won"
 ADJUSTMENT = "adjustment"
-# A hold's rows move nothing (amount 0): credits go from available to held and back; a capture is a spend.
+# A hold's rows move nothing: the credits go from `balance` to `held` and back (wallet.holds); a capture
+# is a `spend`.
 HOLD = "hold"
 HOLD_RELEASED = "hold_released"
 HOLD_EXPIRED = "hold_expired"
@@ -94,9 +95,9 @@ class Transaction:
     payment_id: str | None
     created_at: str
     description: str | None = None
-    # Rows of a hold: its id, and the amount it reserved.
     hold_id: str | None = None
     reserved: int | None = None
+    """What the hold a row belongs to held."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,16 +108,20 @@ class Page:
 
 @dataclass(frozen=True, slots=True)
 class Statement:
-    """What the user may spend now, what active holds keep aside, and one page of history."""
-
-    available: int
-    held: int
+    balance: int
     page: Page
+    held: int = 0
+    available: int = 0
 
-    @property
-    def balance(self) -> int:
-        """What the user owns: the sum of their rows."""
-        return self.available + self.held
+
+@dataclass(frozen=True, slots=True)
+class Balances:
+    """The user's balance (what they own: the sum of their rows), what active holds keep of it, and what
+    may be spent now (`available`, the stored `balance`)."""
+
+    balance: int
+    held: int
+    available: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -511,13 +516,21 @@ def _fingerprint(kind: str, amount: int, description: str | None) -> str:
 
 
 def get_balance(user_id: str) -> int:
-    """The user's balance in minor units; 0 for a user who never topped up."""
+    """The user's balance in minor units, what they own (active holds included): the sum of their rows;
+    0 for a user who never topped up."""
+    return balances(user_id).balance
+
+
+def balances(user_id: str) -> Balances:
+    """The user's balance, held and available, in one read."""
     try:
-        return int(CreditBalance.get(user_id, consistent_read=True).balance)
+        item = CreditBalance.get(user_id, consistent_read=True)
     except DoesNotExist:
-        return 0
+        return Balances(0, 0, 0)
     except PynamoDBException as exc:
         raise LedgerUnavailableError("the ledger could not read the balance") from exc
+    available, held = int(item.balance), int(item.held or 0)
+    return Balances(available + held, held, available)
 
 
 def list_transactions(user_id: str, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None) -> Page:
@@ -542,13 +555,8 @@ def list_transactions(user_id: str, limit: int = DEFAULT_PAGE_SIZE, cursor: str 
 def statement(user_id: str, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None) -> Statement:
     """The balance and one page of history: the two reads the balance page needs."""
     page = list_transactions(user_id, limit, cursor)
-    try:
-        item = CreditBalance.get(user_id, consistent_read=True)
-    except DoesNotExist:
-        return Statement(0, 0, page)
-    except PynamoDBException as exc:
-        raise LedgerUnavailableError("the ledger could not read the balance") from exc
-    return Statement(int(item.balance), int(item.held or 0), page)
+    now = balances(user_id)
+    return Statement(now.balance, page, now.held, now.available)
 
 
 def _transaction(row: CreditTransaction) -> Transaction:

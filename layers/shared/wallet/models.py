@@ -61,8 +61,9 @@ class CreditBalance(_LedgerModel):
         table_name = tables().balance_table
 
     user_id = UnicodeAttribute(hash_key=True, attr_name="userId")
+    # Available: what may be spent now. The user's balance is this plus `held`.
     balance = NumberAttribute(default=0)
-    # The sum of the user's active holds, kept aside from `balance`; absent means 0.
+    # The sum of the user's active holds (wallet.holds); absent on items written before holds: 0.
     held = NumberAttribute(null=True)
     currency = UnicodeAttribute(null=True)
     updated_at = UnicodeAttribute(attr_name="updatedAt", null=True)
@@ -148,10 +149,10 @@ class CreditTransaction(_LedgerModel):
     description = UnicodeAttribute(null=True)
     # Who made the change: a service's or an operator's IAM ARN.
     actor = UnicodeAttribute(null=True)
-    created_at = UnicodeAttribute(attr_name="createdAt")
-    # A hold's rows (reserved, captured, released, expired): the hold, and the amount it reserved.
+    # A hold's rows (its `hold`, its capture's `spend`, its release or expiry): the hold and what it held.
     hold_id = UnicodeAttribute(attr_name="holdId", null=True)
     reserved = NumberAttribute(null=True)
+    created_at = UnicodeAttribute(attr_name="createdAt")
 
     deposits_by_payment_intent = DepositsByPaymentIntent()
     deposits_by_session = DepositsBySession()
