@@ -107,9 +107,19 @@ class StackLedger:
     def release(
         self, user: str, hold_id: str, reserved: int, description: str, *, expired: bool = False
     ) -> None:
-        """A release (or an expiry): a row of 0, and the whole hold available again."""
+        """A release by the service, or an expiry by no one: a row of 0, and the whole hold available."""
         kind = "hold_expired" if expired else "hold_released"
-        self._hold_row(user, kind, 0, hold_id, reserved, description, available=reserved, held=-reserved)
+        self._hold_row(
+            user,
+            kind,
+            0,
+            hold_id,
+            reserved,
+            description,
+            available=reserved,
+            held=-reserved,
+            by_service=not expired,
+        )
 
     @staticmethod
     def _hold_row(
@@ -122,15 +132,16 @@ class StackLedger:
         *,
         available: int,
         held: int,
+        by_service: bool = True,
     ) -> None:
         row = models.CreditTransaction(
             user,
             str(ULID()),
             type=kind,
             amount=amount,
-            source="service",
+            source="service" if by_service else "expiry",
             description=description,
-            actor=SERVICE,
+            actor=SERVICE if by_service else None,
             hold_id=hold_id,
             reserved=reserved,
             created_at=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
