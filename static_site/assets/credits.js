@@ -63,6 +63,9 @@ const ui = {
   packs: byId("packs"),
   testMode: byId("test-mode"),
   balanceNote: byId("balance-note"),
+  balanceSplit: byId("balance-split"),
+  balanceHeld: byId("balance-held"),
+  balanceAvailable: byId("balance-available"),
   negativeBalance: byId("negative-balance"),
 };
 
@@ -283,20 +286,25 @@ async function loadBalance({ highlight = null } = {}) {
     throw new ApiError(TEXT.unreadableBalance, { kind: "unreadable" });
   }
   state.currency = data.currency ?? state.currency;
-  showBalance(data.balance);
+  showBalance(data.balance, data);
   historyCard.show(data, { currency: state.currency, highlight });
   showLastTopUp(Array.isArray(data.transactions) ? data.transactions : []);
 }
 
-/** The balance, or "—" for none; below zero it says why and what to do. */
-function showBalance(balance) {
+/** The balance, or "—" for none; below zero it says why and what to do. While holds keep some of it
+ * aside for usage in progress, what they reserve and what is left to spend show beneath it. */
+function showBalance(balance, { held = 0, available = balance } = {}) {
   const negative = balance !== null && balance < 0;
+  const holding = balance !== null && Number.isInteger(held) && held > 0 && Number.isInteger(available);
   ui.balance.textContent = balance === null ? "—" : money(balance, state.currency);
   // Long amounts take a smaller size and may wrap at any digit rather than widen the card and the page.
   ui.balance.classList.toggle("is-long", ui.balance.textContent.length > 12);
   ui.balance.classList.toggle("is-negative", negative);
-  ui.balanceNote.hidden = negative;
+  ui.balanceNote.hidden = negative || holding;
   ui.negativeBalance.hidden = !negative;
+  ui.balanceSplit.hidden = !holding;
+  ui.balanceHeld.textContent = holding ? money(held, state.currency) : "";
+  ui.balanceAvailable.textContent = holding ? money(available, state.currency) : "";
 }
 
 function showLastTopUp(transactions) {

@@ -1,5 +1,5 @@
 // The history card: the ledger's rows, newest first, a page at a time, each with what it did to the balance.
-import { dateParts, signedMoney } from "./format.js";
+import { dateParts, money, signedMoney } from "./format.js";
 
 export const PAGE_SIZE = 20;
 // A row type this page does not know yet (the ledger may grow) still shows, signed, under this name.
@@ -14,6 +14,8 @@ const TYPE_LABELS = {
   dispute: "Chargeback",
   dispute_won: "Chargeback won: credits returned",
   adjustment: "Adjustment",
+  hold_released: "Reservation released",
+  hold_expired: "Reservation expired: released",
 };
 // Where a row came from, said on its second line; a spend's description or an adjustment's reason follows.
 const SOURCES = {
@@ -31,7 +33,23 @@ const TYPE_SOURCES = {
   dispute_won: "From the cardholder’s bank",
   adjustment: "By an operator",
   spend: "By the service",
+  hold: "By the service",
+  hold_released: "By the service",
+  hold_expired: "Not used in time",
 };
+
+/** The first line of a row: what it was. A hold's rows move no credits, so they say what was reserved;
+ * a spend that captured a hold says how much of the reservation it used. */
+export function rowLabel(transaction, currency) {
+  const type = String(transaction.type ?? "");
+  const reserved = Number.isInteger(transaction.reserved) ? transaction.reserved : null;
+  if (type === "hold" && reserved !== null) return `Reserved for usage: ${money(reserved, currency)}`;
+  if (type === "hold") return "Reserved for usage";
+  if (type === "spend" && reserved !== null && Number.isInteger(transaction.amount)) {
+    return `Usage: ${money(-transaction.amount, currency)} of ${money(reserved, currency)} reserved`;
+  }
+  return TYPE_LABELS[type] ?? OTHER_LABEL;
+}
 
 /** The second line of a row: where it came from, then its description or reason if it has one. */
 export function rowSource(transaction) {
@@ -101,7 +119,6 @@ export function createHistory({ loadPage, fail }) {
 
   function transactionRow(transaction, isNew) {
     const row = element("tr");
-    const type = String(transaction.type ?? "");
 
     const when = element("time");
     const parts = dateParts(transaction.createdAt);
@@ -112,7 +129,7 @@ export function createHistory({ loadPage, fail }) {
     dateCell.append(when);
 
     const typeCell = element("td", "type");
-    typeCell.append(element("span", "type-label", TYPE_LABELS[type] ?? OTHER_LABEL));
+    typeCell.append(element("span", "type-label", rowLabel(transaction, currency)));
     if (isNew) {
       row.classList.add("is-new");
       typeCell.append(" ", element("span", "badge", "New"));
@@ -124,6 +141,8 @@ export function createHistory({ loadPage, fail }) {
     const amount = Number.isInteger(transaction.amount) ? transaction.amount : null;
     const amountCell = element("td", "amount", amount === null ? "—" : signedMoney(amount, currency));
     if (amount) amountCell.classList.add(amount > 0 ? "is-credit" : "is-debit");
+    // A hold, its release or its expiry moves no credits: its $0.00 steps back from the moves around it.
+    if (amount === 0) amountCell.classList.add("is-zero");
     // A long amount may wrap between digits rather than push the table past a narrow screen.
     amountCell.classList.toggle("is-long", amountCell.textContent.length > 12);
     row.append(dateCell, typeCell, amountCell);

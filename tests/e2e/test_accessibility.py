@@ -1,6 +1,7 @@
 """axe-core (the engine behind Lighthouse's accessibility audit) finds no violation in any state of the
-page: signed out, a history of every row type, a negative balance, and the auto top-up card with an
-error showing beside its field, stopped with its reason, and paused."""
+page: signed out, a history of every row type, a negative balance, a balance with a hold beside what is
+left to spend and every row a hold writes, and the auto top-up card with an error showing beside its
+field, stopped with its reason, and paused."""
 
 from __future__ import annotations
 
@@ -48,6 +49,28 @@ def test_a_history_of_every_row_type_and_a_negative_balance(
 
     credits.expect_balance("\u2212$7.00", rows=6)
     assert_no_violations(page, "history of every row type, negative balance")
+
+
+def test_a_balance_with_a_hold_and_a_history_of_every_hold_row(
+    credits: CreditsPage, stack_ledger: StackLedger
+) -> None:
+    page = credits.page
+    credits.open()
+    user = credits.sign_in()
+    stack_ledger.deposit(user, 5000)
+    captured = stack_ledger.hold(user, 500, "Render job 7")
+    stack_ledger.capture(user, captured, 500, 300, "Render job 7")
+    released = stack_ledger.hold(user, 200, "Render job 8")
+    stack_ledger.release(user, released, 200, "Render job 8")
+    expired = stack_ledger.hold(user, 100, "Render job 9")
+    stack_ledger.release(user, expired, 100, "Render job 9", expired=True)
+    stack_ledger.hold(user, 400, "Render job 10")
+
+    page.reload()
+
+    credits.expect_balance("$47.00", rows=8)
+    expect(page.get_by_test_id("balance-available")).to_have_text("$43.00 available")
+    assert_no_violations(page, "a balance with a hold, and every row a hold writes")
 
 
 def test_the_auto_top_up_card_with_an_error_beside_its_field(

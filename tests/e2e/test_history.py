@@ -1,8 +1,10 @@
-"""The history and the balance once the ledger holds more than top-ups: spends, adjustments, refunds and
-chargebacks, each with its label, its sign and its reason, and a negative balance that says why.
+"""The history and the balance once the ledger holds more than top-ups: spends, holds, adjustments,
+refunds and chargebacks, each with its label, its sign and its reason, a balance with what holds reserve
+beside what is left to spend, and a negative balance that says why.
 
 The rows are written into the running stack's ledger by `wallet.ledger` itself, in this process, the way
-the webhook and the service routes write them there."""
+the webhook and the service routes write them there; a hold's rows and its balance update are written as
+the hold routes write them, in one transaction."""
 
 from __future__ import annotations
 
@@ -12,9 +14,11 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pytest
 from playwright.sync_api import Route, expect
+from pynamodb.transactions import TransactWrite
 from ulid import ULID
 
 from tests.devstack_process import DevStackProcess
@@ -79,6 +83,78 @@ class StackLedger:
     def dispute_won(self, payment_intent: str, disputed: int) -> None:
         dispute = {"object": "dispute", "id": f"dp_{payment_intent}", "amount": disputed, "status": "won"}
         self.stripe_says("charge.dispute.closed", payment_intent, dispute)
+
+    def hold(self, user: str, amount: int, description: str) -> str:
+        """A hold of `amount`, as the hold routes write it: a row of 0 that names it and what it reserves,
+        and `amount` moved from the balance to `held` on condition that the balance covers it."""
+        hold_id = str(ULID())
+        self._hold_row(user, "hold", 0, hold_id, amount, description, available=-amount, held=amount)
+        return hold_id
+
+    def capture(self, user: str, hold_id: str, reserved: int, amount: int, description: str) -> None:
+        """A capture: a spend of `amount` that names its hold; the rest of the hold is available again."""
+        self._hold_row(
+            user,
+            "spend",
+            -amount,
+            hold_id,
+            reserved,
+            description,
+            available=reserved - amount,
+            held=-reserved,
+        )
+
+    def release(
+        self, user: str, hold_id: str, reserved: int, description: str, *, expired: bool = False
+    ) -> None:
+        """A release by the service, or an expiry by no one: a row of 0, and the whole hold available."""
+        kind = "hold_expired" if expired else "hold_released"
+        self._hold_row(
+            user,
+            kind,
+            0,
+            hold_id,
+            reserved,
+            description,
+            available=reserved,
+            held=-reserved,
+            by_service=not expired,
+        )
+
+    @staticmethod
+    def _hold_row(
+        user: str,
+        kind: str,
+        amount: int,
+        hold_id: str,
+        reserved: int,
+        description: str,
+        *,
+        available: int,
+        held: int,
+        by_service: bool = True,
+    ) -> None:
+        row = models.CreditTransaction(
+            user,
+            str(ULID()),
+            type=kind,
+            amount=amount,
+            source="service" if by_service else "expiry",
+            description=description,
+            actor=SERVICE if by_service else None,
+            hold_id=hold_id,
+            reserved=reserved,
+            created_at=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        )
+        balance = models.CreditBalance
+        covered = balance.balance >= -available if available < 0 else None
+        with TransactWrite(connection=models.connection()) as transaction:
+            transaction.save(row, condition=models.CreditTransaction.transaction_id.does_not_exist())
+            transaction.update(
+                balance(user),
+                actions=[balance.balance.add(available), balance.held.add(held)],
+                condition=covered,
+            )
 
     def stripe_says(self, kind: str, payment_intent: str, data: dict[str, object]) -> None:
         """The event, as the webhook acts on it once its signature checked out."""
@@ -234,6 +310,89 @@ def test_auto_top_ups_and_the_newer_row_types_each_have_a_label_and_a_source(
         ["+$3.00", "\u2212$3.00", "+$4.00", "\u2212$4.00", "+$10.00", "+$10.00"]
     )
     credits.screenshot("19-history-auto-top-up-and-bank-rows")
+
+
+def test_a_hold_shows_what_it_reserves_and_what_is_left_to_spend(
+    credits: CreditsPage, stack_ledger: StackLedger
+) -> None:
+    page = credits.page
+    credits.open()
+    user = credits.sign_in()
+    # Given $50 topped up, and $5 of it reserved by a hold for usage in progress
+    stack_ledger.deposit(user, 5000)
+    stack_ledger.hold(user, 500, "Render job 7")
+
+    # When the page is loaded again
+    page.reload()
+
+    # Then the balance is still all the user's, with what is reserved and what is available beneath it
+    credits.expect_balance("$50.00", rows=2)
+    expect(page.get_by_test_id("balance-held")).to_have_text("$5.00 reserved by usage in progress")
+    expect(page.get_by_test_id("balance-available")).to_have_text("$45.00 available")
+    expect(page.get_by_text("Available to spend now.")).to_be_hidden()
+    # and the hold's row says what it reserved, moving nothing
+    expect(page.locator("#history-rows .type-label")).to_have_text(["Reserved for usage: $5.00", "Top-up"])
+    expect(page.locator("#history-rows .type-detail")).to_have_text(
+        ["By the service: Render job 7", "Card payment"]
+    )
+    expect(page.locator("#history-rows td.amount")).to_have_text(["$0.00", "+$50.00"])
+    expect(page.locator("#history-rows td.amount").first).to_have_class(re.compile(r"\bis-zero\b"))
+    expect(page.locator("#history-rows td.amount").first).not_to_have_class(re.compile(r"is-(credit|debit)"))
+    credits.screenshot("20-balance-with-a-hold")
+
+    page.set_viewport_size({"width": 360, "height": 780})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360, "the page scrolls sideways"
+    credits.screenshot("21-balance-with-a-hold-360px")
+
+
+def test_a_hold_captured_released_or_expired_says_so_and_leaves_nothing_reserved(
+    credits: CreditsPage, stack_ledger: StackLedger
+) -> None:
+    page = credits.page
+    credits.open()
+    user = credits.sign_in()
+    # Given three holds: one captured in part, one released, one that expired
+    stack_ledger.deposit(user, 5000)
+    captured = stack_ledger.hold(user, 500, "Render job 7")
+    stack_ledger.capture(user, captured, 500, 300, "Render job 7")
+    released = stack_ledger.hold(user, 200, "Render job 8")
+    stack_ledger.release(user, released, 200, "Render job 8")
+    expired = stack_ledger.hold(user, 100, "Render job 9")
+    stack_ledger.release(user, expired, 100, "Render job 9", expired=True)
+
+    # When the page is loaded again
+    page.reload()
+
+    # Then only the capture moved the balance, nothing is reserved any more, and each row says what it was
+    credits.expect_balance("$47.00", rows=7)
+    expect(page.get_by_test_id("balance-held")).to_be_hidden()
+    expect(page.get_by_text("Available to spend now.")).to_be_visible()
+    expect(page.locator("#history-rows .type-label")).to_have_text(
+        [
+            "Reservation expired: released",
+            "Reserved for usage: $1.00",
+            "Reservation released",
+            "Reserved for usage: $2.00",
+            "Usage: $3.00 of $5.00 reserved",
+            "Reserved for usage: $5.00",
+            "Top-up",
+        ]
+    )
+    expect(page.locator("#history-rows .type-detail")).to_have_text(
+        [
+            "Not used in time: Render job 9",
+            "By the service: Render job 9",
+            "By the service: Render job 8",
+            "By the service: Render job 8",
+            "By the service: Render job 7",
+            "By the service: Render job 7",
+            "Card payment",
+        ]
+    )
+    expect(page.locator("#history-rows td.amount")).to_have_text(
+        ["$0.00", "$0.00", "$0.00", "$0.00", "\u2212$3.00", "$0.00", "+$50.00"]
+    )
+    credits.screenshot("22-history-of-holds")
 
 
 def test_a_balance_at_the_bound_fits_its_card_and_the_page(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pynamodb.transactions import TransactWrite
 from ulid import ULID
 
 from functions.get_balance.app import lambda_handler
@@ -23,7 +25,54 @@ def deposit(user_id: str, amount: int) -> str:
     return payment_id
 
 
-def get_balance(user: str | None = "alice", **query: str) -> tuple[int, dict[str, object]]:
+def hold(user_id: str, amount: int, description: str) -> str:
+    """A reservation as the hold routes write it: a row of 0, and `amount` moved from balance to held."""
+    hold_id = str(ULID())
+    row = models.CreditTransaction(
+        user_id,
+        str(ULID()),
+        type="hold",
+        amount=0,
+        source="service",
+        description=description,
+        hold_id=hold_id,
+        reserved=amount,
+        created_at="2026-12-04T10:00:00.000Z",
+    )
+    balance = models.CreditBalance(user_id)
+    with TransactWrite(connection=models.connection()) as transaction:
+        transaction.save(row, condition=models.CreditTransaction.transaction_id.does_not_exist())
+        transaction.update(
+            balance,
+            actions=[models.CreditBalance.balance.add(-amount), models.CreditBalance.held.add(amount)],
+            condition=models.CreditBalance.balance >= amount,
+        )
+    return hold_id
+
+
+def capture(user_id: str, hold_id: str, held: int, amount: int, description: str) -> None:
+    """A capture of `amount` of a hold of `held`: its spend row, and the rest of the hold back to balance."""
+    row = models.CreditTransaction(
+        user_id,
+        str(ULID()),
+        type="spend",
+        amount=-amount,
+        source="service",
+        description=description,
+        hold_id=hold_id,
+        reserved=held,
+        created_at="2026-12-04T10:01:00.000Z",
+    )
+    balance = models.CreditBalance(user_id)
+    with TransactWrite(connection=models.connection()) as transaction:
+        transaction.save(row, condition=models.CreditTransaction.transaction_id.does_not_exist())
+        transaction.update(
+            balance,
+            actions=[models.CreditBalance.balance.add(held - amount), models.CreditBalance.held.add(-held)],
+        )
+
+
+def get_balance(user: str | None = "alice", **query: str) -> tuple[int, dict[str, Any]]:
     response = invoke(lambda_handler, api_event("GET", "/api/balance", user=user, query=query))
     return response.status, response.body
 
@@ -63,6 +112,70 @@ def test_the_balance_and_newest_first_history_of_the_signed_in_user_only() -> No
     assert transactions[0]["source"] == "stripe_payment"
 
 
+def test_a_balance_from_before_holds_is_all_available() -> None:
+    # Given a balance item written before holds existed: no `held` attribute at all
+    deposit("alice", 2500)
+    assert "held" not in models.CreditBalance.get("alice").attribute_values
+
+    status, body = get_balance("alice")
+
+    assert status == 200
+    assert (body["balance"], body["held"], body["available"]) == (2500, 0, 2500)
+
+
+def test_an_active_hold_is_owned_but_not_available() -> None:
+    # Given $50 topped up and $5 of it reserved by a hold
+    deposit("alice", 5000)
+    hold_id = hold("alice", 500, "Render job 7")
+
+    status, body = get_balance("alice")
+
+    # Then the balance is still what alice owns, of which $5 is held and $45 available
+    assert status == 200
+    assert (body["balance"], body["held"], body["available"]) == (5000, 500, 4500)
+    reservation = body["transactions"][0]
+    assert reservation["type"] == "hold"
+    assert (reservation["amount"], reservation["holdId"], reservation["reserved"]) == (0, hold_id, 500)
+    assert reservation["description"] == "Render job 7"
+    # and a row that is no hold's has neither field
+    assert not {"holdId", "reserved"} & set(body["transactions"][1])
+
+
+def test_a_capture_is_a_spend_of_the_hold_and_gives_the_rest_back() -> None:
+    # Given $50, a $5 hold, and a capture of $3 of it
+    deposit("alice", 5000)
+    hold_id = hold("alice", 500, "Render job 7")
+    capture("alice", hold_id, 500, 300, "Render job 7")
+
+    status, body = get_balance("alice")
+
+    # Then $3 is spent, nothing is held any more, and the spend names its hold and what it reserved
+    assert status == 200
+    assert (body["balance"], body["held"], body["available"]) == (4700, 0, 4700)
+    spend = body["transactions"][0]
+    assert (spend["type"], spend["amount"]) == ("spend", -300)
+    assert (spend["holdId"], spend["reserved"]) == (hold_id, 500)
+
+
+def test_the_balance_and_its_holds_are_one_read_of_the_balance() -> None:
+    deposit("alice", 5000)
+    hold("alice", 500, "Render job 7")
+    client = models.connection().client
+    calls: list[str] = []
+
+    def count(model: Any, **_: Any) -> None:
+        calls.append(model.name)
+
+    client.meta.events.register("before-call.dynamodb", count)
+    try:
+        status, body = get_balance("alice")
+    finally:
+        client.meta.events.unregister("before-call.dynamodb", count)
+
+    assert (status, body["held"]) == (200, 500)
+    assert sorted(calls) == ["GetItem", "Query"]
+
+
 def test_history_pages_follow_the_cursor() -> None:
     ids = [deposit("alice", 100) for _ in range(5)]
 
@@ -71,7 +184,7 @@ def test_history_pages_follow_the_cursor() -> None:
     _, last = get_balance("alice", limit="2", cursor=str(second["nextCursor"]))
 
     pages = [first, second, last]
-    seen = [t["id"] for page in pages for t in page["transactions"]]  # type: ignore[attr-defined]
+    seen = [t["id"] for page in pages for t in page["transactions"]]
     assert seen == ids[::-1]
     assert last["nextCursor"] is None
 
@@ -81,8 +194,8 @@ def test_a_bad_limit_is_a_400(limit: str) -> None:
     status, body = get_balance("alice", limit=limit)
 
     assert status == 400
-    assert body["error"]["code"] == "invalid_page"  # type: ignore[index]
-    assert "1 to 100" in body["error"]["message"]  # type: ignore[index]
+    assert body["error"]["code"] == "invalid_page"
+    assert "1 to 100" in body["error"]["message"]
 
 
 @pytest.mark.parametrize("cursor", ["garbage", "eyJhZnRlciI6IDF9", "W10"])
@@ -90,7 +203,7 @@ def test_a_bad_cursor_is_a_400(cursor: str) -> None:
     status, body = get_balance("alice", cursor=cursor)
 
     assert status == 400
-    assert body["error"]["code"] == "invalid_page"  # type: ignore[index]
+    assert body["error"]["code"] == "invalid_page"
 
 
 def test_no_verified_user_is_a_401() -> None:
@@ -117,7 +230,7 @@ def test_a_dynamodb_failure_is_a_500_without_internals() -> None:
         status, body = get_balance("alice")
 
     assert status == 500
-    assert body["error"]["code"] == "ledger_unavailable"  # type: ignore[index]
+    assert body["error"]["code"] == "ledger_unavailable"
     assert "InternalServerError" not in str(body)
 
 
