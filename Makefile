@@ -67,8 +67,8 @@ test-loaded: setup ## Every test, as make unit runs them, while a busy loop keep
 bench: build ## Measure cold start (of the built artifact), warm latency, round trips, concurrency and memory; writes docs/PERFORMANCE.md
 	PYTHONPATH=layers/shared:. $(VENV)/bin/python -m bench
 
-init-cost: setup ## Cold init of every function: its handler's import over its third-party modules', and what the rest is
-	PYTHONPATH=layers/shared:. $(VENV)/bin/python -m bench.init_cost
+init-cost: setup ## Cold init of every function: its handler's import over its third-party modules', and what the rest is (FUNCTIONS="spend ...")
+	PYTHONPATH=layers/shared:. $(VENV)/bin/python -m bench.init_cost $(FUNCTIONS)
 
 validate: setup $(SCAN_VENV)/.synced ## sam validate --lint, cfn-lint and checkov on template.yaml
 	$(SAM) validate --lint --region us-east-1
