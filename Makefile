@@ -73,8 +73,9 @@ bench: build ## Measure cold start (of the built artifact), warm latency, round 
 bench-audit: setup ## The audit over one user's 10^6 rows against 10^4: rows/s, peak memory, a stop and resume
 	PYTHONPATH=layers/shared:. $(VENV)/bin/python -m bench.audit
 
-init-cost: setup ## Cold init of every function: its handler's import over its third-party modules', and what the rest is
-	PYTHONPATH=layers/shared:. $(VENV)/bin/python -m bench.init_cost
+
+init-cost: setup ## Cold init of every function: its handler's import over its third-party modules', and what the rest is (FUNCTIONS="spend ...")
+	PYTHONPATH=layers/shared:. $(VENV)/bin/python -m bench.init_cost $(FUNCTIONS)
 
 validate: setup $(SCAN_VENV)/.synced ## sam validate --lint, cfn-lint and checkov on template.yaml
 	$(SAM) validate --lint --region us-east-1

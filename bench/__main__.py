@@ -27,7 +27,7 @@ def main() -> int:
     warnings.filterwarnings("ignore", message="No application metrics to publish")
 
     from bench import audit as audit_bench
-    from bench import auto_top_up, coldstart, concurrency, roundtrips, warm
+    from bench import auto_top_up, coldstart, concurrency, init_cost, roundtrips, warm
     from bench import sweep as sweep_bench
     from bench.local import Servers, quiet_stdout
 
@@ -38,6 +38,7 @@ def main() -> int:
             ("round trips", lambda: roundtrips.run(servers)),
             ("auto top-up", lambda: auto_top_up.run(servers)),
             ("cold start and memory", lambda: _with_findings(report, coldstart.run(servers))),
+            ("cold init over the floor", init_cost.run),
             ("warm latency", lambda: warm.run(servers)),
             ("ledger concurrency", lambda: concurrency.ledger_rows(servers)),
             ("webhook deliveries over HTTP", lambda: concurrency.http_rows(servers)),

@@ -35,6 +35,16 @@ METHOD = """\
   budget is judged on the artifact, on process CPU time, which other work on the machine inflates less
   than wall time: the ratio of the medians, with the quartiles of each run's own ratio for spread. The
   extra imports are attributed with `-X importtime`.
+- **Cold init**: `make init-cost` (`bench/init_cost.py`), for every function, from the source tree with
+  its bytecode cached: one fresh process imports the third-party modules the handler ends up loading
+  (its floor) and reads its CPU time, interpreter start-up included, then imports the handler and reads
+  it again; the ratio is the second over the first, the median of 11 runs taken with the functions in
+  turn, with the runs' range. Taking both in one process is what holds the figure still (to about
+  0.01x): whatever slows the machine during a run slows both sides, where two processes' figures
+  drifted apart by up to 0.05x. Exit is left out, which Lambda's init never runs. What the handler adds
+  is named by one more process's CPU time, the median of 3: each project module by its own time, the
+  standard-library modules only the project loads, and what the module code makes (clients, secrets,
+  table models, dataclasses, regular expressions, Powertools' objects and routes).
 - **Development environment**: the source tree and `.venv`, where `make run` and the tests run the
   handlers, with the product's and the libraries' bytecode compiled into a cache of the probes' own.
   It differs from the artifact: `.venv` holds every development dependency and is found through

@@ -17,7 +17,10 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from wallet import auto_top_up, payments, rate_limits, settings, snapstart
+# Only the card routes and a record that charges or detaches take wallet.payments (and with it the Stripe
+# SDK), only saving a card takes wallet.rate_limits: each is imported where it is used, and under
+# SnapStart prime_stripe loads wallet.payments before the snapshot.
+from wallet import auto_top_up, settings, snapstart
 from wallet.auto_top_up import AutoTopUp, Decision
 from wallet.errors import PaymentsUnavailableError, TooManyCardSetupsError
 from wallet.http import InvalidBodyError, documented_error, json_object, resolver, user_id
@@ -112,6 +115,8 @@ def put_settings() -> dict[str, Any]:
 )
 @tracer.capture_method
 def add_payment_method() -> dict[str, str]:
+    from wallet import payments, rate_limits
+
     user = user_id(app)
     rate_limits.count(user, "card-setups", rate_limits.CARD_SETUPS_PER_HOUR, TooManyCardSetupsError)
     customer = auto_top_up.customer_of(user, payments.create_customer)
@@ -133,6 +138,8 @@ def add_payment_method() -> dict[str, str]:
 )
 @tracer.capture_method
 def remove_payment_method() -> Response[str]:
+    from wallet import payments
+
     auto_top_up.remove_card(user_id(app), payments.detach_payment_method)
     return Response(status_code=HTTPStatus.NO_CONTENT, body="")
 
@@ -182,6 +189,8 @@ def record_handler(record: DynamoDBRecord) -> None:
 def _detach_replaced_cards(user: str) -> None:
     """Cards a newer one replaced are detached at Stripe; one Stripe cannot detach now waits for the
     next change of the balance item, never holding up this record."""
+    from wallet import payments
+
     try:
         detached = auto_top_up.detach_replaced_cards(user, payments.detach_payment_method)
     except PaymentsUnavailableError:

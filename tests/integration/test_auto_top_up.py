@@ -21,6 +21,7 @@ from devstack.stripe_emulator import StripeEmulator
 from functions.auto_top_up.app import lambda_handler as auto_top_up_routes
 from functions.auto_top_up.app import stream_handler
 from tests.checkout_flow import deliver
+from tests.fresh_process import modules_imported
 from tests.lambda_events import LambdaContext, api_event, invoke
 from wallet import auto_top_up, event_log, ledger, payments, settings, stripe_events
 from wallet.auto_top_up import Decision, Status
@@ -855,3 +856,28 @@ def test_a_lost_charge_is_made_again_for_the_pack_its_dip_was_claimed_for(
     assert ledger.get_balance("repack") == 1400
     assert auto_top_up.view("repack").status is Status.ON
     assert CreditBalance.get("repack").auto_top_up_episode_amount is None
+
+
+def test_the_settings_routes_and_a_record_with_nothing_to_charge_never_import_stripe(
+    tables: DynamoDBServer,
+) -> None:
+    # A fresh interpreter: this test process has imported stripe for other tests.
+    script = (
+        "from functions.auto_top_up.app import lambda_handler, stream_handler\n"
+        "from tests.lambda_events import LambdaContext, api_event, invoke\n"
+        "def settings(method, body=None):\n"
+        "    event = api_event('GET', '/api/balance', user='lazy', body=body)\n"
+        "    event['routeKey'] = method + ' /api/auto-top-up'\n"
+        "    event['rawPath'] = event['requestContext']['http']['path'] = '/api/auto-top-up'\n"
+        "    event['requestContext']['http']['method'] = method\n"
+        "    return invoke(lambda_handler, event).body\n"
+        "assert settings('GET')['enabled'] is False\n"
+        'saved = settings(\'PUT\', \'{"enabled": false, "threshold": 5, "amount": 1000}\')\n'
+        "assert saved['threshold'] == 5\n"
+        "image = {'userId': {'S': 'lazy'}, 'balance': {'N': '0'}, 'autoTopUp': {'BOOL': False}}\n"
+        "change = {'Keys': {'userId': {'S': 'lazy'}}, 'NewImage': image, 'SequenceNumber': '1'}\n"
+        "record = {'eventID': '1', 'eventName': 'MODIFY', 'dynamodb': change}\n"
+        "assert stream_handler({'Records': [record]}, LambdaContext()) == {'batchItemFailures': []}\n"
+    )
+
+    assert modules_imported(script, "stripe") == []

@@ -16,12 +16,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pynamodb.exceptions import DoesNotExist, PynamoDBException, UpdateError
 from ulid import ULID
 
-from wallet import fulfilment, ledger, marker, payments, settings
+from wallet import settings
 from wallet.amounts import MAX_AMOUNT, spelled
 from wallet.errors import (
     InvalidAmountError,
@@ -30,9 +30,13 @@ from wallet.errors import (
     PaymentAttemptFailedError,
     PaymentDeclinedError,
 )
-from wallet.ledger import Credit
 from wallet.models import CreditBalance
-from wallet.payments import ChargeFailure, OffSessionCharge, PaymentIntent, SavedCard
+
+# The settings and card routes load none of these: only a charge, a credit or a failed payment does
+# (each where it is made), so the Stripe SDK and the ledger are not part of every init.
+if TYPE_CHECKING:
+    from wallet.ledger import Credit
+    from wallet.payments import ChargeFailure, OffSessionCharge, PaymentIntent, SavedCard
 
 SOURCE = "auto_top_up"
 WINDOW_SECONDS = 24 * 60 * 60
@@ -40,7 +44,7 @@ MAX_THRESHOLD = MAX_AMOUNT
 """The highest threshold a user may set: the one bound on amounts; the pack chosen bounds it further
 (at most its credits, see `configure`)."""
 
-Charge = Callable[[OffSessionCharge], str]
+Charge = Callable[["OffSessionCharge"], str]
 
 
 class Status(StrEnum):
@@ -318,6 +322,8 @@ def card_detached(payment_method_id: str, customer_id: str | None, created: int 
         return None
     if item.payment_method_id != payment_method_id:
         return None
+    from wallet.payments import ChargeFailure
+
     reason = failure_reason(ChargeFailure("card_gone", None, final=True), _card(item))
     forgotten = _update(
         item.user_id,
@@ -446,6 +452,9 @@ def top_up_if_low(
             "refill it. Choose a larger pack or a lower threshold, then turn auto top-up on again.",
         )
         return Decision.DECLINED
+    from wallet import marker, payments
+    from wallet.payments import ChargeFailure, OffSessionCharge
+
     make = charge or payments.charge_off_session
     request = OffSessionCharge(
         customer_id=item.stripe_customer_id,
@@ -550,6 +559,8 @@ def _claim_episode(item: CreditBalance, now: float) -> str | Decision:
 def credit(intent: PaymentIntent, event_id: str | None = None) -> Credited | str:
     """A succeeded auto top-up becomes a `deposit` through the exactly-once ledger, and its dip ends;
     a reason when the PaymentIntent is an auto top-up this deployment cannot credit."""
+    from wallet import fulfilment, ledger
+
     rejected = fulfilment.payment_verdict(intent)
     if rejected:
         return rejected
@@ -585,6 +596,9 @@ def payment_failed(intent: PaymentIntent) -> str | None:
     user_id, payment_id = intent.metadata.get("userId", ""), intent.metadata.get("paymentId", "")
     if intent.metadata.get("source") != SOURCE or not user_id or not payment_id:
         return None
+    from wallet import payments
+    from wallet.payments import ChargeFailure
+
     if intent.status == "requires_action":
         failure = ChargeFailure("authentication_required", None, final=True)
     else:

@@ -33,7 +33,9 @@ def prime_ledger() -> None:
 
 
 def prime_stripe() -> None:
-    """The Stripe client, keyless, and the SDK modules its Checkout Sessions service loads on first use."""
+    """The Stripe client, keyless, and the SDK modules its Checkout Sessions service loads on first use.
+    Auto top-up imports wallet.payments only where a charge or a card route needs it, to keep it out of
+    an init without SnapStart; this brings it, and the SDK, into the snapshot all the same."""
     from wallet import payments
 
     payments.stripe_client().v1.checkout.sessions  # noqa: B018 - loaded on first access
