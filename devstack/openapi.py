@@ -20,6 +20,7 @@ from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn,
 
 from wallet import auto_top_up, ledger, settings
 from wallet.amounts import MAX_AMOUNT
+from wallet.hot_accounts import MAX_SHARDS, MIN_SHARDS
 from wallet.http import USER_ID
 
 TITLE = "Credits"
@@ -226,6 +227,12 @@ def _add_requests(paths: dict[str, Any]) -> None:
                 "description": text,
             },
         },
+        "/api/users/{user_id}/shards": {
+            "required": ["shards"],
+            "properties": {
+                "shards": {"type": "integer", "minimum": MIN_SHARDS, "maximum": MAX_SHARDS},
+            },
+        },
         "/api/users/{user_id}/adjustments": {
             "required": ["amount", "reason"],
             "properties": {
@@ -240,8 +247,10 @@ def _add_requests(paths: dict[str, Any]) -> None:
         },
     }
     for path, schema in bodies.items():
-        operation = paths[path]["post"]
-        operation["parameters"] = [user, key]
+        # Making an account hot is idempotent by itself: no Idempotency-Key.
+        hot = path.endswith("/shards")
+        operation = paths[path]["put" if hot else "post"]
+        operation["parameters"] = [user] if hot else [user, key]
         operation["requestBody"] = {
             "required": True,
             "content": {
