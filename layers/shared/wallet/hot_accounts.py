@@ -78,6 +78,12 @@ _known: OrderedDict[str, Hotness] = OrderedDict()
 _known_lock = threading.Lock()
 
 
+def forget() -> None:
+    """Forget every hot account: only for a store emptied under the process (tests, the bench)."""
+    with _known_lock:
+        _known.clear()
+
+
 def shard_key(user_id: str, shard: int) -> str:
     """Sub-balance `shard`'s key: its item in the balance table and its partition in the others."""
     return f"{user_id}{SEPARATOR}s{shard}"

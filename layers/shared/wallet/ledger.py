@@ -595,6 +595,13 @@ def account_partitions(user_id: str) -> list[str]:
     return hot_accounts.account_partitions(user_id)
 
 
+def is_sub_balance(key: str) -> bool:
+    """Whether a balance item's key names a hot account's sub-balance rather than a user."""
+    from wallet import hot_accounts
+
+    return hot_accounts.is_shard(key)
+
+
 def account_total(user_id: str) -> int:
     """What the user owns by the stored balances, read at one instant: available plus held, over the
     main item and every sub-balance. What the audit compares with the sum of the rows."""
