@@ -1,0 +1,156 @@
+"""`make bench-hot`: a burst of debits on ONE account from 64 workers through the ledger, against moto's
+DynamoDB with DynamoDB's transaction conflicts modelled, once plain and once hot; both must end exact."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from ulid import ULID
+
+from bench.local import Servers
+from bench.report import Row
+
+SECTION = "Hot account"
+DEBITS = 5000
+WORKERS = 64
+SHARDS = 8
+AMOUNT = 1
+# Enough for 80% of the burst: the last fifth must be refused (402), exactly.
+FUNDS = DEBITS * AMOUNT * 4 // 5
+CALLER = "arn:aws:iam::000000000000:role/bench-backend"
+# DynamoDB writes a transaction's two phases in milliseconds; moto in far less. Items stay held this long.
+HOLD_SECONDS = 0.002
+
+
+@dataclass(frozen=True, slots=True)
+class Burst:
+    design: str
+    seconds: float
+    answers: Counter[object]
+    stored: int
+    rows: int
+    contention: dict[str, int]
+    server_conflicts: int
+    hottest_units: int
+
+    @property
+    def exact(self) -> bool:
+        spent = self.answers[201] * AMOUNT
+        return (
+            self.answers[201] + self.answers[402] == DEBITS
+            and spent == min(FUNDS, DEBITS * AMOUNT)
+            and self.stored == self.rows == FUNDS - spent
+        )
+
+
+def burst(servers: Servers, shards: int | None) -> Burst:
+    from wallet import hot_accounts, ledger
+    from wallet.errors import InsufficientCreditsError
+    from wallet.models import CreditBalance, CreditTransaction
+
+    servers.fresh()
+    hot_accounts.forget()
+    user = f"bench-{'hot' if shards else 'plain'}"
+    ledger.add_credits(user, FUNDS, source="stripe_payment", payment_id=str(ULID()), currency="usd")
+    if shards:
+        hot_accounts.make_hot(user, shards, currency="usd")
+    servers.dynamodb.conflicts.enable(HOLD_SECONDS)
+    ledger.contention.reset()
+
+    def debit(n: int) -> object:
+        try:
+            ledger.spend(
+                user, AMOUNT, idempotency_key=f"debit-{n}", description=None, actor=CALLER, currency="usd"
+            )
+        except InsufficientCreditsError:
+            return 402
+        except Exception as exc:  # noqa: BLE001 - every answer is counted, a failure included
+            return type(exc).__name__
+        return 201
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        answers = Counter(pool.map(debit, range(DEBITS)))
+    seconds = time.perf_counter() - started
+    servers.dynamodb.conflicts.disable()
+    partitions = ledger.account_partitions(user)
+    stored = sum(int(item.balance) for item in CreditBalance.batch_get(partitions, consistent_read=True))
+    rows = sum(
+        int(row.amount) for key in partitions for row in CreditTransaction.query(key, consistent_read=True)
+    )
+    units = servers.dynamodb.conflicts.write_units
+    hottest = max((count for (table, _), count in units.items() if "balance" in table), default=0)
+    return Burst(
+        "hot, %d sub-balances" % shards if shards else "plain",
+        seconds,
+        answers,
+        stored,
+        rows,
+        ledger.contention.counts(),
+        servers.dynamodb.conflicts.counts["conflicts"],
+        hottest,
+    )
+
+
+def rows(servers: Servers) -> list[Row]:
+    plain, hot = burst(servers, None), burst(servers, SHARDS)
+    found = []
+    for result in (plain, hot):
+        debits = result.answers[201]
+        per_debit = result.hottest_units / debits if debits else 0.0
+        ceiling = 1000 / per_debit if per_debit else 0.0
+        found.append(
+            Row(
+                SECTION,
+                f"{DEBITS:,} debits of {AMOUNT} on one account of {FUNDS:,}, {WORKERS} workers: {result.design}",
+                f"{debits:,} spent, {result.answers[402]:,} refused (402), other {_others(result.answers)}; "
+                f"stored {result.stored:,} = rows {result.rows:,}; {len(result.answers) and DEBITS / result.seconds:.0f}"
+                f" debits/s; conflicts {result.server_conflicts:,}, retries {result.contention.get('retries', 0):,}, "
+                f"refills {result.contention.get('refills', 0):,}, gathers {result.contention.get('gathers', 0):,}; "
+                f"hottest balance item {per_debit:.2f} WCU a debit, so at most {ceiling:,.0f} debits/s on AWS",
+                budget="exact: every debit 201 or 402, stored == rows, none overdrawn",
+                holds=result.exact,
+            )
+        )
+    ratio = (DEBITS / hot.seconds) / (DEBITS / plain.seconds)
+    found.append(
+        Row(
+            SECTION,
+            "  ... hot over plain",
+            f"throughput x{ratio:.2f} here (moto serializes every request); conflicts "
+            f"{plain.server_conflicts:,} plain vs {hot.server_conflicts:,} hot",
+        )
+    )
+    return found
+
+
+def _others(answers: Counter[object]) -> str:
+    rest = {key: count for key, count in answers.items() if key not in (201, 402)}
+    return str(rest or 0)
+
+
+def main() -> int:
+    import logging
+
+    from bench import environment
+
+    environment.apply()
+    logging.basicConfig(level=logging.WARNING)
+    for name in ("werkzeug", "urllib3"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    with Servers() as servers:
+        found = rows(servers)
+    for row in found:
+        print(
+            f"{row.measure}\n    {row.result}"
+            + ("" if row.holds is None else f"  [{'holds' if row.holds else 'MISSED'}]")
+        )
+    return 0 if all(row.holds is not False for row in found) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
