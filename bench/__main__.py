@@ -26,7 +26,7 @@ def main() -> int:
     # A request that adds no metric is normal here (GET /api/checkout/{id} of a credited session).
     warnings.filterwarnings("ignore", message="No application metrics to publish")
 
-    from bench import auto_top_up, coldstart, concurrency, roundtrips, warm
+    from bench import auto_top_up, coldstart, concurrency, hot_account, roundtrips, warm
     from bench import sweep as sweep_bench
     from bench.local import Servers, quiet_stdout
 
@@ -42,6 +42,7 @@ def main() -> int:
             ("webhook deliveries over HTTP", lambda: concurrency.http_rows(servers)),
             ("a burst of spends over HTTP", lambda: concurrency.spend_burst_rows(servers)),
             ("the sweep over Stripe's event log", lambda: sweep_bench.run(servers)),
+            ("one hot account, plain and sharded", lambda: hot_account.rows(servers)),
         ]
         for name, section in sections:
             print(f"bench: {name}…", file=sys.stderr, flush=True)

@@ -16,6 +16,11 @@ class LedgerUnavailableError(RuntimeError):
     """DynamoDB failed; nothing was written and the caller may try again."""
 
 
+class LedgerBusyError(LedgerUnavailableError):
+    """Concurrent transactions on the same items kept cancelling this one (TransactionConflict); nothing
+    was written."""
+
+
 class PaymentsUnavailableError(RuntimeError):
     """Stripe could not be reached or refused the request; the user may try again."""
 

@@ -33,6 +33,7 @@ from wallet.amounts import spelled
 from wallet.errors import (
     InsufficientCreditsError,
     InvalidShardsError,
+    LedgerBusyError,
     LedgerUnavailableError,
     ShardsAlreadySetError,
 )
@@ -253,7 +254,12 @@ def spend(
         )
 
     for attempt in range(SPEND_ROUNDS):
-        reasons = ledger._transact(write, "the ledger could not record the spend")
+        try:
+            reasons = ledger._transact(write, "the ledger could not record the spend")
+        except LedgerBusyError:
+            # Nothing was written; the guard makes the next round the same spend.
+            ledger.contention.add("hot_rounds")
+            continue
         if reasons is None:
             return ledger.Receipt(transaction_id, user_id, -amount, account_balance(user_id))
         key_reason, _, shard_reason = reasons
@@ -315,7 +321,10 @@ def _move(source: str, target: str, credits: int, currency: str) -> bool:
         )
         transaction.update(CreditBalance(target), actions=ledger._balance_actions(credits, currency, now))
 
-    return ledger._transact(write, "the ledger could not move credits within the account") is None
+    try:
+        return ledger._transact(write, "the ledger could not move credits within the account") is None
+    except LedgerBusyError:
+        return False  # nothing moved; the spend's next round looks again
 
 
 def _main_balance(user_id: str) -> int:

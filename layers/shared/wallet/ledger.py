@@ -34,6 +34,7 @@ from wallet.errors import (
     InsufficientCreditsError,
     InvalidAmountError,
     InvalidPageError,
+    LedgerBusyError,
     LedgerUnavailableError,
 )
 from wallet.models import CreditBalance, CreditGuard, CreditTransaction, connection
@@ -529,6 +530,8 @@ def _transact(write: Callable[[TransactWrite], None], failure: str) -> list[Canc
                 contention.add("retries")
                 time.sleep(random.uniform(0, 0.02 * 2**attempt))  # noqa: S311 - jitter, not a secret
                 continue
+            if "TransactionConflict" in codes:
+                raise LedgerBusyError(failure) from exc
             raise LedgerUnavailableError(failure) from exc
         except PynamoDBException as exc:
             raise LedgerUnavailableError(failure) from exc
