@@ -19,6 +19,7 @@ import boto3
 from moto.dynamodb.models.table import StreamShard
 from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
+from werkzeug.wsgi import get_input_stream
 
 from devstack.serving import BackgroundServer
 from devstack.template import table_definitions
@@ -106,7 +107,7 @@ class ItemConflicts:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         if not self.enabled or target not in (TRANSACT_WRITE, TRANSACT_GET):
             return app()
-        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        body = get_input_stream(environ).read()
         environ["wsgi.input"] = io.BytesIO(body)
         items = [self._item(entry) for entry in json.loads(body).get("TransactItems", [])]
         writes = target == TRANSACT_WRITE
