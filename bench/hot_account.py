@@ -19,8 +19,6 @@ DEBITS = 5000
 WORKERS = 64
 SHARDS = 8
 AMOUNT = 1
-# Enough for 80% of the burst: the last fifth must be refused (402), exactly.
-FUNDS = DEBITS * AMOUNT * 4 // 5
 CALLER = "arn:aws:iam::000000000000:role/bench-backend"
 # DynamoDB writes a transaction's two phases in milliseconds; moto in far less. Items stay held this long.
 HOLD_SECONDS = 0.002
@@ -38,17 +36,24 @@ class Burst:
     server_conflicts: int
     hottest_units: int
 
+    debits: int
+
+    @property
+    def funds(self) -> int:
+        """Enough for 80% of the burst: the last fifth must be refused (402), exactly."""
+        return self.debits * AMOUNT * 4 // 5
+
     @property
     def exact(self) -> bool:
         spent = self.answers[201] * AMOUNT
         return (
-            self.answers[201] + self.answers[402] == DEBITS
-            and spent == min(FUNDS, DEBITS * AMOUNT)
-            and self.stored == self.rows == FUNDS - spent
+            self.answers[201] + self.answers[402] == self.debits
+            and spent == self.funds
+            and self.stored == self.rows == self.funds - spent
         )
 
 
-def burst(servers: Servers, shards: int | None) -> Burst:
+def burst(servers: Servers, shards: int | None, debits: int) -> Burst:
     from wallet import hot_accounts, ledger
     from wallet.errors import InsufficientCreditsError, LedgerUnavailableError
     from wallet.models import CreditBalance, CreditTransaction
@@ -56,7 +61,8 @@ def burst(servers: Servers, shards: int | None) -> Burst:
     servers.fresh()
     hot_accounts.forget()
     user = f"bench-{'hot' if shards else 'plain'}"
-    ledger.add_credits(user, FUNDS, source="stripe_payment", payment_id=str(ULID()), currency="usd")
+    funds = debits * AMOUNT * 4 // 5
+    ledger.add_credits(user, funds, source="stripe_payment", payment_id=str(ULID()), currency="usd")
     if shards:
         hot_accounts.make_hot(user, shards, currency="usd")
     servers.dynamodb.conflicts.enable(HOLD_SECONDS)
@@ -81,7 +87,7 @@ def burst(servers: Servers, shards: int | None) -> Burst:
 
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        answers = Counter(pool.map(debit, range(DEBITS)))
+        answers = Counter(pool.map(debit, range(debits)))
     seconds = time.perf_counter() - started
     servers.dynamodb.conflicts.disable()
     partitions = ledger.account_partitions(user)
@@ -100,25 +106,26 @@ def burst(servers: Servers, shards: int | None) -> Burst:
         ledger.contention.counts(),
         servers.dynamodb.conflicts.counts["conflicts"],
         hottest,
+        debits,
     )
 
 
-def rows(servers: Servers) -> list[Row]:
-    plain, hot = burst(servers, None), burst(servers, SHARDS)
+def rows(servers: Servers, debits: int = DEBITS) -> list[Row]:
+    plain, hot = burst(servers, None, debits), burst(servers, SHARDS, debits)
     found = []
     for result in (plain, hot):
-        debits = result.answers[201]
-        per_debit = result.hottest_units / debits if debits else 0.0
+        spent = result.answers[201]
+        per_debit = result.hottest_units / spent if spent else 0.0
         ceiling = 1000 / per_debit if per_debit else 0.0
         counts = result.contention
         found.append(
             Row(
                 SECTION,
-                f"{DEBITS:,} debits of {AMOUNT} on one account of {FUNDS:,}, {WORKERS} workers: "
+                f"{debits:,} debits of {AMOUNT} on one account of {result.funds:,}, {WORKERS} workers: "
                 f"{result.design}",
-                f"{debits:,} spent, {result.answers[402]:,} refused (402), unanswered "
+                f"{spent:,} spent, {result.answers[402]:,} refused (402), unanswered "
                 f"{_others(result.answers)}; stored {result.stored:,} = rows {result.rows:,}; "
-                f"{DEBITS / result.seconds:.0f} debits/s; conflicts {result.server_conflicts:,}, ledger "
+                f"{debits / result.seconds:.0f} debits/s; conflicts {result.server_conflicts:,}, ledger "
                 f"retries {counts.get('retries', 0):,}, 500s retried by the caller "
                 f"{counts.get('answered_500', 0):,}, refills {counts.get('refills', 0):,}, gathers "
                 f"{counts.get('gathers', 0):,}; hottest balance item {per_debit:.2f} WCU a debit: at most "
@@ -127,7 +134,7 @@ def rows(servers: Servers) -> list[Row]:
                 holds=result.exact,
             )
         )
-    ratio = (DEBITS / hot.seconds) / (DEBITS / plain.seconds)
+    ratio = plain.seconds / hot.seconds
     found.append(
         Row(
             SECTION,
@@ -153,8 +160,10 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING)
     for name in ("werkzeug", "urllib3"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    # `python -m bench.hot_account 1000`: a shorter burst (moto copies a table on every transaction).
+    debits = int(sys.argv[1]) if len(sys.argv) > 1 else DEBITS
     with Servers() as servers:
-        found = rows(servers)
+        found = rows(servers, debits)
     for row in found:
         print(
             f"{row.measure}\n    {row.result}"
