@@ -18,7 +18,7 @@ RUNTIME_PACKAGES := boto3 botocore s3transfer jmespath python-dateutil six
 LAYER_REQUIREMENTS ?= layers/shared/requirements.txt
 BUILD_DIR ?= .aws-sam/build
 
-.PHONY: help setup run audit expire-holds test lint unit test-loaded bench bench-audit init-cost validate build bytecode deploy doctor layer-requirements format clean
+.PHONY: help setup run audit expire-holds test lint unit test-loaded bench bench-audit bench-hot init-cost validate build bytecode deploy doctor layer-requirements format clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -73,6 +73,8 @@ bench: build ## Measure cold start (of the built artifact), warm latency, round 
 bench-audit: setup ## The audit over one user's 10^6 rows against 10^4: rows/s, peak memory, a stop and resume
 	PYTHONPATH=layers/shared:. $(VENV)/bin/python -m bench.audit
 
+bench-hot: setup ## 5,000 debits on one account from 64 workers, plain and hot, with DynamoDB's conflicts modelled
+	PYTHONPATH=layers/shared:. $(VENV)/bin/python -m bench.hot_account
 
 init-cost: setup ## Cold init of every function: its handler's import over its third-party modules', and what the rest is (FUNCTIONS="spend ...")
 	PYTHONPATH=layers/shared:. $(VENV)/bin/python -m bench.init_cost $(FUNCTIONS)

@@ -38,8 +38,11 @@ class Servers:
 
     def fresh(self) -> None:
         """Empty tables built from template.yaml, and a Stripe with no sessions or request log."""
+        from wallet import hot_accounts
+
         self.dynamodb.reset()
         self.dynamodb.create_tables(environment.TABLES)
+        hot_accounts.forget()
         self.stripe.reset()
         self._template = None
 

@@ -20,6 +20,7 @@ from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn,
 
 from wallet import auto_top_up, holds, ledger, settings
 from wallet.amounts import MAX_AMOUNT
+from wallet.hot_accounts import MAX_SHARDS, MIN_SHARDS
 from wallet.http import USER_ID
 
 TITLE = "Credits"
@@ -243,6 +244,12 @@ def _add_requests(paths: dict[str, Any]) -> None:
                 "description": text,
             },
         },
+        "/api/users/{user_id}/shards": {
+            "required": ["shards"],
+            "properties": {
+                "shards": {"type": "integer", "minimum": MIN_SHARDS, "maximum": MAX_SHARDS},
+            },
+        },
         "/api/users/{user_id}/adjustments": {
             "required": ["amount", "reason"],
             "properties": {
@@ -290,8 +297,10 @@ def _add_requests(paths: dict[str, Any]) -> None:
         "/api/users/{user_id}/holds/{hold_id}/release": {"properties": {}},
     }
     for path, schema in bodies.items():
-        operation = paths[path]["post"]
-        operation["parameters"] = [user, key] + ([hold] if "{hold_id}" in path else [])
+        # Making an account hot is idempotent by itself: no Idempotency-Key.
+        hot = path.endswith("/shards")
+        operation = paths[path]["put" if hot else "post"]
+        operation["parameters"] = [user] if hot else [user, key] + ([hold] if "{hold_id}" in path else [])
         operation["requestBody"] = {
             "required": True,
             "content": {

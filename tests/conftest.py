@@ -69,7 +69,11 @@ def dynamodb_server() -> Iterator[DynamoDBServer]:
 @pytest.fixture
 def tables(dynamodb_server: DynamoDBServer) -> DynamoDBServer:
     """Fresh, empty tables built from template.yaml for one test."""
+    from wallet import hot_accounts
+
     dynamodb_server.reset()
+    # Hotness is remembered as never reverting; emptied tables are the one place it does.
+    hot_accounts.forget()
     dynamodb_server.create_tables(TABLE_NAMES)
     return dynamodb_server
 

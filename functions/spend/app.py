@@ -1,6 +1,7 @@
 """The service routes, for the backend that sells the credits (AWS_IAM: SigV4-signed):
 POST /api/users/{userId}/spend, GET /api/users/{userId}/balance, POST /api/users/{userId}/adjustments,
-and holds for metered usage: POST /api/users/{userId}/holds, .../holds/{holdId}/capture and .../release.
+and holds for metered usage: POST /api/users/{userId}/holds, .../holds/{holdId}/capture and .../release;
+and an operator's PUT /api/users/{userId}/shards, which makes one account hot (wallet.hot_accounts).
 
 Spends and holds come only from the roles ServiceCallerArns lists, adjustments only from OperatorArns',
 balances from either: the service API's resource policy says so, and each route checks again before it
@@ -20,7 +21,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from wallet import holds, ledger, settings, snapstart
+from wallet import holds, hot_accounts, ledger, settings, snapstart
 from wallet.errors import InvalidAmountError
 from wallet.http import (
     InvalidBodyError,
@@ -320,6 +321,41 @@ def adjust(user_id: str) -> Response[str]:
         metrics.add_metric(name="CreditsAdjusted", unit=MetricUnit.Count, value=1)
     logger.info("adjustment", extra=_log_fields(receipt, actor))
     return _answer(receipt, receipt.amount)
+
+
+SHARDS = {
+    "type": "object",
+    "required": ["userId", "shards"],
+    "additionalProperties": False,
+    "properties": {"userId": {"type": "string"}, "shards": {"type": "integer"}},
+}
+
+
+@app.put(
+    "/api/users/<user_id>/shards",
+    summary="Make an account hot",
+    description=f"Spreads the account's spends over `shards` sub-balances ({hot_accounts.MIN_SHARDS} to "
+    f"{hot_accounts.MAX_SHARDS}), so that one account takes more debits a second than one item can. "
+    "Idempotent; the number is set once and never changed or turned off.",
+    tags=["Service"],
+    security=SIGV4,
+    responses={
+        200: {"description": "The account is hot", "content": {"application/json": {"schema": SHARDS}}},
+        400: documented_error("A bad body or user id, or shards outside the bounds"),
+        403: documented_error("Not signed with AWS credentials, or by a principal not in OperatorArns"),
+        404: NO_ROUTE,
+        409: documented_error("The account is already hot with another number of sub-balances"),
+        500: documented_error("The ledger could not be reached; nothing changed, retry"),
+    },
+)
+@tracer.capture_method
+def shards(user_id: str) -> dict[str, Any]:
+    actor = allowed_caller(app, settings.operators(), "OperatorArns")
+    user = _user(user_id)
+    body = _fields(json_object(app), required={"shards"}, optional=set())
+    count = hot_accounts.make_hot(user, body["shards"], currency=settings.price_list().currency)
+    logger.info("hot account", extra={"user_id": user, "shards": count, "actor": actor})
+    return {"userId": user, "shards": count}
 
 
 @app.get(

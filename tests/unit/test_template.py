@@ -65,6 +65,7 @@ SERVICE_ROUTES = {
     "POST /api/users/{userId}/holds",
     "POST /api/users/{userId}/holds/{holdId}/capture",
     "POST /api/users/{userId}/holds/{holdId}/release",
+    "PUT /api/users/{userId}/shards",
 }
 
 
@@ -126,6 +127,8 @@ LEDGER_CHANGE = DEPOSIT | {
     ("dynamodb:UpdateItem", "CreditGuardTable"),
     ("dynamodb:GetItem", "CreditBalanceTable"),
     ("dynamodb:GetItem", "CreditGuardTable"),
+    # A hot account's sub-balances, read together (wallet.hot_accounts).
+    ("dynamodb:BatchGetItem", "CreditBalanceTable"),
 }
 FIND_DEPOSIT = {("dynamodb:Query", "CreditTransactionTable/byPaymentIntent")}
 READ_API_KEY = {("secretsmanager:GetSecretValue", "StripeApiKeySecret|StripeApiKeySecretArn")}
@@ -212,7 +215,11 @@ FIND_CUSTOMER = {("dynamodb:Query", "CreditBalanceTable/byStripeCustomer")}
         (
             "GetBalanceFunction",
             READ_ORIGIN_SECRET
-            | {("dynamodb:GetItem", "CreditBalanceTable"), ("dynamodb:Query", "CreditTransactionTable")},
+            | {
+                ("dynamodb:GetItem", "CreditBalanceTable"),
+                ("dynamodb:BatchGetItem", "CreditBalanceTable"),
+                ("dynamodb:Query", "CreditTransactionTable"),
+            },
         ),
     ],
 )
@@ -462,6 +469,7 @@ def resource_policy() -> dict[str, dict[str, Any]]:
     [
         ("SpendsOnlyFromServiceCallers", "POST/api/users/*/spend", "${ServiceCallerArns}"),
         ("AdjustmentsOnlyFromOperators", "POST/api/users/*/adjustments", "${OperatorArns}"),
+        ("HotAccountsOnlyFromOperators", "PUT/api/users/*/shards", "${OperatorArns}"),
         ("BalancesOnlyFromEither", "GET/api/users/*/balance", "${ServiceCallerArns},${OperatorArns}"),
         (
             "HoldsOnlyFromServiceCallers",
@@ -841,7 +849,9 @@ def test_ledger_write_attributes_are_what_the_ledger_writes(policy: str) -> None
     assert attributes_of(policy, "dynamodb:PutItem", "CreditTransactionTable") == model_attributes(
         CreditTransaction
     )
-    assert attributes_of(policy, "dynamodb:UpdateItem", "CreditBalanceTable") == balance | {"userId"}
+    # A spend conditions on a hot account's `shards`; making one hot sets it and `shardedAt`.
+    hot = {"shards", "shardedAt"} if policy == "LedgerChangePolicy" else set()
+    assert attributes_of(policy, "dynamodb:UpdateItem", "CreditBalanceTable") == balance | {"userId"} | hot
     if policy == "LedgerChangePolicy":
         assert attributes_of(policy, "dynamodb:PutItem", "CreditGuardTable") == model_attributes(CreditGuard)
 
@@ -875,7 +885,8 @@ def test_the_audit_writes_only_its_checkpoints_attributes() -> None:
 
 def test_auto_top_up_state_is_every_balance_attribute_but_the_money() -> None:
     """`updatedAt` is listed because the trigger's claim names it in its condition (dynamodb:Attributes
-    covers the names of condition expressions too), never the balance itself."""
+    covers the names of condition expressions too), never the balance itself, nor how a hot account
+    spreads it."""
     listed = attributes_of("AutoTopUpStatePolicy", "dynamodb:UpdateItem", "CreditBalanceTable")
 
-    assert listed == model_attributes(CreditBalance) - {"balance", "held", "currency"}
+    assert listed == model_attributes(CreditBalance) - {"balance", "held", "currency", "shards", "shardedAt"}

@@ -22,6 +22,7 @@ from aws_lambda_powertools import Logger
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import DoesNotExist, PynamoDBException
 
+from wallet import ledger
 from wallet.errors import LedgerUnavailableError
 from wallet.models import CreditBalance, CreditTransaction, _LedgerModel
 from wallet.settings import tables
@@ -142,6 +143,9 @@ def audit(
             )
             for balance in scan:
                 read(1)
+                # A hot account's sub-balances are audited with its main item, not as users of their own.
+                if ledger.is_sub_balance(balance.user_id):
+                    continue
                 position.balances_after = {"userId": {"S": balance.user_id}}
                 position.user = _UserCheck(balance.user_id, _owned(balance))
                 _check(position.user, report, read)
@@ -185,7 +189,10 @@ def _check(user: _UserCheck, report: AuditReport, read: Callable[[int], None]) -
 
 
 def _owned(balance: CreditBalance) -> int:
-    """What the user's rows must add up to: what may be spent and what active holds keep aside."""
+    """What the user's rows must add up to: what may be spent and what active holds keep aside, and for a
+    hot account its sub-balances too, read at one instant."""
+    if balance.shards:
+        return ledger.account_total(balance.user_id)
     return int(balance.balance) + int(balance.held or 0)
 
 
@@ -198,16 +205,29 @@ def _balance(user_id: str) -> int:
 
 def _rows_page(user_id: str, after: dict[str, Any] | None) -> tuple[int, int, dict[str, Any] | None]:
     """One page of the user's rows from `after`: what its amounts add up to, how many rows it had, and
-    where the next page starts (None after the last)."""
-    page = CreditTransaction._get_connection().query(
-        user_id,
-        consistent_read=True,
-        exclusive_start_key=after,
-        limit=ROWS_PAGE,
-        attributes_to_get=["amount"],
-    )
-    items = page.get("Items", [])
-    return sum(int(item["amount"]["N"]) for item in items), len(items), page.get("LastEvaluatedKey")
+    where the next page starts (None after the last). A hot account's rows are in its own partition and
+    each sub-balance's, read one after the other; `after` names the partition it stands in."""
+    partition = user_id if after is None else after["userId"]["S"]
+    total = count = 0
+    while True:
+        page = CreditTransaction._get_connection().query(
+            partition,
+            consistent_read=True,
+            exclusive_start_key=after,
+            limit=ROWS_PAGE,
+            attributes_to_get=["amount"],
+        )
+        items = page.get("Items", [])
+        total += sum(int(item["amount"]["N"]) for item in items)
+        count += len(items)
+        after = page.get("LastEvaluatedKey")
+        if after is not None:
+            return total, count, after
+        partitions = ledger.account_partitions(user_id)
+        following = partitions.index(partition) + 1
+        if following == len(partitions):
+            return total, count, None
+        partition = partitions[following]
 
 
 # -- The checkpoint --
@@ -252,7 +272,7 @@ def _position_of(item: dict[str, Any]) -> _Position:
     if balances_after != {"userId": {"S": user_id}}:
         raise ValueError("the user being checked is not where the scan stands")
     rows_after = _key(item.get("rowsAfter"), {"userId", "transactionId"})
-    if rows_after is not None and rows_after["userId"] != {"S": user_id}:
+    if rows_after is not None and rows_after["userId"]["S"] not in ledger.account_partitions(user_id):
         raise ValueError("the rows' position is in another user's rows")
     attempt, differences = _whole(item["attempt"]), _whole(item["differences"])
     if not (0 <= attempt < SETTLE_ATTEMPTS and 0 <= differences < 2):

@@ -16,6 +16,11 @@ class LedgerUnavailableError(RuntimeError):
     """DynamoDB failed; nothing was written and the caller may try again."""
 
 
+class LedgerBusyError(LedgerUnavailableError):
+    """Concurrent transactions on the same items kept cancelling this one (TransactionConflict); nothing
+    was written."""
+
+
 class PaymentsUnavailableError(RuntimeError):
     """Stripe could not be reached or refused the request; the user may try again."""
 
@@ -98,3 +103,16 @@ class TooManyCheckoutsError(RuntimeError):
 
 class TooManyCardSetupsError(RuntimeError):
     """One user opened more card setups this hour than `rate_limits.CARD_SETUPS_PER_HOUR`."""
+
+
+class ShardsAlreadySetError(ValueError):
+    """An account already hot with another number of sub-balances: the number never changes, as an
+    Idempotency-Key's sub-balance is chosen by it."""
+
+    def __init__(self, shards: int) -> None:
+        super().__init__(f"This account already spreads its spends over {shards} sub-balances.")
+        self.shards = shards
+
+
+class InvalidShardsError(ValueError):
+    """A number of sub-balances outside the bounds a hot account takes."""

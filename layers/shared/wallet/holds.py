@@ -32,6 +32,7 @@ from wallet.errors import (
     IdempotencyKeyReusedError,
     InsufficientCreditsError,
     InvalidAmountError,
+    LedgerBusyError,
     LedgerUnavailableError,
 )
 from wallet.ledger import (
@@ -69,6 +70,8 @@ FIRST_RUN_MINUTES = 60
 # The sweep stops with this much of the function's time left.
 SAFETY_MARGIN_SECONDS = 10.0
 HOLDS_CHECKPOINT = "holds#checkpoint"
+# A hold refused on a hot account's main item gathers its sub-balances and is tried again this often.
+HOT_GATHER_ATTEMPTS = 3
 
 Clock = Callable[[], float]
 
@@ -199,18 +202,26 @@ def create_hold(
             return_values=ALL_OLD,
         )
 
-    reasons = _transact(write, "the ledger could not record the hold")
-    if reasons is None:
-        made = Hold(hold_id, user_id, amount, ACTIVE, expires_at, description)
-        return Held(made, balances(user_id))
-    key_reason, _, _, balance_reason = reasons
-    if _refused(key_reason):
-        first = _first_answer(key_reason, user_id, guard.guard_id, guard.fingerprint)
-        return Held(_read(user_id, first["transactionId"]["S"]), balances(user_id), replayed=True)
-    before = (balance_reason.raw_item if balance_reason else None) or {}
-    raise InsufficientCreditsError(
-        int(before.get("balance", {}).get("N", 0)), int(before.get("held", {}).get("N", 0))
-    )
+    for _ in range(HOT_GATHER_ATTEMPTS):
+        reasons = _transact(write, "the ledger could not record the hold")
+        if reasons is None:
+            made = Hold(hold_id, user_id, amount, ACTIVE, expires_at, description)
+            return Held(made, balances(user_id))
+        key_reason, _, _, balance_reason = reasons
+        if _refused(key_reason):
+            first = _first_answer(key_reason, user_id, guard.guard_id, guard.fingerprint)
+            return Held(_read(user_id, first["transactionId"]["S"]), balances(user_id), replayed=True)
+        before = (balance_reason.raw_item if balance_reason else None) or {}
+        held = int(before.get("held", {}).get("N", 0))
+        if "shards" not in before:
+            raise InsufficientCreditsError(int(before.get("balance", {}).get("N", 0)), held)
+        # A hot account's credits may sit in its sub-balances: brought to the main item, then tried again.
+        from wallet import hot_accounts
+
+        short = hot_accounts.gather_to_main(user_id, amount, currency)
+        if short is not None:
+            raise InsufficientCreditsError(short.available, short.held)
+    raise LedgerBusyError("the account's sub-balances kept moving; retry with the same Idempotency-Key")
 
 
 def capture_hold(

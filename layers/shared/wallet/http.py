@@ -35,9 +35,11 @@ from wallet.errors import (
     InvalidAmountError,
     InvalidEventError,
     InvalidPageError,
+    InvalidShardsError,
     LedgerUnavailableError,
     NoPaymentMethodError,
     PaymentsUnavailableError,
+    ShardsAlreadySetError,
     TooManyCardSetupsError,
     TooManyCheckoutsError,
     TooManyLookupsError,
@@ -114,6 +116,8 @@ STATUS: dict[type[Exception], tuple[HTTPStatus, str]] = {
     # A refund that overtook its deposit: 500 so that Stripe delivers it again once the deposit is in.
     DepositNotRecordedError: (HTTPStatus.INTERNAL_SERVER_ERROR, "deposit_not_recorded"),
     NoPaymentMethodError: (HTTPStatus.CONFLICT, "no_payment_method"),
+    ShardsAlreadySetError: (HTTPStatus.CONFLICT, "shards_already_set"),
+    InvalidShardsError: (HTTPStatus.BAD_REQUEST, "invalid_shards"),
 }
 MESSAGES: dict[type[Exception], str] = {
     UnauthorizedError: "Sign in to continue.",

@@ -11,9 +11,12 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import heapq
 import json
 import random
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -31,6 +34,7 @@ from wallet.errors import (
     InsufficientCreditsError,
     InvalidAmountError,
     InvalidPageError,
+    LedgerBusyError,
     LedgerUnavailableError,
 )
 from wallet.models import CreditBalance, CreditGuard, CreditTransaction, connection
@@ -79,6 +83,30 @@ CONFLICT_ATTEMPTS = 4
 IDEMPOTENCY_KEY_LIFETIME = timedelta(days=7)
 # Refunds and disputes of one payment change its guard optimistically; concurrent ones retry this often.
 PAYMENT_ATTEMPTS = 6
+
+
+class Contention:
+    """What this process's transactions met: TransactionConflict cancellations and the retries they
+    cost, and a hot account's refills and gathers. Read by the bench; counts only, never a decision."""
+
+    def __init__(self) -> None:
+        self._counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def add(self, name: str, count: int = 1) -> None:
+        with self._lock:
+            self._counts[name] += count
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts.clear()
+
+
+contention = Contention()
 
 
 class Credit(StrEnum):
@@ -191,6 +219,20 @@ def spend(
     balance update on condition that `balance >= amount`.
     """
     check_amount(amount)
+    from wallet import hot_accounts
+
+    hot = hot_accounts.known(user_id)
+    if hot is not None:
+        return hot_accounts.spend(
+            user_id,
+            amount,
+            hot=hot,
+            idempotency_key=idempotency_key,
+            description=description,
+            actor=actor,
+            currency=currency,
+            main_guard_seen=False,
+        )
     return _keyed_change(
         user_id,
         -amount,
@@ -259,7 +301,12 @@ def _keyed_change(
         created_at=now,
     )
     # Only a take can overdraw; an adjustment is an operator's decision, like a claw-back, within the bound.
-    covered = CreditBalance.balance >= -amount if kind == SPEND else _within_bound(amount)
+    # A spend of a hot account is refused here (it is made on a sub-balance): no read decides which.
+    covered = (
+        (CreditBalance.balance >= -amount) & CreditBalance.shards.does_not_exist()
+        if kind == SPEND
+        else _within_bound(amount)
+    )
 
     def write(transaction: TransactWrite) -> None:
         transaction.save(guard, condition=CreditGuard.guard_id.does_not_exist(), return_values=ALL_OLD)
@@ -273,18 +320,27 @@ def _keyed_change(
 
     reasons = _transact(write, f"the ledger could not record the {kind}")
     if reasons is None:
+        if amount < 0:
+            _cover_debt(user_id, currency)
         return Receipt(transaction_id, user_id, amount, get_balance(user_id))
     key_reason, _, balance_reason = reasons
     if key_reason is not None and key_reason.code == "ConditionalCheckFailed":
-        first = key_reason.raw_item or _guard_item(user_id, guard.guard_id)
-        if first.get("fingerprint", {}).get("S") != fingerprint:
-            raise IdempotencyKeyReusedError(
-                "This Idempotency-Key was already used with a different request; use a new key."
-            )
-        return Receipt(
-            first["transactionId"]["S"], user_id, int(first["amount"]["N"]), get_balance(user_id), True
-        )
+        return _replay(key_reason.raw_item or _guard_item(user_id, guard.guard_id), fingerprint, user_id)
     held = (balance_reason.raw_item if balance_reason else None) or {}
+    if kind == SPEND and "shards" in held:
+        from wallet import hot_accounts
+
+        # Refused with its guard absent after the account became hot: the key was never used cold.
+        return hot_accounts.spend(
+            user_id,
+            -amount,
+            hot=hot_accounts.from_raw(user_id, held),
+            idempotency_key=idempotency_key,
+            description=description,
+            actor=actor,
+            currency=currency,
+            main_guard_seen=True,
+        )
     if kind != SPEND:
         raise InvalidAmountError(
             f"This adjustment would take the balance of {held.get('balance', {}).get('N', 0)} outside "
@@ -293,6 +349,25 @@ def _keyed_change(
     raise InsufficientCreditsError(
         int(held.get("balance", {}).get("N", 0)), int(held.get("held", {}).get("N", 0))
     )
+
+
+def _replay(first: dict[str, Any], fingerprint: str, user_id: str) -> Receipt:
+    """The first answer of an Idempotency-Key (its guard as DynamoDB holds it), or 409 for another body."""
+    if first.get("fingerprint", {}).get("S") != fingerprint:
+        raise IdempotencyKeyReusedError(
+            "This Idempotency-Key was already used with a different request; use a new key."
+        )
+    return Receipt(
+        first["transactionId"]["S"], user_id, int(first["amount"]["N"]), get_balance(user_id), True
+    )
+
+
+def _cover_debt(user_id: str, currency: str) -> None:
+    """A take on the main item of a hot account may leave it below zero while sub-balances hold credits:
+    those come back to it, so spends stop when the account's total is short. One read when not hot."""
+    from wallet import hot_accounts
+
+    hot_accounts.cover_debt(user_id, currency)
 
 
 def _within_bound(amount: int) -> Any:
@@ -449,6 +524,8 @@ def _write_payment_change(
 
     reasons = _transact(write, "the ledger could not record the refund or dispute")
     if reasons is None:
+        if amount < 0:
+            _cover_debt(deposit.user_id, currency)
         return None
     # TransactWriteItems lists puts before updates: the guard follows the row when there is one.
     guard_reason = reasons[1 if amount else 0]
@@ -472,9 +549,14 @@ def _transact(write: Callable[[TransactWrite], None], failure: str) -> list[Canc
             codes = [reason.code if reason else None for reason in reasons]
             if "ConditionalCheckFailed" in codes:
                 return reasons
+            if "TransactionConflict" in codes:
+                contention.add("conflicts")
             if "TransactionConflict" in codes and attempt < CONFLICT_ATTEMPTS:
+                contention.add("retries")
                 time.sleep(random.uniform(0, 0.02 * 2**attempt))  # noqa: S311 - jitter, not a secret
                 continue
+            if "TransactionConflict" in codes:
+                raise LedgerBusyError(failure) from exc
             raise LedgerUnavailableError(failure) from exc
         except PynamoDBException as exc:
             raise LedgerUnavailableError(failure) from exc
@@ -524,7 +606,7 @@ def get_balance(user_id: str) -> int:
 
 
 def balances(user_id: str) -> Balances:
-    """The user's balance, held and available, in one read."""
+    """The user's balance, held and available, in one read; a hot account's sub-balances cost one more."""
     try:
         item = CreditBalance.get(user_id, consistent_read=True)
     except DoesNotExist:
@@ -532,21 +614,60 @@ def balances(user_id: str) -> Balances:
     except PynamoDBException as exc:
         raise LedgerUnavailableError("the ledger could not read the balance") from exc
     available, held = int(item.balance), int(item.held or 0)
+    if item.shards:
+        from wallet import hot_accounts
+
+        available = hot_accounts.balances(user_id, item, hot_accounts.from_item(user_id, item).shards)
     return Balances(available + held, held, available)
 
 
-def list_transactions(user_id: str, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None) -> Page:
-    """The user's transactions, newest first, `limit` at a time; pass `next_cursor` on for more."""
+def account_partitions(user_id: str) -> list[str]:
+    """Every partition holding the user's rows (and, for the balance table, their balance items): the
+    user's own, and each sub-balance's when the account is hot."""
+    from wallet import hot_accounts
+
+    return hot_accounts.account_partitions(user_id)
+
+
+def is_sub_balance(key: str) -> bool:
+    """Whether a balance item's key names a hot account's sub-balance rather than a user."""
+    from wallet import hot_accounts
+
+    return hot_accounts.is_shard(key)
+
+
+def account_total(user_id: str) -> int:
+    """What the user owns by the stored balances, read at one instant: available plus held, over the
+    main item and every sub-balance. What the audit compares with the sum of the rows."""
+    from wallet import hot_accounts
+
+    hot = hot_accounts.hotness(user_id)
+    return hot_accounts.read_snapshot(user_id, hot.shards).total
+
+
+def list_transactions(
+    user_id: str,
+    limit: int = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+    partitions: list[str] | None = None,
+) -> Page:
+    """The user's transactions, newest first, `limit` at a time; pass `next_cursor` on for more.
+    `partitions`: where the rows are (account_partitions), when the account may be hot."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
         raise InvalidPageError(f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}")
-    start = None if cursor is None else {"userId": {"S": user_id}, "transactionId": {"S": _decode(cursor)}}
+    after = None if cursor is None else _decode(cursor)
+    if partitions is None:
+        partitions = [user_id]
     try:
-        # One more than asked tells whether another page exists without a second query.
+        # One more than asked tells whether another page exists without a second query; a hot account's
+        # partitions are each read so far and merged, newest first (ids are ULIDs: time-ordered).
         rows = list(
-            CreditTransaction.query(
-                user_id, scan_index_forward=False, limit=limit + 1, last_evaluated_key=start
+            heapq.merge(
+                *(_newest(partition, limit + 1, after) for partition in partitions),
+                key=lambda row: row.transaction_id,
+                reverse=True,
             )
-        )
+        )[: limit + 1]
     except PynamoDBException as exc:
         raise LedgerUnavailableError("the ledger could not read the history") from exc
     page = rows[:limit]
@@ -554,11 +675,24 @@ def list_transactions(user_id: str, limit: int = DEFAULT_PAGE_SIZE, cursor: str 
     return Page([_transaction(row) for row in page], next_cursor)
 
 
+def _newest(partition: str, limit: int, after: str | None) -> list[CreditTransaction]:
+    start = None if after is None else {"userId": {"S": partition}, "transactionId": {"S": after}}
+    return list(
+        CreditTransaction.query(partition, scan_index_forward=False, limit=limit, last_evaluated_key=start)
+    )
+
+
 def statement(user_id: str, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None) -> Statement:
-    """The balance and one page of history: the two reads the balance page needs."""
-    page = list_transactions(user_id, limit, cursor)
+    """The balance and one page of history: the two reads the balance page needs (a hot account's
+    sub-balances and their partitions cost one read more, and one query each)."""
     now = balances(user_id)
-    return Statement(now.balance, page, now.held, now.available)
+    from wallet import hot_accounts
+
+    hot = hot_accounts.known(user_id)
+    partitions = hot_accounts.account_partitions(user_id, hot.shards) if hot else None
+    return Statement(
+        now.balance, list_transactions(user_id, limit, cursor, partitions), now.held, now.available
+    )
 
 
 def _transaction(row: CreditTransaction) -> Transaction:

@@ -67,6 +67,10 @@ class CreditBalance(_LedgerModel):
     held = NumberAttribute(null=True)
     currency = UnicodeAttribute(null=True)
     updated_at = UnicodeAttribute(attr_name="updatedAt", null=True)
+    # A hot account (wallet.hot_accounts): its spends are spread over this many sub-balances, from the
+    # moment (Unix seconds) it was made hot; set once, never changed or removed.
+    shards = NumberAttribute(null=True)
+    sharded_at = NumberAttribute(attr_name="shardedAt", null=True)
 
     # Auto top-up, opt-in: the settings, the saved card, and where the current dip stands.
     stripe_customer_id = UnicodeAttribute(attr_name="stripeCustomerId", null=True)
