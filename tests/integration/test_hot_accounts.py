@@ -16,7 +16,7 @@ from ulid import ULID
 from devstack.dynamodb import DynamoDBServer
 from functions.spend.app import lambda_handler as spend_handler
 from tests.lambda_events import HttpResponse, api_event, invoke
-from wallet import audit, hot_accounts, ledger, settings
+from wallet import audit, holds, hot_accounts, ledger, settings
 from wallet.errors import InsufficientCreditsError, LedgerUnavailableError
 from wallet.models import CreditBalance, CreditTransaction
 
@@ -271,3 +271,50 @@ def test_the_audit_sees_a_hot_account_whole_and_a_sub_balance_edited_by_hand() -
     assert [(drift.user_id, drift.balance, drift.rows_total) for drift in edited.drifts] == [
         ("alice", 963, 958)
     ]
+
+
+# --- holds on a hot account ----------------------------------------------------------------------------
+
+
+def hold(user: str, amount: int, key: str) -> holds.Held:
+    return holds.create_hold(
+        user, amount, expires_in=600, idempotency_key=key, description=None, actor=SERVICE, currency="usd"
+    )
+
+
+def test_a_hold_on_a_hot_account_takes_what_its_sub_balances_hold_before_it_is_refused() -> None:
+    deposit("alice", 1000)
+    hot_accounts.make_hot("alice", 8, currency="usd")
+    for n in range(20):  # refills leave most of the credits in the sub-balances, not on the main item
+        spend("alice", 10, f"small-{n}")
+    assert int(CreditBalance.get("alice", consistent_read=True).balance) < 700
+
+    made = hold("alice", 700, "reserve-1")
+
+    assert (made.balances.balance, made.balances.held, made.balances.available) == (800, 700, 100)
+    assert min(stored_items("alice")) >= 0
+    assert ledger.account_total("alice") == rows_total("alice") == 800
+    with pytest.raises(InsufficientCreditsError) as refused:
+        hold("alice", 101, "reserve-2")
+    assert (refused.value.available, refused.value.balance) == (100, 800)
+    assert ledger.account_total("alice") == rows_total("alice") == 800
+
+
+def test_the_audit_stopped_inside_a_hot_accounts_sub_balance_rows_resumes_there(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    deposit("alice", 10_000)
+    hot_accounts.make_hot("alice", 4, currency="usd")
+    for n in range(40):
+        spend("alice", 3, f"order-{n}")
+    monkeypatch.setattr(audit, "ROWS_PAGE", 5)
+    clock = iter([float("inf")] * 3 + [0.0])
+    stopped = audit.audit(lambda: next(clock, float("inf")), checkpoint_every=1)
+    saved = audit.AuditCheckpoint.get(audit.AUDIT_KEY, audit.CHECKPOINT, consistent_read=True)
+
+    resumed = audit.audit()
+
+    assert stopped.finished is False
+    assert hot_accounts.is_shard(json.loads(saved.rows_after or "{}")["userId"]["S"])
+    assert (resumed.resumed, resumed.finished, resumed.drifts, resumed.unsettled) == (True, True, [], [])
+    assert stopped.rows + resumed.rows == 41
