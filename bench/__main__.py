@@ -27,7 +27,7 @@ def main() -> int:
     warnings.filterwarnings("ignore", message="No application metrics to publish")
 
     from bench import audit as audit_bench
-    from bench import auto_top_up, coldstart, concurrency, hot_account, init_cost, roundtrips, warm
+    from bench import auto_top_up, coldstart, concurrency, holds, hot_account, init_cost, roundtrips, warm
     from bench import sweep as sweep_bench
     from bench.local import Servers, quiet_stdout
 
@@ -43,6 +43,7 @@ def main() -> int:
             ("ledger concurrency", lambda: concurrency.ledger_rows(servers)),
             ("webhook deliveries over HTTP", lambda: concurrency.http_rows(servers)),
             ("a burst of spends over HTTP", lambda: concurrency.spend_burst_rows(servers)),
+            ("holds beside a spend", lambda: holds.run(servers)),
             ("the sweep over Stripe's event log", lambda: sweep_bench.run(servers)),
             ("the audit of one user's 10^6 rows", audit_bench.run),
             ("one hot account, plain and sharded", lambda: hot_account.rows(servers)),

@@ -320,7 +320,8 @@ def _keyed_change(
 
     reasons = _transact(write, f"the ledger could not record the {kind}")
     if reasons is None:
-        if amount < 0:
+        # A spend that committed here met no `shards`: the account is not hot, and nothing to cover.
+        if amount < 0 and kind != SPEND:
             _cover_debt(user_id, currency)
         return Receipt(transaction_id, user_id, amount, get_balance(user_id))
     key_reason, _, balance_reason = reasons
