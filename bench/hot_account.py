@@ -116,6 +116,7 @@ def burst(servers: Servers, shards: int | None, debits: int) -> Burst:
 
 
 def rows(servers: Servers, debits: int = DEBITS) -> list[Row]:
+    _transactions_back_up_their_items()
     plain, hot = burst(servers, None, debits), burst(servers, SHARDS, debits)
     found = []
     for result in (plain, hot):
@@ -225,7 +226,6 @@ def main() -> int:
     from bench import environment
 
     environment.apply()
-    _transactions_back_up_their_items()
     logging.basicConfig(level=logging.WARNING)
     for name in ("werkzeug", "urllib3"):
         logging.getLogger(name).setLevel(logging.ERROR)
