@@ -229,7 +229,7 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING)
     for name in ("werkzeug", "urllib3"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    # `python -m bench.hot_account 1000`: a shorter burst (moto copies a table on every transaction).
+    # `python -m bench.hot_account 600`: a shorter burst, for a quick look.
     debits = int(sys.argv[1]) if len(sys.argv) > 1 else DEBITS
     with Servers() as servers:
         found = rows(servers, debits)
