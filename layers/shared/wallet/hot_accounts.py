@@ -296,7 +296,8 @@ def _cover(user_id: str, shards: int, shard: str, need: int, amount: int, curren
         (shard_key(user_id, k), balance) for k, balance in enumerate(snapshot.shards)
     ]
     own = dict(sources).get(shard, 0)
-    remaining = amount - own
+    # A share of the whole account, as a refill brings, so the next debits do not each gather again.
+    remaining = max(amount, snapshot.available // shards) - own
     # Straight into the short sub-balance: what a gather brings is not refilled to another on the way.
     for source, balance in sorted(sources, key=lambda item: -item[1]):
         if remaining <= 0:
