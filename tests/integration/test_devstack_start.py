@@ -133,7 +133,7 @@ def test_a_user_id_is_decoded_once_and_checked_by_the_function(tmp_path: Path) -
         # The signed name is what the function sees: decoded once, then held to the user id rule
         assert balance("alice%40example.com") == (
             200,
-            {"userId": "alice@example.com", "currency": "usd", "balance": 0},
+            {"userId": "alice@example.com", "currency": "usd", "balance": 0, "held": 0, "available": 0},
         )
         status, body = balance("J%C3%BCrgen")
         assert (status, body["error"]["code"]) == (400, "invalid_user")  # type: ignore[index]
