@@ -39,16 +39,15 @@ from wallet.ledger import (
     HOLD,
     HOLD_EXPIRED,
     HOLD_RELEASED,
-    IDEMPOTENCY_KEY_LIFETIME,
     SPEND,
     Balances,
     _balance_actions,
     _fingerprint,
     _guard_item,
-    _key_guard_id,
     _transact,
     balances,
     check_amount,
+    key_guard,
 )
 from wallet.models import CreditBalance, CreditGuard, CreditTransaction
 from wallet.sweep_records import SWEEP_KEY, SweepRecord
@@ -167,14 +166,14 @@ def create_hold(
     moment = now()
     expires_at = math.ceil(moment) + expires_in
     stamp = _stamp(moment)
-    guard = CreditGuard(
+    guard = key_guard(
         user_id,
-        _key_guard_id(actor, idempotency_key),
-        fingerprint=_fingerprint(HOLD, amount, description, expires_in),
+        actor,
+        idempotency_key,
+        _fingerprint(HOLD, amount, description, expires_in),
         transaction_id=hold_id,
         amount=amount,
         created_at=stamp,
-        expires_at=IDEMPOTENCY_KEY_LIFETIME,
     )
     hold = CreditGuard(
         user_id,
@@ -267,14 +266,14 @@ def _settle(
     stamp = _stamp(moment)
     user_id = hold.user_id
     fingerprint = _fingerprint(state, captured, None, hold.hold_id)
-    guard = CreditGuard(
+    guard = key_guard(
         user_id,
-        _key_guard_id(actor, idempotency_key),
-        fingerprint=fingerprint,
+        actor,
+        idempotency_key,
+        fingerprint,
         transaction_id=transaction_id,
         amount=captured,
         created_at=stamp,
-        expires_at=IDEMPOTENCY_KEY_LIFETIME,
     )
     row = _row(
         user_id, transaction_id, kind, -captured, hold.hold_id, hold.amount, hold.description, actor, stamp

@@ -223,14 +223,14 @@ def spend(
     shard = shard_key(user_id, shard_of(actor, idempotency_key, hot.shards))
     transaction_id = str(ULID())
     now = ledger._now()
-    guard = CreditGuard(
+    guard = ledger.key_guard(
         shard,
-        guard_id,
-        fingerprint=fingerprint,
+        actor,
+        idempotency_key,
+        fingerprint,
         transaction_id=transaction_id,
         amount=-amount,
         created_at=now,
-        expires_at=ledger.IDEMPOTENCY_KEY_LIFETIME,
     )
     row = CreditTransaction(
         shard,

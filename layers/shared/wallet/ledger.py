@@ -281,14 +281,14 @@ def _keyed_change(
     fingerprint = _fingerprint(kind, amount, description)
     transaction_id = str(ULID())
     now = _now()
-    guard = CreditGuard(
+    guard = key_guard(
         user_id,
-        _key_guard_id(actor, idempotency_key),
-        fingerprint=fingerprint,
+        actor,
+        idempotency_key,
+        fingerprint,
         transaction_id=transaction_id,
         amount=amount,
         created_at=now,
-        expires_at=IDEMPOTENCY_KEY_LIFETIME,
     )
     row = CreditTransaction(
         user_id,
@@ -583,6 +583,29 @@ def _guard_item(user_id: str, guard_id: str) -> dict[str, Any]:
         raise LedgerUnavailableError("the ledger could not read a guard") from exc
     item: dict[str, Any] = guard.serialize()
     return item
+
+
+def key_guard(
+    partition: str,
+    actor: str,
+    idempotency_key: str,
+    fingerprint: str,
+    *,
+    transaction_id: str,
+    amount: int,
+    created_at: str,
+) -> CreditGuard:
+    """An Idempotency-Key's guard, written with the change it makes: the first request's fingerprint and
+    what it did, kept for IDEMPOTENCY_KEY_LIFETIME so a retry answers the first answer again."""
+    return CreditGuard(
+        partition,
+        _key_guard_id(actor, idempotency_key),
+        fingerprint=fingerprint,
+        transaction_id=transaction_id,
+        amount=amount,
+        created_at=created_at,
+        expires_at=IDEMPOTENCY_KEY_LIFETIME,
+    )
 
 
 def _key_guard_id(actor: str, idempotency_key: str) -> str:
