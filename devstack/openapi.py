@@ -21,7 +21,7 @@ from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn,
 from wallet import auto_top_up, holds, ledger, settings
 from wallet.amounts import MAX_AMOUNT
 from wallet.hot_accounts import MAX_SHARDS, MIN_SHARDS
-from wallet.http import USER_ID
+from wallet.http import MAX_TEXT, USER_ID
 
 TITLE = "Credits"
 VERSION = "1.0.0"
@@ -235,7 +235,13 @@ def _add_requests(paths: dict[str, Any]) -> None:
         "required": True,
         "schema": {"type": "string", "pattern": f"^{USER_ID.pattern}$"},
     }
-    text = {"type": "string", "minLength": 1, "maxLength": 500}
+    text = {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_TEXT,
+        "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",
+        "description": "One line: no control characters (tab and newline included) or line separators",
+    }
     bodies = {
         "/api/users/{user_id}/spend": {
             "required": ["amount"],

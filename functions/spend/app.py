@@ -31,9 +31,8 @@ from wallet.http import (
     json_object,
     path_user_id,
     service_resolver,
+    text_field,
 )
-
-MAX_TEXT = 500
 
 logger = Logger()
 tracer = Tracer()
@@ -155,7 +154,7 @@ def spend(user_id: str) -> Response[str]:
         user,
         body["amount"],
         idempotency_key=key,
-        description=_text(body, "description", required=False),
+        description=text_field(body, "description", required=False),
         actor=actor,
         currency=settings.price_list().currency,
     )
@@ -182,7 +181,12 @@ def spend(user_id: str) -> Response[str]:
 def hold(user_id: str) -> Response[str]:
     actor = allowed_caller(app, settings.service_callers(), "ServiceCallerArns")
     user, key = _user(user_id), idempotency_key(app)
-    body = _fields(json_object(app), required={"amount", "expiresInSeconds"}, optional={"description"})
+    body = _fields(json_object(app), required={"amount"}, optional={"expiresInSeconds", "description"})
+    if "expiresInSeconds" not in body:
+        raise InvalidBodyError(
+            f"The body needs expiresInSeconds, 1 to {holds.MAX_EXPIRES_IN_SECONDS}: it has no default, as "
+            "only the caller knows how long its work may run before the hold should give the credits back."
+        )
     try:
         expires_in = holds.check_expires_in(body["expiresInSeconds"])
     except ValueError as exc:
@@ -192,7 +196,7 @@ def hold(user_id: str) -> Response[str]:
         body["amount"],
         expires_in=expires_in,
         idempotency_key=key,
-        description=_text(body, "description", required=False),
+        description=text_field(body, "description", required=False),
         actor=actor,
         currency=settings.price_list().currency,
     )
@@ -235,7 +239,7 @@ def capture(user_id: str, hold_id: str) -> Response[str]:
     actor = allowed_caller(app, settings.service_callers(), "ServiceCallerArns")
     user, key = _user(user_id), idempotency_key(app)
     body = _fields(json_object(app), required={"amount"}, optional=set())
-    if body["amount"] == 0 and not isinstance(body["amount"], bool):
+    if type(body["amount"]) is int and body["amount"] == 0:
         raise InvalidAmountError("amount must be at least 1: to spend nothing of a hold, release it")
     settled = holds.capture_hold(
         user,
@@ -313,7 +317,7 @@ def adjust(user_id: str) -> Response[str]:
         user,
         body["amount"],
         idempotency_key=key,
-        reason=_text(body, "reason", required=True) or "",
+        reason=text_field(body, "reason", required=True) or "",
         actor=actor,
         currency=settings.price_list().currency,
     )
@@ -403,15 +407,6 @@ def _fields(body: dict[str, Any], *, required: set[str], optional: set[str]) -> 
     if unknown:
         raise InvalidBodyError(f"The body has fields this route does not take: {', '.join(sorted(unknown))}.")
     return body
-
-
-def _text(body: dict[str, Any], name: str, *, required: bool) -> str | None:
-    value = body.get(name)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value.strip() or len(value) > MAX_TEXT:
-        raise InvalidBodyError(f"{name} must be text of 1 to {MAX_TEXT} characters.")
-    return value.strip()
 
 
 def _answer(receipt: ledger.Receipt, amount: int) -> Response[str]:

@@ -158,7 +158,7 @@ CASES = [
     Case(
         "body not UTF-8", checkout(b'{"amount": 5000}\xff', "application/octet-stream"), 400, "invalid_body"
     ),
-    Case("body over 4 KB", checkout(json.dumps({"amount": 5000, "note": "x" * 5000})), 400, "invalid_body"),
+    Case("body over 8 KB", checkout(json.dumps({"amount": 5000, "note": "x" * 8200})), 400, "invalid_body"),
     Case("body over API Gateway's 10 MB", checkout(b" " * (10 * 1024 * 1024 + 1)), 413, None),
     Case("amount missing", checkout("{}"), 400, "invalid_amount"),
     Case("amount a string", checkout('{"amount": "5000"}'), 400, "invalid_amount"),

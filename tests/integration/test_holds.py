@@ -639,3 +639,54 @@ def test_the_sweep_finds_the_index_when_its_checkpoint_is_the_first_item_of_the_
     report = holds.expire_due(currency="usd")
 
     assert (report.expired, report.failed) == (0, 0)
+
+
+def test_a_hold_without_expires_in_seconds_is_400_saying_it_has_no_default() -> None:
+    deposit("alice", 1000)
+
+    response = hold("alice", {"amount": 5, "description": "job 1"})
+
+    assert (response.status, response.body["error"]["code"]) == (400, "invalid_body")
+    message = response.body["error"]["message"]
+    assert message.startswith("The body needs expiresInSeconds, 1 to 86400: it has no default"), message
+    assert (history("alice"), stored("alice")) == ([("deposit", 1000)], (1000, 0))
+
+
+def test_a_hold_refuses_what_spends_refuse_in_text_and_numbers_quoting_the_caller() -> None:
+    deposit("alice", 1000)
+
+    nul = hold("alice", {"amount": 5, "expiresInSeconds": 60, "description": "a\nb\x00c"})
+    exponent = hold("alice", '{"amount": 5, "expiresInSeconds": 6e2}', key="hold-2")
+    amount = hold("alice", '{"amount": 5e0, "expiresInSeconds": 60}', key="hold-3")
+
+    assert (nul.status, nul.body["error"]["message"]) == (
+        400,
+        "description must be one line of printable text: character 2 is U+000A, a control character, "
+        "line break or lone surrogate.",
+    )
+    for response, quoted in ((exponent, "not 6e2"), (amount, "not 5e0")):
+        assert response.status == 400
+        assert response.body["error"]["message"].endswith(quoted), response.body
+    assert (history("alice"), stored("alice")) == ([("deposit", 1000)], (1000, 0))
+
+
+def test_a_hold_of_the_largest_fields_with_500_escaped_characters_fits_in_a_body() -> None:
+    deposit("alice", 1000)
+    longest = "\U0001f600" * 500
+    body = json.dumps({"amount": 1000, "expiresInSeconds": 86_400, "description": longest})
+
+    made = hold("alice", body)
+
+    assert made.status == 201, made.body
+    assert [guard.description for guard in active_holds("alice")] == [longest]
+
+
+def test_a_capture_of_a_written_zero_quotes_it_and_the_hold_stays_active() -> None:
+    deposit("alice", 1000)
+    hold_id = a_hold(amount=500)
+
+    response = capture("alice", hold_id, '{"amount": 0.0}')
+
+    assert (response.status, response.body["error"]["code"]) == (400, "invalid_amount")
+    assert response.body["error"]["message"].endswith("not 0.0"), response.body
+    assert len(active_holds("alice")) == 1

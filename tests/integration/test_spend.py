@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -439,3 +440,150 @@ def test_32_concurrent_requests_with_one_key_make_one_row(containers: Containers
     assert {status for status, _ in answers} == {201}
     assert len({body["transactionId"] for _, body in answers}) == 1
     assert history("alice") == [("deposit", 10_000), ("spend", -100)]
+
+
+# --- Text and body bounds ------------------------------------------------------------------------------
+
+# Written apart from the code: each character, and why it is refused in a field shown as one line.
+REFUSED_CHARACTERS = [
+    ("\x00", "U+0000"),  # NUL, a C0 control
+    ("\t", "U+0009"),  # tab: a row is one line
+    ("\n", "U+000A"),  # newline
+    ("\r", "U+000D"),
+    ("\x1b", "U+001B"),  # ESC, which starts terminal escapes in a log read on a terminal
+    ("\x1f", "U+001F"),  # the last C0 control
+    ("\x7f", "U+007F"),  # DEL
+    ("\x80", "U+0080"),  # the first C1 control
+    ("\x9f", "U+009F"),  # the last
+    ("\u2028", "U+2028"),  # line separator
+    ("\u2029", "U+2029"),  # paragraph separator
+    ("\ud800", "U+D800"),  # a lone surrogate: JSON's "\ud800" alone, no character at all
+]
+TAKEN_TEXT = [
+    " \u00a0 ",  # spaces around a no-break space: printable, trimmed
+    "caf\u00e9 \u2014 \u00a1s\u00ed! \u6f22\u5b57",
+    "\U0001f468\u200d\U0001f469\u200d\U0001f467",  # a family emoji: joined by U+200D, a format character
+]
+
+
+@pytest.mark.parametrize(
+    ("character", "code_point"), REFUSED_CHARACTERS, ids=[c for _, c in REFUSED_CHARACTERS]
+)
+def test_a_description_or_reason_with_a_control_character_is_400_naming_the_field(
+    character: str, code_point: str
+) -> None:
+    deposit("alice", 1000)
+    text = f"a{character}b"
+
+    spent = spend("alice", {"amount": 1, "description": text})
+    adjusted = adjust("alice", {"amount": 1, "reason": text})
+
+    for response, field in ((spent, "description"), (adjusted, "reason")):
+        assert (response.status, response.body["error"]["code"]) == (400, "invalid_body")
+        message = response.body["error"]["message"]
+        assert message.startswith(f"{field} must be one line of printable text"), message
+        assert f"character 2 is {code_point}" in message, message
+    assert history("alice") == [("deposit", 1000)]
+
+
+@pytest.mark.parametrize("text", TAKEN_TEXT)
+def test_printable_text_of_any_script_is_taken_and_stored_trimmed(text: str) -> None:
+    deposit("alice", 1000)
+
+    response = spend("alice", {"amount": 1, "description": f"x{text}x"})
+
+    assert response.status == 201, response.body
+    [row] = [row for row in CreditTransaction.query("alice") if row.type == "spend"]
+    assert row.description == f"x{text}x"
+
+
+# The longest JSON escape of one character (RFC 8259, section 7): a surrogate pair, 12 bytes.
+EMOJI_ESCAPED = "\\ud83d\\ude00"
+
+
+def test_500_characters_sent_as_escapes_fit_in_every_body_and_501_are_refused_for_their_length() -> None:
+    deposit("alice", 1000)
+    longest = "\U0001f600" * 500
+    spend_body = json.dumps({"amount": MAX_AMOUNT, "description": longest})
+    adjust_body = json.dumps({"amount": -MAX_AMOUNT, "reason": longest})
+    assert EMOJI_ESCAPED * 500 in spend_body
+    assert EMOJI_ESCAPED * 500 in adjust_body
+    assert len(spend_body.encode()) > 6000
+
+    spent = spend("alice", json.dumps({"amount": 1, "description": longest}))
+    refused = spend("alice", spend_body, key="key-2")
+    adjusted = adjust("alice", adjust_body, key="key-3")
+    too_long = spend("alice", json.dumps({"amount": 1, "description": longest + "x"}), key="key-4")
+
+    assert spent.status == 201, spent.body
+    # The largest amount is refused for the balance, not for the size of the body.
+    assert (refused.status, refused.body["error"]["code"]) == (402, "insufficient_credits")
+    assert adjusted.status == 201, adjusted.body
+    assert (too_long.status, too_long.body["error"]["message"]) == (
+        400,
+        "description must be text of 1 to 500 characters.",
+    )
+    descriptions = {row.type: row.description for row in CreditTransaction.query("alice")}
+    assert (descriptions["spend"], descriptions["adjustment"]) == (longest, longest)
+
+
+# The README's "The service routes" states it; this test holds the code to it.
+STATED_BODY_LIMIT = 8192
+
+
+def test_a_body_of_the_stated_limit_is_taken_and_one_byte_more_is_refused_saying_the_limit() -> None:
+    deposit("alice", 1000)
+    opening, closing = '{"amount": 1', "}"
+    padding = STATED_BODY_LIMIT - len(opening) - len(closing)
+
+    at_limit = spend("alice", opening + " " * padding + closing)
+    past_it = spend("alice", opening + " " * (padding + 1) + closing, key="key-2")
+
+    assert at_limit.status == 201, at_limit.body
+    assert (past_it.status, past_it.body["error"]) == (
+        400,
+        {"code": "invalid_body", "message": "The request body is larger than 8,192 bytes."},
+    )
+    assert history("alice") == [("deposit", 1000), ("spend", -1)]
+
+
+def test_the_readme_states_the_body_and_text_limits() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+
+    assert "8,192 bytes" in readme
+    assert "500 characters" in readme
+
+
+@pytest.mark.parametrize(
+    ("written", "quoted"),
+    [
+        ("1e2", "not 1e2"),
+        ("1E+2", "not 1E+2"),
+        ("100.0", "not 100.0"),
+        ("2.50", "not 2.50"),
+        ("1e400", "not 1e400"),
+    ],
+)
+def test_a_number_with_a_fraction_or_exponent_is_refused_quoting_what_the_caller_wrote(
+    written: str, quoted: str
+) -> None:
+    deposit("alice", 1000)
+
+    spent = spend("alice", '{"amount": ' + written + "}")
+    adjusted = adjust("alice", '{"amount": ' + written + ', "reason": "x"}')
+
+    for response in (spent, adjusted):
+        assert (response.status, response.body["error"]["code"]) == (400, "invalid_amount")
+        assert response.body["error"]["message"].endswith(quoted), response.body
+    assert history("alice") == [("deposit", 1000)]
+
+
+def test_an_amount_of_more_digits_than_python_converts_is_refused_as_an_amount_not_as_a_bad_body() -> None:
+    deposit("alice", 1000)
+    digits = "9" * 5000  # past int()'s default limit of 4,300 digits; the body is still under 8,192 bytes
+
+    response = spend("alice", '{"amount": ' + digits + "}")
+
+    assert (response.status, response.body["error"]["code"]) == (400, "invalid_amount")
+    assert response.body["error"]["message"].endswith("not " + "9" * 57 + "..."), response.body
+    assert history("alice") == [("deposit", 1000)]

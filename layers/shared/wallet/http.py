@@ -8,6 +8,7 @@ import binascii
 import hmac
 import json
 import re
+import unicodedata
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_proxy_event import
     APIGatewayProxyEventV2,
 )
 
+from wallet.amounts import WrittenNumber, written_integer
 from wallet.errors import (
     CheckoutSessionNotFoundError,
     DepositNotRecordedError,
@@ -51,7 +53,14 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
     from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
-MAX_BODY_BYTES = 4096
+# A description or a reason, in characters (code points): one line, as a history row shows it.
+MAX_TEXT = 500
+# Every body a route takes fits, its text sent as JSON escapes: the longest escape of one character is a
+# surrogate pair ("\ud83d\ude00", 12 bytes), so 500 are 6,000 bytes; all other fields are under 200.
+MAX_BODY_BYTES = 8192
+# Unicode categories a text field refuses: Cc, the C0 and C1 controls and DEL (tab and newline among them:
+# a row is one line); Zl and Zp, the line and paragraph separators; Cs, a lone surrogate (no character).
+NOT_ONE_LINE_OF_TEXT = frozenset({"Cc", "Zl", "Zp", "Cs"})
 # The header CloudFront adds to every request it sends the page API (template.yaml, SiteDistribution).
 ORIGIN_HEADER = "x-origin-verify"
 logger = Logger(child=True)
@@ -276,13 +285,32 @@ def raw_body(app: ApiGatewayResolver) -> bytes:
 
 
 def json_object(app: ApiGatewayResolver) -> dict[str, Any]:
+    """The body as a JSON object of at most MAX_BODY_BYTES; numbers written with a fraction or an exponent,
+    or too long for int(), keep their text (WrittenNumber), so that a refusal quotes what the caller wrote."""
     body = raw_body(app)
     if len(body) > MAX_BODY_BYTES:
-        raise InvalidBodyError(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+        raise InvalidBodyError(f"The request body is larger than {MAX_BODY_BYTES:,} bytes.")
     try:
-        value = json.loads(body)
+        value = json.loads(body, parse_float=WrittenNumber, parse_int=written_integer)
     except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidBodyError("The request body must be a JSON object.") from exc
     if not isinstance(value, dict):
         raise InvalidBodyError("The request body must be a JSON object.")
     return value
+
+
+def text_field(body: dict[str, Any], name: str, *, required: bool) -> str | None:
+    """A description or a reason: 1 to MAX_TEXT characters on one line, trimmed; None when optional and
+    absent. Every route that takes text reads it here."""
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_TEXT:
+        raise InvalidBodyError(f"{name} must be text of 1 to {MAX_TEXT} characters.")
+    for position, character in enumerate(value):
+        if unicodedata.category(character) in NOT_ONE_LINE_OF_TEXT:
+            raise InvalidBodyError(
+                f"{name} must be one line of printable text: character {position + 1} is "
+                f"U+{ord(character):04X}, a control character, line break or lone surrogate."
+            )
+    return value.strip()
