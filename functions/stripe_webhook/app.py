@@ -9,6 +9,7 @@ that Stripe delivers again.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -19,6 +20,7 @@ from wallet import snapstart
 from wallet.errors import InvalidEventError
 from wallet.http import documented_error, raw_body, resolver
 from wallet.outcomes import Result
+from wallet.payments import API_VERSION
 from wallet.stripe_events import handle_webhook
 
 # Stripe events are a few kilobytes; anything far larger is not one, and is refused before any HMAC.
@@ -80,6 +82,10 @@ def stripe_webhook() -> dict[str, Any]:
         logger.warning("webhook refused: not a signed Stripe event")
         raise
     logger.set_correlation_id(handled.event_id)
+    if handled.api_version != API_VERSION:
+        # Counted at each delivery, so a graph shows when it stops; logged once a process, not per event.
+        metrics.add_metric(name="EventApiVersionMismatches", unit=MetricUnit.Count, value=1)
+        _warn_of_api_version(handled.api_version)
     outcome = handled.outcome
     fields = {
         "event_type": handled.event_type,
@@ -105,6 +111,18 @@ def stripe_webhook() -> dict[str, Any]:
     else:
         logger.info("webhook handled", extra=fields)
     return {"received": True}
+
+
+@cache
+def _warn_of_api_version(received: str | None) -> None:
+    """Once per process and version: the event is still acted on, its fields read as the pinned version
+    has them; the fix is the endpoint's API version at Stripe, not the code."""
+    logger.warning(
+        "webhook event rendered in another Stripe API version than the pinned one: set the webhook "
+        "endpoint's API version to the pinned one",
+        # Powertools leaves out a field whose value is None: an event that names no version says "none".
+        extra={"event_api_version": received or "none", "pinned_api_version": API_VERSION},
+    )
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 import stripe
 
-from devstack.stripe_emulator import StripeEmulator
+from devstack.stripe_emulator import SignedEvent, StripeEmulator
 from tests.checkout_flow import deliver, post_webhook, start_checkout, variant, webhook_request
 from tests.dynamodb_faults import INTERNAL_ERROR, failing
 from tests.lambda_pool import Containers
@@ -294,3 +294,86 @@ def test_an_events_correlation_id_does_not_follow_the_next_delivery(
     assert response.status == 400
     assert "webhook refused" in logged
     assert completed["id"] not in logged
+
+
+# What the SDK pins (stripe/_api_version.py), which the product's client pins too.
+PINNED = stripe._api_version._ApiVersion.CURRENT
+MISMATCH_LOG = "webhook event rendered in another Stripe API version than the pinned one"
+
+
+@pytest.fixture
+def fresh_process() -> Iterator[None]:
+    """Each test a cold start: the once-per-process warning not yet given."""
+    from functions.stripe_webhook.app import _warn_of_api_version
+
+    _warn_of_api_version.cache_clear()
+    yield
+    _warn_of_api_version.cache_clear()
+
+
+def rendered_in(emulator: StripeEmulator, event: dict[str, object], version: str | None) -> list[SignedEvent]:
+    """The event as an endpoint set to `version` would receive it (a fresh id each), signed."""
+    changed = json.loads(json.dumps(event))
+    changed |= {"id": f"{event['id']}_{version}", "api_version": version}
+    return [emulator.sign(changed)]
+
+
+@pytest.mark.usefixtures("fresh_process")
+def test_an_event_in_another_api_version_is_logged_once_counted_each_time_and_still_credited(
+    stripe_emulator: StripeEmulator, function_log: io.StringIO, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a paid session whose event an endpoint on an older API version renders
+    *_, completed = stripe_emulator.pay(start_checkout("alice", 5000))
+    assert completed["api_version"] == PINNED
+    [older] = rendered_in(stripe_emulator, completed, "2024-06-20")
+
+    # When it is delivered three times to one warm function
+    statuses = [deliver(older).status for _ in range(3)]
+
+    # Then each is answered and credited once, as any event; the log says it once, the metric three times
+    assert statuses == [200, 200, 200]
+    assert ledger.get_balance("alice") == 5000
+    warnings = [json.loads(line) for line in function_log.getvalue().splitlines() if MISMATCH_LOG in line]
+    assert len(warnings) == 1, function_log.getvalue()
+    assert (warnings[0]["level"], warnings[0]["event_api_version"], warnings[0]["pinned_api_version"]) == (
+        "WARNING",
+        "2024-06-20",
+        PINNED,
+    )
+    assert capsys.readouterr().out.replace(" ", "").count('"EventApiVersionMismatches":[1.0]') == 3
+
+
+@pytest.mark.usefixtures("fresh_process")
+def test_each_other_api_version_and_an_event_naming_none_is_logged_once_each(
+    stripe_emulator: StripeEmulator, function_log: io.StringIO, capsys: pytest.CaptureFixture[str]
+) -> None:
+    *_, completed = stripe_emulator.pay(start_checkout("alice", 5000))
+    deliveries = [
+        *rendered_in(stripe_emulator, completed, "2024-06-20"),
+        *rendered_in(stripe_emulator, completed, "2025-03-31.basil"),
+        *rendered_in(stripe_emulator, completed, None),
+        *rendered_in(stripe_emulator, completed, "2025-03-31.basil"),
+    ]
+
+    statuses = [deliver(signed).status for signed in deliveries]
+
+    assert statuses == [200, 200, 200, 200]
+    warned = [
+        json.loads(line)["event_api_version"]
+        for line in function_log.getvalue().splitlines()
+        if MISMATCH_LOG in line
+    ]
+    assert warned == ["2024-06-20", "2025-03-31.basil", "none"]
+    assert capsys.readouterr().out.replace(" ", "").count('"EventApiVersionMismatches":[1.0]') == 4
+
+
+@pytest.mark.usefixtures("fresh_process")
+def test_an_event_in_the_pinned_api_version_is_neither_logged_nor_counted(
+    stripe_emulator: StripeEmulator, function_log: io.StringIO, capsys: pytest.CaptureFixture[str]
+) -> None:
+    *_, completed = stripe_emulator.pay(start_checkout("alice", 5000))
+
+    assert deliver(stripe_emulator.sign(completed)).status == 200
+
+    assert MISMATCH_LOG not in function_log.getvalue()
+    assert "EventApiVersionMismatches" not in capsys.readouterr().out

@@ -57,3 +57,5 @@ class WebhookOutcome:
     event_id: str
     event_type: str
     outcome: Outcome
+    api_version: str | None = None
+    """The API version the event is rendered in, as it says; None when it says none."""

@@ -66,6 +66,8 @@ class Event:
     created: int | None = None
     previous_attributes: Mapping[str, Any] = field(default_factory=dict)
     """What an update's event says its change replaced (`data.previous_attributes`)."""
+    api_version: str | None = None
+    """The Stripe API version `data` is rendered in, fixed when the event was created (the SDK's Event)."""
 
 
 def event_of(data: Mapping[str, Any]) -> Event:
@@ -74,6 +76,7 @@ def event_of(data: Mapping[str, Any]) -> Event:
     data_object = body.get("object") if isinstance(body, Mapping) else None
     previous = body.get("previous_attributes") if isinstance(body, Mapping) else None
     created = data.get("created")
+    api_version = data.get("api_version")
     return Event(
         id=str(data.get("id", "")),
         type=str(data.get("type", "")),
@@ -81,6 +84,7 @@ def event_of(data: Mapping[str, Any]) -> Event:
         data_object=data_object if isinstance(data_object, Mapping) else {},
         created=created if isinstance(created, int) and not isinstance(created, bool) else None,
         previous_attributes=previous if isinstance(previous, Mapping) else {},
+        api_version=api_version if isinstance(api_version, str) else None,
     )
 
 

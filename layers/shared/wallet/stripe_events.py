@@ -74,7 +74,7 @@ REPLAYED = frozenset(kind for kind, rule in EVENTS.items() if rule.replayed)
 def handle_webhook(payload: bytes, signature: str | None) -> WebhookOutcome:
     """Verify a Stripe webhook delivery and act on it as its type's owner says."""
     event = verify_event(payload, signature, settings.stripe_webhook_secret())
-    return WebhookOutcome(event.id, event.type, act_on(event))
+    return WebhookOutcome(event.id, event.type, act_on(event), event.api_version)
 
 
 def act_on(event: Event) -> Outcome:
