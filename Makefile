@@ -20,8 +20,11 @@ BUILD_DIR ?= .aws-sam/build
 
 .PHONY: help setup run audit expire-holds test lint unit test-loaded bench bench-audit bench-hot init-cost validate build bytecode deploy doctor layer-requirements format clean
 
+# The name column is as wide as the longest name, so a new target's name never pushes its text out of line.
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' \
+	  '{ name[NR] = $$1; text[NR] = $$2; if (length($$1) > width) width = length($$1) } \
+	   END { for (i = 1; i <= NR; i++) printf "  make %-" width "s  %s\n", name[i], text[i] }'
 
 $(UV):
 	@test -n "$(PYTHON)" || { echo "Python 3.13 not found: install it, or run make PYTHON=/path/to/python3.13"; exit 1; }
