@@ -11,7 +11,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from wallet import checkout, snapstart
-from wallet.http import InvalidBodyError, documented_error, json_object, resolver, user_id
+from wallet.http import MAX_BODY_BYTES, InvalidBodyError, documented_error, json_object, resolver, user_id
 
 logger = Logger()
 tracer = Tracer()
@@ -58,7 +58,8 @@ CHECKOUT_STATUS = {
     responses={
         201: {"description": "Opened", "content": {"application/json": {"schema": NEW_CHECKOUT}}},
         400: documented_error(
-            "The body is not a JSON object of at most 4 KB, or `amount` is not a pack's price"
+            f"The body is not a JSON object of at most {MAX_BODY_BYTES:,} bytes, "
+            "or `amount` is not a pack's price"
         ),
         429: documented_error("This user opened too many checkouts this hour"),
         502: documented_error("Stripe could not be reached; nothing was charged, try again"),

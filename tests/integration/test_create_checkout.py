@@ -109,7 +109,7 @@ def test_an_amount_that_is_not_a_pack_is_a_400_listing_the_packs(
 
 
 @pytest.mark.parametrize(
-    "body", ["", "not json", "[5000]", '"5000"', b"\xff\xfe", json.dumps({"amount": 5000, "pad": "x" * 5000})]
+    "body", ["", "not json", "[5000]", '"5000"', b"\xff\xfe", json.dumps({"amount": 5000, "pad": "x" * 8200})]
 )
 def test_a_body_that_is_not_a_small_json_object_is_a_400(
     stripe_emulator: StripeEmulator, body: str | bytes
