@@ -285,6 +285,7 @@ def _add_requests(paths: dict[str, Any]) -> None:
                     "type": "integer",
                     "minimum": 1,
                     "maximum": holds.MAX_EXPIRES_IN_SECONDS,
+                    "description": "How long the work may run; no default, as only the caller knows",
                 },
                 "description": text,
             },
