@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 
-from wallet.amounts import MAX_AMOUNT, spelled, whole
+from wallet.amounts import MAX_AMOUNT, WrittenNumber, spelled, whole, written_integer
 from wallet.errors import InvalidAmountError
 from wallet.packs import parse_packs
 
@@ -66,3 +67,19 @@ def test_the_page_formats_to_the_same_bound() -> None:
     declared = re.search(r"export const MAX_AMOUNT = (\d+);", FORMAT_JS.read_text())
     assert declared, "format.js declares MAX_AMOUNT"
     assert int(declared.group(1)) == MAX_AMOUNT
+
+
+@pytest.mark.parametrize("written", ["1e2", "1E+2", "100.0", "-0.0", "2.50", "1e400", "9" * 4301])
+def test_a_number_read_from_json_is_refused_as_it_was_written(written: str) -> None:
+    value = json.loads(written, parse_float=WrittenNumber, parse_int=written_integer)
+
+    with pytest.raises(InvalidAmountError) as refused:
+        whole(value, name="amount", minimum=1)
+
+    quoted = written if len(written) <= 60 else written[:57] + "..."
+    assert str(refused.value).endswith(f"not {quoted}")
+
+
+def test_an_integer_read_from_json_within_pythons_digit_limit_is_an_int() -> None:
+    assert json.loads("4300", parse_float=WrittenNumber, parse_int=written_integer) == 4300
+    assert type(json.loads("-" + "9" * 4300, parse_int=written_integer)) is int
