@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from pynamodb.models import Model
 from devstack.template import load, resources, table_definitions
 from wallet.models import CreditBalance, CreditGuard, CreditTransaction
 
+ROOT = Path(__file__).resolve().parents[2]
 MODELS: dict[str, type[Model]] = {
     "CreditBalanceTable": CreditBalance,
     "CreditTransactionTable": CreditTransaction,
@@ -132,6 +134,7 @@ LEDGER_CHANGE = DEPOSIT | {
 }
 FIND_DEPOSIT = {("dynamodb:Query", "CreditTransactionTable/byPaymentIntent")}
 READ_API_KEY = {("secretsmanager:GetSecretValue", "StripeApiKeySecret|StripeApiKeySecretArn")}
+READ_TRIGGER_KEY = {("secretsmanager:GetSecretValue", "StripeTriggerKeySecret|StripeTriggerKeySecretArn")}
 READ_CHECKOUT_KEY = {("secretsmanager:GetSecretValue", "StripeCheckoutKeySecret|StripeCheckoutKeySecretArn")}
 READ_CARD_KEY = {("secretsmanager:GetSecretValue", "StripeCardKeySecret|StripeCardKeySecretArn")}
 SWEEP_RECORDS = {
@@ -179,7 +182,7 @@ FIND_CUSTOMER = {("dynamodb:Query", "CreditBalanceTable/byStripeCustomer")}
         (
             "AutoTopUpTriggerFunction",
             AUTO_TOP_UP_STATE
-            | READ_API_KEY
+            | READ_TRIGGER_KEY
             | READ_FULFILMENT_KEY
             | {("sqs:SendMessage", "AutoTopUpFailedRecordsQueue")},
         ),
@@ -289,7 +292,13 @@ def test_every_function_logs_to_a_group_with_retention_and_has_an_alarm(function
 
 # --- What a security review asks of the stack -----------------------------------------------------------
 
-API_KEY_SECRETS = {"StripeApiKeySecret", "StripeApiKeySecretArn"}
+# The keys the webhook and the JWT-facing functions never hold: the sweep's, and the trigger's that charges.
+API_KEY_SECRETS = {
+    "StripeApiKeySecret",
+    "StripeApiKeySecretArn",
+    "StripeTriggerKeySecret",
+    "StripeTriggerKeySecretArn",
+}
 
 
 def names_in(value: Any) -> set[str]:
@@ -333,7 +342,7 @@ def test_no_function_may_read_both_stripe_secrets(function: str) -> None:
 STRIPE_KEYS = {
     "CreateCheckoutFunction": ("StripeCheckoutKeySecret", "StripeCheckoutKeySecretArn"),
     "AutoTopUpFunction": ("StripeCardKeySecret", "StripeCardKeySecretArn"),
-    "AutoTopUpTriggerFunction": ("StripeApiKeySecret", "StripeApiKeySecretArn"),
+    "AutoTopUpTriggerFunction": ("StripeTriggerKeySecret", "StripeTriggerKeySecretArn"),
     "ReconcileFunction": ("StripeApiKeySecret", "StripeApiKeySecretArn"),
 }
 ALL_KEYS = {name for pair in STRIPE_KEYS.values() for name in pair}
@@ -678,6 +687,15 @@ def test_the_alarm_topic_is_encrypted_with_a_key_whose_policy_lets_cloudwatch_pu
     ]
     assert cloudwatch["Effect"] == "Allow"
     assert {"kms:Decrypt", "kms:GenerateDataKey*"} <= set(cloudwatch["Action"])
+
+
+def test_a_replaced_card_stripe_would_not_detach_raises_an_alarm() -> None:
+    alarm = properties("ReplacedCardsNotDetachedAlarm")
+    source = (ROOT / "functions" / "auto_top_up" / "app.py").read_text(encoding="utf-8")
+
+    assert 'name="ReplacedCardsNotDetached"' in source
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("Credits", "ReplacedCardsNotDetached")
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
 
 
 @pytest.mark.parametrize("alarm", sorted(resources("AWS::CloudWatch::Alarm")))
