@@ -92,7 +92,9 @@ class CallGraph:
                         found[name] = (node.module, alias.name)
         return found
 
-    def _references(self, module: str, definition: ast.AST, imported: dict[str, Node | str]) -> Iterator[Node]:
+    def _references(
+        self, module: str, definition: ast.AST, imported: dict[str, Node | str]
+    ) -> Iterator[Node]:
         local = {name for d in self.trees[module].body for name in _defined(d)}
         for node in ast.walk(definition):
             if isinstance(node, ast.Name):

@@ -568,7 +568,9 @@ def test_with_a_domain_the_page_api_has_its_own_host_name_and_its_execute_api_ur
     api = properties("HttpApi")
     domain = load()["Resources"]["PageApiDomain"]
     [configuration] = domain["Properties"]["DomainNameConfigurations"]
-    [origin] = [o for o in properties("SiteDistribution")["DistributionConfig"]["Origins"] if o["Id"] == "api"]
+    [origin] = [
+        o for o in properties("SiteDistribution")["DistributionConfig"]["Origins"] if o["Id"] == "api"
+    ]
 
     assert api["DisableExecuteApiEndpoint"] == {"Fn::If": ["UseCustomDomain", True, False]}
     assert domain["Condition"] == load()["Resources"]["PageApiMapping"]["Condition"] == "UseCustomDomain"
@@ -592,7 +594,8 @@ def test_the_site_and_webhook_urls_follow_the_custom_domain(output: str) -> None
 # --- The edge: WAF in front of CloudFront, Stripe's deliveries first --------------------------------------
 
 WEBHOOK_PATH = "/api/webhooks/stripe"
-# Stripe's webhook source IPs as https://stripe.com/files/ips/ips_webhooks.json lists them (docs.stripe.com/ips).
+# Stripe's webhook source IPs, as https://stripe.com/files/ips/ips_webhooks.json published them in 2026
+# (docs.stripe.com/ips): the reference the IP set is held to; update both together.
 STRIPE_WEBHOOK_IPS = {
     "3.18.12.63", "3.69.109.8", "3.120.168.93", "3.130.192.231", "13.235.14.237", "13.235.122.149",
     "18.211.135.69", "35.154.171.200", "35.157.207.129", "52.15.183.38", "54.88.130.119", "54.88.130.237",
@@ -635,11 +638,11 @@ def test_the_ip_set_is_stripes_published_webhook_ips() -> None:
     assert all(address.endswith("/32") for address in ip_set["Addresses"])
 
 
-def test_the_first_rule_allows_stripes_ips_on_the_webhook_path_only_and_the_next_blocks_anyone_else_there() -> (
+def test_the_first_rule_allows_stripes_ips_on_the_webhook_path_and_the_next_blocks_anyone_else_there() -> (
     None
 ):
     # AWS WAF developer guide, "Rule evaluation order" (web-acl-processing-order): rules run by priority and
-    # the first terminating action (Allow, Block) ends the evaluation, so no later rule sees Stripe's delivery.
+    # the first terminating action (Allow, Block) ends the evaluation: no later rule sees Stripe's delivery.
     first, second, *rest = waf_rules()
 
     assert first["Action"] == {"Allow": {}}
@@ -680,7 +683,8 @@ def test_the_managed_rules_never_inspect_a_webhook_body(group: str) -> None:
     scope_down = rule["Statement"]["ManagedRuleGroupStatement"]["ScopeDownStatement"]
 
     constraint, prefix = uri_path_match(scope_down["NotStatement"]["Statement"])
-    assert constraint == "STARTS_WITH" and WEBHOOK_PATH.startswith(prefix)
+    assert constraint == "STARTS_WITH"
+    assert WEBHOOK_PATH.startswith(prefix)
     assert rule["Priority"] > 1
 
 
@@ -822,7 +826,8 @@ def test_the_alarm_topic_is_encrypted_with_a_key_whose_policy_lets_cloudwatch_pu
     assert cloudwatch["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
     assert cloudwatch["Condition"]["ArnLike"] == {
         "aws:SourceArn": {
-            "Fn::Sub": "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:${AWS::StackName}-*"
+            "Fn::Sub": "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:"
+            "${AWS::StackName}-*"
         }
     }
     assert all("AlarmName" not in properties(alarm) for alarm in resources("AWS::CloudWatch::Alarm"))
@@ -855,7 +860,12 @@ def test_the_alarm_email_is_subscribed_to_the_topic_and_says_what_empty_means() 
     }
     assert template["Conditions"]["EmailAlarms"] == {
         "Fn::Not": [
-            {"Fn::Or": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}, {"Fn::Equals": [{"Ref": "AlarmEmail"}, "none"]}]}
+            {
+                "Fn::Or": [
+                    {"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]},
+                    {"Fn::Equals": [{"Ref": "AlarmEmail"}, "none"]},
+                ]
+            }
         ]
     }
     assert "none:" in parameter["Description"]
@@ -920,7 +930,10 @@ def test_cloudfront_sends_the_page_api_the_origin_secret_and_only_the_page_funct
     assert header["HeaderValue"] == {
         "Fn::If": [
             "PinOriginSecretVersion",
-            {"Fn::Sub": "{{resolve:secretsmanager:${OriginVerifySecret}:SecretString:::${OriginSecretVersionId}}}"},
+            {
+                "Fn::Sub": "{{resolve:secretsmanager:${OriginVerifySecret}:SecretString:::"
+                "${OriginSecretVersionId}}}"
+            },
             {"Fn::Sub": "{{resolve:secretsmanager:${OriginVerifySecret}:SecretString}}"},
         ]
     }

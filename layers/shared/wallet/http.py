@@ -133,7 +133,7 @@ MESSAGES: dict[type[Exception], str] = {
     InvalidUserError: "The user id in the path must be 1 to 255 printable ASCII characters, without spaces "
     'or any of " # / ? \\ `.',
     InvalidTokenUserError: "The token's sub claim is not a user id this service takes: it must be 1 to 255 "
-    'printable ASCII characters, without spaces or any of " # / ? \\ `. Ask the sign-in provider\'s admin.',
+    "printable ASCII characters, without spaces or any of \" # / ? \\ `. Ask the sign-in provider's admin.",
     CheckoutSessionNotFoundError: "No such checkout session.",
     HoldNotFoundError: "No such hold for this user.",
     TooManyLookupsError: "Too many checkout sessions looked up this hour; try again later.",

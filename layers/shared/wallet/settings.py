@@ -246,7 +246,7 @@ DEFAULT_AUTO_TOP_UP_DAILY_LIMIT = 3
 
 @cache
 def auto_top_up_daily_limit() -> int:
-    """How many auto top-ups one user may be charged in any 24 hours before auto top-up pauses (it stays on)."""
+    """How many auto top-ups one user may be charged in any 24 hours before auto top-up pauses (stays on)."""
     value = os.environ.get("AUTO_TOP_UP_DAILY_LIMIT", "").strip() or str(DEFAULT_AUTO_TOP_UP_DAILY_LIMIT)
     if not (value.isascii() and value.isdigit()) or int(value) < 1:
         raise SettingsError(f"AUTO_TOP_UP_DAILY_LIMIT must be a whole number of 1 or more, not {value!r}")
