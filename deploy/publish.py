@@ -181,7 +181,7 @@ def webhook_endpoint(outputs: dict[str, str]) -> str:
 
 
 ALARM_EMAIL_HINT = (
-    "AlarmEmail is empty: every alarm (a lost webhook, a rejected payment, a dispute, drift in the ledger) "
+    "AlarmEmail is none: every alarm (a lost webhook, a rejected payment, a dispute, drift in the ledger) "
     "reaches the SNS topic {topic} and nobody else. Deploy again with AlarmEmail=you@example.com "
     "(sam deploy --guided asks for it), or subscribe someone to that topic."
 )

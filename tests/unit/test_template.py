@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pynamodb.exceptions import UpdateError
 from pynamodb.models import Model
 
 from devstack.template import load, resources, table_definitions
@@ -1045,20 +1046,41 @@ def test_ledger_write_attributes_are_what_the_ledger_writes(policy: str) -> None
     hot = {"shards", "shardedAt"} if policy == "LedgerChangePolicy" else set()
     assert attributes_of(policy, "dynamodb:UpdateItem", "CreditBalanceTable") == balance | {"userId"} | hot
     if policy == "LedgerChangePolicy":
-        assert attributes_of(policy, "dynamodb:PutItem", "CreditGuardTable") == model_attributes(CreditGuard)
+        # Every guard attribute but the hourly counters', which only the counting role writes.
+        counters = {"requests", "requestsHour"}
+        assert (
+            attributes_of(policy, "dynamodb:PutItem", "CreditGuardTable")
+            == model_attributes(CreditGuard) - counters
+        )
 
 
 def test_the_hourly_counts_write_what_rate_limits_writes(monkeypatch: pytest.MonkeyPatch) -> None:
     from wallet import rate_limits
 
     written: list[Any] = []
-    monkeypatch.setattr(CreditGuard, "update", lambda self, actions, condition: written.extend(actions))
+    named: dict[str, str] = {}
 
-    rate_limits.count("alice", "checkouts", 1, RuntimeError)
+    def update(self: CreditGuard, actions: list[Any], condition: Any) -> None:
+        written.extend(actions)
+        condition.serialize(named, {})  # a condition's names count as the request's attributes too
+        raise UpdateError(cause=_conditional_failure())
 
-    assert attributes_of("UserRateLimitPolicy", "dynamodb:UpdateItem", "CreditGuardTable") == names_set_by(
-        written
-    ) | {"userId", "guardId"}
+    monkeypatch.setattr(CreditGuard, "update", update)
+
+    with pytest.raises(RuntimeError):
+        rate_limits.count("alice", "checkouts", 1, RuntimeError)
+
+    allowed = attributes_of("UserRateLimitPolicy", "dynamodb:UpdateItem", "CreditGuardTable")
+    assert allowed == names_set_by(written) | set(named) | {"userId", "guardId"}
+    # No other item's attribute: holds and idempotency keys keep their amount and expiry from this role.
+    others = model_attributes(CreditGuard) - {"requests", "requestsHour"}
+    assert allowed & others == {"userId", "guardId"}
+
+
+def _conditional_failure() -> Exception:
+    from botocore.exceptions import ClientError
+
+    return ClientError({"Error": {"Code": "ConditionalCheckFailedException", "Message": ""}}, "UpdateItem")
 
 
 def test_the_sweep_writes_only_its_records_attributes() -> None:
