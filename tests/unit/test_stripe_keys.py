@@ -216,3 +216,26 @@ def test_the_readme_lists_each_key_with_exactly_its_permissions() -> None:
     assert set(table) == {key.output for key in doctor.KEYS}
     for key in doctor.KEYS:
         assert table[key.output][1] == set(key.permissions), key.output
+
+
+def deploy_section() -> str:
+    return README.split("\n## Deploy to AWS\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_readme_counts_the_blank_secrets_the_stack_makes() -> None:
+    blank = [
+        name
+        for name, resource in load()["Resources"].items()
+        if resource["Type"] == "AWS::SecretsManager::Secret" and resource["Properties"].get("SecretString") == " "
+    ]
+    words = {5: "five", 6: "six", 7: "seven"}
+
+    assert len(blank) == len(doctor.KEYS) + 1  # a key per function that calls Stripe, and the signing secret
+    assert f"{words[len(blank)]} blank Secrets Manager" in " ".join(deploy_section().split())
+
+
+def test_the_readme_parameter_table_names_every_parameter_of_the_template() -> None:
+    rows = [line for line in deploy_section().splitlines() if line.startswith("| `")]
+    named = set(re.findall(r"`([A-Z]\w+)`", "\n".join(row.split(" | ")[0] for row in rows)))
+
+    assert set(load()["Parameters"]) - named == set()
