@@ -226,7 +226,8 @@ def test_the_readme_counts_the_blank_secrets_the_stack_makes() -> None:
     blank = [
         name
         for name, resource in load()["Resources"].items()
-        if resource["Type"] == "AWS::SecretsManager::Secret" and resource["Properties"].get("SecretString") == " "
+        if resource["Type"] == "AWS::SecretsManager::Secret"
+        and resource["Properties"].get("SecretString") == " "
     ]
     words = {5: "five", 6: "six", 7: "seven"}
 
