@@ -105,7 +105,8 @@ deploy: build ## Deploy the stack (guided the first time), then publish the site
 	@if $(RUN) python -m deploy.publish --stack-name $(STACK_NAME) --exists; \
 	  then $(SAM) deploy --stack-name $(STACK_NAME); \
 	  else echo "AlarmEmail: where every alarm is emailed (a lost webhook, a rejected payment, a dispute, ledger drift)."; \
-	    echo "  Left empty, alarms reach the SNS topic only and nobody hears of them."; \
+	    echo "  Required: the deploy refuses it empty. none deploys with alarms that reach the SNS topic only."; \
+	    echo "EnableWaf: true (the default) needs the stack in us-east-1, where CloudFront's WAF lives (docs/DEPLOY.md)."; \
 	    $(SAM) deploy --guided --stack-name $(STACK_NAME); fi
 	PYTHONPATH=layers/shared:. $(RUN) python -m deploy.publish --stack-name $(STACK_NAME)
 

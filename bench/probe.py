@@ -162,10 +162,10 @@ def libraries(function: str, _module: str) -> Call:
             TableName=os.environ["CREDIT_GUARD_TABLE"],
             Key={
                 "userId": {"S": user_of(event)},
-                "guardId": {"S": f"checkouts#{time.strftime('%Y-%m-%dT%H')}"},
+                "guardId": {"S": "rate#checkouts"},
             },
-            UpdateExpression="ADD amount :one",
-            ExpressionAttributeValues={":one": {"N": "1"}},
+            UpdateExpression="SET requestsHour = :hour ADD requests :one",
+            ExpressionAttributeValues={":one": {"N": "1"}, ":hour": {"S": time.strftime("%Y-%m-%dT%H")}},
         )
         payment_id = str(ULID())
         params = bare.checkout_params(

@@ -150,9 +150,9 @@ def run(servers: Servers) -> list[Row]:
         # The hourly count the route keeps, as one bare UpdateItem.
         ledger_client.update_item(
             TableName=environment.TABLES["CreditGuardTable"],
-            Key={"userId": {"S": f"{writer}-bare-{n}"}, "guardId": {"S": f"checkouts#{hour}"}},
-            UpdateExpression="ADD amount :one",
-            ExpressionAttributeValues={":one": {"N": "1"}},
+            Key={"userId": {"S": f"{writer}-bare-{n}"}, "guardId": {"S": "rate#checkouts"}},
+            UpdateExpression="SET requestsHour = :hour ADD requests :one",
+            ExpressionAttributeValues={":one": {"N": "1"}, ":hour": {"S": hour}},
         )
         payment_id = str(ULID())
         params = bare.checkout_params(writer, 1000, payment_id, "usd", environment.SETTINGS["SITE_URL"])

@@ -33,31 +33,44 @@ PROBES: dict[str, Probe] = {
 
 @dataclass(frozen=True)
 class Key:
-    """A key the stack holds: its stack output (the secret's ARN), who uses it and what they ask of Stripe."""
+    """A key the stack holds: its stack output (the secret's ARN, named as its parameter), the functions of
+    template.yaml that read it, who they are and what they ask of Stripe."""
 
     output: str
+    functions: tuple[str, ...]
     used_by: str
     permissions: tuple[str, ...]
 
 
-# What each function calls (wallet/payments.py, wallet/event_log.py), and so what its key must allow.
+# The one list of what each function calls at Stripe (wallet/payments.py, wallet/event_log.py), and so what
+# its key must allow and no more: `make doctor`, the README's table and tests/unit/test_stripe_keys.py (which
+# follows every Stripe call from each function's handler) all read it.
 KEYS = (
     Key(
         "StripeCheckoutKeySecretArn",
+        ("CreateCheckoutFunction",),
         "checkout (CreateCheckoutFunction)",
         ("checkout_session_write", "checkout_session_read", "customer_write"),
     ),
     Key(
         "StripeCardKeySecretArn",
+        ("AutoTopUpFunction",),
         "saved cards (AutoTopUpFunction)",
         ("checkout_session_write", "customer_write", "payment_method_write"),
     ),
     Key(
-        "StripeApiKeySecretArn",
-        "the auto top-up trigger and the sweep",
-        ("payment_intent_write", "event_read", "checkout_session_read", "payment_intent_read"),
+        "StripeTriggerKeySecretArn",
+        ("AutoTopUpTriggerFunction",),
+        "the auto top-up trigger (AutoTopUpTriggerFunction)",
+        ("payment_intent_write", "payment_method_write"),
     ),
-    Key("StripeReadKeySecretArn", "the webhook", ("payment_intent_read",)),
+    Key(
+        "StripeApiKeySecretArn",
+        ("ReconcileFunction",),
+        "the hourly sweep (ReconcileFunction)",
+        ("event_read", "payment_intent_read"),
+    ),
+    Key("StripeReadKeySecretArn", ("StripeWebhookFunction",), "the webhook", ("payment_intent_read",)),
 )
 
 
@@ -122,11 +135,31 @@ def stack_keys(stack_name: str, session: Any = None) -> dict[str, str]:
     }
 
 
+NO_REGION = (
+    "No AWS region is set, so the stack {stack} cannot be found. Name the stack's region: "
+    "AWS_REGION=us-east-1 make doctor (or AWS_PROFILE, or `aws configure set region`)."
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--stack-name", default="credits")
     args = parser.parse_args(argv)
-    lines = report(stack_keys(args.stack_name), stripe.StripeClient("", max_network_retries=1))
+    from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
+
+    try:
+        keys = stack_keys(args.stack_name)
+    except NoRegionError:
+        print(NO_REGION.format(stack=args.stack_name))
+        return 2
+    except NoCredentialsError:
+        print("No AWS credentials found: run `aws configure`, or set AWS_PROFILE, then make doctor again.")
+        return 2
+    except ClientError as exc:
+        # AWS's message names the stack it did not find, or the permission the caller lacks.
+        print(f"Cannot read the stack {args.stack_name}: {exc.response.get('Error', {}).get('Message', exc)}")
+        return 2
+    lines = report(keys, stripe.StripeClient("", max_network_retries=1))
     print("\n".join(lines))
     return 1 if any(not line.startswith("OK") for line in lines) else 0
 

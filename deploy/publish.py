@@ -166,19 +166,22 @@ def publish(stack_name: str, session: boto3.Session | None = None, root: Path = 
 
 def webhook_endpoint(outputs: dict[str, str]) -> str:
     """Where Stripe must send events, and which: the webhook's event table, so the two cannot drift."""
+    from wallet.payments import API_VERSION
     from wallet.stripe_events import ENDPOINT_EVENTS
 
     return "\n".join(
         [
-            f"Stripe webhook endpoint (Dashboard -> Developers -> Webhooks): {outputs['WebhookUrl']}",
-            "  with exactly these events:",
+            "Stripe webhook endpoint (Workbench -> Webhooks -> Create an event destination; or Dashboard ->"
+            f" Developers -> Webhooks): {outputs['WebhookUrl']}",
+            f"  API version {API_VERSION}, with exactly these events:",
             *(f"    {kind}" for kind in ENDPOINT_EVENTS),
+            "  then put its signing secret (whsec_...) in the StripeWebhookSecretArn output's secret.",
         ]
     )
 
 
 ALARM_EMAIL_HINT = (
-    "AlarmEmail is empty: every alarm (a lost webhook, a rejected payment, a dispute, drift in the ledger) "
+    "AlarmEmail is none: every alarm (a lost webhook, a rejected payment, a dispute, drift in the ledger) "
     "reaches the SNS topic {topic} and nobody else. Deploy again with AlarmEmail=you@example.com "
     "(sam deploy --guided asks for it), or subscribe someone to that topic."
 )

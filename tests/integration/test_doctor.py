@@ -110,3 +110,35 @@ def test_every_permission_a_key_needs_has_a_probe() -> None:
     needed = {permission for key in doctor.KEYS for permission in key.permissions}
 
     assert needed == set(doctor.PROBES)
+
+
+def test_without_a_region_doctor_says_how_to_name_one_instead_of_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a shell with no region anywhere botocore looks (environment, config file, profile)
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+
+    # When make doctor runs
+    status = doctor.main(["--stack-name", "credits"])
+
+    # Then it says what is missing and how to give it, and exits 2
+    out = capsys.readouterr().out
+    assert status == 2
+    assert out.startswith("No AWS region is set, so the stack credits cannot be found.")
+    assert "AWS_REGION=us-east-1 make doctor" in out
+    assert "Traceback" not in out
+
+
+def test_the_trigger_and_the_sweep_have_keys_of_their_own_probed_for_what_each_calls(
+    restricted: RestrictedStripe,
+) -> None:
+    keys = dict.fromkeys(OUTPUTS, "rk_test_restricted")
+
+    lines = {line.split()[1]: line for line in doctor.report(keys, client(restricted.url))}
+
+    assert "lacks: payment_method_write " in lines["StripeTriggerKeySecretArn"]
+    assert lines["StripeApiKeySecretArn"].startswith("MISSING StripeApiKeySecretArn (the hourly sweep")
+    assert "payment_method_write" not in lines["StripeApiKeySecretArn"]

@@ -215,6 +215,36 @@ def test_no_verified_user_is_a_401() -> None:
     assert body == {"error": {"code": "unauthorized", "message": "Sign in to continue."}}
 
 
+@pytest.mark.parametrize(
+    "sub",
+    [
+        "alice#s1",  # a hot account's sub-balance of alice
+        "#sweep",  # the sweep's own records
+        "a" * 256,  # one past the longest user id
+        "bob smith",
+        "eve/../alice",
+        "caf\u00e9",
+    ],
+)
+def test_a_token_whose_sub_is_not_a_user_id_is_a_400_and_reads_nothing(sub: str) -> None:
+    deposit("alice", 1000)
+
+    status, body = get_balance(sub)
+
+    assert status == 400
+    assert body["error"]["code"] == "invalid_user"
+    assert "sub claim" in body["error"]["message"]
+    assert "balance" not in body
+
+
+@pytest.mark.parametrize("sub", ["a", "a" * 255, "google-oauth2|1234", "auth0|5f1c", "user@example.com"])
+def test_a_sub_of_1_to_255_printable_characters_is_a_user(sub: str) -> None:
+    status, body = get_balance(sub)
+
+    assert status == 200
+    assert body["userId"] == sub
+
+
 def test_a_user_id_in_the_query_is_ignored() -> None:
     deposit("alice", 1000)
 

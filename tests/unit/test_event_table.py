@@ -33,7 +33,11 @@ def test_make_deploy_prints_the_same_events_for_the_endpoint() -> None:
     printed = publish.webhook_endpoint({"WebhookUrl": "https://example.test/api/webhooks/stripe"})
 
     assert "https://example.test/api/webhooks/stripe" in printed
-    assert [line.strip() for line in printed.splitlines()[2:]] == list(stripe_events.ENDPOINT_EVENTS)
+    assert [line.strip() for line in printed.splitlines()[2:-1]] == list(stripe_events.ENDPOINT_EVENTS)
+    # The version Stripe must send events in is the SDK's pinned one; the secret comes after the endpoint.
+    assert f"API version {stripe.api_version}," in printed.splitlines()[1]
+    assert f"the API version `{stripe.api_version}`" in " ".join(README.read_text(encoding="utf-8").split())
+    assert "StripeWebhookSecretArn" in printed.splitlines()[-1]
 
 
 def test_the_sweep_replays_every_event_that_moves_money_within_stripes_limit() -> None:

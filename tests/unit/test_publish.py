@@ -185,7 +185,7 @@ def test_without_an_alarm_email_publishing_says_nobody_hears_of_alarms_and_what_
 
     hint = publish.alarm_hint(OUTPUTS | {"AlarmTopicArn": topic})
 
-    assert "AlarmEmail is empty" in hint
+    assert "AlarmEmail is none" in hint
     assert topic in hint
     assert "AlarmEmail=" in hint
     assert publish.alarm_hint(OUTPUTS | {"AlarmTopicArn": topic, "AlarmEmail": "ops@example.com"}) == ""

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
+from pynamodb.exceptions import UpdateError
 from pynamodb.models import Model
 
 from devstack.template import load, resources, table_definitions
 from wallet.models import CreditBalance, CreditGuard, CreditTransaction
 
+ROOT = Path(__file__).resolve().parents[2]
 MODELS: dict[str, type[Model]] = {
     "CreditBalanceTable": CreditBalance,
     "CreditTransactionTable": CreditTransaction,
@@ -49,6 +52,28 @@ def test_tables_are_on_demand_recoverable_encrypted_and_retained(logical_id: str
     assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert properties["SSESpecification"]["SSEEnabled"] is True
     assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
+    # DynamoDB developer guide, "Using deletion protection": DeleteTable is refused whoever calls it.
+    assert properties["DeletionProtectionEnabled"] is True
+
+
+def test_an_optional_backup_plan_copies_every_table_daily_for_the_days_asked() -> None:
+    # AWS Backup developer guide, "Assigning resources to a backup plan": a selection names resources by
+    # ARN, and the role it gives must allow backup (AWSBackupServiceRolePolicyForBackup).
+    template = load()
+    parameter = template["Parameters"]["BackupRetentionDays"]
+    selection = properties("LedgerBackupSelection")["BackupSelection"]
+    [rule] = properties("LedgerBackupPlan")["BackupPlan"]["BackupPlanRule"]
+
+    assert parameter["Default"] == parameter["MinValue"] == 0
+    assert template["Conditions"]["UseBackup"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "BackupRetentionDays"}, 0]}]
+    }
+    for name in ("LedgerBackupVault", "LedgerBackupPlan", "LedgerBackupRole", "LedgerBackupSelection"):
+        assert template["Resources"][name]["Condition"] == "UseBackup", name
+    assert {r["Fn::GetAtt"][0] for r in selection["Resources"]} == set(MODELS)
+    assert rule["Lifecycle"] == {"DeleteAfterDays": {"Ref": "BackupRetentionDays"}}
+    assert rule["TargetBackupVault"] == {"Ref": "LedgerBackupVault"}
+    assert template["Resources"]["LedgerBackupVault"]["DeletionPolicy"] == "Retain"
 
 
 # --- The deployment: routes, permissions, the site bucket, SnapStart ------------------------------------
@@ -132,6 +157,7 @@ LEDGER_CHANGE = DEPOSIT | {
 }
 FIND_DEPOSIT = {("dynamodb:Query", "CreditTransactionTable/byPaymentIntent")}
 READ_API_KEY = {("secretsmanager:GetSecretValue", "StripeApiKeySecret|StripeApiKeySecretArn")}
+READ_TRIGGER_KEY = {("secretsmanager:GetSecretValue", "StripeTriggerKeySecret|StripeTriggerKeySecretArn")}
 READ_CHECKOUT_KEY = {("secretsmanager:GetSecretValue", "StripeCheckoutKeySecret|StripeCheckoutKeySecretArn")}
 READ_CARD_KEY = {("secretsmanager:GetSecretValue", "StripeCardKeySecret|StripeCardKeySecretArn")}
 SWEEP_RECORDS = {
@@ -179,7 +205,7 @@ FIND_CUSTOMER = {("dynamodb:Query", "CreditBalanceTable/byStripeCustomer")}
         (
             "AutoTopUpTriggerFunction",
             AUTO_TOP_UP_STATE
-            | READ_API_KEY
+            | READ_TRIGGER_KEY
             | READ_FULFILMENT_KEY
             | {("sqs:SendMessage", "AutoTopUpFailedRecordsQueue")},
         ),
@@ -289,7 +315,13 @@ def test_every_function_logs_to_a_group_with_retention_and_has_an_alarm(function
 
 # --- What a security review asks of the stack -----------------------------------------------------------
 
-API_KEY_SECRETS = {"StripeApiKeySecret", "StripeApiKeySecretArn"}
+# The keys the webhook and the JWT-facing functions never hold: the sweep's, and the trigger's that charges.
+API_KEY_SECRETS = {
+    "StripeApiKeySecret",
+    "StripeApiKeySecretArn",
+    "StripeTriggerKeySecret",
+    "StripeTriggerKeySecretArn",
+}
 
 
 def names_in(value: Any) -> set[str]:
@@ -333,7 +365,7 @@ def test_no_function_may_read_both_stripe_secrets(function: str) -> None:
 STRIPE_KEYS = {
     "CreateCheckoutFunction": ("StripeCheckoutKeySecret", "StripeCheckoutKeySecretArn"),
     "AutoTopUpFunction": ("StripeCardKeySecret", "StripeCardKeySecretArn"),
-    "AutoTopUpTriggerFunction": ("StripeApiKeySecret", "StripeApiKeySecretArn"),
+    "AutoTopUpTriggerFunction": ("StripeTriggerKeySecret", "StripeTriggerKeySecretArn"),
     "ReconcileFunction": ("StripeApiKeySecret", "StripeApiKeySecretArn"),
 }
 ALL_KEYS = {name for pair in STRIPE_KEYS.values() for name in pair}
@@ -454,7 +486,9 @@ def test_the_service_routes_are_an_api_of_their_own_with_its_own_log_and_alarm()
     assert load()["Outputs"]["ApiUrl"]["Value"]["Fn::Sub"].endswith(f"/{service['StageName']}")
     # CloudFront's only API origin is the page API: /api/users/* through the site reaches no service route.
     origins = properties("SiteDistribution")["DistributionConfig"]["Origins"]
-    assert [o["DomainName"]["Fn::Sub"].split(".")[0] for o in origins if o["Id"] == "api"] == ["${HttpApi}"]
+    [api] = [o["DomainName"]["Fn::If"] for o in origins if o["Id"] == "api"]
+    assert (api[1], api[2]["Fn::Sub"].split(".")[0]) == ({"Ref": "PageApiDomain"}, "${HttpApi}")
+    assert properties("PageApiMapping")["ApiId"] == {"Ref": "HttpApi"}
 
 
 def resource_policy() -> dict[str, dict[str, Any]]:
@@ -529,6 +563,27 @@ def test_with_a_domain_cloudfront_serves_it_over_tls_1_2_or_later_with_sni() -> 
     assert rule["Assertions"][0]["Assert"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "CertificateArn"}, ""]}]}
 
 
+def test_with_a_domain_the_page_api_has_its_own_host_name_and_its_execute_api_url_is_off() -> None:
+    # API Gateway developer guide, "Disable the default endpoint for HTTP APIs": clients then reach the API
+    # through its custom domain only; "Choose a security policy": TLS_1_2 for a regional domain.
+    api = properties("HttpApi")
+    domain = load()["Resources"]["PageApiDomain"]
+    [configuration] = domain["Properties"]["DomainNameConfigurations"]
+    [origin] = [
+        o for o in properties("SiteDistribution")["DistributionConfig"]["Origins"] if o["Id"] == "api"
+    ]
+
+    assert api["DisableExecuteApiEndpoint"] == {"Fn::If": ["UseCustomDomain", True, False]}
+    assert domain["Condition"] == load()["Resources"]["PageApiMapping"]["Condition"] == "UseCustomDomain"
+    assert domain["Properties"]["DomainName"] == {"Fn::Sub": "api.${DomainName}"}
+    assert (configuration["EndpointType"], configuration["SecurityPolicy"]) == ("REGIONAL", "TLS_1_2")
+    assert properties("PageApiMapping")["ApiId"] == {"Ref": "HttpApi"}
+    condition, with_domain, without = origin["DomainName"]["Fn::If"]
+    assert (condition, with_domain) == ("UseCustomDomain", {"Ref": "PageApiDomain"})
+    assert without == {"Fn::Sub": "${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"}
+    assert origin["CustomOriginConfig"]["OriginSSLProtocols"] == ["TLSv1.2"]
+
+
 @pytest.mark.parametrize("output", ["SiteUrl", "WebhookUrl"])
 def test_the_site_and_webhook_urls_follow_the_custom_domain(output: str) -> None:
     condition, with_domain, _ = load()["Outputs"][output]["Value"]["Fn::If"]
@@ -537,23 +592,112 @@ def test_the_site_and_webhook_urls_follow_the_custom_domain(output: str) -> None
     assert with_domain["Fn::Sub"].startswith("https://${DomainName}/")
 
 
-def test_waf_is_optional_off_by_default_and_rate_limits_each_client_ip() -> None:
+# --- The edge: WAF in front of CloudFront, Stripe's deliveries first --------------------------------------
+
+WEBHOOK_PATH = "/api/webhooks/stripe"
+# Stripe's webhook source IPs, as https://stripe.com/files/ips/ips_webhooks.json published them in 2026
+# (docs.stripe.com/ips): the reference the IP set is held to; update both together.
+STRIPE_WEBHOOK_IPS = {
+    "3.18.12.63", "3.69.109.8", "3.120.168.93", "3.130.192.231", "13.235.14.237", "13.235.122.149",
+    "18.211.135.69", "35.154.171.200", "35.157.207.129", "52.15.183.38", "54.88.130.119", "54.88.130.237",
+    "54.187.174.169", "54.187.205.235", "54.187.216.72",
+}  # fmt: skip
+
+
+def waf_rules() -> list[dict[str, Any]]:
+    return sorted(properties("SiteWebAcl")["Rules"], key=lambda rule: rule["Priority"])
+
+
+def uri_path_match(statement: dict[str, Any]) -> tuple[str, str]:
+    match = statement["ByteMatchStatement"]
+    assert match["FieldToMatch"] == {"UriPath": {}}
+    return match["PositionalConstraint"], match["SearchString"]
+
+
+def test_waf_is_on_by_default_and_a_cloudfront_web_acl_lives_in_us_east_1() -> None:
+    # AWS WAF developer guide, "Using AWS WAF with Amazon CloudFront": a web ACL for CloudFront is created
+    # with scope CLOUDFRONT in US East (N. Virginia) only.
     template = load()
     acl = template["Resources"]["SiteWebAcl"]
-    rules = {rule["Name"]: rule for rule in acl["Properties"]["Rules"]}
 
-    assert template["Parameters"]["EnableWaf"]["Default"] == "false"
-    assert acl["Condition"] == "UseWaf"
-    assert acl["Properties"]["Scope"] == "CLOUDFRONT"
-    rate = rules["RequestsPerClientIp"]
-    assert rate["Action"] == {"Block": {}}
-    assert rate["Statement"]["RateBasedStatement"]["AggregateKeyType"] == "IP"
-    assert "AWSManagedRulesCommonRuleSet" in rules
+    assert template["Parameters"]["EnableWaf"]["Default"] == "true"
+    assert acl["Condition"] == template["Resources"]["StripeWebhookIpSet"]["Condition"] == "UseWaf"
+    assert acl["Properties"]["Scope"] == properties("StripeWebhookIpSet")["Scope"] == "CLOUDFRONT"
+    assert acl["Properties"]["DefaultAction"] == {"Allow": {}}
     assert template["Rules"]["WafOnlyInUsEast1"]["Assertions"][0]["Assert"] == {
         "Fn::Equals": [{"Ref": "AWS::Region"}, "us-east-1"]
     }
     web_acl = properties("SiteDistribution")["DistributionConfig"]["WebACLId"]
     assert web_acl == {"Fn::If": ["UseWaf", {"Fn::GetAtt": ["SiteWebAcl", "Arn"]}, {"Ref": "AWS::NoValue"}]}
+
+
+def test_the_ip_set_is_stripes_published_webhook_ips() -> None:
+    ip_set = properties("StripeWebhookIpSet")
+
+    assert ip_set["IPAddressVersion"] == "IPV4"
+    assert {address.removesuffix("/32") for address in ip_set["Addresses"]} == STRIPE_WEBHOOK_IPS
+    assert all(address.endswith("/32") for address in ip_set["Addresses"])
+
+
+def test_the_first_rule_allows_stripes_ips_on_the_webhook_path_and_the_next_blocks_anyone_else_there() -> (
+    None
+):
+    # AWS WAF developer guide, "Rule evaluation order" (web-acl-processing-order): rules run by priority and
+    # the first terminating action (Allow, Block) ends the evaluation: no later rule sees Stripe's delivery.
+    first, second, *rest = waf_rules()
+
+    assert first["Action"] == {"Allow": {}}
+    path, ip_set = first["Statement"]["AndStatement"]["Statements"]
+    assert uri_path_match(path) == ("EXACTLY", WEBHOOK_PATH)
+    assert ip_set == {"IPSetReferenceStatement": {"Arn": {"Fn::GetAtt": ["StripeWebhookIpSet", "Arn"]}}}
+    assert second["Action"] == {"Block": {}}
+    assert uri_path_match(second["Statement"]) == ("EXACTLY", WEBHOOK_PATH)
+    assert [rule["Priority"] for rule in waf_rules()] == list(range(len(rest) + 2))
+
+
+def test_the_rest_is_rate_limited_per_client_ip_and_per_authorization_header() -> None:
+    # AWS WAF developer guide, "Aggregating rate-based rules": a custom key on a header counts each of its
+    # values apart; a request without the header is not counted by that rule (the per-IP rule still is).
+    rules = {rule["Name"]: rule for rule in waf_rules()}
+    per_ip = rules["RequestsPerClientIp"]["Statement"]["RateBasedStatement"]
+    per_token = rules["RequestsPerToken"]["Statement"]["RateBasedStatement"]
+
+    assert rules["RequestsPerClientIp"]["Action"] == rules["RequestsPerToken"]["Action"] == {"Block": {}}
+    assert (per_ip["AggregateKeyType"], per_ip["Limit"]) == ("IP", {"Ref": "WafRequestsPerIp"})
+    assert per_token["AggregateKeyType"] == "CUSTOM_KEYS"
+    assert per_token["Limit"] == {"Ref": "WafRequestsPerToken"}
+    [key] = per_token["CustomKeys"]
+    assert key["Header"]["Name"].lower() == "authorization"
+    for rate in (per_ip, per_token):
+        assert rate["EvaluationWindowSec"] == 300
+    # AWS WAF's rate-based statement takes a limit of 10 to 2,000,000,000; each bound is the parameter's.
+    for name in ("WafRequestsPerIp", "WafRequestsPerToken"):
+        parameter = load()["Parameters"][name]
+        assert 10 <= parameter["MinValue"] <= parameter["Default"] <= parameter["MaxValue"] <= 2_000_000_000
+
+
+@pytest.mark.parametrize("group", ["AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet"])
+def test_the_managed_rules_never_inspect_a_webhook_body(group: str) -> None:
+    # AWS WAF developer guide, "Using scope-down statements in rule groups": a request outside the scope-down
+    # statement is not evaluated by the group at all.
+    [rule] = [rule for rule in waf_rules() if rule["Name"] == group]
+    scope_down = rule["Statement"]["ManagedRuleGroupStatement"]["ScopeDownStatement"]
+
+    constraint, prefix = uri_path_match(scope_down["NotStatement"]["Statement"])
+    assert constraint == "STARTS_WITH"
+    assert WEBHOOK_PATH.startswith(prefix)
+    assert rule["Priority"] > 1
+
+
+def test_the_webhook_route_throttle_leaves_room_for_stripes_retries_within_the_webhooks_concurrency() -> None:
+    # API Gateway developer guide, "Throttle requests to your HTTP APIs": route throttles apply to all
+    # clients together, so only WAF's webhook rules keep them Stripe's.
+    route = properties("HttpApiStage")["RouteSettings"]["POST /api/webhooks/stripe"]
+    checkout = properties("HttpApiStage")["RouteSettings"]["POST /api/checkout"]
+
+    # Each checkout leads to a few events (session completed, payment succeeded, a refund, a dispute).
+    assert route["ThrottlingRateLimit"] >= 4 * checkout["ThrottlingRateLimit"]
+    assert route["ThrottlingBurstLimit"] >= route["ThrottlingRateLimit"]
 
 
 def dashboard_metrics() -> list[list[Any]]:
@@ -678,6 +822,25 @@ def test_the_alarm_topic_is_encrypted_with_a_key_whose_policy_lets_cloudwatch_pu
     ]
     assert cloudwatch["Effect"] == "Allow"
     assert {"kms:Decrypt", "kms:GenerateDataKey*"} <= set(cloudwatch["Action"])
+    # IAM user guide, "The confused deputy problem": a service principal's grant names the account and the
+    # resources it acts for, with aws:SourceAccount and aws:SourceArn.
+    assert cloudwatch["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert cloudwatch["Condition"]["ArnLike"] == {
+        "aws:SourceArn": {
+            "Fn::Sub": "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:"
+            "${AWS::StackName}-*"
+        }
+    }
+    assert all("AlarmName" not in properties(alarm) for alarm in resources("AWS::CloudWatch::Alarm"))
+
+
+def test_a_replaced_card_stripe_would_not_detach_raises_an_alarm() -> None:
+    alarm = properties("ReplacedCardsNotDetachedAlarm")
+    source = (ROOT / "functions" / "auto_top_up" / "app.py").read_text(encoding="utf-8")
+
+    assert 'name="ReplacedCardsNotDetached"' in source
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("Credits", "ReplacedCardsNotDetached")
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
 
 
 @pytest.mark.parametrize("alarm", sorted(resources("AWS::CloudWatch::Alarm")))
@@ -696,11 +859,31 @@ def test_the_alarm_email_is_subscribed_to_the_topic_and_says_what_empty_means() 
         "Protocol": "email",
         "Endpoint": {"Ref": "AlarmEmail"},
     }
-    assert template["Conditions"]["EmailAlarms"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]}
-    assert "Empty:" in parameter["Description"]
+    assert template["Conditions"]["EmailAlarms"] == {
+        "Fn::Not": [
+            {
+                "Fn::Or": [
+                    {"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]},
+                    {"Fn::Equals": [{"Ref": "AlarmEmail"}, "none"]},
+                ]
+            }
+        ]
+    }
+    assert "none:" in parameter["Description"]
     assert re.fullmatch(parameter["AllowedPattern"], "ops@example.com")
-    assert re.fullmatch(parameter["AllowedPattern"], "")
+    assert re.fullmatch(parameter["AllowedPattern"], "none")
     assert not re.fullmatch(parameter["AllowedPattern"], "not an address")
+
+
+def test_a_deploy_without_an_alarm_email_is_refused_unless_told_none() -> None:
+    # CloudFormation user guide, "Rules": an assertion that fails stops the stack's creation or update
+    # with its AssertDescription, before any resource changes.
+    rule = load()["Rules"]["AlarmsGoSomewhere"]
+    [assertion] = rule["Assertions"]
+
+    assert "RuleCondition" not in rule
+    assert assertion["Assert"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]}
+    assert "AlarmEmail=none" in assertion["AssertDescription"]
 
 
 # --- Who may do what on the service routes ---------------------------------------------------------------
@@ -743,9 +926,19 @@ def test_cloudfront_sends_the_page_api_the_origin_secret_and_only_the_page_funct
     [header] = api["OriginCustomHeaders"]
 
     assert header["HeaderName"].lower() == "x-origin-verify"
+    # CloudFormation user guide, "Get a secret or secret value from Secrets Manager": a dynamic reference is
+    # resolved again only by a stack update that changes the property, so a rotation pins the new version.
     assert header["HeaderValue"] == {
-        "Fn::Sub": "{{resolve:secretsmanager:${OriginVerifySecret}:SecretString}}"
+        "Fn::If": [
+            "PinOriginSecretVersion",
+            {
+                "Fn::Sub": "{{resolve:secretsmanager:${OriginVerifySecret}:SecretString:::"
+                "${OriginSecretVersionId}}}"
+            },
+            {"Fn::Sub": "{{resolve:secretsmanager:${OriginVerifySecret}:SecretString}}"},
+        ]
     }
+    assert load()["Parameters"]["OriginSecretVersionId"]["Default"] == ""
     assert properties("OriginVerifySecret")["GenerateSecretString"]["PasswordLength"] >= 32
     behind_routes = {
         integration["Properties"]["IntegrationUri"]["Ref"].split(".")[0]
@@ -853,20 +1046,41 @@ def test_ledger_write_attributes_are_what_the_ledger_writes(policy: str) -> None
     hot = {"shards", "shardedAt"} if policy == "LedgerChangePolicy" else set()
     assert attributes_of(policy, "dynamodb:UpdateItem", "CreditBalanceTable") == balance | {"userId"} | hot
     if policy == "LedgerChangePolicy":
-        assert attributes_of(policy, "dynamodb:PutItem", "CreditGuardTable") == model_attributes(CreditGuard)
+        # Every guard attribute but the hourly counters', which only the counting role writes.
+        counters = {"requests", "requestsHour"}
+        assert (
+            attributes_of(policy, "dynamodb:PutItem", "CreditGuardTable")
+            == model_attributes(CreditGuard) - counters
+        )
 
 
 def test_the_hourly_counts_write_what_rate_limits_writes(monkeypatch: pytest.MonkeyPatch) -> None:
     from wallet import rate_limits
 
     written: list[Any] = []
-    monkeypatch.setattr(CreditGuard, "update", lambda self, actions, condition: written.extend(actions))
+    named: dict[str, str] = {}
 
-    rate_limits.count("alice", "checkouts", 1, RuntimeError)
+    def update(self: CreditGuard, actions: list[Any], condition: Any) -> None:
+        written.extend(actions)
+        condition.serialize(named, {})  # a condition's names count as the request's attributes too
+        raise UpdateError(cause=_conditional_failure())
 
-    assert attributes_of("UserRateLimitPolicy", "dynamodb:UpdateItem", "CreditGuardTable") == names_set_by(
-        written
-    ) | {"userId", "guardId"}
+    monkeypatch.setattr(CreditGuard, "update", update)
+
+    with pytest.raises(RuntimeError):
+        rate_limits.count("alice", "checkouts", 1, RuntimeError)
+
+    allowed = attributes_of("UserRateLimitPolicy", "dynamodb:UpdateItem", "CreditGuardTable")
+    assert allowed == names_set_by(written) | set(named) | {"userId", "guardId"}
+    # No other item's attribute: holds and idempotency keys keep their amount and expiry from this role.
+    others = model_attributes(CreditGuard) - {"requests", "requestsHour"}
+    assert allowed & others == {"userId", "guardId"}
+
+
+def _conditional_failure() -> Exception:
+    from botocore.exceptions import ClientError
+
+    return ClientError({"Error": {"Code": "ConditionalCheckFailedException", "Message": ""}}, "UpdateItem")
 
 
 def test_the_sweep_writes_only_its_records_attributes() -> None:

@@ -47,7 +47,7 @@ from wallet.errors import (
     TooManyLookupsError,
 )
 from wallet.principals import InvalidPrincipalError, principal
-from wallet.settings import SettingsError, origin_secret
+from wallet.settings import SettingsError, origin_secrets
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
@@ -98,6 +98,10 @@ class InvalidUserError(ValueError):
     """A user id in a service route's path that no sign-in could have issued."""
 
 
+class InvalidTokenUserError(ValueError):
+    """A verified token whose `sub` is not a user id the ledger takes (an external issuer's own format)."""
+
+
 # Domain error -> status and error code. The message is the exception's own, written for people.
 STATUS: dict[type[Exception], tuple[HTTPStatus, str]] = {
     UnauthorizedError: (HTTPStatus.UNAUTHORIZED, "unauthorized"),
@@ -108,6 +112,7 @@ STATUS: dict[type[Exception], tuple[HTTPStatus, str]] = {
     MissingIdempotencyKeyError: (HTTPStatus.BAD_REQUEST, "missing_idempotency_key"),
     InvalidIdempotencyKeyError: (HTTPStatus.BAD_REQUEST, "invalid_idempotency_key"),
     InvalidUserError: (HTTPStatus.BAD_REQUEST, "invalid_user"),
+    InvalidTokenUserError: (HTTPStatus.BAD_REQUEST, "invalid_user"),
     InvalidAmountError: (HTTPStatus.BAD_REQUEST, "invalid_amount"),
     InsufficientCreditsError: (HTTPStatus.PAYMENT_REQUIRED, "insufficient_credits"),
     IdempotencyKeyReusedError: (HTTPStatus.CONFLICT, "idempotency_key_reused"),
@@ -136,6 +141,8 @@ MESSAGES: dict[type[Exception], str] = {
     InvalidIdempotencyKeyError: "The Idempotency-Key header must be 1 to 255 printable ASCII characters.",
     InvalidUserError: "The user id in the path must be 1 to 255 printable ASCII characters, without spaces "
     'or any of " # / ? \\ `.',
+    InvalidTokenUserError: "The token's sub claim is not a user id this service takes: it must be 1 to 255 "
+    "printable ASCII characters, without spaces or any of \" # / ? \\ `. Ask the sign-in provider's admin.",
     CheckoutSessionNotFoundError: "No such checkout session.",
     HoldNotFoundError: "No such hold for this user.",
     TooManyLookupsError: "Too many checkout sessions looked up this hour; try again later.",
@@ -206,8 +213,10 @@ def _answer_in_one_shape(app: ApiGatewayResolver) -> None:
 
 
 def _through_the_site(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[str]:
-    sent = app.current_event.headers.get(ORIGIN_HEADER) or ""
-    if not hmac.compare_digest(sent.encode(), origin_secret().encode()):
+    sent = (app.current_event.headers.get(ORIGIN_HEADER) or "").encode()
+    # Every value is compared, so the time taken tells nothing of which one, or how much, matched.
+    matches = [hmac.compare_digest(sent, value.encode()) for value in origin_secrets()]
+    if not any(matches):
         raise NotThroughTheSiteError("no valid X-Origin-Verify header")
     return next_middleware(app)
 
@@ -217,6 +226,9 @@ def user_id(app: APIGatewayHttpResolver) -> str:
     sub = app.current_event.request_context.authorizer.jwt_claim.get("sub")
     if not isinstance(sub, str) or not sub.strip():
         raise UnauthorizedError("no verified user identity on the request")
+    # Held to a path's user id: a "#" would name a ledger record or a hot account's sub-balance.
+    if not USER_ID.fullmatch(sub):
+        raise InvalidTokenUserError("the token's sub is not a user id")
     return sub
 
 

@@ -179,7 +179,8 @@ class CreditGuard(_LedgerModel):
     """The exactly-once guard of a balance change whose row id cannot be its cause, written in the same
     transaction as the row: `key#<caller>#<Idempotency-Key>` holds a service call's first answer;
     `payment#<id>` holds what refunds and disputes have done to a payment so far; `hold#<id>` is a hold
-    (wallet.holds) and its state: active until captured, released or expired, once."""
+    (wallet.holds) and its state: active until captured, released or expired, once; `rate#<kind>` counts a
+    user's requests of a kind this hour."""
 
     class Meta:
         table_name = tables().guard_table
@@ -206,5 +207,9 @@ class CreditGuard(_LedgerModel):
     expiry_bucket = UnicodeAttribute(attr_name="expiryBucket", null=True)
     created_at = UnicodeAttribute(attr_name="createdAt", null=True)
     expires_at = TTLAttribute(attr_name="expiresAt", null=True)
+    # A user's hourly count of one kind of request (`rate#<kind>`, wallet.rate_limits), in names no other
+    # item uses, so the role that counts can write nothing else.
+    requests = NumberAttribute(null=True)
+    requests_hour = UnicodeAttribute(attr_name="requestsHour", null=True)
 
     active_holds = ActiveHolds()

@@ -6,9 +6,11 @@ for everyone.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from pynamodb.exceptions import PynamoDBException, UpdateError
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
 
 from wallet.errors import LedgerUnavailableError
 from wallet.models import CreditGuard
@@ -21,17 +23,33 @@ CARD_SETUPS_PER_HOUR = 10
 def count(
     user_id: str, kind: str, per_hour: int, refused: type[Exception], now: datetime | None = None
 ) -> None:
-    """One more `kind` for `user_id` this hour; `refused(user_id)` past `per_hour`. The counter expires."""
-    hour = (now or datetime.now(UTC)).replace(minute=0, second=0, microsecond=0)
-    counter = CreditGuard(user_id, f"{kind}#{hour:%Y-%m-%dT%H}")
-    try:
-        counter.update(
-            actions=[CreditGuard.amount.add(1), CreditGuard.expires_at.set(hour + timedelta(hours=2))],
-            condition=CreditGuard.amount.does_not_exist() | (CreditGuard.amount < per_hour),
-        )
-    except UpdateError as exc:
-        if exc.cause_response_code == "ConditionalCheckFailedException":
-            raise refused(user_id) from exc
-        raise LedgerUnavailableError(f"the ledger could not count a {kind}") from exc
-    except PynamoDBException as exc:
-        raise LedgerUnavailableError(f"the ledger could not count a {kind}") from exc
+    """One more `kind` for `user_id` this hour; `refused(user_id)` past `per_hour`.
+
+    One item per user and kind, `rate#<kind>`, holding only `requests` and `requestsHour`: names no other
+    guard item has, so the role that counts cannot change a hold or an idempotency key. Each step is one
+    conditional update: count on within the hour, or start the hour again at 1."""
+    hour = f"{(now or datetime.now(UTC)):%Y-%m-%dT%H}"
+    counter = CreditGuard(user_id, f"rate#{kind}")
+    steps: tuple[tuple[list[Action], Condition], ...] = (
+        (
+            [CreditGuard.requests.add(1)],
+            (CreditGuard.requests_hour == hour) & (CreditGuard.requests < per_hour),
+        ),
+        (
+            [CreditGuard.requests.set(1), CreditGuard.requests_hour.set(hour)],
+            CreditGuard.requests_hour.does_not_exist() | (CreditGuard.requests_hour != hour),
+        ),
+    )
+    # Twice: a request that finds the hour just started by another one counts on in the second round.
+    for _ in range(2):
+        for actions, condition in steps:
+            try:
+                counter.update(actions=actions, condition=condition)
+            except UpdateError as exc:
+                if exc.cause_response_code != "ConditionalCheckFailedException":
+                    raise LedgerUnavailableError(f"the ledger could not count a {kind}") from exc
+                continue
+            except PynamoDBException as exc:
+                raise LedgerUnavailableError(f"the ledger could not count a {kind}") from exc
+            return
+    raise refused(user_id)

@@ -138,10 +138,43 @@ def _principal_list(name: str) -> frozenset[str]:
         raise SettingsError(f"{name} must list IAM role or user ARNs: {exc}") from None
 
 
-def origin_secret() -> str:
-    """The value CloudFront sends the page API as X-Origin-Verify: a request without it did not come
-    through the site (and its WAF), but to the API's own URL."""
-    return _stripe_secret("ORIGIN_SECRET", "ORIGIN_SECRET_ARN")
+def origin_secrets() -> tuple[str, ...]:
+    """The values CloudFront may send the page API as X-Origin-Verify: a request with none of them did not
+    come through the site (and its WAF), but to the API's own URL. CloudFront sends the value a deploy
+    resolved, so while a rotation reaches it the secret's previous version (AWSPREVIOUS) is taken too;
+    locally, ORIGIN_SECRET (comma-separated during a rotation)."""
+    arn = os.environ.get("ORIGIN_SECRET_ARN", "").strip()
+    if not arn:
+        return tuple(value.strip() for value in required("ORIGIN_SECRET").split(",") if value.strip())
+    current = _stripe_secret("ORIGIN_SECRET", "ORIGIN_SECRET_ARN")
+    previous = _previous_secret(arn)
+    return (current, previous) if previous and previous != current else (current,)
+
+
+# The previous version of a secret, by ARN: (when read, its value or None when it has none).
+_PREVIOUS: dict[str, tuple[float, str | None]] = {}
+
+
+def _previous_secret(arn: str) -> str | None:
+    """The secret's AWSPREVIOUS value, read again after SECRET_MAX_AGE_SECONDS like the current one; None
+    when it has none (never rotated). Cached here, as Powertools' cache keys a secret by name alone."""
+    import time
+
+    read_at, value = _PREVIOUS.get(arn, (float("-inf"), None))
+    if time.monotonic() - read_at < SECRET_MAX_AGE_SECONDS:
+        return value
+    import boto3
+    from botocore.exceptions import ClientError
+
+    try:
+        answer = boto3.client("secretsmanager").get_secret_value(SecretId=arn, VersionStage="AWSPREVIOUS")
+        value = str(answer.get("SecretString", "")).strip() or None
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+            raise SettingsError(f"the secret ORIGIN_SECRET_ARN names could not be read: {exc}") from None
+        value = None
+    _PREVIOUS[arn] = (time.monotonic(), value)
+    return value
 
 
 # -- the fulfilment mark's keys: read by checkout, the webhook and the sweep alike ------------------------
@@ -213,7 +246,7 @@ DEFAULT_AUTO_TOP_UP_DAILY_LIMIT = 3
 
 @cache
 def auto_top_up_daily_limit() -> int:
-    """How many auto top-ups one user may be charged in 24 hours before it turns itself off."""
+    """How many auto top-ups one user may be charged in any 24 hours before auto top-up pauses (stays on)."""
     value = os.environ.get("AUTO_TOP_UP_DAILY_LIMIT", "").strip() or str(DEFAULT_AUTO_TOP_UP_DAILY_LIMIT)
     if not (value.isascii() and value.isdigit()) or int(value) < 1:
         raise SettingsError(f"AUTO_TOP_UP_DAILY_LIMIT must be a whole number of 1 or more, not {value!r}")
