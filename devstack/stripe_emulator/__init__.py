@@ -444,12 +444,31 @@ class StripeEmulator:
         return sent
 
     def prevent_dispute(
+        self,
+        charge: str,
+        amount: int | None = None,
+        reason: str = disputes.DEFAULT_REASON,
+        *,
+        case_type: str = "resolution",
+    ) -> list[JsonObject]:
+        """A dispute stopped before it became a chargeback: status `prevented`, resolved (the cardholder
+        refunded, as by Visa RDR) or, with `case_type="block"`, blocked (no money moves) ->
+        `[charge.dispute.created, charge.dispute.closed]`."""
+        actions = {"resolution": "prevent", "block": "block"}
+        if case_type not in actions:
+            raise ValueError(f"a prevented dispute's case_type is resolution or block, not {case_type!r}")
+        with self._lock:
+            sent = disputes.open_dispute(self._store, charge, amount, reason, action=actions[case_type])
+        self._deliver_all(sent)
+        return sent
+
+    def charge_back(
         self, charge: str, amount: int | None = None, reason: str = disputes.DEFAULT_REASON
     ) -> list[JsonObject]:
-        """A dispute stopped before it became a chargeback (Visa RDR): status `prevented` ->
-        `[charge.dispute.created, charge.dispute.closed]`."""
+        """A chargeback under a new dispute id while the charge's inquiry stays open (never closed) ->
+        `[charge.dispute.created, charge.dispute.funds_withdrawn]`."""
         with self._lock:
-            sent = disputes.open_dispute(self._store, charge, amount, reason, action="prevent")
+            sent = disputes.open_dispute(self._store, charge, amount, reason, action="charge_back")
         self._deliver_all(sent)
         return sent
 
