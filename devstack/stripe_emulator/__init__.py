@@ -133,7 +133,8 @@ DEFAULT_SETTLE_AFTER_SECONDS = 5.0
 _EMULATED_ROUTES = (
     "POST /v1/checkout/sessions, GET /v1/checkout/sessions, GET /v1/checkout/sessions/{id}, "
     "POST /v1/checkout/sessions/{id}/expire, GET /v1/payment_intents/{id}, GET /v1/charges/{id}, "
-    "POST /v1/refunds, GET /v1/refunds, GET /v1/refunds/{id}, POST /v1/refunds/{id}/cancel, GET /v1/disputes/{id}, "
+    "POST /v1/refunds, GET /v1/refunds, GET /v1/refunds/{id}, POST /v1/refunds/{id}/cancel, "
+    "GET /v1/disputes/{id}, "
     "GET /v1/events, GET /v1/events/{id}, "
     "POST /v1/customers, GET /v1/customers/{id}, DELETE /v1/customers/{id}, GET /v1/payment_methods/{id}, "
     "POST /v1/payment_methods/{id}/detach, POST /v1/payment_intents (off-session)"

@@ -95,7 +95,9 @@ def stripe_webhook() -> dict[str, Any]:
         # Once per dispute and stage that needs an answer, whether or not it took credits.
         metrics.add_metric(name="DisputesOpened", unit=MetricUnit.Count, value=1)
     if outcome.result is Result.UNKNOWN_STATUS:
-        logger.warning("status not in the pinned API: nothing changed", extra=fields | {"reason": outcome.reason})
+        logger.warning(
+            "status not in the pinned API: nothing changed", extra=fields | {"reason": outcome.reason}
+        )
     elif outcome.result is Result.REJECTED:
         reversal = handled.event_type.startswith(("charge.", "refund."))
         message = (

@@ -340,7 +340,9 @@ def test_a_prevented_dispute_carries_its_case_type_and_only_a_resolution_moves_m
     assert prevented["evidence_details"]["due_by"] == 0
 
 
-def test_the_python_control_prevents_either_way(emulator: StripeEmulator, client: stripe.StripeClient) -> None:
+def test_the_python_control_prevents_either_way(
+    emulator: StripeEmulator, client: stripe.StripeClient
+) -> None:
     blocked, resolved = paid_charge(emulator, client), paid_charge(emulator, client)
 
     sent = emulator.prevent_dispute(blocked.id, case_type="block")

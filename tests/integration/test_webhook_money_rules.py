@@ -95,7 +95,9 @@ def test_a_chargeback_above_the_charge_played_on_the_emulator_takes_all_and_a_wi
 
     deliver_all(stripe_emulator, stripe_emulator.open_dispute(charge_id, 1100))
     after_opening = balance_is_the_sum_of_rows("alice")
-    deliver_all(stripe_emulator, stripe_emulator.close_dispute(stripe_emulator.dispute_of(charge_id), won=True))
+    deliver_all(
+        stripe_emulator, stripe_emulator.close_dispute(stripe_emulator.dispute_of(charge_id), won=True)
+    )
 
     assert after_opening == 0
     assert balance_is_the_sum_of_rows("alice") == 1000
@@ -155,7 +157,9 @@ def test_concurrent_deliveries_of_a_dispute_that_needs_an_answer_announce_it_onc
     stripe_emulator: StripeEmulator, notices: Notices
 ) -> None:
     session = paid_deposit(stripe_emulator, "alice", 1000)
-    signed = stripe_emulator.sign(event("charge.dispute.created", a_dispute(session, "dp_1", "needs_response")))
+    signed = stripe_emulator.sign(
+        event("charge.dispute.created", a_dispute(session, "dp_1", "needs_response"))
+    )
     statuses: list[int] = []
     start = threading.Barrier(8)
 
@@ -178,7 +182,9 @@ def test_a_notice_that_could_not_be_published_is_a_500_and_the_redelivery_publis
     stripe_emulator: StripeEmulator, monkeypatch: pytest.MonkeyPatch, notices: Notices
 ) -> None:
     session = paid_deposit(stripe_emulator, "alice", 1000)
-    opened = stripe_emulator.sign(event("charge.dispute.created", a_dispute(session, "dp_1", "needs_response")))
+    opened = stripe_emulator.sign(
+        event("charge.dispute.created", a_dispute(session, "dp_1", "needs_response"))
+    )
     working = dispute_notices._publish
 
     def unreachable(subject: str, message: str) -> None:
@@ -216,7 +222,9 @@ def test_a_claim_left_by_a_delivery_that_died_before_publishing_is_taken_over_la
     assert len(notices) == 1
 
 
-def test_a_fresh_claim_of_another_delivery_is_left_to_it(stripe_emulator: StripeEmulator, notices: Notices) -> None:
+def test_a_fresh_claim_of_another_delivery_is_left_to_it(
+    stripe_emulator: StripeEmulator, notices: Notices
+) -> None:
     session = paid_deposit(stripe_emulator, "alice", 1000)
     boto3.client("dynamodb").put_item(
         TableName=TABLE_NAMES["CreditGuardTable"],
@@ -319,7 +327,9 @@ def test_an_inquiry_escalated_under_a_new_id_played_on_the_emulator(stripe_emula
     deliver_all(stripe_emulator, stripe_emulator.open_dispute(charge_id, inquiry=True))
     deliver_all(stripe_emulator, stripe_emulator.charge_back(charge_id))
     held = balance_is_the_sum_of_rows("alice")
-    deliver_all(stripe_emulator, stripe_emulator.close_dispute(stripe_emulator.dispute_of(charge_id), won=True))
+    deliver_all(
+        stripe_emulator, stripe_emulator.close_dispute(stripe_emulator.dispute_of(charge_id), won=True)
+    )
 
     assert held == 0
     assert balance_is_the_sum_of_rows("alice") == 1000
@@ -405,7 +415,9 @@ def test_a_refund_that_never_went_through_gives_its_credits_back_once(
     deliver_all(stripe_emulator, [a["charge.refunded"], a["refund.created"]])
     taken = balance_is_the_sum_of_rows("alice")
 
-    deliver_all(stripe_emulator, stripe_emulator.refund_action(a["refund.created"]["data"]["object"]["id"], move))
+    deliver_all(
+        stripe_emulator, stripe_emulator.refund_action(a["refund.created"]["data"]["object"]["id"], move)
+    )
 
     assert taken == 600
     assert balance_is_the_sum_of_rows("alice") == 1000

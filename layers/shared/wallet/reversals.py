@@ -22,9 +22,8 @@ and is counted (`UNKNOWN_STATUS`). A dispute stage that needs a response is noti
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
-
 from dataclasses import replace
+from typing import Any
 
 from wallet import amounts, dispute_notices, ledger, payments, settings
 from wallet.errors import DepositNotRecordedError, InvalidAmountError
