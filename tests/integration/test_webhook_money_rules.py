@@ -470,6 +470,20 @@ def test_an_unknown_refund_status_is_counted_too(
     assert rows("alice") == [("deposit", 1000)]
 
 
+def test_a_refund_of_a_charge_that_is_not_ours_changes_nothing_and_is_counted(
+    stripe_emulator: StripeEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    session = paid_deposit(stripe_emulator, "alice", 1000)
+    capsys.readouterr()
+    foreign = charge(session, 1000, ours=False) | {"payment_intent": "pi_another_integration"}
+
+    status = send(stripe_emulator, "charge.refunded", foreign)
+
+    assert status == 200
+    assert rows("alice") == [("deposit", 1000)]
+    assert "EventsNotOurs" in emitted(capsys.readouterr().out)
+
+
 # --- guards written by earlier releases -----------------------------------------------------------------
 
 
