@@ -241,6 +241,22 @@ def test_a_fresh_claim_of_another_delivery_is_left_to_it(
     assert notices == []
 
 
+def test_a_chargeback_whose_webhook_was_lost_is_announced_by_the_sweep_once(
+    stripe_emulator: StripeEmulator, notices: Notices
+) -> None:
+    from wallet import reconciliation
+
+    stripe_emulator.reset()  # the sweep reads the whole log: only this test's events
+    session = paid_deposit(stripe_emulator, "alice", 1000)
+    stripe_emulator.open_dispute(stripe_emulator.charge_of(session["id"]))  # never delivered
+
+    reconciliation.sweep(lambda: 300.0)
+    reconciliation.sweep(lambda: 300.0)
+
+    assert [m["status"] for _, m in notices] == ["needs_response"]
+    assert balance_is_the_sum_of_rows("alice") == 0
+
+
 # --- prevented: a resolution takes the credits, a block takes none --------------------------------------
 
 
@@ -371,6 +387,17 @@ def test_a_failed_refund_then_a_new_one_whose_charge_event_comes_first_shows_700
     assert balance_is_the_sum_of_rows("alice") == 700
     # At most one read, on the ambiguous path only: the payment's refunds listed once.
     assert stripe_reads(stripe_emulator, before) == ["GET /v1/refunds"]
+
+
+def test_a_refund_on_the_common_path_asks_stripe_nothing(stripe_emulator: StripeEmulator) -> None:
+    session = paid_deposit(stripe_emulator, "alice", 1000)
+    a = refund_events(stripe_emulator.refund(stripe_emulator.charge_of(session["id"]), 300))
+    before = len(stripe_emulator.requests)
+
+    deliver_all(stripe_emulator, [a["refund.created"], a["charge.refunded"]])
+
+    assert balance_is_the_sum_of_rows("alice") == 700
+    assert stripe_reads(stripe_emulator, before) == []
 
 
 def test_a_failed_refund_gives_nothing_back_that_a_newer_refund_took(stripe_emulator: StripeEmulator) -> None:
