@@ -211,5 +211,9 @@ class CreditGuard(_LedgerModel):
     # item uses, so the role that counts can write nothing else.
     requests = NumberAttribute(null=True)
     requests_hour = UnicodeAttribute(attr_name="requestsHour", null=True)
+    # A dispute notice (`notice#<dispute>#<status>`): who claimed it, when, and when it was published.
+    notice_claim = UnicodeAttribute(attr_name="noticeClaim", null=True)
+    notice_claimed_at = NumberAttribute(attr_name="noticeClaimedAt", null=True)
+    notice_sent_at = NumberAttribute(attr_name="noticeSentAt", null=True)
 
     active_holds = ActiveHolds()
