@@ -33,6 +33,7 @@ PERMISSION_OF_CALL = {
     "payment_intents.cancel": "payment_intent_write",
     "payment_intents.retrieve": "payment_intent_read",
     "payment_methods.detach": "payment_method_write",
+    "refunds.list": "refund_read",
     "events.list": "event_read",
     "events.retrieve": "event_read",
 }
