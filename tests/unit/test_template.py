@@ -883,6 +883,43 @@ def test_the_audit_writes_only_its_checkpoints_attributes() -> None:
     assert set(condition_values(checkpoint, "dynamodb:Attributes")[1]) == model_attributes(AuditCheckpoint)
 
 
+def test_holds_an_hour_past_their_time_alarm_from_the_daily_audits_metric() -> None:
+    """CloudWatch alarms (PutMetricAlarm, "Configuring how CloudWatch alarms treat missing data"): a
+    metric emitted once a day is missing in most periods, so `notBreaching` keeps the alarm quiet then,
+    and one period of a day with a Maximum above 0 raises it on the run that counted an overdue hold."""
+    alarm = properties("HoldsOverdueAlarm")
+    variables = load()["Globals"]["Function"]["Environment"]["Variables"]
+
+    assert (alarm["Namespace"], alarm["MetricName"]) == (
+        variables["POWERTOOLS_METRICS_NAMESPACE"],
+        "HoldsOverdue",
+    )
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": variables["POWERTOOLS_SERVICE_NAME"]}]
+    assert (alarm["Statistic"], alarm["Threshold"], alarm["ComparisonOperator"]) == (
+        "Maximum",
+        0,
+        "GreaterThanThreshold",
+    )
+    assert alarm["Period"] == 86_400
+    assert alarm["TreatMissingData"] == "notBreaching"
+    schedules = properties("ReconcileFunction")["Events"]
+    assert schedules["DailyAudit"]["Properties"]["Input"] == '{"task": "audit"}'
+
+
+def test_the_audit_reads_users_holds_but_no_reserved_partition_of_the_guard_table() -> None:
+    """IAM's dynamodb:LeadingKeys (DynamoDB developer guide, "Using IAM policy conditions for
+    fine-grained access control"): the audit's Query of the guard table names users' partitions only."""
+    [query] = [
+        statement
+        for policy in properties("ReconcileFunction")["Policies"]
+        if "Ref" not in policy
+        for statement in statements(policy)
+        if statement["Action"] == "dynamodb:Query"
+        and statement["Resource"] == {"Fn::GetAtt": ["CreditGuardTable", "Arn"]}
+    ]
+    assert condition_values(query, "dynamodb:LeadingKeys") == ("ForAllValues:StringNotLike", ["#*"])
+
+
 def test_auto_top_up_state_is_every_balance_attribute_but_the_money() -> None:
     """`updatedAt` is listed because the trigger's claim names it in its condition (dynamodb:Attributes
     covers the names of condition expressions too), never the balance itself, nor how a hot account

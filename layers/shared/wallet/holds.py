@@ -18,10 +18,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeGuard
 
 from pynamodb.constants import ALL_OLD
-from pynamodb.exceptions import DoesNotExist, PutError, PynamoDBException
+from pynamodb.exceptions import CancellationReason, DoesNotExist, PutError, PynamoDBException
 from pynamodb.transactions import TransactWrite
 from ulid import ULID
 
@@ -209,7 +209,9 @@ def create_hold(
             return Held(made, balances(user_id))
         key_reason, _, _, balance_reason = reasons
         if _refused(key_reason):
-            first = _first_answer(key_reason.raw_item or _guard_item(user_id, guard.guard_id), guard.fingerprint)
+            first = _first_answer(
+                key_reason.raw_item or _guard_item(user_id, guard.guard_id), guard.fingerprint
+            )
             return Held(_read(user_id, first["transactionId"]["S"]), balances(user_id), replayed=True)
         before = (balance_reason.raw_item if balance_reason else None) or {}
         held = int(before.get("held", {}).get("N", 0))
@@ -395,7 +397,7 @@ def _unhold_actions(back: int, held: int, currency: str, stamp: str) -> list[Any
     return [*_balance_actions(back, currency, stamp), CreditBalance.held.add(-held)]
 
 
-def _refused(reason: Any) -> bool:
+def _refused(reason: CancellationReason | None) -> TypeGuard[CancellationReason]:
     return reason is not None and reason.code == "ConditionalCheckFailed"
 
 
