@@ -1,6 +1,7 @@
 """From EventBridge Scheduler: hourly, replay Stripe's event log so no lost webhook loses money; every
 minute (`{"task": "holds"}`), expire the holds past their time; daily (`{"task": "audit"}`), prove that
-every balance is the sum of its rows."""
+every balance is the sum of its rows. Invoked by hand once after an upgrade (`{"task": "migrate"}`):
+upgrade the items earlier releases wrote, resuming from its checkpoint when invoked again."""
 
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         return _audit(seconds_left)
     if event.get("task") == "holds":
         return _expire_holds(seconds_left)
+    if event.get("task") == "migrate":
+        return _migrate(seconds_left)
     return _sweep(seconds_left)
 
 
@@ -84,4 +87,16 @@ def _audit(seconds_left: Any) -> dict[str, Any]:
         logger.info("ledger audit stopped for time; the next run resumes from its checkpoint", extra=summary)
     else:
         logger.info("ledger audit done", extra=summary)
+    return summary
+
+
+def _migrate(seconds_left: Any) -> dict[str, Any]:
+    from wallet import migrate
+
+    report = migrate.migrate(seconds_left)
+    summary = asdict(report)
+    if report.finished:
+        logger.info("migration done", extra=summary)
+    else:
+        logger.warning("migration stopped for time; invoke it again to resume", extra=summary)
     return summary

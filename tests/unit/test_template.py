@@ -210,6 +210,9 @@ FIND_CUSTOMER = {("dynamodb:Query", "CreditBalanceTable/byStripeCustomer")}
                 ("dynamodb:Scan", "CreditBalanceTable"),
                 ("dynamodb:GetItem", "CreditBalanceTable"),
                 ("dynamodb:Query", "CreditTransactionTable"),
+                # The audit's read of each user's active holds; the migration's pass over the guard table.
+                ("dynamodb:Query", "CreditGuardTable"),
+                ("dynamodb:Scan", "CreditGuardTable"),
             },
         ),
         (
@@ -605,7 +608,7 @@ def reconcile_guard_statements(action: str) -> dict[str, dict[str, Any]]:
 
 @pytest.mark.parametrize("action", ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"])
 def test_the_sweep_and_the_audit_may_touch_only_their_own_records_in_the_guard_table(action: str) -> None:
-    assert set(reconcile_guard_statements(action)) == {"#sweep", "#audit"}
+    assert set(reconcile_guard_statements(action)) == {"#sweep", "#audit", "#migrate"}
 
 
 def test_auto_top_up_state_never_includes_the_balance() -> None:
@@ -806,11 +809,13 @@ def test_every_table_write_is_limited_to_its_partitions_and_attributes() -> None
         # The key is always among a write's attributes; a list without it would refuse every write.
         assert "userId" in attributes, function
         leading_operator, leading = condition_values(statement, "dynamodb:LeadingKeys")
-        # A user's partition, never a reserved one; or exactly one reserved one ("#sweep", "#audit").
+        # A user's partition, never a reserved one; or exactly one reserved one ("#sweep", "#audit",
+        # "#migrate").
         assert (leading_operator, leading) in [
             ("ForAllValues:StringNotLike", ["#*"]),
             ("ForAllValues:StringEquals", ["#sweep"]),
             ("ForAllValues:StringEquals", ["#audit"]),
+            ("ForAllValues:StringEquals", ["#migrate"]),
         ], function
 
 
@@ -918,6 +923,15 @@ def test_the_audit_reads_users_holds_but_no_reserved_partition_of_the_guard_tabl
         and statement["Resource"] == {"Fn::GetAtt": ["CreditGuardTable", "Arn"]}
     ]
     assert condition_values(query, "dynamodb:LeadingKeys") == ("ForAllValues:StringNotLike", ["#*"])
+
+
+def test_the_migration_writes_only_its_checkpoints_attributes() -> None:
+    from wallet.migrate import MIGRATE_KEY, MigrationCheckpoint
+
+    checkpoint = reconcile_guard_statements("dynamodb:PutItem")[MIGRATE_KEY]
+    assert set(condition_values(checkpoint, "dynamodb:Attributes")[1]) == model_attributes(
+        MigrationCheckpoint
+    )
 
 
 def test_auto_top_up_state_is_every_balance_attribute_but_the_money() -> None:
