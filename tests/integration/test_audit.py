@@ -377,3 +377,91 @@ def test_the_daily_audit_stopped_for_time_resumes_on_the_next_run(long_ledger: D
     assert (stopped["finished"], stopped["users"], left is not None) == (False, 0, True)
     assert (resumed["resumed"], resumed["finished"], resumed["users"]) == (True, True, 6)
     assert checkpoint_item() is None
+
+
+# -- Holds: `held` against the active holds, and holds the sweep has not reached --
+
+HOUR = 3600
+
+
+def test_held_is_checked_against_the_active_holds_and_a_difference_is_named(tables: DynamoDBServer) -> None:
+    from wallet import holds
+
+    deposit("alice", 1000)
+    deposit("bob", 1000)
+    for user, amount in (("alice", 300), ("alice", 200), ("bob", 100)):
+        holds.create_hold(
+            user,
+            amount,
+            expires_in=600,
+            idempotency_key=f"h{amount}",
+            description=None,
+            actor=SERVICE,
+            currency="usd",
+        )
+    assert (audit.audit().held_drifts, audit.audit().overdue_holds) == ([], 0)
+    # A hold deleted behind the ledger's back (as DynamoDB's TTL did to active holds): `balance + held`
+    # still sums the rows, only `held` against the holds shows it.
+    [gone] = [g for g in holds_of("alice") if int(g["amount"]["N"]) == 200]
+    tables.client().delete_item(
+        TableName=TABLE_NAMES["CreditGuardTable"], Key={"userId": gone["userId"], "guardId": gone["guardId"]}
+    )
+
+    report = audit.audit()
+
+    assert report.drifts == []
+    assert report.held_drifts == [audit.HeldDrift("alice", 500, 300)]
+
+
+def holds_of(user: str) -> list[dict[str, Any]]:
+    from wallet.models import CreditGuard
+
+    page = CreditGuard._get_connection().query(user, consistent_read=True)
+    return [item for item in page["Items"] if item["guardId"]["S"].startswith("hold#")]
+
+
+def test_active_holds_more_than_an_hour_past_their_time_are_counted_for_the_alarm(
+    tables: DynamoDBServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from wallet import holds
+
+    deposit("alice", 1000)
+    made = [
+        holds.create_hold(
+            "alice",
+            100,
+            expires_in=60,
+            idempotency_key=f"h{n}",
+            description=None,
+            actor=SERVICE,
+            currency="usd",
+        ).hold
+        for n in range(3)
+    ]
+    holds.release_hold("alice", made[2].hold_id, idempotency_key="r", actor=SERVICE, currency="usd")
+    expiry = made[0].expires_at
+
+    # Past their time by an hour exactly: not yet overdue; by an hour and a second: both active ones are.
+    assert audit.audit(now=lambda: expiry + HOUR).overdue_holds == 0
+    assert audit.audit(now=lambda: expiry + HOUR + 1).overdue_holds == 2
+    holds.expire_due(currency="usd", now=lambda: expiry + HOUR + 1)
+    assert audit.audit(now=lambda: expiry + HOUR + 1).overdue_holds == 0
+
+
+def test_the_daily_audit_emits_holds_overdue_for_the_alarm(
+    tables: DynamoDBServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wallet import holds
+
+    deposit("alice", 1000)
+    made = holds.create_hold(
+        "alice", 100, expires_in=1, idempotency_key="h", description=None, actor=SERVICE, currency="usd"
+    ).hold
+    monkeypatch.setattr(audit.time, "time", lambda: made.expires_at + HOUR + 5)
+    capsys.readouterr()
+
+    result = reconcile({"task": "audit"}, LambdaContext("reconcile"))
+
+    assert result["overdue_holds"] == 1
+    figures = emitted(capsys.readouterr().out)
+    assert (figures["HoldsOverdue"], figures["LedgerDrift"]) == ([1.0], [0.0])

@@ -5,6 +5,7 @@ by the capture or release that meets it; and always `balance + held` = the sum o
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -361,6 +362,77 @@ def test_a_capture_meeting_a_hold_past_its_time_expires_it_and_is_409_expired() 
     assert history("alice") == [("deposit", 1000), ("hold", 0), ("hold_expired", 0)]
     assert stored("alice") == (1000, 0)
     assert CreditGuard.get("alice", f"hold#{hold_id}").expiry_bucket is None
+
+
+def ttl_of(user: str, hold_id: str) -> float | None:
+    """The hold item's TTL as stored (Unix seconds), None when it has none."""
+    item = CreditGuard._get_connection().get_item(user, f"hold#{hold_id}", consistent_read=True)["Item"]
+    return float(item["expiresAt"]["N"]) if "expiresAt" in item else None
+
+
+@pytest.mark.parametrize("settle", ["capture", "release", "expire"])
+def test_an_active_hold_has_no_ttl_and_a_settled_one_is_kept_seven_days_from_settling(settle: str) -> None:
+    deposit("alice", 1000)
+    hold_id = a_hold(amount=300, seconds=1)
+    week = 7 * 86_400
+    # DynamoDB deletes an item once its TTL passes, whatever its state: an active hold must carry none.
+    assert ttl_of("alice", hold_id) is None
+
+    before = time.time()
+    if settle == "capture":
+        assert capture("alice", hold_id, {"amount": 100}).status == 201
+    elif settle == "release":
+        assert release("alice", hold_id).status == 200
+    else:
+        much_later = before + 30 * 86_400
+        assert holds.expire_hold("alice", hold_id, currency="usd", now=lambda: much_later)
+        before = much_later
+    after = time.time() if settle != "expire" else before
+
+    ttl = ttl_of("alice", hold_id)
+    assert ttl is not None
+    assert math.floor(before) + week <= ttl <= math.ceil(after) + week
+    assert_adds_up("alice")
+
+
+@pytest.mark.parametrize("settle", ["capture", "release"])
+def test_a_retry_after_the_holds_time_answers_the_first_answer_not_409(settle: str) -> None:
+    deposit("alice", 1000)
+    hold_id = a_hold(amount=300, seconds=1)
+    do = (
+        (lambda: capture("alice", hold_id, {"amount": 100}))
+        if settle == "capture"
+        else (lambda: release("alice", hold_id))
+    )
+    first = do()
+    assert first.status in (200, 201), first.body
+    expires_at = int(CreditGuard.get("alice", f"hold#{hold_id}").hold_expires_at)
+    wait_until(lambda: time.time() > expires_at, "the one-second hold to pass its time")
+    rows = history("alice")
+
+    again = do()
+
+    assert (again.status, again.body, again.headers.get("Idempotent-Replayed")) == (
+        first.status,
+        first.body,
+        "true",
+    )
+    assert history("alice") == rows
+
+
+def test_a_key_used_elsewhere_is_409_reused_before_a_hold_past_its_time_is_expired() -> None:
+    deposit("alice", 1000)
+    done, late = a_hold(amount=100, seconds=600, key="h1"), a_hold(amount=200, seconds=1, key="h2")
+    assert capture("alice", done, {"amount": 100}, key="k").status == 201
+    expires_at = int(CreditGuard.get("alice", f"hold#{late}").hold_expires_at)
+    wait_until(lambda: time.time() > expires_at, "the one-second hold to pass its time")
+
+    reused = capture("alice", late, {"amount": 100}, key="k")
+
+    assert (reused.status, reused.body["error"]["code"]) == (409, "idempotency_key_reused")
+    # The sweep expires it; this request changed nothing.
+    assert CreditGuard.get("alice", f"hold#{late}").state == "active"
+    assert_adds_up("alice")
 
 
 # --- Bounds --------------------------------------------------------------------------------------------

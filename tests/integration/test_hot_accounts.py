@@ -318,3 +318,116 @@ def test_the_audit_stopped_inside_a_hot_accounts_sub_balance_rows_resumes_there(
     assert hot_accounts.is_shard(json.loads(saved.rows_after or "{}")["userId"]["S"])
     assert (resumed.resumed, resumed.finished, resumed.drifts, resumed.unsettled) == (True, True, [], [])
     assert stopped.rows + resumed.rows == 41
+
+
+# --- a claw-back's debt, covered even when the covering step fails once; the 402's balance ----------------
+
+
+def test_a_hot_accounts_402_carries_the_balance_with_what_is_held() -> None:
+    deposit("alice", 1000)
+    hot_accounts.make_hot("alice", 4, currency="usd")
+    spend("alice", 100, "spread")
+    hold("alice", 900, "all-the-rest")
+
+    with pytest.raises(InsufficientCreditsError) as refused:
+        spend("alice", 1, "one-more")
+    refused_route = invoke(
+        spend_handler,
+        api_event(
+            "POST", "/api/users/{userId}/spend", path_parameters={"userId": "alice"}, body='{"amount": 1}'
+        ),
+    )
+
+    # As a plain account answers: balance = available + held (900 held, nothing available).
+    assert (refused.value.available, refused.value.balance) == (0, 900)
+    assert refused_route.status == 402
+    assert (refused_route.body["error"]["available"], refused_route.body["error"]["balance"]) == (0, 900)
+
+
+def main_and_subs(user: str) -> tuple[int, list[int]]:
+    """The main item's balance, and each sub-balance's in order."""
+    main, *subs = [
+        int(CreditBalance.get(key, consistent_read=True).balance)
+        for key in hot_accounts.account_partitions(user)
+    ]
+    return main, subs
+
+
+def failing_once(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Makes the first move between an account's items fail as DynamoDB's outage would; counts calls."""
+    calls: list[int] = []
+    move = hot_accounts._move
+
+    def flaky(source: str, target: str, credits: int, currency: str) -> bool:
+        calls.append(credits)
+        if len(calls) == 1:
+            raise LedgerUnavailableError("the ledger could not move credits within the account")
+        return move(source, target, credits, currency)
+
+    monkeypatch.setattr(hot_accounts, "_move", flaky)
+    return calls
+
+
+def spread(user: str, shards: int) -> None:
+    """Spends that refill each sub-balance with a share of the main item."""
+    hot_accounts.make_hot(user, shards, currency="usd")
+    for n in range(12):
+        spend(user, 1, f"spread-{n}")
+    assert sum(main_and_subs(user)[1]) > 0
+
+
+def test_a_claw_backs_debt_is_covered_by_the_redelivery_when_its_covering_step_failed(
+    stripe_emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.integration.test_webhook_reversals import charge, paid_deposit, send
+
+    session = paid_deposit(stripe_emulator, "alice", 1000)
+    spread("alice", 4)
+    left = 1000 - 12
+    calls = failing_once(monkeypatch)
+
+    first = send(stripe_emulator, "charge.refunded", charge(session, refunded=1000))
+    main, subs = main_and_subs("alice")
+    assert first == 500
+    # The claw-back committed; its debt is not covered yet.
+    assert sum(subs) > 0
+    assert main < 0
+
+    again = send(stripe_emulator, "charge.refunded", charge(session, refunded=1000))
+
+    main, subs = main_and_subs("alice")
+    assert again == 200
+    assert subs == [0] * 4
+    assert main == left - 1000
+    assert rows_total("alice") == left - 1000
+    assert len(calls) > 1
+    with pytest.raises(InsufficientCreditsError):
+        spend("alice", 1, "after-the-debt")
+    assert audit.audit().drifts == []
+
+
+def test_an_adjustments_debt_is_covered_by_the_retry_of_its_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    deposit("alice", 1000)
+    spread("alice", 4)
+    failing_once(monkeypatch)
+
+    def take() -> ledger.Receipt:
+        return ledger.adjust(
+            "alice",
+            -1000,
+            idempotency_key="fraud",
+            reason="chargeback by hand",
+            actor=SERVICE,
+            currency="usd",
+        )
+
+    with pytest.raises(LedgerUnavailableError):
+        take()
+    assert main_and_subs("alice")[0] < 0
+
+    retried = take()
+
+    main, subs = main_and_subs("alice")
+    assert retried.replayed
+    assert (main, subs) == (-12, [0] * 4)
+    assert rows_total("alice") == -12

@@ -246,6 +246,9 @@ DISPUTE_NOTICE = {
                 ("dynamodb:Scan", "CreditBalanceTable"),
                 ("dynamodb:GetItem", "CreditBalanceTable"),
                 ("dynamodb:Query", "CreditTransactionTable"),
+                # The audit's read of each user's active holds; the migration's pass over the guard table.
+                ("dynamodb:Query", "CreditGuardTable"),
+                ("dynamodb:Scan", "CreditGuardTable"),
             },
         ),
         (
@@ -759,7 +762,7 @@ def reconcile_guard_statements(action: str) -> dict[str, dict[str, Any]]:
 
 @pytest.mark.parametrize("action", ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"])
 def test_the_sweep_and_the_audit_may_touch_only_their_own_records_in_the_guard_table(action: str) -> None:
-    assert set(reconcile_guard_statements(action)) == {"#sweep", "#audit"}
+    assert set(reconcile_guard_statements(action)) == {"#sweep", "#audit", "#migrate"}
 
 
 def test_auto_top_up_state_never_includes_the_balance() -> None:
@@ -1009,11 +1012,13 @@ def test_every_table_write_is_limited_to_its_partitions_and_attributes() -> None
         # The key is always among a write's attributes; a list without it would refuse every write.
         assert "userId" in attributes, function
         leading_operator, leading = condition_values(statement, "dynamodb:LeadingKeys")
-        # A user's partition, never a reserved one; or exactly one reserved one ("#sweep", "#audit").
+        # A user's partition, never a reserved one; or exactly one reserved one ("#sweep", "#audit",
+        # "#migrate").
         assert (leading_operator, leading) in [
             ("ForAllValues:StringNotLike", ["#*"]),
             ("ForAllValues:StringEquals", ["#sweep"]),
             ("ForAllValues:StringEquals", ["#audit"]),
+            ("ForAllValues:StringEquals", ["#migrate"]),
         ], function
 
 
@@ -1107,6 +1112,52 @@ def test_the_audit_writes_only_its_checkpoints_attributes() -> None:
 
     checkpoint = reconcile_guard_statements("dynamodb:PutItem")[AUDIT_KEY]
     assert set(condition_values(checkpoint, "dynamodb:Attributes")[1]) == model_attributes(AuditCheckpoint)
+
+
+def test_holds_an_hour_past_their_time_alarm_from_the_daily_audits_metric() -> None:
+    """CloudWatch alarms (PutMetricAlarm, "Configuring how CloudWatch alarms treat missing data"): a
+    metric emitted once a day is missing in most periods, so `notBreaching` keeps the alarm quiet then,
+    and one period of a day with a Maximum above 0 raises it on the run that counted an overdue hold."""
+    alarm = properties("HoldsOverdueAlarm")
+    variables = load()["Globals"]["Function"]["Environment"]["Variables"]
+
+    assert (alarm["Namespace"], alarm["MetricName"]) == (
+        variables["POWERTOOLS_METRICS_NAMESPACE"],
+        "HoldsOverdue",
+    )
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": variables["POWERTOOLS_SERVICE_NAME"]}]
+    assert (alarm["Statistic"], alarm["Threshold"], alarm["ComparisonOperator"]) == (
+        "Maximum",
+        0,
+        "GreaterThanThreshold",
+    )
+    assert alarm["Period"] == 86_400
+    assert alarm["TreatMissingData"] == "notBreaching"
+    schedules = properties("ReconcileFunction")["Events"]
+    assert schedules["DailyAudit"]["Properties"]["Input"] == '{"task": "audit"}'
+
+
+def test_the_audit_reads_users_holds_but_no_reserved_partition_of_the_guard_table() -> None:
+    """IAM's dynamodb:LeadingKeys (DynamoDB developer guide, "Using IAM policy conditions for
+    fine-grained access control"): the audit's Query of the guard table names users' partitions only."""
+    [query] = [
+        statement
+        for policy in properties("ReconcileFunction")["Policies"]
+        if "Ref" not in policy
+        for statement in statements(policy)
+        if statement["Action"] == "dynamodb:Query"
+        and statement["Resource"] == {"Fn::GetAtt": ["CreditGuardTable", "Arn"]}
+    ]
+    assert condition_values(query, "dynamodb:LeadingKeys") == ("ForAllValues:StringNotLike", ["#*"])
+
+
+def test_the_migration_writes_only_its_checkpoints_attributes() -> None:
+    from wallet.migrate import MIGRATE_KEY, MigrationCheckpoint
+
+    checkpoint = reconcile_guard_statements("dynamodb:PutItem")[MIGRATE_KEY]
+    assert set(condition_values(checkpoint, "dynamodb:Attributes")[1]) == model_attributes(
+        MigrationCheckpoint
+    )
 
 
 def test_auto_top_up_state_is_every_balance_attribute_but_the_money() -> None:

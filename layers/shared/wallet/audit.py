@@ -1,4 +1,5 @@
-"""The audit: prove that every balance is the sum of its rows.
+"""The audit: prove that every balance is the sum of its rows, and that what a balance holds aside
+(`held`) is the sum of the user's active holds.
 
 Nothing writes a balance without its row (both are in one transaction), so a difference is a defect or
 a hand edit, and a person must look. A balance that moves while it is being read is read again; the
@@ -8,11 +9,16 @@ It pages: over the balances, and over each user's rows a page at a time, so its 
 with a user's rows. Where it stands is saved in the guard table under the reserved key `#audit` every
 few thousand rows and when its time runs short; the next run resumes from there, and a finished audit
 clears it. Each run reports what it checked itself: the runs of one audit add up to one whole pass.
+
+It also counts the active holds more than an hour past their time: the minute's sweep expires each
+within a minute or two, so such a hold means the sweep has stopped (an alarm), and its credits stay
+held until it runs again.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,7 +30,7 @@ from pynamodb.exceptions import DoesNotExist, PynamoDBException
 
 from wallet import ledger
 from wallet.errors import LedgerUnavailableError
-from wallet.models import CreditBalance, CreditTransaction, _LedgerModel
+from wallet.models import CreditBalance, CreditGuard, CreditTransaction, _LedgerModel
 from wallet.settings import tables
 
 # A user whose balance keeps moving is read this many times before the audit gives up on it for now.
@@ -39,6 +45,11 @@ CHECKPOINT_EVERY = 5000
 # The guard table's partition of the audit's checkpoint: a user id never starts with "#".
 AUDIT_KEY = "#audit"
 CHECKPOINT = "checkpoint"
+# An active hold this far past its time is one the minute's sweep has not reached for an hour.
+OVERDUE_AFTER_SECONDS = 3600
+# wallet.holds' names, kept here so the audit does not load the holds' module.
+HOLD_PREFIX = "hold#"
+ACTIVE = "active"
 
 logger = Logger(child=True)
 
@@ -50,6 +61,14 @@ class Drift:
     rows_total: int
 
 
+@dataclass(frozen=True, slots=True)
+class HeldDrift:
+    user_id: str
+    held: int
+    active_holds: int
+    """What the user's active holds add up to."""
+
+
 @dataclass
 class AuditReport:
     users: int = 0
@@ -57,6 +76,10 @@ class AuditReport:
     rows: int = 0
     """Rows read in this run; a balance that moved has its rows read again."""
     drifts: list[Drift] = field(default_factory=list)
+    held_drifts: list[HeldDrift] = field(default_factory=list)
+    """Users whose `held` is not the sum of their active holds."""
+    overdue_holds: int = 0
+    """Active holds more than OVERDUE_AFTER_SECONDS past their time: the minute's sweep is not running."""
     unsettled: list[str] = field(default_factory=list)
     """Users whose balance moved on every read; the next audit checks them again."""
     finished: bool = True
@@ -110,11 +133,15 @@ class _OutOfTimeError(Exception):
 
 
 def audit(
-    seconds_left: Callable[[], float] = lambda: float("inf"), *, checkpoint_every: int = CHECKPOINT_EVERY
+    seconds_left: Callable[[], float] = lambda: float("inf"),
+    *,
+    checkpoint_every: int = CHECKPOINT_EVERY,
+    now: Callable[[], float] | None = None,
 ) -> AuditReport:
-    """Page over every balance and compare it with the sum of the user's rows, from the checkpoint of an
-    unfinished audit if there is one."""
+    """Page over every balance and compare it with the sum of the user's rows, and its `held` with the
+    user's active holds, from the checkpoint of an unfinished audit if there is one."""
     report = AuditReport()
+    clock = now or time.time
     try:
         loaded, saved = _load()
         position = loaded or _Position()
@@ -136,6 +163,7 @@ def audit(
         try:
             if position.user is not None:
                 _check(position.user, report, read)
+                _check_holds(position.user.user_id, report, clock())
                 report.users += 1
                 position.user = None
             scan = CreditBalance.scan(
@@ -149,6 +177,7 @@ def audit(
                 position.balances_after = {"userId": {"S": balance.user_id}}
                 position.user = _UserCheck(balance.user_id, _owned(balance))
                 _check(position.user, report, read)
+                _check_holds(balance.user_id, report, clock())
                 report.users += 1
                 position.user = None
         except _OutOfTimeError:
@@ -183,6 +212,48 @@ def _check(user: _UserCheck, report: AuditReport, read: Callable[[int], None]) -
         user.seen, user.rows_total, user.attempt = after, 0, user.attempt + 1
         read(count)
     report.unsettled.append(user.user_id)
+
+
+def _check_holds(user_id: str, report: AuditReport, moment: float) -> None:
+    """The user's `held` against their active holds, read between two readings of `held` (every hold's
+    creation and settlement moves it); a difference is confirmed by a second reading. Not checkpointed
+    within: a user's active holds are few, and read in one go."""
+    differences = 0
+    for _ in range(SETTLE_ATTEMPTS):
+        seen = _held(user_id)
+        total, overdue = _active_holds(user_id, moment)
+        if _held(user_id) != seen:
+            continue
+        if total != seen:
+            differences += 1
+            if differences < 2:
+                continue
+            report.held_drifts.append(HeldDrift(user_id, seen, total))
+        report.overdue_holds += overdue
+        return
+    report.unsettled.append(user_id)
+
+
+def _held(user_id: str) -> int:
+    try:
+        return int(CreditBalance.get(user_id, consistent_read=True, attributes_to_get=["held"]).held or 0)
+    except DoesNotExist:
+        return 0
+
+
+def _active_holds(user_id: str, moment: float) -> tuple[int, int]:
+    """What the user's active holds add up to, and how many are past their time by more than an hour."""
+    total = overdue = 0
+    for hold in CreditGuard.query(
+        user_id,
+        CreditGuard.guard_id.startswith(HOLD_PREFIX),
+        filter_condition=CreditGuard.state == ACTIVE,
+        consistent_read=True,
+        attributes_to_get=["amount", "holdExpiresAt"],
+    ):
+        total += int(hold.amount or 0)
+        overdue += int(hold.hold_expires_at or 0) < moment - OVERDUE_AFTER_SECONDS
+    return total, overdue
 
 
 # -- What a user's balance is, and what their rows add up to: the one place holds and hot accounts change --

@@ -18,10 +18,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeGuard
 
 from pynamodb.constants import ALL_OLD
-from pynamodb.exceptions import DoesNotExist, PutError, PynamoDBException
+from pynamodb.exceptions import CancellationReason, DoesNotExist, PutError, PynamoDBException
 from pynamodb.transactions import TransactWrite
 from ulid import ULID
 
@@ -58,7 +58,9 @@ RELEASED = "released"
 EXPIRED = "expired"
 HOLD_PREFIX = "hold#"
 MAX_EXPIRES_IN_SECONDS = 86_400
-# A settled hold is kept this long after its expiry, so a late capture is still told its final state.
+# A settled hold is kept this long after it settled (its TTL, set then: an active hold has none, so DynamoDB
+# never deletes one however long the sweep stops), so a late capture is still told its final state, and a
+# replay of its capture or release within the Idempotency-Key's lifetime still finds it.
 SETTLED_KEPT = timedelta(days=7)
 # One minute's holds are spread over this many index partitions (by hold id), read in as many queries.
 EXPIRY_SHARDS = 8
@@ -185,7 +187,6 @@ def create_hold(
         hold_expires_at=expires_at,
         expiry_bucket=expiry_bucket(hold_id, expires_at),
         created_at=stamp,
-        expires_at=datetime.fromtimestamp(expires_at, UTC) + SETTLED_KEPT,
     )
     # The hold's own row has the hold's id, as a deposit's has its payment's.
     row = _row(user_id, hold_id, HOLD, 0, hold_id, amount, description, actor, stamp)
@@ -208,7 +209,9 @@ def create_hold(
             return Held(made, balances(user_id))
         key_reason, _, _, balance_reason = reasons
         if _refused(key_reason):
-            first = _first_answer(key_reason, user_id, guard.guard_id, guard.fingerprint)
+            first = _first_answer(
+                key_reason.raw_item or _guard_item(user_id, guard.guard_id), guard.fingerprint
+            )
             return Held(_read(user_id, first["transactionId"]["S"]), balances(user_id), replayed=True)
         before = (balance_reason.raw_item if balance_reason else None) or {}
         held = int(before.get("held", {}).get("N", 0))
@@ -259,8 +262,6 @@ def _settle(
     hold: Hold, state: str, captured: int, idempotency_key: str, actor: str, currency: str, now: Clock
 ) -> Settled:
     moment = now()
-    if hold.state == ACTIVE and hold.expires_at <= moment:
-        raise _expired_or_settled(hold, moment, currency)
     kind = SPEND if state == CAPTURED else HOLD_RELEASED
     transaction_id = str(ULID())
     stamp = _stamp(moment)
@@ -278,9 +279,15 @@ def _settle(
     row = _row(
         user_id, transaction_id, kind, -captured, hold.hold_id, hold.amount, hold.description, actor, stamp
     )
-    settled: list[Any] = [CreditGuard.state.set(state), CreditGuard.expiry_bucket.remove()]
+    settled = _settled_actions(state, moment)
     if state == CAPTURED:
         settled.append(CreditGuard.captured.set(captured))
+    if hold.state == ACTIVE and hold.expires_at <= moment:
+        # Its key first: a retry of a request that settled it answers the first answer, not 409.
+        first = _guard_item(user_id, guard.guard_id)
+        if first:
+            return _replayed(first, hold, fingerprint)
+        raise _expired_or_settled(hold, moment, currency)
 
     def write(transaction: TransactWrite) -> None:
         transaction.save(guard, condition=CreditGuard.guard_id.does_not_exist(), return_values=ALL_OLD)
@@ -312,12 +319,13 @@ def _settle(
         return Settled(after, transaction_id, captured, hold.amount - captured, balances(user_id))
     key_reason, _, hold_reason, _ = reasons
     if _refused(key_reason):
-        first = _first_answer(key_reason, user_id, guard.guard_id, fingerprint)
-        done = int(first["amount"]["N"])
-        final = _read(user_id, hold.hold_id)
-        return Settled(
-            final, first["transactionId"]["S"], done, hold.amount - done, balances(user_id), replayed=True
-        )
+        return _replayed(key_reason.raw_item or _guard_item(user_id, guard.guard_id), hold, fingerprint)
+    if _refused(hold_reason) and key_reason is None:
+        # Refused on the hold's state with the key's condition not reported: the key is asked before the
+        # hold's state answers, so a request that settled the hold is replayed.
+        first = _guard_item(user_id, guard.guard_id)
+        if first:
+            return _replayed(first, hold, fingerprint)
     current = _hold_of(
         user_id,
         (hold_reason.raw_item if hold_reason else None) or _guard_item(user_id, HOLD_PREFIX + hold.hold_id),
@@ -326,6 +334,16 @@ def _settle(
         # Refused for a reason other than the hold's: nothing was written, and a retry may go through.
         raise LedgerUnavailableError("the ledger refused the settlement of an active hold")
     raise _expired_or_settled(current, moment, currency)
+
+
+def _replayed(first: dict[str, Any], hold: Hold, fingerprint: str) -> Settled:
+    """The first answer of the key whose guard is `first`: what it captured, the hold as it is now."""
+    _first_answer(first, fingerprint)
+    done = int(first["amount"]["N"])
+    final = _read(hold.user_id, hold.hold_id)
+    return Settled(
+        final, first["transactionId"]["S"], done, hold.amount - done, balances(hold.user_id), replayed=True
+    )
 
 
 def _expired_or_settled(hold: Hold, moment: float, currency: str) -> HoldNotActiveError:
@@ -354,7 +372,7 @@ def expire_hold(
         transaction.save(row, condition=CreditTransaction.transaction_id.does_not_exist())
         transaction.update(
             CreditGuard(user_id, HOLD_PREFIX + hold_id),
-            actions=[CreditGuard.state.set(EXPIRED), CreditGuard.expiry_bucket.remove()],
+            actions=_settled_actions(EXPIRED, moment),
             condition=(CreditGuard.state == ACTIVE) & (CreditGuard.hold_expires_at <= math.floor(moment)),
         )
         transaction.update(
@@ -364,18 +382,27 @@ def expire_hold(
     return _transact(write, "the ledger could not expire the hold") is None
 
 
+def _settled_actions(state: str, moment: float) -> list[Any]:
+    """A hold leaving `active`: its new state, out of the sweep's index, and its TTL from now on."""
+    return [
+        CreditGuard.state.set(state),
+        CreditGuard.expiry_bucket.remove(),
+        CreditGuard.expires_at.set(datetime.fromtimestamp(moment, UTC) + SETTLED_KEPT),
+    ]
+
+
 def _unhold_actions(back: int, held: int, currency: str, stamp: str) -> list[Any]:
     """`balance += back, held -= held`: a settled hold leaves `held`, and what it did not spend is
     available again."""
     return [*_balance_actions(back, currency, stamp), CreditBalance.held.add(-held)]
 
 
-def _refused(reason: Any) -> bool:
+def _refused(reason: CancellationReason | None) -> TypeGuard[CancellationReason]:
     return reason is not None and reason.code == "ConditionalCheckFailed"
 
 
-def _first_answer(reason: Any, user_id: str, guard_id: str, fingerprint: str | None) -> dict[str, Any]:
-    first: dict[str, Any] = reason.raw_item or _guard_item(user_id, guard_id)
+def _first_answer(first: dict[str, Any], fingerprint: str | None) -> dict[str, Any]:
+    """The key's guard as DynamoDB holds it, when it was used for this same request; else 409."""
     if first.get("fingerprint", {}).get("S") != fingerprint:
         raise IdempotencyKeyReusedError(
             "This Idempotency-Key was already used with a different request; use a new key."

@@ -274,7 +274,7 @@ def spend(
             time.sleep(random.uniform(0, 0.005 * attempt))  # noqa: S311 - jitter, not a secret
     snapshot = read_snapshot(user_id, hot.shards)
     if snapshot.available < amount:
-        raise InsufficientCreditsError(snapshot.available)
+        raise InsufficientCreditsError(snapshot.available, snapshot.held)
     raise LedgerUnavailableError("the account's sub-balances kept moving; retry with the same key")
 
 
@@ -290,7 +290,7 @@ def _cover(user_id: str, shards: int, shard: str, need: int, amount: int, curren
         return
     snapshot = read_snapshot(user_id, shards)
     if snapshot.available < amount:
-        raise InsufficientCreditsError(snapshot.available)
+        raise InsufficientCreditsError(snapshot.available, snapshot.held)
     ledger.contention.add("gathers")
     sources = [(user_id, snapshot.main)] + [
         (shard_key(user_id, k), balance) for k, balance in enumerate(snapshot.shards)
@@ -392,7 +392,12 @@ def account_balance(user_id: str) -> int:
 def cover_debt(user_id: str, currency: str) -> None:
     """After a change left the main item of a hot account below zero (a claw-back, an adjustment), bring
     back what the sub-balances hold until it is covered: spends from them stop as soon as the account's
-    total is short."""
+    total is short.
+
+    Idempotent and resumable: the debt is read from the items each time (the main item below zero is the
+    mark of a debt still to cover), and each move conditions on its source. A step that failed is
+    finished by the next call: the retry of the adjustment's key, the redelivery of the refund's or
+    dispute's event, or the sweep's replay of it (ledger.settle_payment covers on "same facts")."""
     hot = hotness(user_id)
     if not hot.shards:
         return

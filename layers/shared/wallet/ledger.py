@@ -326,7 +326,11 @@ def _keyed_change(
         return Receipt(transaction_id, user_id, amount, get_balance(user_id))
     key_reason, _, balance_reason = reasons
     if key_reason is not None and key_reason.code == "ConditionalCheckFailed":
-        return _replay(key_reason.raw_item or _guard_item(user_id, guard.guard_id), fingerprint, user_id)
+        receipt = _replay(key_reason.raw_item or _guard_item(user_id, guard.guard_id), fingerprint, user_id)
+        if amount < 0 and kind != SPEND:
+            # The retry finishes what the first attempt's covering step may have left undone.
+            _cover_debt(user_id, currency)
+        return receipt
     held = (balance_reason.raw_item if balance_reason else None) or {}
     if kind == SPEND and "shards" in held:
         from wallet import hot_accounts
@@ -458,6 +462,9 @@ def settle_payment(
     for _ in range(PAYMENT_ATTEMPTS):
         after = observe(state)
         if after.same_facts(state):
+            if state.taken > 0:
+                # A redelivery finishes a claw-back whose covering step failed after its commit.
+                _cover_debt(deposit.user_id, currency)
             return PaymentChange(Taken.NOTHING_MORE, deposit)
         to_take = after.to_take(deposit.credits, deposit.paid)
         amount = state.taken - to_take

@@ -104,6 +104,10 @@ class CreditBalance(_LedgerModel):
     )
     # While paused at the daily limit: when the oldest of those charges leaves the 24 hours (Unix seconds).
     auto_top_up_resumes_at = NumberAttribute(attr_name="autoTopUpResumesAt", null=True)
+    # Written before the sliding daily limit: charges counted since a window's start. Read only by
+    # wallet.migrate, which turns them into `autoTopUpCharges`.
+    auto_top_up_count = NumberAttribute(attr_name="autoTopUpCount", null=True)
+    auto_top_up_window = NumberAttribute(attr_name="autoTopUpWindow", null=True)
 
     balances_by_customer = BalancesByCustomer()
 
