@@ -181,7 +181,7 @@ def _add_requests(paths: dict[str, Any]) -> None:
                         "enabled": {"type": "boolean"},
                         "threshold": {
                             "type": "integer",
-                            "minimum": 0,
+                            "minimum": auto_top_up.MIN_THRESHOLD,
                             "maximum": auto_top_up.MAX_THRESHOLD,
                             "description": "In credits; at most the chosen pack's credits, so one charge "
                             "ends any dip",
