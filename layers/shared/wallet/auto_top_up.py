@@ -202,7 +202,11 @@ def configure(
     if pack is None:
         raise InvalidAmountError(f"amount must be a pack's price: one of {packs}, not {spelled(amount)}")
     # A spend never takes the balance below 0, so a threshold of 0 would be on and never refill.
-    if isinstance(threshold, bool) or not isinstance(threshold, int) or not MIN_THRESHOLD <= threshold <= MAX_THRESHOLD:
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, int)
+        or not MIN_THRESHOLD <= threshold <= MAX_THRESHOLD
+    ):
         raise InvalidAmountError(
             f"threshold must be a whole number of credits from {MIN_THRESHOLD} to "
             f"{min(MAX_THRESHOLD, pack.credits)} "
