@@ -210,7 +210,11 @@ def test_the_card_fills_in_when_the_balance_cannot_be_read(
     expect(page.get_by_test_id("auto-top-up-status")).to_have_text("On")
     expect(page.get_by_role("button", name="Save auto top-up")).to_be_enabled()
     expect(page.get_by_role("button", name="Use another card")).to_be_enabled()
+    # and the balance it could not read is a light placeholder, not a heavy bar that reads as a value
+    expect(credits.balance).to_have_text("\u2014")
+    expect(credits.balance).to_have_css("font-weight", "300")
     shoot(credits, "9-balance-unreadable")
+    credits.screenshot("balance-unreadable")
 
 
 # Sums the page's unexpected layout shifts (Chromium's layout-shift entries) into window.layoutShift.
