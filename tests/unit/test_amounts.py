@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from wallet.amounts import MAX_AMOUNT, spelled, whole
+from wallet.auto_top_up import MIN_THRESHOLD
 from wallet.errors import InvalidAmountError
 from wallet.packs import parse_packs
 
@@ -66,3 +67,10 @@ def test_the_page_formats_to_the_same_bound() -> None:
     declared = re.search(r"export const MAX_AMOUNT = (\d+);", FORMAT_JS.read_text())
     assert declared, "format.js declares MAX_AMOUNT"
     assert int(declared.group(1)) == MAX_AMOUNT
+
+
+def test_the_page_refuses_the_thresholds_the_api_refuses() -> None:
+    script = FORMAT_JS.with_name("auto-top-up.js").read_text()
+    declared = re.search(r"const MIN_THRESHOLD = (\d+);", script)
+    assert declared, "auto-top-up.js declares MIN_THRESHOLD"
+    assert int(declared.group(1)) == MIN_THRESHOLD == 1
