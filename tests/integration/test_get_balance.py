@@ -15,7 +15,7 @@ from functions.get_balance.app import lambda_handler
 from tests.dynamodb_faults import INTERNAL_ERROR, failing
 from tests.fresh_process import modules_imported
 from tests.lambda_events import api_event, invoke
-from wallet import history, holds, ledger, models
+from wallet import history, holds, hot_accounts, ledger, models
 
 pytestmark = pytest.mark.usefixtures("tables")
 ROOT = Path(__file__).resolve().parents[2]
@@ -458,3 +458,40 @@ def test_an_unknown_kind_is_a_400_naming_the_kinds(kind: str) -> None:
     assert status == 400
     assert body["error"]["code"] == "invalid_page"
     assert "topups, usage, refunds, adjustments, holds" in body["error"]["message"]
+
+
+def test_a_hot_accounts_folded_history_merges_every_partition_and_pages_through_all() -> None:
+    # Given a hot account: spends on its sub-balances, a hold released unused and a captured one
+    deposit("alice", 5000)
+    hot_accounts.make_hot("alice", 4, currency="usd")
+    for n in range(5):
+        ledger.spend(
+            "alice", 5, idempotency_key=f"order-{n}", description=None, actor=SERVICE, currency="usd"
+        )
+    settle("alice", real_hold("alice", 100), 0)
+    used = real_hold("alice", 100)
+    settle("alice", used, 40)
+    for n in range(5, 9):
+        ledger.spend(
+            "alice", 5, idempotency_key=f"order-{n}", description=None, actor=SERVICE, currency="usd"
+        )
+    # Every row of every partition, newest first, less the two a person does not read: the holds' own
+    # rows (both settled) and the release that used nothing
+    expected = [
+        row.transaction_id
+        for row in sorted(
+            (
+                row
+                for key in hot_accounts.account_partitions("alice")
+                for row in models.CreditTransaction.query(key)
+            ),
+            key=lambda row: row.transaction_id,
+            reverse=True,
+        )
+        if row.type not in {"hold", "hold_released"}
+    ]
+
+    rows = [t["id"] for page in every_page("alice", 3) for t in page]
+
+    assert len(expected) == 11
+    assert rows == expected
