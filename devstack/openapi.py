@@ -18,7 +18,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.openapi.constants import DEFAULT_OPENAPI_VERSION
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
 
-from wallet import auto_top_up, holds, ledger, settings
+from wallet import auto_top_up, history, holds, ledger, settings
 from wallet.amounts import MAX_AMOUNT
 from wallet.hot_accounts import MAX_SHARDS, MIN_SHARDS
 from wallet.http import MAX_TEXT, USER_ID
@@ -181,7 +181,7 @@ def _add_requests(paths: dict[str, Any]) -> None:
                         "enabled": {"type": "boolean"},
                         "threshold": {
                             "type": "integer",
-                            "minimum": 0,
+                            "minimum": auto_top_up.MIN_THRESHOLD,
                             "maximum": auto_top_up.MAX_THRESHOLD,
                             "description": "In credits; at most the chosen pack's credits, so one charge "
                             "ends any dip",
@@ -206,6 +206,13 @@ def _add_requests(paths: dict[str, Any]) -> None:
             "required": False,
             "description": "The `nextCursor` of the page before",
             "schema": {"type": "string", "minLength": 1, "maxLength": ledger.MAX_CURSOR_LENGTH},
+        },
+        {
+            "name": "kind",
+            "in": "query",
+            "required": False,
+            "description": "Only rows of this kind; left out, every kind but holds that used nothing",
+            "schema": {"type": "string", "enum": list(history.KINDS)},
         },
     ]
     webhook = paths["/api/webhooks/stripe"]["post"]

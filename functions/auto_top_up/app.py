@@ -83,7 +83,7 @@ def get_settings() -> dict[str, Any]:
     responses={
         200: {"description": "Saved", "content": {"application/json": {"schema": SETTINGS}}},
         400: documented_error(
-            "amount is not a pack's price, or threshold is not a whole number from 0 to the pack's credits"
+            "amount is not a pack's price, or threshold is not a whole number from 1 to the pack's credits"
         ),
         409: documented_error("No saved card to charge: no_payment_method"),
     },

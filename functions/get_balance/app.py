@@ -9,7 +9,7 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from wallet import ledger, settings, snapstart
+from wallet import history, ledger, settings, snapstart
 from wallet.errors import InvalidPageError
 from wallet.http import documented_error, resolver, user_id
 from wallet.packs import label
@@ -35,7 +35,8 @@ STATEMENT = {
         "available": {"type": "integer", "description": "What may be spent now: the balance less `held`"},
         "transactions": {
             "type": "array",
-            "description": "Newest first",
+            "description": "Newest first; a hold is one row: its settling row (what it reserved and what "
+            "was used), or while active its own; a hold that used nothing shows only with `kind=holds`",
             "items": {
                 "type": "object",
                 "required": ["id", "type", "amount", "source", "paymentId", "description", "createdAt"],
@@ -59,7 +60,11 @@ STATEMENT = {
                 },
             },
         },
-        "nextCursor": {"type": ["string", "null"], "description": "Pass as `cursor` for the next page"},
+        "nextCursor": {
+            "type": ["string", "null"],
+            "description": "Pass as `cursor` (with the same `kind`) for the next page; a page may be short "
+            "of `limit` when many rows of other kinds lie between, and null only at the end",
+        },
     },
 }
 PRICE_LIST = {
@@ -92,14 +97,18 @@ PRICE_LIST = {
     security=[{"bearerAuth": []}],
     responses={
         200: {"description": "The statement", "content": {"application/json": {"schema": STATEMENT}}},
-        400: documented_error("`limit` is not 1 to 100, or `cursor` is not one this API returned"),
+        400: documented_error(
+            "`limit` is not 1 to 100, `cursor` is not one this API returned, or `kind` is not one of "
+            + ", ".join(history.KINDS)
+        ),
         500: documented_error("The ledger could not be reached; try again"),
     },
 )
 @tracer.capture_method
 def balance() -> dict[str, Any]:
     user = user_id(app)
-    statement = ledger.statement(user, _limit(), app.current_event.get_query_string_value("cursor"))
+    query = app.current_event.get_query_string_value
+    statement = history.statement(user, _limit(), query("cursor"), query("kind"))
     return {
         "userId": user,
         "currency": settings.price_list().currency,

@@ -83,9 +83,10 @@ export function createApi(base, currentToken) {
   };
   return {
     packs: () => requestJson(`${root}/packs`),
-    balance: (limit, cursor) => {
+    balance: (limit, cursor, kind) => {
       const query = new URLSearchParams({ limit: String(limit) });
       if (cursor) query.set("cursor", cursor);
+      if (kind) query.set("kind", kind);
       return signed("GET", `/balance?${query}`);
     },
     startCheckout: (amount) => signed("POST", "/checkout", { amount }),

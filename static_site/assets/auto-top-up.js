@@ -10,10 +10,19 @@ const STATUS_TEXT = {
 };
 const LOADING = "Loading…";
 const NO_CARD = "No card saved. Save one to turn auto top-up on.";
-const SAVED = "Auto top-up saved.";
+// What Save says matches the status the server answered, not what was asked.
+const SAVED = {
+  on: "Saved: auto top-up is on.",
+  off: "Saved: auto top-up is off.",
+  limit_reached: "Saved: auto top-up is on, paused until the daily limit allows another charge.",
+  failed: "Saved, but auto top-up is off: see why above.",
+};
 const REMOVED = "Card removed; auto top-up is off.";
-const CARD_SAVED = "Card saved: auto top-up can be turned on.";
+const CARD_SAVED_OFF = "Card saved: turn auto top-up on below.";
+const CARD_SAVED_ON = "Card saved: auto top-up now charges this card.";
 const CARD_NOT_SAVED = "No card was saved.";
+// The lowest threshold, in minor units: wallet.auto_top_up.MIN_THRESHOLD.
+const MIN_THRESHOLD = 1;
 // A dollar amount as typed: digits, and at most two decimals.
 const THRESHOLD = /^\d+(\.\d{1,2})?$/;
 
@@ -23,14 +32,18 @@ const THRESHOLD = /^\d+(\.\d{1,2})?$/;
 export function parseThreshold(text, currency, pack = null, larger = false) {
   const typed = text.trim();
   if (!typed) return { error: "Enter a threshold, such as 5 for $5.00." };
-  if (!THRESHOLD.test(typed)) return { error: "Enter an amount in dollars and cents, 0 or more, such as 5 or 12.50." };
+  if (!THRESHOLD.test(typed)) return { error: "Enter an amount in dollars and cents, such as 5 or 12.50." };
   const [whole, cents = ""] = typed.split(".");
   const minorUnits = Number(whole) * 100 + Number(cents.padEnd(2, "0"));
+  // A spend never takes the balance below zero: a threshold of 0 would be on and never refill.
+  if (minorUnits < MIN_THRESHOLD) {
+    return { error: `Enter a threshold of at least ${money(MIN_THRESHOLD, currency)}: spending stops at ${money(0, currency)}.` };
+  }
   if (!Number.isSafeInteger(minorUnits) || minorUnits > MAX_AMOUNT) {
     return { error: `Enter a threshold of at most ${money(MAX_AMOUNT, currency)}.` };
   }
   if (pack && minorUnits > pack.credits) {
-    const range = `from ${roundMoney(0, currency)} to ${roundMoney(pack.credits, currency)}`;
+    const range = `from ${money(MIN_THRESHOLD, currency)} to ${roundMoney(pack.credits, currency)}`;
     const name = `the ${roundMoney(pack.amount, currency)} pack`;
     return { error: `Choose a threshold ${range} for ${name}${larger ? ", or a larger pack" : ""}.` };
   }
@@ -50,6 +63,7 @@ export function createAutoTopUp({ api, fail }) {
   const ui = {
     card: byId("auto-top-up"),
     status: byId("auto-top-up-status"),
+    summary: byId("auto-top-up-summary"),
     reason: byId("auto-top-up-reason"),
     form: byId("auto-top-up-form"),
     enabled: byId("auto-top-up-enabled"),
@@ -75,9 +89,10 @@ export function createAutoTopUp({ api, fail }) {
     ui.card.dataset.status = "";
     ui.status.textContent = LOADING;
     ui.reason.hidden = true;
+    ui.summary.hidden = true;
     ui.savedCard.textContent = "\u00a0";
     ui.removeCard.hidden = true;
-    for (const control of [ui.enabled, ui.save, ui.addCard]) control.disabled = true;
+    for (const control of [ui.addCard, ...settingsControls()]) control.disabled = true;
     showThresholdError("");
     say("");
   }
@@ -91,6 +106,22 @@ export function createAutoTopUp({ api, fail }) {
   function showThresholdError(message) {
     ui.thresholdError.textContent = message;
     ui.threshold.toggleAttribute("aria-invalid", Boolean(message));
+  }
+
+  /** The form's controls: usable only with a saved card, as nothing can be charged without one. */
+  function settingsControls() {
+    return [ui.enabled, ui.threshold, ui.pack, ui.save];
+  }
+
+  /** While it is on, what will happen, in one sentence. */
+  function summary(settings) {
+    const method = settings.paymentMethod;
+    const pack = packs.find((each) => each.amount === settings.amount);
+    if (settings.status !== "on" || !method || !pack || !Number.isInteger(settings.threshold)) return "";
+    const price = pack.label || money(pack.amount, currency);
+    const card = `${method.brand.toUpperCase()} •••• ${method.last4}`;
+    const adds = pack.credits === pack.amount ? "" : ` (adds ${money(pack.credits, currency)})`;
+    return `When your balance falls below ${money(settings.threshold, currency)}, we charge ${price}${adds} to ${card}, once per dip.`;
   }
 
   function render(settings) {
@@ -112,8 +143,11 @@ export function createAutoTopUp({ api, fail }) {
     ui.removeCard.hidden = !method;
     ui.addCard.textContent = method ? "Use another card" : "Save a card";
     ui.addCard.disabled = false;
-    ui.save.disabled = false;
-    ui.enabled.disabled = !method;
+    for (const control of settingsControls()) control.disabled = !method;
+    ui.form.classList.toggle("is-unavailable", !method);
+    const sentence = summary(settings);
+    ui.summary.textContent = sentence;
+    ui.summary.hidden = !sentence;
   }
 
   /** The pack chosen, and whether a pack with more credits is on sale. */
@@ -142,7 +176,8 @@ export function createAutoTopUp({ api, fail }) {
       const settings = await api().autoTopUp();
       if (mine !== generation) return;
       render(settings);
-      if (returned === "saved") say(settings.paymentMethod ? CARD_SAVED : CARD_NOT_SAVED, settings.paymentMethod ? "success" : "info");
+      if (returned === "saved" && settings.paymentMethod) say(settings.enabled ? CARD_SAVED_ON : CARD_SAVED_OFF);
+      if (returned === "saved" && !settings.paymentMethod) say(CARD_NOT_SAVED, "info");
       if (returned === "cancelled") say(CARD_NOT_SAVED, "info");
       if (returned) ui.message.scrollIntoView({ block: "nearest" });
     } catch (error) {
@@ -162,8 +197,9 @@ export function createAutoTopUp({ api, fail }) {
     }
     ui.save.disabled = true;
     try {
-      render(await api().saveAutoTopUp({ enabled: ui.enabled.checked, threshold: threshold.minorUnits, amount: Number(ui.pack.value) }));
-      say(SAVED);
+      const saved = await api().saveAutoTopUp({ enabled: ui.enabled.checked, threshold: threshold.minorUnits, amount: Number(ui.pack.value) });
+      render(saved);
+      say(SAVED[saved.status] ?? SAVED.off, saved.status === "on" || saved.status === "off" ? "success" : "info");
     } catch (error) {
       if (mine(error)) {
         if (error.code === "invalid_amount") {
@@ -178,7 +214,7 @@ export function createAutoTopUp({ api, fail }) {
       }
       if (current) render(current);
     } finally {
-      ui.save.disabled = !current;
+      ui.save.disabled = !current?.paymentMethod;
     }
   }
 

@@ -1,7 +1,7 @@
 // The credits page: a signed-in user's balance, top-ups through Stripe Checkout, and history.
 import { ApiError, createApi, SESSION_ENDED } from "./api.js";
 import { createAuth } from "./auth.js";
-import { dateParts, money } from "./format.js";
+import { dateParts, money, wrappable } from "./format.js";
 import { createHistory, PAGE_SIZE as HISTORY_PAGE_SIZE } from "./history.js";
 import { createAutoTopUp } from "./auto-top-up.js";
 
@@ -83,7 +83,10 @@ const state = {
   balanceRequest: 0,
 };
 
-const historyCard = createHistory({ loadPage: (limit, cursor) => state.api.balance(limit, cursor), fail });
+const historyCard = createHistory({
+  loadPage: (limit, cursor, kind) => state.api.balance(limit, cursor, kind),
+  fail,
+});
 const autoTopUpCard = createAutoTopUp({ api: () => state.api, fail });
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -227,13 +230,14 @@ async function showDashboard(session, { focus = false } = {}) {
 
 /** The price list (once) and the balance with its first page of history. */
 async function loadAccount(cardReturn = null) {
-  try {
-    await Promise.all([state.packs ? null : loadPacks(), loadBalance()]);
-  } catch (error) {
-    fail(error, () => loadAccount(cardReturn));
-    return;
-  }
-  await autoTopUpCard.load(state.packs ?? [], state.currency, cardReturn);
+  const packs = state.packs ? Promise.resolve() : loadPacks();
+  // The auto top-up card has its own request: it fills in whether or not the balance could be read.
+  const card = packs.then(
+    () => autoTopUpCard.load(state.packs ?? [], state.currency, cardReturn),
+    () => autoTopUpCard.load([], state.currency, cardReturn),
+  );
+  const [read] = await Promise.allSettled([Promise.all([packs, loadBalance()]), card]);
+  if (read.status === "rejected") fail(read.reason, () => loadAccount(cardReturn));
 }
 
 async function loadPacks() {
@@ -274,9 +278,10 @@ function packButton(pack, currency) {
 async function loadBalance({ highlight = null } = {}) {
   const generation = state.generation;
   const request = ++state.balanceRequest;
+  const kind = historyCard.kind();
   let data;
   try {
-    data = await state.api.balance(HISTORY_PAGE_SIZE);
+    data = await state.api.balance(HISTORY_PAGE_SIZE, null, kind);
   } catch (error) {
     if (request === state.balanceRequest) throw error;
     return;
@@ -287,8 +292,9 @@ async function loadBalance({ highlight = null } = {}) {
   }
   state.currency = data.currency ?? state.currency;
   showBalance(data.balance, data);
-  historyCard.show(data, { currency: state.currency, highlight });
-  showLastTopUp(Array.isArray(data.transactions) ? data.transactions : []);
+  historyCard.show(data, { currency: state.currency, highlight, kind });
+  // Other kinds hold no top-ups: the line keeps what the last page of every kind or of top-ups said.
+  if (kind === "" || kind === "topups") showLastTopUp(Array.isArray(data.transactions) ? data.transactions : []);
 }
 
 /** The balance, or "—" for none; below zero it says why and what to do. While holds keep some of it
@@ -296,9 +302,12 @@ async function loadBalance({ highlight = null } = {}) {
 function showBalance(balance, { held = 0, available = balance } = {}) {
   const negative = balance !== null && balance < 0;
   const holding = balance !== null && Number.isInteger(held) && held > 0 && Number.isInteger(available);
-  ui.balance.textContent = balance === null ? "—" : money(balance, state.currency);
-  // Long amounts take a smaller size and may wrap at any digit rather than widen the card and the page.
-  ui.balance.classList.toggle("is-long", ui.balance.textContent.length > 12);
+  const text = balance === null ? "—" : money(balance, state.currency);
+  // Long amounts take a smaller size and wrap between digit groups rather than widen the card and the page.
+  ui.balance.replaceChildren(...(text.length > 12 ? wrappable(text) : [text]));
+  ui.balance.classList.toggle("is-long", text.length > 12);
+  // No balance yet: a light placeholder, not a heavy bar that reads as a value.
+  ui.balance.classList.toggle("is-unknown", balance === null);
   ui.balance.classList.toggle("is-negative", negative);
   ui.balanceNote.hidden = negative || holding;
   ui.negativeBalance.hidden = !negative;
@@ -464,6 +473,12 @@ async function confirmPayment(sessionId) {
       return;
     }
     cleanUrl();
+    // Only the tab that opened this checkout knows it was just paid; an old link says what is true of it.
+    if (!paymentId) {
+      const paid = Number.isInteger(status.amount) ? `${money(status.amount, state.currency)} from this payment` : "This payment";
+      notify(`${paid} is already in your balance; nothing more was added.`, { tone: "info" });
+      return;
+    }
     const amount = Number.isInteger(status.amount) ? money(status.amount, state.currency) : "Your credits";
     notify(`Payment complete — ${amount} added to your balance.`, { tone: "success" });
   }

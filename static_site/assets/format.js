@@ -54,6 +54,14 @@ export function money(minorUnits, currency) {
   return formatMoney(minorUnits, currency, "auto");
 }
 
+/** An amount's text as nodes that may wrap only between its digit groups, never between a sign or a
+ * currency symbol and the number: "−$1,234.50" breaks as "−$1," "234." "50". */
+export function wrappable(text) {
+  return text
+    .split(/(?<=\d\D)(?=\d)/u)
+    .flatMap((part, index) => (index ? [document.createElement("wbr"), part] : [part]));
+}
+
 /** A round amount without its zero cents, as packs are named: 1000 -> "$10", 1250 -> "$12.50". */
 export function roundMoney(minorUnits, currency) {
   return formatMoney(minorUnits, currency, "auto", "stripIfInteger");

@@ -1,5 +1,5 @@
 // The history card: the ledger's rows, newest first, a page at a time, each with what it did to the balance.
-import { dateParts, money, signedMoney } from "./format.js";
+import { dateParts, money, signedMoney, wrappable } from "./format.js";
 
 export const PAGE_SIZE = 20;
 // A row type this page does not know yet (the ledger may grow) still shows, signed, under this name.
@@ -17,9 +17,19 @@ const TYPE_LABELS = {
   hold_released: "Reservation released",
   hold_expired: "Reservation expired: released",
 };
+// The server folds a hold into one row (wallet/history.py); these say what each kind shows when empty.
+export const KIND_EMPTY = {
+  "": "No transactions yet. Top-ups appear here once they are credited.",
+  topups: "No top-ups yet.",
+  usage: "No usage yet.",
+  refunds: "No refunds or chargebacks.",
+  adjustments: "No adjustments.",
+  holds: "No reservations yet.",
+};
 // Where a row came from, said on its second line; a spend's description or an adjustment's reason follows.
+// A Checkout payment may be a card or a bank debit ("Pay later"): the row does not say which.
 const SOURCES = {
-  stripe_payment: "Card payment",
+  stripe_payment: "Paid at checkout",
   auto_top_up: "Auto top-up",
   service: "By the service",
   operator: "By an operator",
@@ -45,6 +55,8 @@ export function rowLabel(transaction, currency) {
   const reserved = Number.isInteger(transaction.reserved) ? transaction.reserved : null;
   if (type === "hold" && reserved !== null) return `Reserved for usage: ${money(reserved, currency)}`;
   if (type === "hold") return "Reserved for usage";
+  if (type === "hold_released" && reserved !== null) return `Reserved ${money(reserved, currency)}: released unused`;
+  if (type === "hold_expired" && reserved !== null) return `Reserved ${money(reserved, currency)}: expired unused`;
   if (type === "spend" && reserved !== null && Number.isInteger(transaction.amount)) {
     return `Usage: ${money(-transaction.amount, currency)} of ${money(reserved, currency)} reserved`;
   }
@@ -66,7 +78,8 @@ function element(tag, className, text) {
   return node;
 }
 
-/** The card's rows and "Load more"; `loadPage(limit, cursor)` reads a page, `fail(error, retry)` says why not. */
+/** The card's rows, its kind filter and "Load more"; `loadPage(limit, cursor, kind)` reads a page,
+ * `fail(error, retry)` says why not. */
 export function createHistory({ loadPage, fail }) {
   const byId = (id) => document.getElementById(id);
   const ui = {
@@ -75,15 +88,17 @@ export function createHistory({ loadPage, fail }) {
     empty: byId("history-empty"),
     loading: byId("history-loading"),
     loadMore: byId("load-more"),
+    kind: byId("history-kind"),
   };
   const seen = new Set();
   let cursor = null;
   let currency = "usd";
   // Bumped on reset, so that a page asked for by the previous session is dropped.
   let generation = 0;
+  // Bumped when the kind changes, so that a page of the kind before is dropped.
+  let shown = 0;
 
-  function reset() {
-    generation += 1;
+  function clear() {
     cursor = null;
     seen.clear();
     ui.rows.replaceChildren();
@@ -93,13 +108,37 @@ export function createHistory({ loadPage, fail }) {
     ui.loadMore.hidden = true;
   }
 
-  /** The first page, from the same answer as the balance; `highlight` marks the deposit of that payment. */
-  function show(data, { currency: code, highlight = null }) {
+  function reset() {
+    generation += 1;
+    shown += 1;
+    ui.kind.value = "";
+    clear();
+  }
+
+  /** The first page, from the same answer as the balance (asked for with `kind()`); `highlight` marks the
+   * deposit of that payment. */
+  function show(data, { currency: code, highlight = null, kind = ui.kind.value }) {
+    if (kind !== ui.kind.value) return;
     currency = code;
     seen.clear();
     ui.rows.replaceChildren();
+    ui.empty.textContent = KIND_EMPTY[kind] ?? KIND_EMPTY[""];
     append(data.transactions, highlight);
     setCursor(data.nextCursor);
+  }
+
+  /** The first page of the kind just chosen. */
+  async function changeKind() {
+    const asked = generation;
+    const mine = ++shown;
+    const kind = ui.kind.value;
+    clear();
+    try {
+      const data = await loadPage(PAGE_SIZE, null, kind);
+      if (asked === generation && mine === shown) show(data, { currency, kind });
+    } catch (error) {
+      if (asked === generation && mine === shown) fail(error, changeKind);
+    }
   }
 
   function append(transactions, highlight = null) {
@@ -139,12 +178,14 @@ export function createHistory({ loadPage, fail }) {
 
     // The sign says which way the balance moved; the colour only repeats it.
     const amount = Number.isInteger(transaction.amount) ? transaction.amount : null;
-    const amountCell = element("td", "amount", amount === null ? "—" : signedMoney(amount, currency));
+    const amountText = amount === null ? "—" : signedMoney(amount, currency);
+    const amountCell = element("td", "amount");
     if (amount) amountCell.classList.add(amount > 0 ? "is-credit" : "is-debit");
     // A hold, its release or its expiry moves no credits: its $0.00 steps back from the moves around it.
     if (amount === 0) amountCell.classList.add("is-zero");
-    // A long amount may wrap between digits rather than push the table past a narrow screen.
-    amountCell.classList.toggle("is-long", amountCell.textContent.length > 12);
+    // A long amount may wrap between digit groups rather than push the table past a narrow screen.
+    amountCell.append(...(amountText.length > 12 ? wrappable(amountText) : [amountText]));
+    amountCell.classList.toggle("is-long", amountText.length > 12);
     row.append(dateCell, typeCell, amountCell);
     return row;
   }
@@ -156,11 +197,12 @@ export function createHistory({ loadPage, fail }) {
 
   async function loadMore() {
     const asked = generation;
+    const mine = shown;
     ui.loadMore.disabled = true;
     ui.loadMore.textContent = "Loading…";
     try {
-      const data = await loadPage(PAGE_SIZE, cursor);
-      if (asked !== generation) return;
+      const data = await loadPage(PAGE_SIZE, cursor, ui.kind.value);
+      if (asked !== generation || mine !== shown) return;
       const rows = append(data.transactions);
       setCursor(data.nextCursor);
       // The button is gone at the end of the history: keep the reader's place on the first new row.
@@ -170,7 +212,7 @@ export function createHistory({ loadPage, fail }) {
         cell.focus();
       }
     } catch (error) {
-      if (asked === generation) fail(error, loadMore);
+      if (asked === generation && mine === shown) fail(error, loadMore);
     } finally {
       ui.loadMore.disabled = false;
       ui.loadMore.textContent = "Load more";
@@ -178,5 +220,6 @@ export function createHistory({ loadPage, fail }) {
   }
 
   ui.loadMore.addEventListener("click", loadMore);
-  return { reset, show };
+  ui.kind.addEventListener("change", changeKind);
+  return { reset, show, kind: () => ui.kind.value };
 }

@@ -21,7 +21,7 @@ from playwright.sync_api import Browser, Route, expect
 
 from devstack.stripe_emulator import DEFAULT_API_KEY
 from tests.devstack_process import DevStackProcess
-from tests.e2e.conftest import CreditsPage, credits_page
+from tests.e2e.conftest import SCREENSHOTS, CreditsPage, credits_page
 from tests.e2e.test_history import DEVSTACK_SETTINGS, StackLedger, stack_ledger
 from tests.waiting import wait_until
 from wallet import auto_top_up
@@ -33,6 +33,10 @@ DECLINED = auto_top_up.failure_reason(
 )
 
 __all__ = ["DEVSTACK_SETTINGS", "stack_ledger"]
+SAVED_ON = "Saved: auto top-up is on."
+ON_SUMMARY = (
+    "When your balance falls below $5.00, we charge $10 to VISA \u2022\u2022\u2022\u2022 4242, once per dip."
+)
 
 
 def outcome(user: str, status: str, reason: str, *, enabled: bool = False) -> None:
@@ -46,44 +50,97 @@ def outcome(user: str, status: str, reason: str, *, enabled: bool = False) -> No
     )
 
 
+def shoot(credits: CreditsPage, name: str) -> None:
+    """The auto top-up card as a reader sees it, wide and narrow (test-results/screenshots)."""
+    page = credits.page
+    card = page.locator("#auto-top-up")
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        expect(card).to_be_visible()
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        card.screenshot(path=SCREENSHOTS / f"auto-top-up-{name}-{width}px.png", animations="disabled")
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+
 def test_the_card_shows_every_state_and_a_removed_card_turns_it_off(
     credits: CreditsPage, stack_ledger: StackLedger
 ) -> None:
     page = credits.page
-    status, reason, saved = (
-        page.get_by_test_id(name) for name in ("auto-top-up-status", "auto-top-up-reason", "saved-card")
+    status, reason, saved, summary, message = (
+        page.get_by_test_id(name)
+        for name in (
+            "auto-top-up-status",
+            "auto-top-up-reason",
+            "saved-card",
+            "auto-top-up-summary",
+            "auto-top-up-message",
+        )
     )
+    enabled, threshold = (
+        page.get_by_label("Turn on auto top-up"),
+        page.get_by_label("When the balance falls below ($)"),
+    )
+    save = page.get_by_role("button", name="Save auto top-up")
     credits.open()
     user = credits.sign_in()
 
-    # Without a card it is off and cannot be turned on
+    # Without a card it is off, and nothing in its form can be changed or saved
     expect(status).to_have_text("Off")
     expect(saved).to_have_text("No card saved. Save one to turn auto top-up on.")
-    expect(page.get_by_label("Turn on auto top-up")).to_be_disabled()
+    for control in (enabled, threshold, page.get_by_label("Add this pack"), save):
+        expect(control).to_be_disabled()
+    expect(summary).to_be_hidden()
+    shoot(credits, "1-no-card")
 
-    # Given a balance above the threshold and a card saved on Stripe
+    # Given a balance above the threshold and a card saved on Stripe, it is off until turned on
     stack_ledger.deposit(user, 2000)
     customer = auto_top_up.customer_of(user, lambda _: f"cus_{user}")
     auto_top_up.save_card(SavedCard("pm_e2e_visa", customer, "visa", "4242", 12, 2034))
     page.reload()
     expect(saved).to_have_text("VISA •••• 4242, expires 12/2034")
+    expect(status).to_have_text("Off")
+    expect(enabled).to_be_enabled()
+    shoot(credits, "2-card-saved-off")
 
-    # When the user turns it on below $5 with the $10 pack
-    page.get_by_label("Turn on auto top-up").check()
-    page.get_by_label("When the balance falls below ($)").fill("5")
+    # A threshold of 0 is refused beside the field: a spend never takes the balance below it
+    enabled.check()
+    threshold.fill("0")
+    save.click()
+    expect(page.get_by_test_id("auto-top-up-threshold-error")).to_have_text(
+        "Enter a threshold of at least $0.01: spending stops at $0.00."
+    )
+    assert auto_top_up.view(user).enabled is False
+    shoot(credits, "3-threshold-0-refused")
+
+    # When the user turns it on below $5 with the $10 pack, it says in a sentence what will happen
+    threshold.fill("5")
     page.get_by_label("Add this pack").select_option("1000")
-    page.get_by_role("button", name="Save auto top-up").click()
+    save.click()
     expect(status).to_have_text("On")
-    expect(page.get_by_test_id("auto-top-up-message")).to_have_text("Auto top-up saved.")
-    expect(page.get_by_test_id("auto-top-up-message")).to_be_in_viewport()
+    expect(message).to_have_text(SAVED_ON)
+    expect(message).to_be_in_viewport()
+    expect(summary).to_have_text(ON_SUMMARY)
     credits.screenshot("20-auto-top-up-on")
+    shoot(credits, "4-on")
+
+    # Saved off again, it says so, and no sentence promises a charge
+    enabled.uncheck()
+    save.click()
+    expect(status).to_have_text("Off")
+    expect(message).to_have_text("Saved: auto top-up is off.")
+    expect(summary).to_be_hidden()
+    enabled.check()
+    save.click()
+    expect(status).to_have_text("On")
 
     # A declined payment turns it off with the reason the user can act on
     outcome(user, "failed", DECLINED)
     page.reload()
     expect(status).to_have_text("Off — stopped, see why below")
     expect(reason).to_have_text(DECLINED)
+    expect(summary).to_be_hidden()
     credits.screenshot("21-auto-top-up-failed")
+    shoot(credits, "5-failed")
 
     # The daily limit pauses it, saying so
     # (without a time to resume, the status still says why)
@@ -91,15 +148,73 @@ def test_the_card_shows_every_state_and_a_removed_card_turns_it_off(
     page.reload()
     expect(status).to_have_text("Paused — daily limit reached")
     expect(reason).to_contain_text("3 times in 24 hours")
-    expect(page.get_by_label("Turn on auto top-up")).to_be_checked()
+    expect(enabled).to_be_checked()
+    shoot(credits, "6-paused")
 
     # Removing the card turns it off
     page.get_by_role("button", name="Remove card").click()
-    expect(page.get_by_test_id("auto-top-up-message")).to_have_text("Card removed; auto top-up is off.")
+    expect(message).to_have_text("Card removed; auto top-up is off.")
     expect(status).to_have_text("Off")
     expect(saved).to_have_text("No card saved. Save one to turn auto top-up on.")
-    expect(page.get_by_label("Turn on auto top-up")).to_be_disabled()
+    expect(enabled).to_be_disabled()
+    expect(save).to_be_disabled()
     expect(reason).to_be_hidden()
+    shoot(credits, "7-card-removed")
+
+
+def test_replacing_the_card_while_it_is_on_says_the_new_card_is_charged(
+    credits: CreditsPage, stack_ledger: StackLedger
+) -> None:
+    page = credits.page
+    credits.open()
+    user = credits.sign_in()
+    # Given auto top-up on with a saved card
+    with_saved_card(user, stack_ledger)
+    auto_top_up.configure(user, enabled=True, threshold=500, amount=1000)
+
+    # When Stripe's setup page sends the user back with another card saved
+    customer = auto_top_up.customer_of(user, lambda _: f"cus_{user}")
+    auto_top_up.save_card(SavedCard("pm_e2e_mastercard", customer, "mastercard", "4444", 1, 2035))
+    page.goto("/dashboard/credits/?card=saved")
+
+    # Then the card says it is the one charged from now on, not that auto top-up "can be turned on"
+    expect(page.get_by_test_id("auto-top-up-message")).to_have_text(
+        "Card saved: auto top-up now charges this card."
+    )
+    expect(page.get_by_test_id("auto-top-up-summary")).to_have_text(
+        "When your balance falls below $5.00, we charge $10 to MASTERCARD "
+        "\u2022\u2022\u2022\u2022 4444, once per dip."
+    )
+    shoot(credits, "8-card-replaced-while-on")
+
+
+def test_the_card_fills_in_when_the_balance_cannot_be_read(
+    credits: CreditsPage, stack_ledger: StackLedger
+) -> None:
+    page = credits.page
+    credits.open()
+    user = credits.sign_in()
+    with_saved_card(user, stack_ledger)
+    auto_top_up.configure(user, enabled=True, threshold=500, amount=1000)
+
+    # When the balance request fails but the auto top-up settings are read
+    credits.expect_failing("/api/balance")
+    page.route(
+        "**/api/balance*",
+        lambda route: route.fulfill(status=500, json={"error": {"code": "x", "message": "x"}}),
+    )
+    page.reload()
+
+    # Then the page says the balance failed, and the card shows its own state with its buttons usable
+    expect(page.get_by_role("button", name="Retry")).to_be_visible()
+    expect(page.get_by_test_id("auto-top-up-status")).to_have_text("On")
+    expect(page.get_by_role("button", name="Save auto top-up")).to_be_enabled()
+    expect(page.get_by_role("button", name="Use another card")).to_be_enabled()
+    # and the balance it could not read is a light placeholder, not a heavy bar that reads as a value
+    expect(credits.balance).to_have_text("\u2014")
+    expect(credits.balance).to_have_css("font-weight", "300")
+    shoot(credits, "9-balance-unreadable")
+    credits.screenshot("balance-unreadable")
 
 
 # Sums the page's unexpected layout shifts (Chromium's layout-shift entries) into window.layoutShift.
@@ -168,7 +283,7 @@ def test_an_empty_threshold_is_refused_beside_its_field_and_nothing_is_saved(
     threshold.fill("7.5")
     expect(error).to_be_hidden()
     page.get_by_role("button", name="Save auto top-up").click()
-    expect(page.get_by_test_id("auto-top-up-message")).to_have_text("Auto top-up saved.")
+    expect(page.get_by_test_id("auto-top-up-message")).to_have_text(SAVED_ON)
     assert auto_top_up.view(user).threshold == 750
     page.reload()
     expect(threshold).to_have_value("7.50")
@@ -186,7 +301,7 @@ def test_back_from_saving_a_card_the_card_confirms_it_once_and_the_address_forge
 
     # Then the auto top-up card says so, and the address no longer carries it
     message = page.get_by_test_id("auto-top-up-message")
-    expect(message).to_have_text("Card saved: auto top-up can be turned on.")
+    expect(message).to_have_text("Card saved: turn auto top-up on below.")
     expect(page).to_have_url(re.compile(r"/dashboard/credits/$"))
     credits.screenshot("23-auto-top-up-card-saved")
 
@@ -350,7 +465,7 @@ def test_the_threshold_goes_up_to_the_chosen_packs_credits(
     page.get_by_label("Turn on auto top-up").check()
     threshold.fill("10.01")
     save.click()
-    expect(error).to_have_text("Choose a threshold from $0 to $10 for the $10 pack, or a larger pack.")
+    expect(error).to_have_text("Choose a threshold from $0.01 to $10 for the $10 pack, or a larger pack.")
     expect(threshold).to_have_attribute("aria-invalid", "")
     expect(threshold).to_be_focused()
     assert auto_top_up.view(user).threshold is None
@@ -361,20 +476,20 @@ def test_the_threshold_goes_up_to_the_chosen_packs_credits(
     expect(error).to_be_hidden()
     expect(threshold).not_to_have_attribute("aria-invalid", "")
     save.click()
-    expect(page.get_by_test_id("auto-top-up-message")).to_have_text("Auto top-up saved.")
+    expect(page.get_by_test_id("auto-top-up-message")).to_have_text(SAVED_ON)
     assert (auto_top_up.view(user).threshold, auto_top_up.view(user).amount) == (1001, 5000)
 
     # The largest pack offers no larger one
     pack.select_option("10000")
     threshold.fill("100.01")
     save.click()
-    expect(error).to_have_text("Choose a threshold from $0 to $100 for the $100 pack.")
+    expect(error).to_have_text("Choose a threshold from $0.01 to $100 for the $100 pack.")
 
     # and exactly the pack's credits is allowed
     pack.select_option("1000")
     threshold.fill("10")
     save.click()
-    expect(page.get_by_test_id("auto-top-up-message")).to_have_text("Auto top-up saved.")
+    expect(page.get_by_test_id("auto-top-up-message")).to_have_text(SAVED_ON)
     assert (auto_top_up.view(user).threshold, auto_top_up.view(user).amount) == (1000, 1000)
 
 
@@ -424,6 +539,6 @@ def test_the_servers_refusal_of_a_threshold_is_shown_beside_the_field(
     # And once the request is sent as typed, it is saved
     page.unroute("**/api/auto-top-up")
     page.get_by_role("button", name="Save auto top-up").click()
-    expect(page.get_by_test_id("auto-top-up-message")).to_have_text("Auto top-up saved.")
+    expect(page.get_by_test_id("auto-top-up-message")).to_have_text(SAVED_ON)
     expect(error).to_be_hidden()
     assert auto_top_up.view(user).threshold == 800

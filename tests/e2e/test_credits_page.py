@@ -53,6 +53,29 @@ def test_top_ups_add_to_the_balance_and_history(credits: CreditsPage) -> None:
     credits.screenshot("05-second-top-up")
 
 
+def test_an_old_success_link_says_the_payment_is_already_in_the_balance(credits: CreditsPage) -> None:
+    page = credits.page
+    credits.open()
+    credits.sign_in()
+    credits.buy("$50")
+    with page.expect_request("**/api/checkout/cs_*") as asked:
+        credits.checkout("Pay")
+    credits.expect_balance("$50.00", rows=1)
+    expect(credits.status).to_have_text("Payment complete — $50.00 added to your balance.")
+    session_id = asked.value.url.rsplit("/", 1)[-1]
+
+    # When the same return address is opened again, as from the browser's history or a bookmark
+    page.goto(f"/dashboard/credits/?checkout=success&session_id={session_id}")
+
+    # Then it says what is true: the payment is in the balance already, and nothing more was added
+    expect(credits.status).to_have_text(
+        "$50.00 from this payment is already in your balance; nothing more was added."
+    )
+    credits.expect_balance("$50.00", rows=1)
+    expect(page).to_have_url(PAGE_URL)
+    credits.screenshot("13-old-success-link")
+
+
 def test_cancelled_checkout_changes_nothing(credits: CreditsPage) -> None:
     credits.open()
     credits.sign_in()
@@ -78,6 +101,8 @@ def test_pay_later_waits_for_the_bank_then_credits(credits: CreditsPage) -> None
     credits.expect_balance("$100.00", rows=1)
     expect(credits.status).to_have_text("Payment complete — $100.00 added to your balance.")
     expect(credits.page).to_have_url(PAGE_URL)
+    # A bank debit is no card payment: the row says only where it was paid
+    expect(credits.page.locator("#history-rows .type-detail")).to_have_text(["Paid at checkout"])
 
 
 def test_payment_provider_down_shows_its_message_and_buttons_work_again(credits: CreditsPage) -> None:

@@ -22,8 +22,8 @@ from pynamodb.transactions import TransactWrite
 from ulid import ULID
 
 from tests.devstack_process import DevStackProcess
-from tests.e2e.conftest import CreditsPage
-from wallet import ledger, models, settings, stripe_events
+from tests.e2e.conftest import SCREENSHOTS, CreditsPage
+from wallet import holds, ledger, models, settings, stripe_events
 from wallet.amounts import MAX_AMOUNT
 from wallet.outcomes import Result
 from wallet.payments import Event
@@ -71,6 +71,26 @@ class StackLedger:
         ledger.adjust(
             user, amount, idempotency_key=str(uuid.uuid4()), reason=reason, actor=OPERATOR, currency="usd"
         )
+
+    def metered_hold(self, user: str, amount: int, description: str, *, used: int | None) -> str:
+        """A hold made and settled by the hold routes' own functions: captured for `used`, released when
+        `used` is 0, left active when None."""
+        key = str(uuid.uuid4())
+        made = holds.create_hold(
+            user,
+            amount,
+            expires_in=3600,
+            idempotency_key=key,
+            description=description,
+            actor=SERVICE,
+            currency="usd",
+        )
+        hold_id = made.hold.hold_id
+        if used:
+            holds.capture_hold(user, hold_id, used, idempotency_key=key + "-c", actor=SERVICE, currency="usd")
+        elif used == 0:
+            holds.release_hold(user, hold_id, idempotency_key=key + "-r", actor=SERVICE, currency="usd")
+        return hold_id
 
     def refund(self, payment_intent: str, refunded: int, paid: int) -> None:
         charge = {"object": "charge", "id": "ch_1", "amount": paid, "amount_refunded": refunded}
@@ -235,7 +255,7 @@ def test_every_row_type_shows_its_label_sign_and_reason(
             "By an operator: Duplicate goodwill",
             "By an operator: Goodwill for the outage on 3 May",
             "By the service: Report export #4711",
-            "Card payment",
+            "Paid at checkout",
         ]
     )
     amounts = page.locator("#history-rows td.amount")
@@ -302,7 +322,7 @@ def test_auto_top_ups_and_the_newer_row_types_each_have_a_label_and_a_source(
             "Refund by the merchant",
             "From the cardholder\u2019s bank",
             "From the cardholder\u2019s bank",
-            "Card payment",
+            "Paid at checkout",
             "Auto top-up",
         ]
     )
@@ -333,7 +353,7 @@ def test_a_hold_shows_what_it_reserves_and_what_is_left_to_spend(
     # and the hold's row says what it reserved, moving nothing
     expect(page.locator("#history-rows .type-label")).to_have_text(["Reserved for usage: $5.00", "Top-up"])
     expect(page.locator("#history-rows .type-detail")).to_have_text(
-        ["By the service: Render job 7", "Card payment"]
+        ["By the service: Render job 7", "Paid at checkout"]
     )
     expect(page.locator("#history-rows td.amount")).to_have_text(["$0.00", "+$50.00"])
     expect(page.locator("#history-rows td.amount").first).to_have_class(re.compile(r"\bis-zero\b"))
@@ -363,35 +383,32 @@ def test_a_hold_captured_released_or_expired_says_so_and_leaves_nothing_reserved
     # When the page is loaded again
     page.reload()
 
-    # Then only the capture moved the balance, nothing is reserved any more, and each row says what it was
-    credits.expect_balance("$47.00", rows=7)
+    # Then only the capture moved the balance, nothing is reserved any more, and each hold is one row:
+    # the capture says what was reserved and what was used; the holds that used nothing are not shown
+    credits.expect_balance("$47.00", rows=2)
     expect(page.get_by_test_id("balance-held")).to_be_hidden()
     expect(page.get_by_text("Available to spend now.")).to_be_visible()
     expect(page.locator("#history-rows .type-label")).to_have_text(
+        ["Usage: $3.00 of $5.00 reserved", "Top-up"]
+    )
+    expect(page.locator("#history-rows .type-detail")).to_have_text(
+        ["By the service: Render job 7", "Paid at checkout"]
+    )
+    expect(page.locator("#history-rows td.amount")).to_have_text(["\u2212$3.00", "+$50.00"])
+
+    # Under the reservations filter, every hold shows, each once, those that used nothing included
+    page.get_by_label("Show").select_option("holds")
+    expect(page.locator("#history-rows .type-label")).to_have_text(
         [
-            "Reservation expired: released",
-            "Reserved for usage: $1.00",
-            "Reservation released",
-            "Reserved for usage: $2.00",
+            "Reserved $1.00: expired unused",
+            "Reserved $2.00: released unused",
             "Usage: $3.00 of $5.00 reserved",
-            "Reserved for usage: $5.00",
-            "Top-up",
         ]
     )
     expect(page.locator("#history-rows .type-detail")).to_have_text(
-        [
-            "Not used in time: Render job 9",
-            "By the service: Render job 9",
-            "By the service: Render job 8",
-            "By the service: Render job 8",
-            "By the service: Render job 7",
-            "By the service: Render job 7",
-            "Card payment",
-        ]
+        ["Not used in time: Render job 9", "By the service: Render job 8", "By the service: Render job 7"]
     )
-    expect(page.locator("#history-rows td.amount")).to_have_text(
-        ["$0.00", "$0.00", "$0.00", "$0.00", "\u2212$3.00", "$0.00", "+$50.00"]
-    )
+    expect(page.locator("#history-rows td.amount")).to_have_text(["$0.00", "$0.00", "\u2212$3.00"])
     credits.screenshot("22-history-of-holds")
 
 
@@ -434,20 +451,23 @@ def test_the_balance_card_ends_where_its_content_does(
     page.reload()
     credits.expect_balance("$10.00", rows=1)
 
-    # Beside the taller Add credits card, it is as tall as what it holds, with no empty band inside
-    gaps = page.evaluate(
-        """() => {
-          const card = document.getElementById("balance").closest(".card");
-          const edges = [...card.children].filter((child) => !child.hidden).map((child) => {
-            const box = child.getBoundingClientRect();
-            return [box.top, box.bottom];
-          });
-          const between = edges.slice(1).map(([top], index) => top - edges[index][1]);
-          return [...between, card.getBoundingClientRect().bottom - edges.at(-1)[1]];
-        }"""
-    )
-    assert max(gaps[:-1]) <= 16, f"an empty band inside the balance card: gaps {gaps}"
-    assert gaps[-1] <= 30, f"{gaps[-1]}px of empty card below the last line"
+    # Beside the taller Add credits card it is as tall, leaving no grey gap, and its last line sits at its
+    # foot; on a narrow screen, stacked, it is as tall as what it holds
+    for width, beside in ((1280, True), (390, False)):
+        page.set_viewport_size({"width": width, "height": 900})
+        boxes = page.evaluate(
+            """() => {
+              const card = document.getElementById("balance").closest(".card");
+              const topUp = document.getElementById("topup-heading").closest(".card");
+              const last = [...card.children].filter((child) => !child.hidden).at(-1);
+              const [c, t, l] = [card, topUp, last].map((node) => node.getBoundingClientRect());
+              return { top: c.top - t.top, bottom: c.bottom - t.bottom, below: c.bottom - l.bottom };
+            }"""
+        )
+        if beside:
+            assert (boxes["top"], boxes["bottom"]) == (0, 0), f"a grey gap beside the balance card: {boxes}"
+        assert boxes["below"] <= 30, f"{boxes['below']}px of empty card below the last line at {width}px"
+        credits.screenshot(f"balance-card-{width}px")
 
 
 def test_a_row_type_the_page_does_not_know_still_shows_signed(
@@ -535,3 +555,114 @@ def test_zero_balance_needs_no_explanation(credits: CreditsPage, stack_ledger: S
     expect(page.get_by_text("Available to spend now.")).to_be_visible()
     expect(page.locator("#history-rows td.amount")).to_have_text(["\u2212$10.00", "+$10.00"])
     credits.screenshot("18-zero-balance")
+
+
+def shoot_both(credits: CreditsPage, name: str) -> None:
+    """The whole page, wide and narrow (test-results/screenshots)."""
+    page = credits.page
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        assert page.evaluate("document.documentElement.scrollWidth") <= width, (
+            f"scrolls sideways at {width}px"
+        )
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=SCREENSHOTS / f"{name}-{width}px.png", full_page=True, animations="disabled")
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+
+def test_a_history_of_100_hold_rows_is_one_row_per_hold_a_page_at_a_time(
+    credits: CreditsPage, stack_ledger: StackLedger
+) -> None:
+    page = credits.page
+    credits.open()
+    user = credits.sign_in()
+    # Given $100 and 50 holds of $1.00 (100 rows in the ledger): every 5th released unused, the rest
+    # capturing 10 cents more each time, then one hold still active
+    stack_ledger.deposit(user, 10000)
+    used = []
+    for number in range(50):
+        cents = 0 if number % 5 == 4 else 10 + number
+        stack_ledger.metered_hold(user, 100, f"Job {number}", used=cents)
+        if cents:
+            used.append((number, cents))
+    stack_ledger.metered_hold(user, 200, "Job 50", used=None)
+    spent = sum(cents for _, cents in used)
+
+    page.reload()
+
+    # Then the first page is 20 rows to read: the active hold, then the newest 19 usages, each one row
+    credits.expect_balance(f"${(10000 - spent) / 100:.2f}", rows=20)
+    labels = page.locator("#history-rows .type-label")
+    expected = ["Reserved for usage: $2.00"] + [
+        f"Usage: ${cents / 100:.2f} of $1.00 reserved" for _, cents in used[::-1]
+    ]
+    expect(labels).to_have_text(expected[:20])
+    shoot_both(credits, "history-100-hold-rows")
+
+    # and "Load more", twice, brings the other 22 rows: the rest of the usages and the top-up, no hold twice
+    page.get_by_role("button", name="Load more").click()
+    expect(credits.rows).to_have_count(40)
+    page.get_by_role("button", name="Load more").click()
+    expect(credits.rows).to_have_count(42)
+    expect(labels).to_have_text([*expected, "Top-up"])
+    expect(page.get_by_role("button", name="Load more")).to_be_hidden()
+
+    # Under the reservations filter, the 10 released holds show too: 51 holds, 20 a page
+    page.get_by_label("Show").select_option("holds")
+    expect(credits.rows).to_have_count(20)
+    expect(labels.nth(1)).to_have_text("Reserved $1.00: released unused")
+    shoot_both(credits, "history-100-hold-rows-reservations")
+    page.get_by_role("button", name="Load more").click()
+    expect(credits.rows).to_have_count(40)
+    page.get_by_role("button", name="Load more").click()
+    expect(credits.rows).to_have_count(51)
+
+    # and the top-ups filter shows only the top-up
+    page.get_by_label("Show").select_option("topups")
+    expect(labels).to_have_text(["Top-up"])
+    expect(page.get_by_role("button", name="Load more")).to_be_hidden()
+    page.get_by_label("Show").select_option("adjustments")
+    expect(page.get_by_text("No adjustments.")).to_be_visible()
+    expect(credits.rows).to_have_count(0)
+
+
+def test_a_long_description_leaves_the_date_on_one_line_and_a_minus_stays_with_its_number(
+    credits: CreditsPage, stack_ledger: StackLedger
+) -> None:
+    page = credits.page
+    credits.open()
+    user = credits.sign_in()
+    # Given a spend with a long description, and a debt of over a million dollars
+    stack_ledger.deposit(user, 1000)
+    stack_ledger.spend(user, 100, "Monthly usage for the analytics workspace " * 6)
+    stack_ledger.adjust(user, -123_456_789_00, "A correction large enough to wrap")
+    page.reload()
+    credits.expect_balance("\u2212$123,456,780.00", rows=3)
+
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        # Then each date is on one line, its time under it: two lines, not four
+        lines = page.evaluate(
+            """() => [...document.querySelectorAll("#history-rows .date-day")].map((day) => {
+              const range = document.createRange();
+              range.selectNodeContents(day);
+              return new Set([...range.getClientRects()].map((rect) => Math.round(rect.top))).size;
+            })"""
+        )
+        assert lines == [1, 1, 1], f"a date wraps at {width}px: {lines}"
+        # and a negative amount, balance or row, keeps its minus on the line of its first digits
+        apart = page.evaluate(
+            """() => [document.getElementById("balance"),
+                      ...document.querySelectorAll("#history-rows td.amount")]
+              .filter((node) => node.textContent.startsWith("\u2212"))
+              .map((node) => {
+                const range = document.createRange();
+                range.setStart(node.firstChild, 0);
+                range.setEnd(node.firstChild, 3);
+                return new Set([...range.getClientRects()].map((rect) => Math.round(rect.top))).size;
+              })"""
+        )
+        # the balance, the adjustment's row and the spend's
+        assert len(apart) == 3
+        assert set(apart) == {1}, f"a minus wraps away from its number at {width}px: {apart}"
+    shoot_both(credits, "history-long-description")

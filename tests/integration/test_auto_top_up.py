@@ -379,13 +379,16 @@ def put(user: str, body: Any) -> Any:
 @pytest.mark.parametrize(
     ("body", "allowed"),
     [
-        ({"enabled": True, "threshold": -1, "amount": PACK}, "from 0 to 1000"),
+        ({"enabled": True, "threshold": -1, "amount": PACK}, "from 1 to 1000"),
+        # A spend never takes the balance below 0: a threshold of 0 would never refill
+        ({"enabled": True, "threshold": 0, "amount": PACK}, "from 1 to 1000"),
+        ({"enabled": False, "threshold": 0, "amount": PACK}, "from 1 to 1000"),
         ({"enabled": True, "threshold": 2.5, "amount": PACK}, "whole number"),
         ({"enabled": True, "threshold": "500", "amount": PACK}, "whole number"),
         ({"enabled": True, "threshold": True, "amount": PACK}, "whole number"),
-        ({"enabled": True, "threshold": 10**20, "amount": PACK}, "from 0 to 1000"),
-        ({"enabled": True, "threshold": 10**40, "amount": PACK}, "from 0 to 1000"),
-        ({"enabled": True, "threshold": auto_top_up.MAX_THRESHOLD + 1, "amount": 10000}, "from 0 to"),
+        ({"enabled": True, "threshold": 10**20, "amount": PACK}, "from 1 to 1000"),
+        ({"enabled": True, "threshold": 10**40, "amount": PACK}, "from 1 to 1000"),
+        ({"enabled": True, "threshold": auto_top_up.MAX_THRESHOLD + 1, "amount": 10000}, "from 1 to"),
         ({"enabled": True, "threshold": None, "amount": PACK}, "whole number"),
         ({"enabled": True, "amount": PACK}, '"threshold": 500'),
         ({"enabled": True, "threshold": 500, "amount": 999}, "one of 1000, 5000, 10000"),
@@ -411,6 +414,23 @@ def test_bad_settings_are_refused_with_what_is_allowed_and_change_nothing(
     assert CreditBalance.get("strict").attribute_values == before
     stream.drain()
     assert stripe.charges == 0
+
+
+def test_the_lowest_threshold_refills_when_the_balance_runs_out(
+    stripe_emulator: StripeEmulator, stripe: FakeStripe, stream: BalanceStream
+) -> None:
+    # Given the lowest threshold there is: 1 credit
+    with_card(stripe_emulator, "empty", balance=300)
+    assert turn_on("empty", threshold=1, amount=PACK).status == 200
+    # When a spend leaves 1 credit, nothing is charged; when the next leaves nothing, one pack is
+    spend("empty", 299)
+    stream.drain()
+    assert stripe.charges == 0
+    spend("empty", 1)
+    stream.drain()
+    pay(stripe_emulator, stripe)
+    stream.drain()
+    assert (stripe.charges, ledger.get_balance("empty")) == (1, PACK)
 
 
 def test_a_threshold_at_the_packs_credits_is_refilled_by_one_charge_however_deep_the_dip(

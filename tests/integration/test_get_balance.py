@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ from functions.get_balance.app import lambda_handler
 from tests.dynamodb_faults import INTERNAL_ERROR, failing
 from tests.fresh_process import modules_imported
 from tests.lambda_events import api_event, invoke
-from wallet import ledger, models
+from wallet import history, holds, hot_accounts, ledger, models
 
 pytestmark = pytest.mark.usefixtures("tables")
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,7 +39,7 @@ def hold(user_id: str, amount: int, description: str) -> str:
         description=description,
         hold_id=hold_id,
         reserved=amount,
-        created_at="2026-12-04T10:00:00.000Z",
+        created_at=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
     )
     balance = models.CreditBalance(user_id)
     with TransactWrite(connection=models.connection()) as transaction:
@@ -288,3 +290,238 @@ def test_serving_the_balance_never_imports_stripe() -> None:
     )
 
     assert modules_imported(script, "stripe") == []
+
+
+# --- the folded history: a hold is one row, and a kind filters -------------------------------------------
+
+SERVICE = "arn:aws:iam::123456789012:role/service"
+
+
+def real_hold(user_id: str, amount: int, *, expires_in: int = 3600, now: float | None = None) -> str:
+    """A hold made by the hold routes' own domain function: its guard, its row and the balance."""
+    clock = (lambda: now) if now is not None else time.time
+    made = holds.create_hold(
+        user_id,
+        amount,
+        expires_in=expires_in,
+        idempotency_key=str(ULID()),
+        description="Render job",
+        actor=SERVICE,
+        currency="usd",
+        now=clock,
+    )
+    return made.hold.hold_id
+
+
+def settle(user_id: str, hold_id: str, captured: int) -> None:
+    """A capture of `captured` credits, or a release when 0."""
+    if captured:
+        holds.capture_hold(
+            user_id, hold_id, captured, idempotency_key=str(ULID()), actor=SERVICE, currency="usd"
+        )
+    else:
+        holds.release_hold(user_id, hold_id, idempotency_key=str(ULID()), actor=SERVICE, currency="usd")
+
+
+def every_page(user: str, limit: int, **query: str) -> list[list[dict[str, Any]]]:
+    pages: list[list[dict[str, Any]]] = []
+    cursor: str | None = None
+    while True:
+        _, body = get_balance(user, limit=str(limit), **query, **({"cursor": cursor} if cursor else {}))
+        pages.append(body["transactions"])
+        cursor = body["nextCursor"]
+        if cursor is None:
+            return pages
+
+
+def test_a_captured_hold_is_one_row_saying_what_was_reserved_and_used() -> None:
+    # Given $50, and a $5 hold of which $3 was used
+    deposit("alice", 5000)
+    hold_id = real_hold("alice", 500)
+    settle("alice", hold_id, 300)
+
+    _, body = get_balance("alice")
+
+    # Then the history has two rows: the top-up, and the usage that names the hold and what it reserved
+    assert [(t["type"], t["amount"]) for t in body["transactions"]] == [("spend", -300), ("deposit", 5000)]
+    assert (body["transactions"][0]["holdId"], body["transactions"][0]["reserved"]) == (hold_id, 500)
+
+
+def test_a_hold_that_used_nothing_shows_only_under_the_holds_kind() -> None:
+    # Given $50, a released hold and a used one
+    deposit("alice", 5000)
+    released = real_hold("alice", 200)
+    settle("alice", released, 0)
+    used = real_hold("alice", 500)
+    settle("alice", used, 100)
+
+    _, every = get_balance("alice")
+    _, of_holds = get_balance("alice", kind="holds")
+
+    assert [t["type"] for t in every["transactions"]] == ["spend", "deposit"]
+    assert [(t["type"], t["holdId"], t["reserved"]) for t in of_holds["transactions"]] == [
+        ("spend", used, 500),
+        ("hold_released", released, 200),
+    ]
+
+
+def test_an_active_hold_shows_its_own_row_on_any_page() -> None:
+    # Given an active hold, then 3 top-ups after it
+    deposit("alice", 5000)
+    active = real_hold("alice", 500)
+    for _ in range(3):
+        deposit("alice", 100)
+
+    # When read 2 rows a page, so that the hold is on the second page
+    pages = every_page("alice", 2)
+
+    # Then it shows there, as reserving credits
+    rows = [t for page in pages for t in page]
+    assert [t["type"] for t in rows] == ["deposit", "deposit", "deposit", "hold", "deposit"]
+    assert rows[3]["holdId"] == active
+
+
+def test_a_hold_settled_on_an_earlier_page_is_not_shown_again_on_a_later_one() -> None:
+    # Given a hold, 3 top-ups, then its capture: the capture on page 1, the hold's own row further on
+    deposit("alice", 5000)
+    hold_id = real_hold("alice", 500)
+    for _ in range(3):
+        deposit("alice", 100)
+    settle("alice", hold_id, 400)
+
+    rows = [t for page in every_page("alice", 2) for t in page]
+
+    assert [t["type"] for t in rows] == ["spend", "deposit", "deposit", "deposit", "deposit"]
+
+
+def test_a_hold_past_the_longest_a_hold_lasts_is_not_shown_as_active() -> None:
+    # Given a hold made more than a day ago that no sweep has expired yet
+    deposit("alice", 5000)
+    long_ago = time.time() - holds.MAX_EXPIRES_IN_SECONDS - 120
+    real_hold("alice", 500, expires_in=60, now=long_ago)
+
+    _, body = get_balance("alice")
+
+    assert [t["type"] for t in body["transactions"]] == ["deposit"]
+
+
+def test_a_page_is_full_of_rows_to_read_however_many_unused_holds_lie_between() -> None:
+    # Given 25 top-ups, each followed by two holds released unused (75 rows in the ledger)
+    made = []
+    for _ in range(25):
+        made.append(deposit("alice", 1000))
+        for _ in range(2):
+            settle("alice", real_hold("alice", 100), 0)
+
+    pages = every_page("alice", 20)
+
+    # Then the first page holds 20 top-ups and the second the other 5, newest first
+    assert [len(page) for page in pages] == [20, 5]
+    assert [t["id"] for page in pages for t in page] == made[::-1]
+
+
+def test_a_page_past_the_rows_one_request_reads_is_short_but_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a bound of 6 rows read per request, and 2 top-ups with 4 unused holds (8 rows) between them
+    monkeypatch.setattr(history, "MAX_ROWS_READ", 6)
+    first = deposit("alice", 1000)
+    for _ in range(2):
+        settle("alice", real_hold("alice", 100), 0)
+    last = deposit("alice", 1000)
+    for _ in range(2):
+        settle("alice", real_hold("alice", 100), 0)
+
+    # When read with room for both
+    _, body = get_balance("alice", limit="5")
+    # Then the 6 rows read hold one top-up: a short page, and a cursor that finds the other
+    assert [t["id"] for t in body["transactions"]] == [last]
+    assert body["nextCursor"] is not None
+    _, rest = get_balance("alice", limit="5", cursor=body["nextCursor"])
+    assert ([t["id"] for t in rest["transactions"]], rest["nextCursor"]) == ([first], None)
+
+
+@pytest.mark.parametrize(
+    ("kind", "types"),
+    [
+        ("topups", ["deposit"]),
+        ("usage", ["hold", "spend", "spend"]),
+        ("refunds", ["refund"]),
+        ("adjustments", ["adjustment"]),
+        ("holds", ["hold", "hold_released", "spend"]),
+    ],
+)
+def test_each_kind_shows_its_own_rows(kind: str, types: list[str]) -> None:
+    # Given one row of each kind: a top-up, a plain spend, an adjustment, a refund, and three holds
+    payment_id = deposit("alice", 5000)
+    ledger.spend("alice", 100, idempotency_key="k1", actor=SERVICE, currency="usd", description="API call")
+    used = real_hold("alice", 500)
+    settle("alice", used, 200)
+    settle("alice", real_hold("alice", 300), 0)
+    ledger.adjust("alice", -100, reason="Goodwill back", idempotency_key="k2", actor=SERVICE, currency="usd")
+    real_hold("alice", 400)
+    refund_row(payment_id)
+
+    _, body = get_balance("alice", kind=kind)
+
+    assert [t["type"] for t in body["transactions"]] == types
+
+
+def refund_row(payment_id: str) -> None:
+    """A refund's row, as the webhook writes one: a signed row naming its payment, and the balance."""
+    row = models.CreditTransaction(
+        "alice",
+        str(ULID()),
+        type="refund",
+        amount=-1000,
+        source="stripe_payment",
+        payment_id=payment_id,
+        created_at="2026-12-04T10:02:00.000Z",
+    )
+    with TransactWrite(connection=models.connection()) as transaction:
+        transaction.save(row, condition=models.CreditTransaction.transaction_id.does_not_exist())
+        transaction.update(models.CreditBalance("alice"), actions=[models.CreditBalance.balance.add(-1000)])
+
+
+@pytest.mark.parametrize("kind", ["", "all", "deposit", "TOPUPS", "topups "])
+def test_an_unknown_kind_is_a_400_naming_the_kinds(kind: str) -> None:
+    status, body = get_balance("alice", kind=kind)
+
+    assert status == 400
+    assert body["error"]["code"] == "invalid_page"
+    assert "topups, usage, refunds, adjustments, holds" in body["error"]["message"]
+
+
+def test_a_hot_accounts_folded_history_merges_every_partition_and_pages_through_all() -> None:
+    # Given a hot account: spends on its sub-balances, a hold released unused and a captured one
+    deposit("alice", 5000)
+    hot_accounts.make_hot("alice", 4, currency="usd")
+    for n in range(5):
+        ledger.spend(
+            "alice", 5, idempotency_key=f"order-{n}", description=None, actor=SERVICE, currency="usd"
+        )
+    settle("alice", real_hold("alice", 100), 0)
+    used = real_hold("alice", 100)
+    settle("alice", used, 40)
+    for n in range(5, 9):
+        ledger.spend(
+            "alice", 5, idempotency_key=f"order-{n}", description=None, actor=SERVICE, currency="usd"
+        )
+    # Every row of every partition, newest first, less the two a person does not read: the holds' own
+    # rows (both settled) and the release that used nothing
+    expected = [
+        row.transaction_id
+        for row in sorted(
+            (
+                row
+                for key in hot_accounts.account_partitions("alice")
+                for row in models.CreditTransaction.query(key)
+            ),
+            key=lambda row: row.transaction_id,
+            reverse=True,
+        )
+        if row.type not in {"hold", "hold_released"}
+    ]
+
+    rows = [t["id"] for page in every_page("alice", 3) for t in page]
+
+    assert len(expected) == 11
+    assert rows == expected

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from wallet.amounts import MAX_AMOUNT, WrittenNumber, spelled, whole, written_integer
+from wallet.auto_top_up import MIN_THRESHOLD
 from wallet.errors import InvalidAmountError
 from wallet.packs import parse_packs
 
@@ -83,3 +84,10 @@ def test_a_number_read_from_json_is_refused_as_it_was_written(written: str) -> N
 def test_an_integer_read_from_json_within_pythons_digit_limit_is_an_int() -> None:
     assert json.loads("4300", parse_float=WrittenNumber, parse_int=written_integer) == 4300
     assert type(json.loads("-" + "9" * 4300, parse_int=written_integer)) is int
+
+
+def test_the_page_refuses_the_thresholds_the_api_refuses() -> None:
+    script = FORMAT_JS.with_name("auto-top-up.js").read_text()
+    declared = re.search(r"const MIN_THRESHOLD = (\d+);", script)
+    assert declared, "auto-top-up.js declares MIN_THRESHOLD"
+    assert int(declared.group(1)) == MIN_THRESHOLD == 1

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 
 SOURCE = "auto_top_up"
 WINDOW_SECONDS = 24 * 60 * 60
+MIN_THRESHOLD = 1
+"""The lowest threshold: 1 credit, "when the balance runs out"; 0 would never be crossed by a spend."""
 MAX_THRESHOLD = MAX_AMOUNT
 """The highest threshold a user may set: the one bound on amounts; the pack chosen bounds it further
 (at most its credits, see `configure`)."""
@@ -199,9 +201,15 @@ def configure(
     pack = None if isinstance(amount, bool) or not isinstance(amount, int) else prices.pack(amount)
     if pack is None:
         raise InvalidAmountError(f"amount must be a pack's price: one of {packs}, not {spelled(amount)}")
-    if isinstance(threshold, bool) or not isinstance(threshold, int) or not 0 <= threshold <= MAX_THRESHOLD:
+    # A spend never takes the balance below 0, so a threshold of 0 would be on and never refill.
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, int)
+        or not MIN_THRESHOLD <= threshold <= MAX_THRESHOLD
+    ):
         raise InvalidAmountError(
-            f"threshold must be a whole number of credits from 0 to {min(MAX_THRESHOLD, pack.credits)} "
+            f"threshold must be a whole number of credits from {MIN_THRESHOLD} to "
+            f"{min(MAX_THRESHOLD, pack.credits)} "
             f"for the {amount} pack, not {spelled(threshold)}"
         )
     if threshold > pack.credits:

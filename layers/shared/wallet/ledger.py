@@ -761,3 +761,9 @@ def _decode(cursor: str) -> str:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# The folded history (wallet.history) reads the same rows, with the same cursors, as list_transactions.
+encode_cursor = _encode
+decode_cursor = _decode
+transaction_of = _transaction
