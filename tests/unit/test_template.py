@@ -258,6 +258,8 @@ DISPUTE_NOTICE = {
                 ("dynamodb:GetItem", "CreditBalanceTable"),
                 ("dynamodb:BatchGetItem", "CreditBalanceTable"),
                 ("dynamodb:Query", "CreditTransactionTable"),
+                # Whether the holds a later page of the history shows are still active (wallet/history.py).
+                ("dynamodb:BatchGetItem", "CreditGuardTable"),
             },
         ),
     ],
