@@ -133,7 +133,8 @@ DEFAULT_SETTLE_AFTER_SECONDS = 5.0
 _EMULATED_ROUTES = (
     "POST /v1/checkout/sessions, GET /v1/checkout/sessions, GET /v1/checkout/sessions/{id}, "
     "POST /v1/checkout/sessions/{id}/expire, GET /v1/payment_intents/{id}, GET /v1/charges/{id}, "
-    "POST /v1/refunds, GET /v1/refunds/{id}, POST /v1/refunds/{id}/cancel, GET /v1/disputes/{id}, "
+    "POST /v1/refunds, GET /v1/refunds, GET /v1/refunds/{id}, POST /v1/refunds/{id}/cancel, "
+    "GET /v1/disputes/{id}, "
     "GET /v1/events, GET /v1/events/{id}, "
     "POST /v1/customers, GET /v1/customers/{id}, DELETE /v1/customers/{id}, GET /v1/payment_methods/{id}, "
     "POST /v1/payment_methods/{id}/detach, POST /v1/payment_intents (off-session)"
@@ -444,12 +445,31 @@ class StripeEmulator:
         return sent
 
     def prevent_dispute(
+        self,
+        charge: str,
+        amount: int | None = None,
+        reason: str = disputes.DEFAULT_REASON,
+        *,
+        case_type: str = "resolution",
+    ) -> list[JsonObject]:
+        """A dispute stopped before it became a chargeback: status `prevented`, resolved (the cardholder
+        refunded, as by Visa RDR) or, with `case_type="block"`, blocked (no money moves) ->
+        `[charge.dispute.created, charge.dispute.closed]`."""
+        actions = {"resolution": "prevent", "block": "block"}
+        if case_type not in actions:
+            raise ValueError(f"a prevented dispute's case_type is resolution or block, not {case_type!r}")
+        with self._lock:
+            sent = disputes.open_dispute(self._store, charge, amount, reason, action=actions[case_type])
+        self._deliver_all(sent)
+        return sent
+
+    def charge_back(
         self, charge: str, amount: int | None = None, reason: str = disputes.DEFAULT_REASON
     ) -> list[JsonObject]:
-        """A dispute stopped before it became a chargeback (Visa RDR): status `prevented` ->
-        `[charge.dispute.created, charge.dispute.closed]`."""
+        """A chargeback under a new dispute id while the charge's inquiry stays open (never closed) ->
+        `[charge.dispute.created, charge.dispute.funds_withdrawn]`."""
         with self._lock:
-            sent = disputes.open_dispute(self._store, charge, amount, reason, action="prevent")
+            sent = disputes.open_dispute(self._store, charge, amount, reason, action="charge_back")
         self._deliver_all(sent)
         return sent
 
@@ -614,6 +634,9 @@ class StripeEmulator:
         def cancel_refund(refund_id: str) -> Handler:
             return lambda params, request: refunds.cancel_by_api(store, refund_id, params, request)
 
+        def list_refunds() -> Handler:
+            return lambda params, _request: refunds.list_refunds(store, params)
+
         def retrieve_refund(refund_id: str) -> Handler:
             return lambda params, _request: refunds.retrieve(store, refund_id, params)
 
@@ -667,6 +690,7 @@ class StripeEmulator:
             ),
             Route("GET", re.compile(r"/v1/charges" + one.format("charge_id")), retrieve_charge),
             Route("POST", re.compile(r"/v1/refunds"), create_refund),
+            Route("GET", re.compile(r"/v1/refunds"), list_refunds),
             Route("POST", re.compile(r"/v1/refunds" + one.format("refund_id") + "/cancel"), cancel_refund),
             Route("GET", re.compile(r"/v1/refunds" + one.format("refund_id")), retrieve_refund),
             Route("GET", re.compile(r"/v1/disputes" + one.format("dispute_id")), retrieve_dispute),

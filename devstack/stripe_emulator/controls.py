@@ -1,6 +1,7 @@
 """Test controls: what Stripe's API cannot do, played over HTTP under `/_emulator/` (no API key, as the page).
 
-    POST /_emulator/charges/{charge}/dispute  action=inquire|open|prevent [amount=...] [reason=...]
+    POST /_emulator/charges/{charge}/dispute  action=inquire|open|prevent|block|charge_back
+                                              [amount=...] [reason=...]
                                               action=escalate|submit|win|lose|appeal
     POST /_emulator/charges/{charge}/refunds  status=pending|requires_action|succeeded
     POST /_emulator/refunds/{refund}          action=succeed|cancel|fail [failure_reason=...]

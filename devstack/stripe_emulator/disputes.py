@@ -4,7 +4,13 @@ Every status Stripe gives a dispute can be reached, each by the step that reache
 
     inquire   -> warning_needs_response  (an inquiry: no money moves, the charge can still be refunded)
     open      -> needs_response          (a chargeback: the money and Stripe's dispute fee are withdrawn)
-    prevent   -> prevented               (stopped upstream, as by Visa RDR: the money goes back, no fee)
+    prevent   -> prevented               (resolved upstream, as by Visa RDR: the cardholder is refunded,
+                                          no fee; `payment_method_details.card.case_type` `resolution`)
+    block     -> prevented               (blocked with the merchant's data, no money moves; `case_type`
+                                          `block`: Stripe's "Dispute prevention" guide and its
+                                          2025-08-27 changelog "Adds support for Dispute Preventions")
+    charge_back -> needs_response        (a chargeback under a NEW id while the charge's inquiry is open;
+                                          the inquiry is left as it was, never closed, as issuers may do)
     escalate     warning_* -> needs_response                 (the inquiry becomes a chargeback)
     submit       *needs_response -> *under_review            (evidence submitted)
     win          warning_* -> warning_closed; a chargeback or appeal -> won (the money is reinstated)
@@ -14,7 +20,10 @@ Every status Stripe gives a dispute can be reached, each by the step that reache
 Each step sends Stripe's events: `charge.dispute.created`, `.updated`, `.closed`, `.funds_withdrawn` and
 `.funds_reinstated`, each carrying the dispute as it is then; a chargeback also fails the charge's pending
 refunds (`charge_for_pending_refund_disputed`). A charge has one dispute at a time; a new one may follow
-only once its latest is `warning_closed`. Any other step is an `InvalidTransitionError`.
+only once its latest is `warning_closed`, or (`charge_back`) while it is an open inquiry. A chargeback's
+amount may exceed the charge's by up to a tenth (Stripe's Dispute.amount: "usually the amount of the
+charge, but it can differ (usually because of currency fluctuation...)"). Any other step is an
+`InvalidTransitionError`.
 `GET /v1/disputes/{id}` shows a dispute. Every function here runs with the emulator's lock held.
 """
 
@@ -29,7 +38,7 @@ from devstack.stripe_emulator.forms import EXPAND_ONLY, conform, expands
 from devstack.stripe_emulator.store import Store
 
 # What makes a new dispute (these take an amount and a reason), then what moves the latest one.
-OPENING = ("inquire", "open", "prevent")
+OPENING = ("inquire", "open", "prevent", "block", "charge_back")
 ACTIONS = (*OPENING, "escalate", "submit", "win", "lose", "appeal")
 DEFAULT_REASON = "fraudulent"
 REASONS = (
@@ -61,7 +70,23 @@ _RESPONSE_DAYS = 7 * 24 * 60 * 60
 # Stripe's dispute fee in the US, in cents; withdrawn with a chargeback and kept whatever the outcome.
 _DISPUTE_FEE = 1500
 # The card network's code for each kind of case: Visa's "fraud, card absent" and its RDR resolution.
-_CASE_TYPES = {"inquire": "inquiry", "open": "chargeback", "prevent": "resolution"}
+_CASE_TYPES = {
+    "inquire": "inquiry",
+    "open": "chargeback",
+    "prevent": "resolution",
+    "block": "block",
+    "charge_back": "chargeback",
+}
+_STATUSES = {
+    "inquire": "warning_needs_response",
+    "open": "needs_response",
+    "prevent": "prevented",
+    "block": "prevented",
+    "charge_back": "needs_response",
+}
+# What withdraws the money (with the fee), and what ends where it starts.
+_CHARGEBACKS = ("open", "charge_back")
+_PREVENTED = ("prevent", "block")
 
 
 def open_dispute(
@@ -80,7 +105,11 @@ def open_dispute(
     if charge is None:
         raise UnknownObjectError(f"no charge {charge_id!r} in this emulator")
     latest = latest_dispute(store, charge_id)
-    if latest is not None and latest["status"] != "warning_closed":
+    if action == "charge_back" and (latest is None or latest["status"] not in INQUIRY):
+        raise InvalidTransitionError(
+            f"charge {charge_id} has no open inquiry: a chargeback under a new id follows an open inquiry"
+        )
+    if action != "charge_back" and latest is not None and latest["status"] != "warning_closed":
         raise InvalidTransitionError(
             f"charge {charge_id} has already been disputed ({latest['id']} is {latest['status']}): "
             "a new dispute follows only a closed inquiry"
@@ -90,12 +119,16 @@ def open_dispute(
             f"charge {charge_id} is {charge['status']}: only a paid charge is disputed"
         )
     amount = charge["amount"] if amount is None else amount
-    if not 1 <= amount <= charge["amount"]:
-        raise ValueError(f"a dispute's amount is between 1 and the charge's {charge['amount']}, not {amount}")
+    most = charge["amount"] + charge["amount"] // 10 if action in _CHARGEBACKS else charge["amount"]
+    if not 1 <= amount <= most:
+        raise ValueError(
+            f"a dispute's amount is between 1 and the charge's {charge['amount']} (a chargeback's up to "
+            f"{charge['amount'] + charge['amount'] // 10}, for currency fluctuation), not {amount}"
+        )
     if reason not in REASONS:
         raise ValueError(f"a dispute's reason is one of {', '.join(REASONS)}, not {reason!r}")
     created = now()
-    status = {"inquire": "warning_needs_response", "open": "needs_response", "prevent": "prevented"}[action]
+    status = _STATUSES[action]
     dispute = stripe_object(
         "dispute",
         amount=amount,
@@ -107,7 +140,7 @@ def open_dispute(
         evidence=fixture("dispute")["evidence"],
         evidence_details={
             # A prevented dispute takes no response: Stripe's 0 for "no response allowed".
-            "due_by": 0 if action == "prevent" else created + _RESPONSE_DAYS,
+            "due_by": 0 if action in _PREVENTED else created + _RESPONSE_DAYS,
             "enhanced_eligibility": {},
             "has_evidence": False,
             "past_due": False,
@@ -126,8 +159,10 @@ def open_dispute(
     store.disputes[dispute["id"]] = dispute
     charge["disputed"] = True
     sent = [store.publish("charge.dispute.created", dispute)]
-    if action == "open":
+    if action in _CHARGEBACKS:
         sent += _withdraw(store, dispute, fee=_DISPUTE_FEE)
+    elif action == "block":
+        sent.append(store.publish("charge.dispute.closed", dispute))
     elif action == "prevent":
         # The customer's money goes back upstream without a chargeback, so without its fee or event.
         dispute["balance_transactions"].append(_balance_transaction(dispute, -amount, fee=0))

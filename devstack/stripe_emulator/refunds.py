@@ -1,4 +1,5 @@
-"""Refunds: `POST /v1/refunds` of a charge or a PaymentIntent, in full or in part, and `GET /v1/refunds/{id}`.
+"""Refunds: `POST /v1/refunds` of a charge or a PaymentIntent, in full or in part, `GET /v1/refunds/{id}`,
+and `GET /v1/refunds` (newest first, by `charge` or `payment_intent`, paged by `limit` and `starting_after`).
 
 `POST /v1/refunds/{id}/cancel` cancels one that waits for the customer (`requires_action`), as Stripe's
 does. A refund is made `succeeded`, or in the status a test asked the charge's refunds to start in
@@ -65,6 +66,15 @@ _CREATE_PARAMS: JsonObject = {
     "reason": str,
 }
 _STRIPE_CREATE_PARAMS = stripe_params(stripe.params.RefundCreateParams)
+_LIST_PARAMS: JsonObject = {
+    "charge": str,
+    "ending_before": str,
+    "expand": [str],
+    "limit": int,
+    "payment_intent": str,
+    "starting_after": str,
+}
+_STRIPE_LIST_PARAMS = stripe_params(stripe.params.RefundListParams)
 
 
 def create(
@@ -277,3 +287,32 @@ def retrieve(store: Store, refund_id: str, params: JsonObject) -> JsonObject:
     if expand_charge:
         rendered["charge"] = copy.deepcopy(store.charges[refund["charge"]])
     return rendered
+
+
+def list_refunds(store: Store, params: JsonObject) -> JsonObject:
+    """`GET /v1/refunds`: the refunds as they are now, newest first, of one charge or PaymentIntent."""
+    params = conform(params, _LIST_PARAMS, "", _STRIPE_LIST_PARAMS)
+    limit = params.get("limit", 10)
+    if not 1 <= limit <= 100:
+        raise invalid(f"Invalid limit: must be between 1 and 100, got {limit}", "limit")
+    if "ending_before" in params:
+        raise invalid("This emulator pages refunds forward only (starting_after).", "ending_before")
+    newest_first = [
+        refund
+        for refund in reversed(store.refunds.values())
+        if params.get("charge", refund["charge"]) == refund["charge"]
+        and params.get("payment_intent", refund["payment_intent"]) == refund["payment_intent"]
+    ]
+    if "starting_after" in params:
+        ids = [refund["id"] for refund in newest_first]
+        if params["starting_after"] not in store.refunds:
+            raise no_such("refund", params["starting_after"], "starting_after")
+        at = ids.index(params["starting_after"]) + 1 if params["starting_after"] in ids else len(ids)
+        newest_first = newest_first[at:]
+    page = newest_first[:limit]
+    return {
+        "object": "list",
+        "data": [copy.deepcopy(refund) for refund in page],
+        "has_more": len(newest_first) > limit,
+        "url": "/v1/refunds",
+    }

@@ -30,8 +30,6 @@ metrics = Metrics()
 app = resolver(through_the_site=True)
 snapstart.register(snapstart.prime_ledger, snapstart.prime_secrets)
 
-# A dispute or inquiry that took credits: answer it in Stripe before its deadline.
-OPENED_DISPUTES = frozenset({"dispute", "inquiry"})
 METRIC_BY_RESULT = {
     Result.CREDITED: "CreditsDeposited",
     Result.ALREADY_CREDITED: "DuplicateDeliveries",
@@ -41,6 +39,7 @@ METRIC_BY_RESULT = {
     Result.AUTO_TOP_UP_FAILED: "AutoTopUpFailures",
     Result.CARD_SAVED: "CardsSaved",
     Result.CARD_GONE: "CardsDetachedAtStripe",
+    Result.UNKNOWN_STATUS: "UnknownStatuses",
 }
 
 
@@ -92,9 +91,14 @@ def stripe_webhook() -> dict[str, Any]:
     }
     if outcome.result in METRIC_BY_RESULT:
         metrics.add_metric(name=METRIC_BY_RESULT[outcome.result], unit=MetricUnit.Count, value=1)
-    if outcome.row_type in OPENED_DISPUTES:
+    if outcome.needs_response:
+        # Once per dispute and stage that needs an answer, whether or not it took credits.
         metrics.add_metric(name="DisputesOpened", unit=MetricUnit.Count, value=1)
-    if outcome.result is Result.REJECTED:
+    if outcome.result is Result.UNKNOWN_STATUS:
+        logger.warning(
+            "status not in the pinned API: nothing changed", extra=fields | {"reason": outcome.reason}
+        )
+    elif outcome.result is Result.REJECTED:
         reversal = handled.event_type.startswith(("charge.", "refund."))
         message = (
             "refund or dispute rejected: nothing changed"

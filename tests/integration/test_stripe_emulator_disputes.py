@@ -76,6 +76,7 @@ LIFECYCLES: list[tuple[list[str], str, list[str], bool, list[int]]] = [
         [-PAID],
     ),
     (["prevent"], "prevented", [CREATED, CLOSED], False, [-PAID]),
+    (["block"], "prevented", [CREATED, CLOSED], False, []),
 ]
 
 
@@ -250,6 +251,8 @@ def test_after_a_closed_inquiry_a_second_dispute_is_a_new_one_and_the_control_mo
     [
         ({"action": "open", "amount": "0"}, "between 1 and the charge's 5000"),
         ({"action": "inquire", "amount": str(PAID + 1)}, "between 1 and the charge's 5000"),
+        ({"action": "prevent", "amount": str(PAID + 1)}, "between 1 and the charge's 5000"),
+        ({"action": "open", "amount": str(PAID + PAID // 10 + 1)}, "a chargeback's up to 5500"),
         ({"action": "prevent", "amount": "-1"}, "positive integer"),
         ({"action": "open", "amount": "ten"}, "positive integer"),
         ({"action": "open", "reason": "whim"}, "reason is one of"),
@@ -318,3 +321,71 @@ def test_the_python_controls_are_the_http_control(
         emulator.dispute_action(dispute_id, "appeal")
     with pytest.raises(ValueError, match="one of"):
         emulator.dispute_action(dispute_id, "forgive")
+
+
+@pytest.mark.parametrize(("action", "case_type"), [("prevent", "resolution"), ("block", "block")])
+def test_a_prevented_dispute_carries_its_case_type_and_only_a_resolution_moves_money(
+    emulator: StripeEmulator, client: stripe.StripeClient, action: str, case_type: str
+) -> None:
+    charge = paid_charge(emulator, client)
+
+    prevented = step(emulator, charge.id, action)
+
+    # Stripe's 2025-08-27 changelog: `prevented`, with case types `resolution` and `block`.
+    assert prevented["status"] == "prevented"
+    assert prevented["payment_method_details"]["card"]["case_type"] == case_type
+    assert case_type in declared_values(stripe.Dispute.PaymentMethodDetails.Card, "case_type")
+    moved = [t["amount"] for t in prevented["balance_transactions"]]
+    assert moved == ([-PAID] if case_type == "resolution" else [])
+    assert prevented["evidence_details"]["due_by"] == 0
+
+
+def test_the_python_control_prevents_either_way(
+    emulator: StripeEmulator, client: stripe.StripeClient
+) -> None:
+    blocked, resolved = paid_charge(emulator, client), paid_charge(emulator, client)
+
+    sent = emulator.prevent_dispute(blocked.id, case_type="block")
+    emulator.prevent_dispute(resolved.id)
+
+    assert types_of(sent) == [CREATED, CLOSED]
+    assert client.v1.disputes.retrieve(emulator.dispute_of(blocked.id)).payment_method_details
+    case_types = [
+        client.v1.disputes.retrieve(emulator.dispute_of(c.id)).to_dict()["payment_method_details"]["card"][
+            "case_type"
+        ]
+        for c in (blocked, resolved)
+    ]
+    assert case_types == ["block", "resolution"]
+    with pytest.raises(ValueError, match="resolution or block"):
+        emulator.prevent_dispute(paid_charge(emulator, client).id, case_type="chargeback")
+
+
+def test_a_chargeback_under_a_new_id_leaves_the_open_inquiry_as_it_was(
+    emulator: StripeEmulator, client: stripe.StripeClient
+) -> None:
+    charge = paid_charge(emulator, client)
+    inquiry = step(emulator, charge.id, "inquire")
+
+    chargeback = step(emulator, charge.id, "charge_back", amount=PAID + PAID // 10)
+
+    assert chargeback["id"] != inquiry["id"]
+    assert (chargeback["status"], chargeback["amount"]) == ("needs_response", PAID + PAID // 10)
+    assert chargeback["payment_method_details"]["card"]["case_type"] == "chargeback"
+    assert [t["amount"] for t in chargeback["balance_transactions"]] == [-(PAID + PAID // 10)]
+    assert client.v1.disputes.retrieve(inquiry["id"]).status == "warning_needs_response"
+    assert emulator.dispute_of(charge.id) == chargeback["id"]
+    assert all_fit(chargeback, stripe.Dispute) == []
+
+
+@pytest.mark.parametrize("before", [[], ["open"], ["inquire", "win"]])
+def test_a_chargeback_under_a_new_id_follows_only_an_open_inquiry(
+    emulator: StripeEmulator, client: stripe.StripeClient, before: list[str]
+) -> None:
+    charge = paid_charge(emulator, client)
+    for action in before:
+        step(emulator, charge.id, action)
+
+    status, answer = dispute_control(emulator, charge.id, action="charge_back")
+
+    assert status == 409, answer

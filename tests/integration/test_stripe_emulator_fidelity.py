@@ -182,6 +182,12 @@ def every_path(emulator: StripeEmulator) -> None:
     for action in ("submit", "lose", "appeal", "submit", "win"):
         emulator.dispute_action(chargeback["data"]["object"]["id"], action)
     emulator.prevent_dispute(emulator.charge_of(settled))
+    blocked, escalated = start_checkout("alice", 1000), start_checkout("alice", 1000)
+    emulator.pay(blocked)
+    emulator.prevent_dispute(emulator.charge_of(blocked), case_type="block")
+    emulator.pay(escalated)
+    emulator.open_dispute(emulator.charge_of(escalated), inquiry=True)
+    emulator.charge_back(emulator.charge_of(escalated), 1100)
     client = emulator.client()
     customer = client.v1.customers.create({"email": "alice@example.com"}).id
     for card in ("pm_card_visa", "pm_card_authenticationRequired", "pm_card_chargeDeclined"):

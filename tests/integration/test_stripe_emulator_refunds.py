@@ -356,3 +356,32 @@ def test_a_chargeback_fails_the_charges_pending_refunds(
         assert "refund.failed" not in sent
         assert client.v1.charges.retrieve(charge.id).amount_refunded == 1500
     assert client.v1.refunds.retrieve(settled.id).status == "succeeded"
+
+
+def test_the_refunds_of_a_payment_are_listed_as_they_are_now_newest_first(
+    emulator: StripeEmulator, client: stripe.StripeClient
+) -> None:
+    charge, first = refund_starting(emulator, client, "pending", amount=1000)
+    other, _ = refund_starting(emulator, client, "succeeded", amount=500)
+    second = client.v1.refunds.create({"charge": charge.id, "amount": 300})
+    emulator.fail_refund(first.id)
+
+    listed = client.v1.refunds.list({"payment_intent": str(charge.payment_intent), "limit": 100})
+    by_charge = client.v1.refunds.list({"charge": charge.id, "limit": 1})
+    everything = list(client.v1.refunds.list({"limit": 1}).auto_paging_iter())
+
+    assert [(r.id, r.status) for r in listed.data] == [(second.id, "pending"), (first.id, "failed")]
+    assert listed.has_more is False
+    assert [r.id for r in by_charge.data] == [second.id]
+    assert by_charge.has_more is True
+    assert len(everything) == 3
+    assert other.id != charge.id
+    held_to_stripes_shape(listed.data[1], "failure_reason", "failure_balance_transaction")
+
+
+@pytest.mark.parametrize("limit", [0, 101])
+def test_a_refund_list_takes_a_limit_from_1_to_100(
+    emulator: StripeEmulator, client: stripe.StripeClient, limit: int
+) -> None:
+    with pytest.raises(stripe.InvalidRequestError, match="limit"):
+        client.v1.refunds.list({"limit": limit})

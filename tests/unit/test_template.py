@@ -153,6 +153,14 @@ AUTO_TOP_UP_STATE = {
     ("dynamodb:UpdateItem", "CreditBalanceTable"),
 }
 FIND_CUSTOMER = {("dynamodb:Query", "CreditBalanceTable/byStripeCustomer")}
+DISPUTE_NOTICE = {
+    ("dynamodb:PutItem", "CreditGuardTable"),
+    ("dynamodb:UpdateItem", "CreditGuardTable"),
+    ("dynamodb:DeleteItem", "CreditGuardTable"),
+    ("sns:Publish", "AlarmTopic"),
+    ("kms:GenerateDataKey*", "AlarmTopicKey"),
+    ("kms:Decrypt", "AlarmTopicKey"),
+}
 
 
 @pytest.mark.parametrize(
@@ -167,7 +175,8 @@ FIND_CUSTOMER = {("dynamodb:Query", "CreditBalanceTable/byStripeCustomer")}
             | READ_FULFILMENT_KEY
             | READ_ORIGIN_SECRET
             | AUTO_TOP_UP_STATE
-            | FIND_CUSTOMER,
+            | FIND_CUSTOMER
+            | DISPUTE_NOTICE,
         ),
         (
             "AutoTopUpFunction",
@@ -205,6 +214,7 @@ FIND_CUSTOMER = {("dynamodb:Query", "CreditBalanceTable/byStripeCustomer")}
             | SWEEP_RECORDS
             | AUTO_TOP_UP_STATE
             | FIND_CUSTOMER
+            | DISPUTE_NOTICE
             | {
                 ("dynamodb:Query", "CreditGuardTable/activeHolds"),
                 ("dynamodb:Scan", "CreditBalanceTable"),
@@ -853,7 +863,12 @@ def test_ledger_write_attributes_are_what_the_ledger_writes(policy: str) -> None
     hot = {"shards", "shardedAt"} if policy == "LedgerChangePolicy" else set()
     assert attributes_of(policy, "dynamodb:UpdateItem", "CreditBalanceTable") == balance | {"userId"} | hot
     if policy == "LedgerChangePolicy":
-        assert attributes_of(policy, "dynamodb:PutItem", "CreditGuardTable") == model_attributes(CreditGuard)
+        # A dispute's notice items are written apart, by DisputeNoticePolicy, never in a ledger change.
+        notice = {"noticeClaim", "noticeClaimedAt", "noticeSentAt"}
+        assert (
+            attributes_of(policy, "dynamodb:PutItem", "CreditGuardTable")
+            == model_attributes(CreditGuard) - notice
+        )
 
 
 def test_the_hourly_counts_write_what_rate_limits_writes(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -890,3 +905,37 @@ def test_auto_top_up_state_is_every_balance_attribute_but_the_money() -> None:
     listed = attributes_of("AutoTopUpStatePolicy", "dynamodb:UpdateItem", "CreditBalanceTable")
 
     assert listed == model_attributes(CreditBalance) - {"balance", "held", "currency", "shards", "shardedAt"}
+
+
+def test_a_dispute_notice_touches_only_notice_attributes_and_publishes_only_to_the_alarm_topic() -> None:
+    """SNS's key management guide (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html): a
+    publisher to a topic encrypted with a customer managed key needs kms:GenerateDataKey* and kms:Decrypt
+    on it. IAM's dynamodb:Attributes condition keeps the notice's writes to its own attributes, so they
+    can never rewrite a payment's or an Idempotency-Key's guard."""
+    [guard, publish, key] = properties("DisputeNoticePolicy")["PolicyDocument"]["Statement"]
+    attributes = guard["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"]
+
+    assert set(guard["Action"]) == {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+    assert set(attributes) == {
+        "userId",
+        "guardId",
+        "noticeClaim",
+        "noticeClaimedAt",
+        "noticeSentAt",
+        "createdAt",
+        "expiresAt",
+    }
+    assert not {"state", "taken", "version", "fingerprint", "amount"} & set(attributes)
+    assert guard["Condition"]["ForAllValues:StringNotLike"]["dynamodb:LeadingKeys"] == ["#*"]
+    assert (publish["Action"], publish["Resource"]) == ("sns:Publish", {"Ref": "AlarmTopic"})
+    assert set(key["Action"]) == {"kms:GenerateDataKey*", "kms:Decrypt"}
+    assert key["Resource"] == {"Fn::GetAtt": ["AlarmTopicKey", "Arn"]}
+    for function in ("StripeWebhookFunction", "ReconcileFunction"):
+        assert properties(function)["Environment"]["Variables"]["ALARM_TOPIC_ARN"] == {"Ref": "AlarmTopic"}
+
+
+def test_an_unknown_refund_or_dispute_status_is_alarmed() -> None:
+    alarm = properties("UnknownStatusesAlarm")
+
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("Credits", "UnknownStatuses")
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")

@@ -206,5 +206,9 @@ class CreditGuard(_LedgerModel):
     expiry_bucket = UnicodeAttribute(attr_name="expiryBucket", null=True)
     created_at = UnicodeAttribute(attr_name="createdAt", null=True)
     expires_at = TTLAttribute(attr_name="expiresAt", null=True)
+    # A dispute notice (`notice#<dispute>#<status>`): who claimed it, when, and when it was published.
+    notice_claim = UnicodeAttribute(attr_name="noticeClaim", null=True)
+    notice_claimed_at = NumberAttribute(attr_name="noticeClaimedAt", null=True)
+    notice_sent_at = NumberAttribute(attr_name="noticeSentAt", null=True)
 
     active_holds = ActiveHolds()

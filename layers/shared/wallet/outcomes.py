@@ -18,6 +18,9 @@ class Result(StrEnum):
     """The payment failed or the session expired: nothing to credit."""
     IGNORED = "ignored"
     """An event type the product does not act on, or a status it deliberately leaves alone."""
+    UNKNOWN_STATUS = "unknown_status"
+    """A refund or dispute in a status the pinned API version does not list: nothing changed, logged with
+    its value, counted and alarmed (Stripe added a status this code does not know yet)."""
     CLAWED_BACK = "clawed_back"
     """A refund or dispute took back credits."""
     RESTORED = "restored"
@@ -46,6 +49,8 @@ class Outcome:
     reason: str | None = None
     row_type: str | None = None
     """The ledger row the event wrote, if any (`deposit`, `refund`, `inquiry`, `dispute`, ...)."""
+    needs_response: bool = False
+    """This delivery gave the notice that a dispute stage needs the merchant's answer (once per stage)."""
 
     @property
     def credited(self) -> bool:

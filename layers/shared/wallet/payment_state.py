@@ -30,8 +30,9 @@ REFUND_UNDONE = frozenset({"failed", "canceled"})
 
 # Every status of the pinned SDK's Dispute.status, in the order a dispute can move through them: an
 # inquiry (warning_*) closes or escalates to a chargeback, which is won or lost, and a lost one may be
-# appealed and then won. `prevented` (stopped upstream, e.g. Visa RDR: the cardholder got the money back
-# without a chargeback) ends a dispute where it starts, as `won` ends one.
+# appealed and then won. `won` and `prevented` both end a dispute; a dispute is never both, but should
+# both arrive for one id the status that holds the credits ranks last, so the fold is commutative and
+# never shows more than Stripe's truth: won < prevented as a block < prevented as a resolution.
 DISPUTE_ORDER: Mapping[str, int] = MappingProxyType(
     {
         "warning_needs_response": 1,
@@ -43,11 +44,26 @@ DISPUTE_ORDER: Mapping[str, int] = MappingProxyType(
         "appeal_needs_response": 7,
         "appeal_under_review": 8,
         "won": 9,
-        "prevented": 9,
+        "prevented": 11,
     }
 )
+PREVENTED_BLOCK = "prevented:block"
+"""A `prevented` dispute whose `payment_method_details.card.case_type` is `block`: Stripe stopped it with
+the merchant's evidence and no money moved (https://docs.stripe.com/disputes/prevention-preview: "Block
+disputes entirely"). A `resolution` refunded the cardholder ("automatically resolve (refund)"), and is
+kept as `prevented`, which is also how states written before case types were read hold it."""
+FOLD_ORDER: Mapping[str, int] = MappingProxyType({**DISPUTE_ORDER, PREVENTED_BLOCK: 10})
+"""DISPUTE_ORDER with the block case of `prevented` in its place: what a dispute's fold compares."""
 INQUIRY = frozenset({"warning_needs_response", "warning_under_review", "warning_closed"})
 """An inquiry withdraws no money at Stripe; while open it holds the credits, closed it holds none."""
+CHARGEBACK = frozenset(
+    {"needs_response", "under_review", "won", "lost", "appeal_needs_response", "appeal_under_review"}
+)
+"""A formal dispute (a chargeback), whatever became of it: once a charge has one, under any id, no inquiry
+of that charge holds anything more (the chargeback holds what it takes, and an inquiry escalated under a
+new id is never closed at Stripe)."""
+NEEDS_RESPONSE = frozenset({"warning_needs_response", "needs_response", "appeal_needs_response"})
+"""Stages the merchant must answer before `evidence_details.due_by`, or lose the money."""
 DISPUTE_HOLDS = frozenset(
     {
         "warning_needs_response",
@@ -61,8 +77,8 @@ DISPUTE_HOLDS = frozenset(
     }
 )
 """Statuses in which the disputed share is not the customer's: an open inquiry (held, in case it
-escalates), a chargeback open, lost or under appeal, and a prevented one (the cardholder was repaid).
-`warning_closed` and `won` hold nothing."""
+escalates), a chargeback open, lost or under appeal, and a dispute prevented as a resolution (the
+cardholder was refunded). `warning_closed`, `won` and a prevented block hold nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +93,7 @@ class Reversal:
 class PaymentState:
     refunds: Mapping[str, Reversal] = field(default_factory=dict)
     charge_refunded: int = 0
-    """The largest `amount_refunded` a charge event showed: what counts when no refund object is known."""
+    """The largest `amount_refunded` a charge event showed, or what Stripe said when it was last read."""
     charge_amount: int = 0
     """The charge's `amount`, for a deposit that did not record what was paid."""
     disputes: Mapping[str, Reversal] = field(default_factory=dict)
@@ -85,8 +101,10 @@ class PaymentState:
     """Credits the ledger has taken back for this payment so far (net of what it gave back)."""
     version: int = 0
     """Moves with every write, so two changes decided on one state cannot both commit."""
-    legacy_taken: int = 0
-    """Credits taken before refunds and disputes were kept per id; held until a dispute is known."""
+    legacy_refunded: int = 0
+    """Credits refunds took before refunds were kept per id: a floor on what refunds took since."""
+    legacy_disputed: int = 0
+    """Credits a dispute took before disputes were kept per id: held until a dispute is known by id."""
 
     def with_refund(self, refund_id: str, amount: int, status: str) -> Self:
         known = self.refunds.get(refund_id)
@@ -104,10 +122,23 @@ class PaymentState:
         )
 
     def with_dispute(self, dispute_id: str, amount: int, status: str) -> Self:
+        """`status` is one of FOLD_ORDER's: a `prevented` block comes as PREVENTED_BLOCK."""
         known = self.disputes.get(dispute_id)
-        if known is not None and DISPUTE_ORDER[known.status] >= DISPUTE_ORDER[status]:
+        if known is not None and FOLD_ORDER[known.status] >= FOLD_ORDER[status]:
             return self
         return replace(self, disputes={**self.disputes, dispute_id: Reversal(amount, status)})
+
+    def with_stripe_refunds(self, listed: Mapping[str, Reversal], seen_refunded: int) -> Self:
+        """Fold in every refund Stripe lists for the payment now. Their live total is the charge's
+        `amount_refunded` as of the read, and replaces the snapshot `seen_refunded` that made the state
+        ambiguous; a snapshot delivered meanwhile is kept, as it may be newer than the read."""
+        state = self
+        for refund_id, refund in listed.items():
+            state = state.with_refund(refund_id, refund.amount, refund.status)
+        now_refunded = sum(r.amount for r in listed.values() if r.status not in REFUND_UNDONE)
+        if state.charge_refunded == seen_refunded:
+            return replace(state, charge_refunded=now_refunded)
+        return replace(state, charge_refunded=max(state.charge_refunded, now_refunded))
 
     def same_facts(self, other: PaymentState) -> bool:
         """Whether two states know the same refunds and disputes, whatever the ledger did about them."""
@@ -118,25 +149,50 @@ class PaymentState:
             other.disputes,
         )
 
-    def refunded(self, paid: int) -> int:
-        """Money refunded for good: the refunds not failed or canceled. A charge's `amount_refunded`
-        counts where refund objects have not arrived yet, less the refunds known to have failed since."""
-        live = sum(r.amount for r in self.refunds.values() if r.status not in REFUND_UNDONE)
-        undone = sum(r.amount for r in self.refunds.values() if r.status in REFUND_UNDONE)
-        return max(0, min(paid, max(live, self.charge_refunded - undone)))
+    def ambiguous(self) -> bool:
+        """Whether what refunds took cannot be told from what was delivered: a charge showed more refunded
+        than the live refunds known, and a refund is known to have failed or been canceled, so the
+        charge's figure may predate that (then it over-counts) or follow it (then a refund not delivered
+        yet is behind it). While no refund is known undone, `amount_refunded` has only grown, so the
+        largest figure delivered is the newest and there is nothing to ask Stripe."""
+        return self.charge_refunded > self._live() and any(
+            r.status in REFUND_UNDONE for r in self.refunds.values()
+        )
 
-    def disputed(self) -> int:
-        """Money that disputes hold: those in a status of DISPUTE_HOLDS."""
-        return sum(d.amount for d in self.disputes.values() if d.status in DISPUTE_HOLDS)
+    def refunded(self, paid: int, credits: int = 0) -> int:
+        """Money refunded: the refunds not failed or canceled, or the charge's `amount_refunded` where
+        that says more (its refunds' own events are still to come), never less than what refunds took
+        before they were kept per id."""
+        legacy = _money(credits, self.legacy_refunded, paid) if credits else 0
+        return max(0, min(paid, max(self._live(), self.charge_refunded, legacy)))
+
+    def disputed(self, paid: int) -> int:
+        """Money that disputes hold, each at most what was paid (a dispute's amount may be more than the
+        charge's, e.g. by currency fluctuation: Stripe's Dispute.amount); an inquiry holds nothing once
+        the charge has a chargeback under any id."""
+        charged_back = any(d.status in CHARGEBACK for d in self.disputes.values())
+        return sum(
+            min(d.amount, paid)
+            for d in self.disputes.values()
+            if d.status in DISPUTE_HOLDS and not (charged_back and d.status in INQUIRY)
+        )
+
+    def paid(self, paid: int | None) -> int:
+        """What was paid: the deposit's record, else (deposits made before prices were recorded) the
+        charge's amount, else the largest amount a refund or dispute named."""
+        amounts = [r.amount for r in (*self.refunds.values(), *self.disputes.values())]
+        return paid or self.charge_amount or max([1, self.charge_refunded, *amounts])
 
     def to_take(self, credits: int, paid: int | None) -> int:
         """The credits the customer may not keep: the share of the payment that refunds and disputes took
         back, together never more than all of it (a dispute takes the part refunds had not)."""
-        # A deposit made before prices were recorded: the charge's amount, else the largest amount seen.
-        paid = paid or self.charge_amount or max([1, *(r.amount for r in self.disputes.values())])
-        share = _share(credits, min(paid, self.refunded(paid) + self.disputed()), paid)
-        legacy = self.legacy_taken if not self.disputes else 0
+        paid = self.paid(paid)
+        share = _share(credits, min(paid, self.refunded(paid, credits) + self.disputed(paid)), paid)
+        legacy = self.legacy_refunded + (self.legacy_disputed if not self.disputes else 0)
         return min(credits, max(share, legacy))
+
+    def _live(self) -> int:
+        return sum(r.amount for r in self.refunds.values() if r.status not in REFUND_UNDONE)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -145,7 +201,8 @@ class PaymentState:
                 "chargeRefunded": self.charge_refunded,
                 "chargeAmount": self.charge_amount,
                 "disputes": {k: [v.amount, v.status] for k, v in sorted(self.disputes.items())},
-                "legacyTaken": self.legacy_taken,
+                "legacyRefunded": self.legacy_refunded,
+                "legacyDisputed": self.legacy_disputed,
             },
             separators=(",", ":"),
         )
@@ -154,14 +211,22 @@ class PaymentState:
     def from_item(cls, item: Mapping[str, Any]) -> PaymentState:
         """A state as DynamoDB holds it on the payment's guard (a raw item); empty for no item.
 
-        Guards written before refunds and disputes were kept per id carry only `refunded` and
-        `disputed` (credits): what they took stays taken until a dispute of the payment is known."""
+        Guards written before refunds and disputes were kept per id carry only `refunded` and `disputed`
+        (credits taken): the refunded credits stay a floor on what refunds took, the disputed ones are
+        held until a dispute of the payment is known by id. A state written with one `legacyTaken` (the
+        release between) counts it as refunded, as refunds were what such guards mostly carried."""
         version = int(item.get("version", {}).get("N", 0))
         taken = int(item.get("taken", {}).get("N", 0))
         saved = item.get("state", {}).get("S")
         if saved is None:
-            legacy = int(item.get("refunded", {}).get("N", 0)) + int(item.get("disputed", {}).get("N", 0))
-            return PaymentState(taken=legacy, version=version, legacy_taken=legacy)
+            refunded = int(item.get("refunded", {}).get("N", 0))
+            disputed = int(item.get("disputed", {}).get("N", 0))
+            return PaymentState(
+                taken=refunded + disputed,
+                version=version,
+                legacy_refunded=refunded,
+                legacy_disputed=disputed,
+            )
         data = json.loads(saved)
         return PaymentState(
             refunds={k: Reversal(int(a), str(s)) for k, (a, s) in data.get("refunds", {}).items()},
@@ -170,8 +235,14 @@ class PaymentState:
             disputes={k: Reversal(int(a), str(s)) for k, (a, s) in data.get("disputes", {}).items()},
             taken=taken,
             version=version,
-            legacy_taken=int(data.get("legacyTaken", 0)),
+            legacy_refunded=int(data.get("legacyRefunded", data.get("legacyTaken", 0))),
+            legacy_disputed=int(data.get("legacyDisputed", 0)),
         )
+
+
+def _money(credits: int, taken: int, paid: int) -> int:
+    """The least money whose share (`_share`) is `taken` credits: what a legacy guard's credits stood for."""
+    return max(0, -(-(2 * paid * taken - paid) // (2 * credits)))
 
 
 def _share(credits: int, taken: int, paid: int) -> int:

@@ -430,6 +430,22 @@ def retrieve_payment_intent(
     return payment_intent(intent.to_dict())
 
 
+def list_refunds(
+    payment_intent_id: str, client: stripe.StripeClient | None = None
+) -> list[tuple[str, int, str]]:
+    """Every refund of a PaymentIntent as Stripe has it now (id, amount, status), read with the read-only
+    key (Refunds: Read); `auto_paging_iter` follows Stripe's pages of at most 100."""
+    options: stripe.RequestOptions = {}
+    sdk = client
+    if sdk is None:
+        sdk, options = stripe_client(), {"api_key": settings.stripe_read_key()}
+    try:
+        listed = sdk.v1.refunds.list({"payment_intent": payment_intent_id, "limit": 100}, options=options)
+        return [(r.id, int(r.amount), str(r.status)) for r in listed.auto_paging_iter()]
+    except stripe.StripeError as exc:
+        raise PaymentsUnavailableError("Stripe did not list the payment's refunds") from exc
+
+
 def saved_card(data: Mapping[str, Any]) -> SavedCard:
     """A card PaymentMethod's summary, as `payment_method.attached` carries it: no Stripe call."""
     card = data.get("card")

@@ -3,24 +3,41 @@ customer may keep (`wallet.payment_state`), and the ledger writes the difference
 
 Each event carries a Stripe object (a Charge, a Refund or a Dispute) that is folded into the payment's
 state; the ledger then writes one row for what changed. Events may come in any order, twice, or from
-the sweep: the state is the same whatever the order, so the rows are too. No Stripe call is made,
-except once on a rare path: a refund or dispute that arrives before its deposit, whose PaymentIntent
-tells whether the payment is ours (then 500, so Stripe and the sweep deliver it again) or not (200).
+the sweep: the state is the same whatever the order, so the rows are too. No Stripe call is made on
+the common path; one read, with the webhook's read-only key, on each of three rare paths:
+- a refund or dispute that arrives before its deposit: its PaymentIntent tells whether the payment is
+  ours (then 500, so Stripe and the sweep deliver it again) or not (200);
+- a payment whose refunds are ambiguous (`PaymentState.ambiguous`: a refund failed or was canceled, and
+  a charge showed more refunded than the live refunds known): the payment's refunds are listed;
+- a deposit made before prices were recorded, refunded or disputed before any charge event told its
+  amount: its PaymentIntent's amount.
 
-An event whose amounts or currency do not fit its payment (negative, not whole, more than was paid,
-another currency) changes nothing and is rejected: logged, counted, alarmed.
+An event whose amounts or currency do not fit its payment (negative, not whole, a refund of more than was
+paid, another currency) changes nothing and is rejected: logged, counted, alarmed. A dispute of more than
+was paid is not refused: it holds what was paid. A status the pinned API does not list changes nothing
+and is counted (`UNKNOWN_STATUS`). A dispute stage that needs a response is noticed once
+(`wallet.dispute_notices`), whatever the ledger did.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
-from wallet import amounts, ledger, payments, settings
+from wallet import amounts, dispute_notices, ledger, payments, settings
 from wallet.errors import DepositNotRecordedError, InvalidAmountError
 from wallet.ledger import Deposit, PaymentChange, RowKinds, Taken
 from wallet.outcomes import Outcome, Result
-from wallet.payment_state import DISPUTE_ORDER, INQUIRY, REFUND_ORDER, PaymentState
+from wallet.payment_state import (
+    DISPUTE_ORDER,
+    INQUIRY,
+    NEEDS_RESPONSE,
+    PREVENTED_BLOCK,
+    REFUND_ORDER,
+    PaymentState,
+    Reversal,
+)
 from wallet.payments import Event
 
 REFUND_ROWS = RowKinds(take=ledger.REFUND, give=ledger.REFUND_FAILED)
@@ -48,7 +65,11 @@ def on_dispute_event(event: Event) -> Outcome:
     """`charge.dispute.*`: a Dispute with its amount and status, one of DISPUTE_ORDER's."""
     data = event.data_object
     rows = INQUIRY_ROWS if data.get("status") in INQUIRY else DISPUTE_ROWS
-    return _settle(event, lambda: _dispute(data), rows, False)
+    outcome = _settle(event, lambda: _dispute(data), rows, False)
+    if data.get("status") in NEEDS_RESPONSE and outcome.payment_id is not None:
+        noticed = dispute_notices.give_notice(outcome.user_id or "", outcome.payment_id, data)
+        return replace(outcome, needs_response=noticed)
+    return outcome
 
 
 def _settle(
@@ -67,7 +88,9 @@ def _settle(
         return Outcome(Result.REJECTED, reason=f"{event.type} {data.get('id')}: {exc}")
     if parsed is None:
         return Outcome(
-            Result.IGNORED, reason=f"{event.type}: status {data.get('status')!r} is not one we know"
+            Result.UNKNOWN_STATUS,
+            reason=f"{event.type} {data.get('id')}: status {str(data.get('status'))[:64]!r} is not one "
+            "the pinned API lists",
         )
     currency, observation = parsed
     deposit = ledger.deposit_for(payment_intent_id)
@@ -85,8 +108,36 @@ def _settle(
             payment_id=deposit.payment_id,
             reason=f"{event.type} {data.get('id')}: {exc}",
         )
+    observe = _reading_stripe(observe, deposit, payment_intent_id)
     change = ledger.settle_payment(deposit, observe, rows, currency=ours, stripe_event_id=event.id)
     return _outcome(change)
+
+
+def _reading_stripe(observe: Observe, deposit: Deposit, payment_intent_id: str) -> Observe:
+    """`observe`, completed by at most one read of Stripe where the events delivered cannot tell what a
+    payment owes (the module's rare paths); the read is made once per event, however often the ledger
+    decides again on a guard that moved."""
+    reads: dict[str, PaymentState] = {}
+
+    def complete(state: PaymentState) -> PaymentState:
+        after = observe(state)
+        if deposit.paid is None and not after.charge_amount and (after.refunds or after.charge_refunded):
+            if "amount" not in reads:
+                intent = payments.retrieve_payment_intent(payment_intent_id)
+                paid = (intent.amount_received or intent.amount or 0) if intent else 0
+                reads["amount"] = PaymentState(charge_amount=paid)
+            after = after.with_charge(reads["amount"].charge_amount, 0)
+        if after.ambiguous() or "refunds" in reads:
+            if "refunds" not in reads:
+                listed = payments.list_refunds(payment_intent_id)
+                known = {refund_id: Reversal(amount, status) for refund_id, amount, status in listed}
+                refunds = {k: v for k, v in known.items() if v.status in REFUND_ORDER}
+                reads["refunds"] = PaymentState(refunds=refunds, charge_refunded=after.charge_refunded)
+            read = reads["refunds"]
+            after = after.with_stripe_refunds(read.refunds, read.charge_refunded)
+        return after
+
+    return complete
 
 
 def _charge(data: Mapping[str, Any]) -> Parsed:
@@ -119,7 +170,17 @@ def _refund(data: Mapping[str, Any]) -> Parsed | None:
 
 
 def _dispute(data: Mapping[str, Any]) -> Parsed | None:
+    if data.get("status") == "prevented" and _case_type(data) == "block":
+        # Stopped with no money moved: folded as its own status, which holds nothing.
+        data = {**data, "status": PREVENTED_BLOCK}
+        return _reversal(data, "dispute", ("dp_", "du_"), {PREVENTED_BLOCK: 0}, PaymentState.with_dispute)
     return _reversal(data, "dispute", ("dp_", "du_"), DISPUTE_ORDER, PaymentState.with_dispute)
+
+
+def _case_type(data: Mapping[str, Any]) -> object:
+    details = data.get("payment_method_details")
+    card = details.get("card") if isinstance(details, Mapping) else None
+    return card.get("case_type") if isinstance(card, Mapping) else None
 
 
 def _reversal(
@@ -139,7 +200,9 @@ def _reversal(
         return None
 
     def observation(deposit: Deposit) -> Observe:
-        _within(deposit, amount, f"the {kind}'s amount")
+        if kind == "refund":
+            # Stripe refunds at most the charge; a dispute may name more (it holds what was paid).
+            _within(deposit, amount, f"the {kind}'s amount")
         return lambda state: fold(state, object_id, amount, str(status))
 
     return _currency(data), observation

@@ -108,6 +108,12 @@ def stripe_read_key() -> str:
     return stripe_secret_key()
 
 
+def alarm_topic_arn() -> str | None:
+    """The stack's alarm topic, where a dispute that needs a response is announced; unset in the local
+    stack, which logs the notice instead (`wallet.dispute_notices`)."""
+    return os.environ.get("ALARM_TOPIC_ARN", "").strip() or None
+
+
 def stripe_webhook_secret() -> str:
     """The webhook signing secret: it verifies Stripe's signatures and can do nothing else."""
     return _stripe_secret("STRIPE_WEBHOOK_SECRET", "STRIPE_WEBHOOK_SECRET_ARN")
