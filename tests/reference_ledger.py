@@ -33,8 +33,9 @@ fluctuation ...)", stripe/_dispute.py) of those that hold money back:
 
 Part way through, the ledger has seen only the events delivered so far. `Seen` folds them: each Refund and
 Dispute at its newest delivered event (newest as Stripe created the events, not as they arrived), and the
-newest delivered Charge's `amount_refunded` (cumulative, stripe/_charge.py), which counts as refunded money
-when it says more than the refunds known by id. The ledger may never show more than
+newest delivered Charge's `amount_refunded` (cumulative, stripe/_charge.py), less the refunds seen failed
+or canceled since that Charge was sent, which counts as refunded money when it says more than the refunds
+known by id. The ledger may never show more than
 `credits - share(min(take_delivered, take_now))`: what the delivered events say is gone, unless Stripe's
 objects now say less.
 """
@@ -124,11 +125,19 @@ class Seen:
             known[found["id"]] = (order, found)
 
     def money_back(self, paid: int, *, charge: bool = True) -> int:
-        """What these objects say went back; `charge=False` for every version of every Refund seen, whose
-        sum then is the charge's `amount_refunded` (a refund's failure sends the refund, not the charge)."""
+        """What these objects say went back. The newest Charge's `amount_refunded` counted the refunds
+        live when it was sent: those seen failed or canceled after it are taken off it (all of them, so
+        a refund made after the Charge and undone is taken off too: never more than Stripe says).
+        `charge=False` for every version of every Refund seen: their sum is `amount_refunded` then."""
+        since, amount_refunded = self.charge
+        undone_since = sum(
+            int(refund["amount"])
+            for order, refund in self.refunds.values()
+            if order > since and refund["status"] not in REFUND_STILL_OUT
+        )
         return money_back(
             paid,
             (refund for _, refund in self.refunds.values()),
             (dispute for _, dispute in self.disputes.values()),
-            self.charge[1] if charge else 0,
+            max(0, amount_refunded - undone_since) if charge else 0,
         )
