@@ -238,16 +238,15 @@ class Oracle(RuleBasedStateMachine):
         for order, each in sent:
             self.deliver(payment, order, each, shuffle.choice(ROUTES))
 
-    @rule(
-        payment=payments,
-        picks=st.lists(st.tuples(st.integers(min_value=0), st.sampled_from(ROUTES)), min_size=2, max_size=6),
-    )
-    def deliver_at_once(self, payment: Payment, picks: list[tuple[int, str]]) -> None:
-        """Several events of a payment (the same one, maybe) delivered at the same time, as Stripe's
-        retries and the sweep can: threads against the one serialized DynamoDB."""
-        chosen = [(*payment.sent[pick % len(payment.sent)], route) for pick, route in picks]
+    @rule(payment=payments, picks=st.lists(st.integers(min_value=0), min_size=2, max_size=6))
+    def deliver_at_once(self, payment: Payment, picks: list[int]) -> None:
+        """Several events of a payment (the same one, maybe) acted on at the same time, as Stripe's
+        retries and the sweep can: threads against the one serialized DynamoDB. By the replay path: one
+        Lambda container never runs two requests at once, and the webhook's resolver keeps the request
+        it serves in a module global."""
+        chosen = [payment.sent[pick % len(payment.sent)] for pick in picks]
         with ThreadPoolExecutor(len(chosen)) as pool:
-            list(pool.map(lambda each: self.deliver(payment, *each), chosen))
+            list(pool.map(lambda each: self.deliver(payment, *each, "replay"), chosen))
 
     @rule()
     def sweep(self) -> None:
@@ -424,7 +423,7 @@ def open_dispute(charge: str, opening: str, amount: int) -> list[dict[str, Any]]
 
 SERVER: DynamoDBServer
 EMULATOR: StripeEmulator
-EXAMPLES = 25
+EXAMPLES = 20
 STEPS = 30
 
 
