@@ -558,3 +558,16 @@ def test_a_refund_before_its_charge_takes_its_share_of_a_deposit_without_amount_
     deliver_all(machine, payment, [refund_created])
     deliver_all(machine, payment, [charge_refunded])
     machine.the_end()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a deposit without amountPaid takes its share against the largest dispute amount it has seen, "
+    "not the charge's amount: one read of the charge on that path would settle it",
+)
+def test_a_partial_chargeback_of_a_deposit_without_amount_paid_takes_only_its_share(oracle: Any) -> None:
+    machine = oracle()
+    payment = paid_and_credited(machine, price=5000)
+    machine.deposit_of_an_earlier_release(payment)
+    deliver_all(machine, payment, machine.send(payment, EMULATOR.open_dispute(payment.charge, 1766)))
+    machine.the_end()
