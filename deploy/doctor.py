@@ -28,6 +28,7 @@ PROBES: dict[str, Probe] = {
     "payment_intent_read": lambda sdk, o: sdk.v1.payment_intents.retrieve(f"pi_{PROBE_ID}", options=o),
     "payment_intent_write": lambda sdk, o: sdk.v1.payment_intents.cancel(f"pi_{PROBE_ID}", options=o),
     "payment_method_write": lambda sdk, o: sdk.v1.payment_methods.detach(f"pm_{PROBE_ID}", options=o),
+    "refund_read": lambda sdk, o: sdk.v1.refunds.list({"limit": 1}, options=o),
 }
 
 
@@ -55,9 +56,10 @@ KEYS = (
     Key(
         "StripeApiKeySecretArn",
         "the auto top-up trigger and the sweep",
-        ("payment_intent_write", "event_read", "checkout_session_read", "payment_intent_read"),
+        ("payment_intent_write", "event_read", "checkout_session_read", "payment_intent_read", "refund_read"),
     ),
-    Key("StripeReadKeySecretArn", "the webhook", ("payment_intent_read",)),
+    # A refund's or dispute's rare paths (wallet/reversals.py): a PaymentIntent read, a payment's refunds.
+    Key("StripeReadKeySecretArn", "the webhook", ("payment_intent_read", "refund_read")),
 )
 
 

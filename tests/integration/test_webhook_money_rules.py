@@ -241,6 +241,22 @@ def test_a_fresh_claim_of_another_delivery_is_left_to_it(
     assert notices == []
 
 
+def test_a_chargeback_whose_webhook_was_lost_is_announced_by_the_sweep_once(
+    stripe_emulator: StripeEmulator, notices: Notices
+) -> None:
+    from wallet import reconciliation
+
+    stripe_emulator.reset()  # the sweep reads the whole log: only this test's events
+    session = paid_deposit(stripe_emulator, "alice", 1000)
+    stripe_emulator.open_dispute(stripe_emulator.charge_of(session["id"]))  # never delivered
+
+    reconciliation.sweep(lambda: 300.0)
+    reconciliation.sweep(lambda: 300.0)
+
+    assert [m["status"] for _, m in notices] == ["needs_response"]
+    assert balance_is_the_sum_of_rows("alice") == 0
+
+
 # --- prevented: a resolution takes the credits, a block takes none --------------------------------------
 
 
@@ -373,6 +389,17 @@ def test_a_failed_refund_then_a_new_one_whose_charge_event_comes_first_shows_700
     assert stripe_reads(stripe_emulator, before) == ["GET /v1/refunds"]
 
 
+def test_a_refund_on_the_common_path_asks_stripe_nothing(stripe_emulator: StripeEmulator) -> None:
+    session = paid_deposit(stripe_emulator, "alice", 1000)
+    a = refund_events(stripe_emulator.refund(stripe_emulator.charge_of(session["id"]), 300))
+    before = len(stripe_emulator.requests)
+
+    deliver_all(stripe_emulator, [a["refund.created"], a["charge.refunded"]])
+
+    assert balance_is_the_sum_of_rows("alice") == 700
+    assert stripe_reads(stripe_emulator, before) == []
+
+
 def test_a_failed_refund_gives_nothing_back_that_a_newer_refund_took(stripe_emulator: StripeEmulator) -> None:
     # A (300) refunded and seen; at Stripe A then fails and B (300) succeeds. Delivered: only A's failure.
     # Stripe's truth is 300 refunded (B): the failure must not give 300 back.
@@ -468,6 +495,20 @@ def test_an_unknown_refund_status_is_counted_too(
 
     assert "UnknownStatuses" in emitted(capsys.readouterr().out)
     assert rows("alice") == [("deposit", 1000)]
+
+
+def test_a_refund_of_a_charge_that_is_not_ours_changes_nothing_and_is_counted(
+    stripe_emulator: StripeEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    session = paid_deposit(stripe_emulator, "alice", 1000)
+    capsys.readouterr()
+    foreign = charge(session, 1000, ours=False) | {"payment_intent": "pi_another_integration"}
+
+    status = send(stripe_emulator, "charge.refunded", foreign)
+
+    assert status == 200
+    assert rows("alice") == [("deposit", 1000)]
+    assert "EventsNotOurs" in emitted(capsys.readouterr().out)
 
 
 # --- guards written by earlier releases -----------------------------------------------------------------

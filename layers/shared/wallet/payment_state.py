@@ -10,6 +10,10 @@ writes one row for the difference between what it has taken and what the state s
 Money (Stripe's amounts, minor units of the payment) and credits (what the deposit granted, bonus
 included) are kept apart: the share of credits taken is the share of the payment taken back, rounded
 half up, so a full refund takes exactly the credits granted.
+
+The one fold that is not commutative is a read of Stripe (`with_stripe_refunds`), made only when the
+events delivered cannot tell what refunds took (`ambiguous`); docs/ARCHITECTURE.md ("What Stripe says a
+payment owes") gives the whole rule and why no order of deliveries shows more than Stripe's truth.
 """
 
 from __future__ import annotations
