@@ -9,7 +9,7 @@ adjustments and holds (made, captured, released, expired by their time on a cloc
 the minute's sweep or by a settlement that meets them) run between them. After every step each balance
 (`available + held`) is the sum of its rows, `held` is the sum of the active holds, no hold is settled
 twice and no payment lost more than it bought; at the end, once everything has been delivered, every
-balance is what a small reference model of the customers' true positions says.
+balance is what the reference written apart from the ledger (`tests/reference_ledger.py`) says.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule, 
 
 from devstack.dynamodb import DynamoDBServer
 from devstack.stripe_emulator import StripeEmulator
+from tests import reference_ledger as reference
 from tests.checkout_flow import deliver, start_checkout
 from tests.conftest import TABLE_NAMES
 from wallet import holds, ledger, stripe_events
@@ -39,17 +40,6 @@ USERS = ("alice", "bob")
 SERVICE = "arn:aws:iam::000000000000:user/service"
 # Checkout prices and the credits they buy (the 5000 pack's bonus comes with CREDIT_PACKS below).
 PACKS = ((1000, 1000), (5000, 5500), (10000, 10000))
-# Statuses in which a dispute holds the customer's money back, as Stripe documents them.
-HOLDING = {
-    "warning_needs_response",
-    "warning_under_review",
-    "needs_response",
-    "under_review",
-    "lost",
-    "appeal_needs_response",
-    "appeal_under_review",
-    "prevented",
-}
 FORMAL_OPEN = {"needs_response", "under_review", "lost", "appeal_needs_response", "appeal_under_review"}
 # What each action does to a dispute's status, and the events Stripe sends for it.
 DISPUTE_MOVES: dict[str, tuple[set[str], str, tuple[str, ...]]] = {
@@ -106,10 +96,12 @@ class Payment:
         )
 
     def owed_back(self) -> int:
-        """The reference: what the customer may not keep of this payment, from Stripe's final state."""
-        money = self.live_refunds() + sum(a for a, status in self.disputes.values() if status in HOLDING)
-        money = min(money, self.price)
-        return (2 * self.credits * money + self.price) // (2 * self.price)
+        """What the customer may not keep of this payment, from Stripe's final state, by the reference
+        written apart from the ledger (`tests/reference_ledger.py`)."""
+        refunds = [{"amount": a, "status": s} for a, s in self.refunds.values()]
+        disputes = [{"amount": a, "status": s} for a, s in self.disputes.values()]
+        money = reference.money_back(self.price, refunds, disputes)
+        return self.credits - reference.kept(self.credits, self.price, money)
 
 
 def event(kind: str, data_object: dict[str, Any]) -> dict[str, Any]:
