@@ -121,7 +121,12 @@ def _reading_stripe(observe: Observe, deposit: Deposit, payment_intent_id: str) 
 
     def complete(state: PaymentState) -> PaymentState:
         after = observe(state)
-        if deposit.paid is None and not after.charge_amount and (after.refunds or after.charge_refunded):
+        # A deposit of an earlier release did not record what was paid: a share of it needs the amount.
+        if (
+            deposit.paid is None
+            and not after.charge_amount
+            and (after.refunds or after.charge_refunded or after.disputes)
+        ):
             if "amount" not in reads:
                 intent = payments.retrieve_payment_intent(payment_intent_id)
                 paid = (intent.amount_received or intent.amount or 0) if intent else 0
