@@ -61,6 +61,7 @@ def properties(logical_id: str) -> dict[str, Any]:
 SERVICE_ROUTES = {
     "POST /api/users/{userId}/spend",
     "GET /api/users/{userId}/balance",
+    "GET /api/users/{userId}/transactions",
     "POST /api/users/{userId}/adjustments",
     "POST /api/users/{userId}/holds",
     "POST /api/users/{userId}/holds/{holdId}/capture",
@@ -183,7 +184,7 @@ FIND_CUSTOMER = {("dynamodb:Query", "CreditBalanceTable/byStripeCustomer")}
             | READ_FULFILMENT_KEY
             | {("sqs:SendMessage", "AutoTopUpFailedRecordsQueue")},
         ),
-        ("SpendFunction", LEDGER_CHANGE),
+        ("SpendFunction", LEDGER_CHANGE | {("dynamodb:Query", "CreditTransactionTable")}),
         (
             "CreateCheckoutFunction",
             DEPOSIT
@@ -471,6 +472,7 @@ def resource_policy() -> dict[str, dict[str, Any]]:
         ("AdjustmentsOnlyFromOperators", "POST/api/users/*/adjustments", "${OperatorArns}"),
         ("HotAccountsOnlyFromOperators", "PUT/api/users/*/shards", "${OperatorArns}"),
         ("BalancesOnlyFromEither", "GET/api/users/*/balance", "${ServiceCallerArns},${OperatorArns}"),
+        ("HistoriesOnlyFromEither", "GET/api/users/*/transactions", "${ServiceCallerArns},${OperatorArns}"),
         (
             "HoldsOnlyFromServiceCallers",
             [
