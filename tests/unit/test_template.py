@@ -927,7 +927,8 @@ def test_stripe_event_source_is_optional_and_names_only_a_stripe_partner_source(
     pattern = re.compile(parameter["AllowedPattern"])
 
     assert parameter["Default"] == ""
-    # Stripe's partner event sources: aws.partner/stripe.com/<event destination id> (docs.stripe.com/event-destinations/eventbridge).
+    # Stripe's partner event sources: aws.partner/stripe.com/<event destination id>
+    # (docs.stripe.com/event-destinations/eventbridge).
     assert pattern.fullmatch("aws.partner/stripe.com/ed_test_61RMKdN8zDe7KJ2m516RMJxZzCSQaKkjg0jHdmoIlTpI")
     assert pattern.fullmatch("")
     for other in ("aws.partner/example.com/x", "aws.partner/stripe.com/", "aws.partner/stripe.com/ed/../x"):
