@@ -20,6 +20,8 @@ from tests.checkout_flow import (
     invoke_eventbridge,
     start_checkout,
 )
+from tests.integration.test_webhook_reversals import charge, paid_deposit
+from tests.integration.test_webhook_reversals import event as reversal_event
 from wallet import ledger
 from wallet.models import CreditTransaction
 
@@ -149,3 +151,55 @@ def test_an_event_type_the_table_names_but_the_rule_would_not_send_is_still_deci
     assert invoke_eventbridge(envelope).body == {"received": True}
     assert deliver_by_eventbridge(completed).body == {"received": True}
     assert ledger.get_balance("alice") == 1000
+
+
+# --- Reordering, through either door and across both ------------------------------------------------------
+
+
+def refund_rows(user: str) -> list[tuple[str, int]]:
+    return sorted((row.type, int(row.amount)) for row in CreditTransaction.query(user, consistent_read=True))
+
+
+@pytest.mark.parametrize(
+    ("early_door", "deposit_door"),
+    [
+        ("webhook", "webhook"),
+        ("eventbridge", "eventbridge"),
+        ("eventbridge", "webhook"),
+        ("webhook", "eventbridge"),
+    ],
+)
+def test_a_refund_that_overtakes_its_deposit_fails_then_is_applied_once(
+    stripe_emulator: StripeEmulator, early_door: str, deposit_door: str
+) -> None:
+    *_, completed = stripe_emulator.pay(start_checkout("alice", 1000))
+    refund = stripe_emulator.sign(
+        reversal_event("charge.refunded", charge(completed["data"]["object"], 1000))
+    )
+
+    early = DOORS[early_door](refund)
+    DOORS[deposit_door](stripe_emulator.sign(completed))
+    retried = [DOORS[early_door](refund).status, DOORS[deposit_door](refund).status]
+
+    # A failure both doors retry: a 500 to Stripe, an error to Lambda.
+    assert early.status == 500
+    assert retried == [200, 200]
+    assert refund_rows("alice") == [("deposit", 1000), ("refund", -1000)]
+
+
+@pytest.mark.parametrize("door", sorted(DOORS))
+def test_partial_refunds_out_of_order_take_the_latest_total_once(
+    stripe_emulator: StripeEmulator, door: str
+) -> None:
+    session = paid_deposit(stripe_emulator, "alice", 1000)
+
+    for refunded in (250, 600, 250):  # the last one late, stale
+        assert (
+            DOORS[door](
+                stripe_emulator.sign(reversal_event("charge.refunded", charge(session, refunded)))
+            ).status
+            == 200
+        )
+
+    assert refund_rows("alice") == [("deposit", 1000), ("refund", -350), ("refund", -250)]
+    assert ledger.get_balance("alice") == 400
