@@ -1,10 +1,11 @@
 """Every Stripe event the product acts on, and the module that owns its rule: one table.
 
 The webhook (`handle_webhook`), Amazon EventBridge (`handle_eventbridge`) and the sweep (`act_on`)
-dispatch through `EVENTS`; the sweep's
-`types[]` (`REPLAYED`), the README's list of events for the webhook endpoint and the one `make deploy`
-prints (`ENDPOINT_EVENTS`) are read off it. An owner's module is imported when its first event arrives,
-so a cold start pays only for the rule the event in hand needs. Any type not here is ignored (200).
+dispatch through `EVENTS`; the sweep's `types[]` (`REPLAYED`), the README's list of events for the
+webhook endpoint and the one `make deploy` prints (`ENDPOINT_EVENTS`) are read off it, and so is the
+EventBridge rule's `detail-type` list in template.yaml (a template test holds them equal). An owner's
+module is imported when its first event arrives, so a cold start pays only for the rule the event in
+hand needs. Any type not here is ignored (200).
 """
 
 from __future__ import annotations
