@@ -74,8 +74,8 @@ KEYS = (
     # A refund's or dispute's rare paths (wallet/reversals.py): a PaymentIntent read, a payment's refunds.
     Key(
         "StripeReadKeySecretArn",
-        ("StripeWebhookFunction",),
-        "the webhook",
+        ("StripeWebhookFunction", "StripeEventsFunction"),
+        "the webhook (or its EventBridge door)",
         ("payment_intent_read", "refund_read"),
     ),
 )

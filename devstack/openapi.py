@@ -322,3 +322,7 @@ def _add_requests(paths: dict[str, Any]) -> None:
             },
         }
     paths["/api/users/{user_id}/balance"]["get"]["parameters"] = [user]
+    paths["/api/users/{user_id}/transactions"]["get"]["parameters"] = [
+        user,
+        *paths["/api/balance"]["get"]["parameters"],
+    ]

@@ -27,7 +27,8 @@ from devstack.dynamodb import DynamoDBServer
 from devstack.gateway import Gateway, GatewayServer, functions, site_csp
 from devstack.sigv4 import ServiceCredentials
 from devstack.stripe_emulator import StripeEmulator
-from devstack.webhook_delivery import WebhookSender
+from devstack.webhook_delivery import EventBusSender, WebhookSender
+from wallet.stripe_events import ENDPOINT_EVENTS
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULTS = {
@@ -46,9 +47,13 @@ DEFAULTS = {
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_METRICS_DISABLED": "true",
     "STRIPE_EMULATOR_SETTLE_SECONDS": "5",
+    # webhook, or eventbridge: the emulator's events through a local stand-in for the partner event bus.
+    "STRIPE_EVENTS": "webhook",
     "AUTO_TOP_UP_DAILY_LIMIT": "3",
 }
 WEBHOOK_PATH = "/api/webhooks/stripe"
+# The partner event source the local bus stands in for, named as Stripe names theirs.
+LOCAL_EVENT_SOURCE = "aws.partner/stripe.com/ed_test_local"
 ISSUER = "urn:credits:devstack"
 
 
@@ -64,6 +69,8 @@ class StripeMode:
     webhook_secret_generated: bool
     deliver_twice: bool
     settle_seconds: float
+    eventbridge: bool = False
+    """Events through the local partner event bus instead of the webhook (STRIPE_EVENTS=eventbridge)."""
 
 
 class DevStack:
@@ -74,7 +81,7 @@ class DevStack:
         self.issuer: LocalIssuer | None = None
         self.gateway: GatewayServer | None = None
         self.emulator: StripeEmulator | None = None
-        self.sender: WebhookSender | None = None
+        self.sender: WebhookSender | EventBusSender | None = None
         self.containers_per_function = _containers_per_function(settings)
         self.service_credentials = ServiceCredentials.from_settings(settings, kept=self.credentials_file)
         self.balance_stream: BalanceStream | None = None
@@ -131,8 +138,16 @@ class DevStack:
         gateway.settle = self.settle
         environment = self._function_environment()
         if self.stripe.secret_key is None:
-            webhook_url = self.settings.get("STRIPE_EMULATOR_WEBHOOK_URL") or self.gateway.url + WEBHOOK_PATH
-            self.sender = WebhookSender(webhook_url, twice=self.stripe.deliver_twice)
+            if self.stripe.eventbridge:
+                environment["STRIPE_EVENT_SOURCE"] = LOCAL_EVENT_SOURCE
+                self.sender = EventBusSender(
+                    _eventbridge_target, LOCAL_EVENT_SOURCE, ENDPOINT_EVENTS, twice=self.stripe.deliver_twice
+                )
+            else:
+                webhook_url = (
+                    self.settings.get("STRIPE_EMULATOR_WEBHOOK_URL") or self.gateway.url + WEBHOOK_PATH
+                )
+                self.sender = WebhookSender(webhook_url, twice=self.stripe.deliver_twice)
             self.emulator = StripeEmulator(
                 webhook_secret=self.stripe.webhook_secret,
                 deliver=self.sender,
@@ -326,7 +341,7 @@ class DevStack:
         if self.emulator is not None:
             stripe = [
                 f"  Stripe     local Checkout emulator at {self.emulator.api_base} (no real payments)",
-                f"             events go to {self.sender.url if self.sender else url + WEBHOOK_PATH}"
+                f"             events go to {self.sender.destination if self.sender else url + WEBHOOK_PATH}"
                 + (", each twice" if self.stripe.deliver_twice else ""),
             ]
         else:
@@ -385,7 +400,15 @@ def _stripe_mode(settings: dict[str, str]) -> StripeMode:
         settle_seconds = float(settings["STRIPE_EMULATOR_SETTLE_SECONDS"])
     except ValueError:
         raise StackError("STRIPE_EMULATOR_SETTLE_SECONDS must be a number of seconds") from None
+    events = settings.get("STRIPE_EVENTS", "webhook").strip() or "webhook"
+    if events not in ("webhook", "eventbridge"):
+        raise StackError(f"STRIPE_EVENTS must be webhook or eventbridge, not {events!r}")
+    if events == "eventbridge" and key:
+        raise StackError(
+            "STRIPE_EVENTS=eventbridge runs with the emulator only: leave STRIPE_SECRET_KEY empty"
+        )
     return StripeMode(
+        eventbridge=events == "eventbridge",
         secret_key=key or None,
         webhook_secret=webhook_secret or "whsec_local_" + secrets.token_hex(16),
         webhook_secret_generated=not webhook_secret,
@@ -422,3 +445,12 @@ def _quiet_request_logs(verbose: bool) -> None:
         # The auto top-up trigger runs in this process (balance_stream), and metrics are not published
         # locally, so each of its invocations would warn that it had none to publish.
         warnings.filterwarnings("ignore", message="No application metrics to publish")
+
+
+def _eventbridge_target(envelope: dict[str, Any]) -> object:
+    """The EventBridge function, as the rule invokes it; imported once the functions' settings are set,
+    in this process, as the balance stream's trigger is."""
+    from devstack.containers import LambdaContext
+    from functions.stripe_webhook.app import eventbridge_handler
+
+    return eventbridge_handler(envelope, LambdaContext("StripeEventsFunction", 512))

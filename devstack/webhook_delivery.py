@@ -23,9 +23,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Self
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 from devstack.drain import DRAIN_TIMEOUT_SECONDS, DrainTimeoutError
@@ -66,44 +67,34 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
-class WebhookSender:
-    """Delivers signed events to `url` one at a time, in the order handed over, from a daemon worker thread.
+class _Sender:
+    """Delivers events one at a time, in the order handed over, from a daemon worker thread; a failed
+    delivery is tried again after its delay without holding up the events behind it. `_deliver` makes
+    one attempt. Events handed over before `start()` wait for it; `stop()` drops what is still waiting."""
 
-    A failed delivery is tried again after its delay without holding up the events behind it.
+    door = "delivery"
+    """How log lines name this sender's deliveries."""
 
-    Events handed over before `start()` wait for it; `stop()` drops what is still waiting.
-    """
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
-        twice: bool = False,
-        timeout: float = DEFAULT_TIMEOUT_SECONDS,
-    ) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"not an http(s) URL: {url!r}")
-        if any(delay < 0 for delay in retry_delays) or timeout <= 0:
+    def __init__(self, *, retry_delays: Sequence[float], twice: bool) -> None:
+        if any(delay < 0 for delay in retry_delays):
             raise ValueError("retry delays must not be negative and the timeout must be positive")
-        self._url = url
         self._retry_delays = tuple(retry_delays)
         self._twice = twice
-        self._timeout = timeout
-        # The local endpoint is reached directly, whatever proxy the environment names.
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirects())
         self._changed = threading.Condition()
         self._queue: list[tuple[float, int, _Delivery]] = []
         self._order = itertools.count()
         self._in_flight: list[_Delivery] = []
         self._stopping = False
         self._attempts: list[DeliveryAttempt] = []
-        self._thread = threading.Thread(target=self._run, name="webhook-sender", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"{self.door}-sender", daemon=True)
 
     @property
-    def url(self) -> str:
-        return self._url
+    def destination(self) -> str:
+        """Where the deliveries go, as a drain that runs out of time names it."""
+        raise NotImplementedError
+
+    def _deliver(self, delivery: _Delivery) -> DeliveryAttempt:
+        raise NotImplementedError
 
     @property
     def twice(self) -> bool:
@@ -119,7 +110,7 @@ class WebhookSender:
         """Queue `signed` for delivery (twice with `twice`) and return at once."""
         with self._changed:
             if self._stopping:
-                _log.warning("webhook %s %s not sent: the sender is stopped", *_describe(signed))
+                _log.warning("%s %s %s not sent: the sender is stopped", self.door, *_describe(signed))
                 return
             now = time.monotonic()
             for _ in range(2 if self._twice else 1):
@@ -140,7 +131,7 @@ class WebhookSender:
         if self._thread.is_alive():
             self._thread.join()
         if dropped:
-            _log.warning("webhook sender stopped with %d deliveries not made", dropped)
+            _log.warning("%s sender stopped with %d deliveries not made", self.door, dropped)
 
     def drain(self, timeout: float = DRAIN_TIMEOUT_SECONDS) -> None:
         """Wait until every event handed over so far was delivered or given up, its retries included.
@@ -157,7 +148,8 @@ class WebhookSender:
                 for due, _, delivery in sorted(self._queue)
             ]
         raise DrainTimeoutError(
-            f"webhook deliveries to {self._url} not finished in {timeout:g} s: " + "; ".join(pending)
+            f"{self.door} deliveries to {self.destination} not finished in {timeout:g} s: "
+            + "; ".join(pending)
         )
 
     def __enter__(self) -> Self:
@@ -174,7 +166,7 @@ class WebhookSender:
                     return
                 self._in_flight.append(delivery)
             try:
-                self._after(delivery, self._post(delivery))
+                self._after(delivery, self._deliver(delivery))
             finally:
                 # Only now, so a queued retry keeps `drain` waiting without a gap.
                 with self._changed:
@@ -192,6 +184,67 @@ class WebhookSender:
                 return heapq.heappop(self._queue)[2]
             self._changed.wait(wait)
         return None
+
+    def _after(self, delivery: _Delivery, attempt: DeliveryAttempt) -> None:
+        """Record the attempt, and queue the next one if it failed and the schedule has one left."""
+        outcome = str(attempt.status) if attempt.status is not None else attempt.error
+        retry_in: float | None = None
+        with self._changed:
+            self._attempts.append(attempt)
+            if not attempt.succeeded and delivery.attempt <= len(self._retry_delays) and not self._stopping:
+                retry_in = self._retry_delays[delivery.attempt - 1]
+                retry = _Delivery(delivery.signed, delivery.attempt + 1)
+                heapq.heappush(self._queue, (time.monotonic() + retry_in, next(self._order), retry))
+        label = (self.door, attempt.event_type, attempt.event_id, attempt.attempt, outcome)
+        if attempt.succeeded:
+            _log.info("%s %s %s attempt %d: %s", *label)
+        elif retry_in is not None:
+            _log.info("%s %s %s attempt %d: %s, retrying in %gs", *label, retry_in)
+        else:
+            _log.info("%s %s %s attempt %d: %s", *label)
+            _log.warning(
+                "%s %s %s: giving up after %d attempts",
+                self.door,
+                attempt.event_type,
+                attempt.event_id,
+                attempt.attempt,
+            )
+
+
+class WebhookSender(_Sender):
+    """POSTs each event's exact bytes to `url` with its Stripe-Signature, signed afresh for each attempt."""
+
+    door = "webhook"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
+        twice: bool = False,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    ) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"not an http(s) URL: {url!r}")
+        if timeout <= 0:
+            raise ValueError("retry delays must not be negative and the timeout must be positive")
+        super().__init__(retry_delays=retry_delays, twice=twice)
+        self._url = url
+        self._timeout = timeout
+        # The local endpoint is reached directly, whatever proxy the environment names.
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirects())
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    @property
+    def destination(self) -> str:
+        return self._url
+
+    def _deliver(self, delivery: _Delivery) -> DeliveryAttempt:
+        return self._post(delivery)
 
     def _post(self, delivery: _Delivery) -> DeliveryAttempt:
         signed = delivery.signed.resigned()
@@ -215,29 +268,72 @@ class WebhookSender:
         event_type, event_id = _describe(signed)
         return DeliveryAttempt(event_id, event_type, delivery.attempt, status, error, at)
 
-    def _after(self, delivery: _Delivery, attempt: DeliveryAttempt) -> None:
-        """Record the attempt, and queue the next one if it failed and the schedule has one left."""
-        outcome = str(attempt.status) if attempt.status is not None else attempt.error
-        retry_in: float | None = None
-        with self._changed:
-            self._attempts.append(attempt)
-            if not attempt.succeeded and delivery.attempt <= len(self._retry_delays) and not self._stopping:
-                retry_in = self._retry_delays[delivery.attempt - 1]
-                retry = _Delivery(delivery.signed, delivery.attempt + 1)
-                heapq.heappush(self._queue, (time.monotonic() + retry_in, next(self._order), retry))
-        label = (attempt.event_type, attempt.event_id, attempt.attempt, outcome)
-        if attempt.succeeded:
-            _log.info("webhook %s %s attempt %d: %s", *label)
-        elif retry_in is not None:
-            _log.info("webhook %s %s attempt %d: %s, retrying in %gs", *label, retry_in)
-        else:
-            _log.info("webhook %s %s attempt %d: %s", *label)
-            _log.warning(
-                "webhook %s %s: giving up after %d attempts",
-                attempt.event_type,
-                attempt.event_id,
-                attempt.attempt,
-            )
+
+class EventBusSender(_Sender):
+    """The local stand-in for Stripe's partner event bus and its rule: each event wrapped in EventBridge's
+    envelope (`source` the partner event source, `detail-type` the event's type, `detail` the event:
+    docs.aws.amazon.com/eventbridge/latest/userguide/eb-events-structure.html) and handed to `invoke`, the
+    EventBridge function's handler. An invocation that raises is tried again on the same schedule as a
+    webhook delivery, as Lambda retries an asynchronous invocation; the same drain waits for it."""
+
+    door = "eventbridge"
+
+    def __init__(
+        self,
+        invoke: Callable[[dict[str, Any]], object],
+        source: str,
+        detail_types: Collection[str],
+        *,
+        retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
+        twice: bool = False,
+        account: str = "123456789012",
+        region: str = "us-east-1",
+    ) -> None:
+        if not source.startswith("aws.partner/stripe.com/"):
+            raise ValueError(f"not a Stripe partner event source: {source!r}")
+        super().__init__(retry_delays=retry_delays, twice=twice)
+        self._invoke = invoke
+        self.source = source
+        self._detail_types = frozenset(detail_types)
+        self._account = account
+        self._region = region
+
+    @property
+    def destination(self) -> str:
+        return f"the partner event bus {self.source}"
+
+    def __call__(self, signed: SignedEvent) -> None:
+        """As the rule's pattern does, pass on only the event types it names (template.yaml's
+        StripeEventsRule: the event table's); the bus drops the rest."""
+        if signed.event.get("type") in self._detail_types:
+            super().__call__(signed)
+
+    def envelope(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """The event as EventBridge hands it to a rule's target: one envelope id per attempt's event."""
+        return {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": str(event.get("type", "")),
+            "source": self.source,
+            "account": self._account,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "region": self._region,
+            "resources": [],
+            "detail": dict(event),
+        }
+
+    def _deliver(self, delivery: _Delivery) -> DeliveryAttempt:
+        at = time.time()
+        status: int | None = None
+        error: str | None = None
+        try:
+            self._invoke(self.envelope(delivery.signed.event))
+            status = 200
+        # Any error is a failed invocation, retried.
+        except Exception as exc:
+            error = f"{type(exc).__name__}: the function failed"
+        event_type, event_id = _describe(delivery.signed)
+        return DeliveryAttempt(event_id, event_type, delivery.attempt, status, error, at)
 
 
 def _label(delivery: _Delivery) -> str:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import copy
 import json
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from devstack.stripe_emulator import SignedEvent, StripeEmulator
 from functions.create_checkout.app import lambda_handler as create_checkout
+from functions.stripe_webhook.app import eventbridge_handler
 from functions.stripe_webhook.app import lambda_handler as stripe_webhook
-from tests.lambda_events import HttpResponse, api_event, invoke
+from tests.lambda_events import HttpResponse, LambdaContext, api_event, invoke
 from wallet import ledger
 from wallet.models import CreditTransaction
 
@@ -27,6 +31,42 @@ def start_checkout(user: str, amount: int) -> str:
 def deliver(event: SignedEvent, *, base64_body: bool = False) -> HttpResponse:
     """POST one signed event to the webhook handler, as Stripe would."""
     return post_webhook(event.payload, event.signature, base64_body=base64_body)
+
+
+EVENTBRIDGE_SAMPLE = (
+    Path(__file__).resolve().parents[1] / "events" / "eventbridge" / "checkout.session.completed.json"
+)
+
+
+def eventbridge_envelope(event: Mapping[str, Any]) -> dict[str, Any]:
+    """The Stripe event as Amazon EventBridge delivers it from the partner event source: the sample's
+    envelope (`source`, `account`, ...), with the event as `detail`, its type as `detail-type` and an
+    envelope id of its own, as each event EventBridge receives has."""
+    envelope: dict[str, Any] = json.loads(EVENTBRIDGE_SAMPLE.read_text())
+    return envelope | {"id": str(uuid.uuid4()), "detail-type": event["type"], "detail": dict(event)}
+
+
+def deliver_by_eventbridge(event: SignedEvent | Mapping[str, Any]) -> HttpResponse:
+    """Invoke the EventBridge door with one Stripe event, read as the webhook's answer would be: 200 when
+    the function returned (EventBridge is done with it), 500 when it raised (Lambda retries it)."""
+    stripe_event = event.event if isinstance(event, SignedEvent) else event
+    return invoke_eventbridge(eventbridge_envelope(stripe_event))
+
+
+def invoke_eventbridge(envelope: dict[str, Any]) -> HttpResponse:
+    try:
+        answer = eventbridge_handler(envelope, LambdaContext())
+    except Exception as failed:
+        return HttpResponse(500, {"error": type(failed).__name__}, {})
+    return HttpResponse(200, answer, {})
+
+
+Door = Callable[[SignedEvent], HttpResponse]
+DOORS: dict[str, Door] = {
+    "webhook": lambda event: deliver(event),
+    "eventbridge": deliver_by_eventbridge,
+}
+"""The two ways a Stripe event reaches the function, for tests that must hold through either."""
 
 
 def post_webhook(payload: bytes, signature: str | None, *, base64_body: bool = False) -> HttpResponse:

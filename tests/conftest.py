@@ -31,6 +31,8 @@ os.environ.update(
         "CREDIT_PACKS": "1000,5000,10000",
         "STRIPE_SECRET_KEY": "sk_test_emulator",
         "STRIPE_WEBHOOK_SECRET": "whsec_test_secret",
+        # The partner event source of the EventBridge sample (events/eventbridge/).
+        "STRIPE_EVENT_SOURCE": "aws.partner/stripe.com/ed_test_61RMKdN8zDe7KJ2m516RMJxZzCSQaKkjg0jHdmoIlTpI",
         # The webhook's read-only key; the emulator takes the one key.
         "STRIPE_READ_KEY": "sk_test_emulator",
         # The fulfilment mark's key (wallet.marker).

@@ -20,6 +20,7 @@ SAMPLES = {
     ("POST", "/api/webhooks/stripe"): "api_post_stripe_webhook.json",
     ("POST", "/api/users/{userId}/spend"): "api_post_spend.json",
     ("GET", "/api/users/{userId}/balance"): "api_get_user_balance.json",
+    ("GET", "/api/users/{userId}/transactions"): "api_get_user_transactions.json",
     ("POST", "/api/users/{userId}/adjustments"): "api_post_adjustment.json",
     ("POST", "/api/users/{userId}/holds"): "api_post_hold.json",
     ("POST", "/api/users/{userId}/holds/{holdId}/capture"): "api_post_hold_capture.json",

@@ -1,11 +1,12 @@
 """The service routes, for the backend that sells the credits (AWS_IAM: SigV4-signed):
-POST /api/users/{userId}/spend, GET /api/users/{userId}/balance, POST /api/users/{userId}/adjustments,
-and holds for metered usage: POST /api/users/{userId}/holds, .../holds/{holdId}/capture and .../release;
+POST /api/users/{userId}/spend, GET /api/users/{userId}/balance and .../transactions,
+POST /api/users/{userId}/adjustments, and holds for metered usage: POST /api/users/{userId}/holds,
+.../holds/{holdId}/capture and .../release;
 and an operator's PUT /api/users/{userId}/shards, which makes one account hot (wallet.hot_accounts).
 
 Spends and holds come only from the roles ServiceCallerArns lists, adjustments only from OperatorArns',
-balances from either: the service API's resource policy says so, and each route checks again before it
-writes.
+balances and histories from either: the service API's resource policy says so, and each route checks
+again before it writes.
 
 Every change carries an Idempotency-Key: the same key and body answer the first answer again with
 `Idempotent-Replayed: true`, the same key with another body is 409, and a spend never overdraws (402).
@@ -21,7 +22,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from wallet import holds, hot_accounts, ledger, settings, snapstart
+from wallet import history, holds, hot_accounts, ledger, settings, snapstart
 from wallet.errors import InvalidAmountError
 from wallet.http import (
     InvalidBodyError,
@@ -387,6 +388,27 @@ def balance(user_id: str) -> dict[str, Any]:
         "held": now.held,
         "available": now.available,
     }
+
+
+@app.get(
+    "/api/users/<user_id>/transactions",
+    summary="A user's balance and a page of its history",
+    description="Paged as the credits page's GET /api/balance is: the same `limit`, `cursor` and answer.",
+    tags=["Service"],
+    security=SIGV4,
+    responses={
+        200: {"description": "The statement", "content": {"application/json": {"schema": history.STATEMENT}}},
+        400: documented_error(f"A malformed user id, or {history.PAGE_ERROR}"),
+        403: documented_error("Not signed with AWS credentials, or by a principal listed for neither route"),
+        404: NO_ROUTE,
+        500: documented_error("The ledger could not be reached; try again"),
+    },
+)
+@tracer.capture_method
+def transactions(user_id: str) -> dict[str, Any]:
+    readers = settings.service_callers() | settings.operators()
+    allowed_caller(app, readers, "ServiceCallerArns or OperatorArns")
+    return history.answer(_user(user_id), app.current_event.get_query_string_value)
 
 
 def _user(captured: str) -> str:

@@ -1,6 +1,7 @@
 """POST /api/webhooks/stripe: verify Stripe's signature, then act on the event as its owner in
 `wallet.stripe_events` says: credit paid Checkout Sessions exactly once, take back what refunds and
-disputes reverse, give it back when they are undone.
+disputes reverse, give it back when they are undone. `eventbridge_handler`: the same events delivered by
+Amazon EventBridge from Stripe's partner event source, acted on through the same table.
 
 Answers 200 for everything it has dealt with, including what it deliberately does not credit (a retry
 could not change that), 400 for what is not a signed Stripe event, and 500 when the ledger failed, so
@@ -16,12 +17,12 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from wallet import snapstart
+from wallet import settings, snapstart
 from wallet.errors import InvalidEventError
 from wallet.http import documented_error, raw_body, resolver
-from wallet.outcomes import Result
+from wallet.outcomes import Result, WebhookOutcome
 from wallet.payments import API_VERSION
-from wallet.stripe_events import handle_webhook
+from wallet.stripe_events import handle_eventbridge, handle_webhook
 
 # Stripe events are a few kilobytes; anything far larger is not one, and is refused before any HMAC.
 MAX_EVENT_BYTES = 256 * 1024
@@ -82,6 +83,12 @@ def stripe_webhook() -> dict[str, Any]:
         metrics.add_metric(name="BadSignatures", unit=MetricUnit.Count, value=1)
         logger.warning("webhook refused: not a signed Stripe event")
         raise
+    record(handled)
+    return {"received": True}
+
+
+def record(handled: WebhookOutcome) -> None:
+    """Log and count what an event did, whichever door it came through."""
     logger.set_correlation_id(handled.event_id)
     if handled.api_version != API_VERSION:
         # Counted at each delivery, so a graph shows when it stops; logged once a process, not per event.
@@ -116,7 +123,6 @@ def stripe_webhook() -> dict[str, Any]:
         logger.error(message, extra=fields | {"reason": outcome.reason})
     else:
         logger.info("webhook handled", extra=fields)
-    return {"received": True}
 
 
 @cache
@@ -136,3 +142,29 @@ def _warn_of_api_version(received: str | None) -> None:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)
+
+
+# The partner event bus's rule invokes this asynchronously with EventBridge's envelope. An event not from
+# the configured source, or not a Stripe event of a type the table names, is logged, counted and dropped
+# by returning: no retry could make it valid, and raising would only retry it into the dead-letter queue.
+# A ledger failure raises, so Lambda retries the event and then parks it in the dead-letter queue.
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def eventbridge_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        handled = handle_eventbridge(event, settings.stripe_event_source())
+    except InvalidEventError as refused:
+        metrics.add_metric(name="UnknownEventBridgeEvents", unit=MetricUnit.Count, value=1)
+        # The envelope's id and source, never its detail: a stray event is not ours to log whole.
+        logger.warning(
+            "EventBridge event dropped: not a Stripe event of a known type from the partner source",
+            extra={
+                "eventbridge_id": str(event.get("id")),
+                "source": str(event.get("source")),
+                "reason": str(refused),
+            },
+        )
+        return {"dropped": True}
+    record(handled)
+    return {"received": True}

@@ -13,7 +13,7 @@ import pytest
 import stripe
 
 from devstack.stripe_emulator import SignedEvent, StripeEmulator
-from tests.checkout_flow import deliver, post_webhook, start_checkout, variant, webhook_request
+from tests.checkout_flow import DOORS, Door, deliver, post_webhook, start_checkout, variant, webhook_request
 from tests.dynamodb_faults import INTERNAL_ERROR, failing
 from tests.lambda_pool import Containers
 from wallet import ledger, models
@@ -22,6 +22,12 @@ from wallet.models import CreditTransaction
 pytestmark = pytest.mark.usefixtures("tables")
 
 SECRET = "whsec_test_secret"
+
+
+@pytest.fixture(params=sorted(DOORS))
+def door(request: pytest.FixtureRequest) -> Door:
+    """The webhook, or Amazon EventBridge: each case below holds through either door."""
+    return DOORS[request.param]
 
 
 def deposits(user: str) -> list[CreditTransaction]:
@@ -39,11 +45,12 @@ def resign(
 
 def test_a_paid_checkout_session_is_credited_once_with_its_stripe_ids(
     stripe_emulator: StripeEmulator,
+    door: Door,
 ) -> None:
     session_id = start_checkout("alice", 5000)
     *_, completed = stripe_emulator.pay(session_id)
 
-    response = deliver(stripe_emulator.sign(completed))
+    response = door(stripe_emulator.sign(completed))
 
     assert (response.status, response.body) == (200, {"received": True})
     assert ledger.get_balance("alice") == 5000
@@ -58,40 +65,43 @@ def test_a_paid_checkout_session_is_credited_once_with_its_stripe_ids(
     )
 
 
-def test_a_redelivered_event_changes_nothing(stripe_emulator: StripeEmulator) -> None:
+def test_a_redelivered_event_changes_nothing(stripe_emulator: StripeEmulator, door: Door) -> None:
     *_, completed = stripe_emulator.pay(start_checkout("alice", 1000))
     signed = stripe_emulator.sign(completed)
 
-    statuses = [deliver(signed).status for _ in range(3)]
+    statuses = [door(signed).status for _ in range(3)]
 
     assert statuses == [200, 200, 200]
     assert ledger.get_balance("alice") == 1000
     assert len(deposits("alice")) == 1
 
 
-def test_an_unpaid_completed_session_waits_for_its_async_payment(stripe_emulator: StripeEmulator) -> None:
+def test_an_unpaid_completed_session_waits_for_its_async_payment(
+    stripe_emulator: StripeEmulator, door: Door
+) -> None:
     session_id = start_checkout("alice", 5000)
     [completed] = stripe_emulator.pay_later(session_id)
 
-    assert deliver(stripe_emulator.sign(completed)).status == 200
+    assert door(stripe_emulator.sign(completed)).status == 200
     assert ledger.get_balance("alice") == 0
 
     *_, succeeded = stripe_emulator.settle(session_id)
     assert succeeded["type"] == "checkout.session.async_payment_succeeded"
-    assert deliver(stripe_emulator.sign(succeeded)).status == 200
+    assert door(stripe_emulator.sign(succeeded)).status == 200
     assert ledger.get_balance("alice") == 5000
     assert len(deposits("alice")) == 1
 
 
 def test_completed_paid_and_async_succeeded_for_one_session_credit_once(
     stripe_emulator: StripeEmulator,
+    door: Door,
 ) -> None:
     session_id = start_checkout("alice", 10000)
     stripe_emulator.pay_later(session_id)
     *_, succeeded = stripe_emulator.settle(session_id)
     completed = variant(stripe_emulator, succeeded, type="checkout.session.completed")
 
-    assert [deliver(completed).status, deliver(stripe_emulator.sign(succeeded)).status] == [200, 200]
+    assert [door(completed).status, door(stripe_emulator.sign(succeeded)).status] == [200, 200]
 
     assert ledger.get_balance("alice") == 10000
     assert len(deposits("alice")) == 1
@@ -99,14 +109,14 @@ def test_completed_paid_and_async_succeeded_for_one_session_credit_once(
 
 @pytest.mark.parametrize("closing", ["fail_payment", "expire"])
 def test_a_failed_or_expired_session_is_acknowledged_without_credit(
-    stripe_emulator: StripeEmulator, closing: str
+    stripe_emulator: StripeEmulator, door: Door, closing: str
 ) -> None:
     session_id = start_checkout("alice", 5000)
     if closing == "fail_payment":
         stripe_emulator.pay_later(session_id)
     [event] = getattr(stripe_emulator, closing)(session_id)
 
-    response = deliver(stripe_emulator.sign(event))
+    response = door(stripe_emulator.sign(event))
 
     assert event["type"] in {"checkout.session.async_payment_failed", "checkout.session.expired"}
     assert response.status == 200
@@ -234,16 +244,18 @@ def test_what_is_not_a_signed_stripe_event_is_a_400(stripe_emulator: StripeEmula
     assert ledger.get_balance("alice") == 0
 
 
-def test_a_dynamodb_failure_is_a_500_and_redelivery_credits_once(stripe_emulator: StripeEmulator) -> None:
+def test_a_dynamodb_failure_is_a_500_and_redelivery_credits_once(
+    stripe_emulator: StripeEmulator, door: Door
+) -> None:
     *_, completed = stripe_emulator.pay(start_checkout("alice", 5000))
     signed = stripe_emulator.sign(completed)
 
     with failing(models.connection().client, "TransactWriteItems", INTERNAL_ERROR):
-        failed = deliver(signed)
+        failed = door(signed)
 
     assert failed.status == 500
     assert ledger.get_balance("alice") == 0
-    assert [deliver(signed).status, deliver(signed).status] == [200, 200]
+    assert [door(signed).status, door(signed).status] == [200, 200]
     assert ledger.get_balance("alice") == 5000
     assert len(deposits("alice")) == 1
 

@@ -50,6 +50,7 @@ ENTRIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "AutoTopUpTriggerFunction": ("functions/auto_top_up/app.py", ("stream_handler",)),
     "ReconcileFunction": ("functions/reconcile/app.py", ("lambda_handler",)),
     "StripeWebhookFunction": ("functions/stripe_webhook/app.py", (ROUTES,)),
+    "StripeEventsFunction": ("functions/stripe_webhook/app.py", ("eventbridge_handler",)),
 }
 Node = tuple[str, str]  # (module, top-level name)
 
@@ -193,7 +194,8 @@ def test_the_template_gives_each_function_its_keys_secret_and_no_other(key: doct
     secret = key.output.removesuffix("Arn")
     for function in key.functions:
         variables = resources[function]["Properties"]["Environment"]["Variables"]
-        variable = "STRIPE_READ_KEY_ARN" if function == "StripeWebhookFunction" else "STRIPE_SECRET_KEY_ARN"
+        reads_only = function in ("StripeWebhookFunction", "StripeEventsFunction")
+        variable = "STRIPE_READ_KEY_ARN" if reads_only else "STRIPE_SECRET_KEY_ARN"
         assert variables[variable] == {"Fn::If": [f"Create{secret}", {"Ref": secret}, {"Ref": key.output}]}
     assert template["Outputs"][key.output]["Value"] == {
         "Fn::If": [f"Create{secret}", {"Ref": secret}, {"Ref": key.output}]

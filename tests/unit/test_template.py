@@ -86,6 +86,7 @@ def properties(logical_id: str) -> dict[str, Any]:
 SERVICE_ROUTES = {
     "POST /api/users/{userId}/spend",
     "GET /api/users/{userId}/balance",
+    "GET /api/users/{userId}/transactions",
     "POST /api/users/{userId}/adjustments",
     "POST /api/users/{userId}/holds",
     "POST /api/users/{userId}/holds/{holdId}/capture",
@@ -218,7 +219,7 @@ DISPUTE_NOTICE = {
             | READ_FULFILMENT_KEY
             | {("sqs:SendMessage", "AutoTopUpFailedRecordsQueue")},
         ),
-        ("SpendFunction", LEDGER_CHANGE),
+        ("SpendFunction", LEDGER_CHANGE | {("dynamodb:Query", "CreditTransactionTable")}),
         (
             "CreateCheckoutFunction",
             DEPOSIT
@@ -250,6 +251,18 @@ DISPUTE_NOTICE = {
                 ("dynamodb:Query", "CreditGuardTable"),
                 ("dynamodb:Scan", "CreditGuardTable"),
             },
+        ),
+        # The webhook's grants less its signing secret and CloudFront's header.
+        (
+            "StripeEventsFunction",
+            DEPOSIT
+            | LEDGER_CHANGE
+            | FIND_DEPOSIT
+            | FIND_CUSTOMER
+            | AUTO_TOP_UP_STATE
+            | READ_FULFILMENT_KEY
+            | DISPUTE_NOTICE
+            | {("secretsmanager:GetSecretValue", "StripeReadKeySecret|StripeReadKeySecretArn")},
         ),
         (
             "GetBalanceFunction",
@@ -364,7 +377,8 @@ def test_only_the_webhook_reads_the_read_only_key(function: str) -> None:
     readable = set().union(*(names_in(statements(policy)) for policy in properties(function)["Policies"]))
     reads = bool(readable & {"StripeReadKeySecret", "StripeReadKeySecretArn"})
 
-    assert reads == (function == "StripeWebhookFunction")
+    # The two doors Stripe's events come through: the webhook and Amazon EventBridge.
+    assert reads == (function in {"StripeWebhookFunction", "StripeEventsFunction"})
     assert (
         "STRIPE_READ_KEY_ARN" in properties(function).get("Environment", {}).get("Variables", {})
     ) == reads
@@ -466,11 +480,19 @@ def test_every_page_route_has_its_own_throttle_no_looser_than_its_stage() -> Non
     default = stage["DefaultRouteSettings"]
     routes = page_routes()
 
-    assert set(stage["RouteSettings"]) == set(routes.values())
-    for settings in stage["RouteSettings"].values():
+    # With the webhook route, and without it (StripeEventSource set): the same settings less its key.
+    condition, with_webhook, without_webhook = stage["RouteSettings"]["Fn::If"]
+    assert condition == "UseStripeWebhook"
+    assert set(with_webhook) == set(routes.values())
+    assert without_webhook == {k: v for k, v in with_webhook.items() if k != "POST /api/webhooks/stripe"}
+    for settings in with_webhook.values():
         assert 0 < settings["ThrottlingRateLimit"] <= default["ThrottlingRateLimit"]
         assert 0 < settings["ThrottlingBurstLimit"] <= default["ThrottlingBurstLimit"]
-    assert set(load()["Resources"]["HttpApiStage"]["DependsOn"]) == set(routes)
+    # The stage waits for every route its settings name: the webhook's through a reference made only
+    # when it is deployed (DependsOn may not name a resource whose condition is false).
+    depends_on = set(load()["Resources"]["HttpApiStage"]["DependsOn"])
+    assert depends_on == set(routes) - {"StripeWebhookRoute"}
+    assert "StripeWebhookRoute" in stage["Description"]["Fn::If"][1]["Fn::Sub"]
     assert set(routes) == set(resources("AWS::ApiGatewayV2::Route"))
 
 
@@ -520,6 +542,7 @@ def resource_policy() -> dict[str, dict[str, Any]]:
         ("AdjustmentsOnlyFromOperators", "POST/api/users/*/adjustments", "${OperatorArns}"),
         ("HotAccountsOnlyFromOperators", "PUT/api/users/*/shards", "${OperatorArns}"),
         ("BalancesOnlyFromEither", "GET/api/users/*/balance", "${ServiceCallerArns},${OperatorArns}"),
+        ("HistoriesOnlyFromEither", "GET/api/users/*/transactions", "${ServiceCallerArns},${OperatorArns}"),
         (
             "HoldsOnlyFromServiceCallers",
             [
@@ -707,8 +730,10 @@ def test_the_managed_rules_never_inspect_a_webhook_body(group: str) -> None:
 def test_the_webhook_route_throttle_leaves_room_for_stripes_retries_within_the_webhooks_concurrency() -> None:
     # API Gateway developer guide, "Throttle requests to your HTTP APIs": route throttles apply to all
     # clients together, so only WAF's webhook rules keep them Stripe's.
-    route = properties("HttpApiStage")["RouteSettings"]["POST /api/webhooks/stripe"]
-    checkout = properties("HttpApiStage")["RouteSettings"]["POST /api/checkout"]
+    condition, with_webhook, _ = properties("HttpApiStage")["RouteSettings"]["Fn::If"]
+    assert condition == "UseStripeWebhook"
+    route = with_webhook["POST /api/webhooks/stripe"]
+    checkout = with_webhook["POST /api/checkout"]
 
     # Each checkout leads to a few events (session completed, payment succeeded, a refund, a dispute).
     assert route["ThrottlingRateLimit"] >= 4 * checkout["ThrottlingRateLimit"]
@@ -718,7 +743,8 @@ def test_the_webhook_route_throttle_leaves_room_for_stripes_retries_within_the_w
 def dashboard_metrics() -> list[list[Any]]:
     body, variables = properties("CreditsDashboard")["DashboardBody"]["Fn::Sub"]
     for name, value in variables.items():
-        body = body.replace("${" + name + "}", value)
+        # A variable that is an intrinsic (a function deployed on a condition) stands for what it names.
+        body = body.replace("${" + name + "}", value if isinstance(value, str) else name)
     widgets = json.loads(re.sub(r"\$\{([A-Za-z:]+)\}", r"\1", body))["widgets"]
     return [metric for widget in widgets for metric in widget["properties"]["metrics"]]
 
@@ -1194,7 +1220,7 @@ def test_a_dispute_notice_touches_only_notice_attributes_and_publishes_only_to_t
     assert (publish["Action"], publish["Resource"]) == ("sns:Publish", {"Ref": "AlarmTopic"})
     assert set(key["Action"]) == {"kms:GenerateDataKey*", "kms:Decrypt"}
     assert key["Resource"] == {"Fn::GetAtt": ["AlarmTopicKey", "Arn"]}
-    for function in ("StripeWebhookFunction", "ReconcileFunction"):
+    for function in ("StripeWebhookFunction", "StripeEventsFunction", "ReconcileFunction"):
         assert properties(function)["Environment"]["Variables"]["ALARM_TOPIC_ARN"] == {"Ref": "AlarmTopic"}
 
 
@@ -1203,3 +1229,125 @@ def test_an_unknown_refund_or_dispute_status_is_alarmed() -> None:
 
     assert (alarm["Namespace"], alarm["MetricName"]) == ("Credits", "UnknownStatuses")
     assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+
+
+# --- Stripe's events through Amazon EventBridge (StripeEventSource) --------------------------------------
+
+
+def conditioned(logical_id: str) -> str | None:
+    return load()["Resources"][logical_id].get("Condition")
+
+
+def test_stripe_event_source_is_optional_and_names_only_a_stripe_partner_source() -> None:
+    parameter = load()["Parameters"]["StripeEventSource"]
+    pattern = re.compile(parameter["AllowedPattern"])
+
+    assert parameter["Default"] == ""
+    # Stripe's partner event sources: aws.partner/stripe.com/<event destination id>
+    # (docs.stripe.com/event-destinations/eventbridge).
+    assert pattern.fullmatch("aws.partner/stripe.com/ed_test_61RMKdN8zDe7KJ2m516RMJxZzCSQaKkjg0jHdmoIlTpI")
+    assert pattern.fullmatch("")
+    for other in ("aws.partner/example.com/x", "aws.partner/stripe.com/", "aws.partner/stripe.com/ed/../x"):
+        assert not pattern.fullmatch(other)
+    assert load()["Conditions"]["UseEventBridge"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "StripeEventSource"}, ""]}]
+    }
+
+
+def test_every_eventbridge_resource_exists_only_with_a_partner_source() -> None:
+    eventbridge = {
+        "StripeEventsFunction",
+        "StripeEventBus",
+        "StripeEventsRule",
+        "StripeEventsInvokePermission",
+        "StripeEventsDeadLetterQueue",
+        "StripeEventsDeadLetterQueuePolicy",
+        "StripeEventsDeadLetterAlarm",
+        "StripeEventsFailuresAlarm",
+        "StripeEventsLogs",
+    }
+
+    assert {name for name in eventbridge if conditioned(name) == "UseEventBridge"} == eventbridge
+
+
+# AWS: a partner event bus is created with the partner event source's name as both its Name and its
+# EventSourceName (docs.aws.amazon.com/eventbridge/latest/userguide/eb-saas.html; AWS::Events::EventBus).
+def test_the_bus_is_the_partner_event_bus_of_the_configured_source() -> None:
+    bus = properties("StripeEventBus")
+
+    assert bus == {"Name": {"Ref": "StripeEventSource"}, "EventSourceName": {"Ref": "StripeEventSource"}}
+
+
+def test_the_rule_sends_exactly_the_event_tables_types_from_the_source_to_the_function() -> None:
+    from wallet.stripe_events import ENDPOINT_EVENTS
+
+    rule = properties("StripeEventsRule")
+    [target] = rule["Targets"]
+
+    assert rule["EventBusName"] == {"Ref": "StripeEventBus"}
+    assert rule["EventPattern"] == {
+        "source": [{"Ref": "StripeEventSource"}],
+        "detail-type": list(ENDPOINT_EVENTS),
+    }
+    assert target["Arn"] == {"Ref": "StripeEventsFunction.Alias"}
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["StripeEventsDeadLetterQueue", "Arn"]}}
+    # Chosen, not left to defaults: EventBridge's own limits (24 hours, 185 attempts).
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400}
+
+
+def test_the_function_is_the_same_code_as_the_webhook_with_bounded_retries_into_the_dead_letter_queue() -> (
+    None
+):
+    function = properties("StripeEventsFunction")
+    invoke_config = function["EventInvokeConfig"]
+
+    assert function["CodeUri"] == properties("StripeWebhookFunction")["CodeUri"]
+    assert function["Handler"] == "app.eventbridge_handler"
+    assert function["Environment"]["Variables"]["STRIPE_EVENT_SOURCE"] == {"Ref": "StripeEventSource"}
+    assert "STRIPE_WEBHOOK_SECRET_ARN" not in function["Environment"]["Variables"]
+    # Lambda's documented bounds for asynchronous invocation: 0 to 2 retries, 60 s to 6 hours.
+    assert invoke_config["MaximumRetryAttempts"] == 2
+    assert invoke_config["MaximumEventAgeInSeconds"] == 21600
+    assert invoke_config["DestinationConfig"]["OnFailure"] == {
+        "Type": "SQS",
+        "Destination": {"Fn::GetAtt": ["StripeEventsDeadLetterQueue", "Arn"]},
+    }
+
+
+def test_only_the_rule_may_invoke_the_function_or_write_to_its_dead_letter_queue() -> None:
+    permission = properties("StripeEventsInvokePermission")
+    [statement] = properties("StripeEventsDeadLetterQueuePolicy")["PolicyDocument"]["Statement"]
+    rule_arn = {"Fn::GetAtt": ["StripeEventsRule", "Arn"]}
+
+    assert (permission["Principal"], permission["SourceArn"]) == ("events.amazonaws.com", rule_arn)
+    assert permission["FunctionName"] == {"Ref": "StripeEventsFunction.Alias"}
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": rule_arn}}
+
+
+def test_a_parked_event_raises_the_alarm() -> None:
+    alarm = properties("StripeEventsDeadLetterAlarm")
+    queue = properties("StripeEventsDeadLetterQueue")
+
+    assert alarm["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["StripeEventsDeadLetterQueue", "QueueName"]}}
+    ]
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+    assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+    assert queue["KmsMasterKeyId"] == "alias/aws/sqs"
+
+
+def test_the_webhook_route_is_deployed_without_a_partner_source_or_while_the_cut_over_keeps_it() -> None:
+    condition = load()["Conditions"]["UseStripeWebhook"]
+
+    assert condition == {
+        "Fn::Or": [
+            {"Fn::Equals": [{"Ref": "StripeEventSource"}, ""]},
+            {"Fn::Equals": [{"Ref": "KeepStripeWebhook"}, "true"]},
+        ]
+    }
+    for name in ("StripeWebhookRoute", "StripeWebhookIntegration", "StripeWebhookInvokePermission"):
+        assert conditioned(name) == "UseStripeWebhook", name
+    assert load()["Outputs"]["WebhookUrl"]["Condition"] == "UseStripeWebhook"
+    assert load()["Parameters"]["KeepStripeWebhook"]["Default"] == "false"

@@ -89,6 +89,12 @@ def stripe_livemode() -> bool:
     return value == "true"
 
 
+def stripe_event_source() -> str:
+    """The partner event source whose Stripe events Amazon EventBridge delivers (the StripeEventSource
+    parameter, `aws.partner/stripe.com/ed_...`); empty when the webhook is the only door."""
+    return os.environ.get("STRIPE_EVENT_SOURCE", "").strip()
+
+
 def stripe_api_base() -> str | None:
     """Where the Stripe SDK sends API calls: Stripe itself unless the local stack's emulator is set."""
     return os.environ.get("STRIPE_API_BASE", "").strip() or None

@@ -1,9 +1,11 @@
 """Every Stripe event the product acts on, and the module that owns its rule: one table.
 
-The webhook (`handle_webhook`) and the sweep (`act_on`) dispatch through `EVENTS`; the sweep's
-`types[]` (`REPLAYED`), the README's list of events for the webhook endpoint and the one `make deploy`
-prints (`ENDPOINT_EVENTS`) are read off it. An owner's module is imported when its first event arrives,
-so a cold start pays only for the rule the event in hand needs. Any type not here is ignored (200).
+The webhook (`handle_webhook`), Amazon EventBridge (`handle_eventbridge`) and the sweep (`act_on`)
+dispatch through `EVENTS`; the sweep's `types[]` (`REPLAYED`), the README's list of events for the
+webhook endpoint and the one `make deploy` prints (`ENDPOINT_EVENTS`) are read off it, and so is the
+EventBridge rule's `detail-type` list in template.yaml (a template test holds them equal). An owner's
+module is imported when its first event arrives, so a cold start pays only for the rule the event in
+hand needs. Any type not here is ignored (200).
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from types import MappingProxyType
+from typing import Any
 
 from wallet import settings
+from wallet.errors import InvalidEventError
 from wallet.outcomes import Outcome, Result, WebhookOutcome
-from wallet.payments import Event, verify_event
+from wallet.payments import Event, event_of, verify_event
 
 # Stripe's GET /v1/events takes at most this many `types[]`.
 MAX_LISTED_TYPES = 20
@@ -74,6 +78,33 @@ REPLAYED = frozenset(kind for kind, rule in EVENTS.items() if rule.replayed)
 def handle_webhook(payload: bytes, signature: str | None) -> WebhookOutcome:
     """Verify a Stripe webhook delivery and act on it as its type's owner says."""
     event = verify_event(payload, signature, settings.stripe_webhook_secret())
+    return WebhookOutcome(event.id, event.type, act_on(event), event.api_version)
+
+
+def handle_eventbridge(envelope: Mapping[str, Any], partner_source: str) -> WebhookOutcome:
+    """Act on a Stripe event delivered by Amazon EventBridge from the partner event source
+    `partner_source`, as the webhook acts on the same event.
+
+    The envelope is EventBridge's (docs.aws.amazon.com/eventbridge/latest/userguide/eb-events-structure.html):
+    `source` is the partner event source's name, `aws.partner/stripe.com/ed_...`, `detail-type` the Stripe
+    event's type and `detail` the Stripe event itself, a snapshot event as a webhook body holds
+    (https://docs.stripe.com/event-destinations/eventbridge). No signature: only the account's partner
+    event bus, which only Stripe's source writes to, invokes the function; the source is checked again.
+    InvalidEventError for anything else, or for a Stripe event this table does not name.
+    """
+    source = envelope.get("source")
+    if not partner_source or source != partner_source:
+        raise InvalidEventError(f"The event's source is not the configured partner event source: {source!r}.")
+    detail = envelope.get("detail")
+    if not isinstance(detail, Mapping) or detail.get("object") != "event":
+        raise InvalidEventError("The event's detail is not a Stripe event.")
+    event = event_of(detail)
+    if (
+        not event.id.startswith("evt_")
+        or event.type not in EVENTS
+        or envelope.get("detail-type") != event.type
+    ):
+        raise InvalidEventError(f"The event's detail is not a Stripe event of a known type: {event.type!r}.")
     return WebhookOutcome(event.id, event.type, act_on(event), event.api_version)
 
 
