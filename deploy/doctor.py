@@ -75,7 +75,7 @@ KEYS = (
     Key(
         "StripeReadKeySecretArn",
         ("StripeWebhookFunction", "StripeEventsFunction"),
-        "the webhook (or its EventBridge door)",
+        "the webhook",
         ("payment_intent_read", "refund_read"),
     ),
 )
