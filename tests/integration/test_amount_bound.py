@@ -55,7 +55,7 @@ def test_a_threshold_past_the_bound_or_not_whole_is_400_and_saves_nothing(
 
     assert (response.status, response.body["error"]["code"]) == (400, "invalid_amount")
     message = response.body["error"]["message"]
-    assert "from 0 to 1000 for the 1000 pack" in message
+    assert "from 1 to 1000 for the 1000 pack" in message
     assert message.endswith(f"not {spelling}"), message
     assert auto_top_up.view("bob").threshold is None
 
