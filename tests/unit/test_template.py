@@ -176,6 +176,10 @@ READ_FULFILMENT_KEY = {("secretsmanager:GetSecretValue", "FulfilmentKeySecret")}
 READ_ORIGIN_SECRET = {("secretsmanager:GetSecretValue", "OriginVerifySecret")}
 AUTO_TOP_UP_STATE = {
     ("dynamodb:GetItem", "CreditBalanceTable"),
+    # A hot account's sub-balances: auto top-up decides on the whole account (wallet.account.spendable).
+    # IAM authorises BatchGetItem as its own action, not as GetItem (Service Authorization Reference,
+    # "Actions defined by Amazon DynamoDB").
+    ("dynamodb:BatchGetItem", "CreditBalanceTable"),
     ("dynamodb:UpdateItem", "CreditBalanceTable"),
 }
 FIND_CUSTOMER = {("dynamodb:Query", "CreditBalanceTable/byStripeCustomer")}
