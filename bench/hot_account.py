@@ -59,7 +59,7 @@ def funds_for(debits: int) -> int:
 
 
 def burst(servers: Servers, shards: int | None, debits: int) -> Burst:
-    from wallet import hot_accounts, ledger
+    from wallet import account, hot_accounts, ledger, writes
     from wallet.errors import InsufficientCreditsError, LedgerUnavailableError
     from wallet.models import CreditBalance, CreditTransaction
 
@@ -71,7 +71,7 @@ def burst(servers: Servers, shards: int | None, debits: int) -> Burst:
     if shards:
         hot_accounts.make_hot(user, shards, currency="usd")
     servers.dynamodb.conflicts.enable(HOLD_SECONDS)
-    ledger.contention.reset()
+    writes.contention.reset()
 
     def debit(n: int) -> object:
         # The caller retries a 500 (conflicts outlasted the ledger's retries) with the same key, as asked.
@@ -84,8 +84,8 @@ def burst(servers: Servers, shards: int | None, debits: int) -> Burst:
                 return 402
             except LedgerUnavailableError:
                 if attempt:
-                    ledger.contention.add("caller_retries")
-                ledger.contention.add("answered_500")
+                    writes.contention.add("caller_retries")
+                writes.contention.add("answered_500")
                 continue
             return 201
         return 500
@@ -95,7 +95,7 @@ def burst(servers: Servers, shards: int | None, debits: int) -> Burst:
         answers = Counter(pool.map(debit, range(debits)))
     seconds = time.perf_counter() - started
     servers.dynamodb.conflicts.disable()
-    partitions = ledger.account_partitions(user)
+    partitions = account.account_partitions(user)
     stored = sum(int(item.balance) for item in CreditBalance.batch_get(partitions, consistent_read=True))
     rows = sum(
         int(row.amount) for key in partitions for row in CreditTransaction.query(key, consistent_read=True)
@@ -108,7 +108,7 @@ def burst(servers: Servers, shards: int | None, debits: int) -> Burst:
         answers,
         stored,
         rows,
-        ledger.contention.counts(),
+        writes.contention.counts(),
         servers.dynamodb.conflicts.counts["conflicts"],
         hottest,
         debits,

@@ -22,7 +22,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from wallet import history, holds, hot_accounts, ledger, settings, snapstart
+from wallet import account, history, holds, hot_accounts, ledger, settings, snapstart
 from wallet.errors import InvalidAmountError
 from wallet.http import (
     InvalidBodyError,
@@ -380,7 +380,7 @@ def balance(user_id: str) -> dict[str, Any]:
     readers = settings.service_callers() | settings.operators()
     allowed_caller(app, readers, "ServiceCallerArns or OperatorArns")
     user = _user(user_id)
-    now = ledger.balances(user)
+    now = account.balances(user)
     return {
         "userId": user,
         "currency": settings.price_list().currency,

@@ -23,7 +23,7 @@ from functions.auto_top_up.app import stream_handler
 from tests.checkout_flow import deliver
 from tests.fresh_process import modules_imported
 from tests.lambda_events import LambdaContext, api_event, invoke
-from wallet import auto_top_up, event_log, ledger, payments, settings, stripe_events
+from wallet import auto_top_up, event_log, holds, hot_accounts, ledger, payments, settings, stripe_events
 from wallet.auto_top_up import Decision, Status
 from wallet.errors import PaymentAttemptFailedError, PaymentDeclinedError
 from wallet.models import CreditBalance, CreditTransaction
@@ -901,3 +901,74 @@ def test_the_settings_routes_and_a_record_with_nothing_to_charge_never_import_st
     )
 
     assert modules_imported(script, "stripe") == []
+
+
+def available_now(user: str) -> int:
+    """What the account may spend, summed here item by item: the main item and every sub-balance."""
+    items = CreditBalance.scan()
+    return sum(int(item.balance) for item in items if item.user_id.split("#")[0] == user)
+
+
+def spend_until_the_main_item_is_below(user: str, threshold: int, step: int) -> int:
+    """Spends of `step` on a hot account, each refilling a sub-balance from the main item, until the main
+    item alone is below `threshold`; what they took."""
+    taken = 0
+    while int(CreditBalance.get(user).balance) >= threshold:
+        spend(user, step)
+        taken += step
+        assert taken <= 2000, "the main item never went below the threshold"
+    return taken
+
+
+def test_a_hot_account_whose_sub_balances_hold_plenty_is_not_topped_up_when_its_main_item_is_low(
+    stripe_emulator: StripeEmulator, stripe: FakeStripe, stream: BalanceStream
+) -> None:
+    # Given a hot account of 2,000 credits in 4 sub-balances, with auto top-up on at 1,000
+    with_card(stripe_emulator, "hotfull", balance=2000)
+    hot_accounts.make_hot("hotfull", 4, currency="usd")
+    assert turn_on("hotfull", threshold=PACK).status == 200
+    stream.drain()
+    # When spends move its credits into the sub-balances until the main item alone is below 1,000
+    taken = spend_until_the_main_item_is_below("hotfull", PACK, 10)
+    stream.drain()
+    # Then the account still holds far more than the threshold, and nothing was charged
+    assert available_now("hotfull") == 2000 - taken >= PACK
+    assert int(CreditBalance.get("hotfull").balance) < PACK
+    assert auto_top_up.top_up_if_low("hotfull") is Decision.ABOVE_THRESHOLD
+    assert stripe.charges == 0
+
+
+def test_a_hot_account_whose_whole_balance_dips_below_the_threshold_is_topped_up_once(
+    stripe_emulator: StripeEmulator, stripe: FakeStripe, stream: BalanceStream
+) -> None:
+    # Given a hot account whose main item is below its threshold of 1,000 while its sub-balances hold more
+    with_card(stripe_emulator, "hotlow", balance=2000)
+    hot_accounts.make_hot("hotlow", 4, currency="usd")
+    turn_on("hotlow", threshold=PACK)
+    taken = spend_until_the_main_item_is_below("hotlow", PACK, 10)
+    stream.drain()
+    assert stripe.charges == 0
+    # When a hold takes all but 400 of what the account may spend (its sub-balances gathered to the main
+    # item), and the records reach the trigger twice
+    reserved = 2000 - taken - 400
+    holds.create_hold(
+        "hotlow",
+        reserved,
+        expires_in=3600,
+        idempotency_key=str(ULID()),
+        description=None,
+        actor="arn:aws:iam::1:role/x",
+        currency="usd",
+    )
+    assert available_now("hotlow") == 400
+    records = stream.records()
+    stream.deliver(records)
+    stream.deliver(records)
+    stream.drain()
+    # Then exactly one charge was made, and its one deposit lifts the account back above the threshold
+    assert stripe.charges == 1
+    pay(stripe_emulator, stripe)
+    stream.drain()
+    assert stripe.charges == 1
+    assert [int(row.amount) for row in deposits("hotlow")] == [PACK]
+    assert available_now("hotlow") == 400 + PACK

@@ -16,7 +16,7 @@ from ulid import ULID
 from devstack.dynamodb import DynamoDBServer
 from functions.spend.app import lambda_handler as spend_handler
 from tests.lambda_events import HttpResponse, api_event, invoke
-from wallet import audit, holds, hot_accounts, ledger, settings
+from wallet import account, audit, holds, hot_accounts, ledger, settings
 from wallet.errors import InsufficientCreditsError, LedgerUnavailableError
 from wallet.models import CreditBalance, CreditTransaction
 
@@ -293,11 +293,11 @@ def test_a_hold_on_a_hot_account_takes_what_its_sub_balances_hold_before_it_is_r
 
     assert (made.balances.balance, made.balances.held, made.balances.available) == (800, 700, 100)
     assert min(stored_items("alice")) >= 0
-    assert ledger.account_total("alice") == rows_total("alice") == 800
+    assert account.account_total("alice") == rows_total("alice") == 800
     with pytest.raises(InsufficientCreditsError) as refused:
         hold("alice", 101, "reserve-2")
     assert (refused.value.available, refused.value.balance) == (100, 800)
-    assert ledger.account_total("alice") == rows_total("alice") == 800
+    assert account.account_total("alice") == rows_total("alice") == 800
 
 
 def test_the_audit_stopped_inside_a_hot_accounts_sub_balance_rows_resumes_there(

@@ -31,7 +31,7 @@ from devstack.stripe_emulator import StripeEmulator
 from tests import reference_ledger as reference
 from tests.checkout_flow import deliver, start_checkout
 from tests.conftest import TABLE_NAMES
-from wallet import holds, ledger, stripe_events
+from wallet import account, holds, ledger, stripe_events
 from wallet.errors import DepositNotRecordedError, HoldNotActiveError, InsufficientCreditsError
 from wallet.models import CreditBalance, CreditTransaction
 from wallet.payments import Event
@@ -247,7 +247,7 @@ class Ledger(RuleBasedStateMachine):
 
     @rule(user=st.sampled_from(USERS), amount=st.integers(min_value=1, max_value=6000))
     def spend(self, user: str, amount: int) -> None:
-        before = ledger.balances(user)
+        before = account.balances(user)
         try:
             receipt = ledger.spend(
                 user,
@@ -271,7 +271,7 @@ class Ledger(RuleBasedStateMachine):
         seconds=st.integers(min_value=1, max_value=600),
     )
     def hold(self, user: str, amount: int, seconds: int) -> Hold | None:
-        before = ledger.balances(user)
+        before = account.balances(user)
         try:
             made = holds.create_hold(
                 user,

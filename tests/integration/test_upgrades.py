@@ -17,7 +17,7 @@ from devstack.dynamodb import DynamoDBServer
 from functions.reconcile.app import lambda_handler as reconcile
 from tests.conftest import TABLE_NAMES
 from tests.lambda_events import LambdaContext
-from wallet import audit, auto_top_up, holds, ledger, migrate
+from wallet import account, audit, auto_top_up, holds, ledger, migrate
 from wallet.models import CreditBalance, CreditGuard
 
 SERVICE = "arn:aws:iam::123456789012:role/checkout-backend"
@@ -155,11 +155,11 @@ def spend(user: str, amount: int, key: str) -> ledger.Receipt:
 def test_a_balance_written_before_holds_reads_held_as_0_and_takes_a_hold(tables: DynamoDBServer) -> None:
     balance_before_holds(tables, "alice", 1000)
 
-    assert ledger.balances("alice") == ledger.Balances(1000, 0, 1000)
+    assert account.balances("alice") == account.Balances(1000, 0, 1000)
     made = holds.create_hold(
         "alice", 300, expires_in=60, idempotency_key="h", description=None, actor=SERVICE, currency="usd"
     )
-    assert made.balances == ledger.Balances(1000, 300, 700)
+    assert made.balances == account.Balances(1000, 300, 700)
     report = audit.audit()
     assert (report.drifts, report.held_drifts) == ([], [])
 
@@ -184,7 +184,7 @@ def test_an_active_hold_of_the_previous_release_loses_its_ttl_and_still_settles(
     # A settled hold keeps the TTL its settlement set.
     assert raw_guard("alice", f"hold#{settled}")["expiresAt"] == settled_ttl
     captured = holds.capture_hold("alice", active, 120, idempotency_key="c", actor=SERVICE, currency="usd")
-    assert captured.balances == ledger.Balances(880, 0, 880)
+    assert captured.balances == account.Balances(880, 0, 880)
     assert audit.audit().held_drifts == []
 
 
@@ -203,7 +203,7 @@ def test_an_unindexed_hold_past_its_swept_minute_is_expired_by_the_migration(
     assert (report.holds_kept, report.holds_indexed, report.holds_expired) == (1, 1, 1)
     assert raw_guard("alice", f"hold#{hold_id}")["state"] == s("expired")
     assert holds.expire_due(currency="usd", now=lambda: later).expired == 0
-    assert ledger.balances("alice") == ledger.Balances(1000, 0, 1000)
+    assert account.balances("alice") == account.Balances(1000, 0, 1000)
     assert audit.audit().held_drifts == []
 
 
@@ -220,7 +220,7 @@ def test_an_unindexed_hold_not_yet_due_is_found_by_the_sweep_after_the_migration
     bucket = raw_guard("alice", f"hold#{hold_id}")["expiryBucket"]
     assert bucket == s(holds.expiry_bucket(hold_id, expires_at))
     assert holds.expire_due(currency="usd", now=lambda: expires_at + 120).expired == 1
-    assert ledger.balances("alice") == ledger.Balances(1000, 0, 1000)
+    assert account.balances("alice") == account.Balances(1000, 0, 1000)
 
 
 def test_a_key_used_before_keys_were_scoped_is_replayed_after_the_migration(tables: DynamoDBServer) -> None:

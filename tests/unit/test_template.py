@@ -177,6 +177,10 @@ READ_FULFILMENT_KEY = {("secretsmanager:GetSecretValue", "FulfilmentKeySecret")}
 READ_ORIGIN_SECRET = {("secretsmanager:GetSecretValue", "OriginVerifySecret")}
 AUTO_TOP_UP_STATE = {
     ("dynamodb:GetItem", "CreditBalanceTable"),
+    # A hot account's sub-balances: auto top-up decides on the whole account (wallet.account.spendable).
+    # IAM authorises BatchGetItem as its own action, not as GetItem (Service Authorization Reference,
+    # "Actions defined by Amazon DynamoDB").
+    ("dynamodb:BatchGetItem", "CreditBalanceTable"),
     ("dynamodb:UpdateItem", "CreditBalanceTable"),
 }
 FIND_CUSTOMER = {("dynamodb:Query", "CreditBalanceTable/byStripeCustomer")}
@@ -1074,13 +1078,12 @@ def model_attributes(model: type[Model]) -> set[str]:
 
 @pytest.mark.parametrize("policy", ["DepositPolicy", "LedgerChangePolicy"])
 def test_ledger_write_attributes_are_what_the_ledger_writes(policy: str) -> None:
-    from wallet import ledger
+    from wallet import account, writes
 
-    balance = names_set_by(ledger._balance_actions(1, "usd", "2026-12-04T00:00:00Z"))
+    balance = names_set_by(writes.balance_actions(1, "usd", "2026-12-04T00:00:00Z"))
     if policy == "LedgerChangePolicy":
-        from wallet import holds
-
-        balance |= names_set_by(holds._unhold_actions(1, 1, "usd", "2026-12-04T00:00:00Z"))
+        balance |= names_set_by(account.hold_actions(1, "usd", "2026-12-04T00:00:00Z"))
+        balance |= names_set_by(account.unhold_actions(1, 1, "usd", "2026-12-04T00:00:00Z"))
 
     assert attributes_of(policy, "dynamodb:PutItem", "CreditTransactionTable") == model_attributes(
         CreditTransaction

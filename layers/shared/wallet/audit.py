@@ -28,9 +28,9 @@ from aws_lambda_powertools import Logger
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import DoesNotExist, PynamoDBException
 
-from wallet import ledger
+from wallet import account
 from wallet.errors import LedgerUnavailableError
-from wallet.models import CreditBalance, CreditGuard, CreditTransaction, _LedgerModel
+from wallet.models import CreditBalance, CreditGuard, CreditTransaction, LedgerModel
 from wallet.settings import tables
 
 # A user whose balance keeps moving is read this many times before the audit gives up on it for now.
@@ -88,7 +88,7 @@ class AuditReport:
     """This run went on from the checkpoint of an earlier one."""
 
 
-class AuditCheckpoint(_LedgerModel):
+class AuditCheckpoint(LedgerModel):
     """Where an unfinished audit stands: the balance scan's position and, for the user being checked, the
     position in their rows, what those rows add up to so far and the balance read before them."""
 
@@ -172,7 +172,7 @@ def audit(
             for balance in scan:
                 read(1)
                 # A hot account's sub-balances are audited with its main item, not as users of their own.
-                if ledger.is_sub_balance(balance.user_id):
+                if account.is_sub_balance(balance.user_id):
                     continue
                 position.balances_after = {"userId": {"S": balance.user_id}}
                 position.user = _UserCheck(balance.user_id, _owned(balance))
@@ -263,7 +263,7 @@ def _owned(balance: CreditBalance) -> int:
     """What the user's rows must add up to: what may be spent and what active holds keep aside, and for a
     hot account its sub-balances too, read at one instant."""
     if balance.shards:
-        return ledger.account_total(balance.user_id)
+        return account.account_total(balance.user_id)
     return int(balance.balance) + int(balance.held or 0)
 
 
@@ -294,7 +294,7 @@ def _rows_page(user_id: str, after: dict[str, Any] | None) -> tuple[int, int, di
         after = page.get("LastEvaluatedKey")
         if after is not None:
             return total, count, after
-        partitions = ledger.account_partitions(user_id)
+        partitions = account.account_partitions(user_id)
         following = partitions.index(partition) + 1
         if following == len(partitions):
             return total, count, None
@@ -343,7 +343,7 @@ def _position_of(item: dict[str, Any]) -> _Position:
     if balances_after != {"userId": {"S": user_id}}:
         raise ValueError("the user being checked is not where the scan stands")
     rows_after = _key(item.get("rowsAfter"), {"userId", "transactionId"})
-    if rows_after is not None and rows_after["userId"]["S"] not in ledger.account_partitions(user_id):
+    if rows_after is not None and rows_after["userId"]["S"] not in account.account_partitions(user_id):
         raise ValueError("the rows' position is in another user's rows")
     attempt, differences = _whole(item["attempt"]), _whole(item["differences"])
     if not (0 <= attempt < SETTLE_ATTEMPTS and 0 <= differences < 2):

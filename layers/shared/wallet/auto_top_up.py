@@ -419,6 +419,8 @@ def may_need_top_up(item: Mapping[str, Any], now: float | None = None) -> bool:
     if resumes_at is not None and int(resumes_at) > (time.time() if now is None else now):
         return False  # paused at the daily limit, and saying until when
     # The stored balance is what may be spent now, active holds left out: a hold makes a dip as a spend does.
+    # A hot account's sub-balances are never below zero, so a main item at or above the threshold settles
+    # it; one below it is decided on the whole account (top_up_if_low reads the sub-balances).
     return int(item.get("balance") or 0) < int(item.get("autoTopUpThreshold") or 0)
 
 
@@ -429,7 +431,8 @@ def top_up_if_low(
     now: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Decision:
-    """Charge the saved card once for this dip if the balance is below the threshold and it is on."""
+    """Charge the saved card once for this dip if what the account may spend (its main item and, when it
+    is hot, its sub-balances) is below the threshold and it is on."""
     item = _read(user_id)
     if item is None or not item.auto_top_up or not item.payment_method_id or not item.stripe_customer_id:
         return Decision.NOT_ENABLED
@@ -439,7 +442,10 @@ def top_up_if_low(
             return Decision.IN_PROGRESS
         episode = item.auto_top_up_episode  # claimed, then the charge was lost: make it, same key
     else:
-        if int(item.balance) >= int(item.auto_top_up_threshold or 0):
+        from wallet import account
+
+        # The whole account: a hot account's main item may be low while its sub-balances hold plenty.
+        if account.spendable(user_id, item) >= int(item.auto_top_up_threshold or 0):
             return Decision.ABOVE_THRESHOLD
         claimed = _claim_episode(item, now())
         if isinstance(claimed, Decision):  # a StrEnum: test it before str

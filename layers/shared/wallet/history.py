@@ -22,7 +22,7 @@ from typing import Any
 
 from pynamodb.exceptions import PynamoDBException
 
-from wallet import hot_accounts, ledger, settings
+from wallet import account, hot_accounts, ledger, settings
 from wallet.errors import InvalidPageError, LedgerUnavailableError
 from wallet.holds import ACTIVE, HOLD_PREFIX, MAX_EXPIRES_IN_SECONDS
 from wallet.models import CreditGuard, CreditTransaction
@@ -156,7 +156,7 @@ def statement(
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= ledger.MAX_PAGE_SIZE:
         raise InvalidPageError(f"limit must be a whole number from 1 to {ledger.MAX_PAGE_SIZE}")
     after = None if cursor is None else ledger.decode_cursor(cursor)
-    balances = ledger.balances(user_id)
+    balances = account.balances(user_id)
     hot = hot_accounts.known(user_id)
     partitions = hot_accounts.account_partitions(user_id, hot.shards) if hot else [user_id]
     try:

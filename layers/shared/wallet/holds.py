@@ -25,6 +25,8 @@ from pynamodb.exceptions import CancellationReason, DoesNotExist, PutError, Pyna
 from pynamodb.transactions import TransactWrite
 from ulid import ULID
 
+from wallet import writes
+from wallet.account import Balances, balances, gather_to_main, hold_actions, unhold_actions
 from wallet.amounts import spelled, whole
 from wallet.errors import (
     HoldNotActiveError,
@@ -35,22 +37,18 @@ from wallet.errors import (
     LedgerBusyError,
     LedgerUnavailableError,
 )
-from wallet.ledger import (
+from wallet.ledger import check_amount
+from wallet.models import CreditBalance, CreditGuard, CreditTransaction
+from wallet.sweep_records import SWEEP_KEY, SweepRecord
+from wallet.writes import (
     HOLD,
     HOLD_EXPIRED,
     HOLD_RELEASED,
     SPEND,
-    Balances,
-    _balance_actions,
-    _fingerprint,
-    _guard_item,
-    _transact,
-    balances,
-    check_amount,
+    guard_item,
     key_guard,
+    transact,
 )
-from wallet.models import CreditBalance, CreditGuard, CreditTransaction
-from wallet.sweep_records import SWEEP_KEY, SweepRecord
 
 ACTIVE = "active"
 CAPTURED = "captured"
@@ -172,7 +170,7 @@ def create_hold(
         user_id,
         actor,
         idempotency_key,
-        _fingerprint(HOLD, amount, description, expires_in),
+        writes.fingerprint(HOLD, amount, description, expires_in),
         transaction_id=hold_id,
         amount=amount,
         created_at=stamp,
@@ -197,20 +195,20 @@ def create_hold(
         transaction.save(row, condition=CreditTransaction.transaction_id.does_not_exist())
         transaction.update(
             CreditBalance(user_id),
-            actions=[*_balance_actions(-amount, currency, stamp), CreditBalance.held.add(amount)],
+            actions=hold_actions(amount, currency, stamp),
             condition=CreditBalance.balance >= amount,
             return_values=ALL_OLD,
         )
 
     for _ in range(HOT_GATHER_ATTEMPTS):
-        reasons = _transact(write, "the ledger could not record the hold")
+        reasons = transact(write, "the ledger could not record the hold")
         if reasons is None:
             made = Hold(hold_id, user_id, amount, ACTIVE, expires_at, description)
             return Held(made, balances(user_id))
         key_reason, _, _, balance_reason = reasons
         if _refused(key_reason):
             first = _first_answer(
-                key_reason.raw_item or _guard_item(user_id, guard.guard_id), guard.fingerprint
+                key_reason.raw_item or guard_item(user_id, guard.guard_id), guard.fingerprint
             )
             return Held(_read(user_id, first["transactionId"]["S"]), balances(user_id), replayed=True)
         before = (balance_reason.raw_item if balance_reason else None) or {}
@@ -218,9 +216,7 @@ def create_hold(
         if "shards" not in before:
             raise InsufficientCreditsError(int(before.get("balance", {}).get("N", 0)), held)
         # A hot account's credits may sit in its sub-balances: brought to the main item, then tried again.
-        from wallet import hot_accounts
-
-        short = hot_accounts.gather_to_main(user_id, amount, currency)
+        short = gather_to_main(user_id, amount, currency)
         if short is not None:
             raise InsufficientCreditsError(short.available, short.held)
     raise LedgerBusyError("the account's sub-balances kept moving; retry with the same Idempotency-Key")
@@ -266,7 +262,7 @@ def _settle(
     transaction_id = str(ULID())
     stamp = _stamp(moment)
     user_id = hold.user_id
-    fingerprint = _fingerprint(state, captured, None, hold.hold_id)
+    fingerprint = writes.fingerprint(state, captured, None, hold.hold_id)
     guard = key_guard(
         user_id,
         actor,
@@ -284,7 +280,7 @@ def _settle(
         settled.append(CreditGuard.captured.set(captured))
     if hold.state == ACTIVE and hold.expires_at <= moment:
         # Its key first: a retry of a request that settled it answers the first answer, not 409.
-        first = _guard_item(user_id, guard.guard_id)
+        first = guard_item(user_id, guard.guard_id)
         if first:
             return _replayed(first, hold, fingerprint)
         raise _expired_or_settled(hold, moment, currency)
@@ -300,10 +296,10 @@ def _settle(
         )
         transaction.update(
             CreditBalance(user_id),
-            actions=_unhold_actions(hold.amount - captured, hold.amount, currency, stamp),
+            actions=unhold_actions(hold.amount - captured, hold.amount, currency, stamp),
         )
 
-    reasons = _transact(
+    reasons = transact(
         write, f"the ledger could not {'capture' if state == CAPTURED else 'release'} the hold"
     )
     if reasons is None:
@@ -319,16 +315,16 @@ def _settle(
         return Settled(after, transaction_id, captured, hold.amount - captured, balances(user_id))
     key_reason, _, hold_reason, _ = reasons
     if _refused(key_reason):
-        return _replayed(key_reason.raw_item or _guard_item(user_id, guard.guard_id), hold, fingerprint)
+        return _replayed(key_reason.raw_item or guard_item(user_id, guard.guard_id), hold, fingerprint)
     if _refused(hold_reason) and key_reason is None:
         # Refused on the hold's state with the key's condition not reported: the key is asked before the
         # hold's state answers, so a request that settled the hold is replayed.
-        first = _guard_item(user_id, guard.guard_id)
+        first = guard_item(user_id, guard.guard_id)
         if first:
             return _replayed(first, hold, fingerprint)
     current = _hold_of(
         user_id,
-        (hold_reason.raw_item if hold_reason else None) or _guard_item(user_id, HOLD_PREFIX + hold.hold_id),
+        (hold_reason.raw_item if hold_reason else None) or guard_item(user_id, HOLD_PREFIX + hold.hold_id),
     )
     if current.state == ACTIVE and current.expires_at > moment:
         # Refused for a reason other than the hold's: nothing was written, and a retry may go through.
@@ -376,10 +372,10 @@ def expire_hold(
             condition=(CreditGuard.state == ACTIVE) & (CreditGuard.hold_expires_at <= math.floor(moment)),
         )
         transaction.update(
-            CreditBalance(user_id), actions=_unhold_actions(hold.amount, hold.amount, currency, stamp)
+            CreditBalance(user_id), actions=unhold_actions(hold.amount, hold.amount, currency, stamp)
         )
 
-    return _transact(write, "the ledger could not expire the hold") is None
+    return transact(write, "the ledger could not expire the hold") is None
 
 
 def _settled_actions(state: str, moment: float) -> list[Any]:
@@ -389,12 +385,6 @@ def _settled_actions(state: str, moment: float) -> list[Any]:
         CreditGuard.expiry_bucket.remove(),
         CreditGuard.expires_at.set(datetime.fromtimestamp(moment, UTC) + SETTLED_KEPT),
     ]
-
-
-def _unhold_actions(back: int, held: int, currency: str, stamp: str) -> list[Any]:
-    """`balance += back, held -= held`: a settled hold leaves `held`, and what it did not spend is
-    available again."""
-    return [*_balance_actions(back, currency, stamp), CreditBalance.held.add(-held)]
 
 
 def _refused(reason: CancellationReason | None) -> TypeGuard[CancellationReason]:

@@ -26,9 +26,8 @@ from typing import Any
 from pynamodb.constants import ALL_OLD
 from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactGetError
 from pynamodb.transactions import TransactGet, TransactWrite
-from ulid import ULID
 
-from wallet import ledger
+from wallet import writes
 from wallet.amounts import spelled
 from wallet.errors import (
     InsufficientCreditsError,
@@ -37,13 +36,12 @@ from wallet.errors import (
     LedgerUnavailableError,
     ShardsAlreadySetError,
 )
-from wallet.models import CreditBalance, CreditGuard, CreditTransaction, connection
+from wallet.models import CreditBalance, connection
+from wallet.writes import balance_actions, contention, key_guard_id, transact
 
 SEPARATOR = "#"
 MIN_SHARDS = 2
 MAX_SHARDS = 32
-# A spend short on its sub-balance refills or gathers, then tries again, at most this many times.
-SPEND_ROUNDS = 12
 # A consistent read of every item of a hot account is retried this often when it meets a write in flight.
 SNAPSHOT_ATTEMPTS = 8
 # Hot accounts this process knows of; hotness never reverts, so an entry is never wrong, only evicted.
@@ -102,7 +100,7 @@ def account_partitions(user_id: str, shards: int | None = None) -> list[str]:
 
 def shard_of(actor: str, idempotency_key: str, shards: int) -> int:
     """The sub-balance a caller's key spends from: stable for as long as the account has `shards`."""
-    digest = hashlib.sha256(ledger._key_guard_id(actor, idempotency_key).encode()).digest()
+    digest = hashlib.sha256(key_guard_id(actor, idempotency_key).encode()).digest()
     return int.from_bytes(digest[:8], "big") % shards
 
 
@@ -160,7 +158,7 @@ def make_hot(user_id: str, shards: object, *, currency: str) -> int:
             f"shards must be a whole number from {MIN_SHARDS} to {MAX_SHARDS}, not {spelled(shards)}"
         )
     count = shards
-    now = ledger._now()
+    now = writes.now()
 
     def write(transaction: TransactWrite) -> None:
         transaction.update(
@@ -175,7 +173,7 @@ def make_hot(user_id: str, shards: object, *, currency: str) -> int:
             return_values=ALL_OLD,
         )
 
-    reasons = ledger._transact(write, "the ledger could not make the account hot")
+    reasons = transact(write, "the ledger could not make the account hot")
     if reasons is not None:
         [refused] = reasons
         current = (refused.raw_item if refused else None) or {}
@@ -197,88 +195,7 @@ def hotness_of_main(user_id: str) -> Hotness | None:
     return hot if hot.shards else None
 
 
-def spend(
-    user_id: str,
-    amount: int,
-    *,
-    hot: Hotness,
-    idempotency_key: str,
-    description: str | None,
-    actor: str,
-    currency: str,
-    main_guard_seen: bool,
-) -> ledger.Receipt:
-    """A spend of a hot account, from the sub-balance its key names.
-
-    `main_guard_seen` when a transaction that included this key's guard in the main partition was
-    refused after the account became hot: the key was not used before then. Otherwise, while a key used
-    before the account became hot may still be retried, its guard there is read first.
-    """
-    fingerprint = ledger._fingerprint(ledger.SPEND, -amount, description)
-    guard_id = ledger._key_guard_id(actor, idempotency_key)
-    if not main_guard_seen and time.time() < hot.since + ledger.IDEMPOTENCY_KEY_LIFETIME.total_seconds():
-        first = ledger._guard_item(user_id, guard_id)
-        if first:
-            return ledger._replay(first, fingerprint, user_id)
-    shard = shard_key(user_id, shard_of(actor, idempotency_key, hot.shards))
-    transaction_id = str(ULID())
-    now = ledger._now()
-    guard = ledger.key_guard(
-        shard,
-        actor,
-        idempotency_key,
-        fingerprint,
-        transaction_id=transaction_id,
-        amount=-amount,
-        created_at=now,
-    )
-    row = CreditTransaction(
-        shard,
-        transaction_id,
-        type=ledger.SPEND,
-        amount=-amount,
-        source="service",
-        description=description,
-        actor=actor,
-        created_at=now,
-    )
-
-    def write(transaction: TransactWrite) -> None:
-        transaction.save(guard, condition=CreditGuard.guard_id.does_not_exist(), return_values=ALL_OLD)
-        transaction.save(row, condition=CreditTransaction.transaction_id.does_not_exist())
-        transaction.update(
-            CreditBalance(shard),
-            actions=ledger._balance_actions(-amount, currency, now),
-            condition=CreditBalance.balance >= amount,
-            return_values=ALL_OLD,
-        )
-
-    for attempt in range(SPEND_ROUNDS):
-        try:
-            reasons = ledger._transact(write, "the ledger could not record the spend")
-        except LedgerBusyError:
-            # Nothing was written; the guard makes the next round the same spend.
-            ledger.contention.add("hot_rounds")
-            continue
-        if reasons is None:
-            return ledger.Receipt(transaction_id, user_id, -amount, account_balance(user_id))
-        key_reason, _, shard_reason = reasons
-        if key_reason is not None and key_reason.code == "ConditionalCheckFailed":
-            return ledger._replay(
-                key_reason.raw_item or ledger._guard_item(shard, guard_id), fingerprint, user_id
-            )
-        held = int(((shard_reason.raw_item if shard_reason else None) or {}).get("balance", {}).get("N", 0))
-        _cover(user_id, hot.shards, shard, amount - held, amount, currency)
-        if attempt:
-            ledger.contention.add("hot_rounds")
-            time.sleep(random.uniform(0, 0.005 * attempt))  # noqa: S311 - jitter, not a secret
-    snapshot = read_snapshot(user_id, hot.shards)
-    if snapshot.available < amount:
-        raise InsufficientCreditsError(snapshot.available, snapshot.held)
-    raise LedgerUnavailableError("the account's sub-balances kept moving; retry with the same key")
-
-
-def _cover(user_id: str, shards: int, shard: str, need: int, amount: int, currency: str) -> None:
+def cover(user_id: str, shards: int, shard: str, need: int, amount: int, currency: str) -> None:
     """Bring `need` more credits to `shard`: a share of the main item when it has them (a refill), else
     what the main item and the other sub-balances hold (a gather). Raises InsufficientCreditsError when
     a consistent read of every item shows the account cannot cover `amount`."""
@@ -286,12 +203,12 @@ def _cover(user_id: str, shards: int, shard: str, need: int, amount: int, curren
     if main >= need:
         # A share of the main item, so that a sub-balance refills rarely; never less than it needs.
         _move(user_id, shard, max(need, main // shards), currency)
-        ledger.contention.add("refills")
+        contention.add("refills")
         return
     snapshot = read_snapshot(user_id, shards)
     if snapshot.available < amount:
         raise InsufficientCreditsError(snapshot.available, snapshot.held)
-    ledger.contention.add("gathers")
+    contention.add("gathers")
     sources = [(user_id, snapshot.main)] + [
         (shard_key(user_id, k), balance) for k, balance in enumerate(snapshot.shards)
     ]
@@ -312,18 +229,18 @@ def _cover(user_id: str, shards: int, shard: str, need: int, amount: int, curren
 def _move(source: str, target: str, credits: int, currency: str) -> bool:
     """Move credits between two items of one account in one transaction, on condition that the source
     holds them; no row, as the account's total is unchanged. False when the source no longer does."""
-    now = ledger._now()
+    now = writes.now()
 
     def write(transaction: TransactWrite) -> None:
         transaction.update(
             CreditBalance(source),
-            actions=ledger._balance_actions(-credits, currency, now),
+            actions=balance_actions(-credits, currency, now),
             condition=CreditBalance.balance >= credits,
         )
-        transaction.update(CreditBalance(target), actions=ledger._balance_actions(credits, currency, now))
+        transaction.update(CreditBalance(target), actions=balance_actions(credits, currency, now))
 
     try:
-        return ledger._transact(write, "the ledger could not move credits within the account") is None
+        return transact(write, "the ledger could not move credits within the account") is None
     except LedgerBusyError:
         return False  # nothing moved; the spend's next round looks again
 
@@ -347,8 +264,8 @@ def read_snapshot(user_id: str, shards: int) -> Snapshot:
         except TransactGetError as exc:
             codes = {reason.code for reason in exc.cancellation_reasons if reason}
             if "TransactionConflict" in codes and attempt < SNAPSHOT_ATTEMPTS:
-                ledger.contention.add("conflicts")
-                ledger.contention.add("retries")
+                contention.add("conflicts")
+                contention.add("retries")
                 time.sleep(random.uniform(0, 0.01 * 2 ** min(attempt, 5)))  # noqa: S311 - jitter
                 continue
             raise LedgerUnavailableError("the ledger could not read the account") from exc
@@ -374,7 +291,7 @@ def _held(main: CreditBalance | None) -> int:
     return int(getattr(main, "held", None) or 0)
 
 
-def balances(user_id: str, main: CreditBalance, shards: int) -> int:
+def available(user_id: str, main: CreditBalance, shards: int) -> int:
     """The available credits of a hot account whose main item is `main`: one BatchGetItem of its
     sub-balances (not one instant: for an answer's balance, not for a decision)."""
     keys = account_partitions(user_id, shards)[1:]
@@ -383,10 +300,6 @@ def balances(user_id: str, main: CreditBalance, shards: int) -> int:
     except PynamoDBException as exc:
         raise LedgerUnavailableError("the ledger could not read the balance") from exc
     return int(main.balance) + sum(int(item.balance) for item in items)
-
-
-def account_balance(user_id: str) -> int:
-    return ledger.get_balance(user_id)
 
 
 def cover_debt(user_id: str, currency: str) -> None:
@@ -421,7 +334,7 @@ def gather_to_main(user_id: str, amount: int, currency: str) -> Snapshot | None:
     snapshot = read_snapshot(user_id, hot.shards)
     if snapshot.available < amount:
         return snapshot
-    ledger.contention.add("gathers")
+    contention.add("gathers")
     need = amount - snapshot.main
     for k, balance in sorted(enumerate(snapshot.shards), key=lambda item: -item[1]):
         if need <= 0:

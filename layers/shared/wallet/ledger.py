@@ -10,103 +10,48 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import heapq
 import json
-import random
-import threading
-import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from pynamodb.constants import ALL_OLD
-from pynamodb.exceptions import CancellationReason, DoesNotExist, PynamoDBException, TransactWriteError
+from pynamodb.exceptions import PynamoDBException
 from pynamodb.transactions import TransactWrite
 from ulid import ULID
 
+from wallet import account, hot_accounts, writes
+from wallet.account import Receipt as Receipt
+from wallet.account import get_balance as get_balance
 from wallet.amounts import MAX_AMOUNT, spelled, whole
-from wallet.errors import (
-    IdempotencyKeyReusedError,
-    InsufficientCreditsError,
-    InvalidAmountError,
-    InvalidPageError,
-    LedgerBusyError,
-    LedgerUnavailableError,
-)
-from wallet.models import CreditBalance, CreditGuard, CreditTransaction, connection
-from wallet.principals import InvalidPrincipalError, principal
+from wallet.errors import InvalidAmountError, InvalidPageError, LedgerUnavailableError
+from wallet.models import CreditBalance, CreditGuard, CreditTransaction
+from wallet.writes import ADJUSTMENT as ADJUSTMENT
+from wallet.writes import DEPOSIT as DEPOSIT
+from wallet.writes import DISPUTE as DISPUTE
+from wallet.writes import DISPUTE_WON as DISPUTE_WON
+from wallet.writes import HOLD as HOLD
+from wallet.writes import HOLD_EXPIRED as HOLD_EXPIRED
+from wallet.writes import HOLD_RELEASED as HOLD_RELEASED
+from wallet.writes import INQUIRY as INQUIRY
+from wallet.writes import INQUIRY_CLOSED as INQUIRY_CLOSED
+from wallet.writes import REFUND as REFUND
+from wallet.writes import REFUND_FAILED as REFUND_FAILED
+from wallet.writes import ROW_TYPES as ROW_TYPES
+from wallet.writes import SPEND as SPEND
+from wallet.writes import balance_actions, transact
 
 if TYPE_CHECKING:
     # Imported where refunds and disputes are settled: spends and balances never load it at init.
     from wallet.payment_state import PaymentState
 
-# Row types; the sign of a row's amount says which way it moved the balance.
-DEPOSIT = "deposit"
-SPEND = "spend"
-REFUND = "refund"
-REFUND_FAILED = "refund_failed"
-INQUIRY = "inquiry"
-INQUIRY_CLOSED = "inquiry_closed"
-DISPUTE = "dispute"
-DISPUTE_WON = "dispute_won"
-ADJUSTMENT = "adjustment"
-# A hold's rows move nothing: the credits go from `balance` to `held` and back (wallet.holds); a capture
-# is a `spend`.
-HOLD = "hold"
-HOLD_RELEASED = "hold_released"
-HOLD_EXPIRED = "hold_expired"
-ROW_TYPES = (
-    DEPOSIT,
-    SPEND,
-    REFUND,
-    REFUND_FAILED,
-    INQUIRY,
-    INQUIRY_CLOSED,
-    DISPUTE,
-    DISPUTE_WON,
-    ADJUSTMENT,
-    HOLD,
-    HOLD_RELEASED,
-    HOLD_EXPIRED,
-)
-
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 MAX_CURSOR_LENGTH = 200
-# Real DynamoDB cancels one of two transactions that touch the same item at once; the loser retries.
-CONFLICT_ATTEMPTS = 4
-# A service may retry with the same Idempotency-Key for this long (the contract promises 24 h).
-IDEMPOTENCY_KEY_LIFETIME = timedelta(days=7)
 # Refunds and disputes of one payment change its guard optimistically; concurrent ones retry this often.
 PAYMENT_ATTEMPTS = 6
-
-
-class Contention:
-    """What this process's transactions met: TransactionConflict cancellations and the retries they
-    cost, and a hot account's refills and gathers. Read by the bench; counts only, never a decision."""
-
-    def __init__(self) -> None:
-        self._counts: Counter[str] = Counter()
-        self._lock = threading.Lock()
-
-    def add(self, name: str, count: int = 1) -> None:
-        with self._lock:
-            self._counts[name] += count
-
-    def counts(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._counts)
-
-    def reset(self) -> None:
-        with self._lock:
-            self._counts.clear()
-
-
-contention = Contention()
 
 
 class Credit(StrEnum):
@@ -142,27 +87,6 @@ class Statement:
     available: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Balances:
-    """The user's balance (what they own: the sum of their rows), what active holds keep of it, and what
-    may be spent now (`available`, the stored `balance`)."""
-
-    balance: int
-    held: int
-    available: int
-
-
-@dataclass(frozen=True, slots=True)
-class Receipt:
-    """What a spend or an adjustment did; `replayed` when its Idempotency-Key had already done it."""
-
-    transaction_id: str
-    user_id: str
-    amount: int
-    balance: int
-    replayed: bool = False
-
-
 def check_amount(amount: object) -> int:
     return whole(amount, name="amount", minimum=1)
 
@@ -187,7 +111,7 @@ def add_credits(
     check_amount(amount)
     if not user_id or not payment_id:
         raise ValueError("user_id and payment_id are required")
-    now = _now()
+    now = writes.now()
     deposit = CreditTransaction(
         user_id,
         payment_id,
@@ -204,9 +128,9 @@ def add_credits(
 
     def write(transaction: TransactWrite) -> None:
         transaction.save(deposit, condition=CreditTransaction.transaction_id.does_not_exist())
-        transaction.update(CreditBalance(user_id), actions=_balance_actions(amount, currency, now))
+        transaction.update(CreditBalance(user_id), actions=balance_actions(amount, currency, now))
 
-    reasons = _transact(write, "the ledger could not record the deposit")
+    reasons = transact(write, "the ledger could not record the deposit")
     return Credit.CREDITED if reasons is None else Credit.ALREADY_CREDITED
 
 
@@ -216,28 +140,12 @@ def spend(
     """Take `amount` from the balance, never below zero, once per Idempotency-Key.
 
     One TransactWriteItems: the key's guard (new, or the first answer is replayed), the row, and the
-    balance update on condition that `balance >= amount`.
+    balance update on condition that `balance >= amount` (a hot account's: on a sub-balance).
     """
     check_amount(amount)
-    from wallet import hot_accounts
-
-    hot = hot_accounts.known(user_id)
-    if hot is not None:
-        return hot_accounts.spend(
-            user_id,
-            amount,
-            hot=hot,
-            idempotency_key=idempotency_key,
-            description=description,
-            actor=actor,
-            currency=currency,
-            main_guard_seen=False,
-        )
-    return _keyed_change(
+    return account.spend(
         user_id,
-        -amount,
-        kind=SPEND,
-        source="service",
+        amount,
         idempotency_key=idempotency_key,
         description=description,
         actor=actor,
@@ -255,7 +163,7 @@ def adjust(
         )
     if not reason.strip():
         raise ValueError("an adjustment needs a reason")
-    return _keyed_change(
+    return account.keyed_change(
         user_id,
         amount,
         kind=ADJUSTMENT,
@@ -265,124 +173,6 @@ def adjust(
         actor=actor,
         currency=currency,
     )
-
-
-def _keyed_change(
-    user_id: str,
-    amount: int,
-    *,
-    kind: str,
-    source: str,
-    idempotency_key: str,
-    description: str | None,
-    actor: str,
-    currency: str,
-) -> Receipt:
-    fingerprint = _fingerprint(kind, amount, description)
-    transaction_id = str(ULID())
-    now = _now()
-    guard = key_guard(
-        user_id,
-        actor,
-        idempotency_key,
-        fingerprint,
-        transaction_id=transaction_id,
-        amount=amount,
-        created_at=now,
-    )
-    row = CreditTransaction(
-        user_id,
-        transaction_id,
-        type=kind,
-        amount=amount,
-        source=source,
-        description=description,
-        actor=actor,
-        created_at=now,
-    )
-    # Only a take can overdraw; an adjustment is an operator's decision, like a claw-back, within the bound.
-    # A spend of a hot account is refused here (it is made on a sub-balance): no read decides which.
-    covered = (
-        (CreditBalance.balance >= -amount) & CreditBalance.shards.does_not_exist()
-        if kind == SPEND
-        else _within_bound(amount)
-    )
-
-    def write(transaction: TransactWrite) -> None:
-        transaction.save(guard, condition=CreditGuard.guard_id.does_not_exist(), return_values=ALL_OLD)
-        transaction.save(row, condition=CreditTransaction.transaction_id.does_not_exist())
-        transaction.update(
-            CreditBalance(user_id),
-            actions=_balance_actions(amount, currency, now),
-            condition=covered,
-            return_values=ALL_OLD,
-        )
-
-    reasons = _transact(write, f"the ledger could not record the {kind}")
-    if reasons is None:
-        # A spend that committed here met no `shards`: the account is not hot, and nothing to cover.
-        if amount < 0 and kind != SPEND:
-            _cover_debt(user_id, currency)
-        return Receipt(transaction_id, user_id, amount, get_balance(user_id))
-    key_reason, _, balance_reason = reasons
-    if key_reason is not None and key_reason.code == "ConditionalCheckFailed":
-        receipt = _replay(key_reason.raw_item or _guard_item(user_id, guard.guard_id), fingerprint, user_id)
-        if amount < 0 and kind != SPEND:
-            # The retry finishes what the first attempt's covering step may have left undone.
-            _cover_debt(user_id, currency)
-        return receipt
-    held = (balance_reason.raw_item if balance_reason else None) or {}
-    if kind == SPEND and "shards" in held:
-        from wallet import hot_accounts
-
-        # Refused with its guard absent after the account became hot: the key was never used cold.
-        return hot_accounts.spend(
-            user_id,
-            -amount,
-            hot=hot_accounts.from_raw(user_id, held),
-            idempotency_key=idempotency_key,
-            description=description,
-            actor=actor,
-            currency=currency,
-            main_guard_seen=True,
-        )
-    if kind != SPEND:
-        raise InvalidAmountError(
-            f"This adjustment would take the balance of {held.get('balance', {}).get('N', 0)} outside "
-            f"-{MAX_AMOUNT} to {MAX_AMOUNT} minor units; nothing changed."
-        )
-    raise InsufficientCreditsError(
-        int(held.get("balance", {}).get("N", 0)), int(held.get("held", {}).get("N", 0))
-    )
-
-
-def _replay(first: dict[str, Any], fingerprint: str, user_id: str) -> Receipt:
-    """The first answer of an Idempotency-Key (its guard as DynamoDB holds it), or 409 for another body."""
-    if first.get("fingerprint", {}).get("S") != fingerprint:
-        raise IdempotencyKeyReusedError(
-            "This Idempotency-Key was already used with a different request; use a new key."
-        )
-    return Receipt(
-        first["transactionId"]["S"], user_id, int(first["amount"]["N"]), get_balance(user_id), True
-    )
-
-
-def _cover_debt(user_id: str, currency: str) -> None:
-    """A take on the main item of a hot account may leave it below zero while sub-balances hold credits:
-    those come back to it, so spends stop when the account's total is short. One read when not hot."""
-    from wallet import hot_accounts
-
-    hot_accounts.cover_debt(user_id, currency)
-
-
-def _within_bound(amount: int) -> Any:
-    """The condition that a balance moved by `amount` stays within MAX_AMOUNT either way."""
-    limit = (
-        CreditBalance.balance <= MAX_AMOUNT - amount
-        if amount > 0
-        else CreditBalance.balance >= -MAX_AMOUNT - amount
-    )
-    return CreditBalance.balance.does_not_exist() | limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -464,7 +254,7 @@ def settle_payment(
         if after.same_facts(state):
             if state.taken > 0:
                 # A redelivery finishes a claw-back whose covering step failed after its commit.
-                _cover_debt(deposit.user_id, currency)
+                account.cover_debt(deposit.user_id, currency)
             return PaymentChange(Taken.NOTHING_MORE, deposit)
         to_take = after.to_take(deposit.credits, deposit.paid)
         amount = state.taken - to_take
@@ -500,7 +290,7 @@ def _write_payment_change(
 ) -> PaymentState | None:
     """One transaction: the payment's guard from `state` to `after`, the row and the balance. None when
     committed; otherwise the guard's current state, which another change got to first."""
-    now = _now()
+    now = writes.now()
     guard = CreditGuard(deposit.user_id, f"payment#{deposit.payment_id}")
     unchanged = (
         CreditGuard.version == state.version if state.version else CreditGuard.guard_id.does_not_exist()
@@ -526,154 +316,21 @@ def _write_payment_change(
             transaction.save(row, condition=CreditTransaction.transaction_id.does_not_exist())
         transaction.update(guard, actions=actions, condition=unchanged, return_values=ALL_OLD)
         if amount:
-            transaction.update(
-                CreditBalance(deposit.user_id), actions=_balance_actions(amount, currency, now)
-            )
+            transaction.update(CreditBalance(deposit.user_id), actions=balance_actions(amount, currency, now))
 
-    reasons = _transact(write, "the ledger could not record the refund or dispute")
+    reasons = transact(write, "the ledger could not record the refund or dispute")
     if reasons is None:
         if amount < 0:
-            _cover_debt(deposit.user_id, currency)
+            account.cover_debt(deposit.user_id, currency)
         return None
     # TransactWriteItems lists puts before updates: the guard follows the row when there is one.
     guard_reason = reasons[1 if amount else 0]
-    current = (guard_reason.raw_item if guard_reason else None) or _guard_item(
+    current = (guard_reason.raw_item if guard_reason else None) or writes.guard_item(
         deposit.user_id, guard.guard_id
     )
     from wallet.payment_state import PaymentState
 
     return PaymentState.from_item(current)
-
-
-def _transact(write: Callable[[TransactWrite], None], failure: str) -> list[CancellationReason | None] | None:
-    """Commit the transaction `write` builds: None when it committed, its cancellation reasons when a
-    condition refused it. Conflicts with concurrent transactions are retried; anything else raises."""
-    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
-        try:
-            with TransactWrite(connection=connection()) as transaction:
-                write(transaction)
-        except TransactWriteError as exc:
-            reasons = list(exc.cancellation_reasons)
-            codes = [reason.code if reason else None for reason in reasons]
-            if "ConditionalCheckFailed" in codes:
-                return reasons
-            if "TransactionConflict" in codes:
-                contention.add("conflicts")
-            if "TransactionConflict" in codes and attempt < CONFLICT_ATTEMPTS:
-                contention.add("retries")
-                time.sleep(random.uniform(0, 0.02 * 2**attempt))  # noqa: S311 - jitter, not a secret
-                continue
-            if "TransactionConflict" in codes:
-                raise LedgerBusyError(failure) from exc
-            raise LedgerUnavailableError(failure) from exc
-        except PynamoDBException as exc:
-            raise LedgerUnavailableError(failure) from exc
-        return None
-    raise AssertionError("unreachable: the last attempt returns or raises")
-
-
-def _balance_actions(amount: int, currency: str, now: str) -> list[Any]:
-    return [
-        CreditBalance.balance.add(amount),
-        CreditBalance.currency.set(currency),
-        CreditBalance.updated_at.set(now),
-    ]
-
-
-def _guard_item(user_id: str, guard_id: str) -> dict[str, Any]:
-    """A guard as DynamoDB holds it; read only when a cancellation did not carry it (ALL_OLD)."""
-    try:
-        guard = CreditGuard.get(user_id, guard_id, consistent_read=True)
-    except DoesNotExist:
-        return {}
-    except PynamoDBException as exc:
-        raise LedgerUnavailableError("the ledger could not read a guard") from exc
-    item: dict[str, Any] = guard.serialize()
-    return item
-
-
-def key_guard(
-    partition: str,
-    actor: str,
-    idempotency_key: str,
-    fingerprint: str,
-    *,
-    transaction_id: str,
-    amount: int,
-    created_at: str,
-) -> CreditGuard:
-    """An Idempotency-Key's guard, written with the change it makes: the first request's fingerprint and
-    what it did, kept for IDEMPOTENCY_KEY_LIFETIME so a retry answers the first answer again."""
-    return CreditGuard(
-        partition,
-        _key_guard_id(actor, idempotency_key),
-        fingerprint=fingerprint,
-        transaction_id=transaction_id,
-        amount=amount,
-        created_at=created_at,
-        expires_at=IDEMPOTENCY_KEY_LIFETIME,
-    )
-
-
-def _key_guard_id(actor: str, idempotency_key: str) -> str:
-    """An Idempotency-Key's guard, scoped to (caller, user, key): the user is the guard's partition, and
-    two backends that pick the same key never meet. The caller is its role, not the session that signed."""
-    try:
-        caller = principal(actor)
-    except InvalidPrincipalError:
-        caller = actor
-    return f"key#{caller}#{idempotency_key}"
-
-
-def _fingerprint(kind: str, amount: int, description: str | None, *more: object) -> str:
-    """What makes two requests with one Idempotency-Key the same request."""
-    return hashlib.sha256(json.dumps([kind, amount, description, *more]).encode()).hexdigest()
-
-
-def get_balance(user_id: str) -> int:
-    """The user's balance in minor units, what they own (active holds included): the sum of their rows;
-    0 for a user who never topped up."""
-    return balances(user_id).balance
-
-
-def balances(user_id: str) -> Balances:
-    """The user's balance, held and available, in one read; a hot account's sub-balances cost one more."""
-    try:
-        item = CreditBalance.get(user_id, consistent_read=True)
-    except DoesNotExist:
-        return Balances(0, 0, 0)
-    except PynamoDBException as exc:
-        raise LedgerUnavailableError("the ledger could not read the balance") from exc
-    available, held = int(item.balance), int(item.held or 0)
-    if item.shards:
-        from wallet import hot_accounts
-
-        available = hot_accounts.balances(user_id, item, hot_accounts.from_item(user_id, item).shards)
-    return Balances(available + held, held, available)
-
-
-def account_partitions(user_id: str) -> list[str]:
-    """Every partition holding the user's rows (and, for the balance table, their balance items): the
-    user's own, and each sub-balance's when the account is hot."""
-    from wallet import hot_accounts
-
-    return hot_accounts.account_partitions(user_id)
-
-
-def is_sub_balance(key: str) -> bool:
-    """Whether a balance item's key names a hot account's sub-balance rather than a user."""
-    from wallet import hot_accounts
-
-    return hot_accounts.is_shard(key)
-
-
-def account_total(user_id: str) -> int:
-    """What the user owns by the stored balances, read at one instant: available plus held, over the
-    main item and every sub-balance. What the audit compares with the sum of the rows."""
-    from wallet import hot_accounts
-
-    hot = hot_accounts.hotness(user_id)
-    return hot_accounts.read_snapshot(user_id, hot.shards).total
 
 
 def list_transactions(
@@ -686,7 +343,7 @@ def list_transactions(
     `partitions`: where the rows are (account_partitions), when the account may be hot."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
         raise InvalidPageError(f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}")
-    after = None if cursor is None else _decode(cursor)
+    after = None if cursor is None else decode_cursor(cursor)
     if partitions is None:
         partitions = [user_id]
     try:
@@ -702,8 +359,8 @@ def list_transactions(
     except PynamoDBException as exc:
         raise LedgerUnavailableError("the ledger could not read the history") from exc
     page = rows[:limit]
-    next_cursor = _encode(page[-1].transaction_id) if len(rows) > limit else None
-    return Page([_transaction(row) for row in page], next_cursor)
+    next_cursor = encode_cursor(page[-1].transaction_id) if len(rows) > limit else None
+    return Page([transaction_of(row) for row in page], next_cursor)
 
 
 def _newest(partition: str, limit: int, after: str | None) -> list[CreditTransaction]:
@@ -716,17 +373,14 @@ def _newest(partition: str, limit: int, after: str | None) -> list[CreditTransac
 def statement(user_id: str, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None) -> Statement:
     """The balance and one page of history: the two reads the balance page needs (a hot account's
     sub-balances and their partitions cost one read more, and one query each)."""
-    now = balances(user_id)
-    from wallet import hot_accounts
-
-    hot = hot_accounts.known(user_id)
-    partitions = hot_accounts.account_partitions(user_id, hot.shards) if hot else None
+    now = account.balances(user_id)
+    partitions = account.account_partitions(user_id) if hot_accounts.known(user_id) else None
     return Statement(
         now.balance, list_transactions(user_id, limit, cursor, partitions), now.held, now.available
     )
 
 
-def _transaction(row: CreditTransaction) -> Transaction:
+def transaction_of(row: CreditTransaction) -> Transaction:
     return Transaction(
         id=row.transaction_id,
         type=row.type,
@@ -740,11 +394,11 @@ def _transaction(row: CreditTransaction) -> Transaction:
     )
 
 
-def _encode(transaction_id: str) -> str:
+def encode_cursor(transaction_id: str) -> str:
     return base64.urlsafe_b64encode(json.dumps({"after": transaction_id}).encode()).decode().rstrip("=")
 
 
-def _decode(cursor: str) -> str:
+def decode_cursor(cursor: str) -> str:
     """The transaction id a cursor resumes after; it only ever names a row of the caller's own history."""
     refused = InvalidPageError("cursor is not one this API returned; start again without it")
     # The cursors issued are about 50 characters; a long one could nest JSON past the recursion limit.
@@ -757,13 +411,3 @@ def _decode(cursor: str) -> str:
     except (binascii.Error, UnicodeError, ValueError, KeyError, TypeError) as exc:
         raise refused from exc
     return str(transaction_id)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-# The folded history (wallet.history) reads the same rows, with the same cursors, as list_transactions.
-encode_cursor = _encode
-decode_cursor = _decode
-transaction_of = _transaction

@@ -32,9 +32,9 @@ from pynamodb.attributes import UnicodeAttribute
 from pynamodb.exceptions import PynamoDBException
 from pynamodb.transactions import TransactWrite
 
-from wallet import ledger
+from wallet import writes
 from wallet.errors import LedgerUnavailableError
-from wallet.models import CreditBalance, CreditGuard, CreditTransaction, _LedgerModel
+from wallet.models import CreditBalance, CreditGuard, CreditTransaction, LedgerModel
 from wallet.principals import InvalidPrincipalError, principal
 from wallet.settings import price_list, tables
 
@@ -48,7 +48,7 @@ GUARDS, BALANCES = "guards", "balances"
 HOLD_PREFIX, KEY_PREFIX, ACTIVE = "hold#", "key#", "active"
 
 
-class MigrationCheckpoint(_LedgerModel):
+class MigrationCheckpoint(LedgerModel):
     """Where an unfinished migration stands: the table it pages and DynamoDB's LastEvaluatedKey there."""
 
     class Meta:
@@ -157,7 +157,7 @@ def _upgrade_hold(item: dict[str, Any], report: MigrationReport, moment: float, 
             CreditGuard(user_id, guard_id), actions=actions, condition=CreditGuard.state == ACTIVE
         )
 
-    if ledger._transact(write, "the migration could not upgrade a hold") is None:
+    if writes.transact(write, "the migration could not upgrade a hold") is None:
         report.holds_kept += "expiresAt" in item
         report.holds_indexed += "expiryBucket" not in item
     if "expiryBucket" not in item and int(item["holdExpiresAt"]["N"]) <= moment:
@@ -187,7 +187,7 @@ def _scope_key(item: dict[str, Any], report: MigrationReport) -> None:
         return  # already scoped: `key#<caller>#<key>`
     scoped = CreditGuard(
         user_id,
-        ledger._key_guard_id(actor, key),
+        writes.key_guard_id(actor, key),
         fingerprint=item.get("fingerprint", {}).get("S"),
         transaction_id=transaction_id,
         amount=int(item["amount"]["N"]) if "amount" in item else None,
@@ -200,7 +200,7 @@ def _scope_key(item: dict[str, Any], report: MigrationReport) -> None:
     def write(transaction: TransactWrite) -> None:
         transaction.save(scoped, condition=CreditGuard.guard_id.does_not_exist())
 
-    if ledger._transact(write, "the migration could not scope an Idempotency-Key") is None:
+    if writes.transact(write, "the migration could not scope an Idempotency-Key") is None:
         report.keys_scoped += 1
 
 
@@ -226,7 +226,7 @@ def _upgrade_balance(item: dict[str, Any], report: MigrationReport, moment: floa
             condition=CreditBalance.auto_top_up_charges.does_not_exist(),
         )
 
-    if ledger._transact(write, "the migration could not upgrade auto top-up's daily count") is None:
+    if writes.transact(write, "the migration could not upgrade auto top-up's daily count") is None:
         report.top_ups_converted += 1
 
 

@@ -32,7 +32,7 @@ def connection() -> Connection:
     )
 
 
-class _LedgerModel(Model):
+class LedgerModel(Model):
     @classmethod
     def _get_connection(cls) -> TableConnection:
         # pynamodb gives each model its own botocore session and client, ~60 ms each on a cold start;
@@ -56,7 +56,7 @@ class BalancesByCustomer(GlobalSecondaryIndex["CreditBalance"]):  # type: ignore
     stripe_customer_id = UnicodeAttribute(hash_key=True, attr_name="stripeCustomerId")
 
 
-class CreditBalance(_LedgerModel):
+class CreditBalance(LedgerModel):
     class Meta:
         table_name = tables().balance_table
 
@@ -134,7 +134,7 @@ class DepositsBySession(GlobalSecondaryIndex["CreditTransaction"]):  # type: ign
     stripe_session_id = UnicodeAttribute(hash_key=True, attr_name="stripeSessionId")
 
 
-class CreditTransaction(_LedgerModel):
+class CreditTransaction(LedgerModel):
     """One row per balance change, never updated: `balance == sum(amount)` over a user's rows."""
 
     class Meta:
@@ -179,7 +179,7 @@ class ActiveHolds(GlobalSecondaryIndex["CreditGuard"]):  # type: ignore[no-untyp
     hold_expires_at = NumberAttribute(range_key=True, attr_name="holdExpiresAt")
 
 
-class CreditGuard(_LedgerModel):
+class CreditGuard(LedgerModel):
     """The exactly-once guard of a balance change whose row id cannot be its cause, written in the same
     transaction as the row: `key#<caller>#<Idempotency-Key>` holds a service call's first answer;
     `payment#<id>` holds what refunds and disputes have done to a payment so far; `hold#<id>` is a hold

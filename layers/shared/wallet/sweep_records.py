@@ -15,7 +15,7 @@ from __future__ import annotations
 from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute
 from pynamodb.connection import TableConnection
 
-from wallet.models import CreditGuard, _LedgerModel
+from wallet.models import CreditGuard, LedgerModel
 from wallet.settings import tables
 
 SWEEP_KEY = "#sweep"
@@ -24,7 +24,7 @@ WALK_BACK = "walk#back"
 FAILED = "failed#"
 
 
-class SweepRecord(_LedgerModel):
+class SweepRecord(LedgerModel):
     class Meta:
         table_name = tables().guard_table
 
