@@ -36,10 +36,19 @@ def emulator_delivering_to(bus: EventBusSender) -> Iterator[StripeEmulator]:
         webhook_secret=os.environ["STRIPE_WEBHOOK_SECRET"],
         deliver=bus,
     )
+    # The suite's session emulator is what every later test talks to: point the SDK back at it after.
+    suites = os.environ.get("STRIPE_API_BASE")
     with emulator:
         os.environ["STRIPE_API_BASE"] = emulator.api_base
         payments.stripe_client.cache_clear()
-        yield emulator
+        try:
+            yield emulator
+        finally:
+            if suites is None:
+                os.environ.pop("STRIPE_API_BASE", None)
+            else:
+                os.environ["STRIPE_API_BASE"] = suites
+            payments.stripe_client.cache_clear()
 
 
 class Target:
