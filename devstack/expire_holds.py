@@ -7,18 +7,13 @@ schedules, so this runs the same sweep on demand, against the DynamoDB and table
 
 from __future__ import annotations
 
-import json
-import os
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from devstack import run_file
 
 
 def main() -> int:
-    run_file = Path(os.environ.get("DEVSTACK_RUN_FILE") or ROOT / ".devstack" / "run.json")
-    if run_file.is_file():
-        os.environ.update(json.loads(run_file.read_text(encoding="utf-8"))["environment"])
+    run_file.use_running_stack()
     from wallet import holds, settings
     from wallet.settings import SettingsError
 
