@@ -15,15 +15,13 @@ from devstack import run_file
 
 
 def main() -> int:
-    run_file.use_running_stack()
-    from wallet.audit import audit
-    from wallet.settings import SettingsError
+    return run_file.run_command(run, "audit")
 
-    try:
-        report = audit()
-    except SettingsError as exc:
-        print(f"Cannot audit: {exc}. Start `make run` first, or set the table names.", file=sys.stderr)
-        return 2
+
+def run() -> int:
+    from wallet.audit import audit
+
+    report = audit()
     if report.resumed:
         print("Resumed the audit from where an earlier run stopped.")
     balances = f"{report.users} balance" + ("" if report.users == 1 else "s")

@@ -13,15 +13,13 @@ from devstack import run_file
 
 
 def main() -> int:
-    run_file.use_running_stack()
-    from wallet import holds, settings
-    from wallet.settings import SettingsError
+    return run_file.run_command(run, "sweep holds")
 
-    try:
-        report = holds.expire_due(currency=settings.price_list().currency)
-    except SettingsError as exc:
-        print(f"Cannot sweep holds: {exc}. Start `make run` first, or set the table names.", file=sys.stderr)
-        return 2
+
+def run() -> int:
+    from wallet import holds, settings
+
+    report = holds.expire_due(currency=settings.price_list().currency)
     held = f"{report.expired} hold" + ("" if report.expired == 1 else "s")
     print(f"Expired {held} past their time; swept every minute up to {report.swept_until or 'none yet'}.")
     for failure in report.failures:

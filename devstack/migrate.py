@@ -14,15 +14,13 @@ from devstack import run_file
 
 
 def main() -> int:
-    run_file.use_running_stack()
-    from wallet.migrate import migrate
-    from wallet.settings import SettingsError
+    return run_file.run_command(run, "migrate")
 
-    try:
-        report = migrate()
-    except SettingsError as exc:
-        print(f"Cannot migrate: {exc}. Start `make run` first, or set the table names.", file=sys.stderr)
-        return 2
+
+def run() -> int:
+    from wallet.migrate import migrate
+
+    report = migrate()
     if report.resumed:
         print("Resumed the migration from where an earlier run stopped.")
     print(

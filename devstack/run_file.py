@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,3 +24,16 @@ def use_running_stack() -> None:
     run_file = path()
     if run_file.is_file():
         os.environ.update(json.loads(run_file.read_text(encoding="utf-8"))["environment"])
+
+
+def run_command(command: Callable[[], int], doing: str) -> int:
+    """Run a one-shot command against the running stack; without one, and without table names, say so
+    in one line and exit 2. The command imports the ledger itself: its tables are named at import."""
+    use_running_stack()
+    from wallet.settings import SettingsError
+
+    try:
+        return command()
+    except SettingsError as exc:
+        print(f"Cannot {doing}: {exc}. Start `make run` first, or set the table names.", file=sys.stderr)
+        return 2
