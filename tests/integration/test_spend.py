@@ -459,10 +459,24 @@ REFUSED_CHARACTERS = [
     ("\u2029", "U+2029"),  # paragraph separator
     ("\ud800", "U+D800"),  # a lone surrogate: JSON's "\ud800" alone, no character at all
 ]
+# Unicode's bidirectional algorithm (UAX #9, table 2): the explicit formatting characters, which reorder
+# what follows them wherever the text is shown.
+REORDERING_CHARACTERS = [
+    ("\u202a", "U+202A"),  # LEFT-TO-RIGHT EMBEDDING
+    ("\u202b", "U+202B"),  # RIGHT-TO-LEFT EMBEDDING
+    ("\u202c", "U+202C"),  # POP DIRECTIONAL FORMATTING
+    ("\u202d", "U+202D"),  # LEFT-TO-RIGHT OVERRIDE
+    ("\u202e", "U+202E"),  # RIGHT-TO-LEFT OVERRIDE
+    ("\u2066", "U+2066"),  # LEFT-TO-RIGHT ISOLATE
+    ("\u2067", "U+2067"),  # RIGHT-TO-LEFT ISOLATE
+    ("\u2068", "U+2068"),  # FIRST STRONG ISOLATE
+    ("\u2069", "U+2069"),  # POP DIRECTIONAL ISOLATE
+]
 TAKEN_TEXT = [
     " \u00a0 ",  # spaces around a no-break space: printable, trimmed
     "caf\u00e9 \u2014 \u00a1s\u00ed! \u6f22\u5b57",
     "\U0001f468\u200d\U0001f469\u200d\U0001f467",  # a family emoji: joined by U+200D, a format character
+    "\u05e9\u05dc\u05d5\u05dd \u200f(2)",  # Hebrew with a RIGHT-TO-LEFT MARK: a mark, not an override
 ]
 
 
@@ -483,6 +497,26 @@ def test_a_description_or_reason_with_a_control_character_is_400_naming_the_fiel
         message = response.body["error"]["message"]
         assert message.startswith(f"{field} must be one line of printable text"), message
         assert f"character 2 is {code_point}" in message, message
+    assert history("alice") == [("deposit", 1000)]
+
+
+@pytest.mark.parametrize(
+    ("character", "code_point"), REORDERING_CHARACTERS, ids=[c for _, c in REORDERING_CHARACTERS]
+)
+def test_a_description_or_reason_with_a_directional_override_is_400_naming_the_character(
+    character: str, code_point: str
+) -> None:
+    deposit("alice", 1000)
+    text = f"a{character}b"
+
+    spent = spend("alice", {"amount": 1, "description": text})
+    adjusted = adjust("alice", {"amount": 1, "reason": text})
+
+    for response, field in ((spent, "description"), (adjusted, "reason")):
+        assert (response.status, response.body["error"]["code"]) == (400, "invalid_body")
+        message = response.body["error"]["message"]
+        assert message.startswith(f"{field} must be one line of printable text"), message
+        assert f"character 2 is {code_point}, a directional override" in message, message
     assert history("alice") == [("deposit", 1000)]
 
 

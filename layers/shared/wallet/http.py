@@ -61,6 +61,11 @@ MAX_BODY_BYTES = 8192
 # Unicode categories a text field refuses: Cc, the C0 and C1 controls and DEL (tab and newline among them:
 # a row is one line); Zl and Zp, the line and paragraph separators; Cs, a lone surrogate (no character).
 NOT_ONE_LINE_OF_TEXT = frozenset({"Cc", "Zl", "Zp", "Cs"})
+# And the explicit directional embeddings, overrides and isolates of Unicode's bidirectional algorithm
+# (UAX #9, section 2): they reorder the text after them on the page, in a CSV and in a log, so that
+# "Refund" with U+202E inside can read as something else (CVE-2021-42574). The implicit marks (U+200E,
+# U+200F, U+061C) move nothing past a neutral and are taken.
+DIRECTIONAL_FORMATTING = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
 # The header CloudFront adds to every request it sends the page API (template.yaml, SiteDistribution).
 ORIGIN_HEADER = "x-origin-verify"
 logger = Logger(child=True)
@@ -324,5 +329,10 @@ def text_field(body: dict[str, Any], name: str, *, required: bool) -> str | None
             raise InvalidBodyError(
                 f"{name} must be one line of printable text: character {position + 1} is "
                 f"U+{ord(character):04X}, a control character, line break or lone surrogate."
+            )
+        if character in DIRECTIONAL_FORMATTING:
+            raise InvalidBodyError(
+                f"{name} must be one line of printable text: character {position + 1} is "
+                f"U+{ord(character):04X}, a directional override, embedding or isolate."
             )
     return value.strip()
