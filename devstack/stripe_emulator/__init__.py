@@ -2,9 +2,10 @@
 Never deployed.
 
 The API side answers the calls the product makes (create, retrieve, list and expire a Checkout Session;
-retrieve a PaymentIntent, Charge, Refund, Dispute or Event; create or cancel a Refund; list Events) with
-form-encoded requests in and Stripe-shaped JSON out: every object is a deep copy of Stripe's own example
-(`stripe_fixtures.json`) with real values filled in, errors carry Stripe's `{"error": {...}}` body and
+retrieve a PaymentIntent, Charge, Refund, Dispute, Invoice or Event; list a payment's Charges; create or
+cancel a Refund; list Events) with form-encoded requests in and Stripe-shaped JSON out: every object is a
+deep copy of Stripe's own example (`stripe_fixtures.json`, or for an invoice every field of the SDK's
+`stripe.Invoice`) with real values filled in, errors carry Stripe's `{"error": {...}}` body and
 HTTP status, idempotency keys are honoured, and faults (5xx, 429, slow answers) can be injected.
 
 The customer's side is played in code: `pay`, `pay_later` then `settle` or `fail_payment`, `decline` and
@@ -45,9 +46,9 @@ What Stripe's API cannot do is a test control under `/_emulator/` (see `controls
     curl -s -X POST "$API_BASE/_emulator/refunds/$REFUND_ID" -d action=fail             # or succeed, cancel
 
 One module per Stripe resource (`checkout_sessions`, `payment_intents`, `charges`, `refunds`, `disputes`,
-`events`), plus `http` (the API's HTTP layer: routing, idempotency keys, faults), `forms` (parameters),
-`errors`, `hosted_page` (the Checkout page), `controls` (test controls), `store` (the state) and
-`fixtures` (Stripe's examples).
+`events`, `invoices`: a Checkout payment's paid invoice, and the receipt and invoice pages), plus `http`
+(the API's HTTP layer: routing, idempotency keys, faults), `forms` (parameters), `errors`, `hosted_page`
+(the Checkout page), `controls` (test controls), `store` (the state) and `fixtures` (Stripe's examples).
 """
 
 from __future__ import annotations
