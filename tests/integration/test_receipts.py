@@ -269,3 +269,26 @@ def test_the_emulators_invoice_has_every_field_of_the_sdks_invoice_and_its_types
     )
     assert all_fit(invoice, stripe.Invoice) == []
     assert (invoice["status"], invoice["amount_paid"], invoice["amount_remaining"]) == ("paid", 1000, 0)
+
+
+@pytest.mark.usefixtures("invoices_on")
+def test_a_checkout_that_saves_the_card_updates_the_customer_the_invoice_names(
+    stripe_emulator: StripeEmulator,
+) -> None:
+    # Given invoices on, a checkout that also saves the card for auto top-up: the user's own Customer
+    response = invoke(
+        create_checkout,
+        api_event("POST", "/api/checkout", user="alice", body='{"amount": 1000, "saveCard": true}'),
+    )
+    assert response.status == 201, response.body
+
+    create = next(
+        r
+        for r in reversed(stripe_emulator.requests)
+        if r.method == "POST" and r.path == "/v1/checkout/sessions"
+    )
+    # Then Checkout updates that customer's name and address from what the page took, for the invoice
+    assert create.params["customer"].startswith("cus_")
+    assert create.params["customer_update"] == {"address": "auto", "name": "auto"}
+    assert create.params["invoice_creation"]["enabled"] == "true"
+    assert create.params["tax_id_collection"] == {"enabled": "true"}
