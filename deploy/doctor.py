@@ -21,6 +21,8 @@ Probe = Callable[[stripe.StripeClient, stripe.RequestOptions], object]
 
 # Permission (as Stripe's restricted-key errors name it, less "rak_") -> one call that changes nothing.
 PROBES: dict[str, Probe] = {
+    "charge_read": lambda sdk, o: sdk.v1.charges.list({"limit": 1}, options=o),
+    "invoice_read": lambda sdk, o: sdk.v1.invoices.retrieve(f"in_{PROBE_ID}", options=o),
     "checkout_session_read": lambda sdk, o: sdk.v1.checkout.sessions.list({"limit": 1}, options=o),
     "checkout_session_write": lambda sdk, o: sdk.v1.checkout.sessions.expire(f"cs_{PROBE_ID}", options=o),
     "customer_write": lambda sdk, o: sdk.v1.customers.update(f"cus_{PROBE_ID}", {}, options=o),
@@ -51,7 +53,8 @@ KEYS = (
         "StripeCheckoutKeySecretArn",
         ("CreateCheckoutFunction",),
         "checkout (CreateCheckoutFunction)",
-        ("checkout_session_write", "checkout_session_read", "customer_write"),
+        # A top-up's receipt and invoice (wallet/receipts.py): its charges, and its invoice.
+        ("checkout_session_write", "checkout_session_read", "customer_write", "charge_read", "invoice_read"),
     ),
     Key(
         "StripeCardKeySecretArn",

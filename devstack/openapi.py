@@ -18,7 +18,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.openapi.constants import DEFAULT_OPENAPI_VERSION
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
 
-from wallet import auto_top_up, history, holds, ledger, settings
+from wallet import activity, auto_top_up, history, holds, ledger, settings
 from wallet.amounts import MAX_AMOUNT
 from wallet.hot_accounts import MAX_SHARDS, MIN_SHARDS
 from wallet.http import MAX_TEXT, USER_ID
@@ -214,6 +214,17 @@ def _add_requests(paths: dict[str, Any]) -> None:
             "description": "Only rows of this kind; left out, every kind but holds that used nothing",
             "schema": {"type": "string", "enum": list(history.KINDS)},
         },
+    ]
+    paths["/api/balance/export"]["get"]["parameters"] = [
+        {
+            "name": name,
+            "in": "query",
+            "required": True,
+            "description": f"{text}, a UTC day (YYYY-MM-DD), from {activity.EARLIEST} to tomorrow; at most "
+            f"{activity.MAX_EXPORT_DAYS} days in all",
+            "schema": {"type": "string", "format": "date"},
+        }
+        for name, text in (("from", "The first day"), ("to", "The last day, included"))
     ]
     webhook = paths["/api/webhooks/stripe"]["post"]
     webhook["parameters"] = [

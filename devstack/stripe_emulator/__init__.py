@@ -2,9 +2,10 @@
 Never deployed.
 
 The API side answers the calls the product makes (create, retrieve, list and expire a Checkout Session;
-retrieve a PaymentIntent, Charge, Refund, Dispute or Event; create or cancel a Refund; list Events) with
-form-encoded requests in and Stripe-shaped JSON out: every object is a deep copy of Stripe's own example
-(`stripe_fixtures.json`) with real values filled in, errors carry Stripe's `{"error": {...}}` body and
+retrieve a PaymentIntent, Charge, Refund, Dispute, Invoice or Event; list a payment's Charges; create or
+cancel a Refund; list Events) with form-encoded requests in and Stripe-shaped JSON out: every object is a
+deep copy of Stripe's own example (`stripe_fixtures.json`, or for an invoice every field of the SDK's
+`stripe.Invoice`) with real values filled in, errors carry Stripe's `{"error": {...}}` body and
 HTTP status, idempotency keys are honoured, and faults (5xx, 429, slow answers) can be injected.
 
 The customer's side is played in code: `pay`, `pay_later` then `settle` or `fail_payment`, `decline` and
@@ -45,9 +46,9 @@ What Stripe's API cannot do is a test control under `/_emulator/` (see `controls
     curl -s -X POST "$API_BASE/_emulator/refunds/$REFUND_ID" -d action=fail             # or succeed, cancel
 
 One module per Stripe resource (`checkout_sessions`, `payment_intents`, `charges`, `refunds`, `disputes`,
-`events`), plus `http` (the API's HTTP layer: routing, idempotency keys, faults), `forms` (parameters),
-`errors`, `hosted_page` (the Checkout page), `controls` (test controls), `store` (the state) and
-`fixtures` (Stripe's examples).
+`events`, `invoices`: a Checkout payment's paid invoice, and the receipt and invoice pages), plus `http`
+(the API's HTTP layer: routing, idempotency keys, faults), `forms` (parameters), `errors`, `hosted_page`
+(the Checkout page), `controls` (test controls), `store` (the state) and `fixtures` (Stripe's examples).
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ from devstack.stripe_emulator import (
     customers,
     disputes,
     events,
+    invoices,
     payment_intents,
     refunds,
 )
@@ -134,7 +136,7 @@ _EMULATED_ROUTES = (
     "POST /v1/checkout/sessions, GET /v1/checkout/sessions, GET /v1/checkout/sessions/{id}, "
     "POST /v1/checkout/sessions/{id}/expire, GET /v1/payment_intents/{id}, GET /v1/charges/{id}, "
     "POST /v1/refunds, GET /v1/refunds, GET /v1/refunds/{id}, POST /v1/refunds/{id}/cancel, "
-    "GET /v1/disputes/{id}, "
+    "GET /v1/disputes/{id}, GET /v1/charges?payment_intent=, GET /v1/invoices/{id}, "
     "GET /v1/events, GET /v1/events/{id}, "
     "POST /v1/customers, GET /v1/customers/{id}, DELETE /v1/customers/{id}, GET /v1/payment_methods/{id}, "
     "POST /v1/payment_methods/{id}/detach, POST /v1/payment_intents (off-session)"
@@ -174,6 +176,7 @@ class StripeEmulator:
         self._api = StripeApi(api_key, self._lock, self._stopping, self._routes(), _EMULATED_ROUTES)
         self._server = ApiServer(("127.0.0.1", port), self._answer, self._deliver_all)
         self._public_base_url = (public_base_url or self.api_base).rstrip("/")
+        self._store.public_base_url = self._public_base_url
         self._page = HostedCheckout(
             self._lock, self._store, self._public_base_url, settle_after, self._schedule_settlement
         )
@@ -589,6 +592,9 @@ class StripeEmulator:
         url = urlsplit(target)
         if url.path.startswith("/checkout/"):
             return self._page.answer(method, url, headers)
+        if url.path.startswith(("/receipts/", "/invoices/")):
+            with self._lock:
+                return invoices.answer_page(self._store, method, url.path)
         if url.path.startswith(controls.PREFIX):
             return controls.answer(
                 method,
@@ -622,6 +628,12 @@ class StripeEmulator:
 
         def retrieve_charge(charge_id: str) -> Handler:
             return lambda params, _request: charges.retrieve(store, charge_id, params)
+
+        def list_charges() -> Handler:
+            return lambda params, _request: invoices.list_charges(store, params)
+
+        def retrieve_invoice(invoice_id: str) -> Handler:
+            return lambda params, _request: invoices.retrieve(store, invoice_id, params)
 
         def create_refund() -> Handler:
             def create(params: JsonObject, request: RequestContext) -> JsonObject:
@@ -689,6 +701,8 @@ class StripeEmulator:
                 "GET", re.compile(r"/v1/payment_intents" + one.format("intent_id")), retrieve_payment_intent
             ),
             Route("GET", re.compile(r"/v1/charges" + one.format("charge_id")), retrieve_charge),
+            Route("GET", re.compile(r"/v1/charges"), list_charges),
+            Route("GET", re.compile(r"/v1/invoices" + one.format("invoice_id")), retrieve_invoice),
             Route("POST", re.compile(r"/v1/refunds"), create_refund),
             Route("GET", re.compile(r"/v1/refunds"), list_refunds),
             Route("POST", re.compile(r"/v1/refunds" + one.format("refund_id") + "/cancel"), cancel_refund),

@@ -13,6 +13,7 @@ import copy
 from devstack.stripe_emulator.errors import no_such
 from devstack.stripe_emulator.fixtures import JsonObject, fixture, new_id, now, stripe_object
 from devstack.stripe_emulator.forms import EXPAND_ONLY, conform, expands
+from devstack.stripe_emulator.invoices import receipt_url
 from devstack.stripe_emulator.store import Store
 
 
@@ -66,7 +67,7 @@ def new_charge(store: Store, intent: JsonObject, *, email: str | None, bank_debi
         payment_method_details=_bank_debit_details() if bank_debit else _card_details(amount),
         receipt_email=None,
         receipt_number=None,
-        receipt_url=None,
+        receipt_url=receipt_url(store.public_base_url, charge_id),
         refunded=False,
         refunds={"data": [], "has_more": False, "object": "list", "url": f"/v1/charges/{charge_id}/refunds"},
         review=None,

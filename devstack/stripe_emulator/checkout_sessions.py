@@ -14,7 +14,7 @@ from typing import Any
 
 import stripe
 
-from devstack.stripe_emulator import customers, payment_intents
+from devstack.stripe_emulator import customers, invoices, payment_intents
 from devstack.stripe_emulator.errors import (
     InvalidTransitionError,
     StripeApiError,
@@ -48,13 +48,16 @@ _CLIENT_REFERENCE_ID_MAX_LENGTH = 200
 # What the emulator reads of each request; any other parameter is answered `parameter_unknown`.
 _CREATE_PARAMS: JsonObject = {
     "adaptive_pricing": {"enabled": str},
+    "billing_address_collection": str,
     "cancel_url": str,
     "client_reference_id": str,
     "currency": str,
     "customer": str,
     "customer_email": str,
+    "customer_update": {"address": str, "name": str},
     "expand": [str],
     "expires_at": int,
+    "invoice_creation": {"enabled": str, "invoice_data": {"metadata": METADATA}},
     "line_items": [
         {
             "price_data": {
@@ -70,6 +73,7 @@ _CREATE_PARAMS: JsonObject = {
     "payment_intent_data": {"description": str, "metadata": METADATA, "setup_future_usage": str},
     "setup_intent_data": {"description": str, "metadata": METADATA},
     "success_url": str,
+    "tax_id_collection": {"enabled": str},
 }
 _LIST_PARAMS: JsonObject = {
     "created": RANGE,
@@ -254,6 +258,7 @@ def pay(store: Store, session_id: str, card: str = "pm_card_visa") -> list[JsonO
         return save_card(store, record, card)
     complete(record, payment_status="paid")
     sent = payment_intents.succeed(store, payment_intents.attempt(store, record), _email(record))
+    invoices.invoice_paid_for(store, record, store.public_base_url)
     sent.append(store.publish("checkout.session.completed", record.session))
     if record.payment_intent_data.get("setup_future_usage") and record.session["customer"]:
         # The card paid with is saved to the customer for later off-session payments.
@@ -282,6 +287,7 @@ def settle(store: Store, session_id: str) -> list[JsonObject]:
     record, intent = awaiting_funds(store, session_id, "settle")
     sent = payment_intents.succeed(store, intent, _email(record))
     record.session["payment_status"] = "paid"
+    invoices.invoice_paid_for(store, record, store.public_base_url)
     return [*sent, store.publish("checkout.session.async_payment_succeeded", record.session)]
 
 
@@ -394,7 +400,7 @@ def new_session(store: Store, params: JsonObject, public_base_url: str) -> Check
         amount_subtotal=amount,
         amount_total=amount,
         automatic_tax={"enabled": False, "liability": None, "provider": None, "status": None},
-        billing_address_collection=None,
+        billing_address_collection=params.get("billing_address_collection"),
         cancel_url=cancel_url,
         client_reference_id=client_reference_id,
         client_secret=None,
@@ -417,8 +423,9 @@ def new_session(store: Store, params: JsonObject, public_base_url: str) -> Check
         integration_identifier=None,
         invoice=None,
         invoice_creation={
-            "enabled": False,
-            "invoice_data": dict.fromkeys(template["invoice_creation"]["invoice_data"]) | {"metadata": {}},
+            "enabled": _boolean(params.get("invoice_creation", {}), "enabled", "invoice_creation"),
+            "invoice_data": dict.fromkeys(template["invoice_creation"]["invoice_data"])
+            | {"metadata": params.get("invoice_creation", {}).get("invoice_data", {}).get("metadata", {})},
         },
         livemode=False,
         locale=None,

@@ -45,6 +45,9 @@ class Store:
     customers: dict[str, JsonObject] = field(default_factory=dict)
     payment_methods: dict[str, JsonObject] = field(default_factory=dict)
     payment_method_behaviour: dict[str, str] = field(default_factory=dict)
+    # The paid invoices Checkout made (`invoices`), and where the emulator's pages are served from.
+    invoices: dict[str, JsonObject] = field(default_factory=dict)
+    public_base_url: str = ""
 
     def clear(self) -> None:
         self.sessions.clear()
@@ -58,6 +61,7 @@ class Store:
         self.customers.clear()
         self.payment_methods.clear()
         self.payment_method_behaviour.clear()
+        self.invoices.clear()
 
     def next_sequence(self) -> int:
         self.sequence += 1

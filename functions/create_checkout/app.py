@@ -110,6 +110,54 @@ def complete_checkout(session_id: str) -> dict[str, Any]:
     }
 
 
+DOCUMENTS = {
+    "type": "object",
+    "required": ["paymentId", "receiptUrl", "invoiceUrl", "invoicePdf"],
+    "additionalProperties": False,
+    "properties": {
+        "paymentId": {"type": "string"},
+        "receiptUrl": {
+            "type": ["string", "null"],
+            "format": "uri",
+            "description": "Stripe's receipt for the charge; null when the payment has no paid charge",
+        },
+        "invoiceUrl": {
+            "type": ["string", "null"],
+            "format": "uri",
+            "description": "Stripe's page of the paid invoice, when Checkout made one (InvoicesEnabled)",
+        },
+        "invoicePdf": {"type": ["string", "null"], "format": "uri", "description": "The invoice as a PDF"},
+    },
+}
+
+
+@app.get(
+    "/api/payments/<payment_id>/documents",
+    summary="A top-up's receipt and invoice",
+    description="Links to what Stripe keeps for one of the signed-in user's deposits (its `paymentId`).",
+    tags=["Checkout"],
+    security=BEARER,
+    responses={
+        200: {"description": "The links", "content": {"application/json": {"schema": DOCUMENTS}}},
+        404: documented_error("No such top-up for this user"),
+        429: documented_error("Too many receipts and invoices asked for this hour"),
+        500: documented_error("The ledger could not be reached; try again"),
+        502: documented_error("Stripe could not be reached; try again"),
+    },
+)
+@tracer.capture_method
+def payment_documents(payment_id: str) -> dict[str, Any]:
+    from wallet import receipts  # with the ledger it reads, loaded by this route only
+
+    found = receipts.documents(user_id(app), payment_id)
+    return {
+        "paymentId": payment_id,
+        "receiptUrl": found.receipt_url,
+        "invoiceUrl": found.invoice_url,
+        "invoicePdf": found.invoice_pdf,
+    }
+
+
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics

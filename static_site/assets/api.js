@@ -73,6 +73,24 @@ function fallback(status) {
   return "The request could not be completed. Reload the page and try again.";
 }
 
+/** fetch() for a file the API makes (a CSV): resolves with its blob and the name it suggests. */
+export async function requestFile(url, token) {
+  let response;
+  try {
+    response = await fetch(url, {
+      headers: { Accept: "text/csv", Authorization: `Bearer ${token}` },
+      cache: "no-store",
+      credentials: "omit",
+      signal: AbortSignal.timeout(TIMEOUT_MS),
+    });
+  } catch (error) {
+    throw new ApiError(error?.name === "TimeoutError" ? TIMED_OUT : NETWORK_FAILED, { kind: "network" });
+  }
+  if (!response.ok) throw errorFor(response.status, await response.json().catch(() => null));
+  const named = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") ?? "");
+  return { blob: await response.blob(), filename: named ? named[1] : "" };
+}
+
 /** The credits API at `base` (from config.js), signed with whatever token `currentToken()` returns. */
 export function createApi(base, currentToken) {
   const root = base.replace(/\/+$/, "");
@@ -95,5 +113,12 @@ export function createApi(base, currentToken) {
     saveAutoTopUp: (settings) => signed("PUT", "/auto-top-up", settings),
     addPaymentMethod: () => signed("POST", "/payment-method"),
     removePaymentMethod: () => signed("DELETE", "/payment-method"),
+    daily: () => signed("GET", "/balance/daily"),
+    documents: (paymentId) => signed("GET", `/payments/${encodeURIComponent(paymentId)}/documents`),
+    exportCsv: (from, to) => {
+      const token = currentToken();
+      if (!token) return Promise.reject(new ApiError(SESSION_ENDED, { kind: "unauthorized", status: 401 }));
+      return requestFile(`${root}/balance/export?${new URLSearchParams({ from, to })}`, token);
+    },
   };
 }

@@ -4,6 +4,7 @@ import { createAuth } from "./auth.js";
 import { dateParts, money, wrappable } from "./format.js";
 import { createHistory, PAGE_SIZE as HISTORY_PAGE_SIZE } from "./history.js";
 import { createAutoTopUp } from "./auto-top-up.js";
+import { createUsage } from "./usage.js";
 
 // Back from Checkout, how long to keep asking before saying the credits will arrive later.
 const POLL_BUDGET_MS = 60_000;
@@ -85,9 +86,11 @@ const state = {
 
 const historyCard = createHistory({
   loadPage: (limit, cursor, kind) => state.api.balance(limit, cursor, kind),
+  documents: (paymentId) => state.api.documents(paymentId),
   fail,
 });
 const autoTopUpCard = createAutoTopUp({ api: () => state.api, fail });
+const usageCard = createUsage({ api: () => state.api, fail });
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -203,6 +206,7 @@ function resetDashboard() {
   ui.accountName.textContent = "";
   historyCard.reset();
   autoTopUpCard.reset();
+  usageCard.reset();
 }
 
 async function showDashboard(session, { focus = false } = {}) {
@@ -236,6 +240,8 @@ async function loadAccount(cardReturn = null) {
     () => autoTopUpCard.load(state.packs ?? [], state.currency, cardReturn),
     () => autoTopUpCard.load([], state.currency, cardReturn),
   );
+  // The chart has its own request too, and says itself when it fails.
+  usageCard.load(state.currency);
   const [read] = await Promise.allSettled([Promise.all([packs, loadBalance()]), card]);
   if (read.status === "rejected") fail(read.reason, () => loadAccount(cardReturn));
 }

@@ -78,9 +78,45 @@ function element(tag, className, text) {
   return node;
 }
 
+/** A top-up's receipt and invoice: a button that asks the API for Stripe's links (they are Stripe's to
+ * keep current), then the links themselves, the first one focused. */
+function documentsControl(transaction, when, documents, fail) {
+  const holder = element("span", "documents");
+  const button = element("button", "button-link", "Get receipt");
+  button.type = "button";
+  button.setAttribute("aria-label", `Get receipt for the top-up of ${when}`);
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    button.textContent = "Getting receipt…";
+    try {
+      const found = await documents(transaction.paymentId);
+      const links = [
+        ["Receipt", found.receiptUrl],
+        ["Invoice", found.invoiceUrl],
+        ["Invoice PDF", found.invoicePdf],
+      ]
+        .filter(([, url]) => typeof url === "string" && /^https?:\/\//.test(url))
+        .map(([text, url]) => {
+          const link = element("a", "document-link", text);
+          link.href = url;
+          link.setAttribute("aria-label", `${text} for the top-up of ${when}`);
+          return link;
+        });
+      holder.replaceChildren(...(links.length ? links : [element("span", "type-detail", "No receipt yet")]));
+      links[0]?.focus();
+    } catch (error) {
+      button.disabled = false;
+      button.textContent = "Get receipt";
+      fail(error);
+    }
+  });
+  holder.append(button);
+  return holder;
+}
+
 /** The card's rows, its kind filter and "Load more"; `loadPage(limit, cursor, kind)` reads a page,
- * `fail(error, retry)` says why not. */
-export function createHistory({ loadPage, fail }) {
+ * `documents(paymentId)` a top-up's receipt and invoice, `fail(error, retry)` says why not. */
+export function createHistory({ loadPage, documents, fail }) {
   const byId = (id) => document.getElementById(id);
   const ui = {
     table: byId("history"),
@@ -175,6 +211,10 @@ export function createHistory({ loadPage, fail }) {
     }
     const detail = rowSource(transaction);
     if (detail) typeCell.append(" ", element("span", "type-detail", detail));
+    if (transaction.type === "deposit" && transaction.paymentId && documents) {
+      const when = parts ? `${parts.day} ${parts.time}` : "an unknown date";
+      typeCell.append(" ", documentsControl(transaction, when, documents, fail));
+    }
 
     // The sign says which way the balance moved; the colour only repeats it.
     const amount = Number.isInteger(transaction.amount) ? transaction.amount : null;

@@ -77,6 +77,7 @@ def documented_path(path: str) -> str:
         path.replace("{sessionId}", "{session_id}")
         .replace("{userId}", "{user_id}")
         .replace("{holdId}", "{hold_id}")
+        .replace("{paymentId}", "{payment_id}")
     )
 
 

@@ -25,10 +25,11 @@ READ = {
     "checkout.session": (
         stripe.checkout.Session,
         ["id", "status", "payment_status", "amount_total", "currency", "payment_intent", "metadata",
-         "livemode", "created", "url", "ui_mode"],
+         "livemode", "created", "url", "ui_mode", "invoice"],
     ),
     "event": (stripe.Event, ["id", "type", "created", "livemode", "data"]),
-    "charge": (stripe.Charge, ["id", "amount", "amount_refunded", "payment_intent", "metadata"]),
+    "charge": (stripe.Charge, ["id", "amount", "amount_refunded", "payment_intent", "metadata", "paid",
+                               "receipt_url"]),
     "dispute": (stripe.Dispute, ["id", "amount", "status", "payment_intent"]),
 }  # fmt: skip
 

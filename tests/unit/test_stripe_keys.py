@@ -27,6 +27,8 @@ PERMISSION_OF_CALL = {
     "checkout.sessions.expire": "checkout_session_write",
     "checkout.sessions.retrieve": "checkout_session_read",
     "checkout.sessions.list": "checkout_session_read",
+    "charges.list": "charge_read",
+    "invoices.retrieve": "invoice_read",
     "customers.create": "customer_write",
     "customers.update": "customer_write",
     "payment_intents.create": "payment_intent_write",

@@ -234,6 +234,8 @@ DISPUTE_NOTICE = {
             | {
                 ("dynamodb:Query", "CreditTransactionTable/bySession"),
                 ("dynamodb:UpdateItem", "CreditGuardTable"),
+                # A top-up's receipt and invoice: the user's deposit row.
+                ("dynamodb:GetItem", "CreditTransactionTable"),
             },
         ),
         (

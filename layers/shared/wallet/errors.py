@@ -3,6 +3,8 @@ to HTTP without importing Stripe or DynamoDB code."""
 
 from __future__ import annotations
 
+from datetime import date
+
 
 class InvalidAmountError(ValueError):
     """An amount that is not a positive whole number of minor units, or not one of the packs."""
@@ -116,3 +118,28 @@ class ShardsAlreadySetError(ValueError):
 
 class InvalidShardsError(ValueError):
     """A number of sub-balances outside the bounds a hot account takes."""
+
+
+class InvalidRangeError(ValueError):
+    """An export's date range that is not two dates, in order, within the bounds."""
+
+
+class ExportTooLargeError(ValueError):
+    """An export whose CSV would not fit in one response: a shorter range does."""
+
+    def __init__(self, limit: int, fits_through: date | None) -> None:
+        self.limit = limit
+        self.fits_through = fits_through
+        through = f"; the days up to {fits_through} fit" if fits_through else ""
+        super().__init__(
+            f"The export is larger than {limit / 1_000_000:g} MB, the most one answer holds: "
+            f"export a shorter range{through}."
+        )
+
+
+class DepositNotFoundError(LookupError):
+    """No deposit of this id for the signed-in user (another user's is answered the same)."""
+
+
+class TooManyReceiptsError(RuntimeError):
+    """A user asked Stripe for more receipts and invoices this hour than a person would."""

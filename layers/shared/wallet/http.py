@@ -29,7 +29,9 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_proxy_event import
 from wallet.amounts import WrittenNumber, written_integer
 from wallet.errors import (
     CheckoutSessionNotFoundError,
+    DepositNotFoundError,
     DepositNotRecordedError,
+    ExportTooLargeError,
     HoldNotActiveError,
     HoldNotFoundError,
     IdempotencyKeyReusedError,
@@ -37,6 +39,7 @@ from wallet.errors import (
     InvalidAmountError,
     InvalidEventError,
     InvalidPageError,
+    InvalidRangeError,
     InvalidShardsError,
     LedgerUnavailableError,
     NoPaymentMethodError,
@@ -45,6 +48,7 @@ from wallet.errors import (
     TooManyCardSetupsError,
     TooManyCheckoutsError,
     TooManyLookupsError,
+    TooManyReceiptsError,
 )
 from wallet.principals import InvalidPrincipalError, principal
 from wallet.settings import SettingsError, origin_secrets
@@ -122,6 +126,10 @@ STATUS: dict[type[Exception], tuple[HTTPStatus, str]] = {
     InsufficientCreditsError: (HTTPStatus.PAYMENT_REQUIRED, "insufficient_credits"),
     IdempotencyKeyReusedError: (HTTPStatus.CONFLICT, "idempotency_key_reused"),
     InvalidPageError: (HTTPStatus.BAD_REQUEST, "invalid_page"),
+    InvalidRangeError: (HTTPStatus.BAD_REQUEST, "invalid_range"),
+    ExportTooLargeError: (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "export_too_large"),
+    DepositNotFoundError: (HTTPStatus.NOT_FOUND, "not_found"),
+    TooManyReceiptsError: (HTTPStatus.TOO_MANY_REQUESTS, "too_many_receipts"),
     InvalidEventError: (HTTPStatus.BAD_REQUEST, "invalid_event"),
     CheckoutSessionNotFoundError: (HTTPStatus.NOT_FOUND, "not_found"),
     HoldNotFoundError: (HTTPStatus.NOT_FOUND, "hold_not_found"),
@@ -152,6 +160,8 @@ MESSAGES: dict[type[Exception], str] = {
     HoldNotFoundError: "No such hold for this user.",
     TooManyLookupsError: "Too many checkout sessions looked up this hour; try again later.",
     TooManyCheckoutsError: "Too many checkouts opened this hour; try again later.",
+    TooManyReceiptsError: "Too many receipts and invoices asked for this hour; try again later.",
+    DepositNotFoundError: "No such top-up.",
     TooManyCardSetupsError: "Too many cards set up this hour; try again later.",
     PaymentsUnavailableError: "The payment provider could not be reached. Nothing was charged; try again.",
     LedgerUnavailableError: "Your balance could not be reached just now. Nothing was lost; try again.",
@@ -199,6 +209,8 @@ def _answer_in_one_shape(app: ApiGatewayResolver) -> None:
             details = {"balance": exc.balance, "available": exc.available}
         elif isinstance(exc, HoldNotActiveError):
             details = {"hold": exc.hold}
+        elif isinstance(exc, ExportTooLargeError):
+            details = {"fitsThrough": None if exc.fits_through is None else exc.fits_through.isoformat()}
         return error(status, code, MESSAGES.get(type(exc), str(exc)), **details)
 
     def unexpected(exc: Exception) -> Response[str]:

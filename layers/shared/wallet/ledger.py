@@ -1,6 +1,5 @@
-"""The ledger: every change to a balance is one row, written in the same DynamoDB transaction as the
-balance and as the guard that makes it happen once, so that a user's balance is always the sum of
-their rows.
+"""The ledger: every change to a balance is one row, written in the same DynamoDB transaction as the balance
+and as the guard that makes it happen once, so that a user's balance is always the sum of their rows.
 
 It knows nothing of HTTP, Lambda or Stripe: callers hand it user ids, amounts and the cause of each
 change (a payment id, an Idempotency-Key, a PaymentIntent id).
@@ -102,12 +101,12 @@ def add_credits(
     stripe_payment_intent_id: str | None = None,
     stripe_event_id: str | None = None,
     amount_paid: int | None = None,
+    stripe_invoice_id: str | None = None,
 ) -> Credit:
     """Deposit `amount` for `payment_id` once: a second call for the same payment changes nothing.
 
-    One TransactWriteItems puts the deposit row, on condition that its id is new, and adds the
-    amount to the balance; either both happen or neither does.
-    """
+    One TransactWriteItems puts the deposit row, on condition that its id is new, and adds the amount to
+    the balance; either both happen or neither does."""
     check_amount(amount)
     if not user_id or not payment_id:
         raise ValueError("user_id and payment_id are required")
@@ -122,6 +121,7 @@ def add_credits(
         stripe_session_id=stripe_session_id,
         stripe_payment_intent_id=stripe_payment_intent_id,
         stripe_event_id=stripe_event_id,
+        stripe_invoice_id=stripe_invoice_id,
         amount_paid=amount_paid,
         created_at=now,
     )

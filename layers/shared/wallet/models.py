@@ -152,6 +152,8 @@ class CreditTransaction(LedgerModel):
     stripe_session_id = UnicodeAttribute(attr_name="stripeSessionId", null=True)
     stripe_payment_intent_id = UnicodeAttribute(attr_name="stripePaymentIntentId", null=True)
     stripe_event_id = UnicodeAttribute(attr_name="stripeEventId", null=True)
+    # A Checkout deposit's paid invoice (InvoicesEnabled); absent on deposits made without one.
+    stripe_invoice_id = UnicodeAttribute(attr_name="stripeInvoiceId", null=True)
     # A deposit's price in minor units, so a dispute takes its share without asking Stripe.
     amount_paid = NumberAttribute(attr_name="amountPaid", null=True)
     description = UnicodeAttribute(null=True)

@@ -15,7 +15,7 @@ from typing import Any
 import stripe
 from ulid import ULID
 
-from wallet import marker, settings
+from wallet import invoicing, marker, settings
 from wallet.errors import (
     CheckoutSessionNotFoundError,
     InvalidEventError,
@@ -55,6 +55,7 @@ class CheckoutSession:
     metadata: Mapping[str, str]
     livemode: bool = False
     created: int | None = None
+    invoice_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +160,7 @@ def create_checkout_session(
     if save_card_for:
         params["customer"] = save_card_for
         intent_data["setup_future_usage"] = "off_session"
+    invoicing.ask_for_invoice(params, payment_id, user_id, existing_customer=save_card_for is not None)
     try:
         # The payment id as idempotency key: a retried request cannot open a second session.
         sdk, options = calling(client)
@@ -185,9 +187,6 @@ def retrieve_checkout_session(session_id: str, client: stripe.StripeClient | Non
 
 def checkout_session(data: Mapping[str, Any]) -> CheckoutSession:
     """The fields fulfilment reads, from a Checkout Session as Stripe's API or an event carries it."""
-    payment_intent = data.get("payment_intent")
-    if isinstance(payment_intent, Mapping):
-        payment_intent = payment_intent.get("id")
     metadata = data.get("metadata") or {}
     return CheckoutSession(
         id=str(data.get("id", "")),
@@ -195,10 +194,11 @@ def checkout_session(data: Mapping[str, Any]) -> CheckoutSession:
         payment_status=data.get("payment_status"),
         amount_total=data.get("amount_total"),
         currency=data.get("currency"),
-        payment_intent_id=payment_intent if isinstance(payment_intent, str) else None,
+        payment_intent_id=invoicing.expandable_id(data.get("payment_intent")),
         metadata={str(k): str(v) for k, v in metadata.items()} if isinstance(metadata, Mapping) else {},
         livemode=data.get("livemode") is True,
         created=data.get("created") if isinstance(data.get("created"), int) else None,
+        invoice_id=invoicing.expandable_id(data.get("invoice")),
     )
 
 

@@ -263,3 +263,13 @@ def auto_top_up_daily_limit() -> int:
     if not (value.isascii() and value.isdigit()) or int(value) < 1:
         raise SettingsError(f"AUTO_TOP_UP_DAILY_LIMIT must be a whole number of 1 or more, not {value!r}")
     return int(value)
+
+
+@cache
+def invoices_enabled() -> bool:
+    """Whether Checkout makes a paid invoice for each top-up (InvoicesEnabled), collecting the customer's
+    billing address and tax id for it; receipts are Stripe's either way."""
+    value = os.environ.get("INVOICES_ENABLED", "false").strip().lower() or "false"
+    if value not in ("true", "false"):
+        raise SettingsError(f"INVOICES_ENABLED must be true or false, not {value!r}")
+    return value == "true"
