@@ -357,7 +357,7 @@ def test_without_a_card_it_cannot_be_turned_on(tables: DynamoDBServer) -> None:
 
 def test_settings_are_validated_and_shown(stripe_emulator: StripeEmulator, tables: DynamoDBServer) -> None:
     with_card(stripe_emulator, "shown", balance=600)
-    assert turn_on("shown", amount=1234).status == 400
+    assert turn_on("shown", amount=499).status == 400
     assert turn_on("shown", threshold=-1).status == 400
     response = invoke(auto_top_up_routes, api_event_for("GET", "shown"))
     assert response.body == {
@@ -391,7 +391,8 @@ def put(user: str, body: Any) -> Any:
         ({"enabled": True, "threshold": auto_top_up.MAX_THRESHOLD + 1, "amount": 10000}, "from 1 to"),
         ({"enabled": True, "threshold": None, "amount": PACK}, "whole number"),
         ({"enabled": True, "amount": PACK}, '"threshold": 500'),
-        ({"enabled": True, "threshold": 500, "amount": 999}, "one of 1000, 5000, 10000"),
+        ({"enabled": True, "threshold": 400, "amount": 499}, "one of 1000, 5000, 10000, or a whole number from 500"),
+        ({"enabled": True, "threshold": 500, "amount": 100001}, "or a whole number from 500 to 100000"),
         ({"enabled": True, "threshold": 500, "amount": 10**30}, "one of 1000, 5000, 10000"),
         ({"enabled": True, "threshold": 500, "amount": 1000.0}, "one of 1000, 5000, 10000"),
         ({"enabled": True, "threshold": 500}, '"amount": 1000'),
