@@ -355,6 +355,11 @@ class StripeEmulator:
         self._deliver_all(events)
         return events
 
+    def apply_promotion_code(self, session_id: str, code: str) -> JsonObject:
+        """The customer enters a promotion code (pricing.TEST_PROMOTION_CODES) on Checkout -> the session."""
+        with self._lock:
+            return copy.deepcopy(checkout_sessions.apply_promotion_code(self._store, session_id, code))
+
     def decline(self, session_id: str) -> list[JsonObject]:
         """The card is declined: the session stays open for another try, Checkout sends no event -> `[]`."""
         with self._lock:
@@ -588,7 +593,7 @@ class StripeEmulator:
         """The answer to one HTTP request (`headers` named in lower case); its events are delivered after."""
         url = urlsplit(target)
         if url.path.startswith("/checkout/"):
-            return self._page.answer(method, url, headers)
+            return self._page.answer(method, url, headers, body)
         if url.path.startswith(controls.PREFIX):
             return controls.answer(
                 method,

@@ -29,7 +29,15 @@ from devstack.stripe_emulator.store import Store
 CHECKOUT_PAGE_TITLE = "Stripe Checkout emulator (local)"
 CHECKOUT_PAGE_TEMPLATE = Path(__file__).with_name("checkout_page.html")
 DECLINED_MESSAGE = "Your card was declined. Try again or use another card."
-CHECKOUT_ACTIONS = ("pay", "pay-later", "decline", "cancel", "save-declining", "save-authenticating")
+CHECKOUT_ACTIONS = (
+    "pay",
+    "pay-later",
+    "decline",
+    "cancel",
+    "save-declining",
+    "save-authenticating",
+    "promotion-code",
+)
 # A setup-mode page saves one of Stripe's test cards: each button, the card it saves.
 SAVED_CARDS = {
     "pay": "pm_card_visa",
@@ -154,7 +162,47 @@ def _seconds(seconds: float) -> str:
     return "1 second" if seconds == 1 else f"{seconds:g} seconds"
 
 
-def _open_page(view: PageView, settle_after: float, *, declined: bool) -> str:
+def _totals(session: Mapping[str, Any], action: str, code_error: str | None) -> list[str]:
+    """The subtotal, discount and tax lines above the total, and the promotion code form when allowed."""
+    currency, details = session["currency"], session["total_details"] or {}
+    rows = []
+    if details.get("amount_discount") or details.get("amount_tax"):
+        rows.append(("Subtotal", session["amount_subtotal"]))
+    if details.get("amount_discount"):
+        rows.append(("Discount", -details["amount_discount"]))
+    if details.get("amount_tax"):
+        rows.append(("Tax included" if _inclusive(session) else "Tax", details["amount_tax"]))
+    parts = []
+    if rows:
+        lines = [
+            f"<li><span>{label}</span> <span>{'&minus;' if amount < 0 else ''}"
+            f"{html.escape(_format_amount(abs(amount), currency))}</span></li>"
+            for label, amount in rows
+        ]
+        parts.append('<ul class="items" aria-label="Totals">\n' + "\n".join(lines) + "\n</ul>")
+    if session.get("allow_promotion_codes"):
+        error = (
+            f'<p class="alert" role="alert" id="code-error">{html.escape(code_error)}</p>'
+            if code_error
+            else ""
+        )
+        described = ' aria-describedby="code-error"' if code_error else ""
+        parts.append(
+            f'<form method="post" action="{action}/promotion-code">{error}'
+            '<label for="promotion-code">Promotion code</label> '
+            f'<input id="promotion-code" name="code" autocomplete="off" maxlength="40"{described}> '
+            '<button type="submit" class="secondary">Apply</button></form>'
+        )
+    return parts
+
+
+def _inclusive(session: Mapping[str, Any]) -> bool:
+    """Tax inside the price: the total is the subtotal less the discount (Stripe's inclusive behaviour)."""
+    details = session["total_details"] or {}
+    return bool(session["amount_total"] == session["amount_subtotal"] - details.get("amount_discount", 0))
+
+
+def _open_page(view: PageView, settle_after: float, *, declined: bool, code_error: str | None = None) -> str:
     session = view.session
     currency = session["currency"]
     # A setup-mode session saves a card and charges nothing: it has no total.
@@ -175,6 +223,7 @@ def _open_page(view: PageView, settle_after: float, *, declined: bool) -> str:
             name = f"{html.escape(price['product_data']['name'])} &times; {item['quantity']}"
             rows.append(f"<li><span>{name}</span> <span>{html.escape(amount)}</span></li>")
         parts.append('<ul class="items">\n' + "\n".join(rows) + "\n</ul>")
+    parts += _totals(session, action, code_error)
     parts.append(f'<p class="total"><span class="label">Total due</span> <strong>{total}</strong></p>')
     if declined:
         parts.append(f'<p class="alert" role="alert">{html.escape(DECLINED_MESSAGE)}</p>')
@@ -289,7 +338,9 @@ class HostedCheckout:
         with self._lock:
             return change(self._store, session_id)
 
-    def answer(self, method: str, url: SplitResult, headers: Mapping[str, str]) -> Response:
+    def answer(
+        self, method: str, url: SplitResult, headers: Mapping[str, str], body: bytes = b""
+    ) -> Response:
         """The hosted Checkout page and its form posts; like Stripe's, they need no API key."""
         as_json = "application/json" in headers.get("accept", "").lower()
         if page := _CHECKOUT_PAGE.fullmatch(url.path):
@@ -302,7 +353,42 @@ class HostedCheckout:
             return _page_error(404, "Page not found", f"Nothing is served at {url.path}.", as_json)
         if method != "POST":
             return _method_not_allowed("POST", as_json)
+        if action["action"] == "promotion-code":
+            return self._promotion_code(unquote(action["id"]), body, as_json)
         return self._checkout_action(unquote(action["id"]), action["action"], as_json)
+
+    def _promotion_code(self, session_id: str, body: bytes, as_json: bool) -> Response:
+        """The customer applies a promotion code: the page again, with the new totals or why the code was
+        refused; asked for JSON, the session's totals, or 400 with the reason."""
+        try:
+            form = parse_qs(body.decode("utf-8"))
+            code = (form.get("code") or [""])[0]
+        except UnicodeDecodeError:
+            code = ""
+        refused: str | None = None
+        try:
+            with self._lock:
+                checkout_sessions.apply_promotion_code(self._store, session_id, code)
+        except UnknownCheckoutSessionError:
+            return _no_such_checkout(session_id, as_json)
+        except InvalidTransitionError as exc:
+            refused = str(exc)
+        view = self.view(session_id)
+        if as_json:
+            if refused:
+                return _page_error(400, "Promotion code refused", refused, as_json=True)
+            session = view.session
+            answer = {
+                "sessionId": session["id"],
+                "amountSubtotal": session["amount_subtotal"],
+                "amountTotal": session["amount_total"],
+                "totalDetails": session["total_details"],
+            }
+            return Response(200, dict(_JSON_PAGE_HEADERS), json_bytes(answer))
+        if view.session["status"] != "open":
+            return _cannot_pay(view, self.page_url(session_id), as_json)
+        page = _open_page(view, self._settle_after, declined=False, code_error=refused)
+        return _html_page(400 if refused else 200, "Pay", page)
 
     def view(self, session_id: str) -> PageView:
         with self._lock:
