@@ -44,6 +44,7 @@ SAVED_CARDS = {
     "save-declining": "pm_card_chargeDeclined",
     "save-authenticating": "pm_card_authenticationRequired",
 }
+CODE_REFUSED = "This code is invalid, expired or not for this purchase."
 CHECKOUT_PAGE_NOTICE = "Local Stripe Checkout emulator — no real payment is taken."
 _CHECKOUT_PAGE = re.compile(r"/checkout/(?P<id>[^/]+)")
 _CHECKOUT_ACTION = re.compile(r"/checkout/(?P<id>[^/]+)/(?P<action>[^/]+)")
@@ -346,8 +347,10 @@ class HostedCheckout:
         if page := _CHECKOUT_PAGE.fullmatch(url.path):
             if method != "GET":
                 return _method_not_allowed("GET", as_json)
-            declined = parse_qs(url.query).get("declined") == ["1"]
-            return self._checkout_page(unquote(page["id"]), declined=declined)
+            query = parse_qs(url.query)
+            declined = query.get("declined") == ["1"]
+            refused = query.get("code") == ["refused"]
+            return self._checkout_page(unquote(page["id"]), declined=declined, code_refused=refused)
         action = _CHECKOUT_ACTION.fullmatch(url.path)
         if action is None or action["action"] not in CHECKOUT_ACTIONS:
             return _page_error(404, "Page not found", f"Nothing is served at {url.path}.", as_json)
@@ -385,10 +388,13 @@ class HostedCheckout:
                 "totalDetails": session["total_details"],
             }
             return Response(200, dict(_JSON_PAGE_HEADERS), json_bytes(answer))
-        if view.session["status"] != "open":
-            return _cannot_pay(view, self.page_url(session_id), as_json)
-        page = _open_page(view, self._settle_after, declined=False, code_error=refused)
-        return _html_page(400 if refused else 200, "Pay", page)
+        # Back to the page (post, redirect, get), which shows the new totals or why the code was refused.
+        redirect = self.page_url(session_id) + ("?code=refused" if refused else "")
+        link = html.escape(redirect)
+        page = (
+            f'<!doctype html>\n<html lang="en"><title>See Other</title><a href="{link}">{link}</a></html>\n'
+        )
+        return Response(303, _HTML_HEADERS | {"Location": redirect}, page.encode())
 
     def view(self, session_id: str) -> PageView:
         with self._lock:
@@ -403,13 +409,18 @@ class HostedCheckout:
     def page_url(self, session_id: str) -> str:
         return f"{self._public_base_url}/checkout/{quote(session_id, safe='')}"
 
-    def _checkout_page(self, session_id: str, *, declined: bool = False) -> Response:
+    def _checkout_page(
+        self, session_id: str, *, declined: bool = False, code_refused: bool = False
+    ) -> Response:
         try:
             view = self.view(session_id)
         except UnknownCheckoutSessionError:
             return _no_such_checkout(session_id, as_json=False)
         if view.session["status"] == "open":
-            return _html_page(200, "Pay", _open_page(view, self._settle_after, declined=declined))
+            refused = CODE_REFUSED if code_refused else None
+            return _html_page(
+                200, "Pay", _open_page(view, self._settle_after, declined=declined, code_error=refused)
+            )
         return _html_page(200, "Checkout closed", _closed_page(view))
 
     def _checkout_action(self, session_id: str, action: str, as_json: bool) -> Response:
