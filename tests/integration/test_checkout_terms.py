@@ -11,18 +11,25 @@ below, written apart from wallet.payment_state.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from dataclasses import replace
 from fractions import Fraction
 from typing import Any
 
 import pytest
+from ulid import ULID
 
 from devstack.stripe_emulator import StripeEmulator
 from devstack.stripe_emulator.errors import InvalidTransitionError
 from tests.checkout_flow import deliver, start_checkout, variant
 from tests.integration.test_fulfilment_mark import emitted
-from wallet import ledger, settings
+from wallet import ledger, marker, settings
+from wallet.fulfilment import fulfil
 from wallet.models import CreditTransaction
+from wallet.outcomes import Result
+from wallet.packs import Pack
+from wallet.payments import CheckoutSession
 from wallet.totals import Terms, Totals, problem
 
 pytestmark = pytest.mark.usefixtures("tables", "fresh_emulator")
@@ -287,3 +294,63 @@ def test_an_amount_of_the_customers_choosing_credits_at_the_base_rate(
     # 1234 x 1.1 = 1357.4: whole credits, rounded down.
     assert ledger.get_balance("heidi") == 1357
     assert json.loads(json.dumps(session_of(stripe_emulator, session_id)["amount_total"])) == 1234
+
+
+def test_a_partial_chargeback_of_a_discounted_payment_takes_its_share(
+    stripe_emulator: StripeEmulator, checkout_terms: pytest.MonkeyPatch
+) -> None:
+    turn_on(checkout_terms, promotions=True)
+    session_id = start_checkout("ivan", 5000)
+    stripe_emulator.apply_promotion_code(session_id, "FIVEOFF")
+    pay_and_deliver(stripe_emulator, session_id)
+
+    for event in stripe_emulator.open_dispute(stripe_emulator.charge_of(session_id), 1500):
+        assert deliver(stripe_emulator.sign(event)).status == 200
+
+    # 4500 paid; 1500 of it disputed: a third of the 5000 credits, 1666.67 -> 1667
+    assert ledger.get_balance("ivan") == 5000 - reference_share(5000, 1500, 4500) == 3333
+
+
+def test_a_code_that_takes_the_whole_price_is_credited_with_nothing_paid(
+    checkout_terms: pytest.MonkeyPatch,
+) -> None:
+    # Given a session made with promotion codes on, completed by Checkout with a 100%-off code
+    turn_on(checkout_terms, promotions=True)
+    terms = Terms(promotion_codes=True)
+    payment_id = str(ULID())
+    metadata = {
+        "userId": "judy",
+        "amount": "5000",
+        "paymentId": payment_id,
+        **terms.metadata(Pack(5000, 5000)),
+    }
+    metadata["creditsMark"] = marker.mark(
+        settings.fulfilment_keys()[0],
+        user_id="judy",
+        payment_id=payment_id,
+        credits=5000,
+        amount=5000,
+        currency="usd",
+        terms=terms.text(),
+    )
+    session = CheckoutSession(
+        id="cs_test_free",
+        status="complete",
+        payment_status="no_payment_required",
+        amount_total=0,
+        currency="usd",
+        payment_intent_id=None,
+        metadata=metadata,
+        created=int(time.time()),
+        totals=Totals(5000, 5000, 0, 0, 0),
+    )
+
+    # When it is fulfilled, twice; and one with no discount that owes nothing is not
+    outcomes = [fulfil(session).result, fulfil(session).result]
+    unpaid = fulfil(replace(session, id="cs_test_unpaid", totals=Totals(5000, 0, 0, 0, 0))).result
+
+    assert outcomes == [Result.CREDITED, Result.ALREADY_CREDITED]
+    assert unpaid is Result.AWAITING_PAYMENT
+    assert ledger.get_balance("judy") == 5000
+    [row] = CreditTransaction.query("judy")
+    assert int(row.amount_paid) == 0
