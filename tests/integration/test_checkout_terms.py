@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
 from fractions import Fraction
@@ -354,3 +357,43 @@ def test_a_code_that_takes_the_whole_price_is_credited_with_nothing_paid(
     assert ledger.get_balance("judy") == 5000
     [row] = CreditTransaction.query("judy")
     assert int(row.amount_paid) == 0
+
+
+def code_form(url: str, code: str, *, as_json: bool) -> tuple[int, dict[str, str], bytes]:
+    """The Checkout page's promotion code form, posted as a browser (or, `as_json`, a script) posts it."""
+    accept = "application/json" if as_json else "text/html"
+    request = urllib.request.Request(
+        f"{url}/promotion-code",
+        data=urllib.parse.urlencode({"code": code}).encode(),
+        headers={"Accept": accept, "Content-Type": "application/x-www-form-urlencoded"},
+        method="POST",
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), NoRedirects())
+    try:
+        with opener.open(request, timeout=5) as answer:
+            return answer.status, dict(answer.headers), answer.read()
+    except urllib.error.HTTPError as refused:
+        with refused:
+            return refused.code, dict(refused.headers), refused.read()
+
+
+class NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *_: Any, **__: Any) -> None:
+        return None
+
+
+def test_the_checkout_pages_code_form_answers_a_script_with_totals_and_a_browser_with_the_page(
+    stripe_emulator: StripeEmulator, checkout_terms: pytest.MonkeyPatch
+) -> None:
+    turn_on(checkout_terms, tax="exclusive", promotions=True)
+    url = session_of(stripe_emulator, start_checkout("kim", 5000))["url"]
+
+    unknown = code_form(url, "NOPE", as_json=True)
+    applied = code_form(url, "SAVE20", as_json=True)
+    browser = code_form(url, "NOPE", as_json=False)
+
+    assert unknown[0] == 400
+    assert (applied[0], json.loads(applied[2])["amountTotal"]) == (200, 4400)
+    # A browser is sent back to the page, which says why; the code applied before still holds
+    assert (browser[0], browser[1]["Location"]) == (303, f"{url}?code=refused")
+    assert session_of(stripe_emulator, session_id=url.rsplit("/", 1)[1])["amount_total"] == 4400

@@ -90,8 +90,8 @@ def payment_verdict(intent: PaymentIntent) -> str | None:
 
 def _settled(session: CheckoutSession) -> bool:
     """Paid, or owing nothing because a promotion code took the whole price: Checkout completes such a
-    session with `payment_status` no_payment_required and no PaymentIntent; the mark and the totals are
-    checked as for any other."""
+    session with `payment_status` no_payment_required and no payment (docs.stripe.com/payments/checkout/
+    no-cost-orders); the mark and the totals are checked as for any other."""
     if session.payment_status == "paid":
         return True
     return (
