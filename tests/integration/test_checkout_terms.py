@@ -397,3 +397,24 @@ def test_the_checkout_pages_code_form_answers_a_script_with_totals_and_a_browser
     # A browser is sent back to the page, which says why; the code applied before still holds
     assert (browser[0], browser[1]["Location"]) == (303, f"{url}?code=refused")
     assert session_of(stripe_emulator, session_id=url.rsplit("/", 1)[1])["amount_total"] == 4400
+
+
+def test_a_refund_that_overtakes_its_taxed_deposit_waits_for_it_then_takes_its_share(
+    stripe_emulator: StripeEmulator, checkout_terms: pytest.MonkeyPatch
+) -> None:
+    # Given a taxed payment whose refund reaches the webhook before its checkout.session.completed
+    turn_on(checkout_terms, tax="exclusive")
+    session_id = start_checkout("liam", 5000)
+    *_, completed = stripe_emulator.pay(session_id)
+    refunded = stripe_emulator.refund(stripe_emulator.charge_of(session_id), 1100)
+
+    # Then the refund is ours, judged by the price under the mark (not the 5500 charged): Stripe must retry
+    early = [deliver(stripe_emulator.sign(event)).status for event in refunded]
+    assert ledger.get_balance("liam") == 0
+    assert deliver(stripe_emulator.sign(completed)).status == 200
+    for event in refunded:
+        assert deliver(stripe_emulator.sign(event)).status == 200
+
+    assert 500 in early
+    # 5500 paid (5000 + 10%); 1100 back is a fifth: 1000 of the 5000 credits
+    assert ledger.get_balance("liam") == 5000 - reference_share(5000, 1100, 5500) == 4000
