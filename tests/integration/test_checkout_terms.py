@@ -25,8 +25,10 @@ from ulid import ULID
 
 from devstack.stripe_emulator import StripeEmulator
 from devstack.stripe_emulator.errors import InvalidTransitionError
+from functions.create_checkout.app import lambda_handler as create_checkout
 from tests.checkout_flow import deliver, start_checkout, variant
 from tests.integration.test_fulfilment_mark import emitted
+from tests.lambda_events import api_event, invoke
 from wallet import ledger, marker, settings
 from wallet.fulfilment import fulfil
 from wallet.models import CreditTransaction
@@ -418,3 +420,24 @@ def test_a_refund_that_overtakes_its_taxed_deposit_waits_for_it_then_takes_its_s
     assert 500 in early
     # 5500 paid (5000 + 10%); 1100 back is a fifth: 1000 of the 5000 credits
     assert ledger.get_balance("liam") == 5000 - reference_share(5000, 1100, 5500) == 4000
+
+
+def test_a_taxed_checkout_that_saves_the_card_asks_checkout_as_the_pinned_sdk_names_it(
+    stripe_emulator: StripeEmulator, checkout_terms: pytest.MonkeyPatch
+) -> None:
+    turn_on(checkout_terms, tax="inclusive", promotions=True)
+    body = json.dumps({"amount": 5000, "saveCard": True})
+
+    response = invoke(create_checkout, api_event("POST", "/api/checkout", user="mia", body=body))
+
+    assert response.status == 201, response.body
+    [created] = [r for r in stripe_emulator.requests if r.path == "/v1/checkout/sessions"]
+    params = created.params
+    assert params["automatic_tax"] == {"enabled": "true"}
+    assert params["billing_address_collection"] == "required"
+    assert params["tax_id_collection"] == {"enabled": "true"}
+    assert params["customer_update"] == {"address": "auto", "name": "auto"}
+    assert params["allow_promotion_codes"] == "true"
+    assert params["line_items"][0]["price_data"]["tax_behavior"] == "inclusive"
+    assert params["metadata"]["terms"] == "tax=inclusive,promotion_codes"
+    assert params["payment_intent_data"]["metadata"] == params["metadata"]
