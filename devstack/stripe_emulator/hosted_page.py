@@ -1,8 +1,11 @@
-"""The hosted Checkout page: what the customer sees at a session's `url`, and its four buttons.
+"""The hosted Checkout page: what the customer sees at a session's `url`, its four buttons and a code field.
 
 Plain HTML forms, no API key, that post to `/checkout/{id}/pay`, `/pay-later`, `/decline` or `/cancel` and
 answer `303 See Other` to where Checkout sends the customer; asked for JSON, `200 {"sessionId", "status",
-"paymentStatus", "redirect"}` instead, for scripts.
+"paymentStatus", "redirect"}` instead, for scripts. A session that allows promotion codes shows a code
+field, posted to `/checkout/{id}/promotion-code` (`code=SAVE20`): the page again with the new totals, or
+saying the code was refused (`?code=refused`); asked for JSON, `200 {"sessionId", "amountSubtotal",
+"amountTotal", "totalDetails"}` or `400 {"error": {"message"}}`. Tax and discounts: see `pricing`.
 """
 
 from __future__ import annotations
