@@ -45,9 +45,9 @@ What Stripe's API cannot do is a test control under `/_emulator/` (see `controls
     curl -s -X POST "$API_BASE/_emulator/refunds/$REFUND_ID" -d action=fail             # or succeed, cancel
 
 One module per Stripe resource (`checkout_sessions`, `payment_intents`, `charges`, `refunds`, `disputes`,
-`events`, and `pricing` for promotion codes and Stripe Tax on a session's totals), plus `http` (the API's HTTP layer: routing, idempotency keys, faults), `forms` (parameters),
-`errors`, `hosted_page` (the Checkout page), `controls` (test controls), `store` (the state) and
-`fixtures` (Stripe's examples).
+`events`, and `pricing` for promotion codes and Stripe Tax on a session's totals), plus `http` (the
+API's HTTP layer: routing, idempotency keys, faults), `forms` (parameters), `errors`, `hosted_page` (the
+Checkout page), `controls` (test controls), `store` (the state) and `fixtures` (Stripe's examples).
 """
 
 from __future__ import annotations
