@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 from wallet.amounts import MAX_AMOUNT
 
@@ -34,7 +35,7 @@ def parse_packs(spec: str) -> tuple[Pack, ...]:
 def base_credits(amount: int, packs: tuple[Pack, ...]) -> int:
     """The credits an amount the customer chose buys: at the packs' base rate, the least generous pack's
     credits per minor unit (so no bonus), rounded down to whole credits; 1:1 when the packs are plain."""
-    base = min(packs, key=lambda pack: (pack.credits / pack.amount, pack.amount))
+    base = min(packs, key=lambda pack: (Fraction(pack.credits, pack.amount), pack.amount))
     return amount * base.credits // base.amount
 
 
