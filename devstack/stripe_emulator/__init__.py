@@ -46,9 +46,10 @@ What Stripe's API cannot do is a test control under `/_emulator/` (see `controls
     curl -s -X POST "$API_BASE/_emulator/refunds/$REFUND_ID" -d action=fail             # or succeed, cancel
 
 One module per Stripe resource (`checkout_sessions`, `payment_intents`, `charges`, `refunds`, `disputes`,
-`events`, `invoices`: a Checkout payment's paid invoice, and the receipt and invoice pages), plus `http`
-(the API's HTTP layer: routing, idempotency keys, faults), `forms` (parameters), `errors`, `hosted_page`
-(the Checkout page), `controls` (test controls), `store` (the state) and `fixtures` (Stripe's examples).
+`events`, `invoices`: a Checkout payment's paid invoice, and the receipt and invoice pages, and
+`pricing` for promotion codes and Stripe Tax on a session's totals), plus `http` (the API's HTTP
+layer: routing, idempotency keys, faults), `forms` (parameters), `errors`, `hosted_page` (the
+Checkout page), `controls` (test controls), `store` (the state) and `fixtures` (Stripe's examples).
 """
 
 from __future__ import annotations
@@ -358,6 +359,11 @@ class StripeEmulator:
         self._deliver_all(events)
         return events
 
+    def apply_promotion_code(self, session_id: str, code: str) -> JsonObject:
+        """The customer enters a promotion code (pricing.TEST_PROMOTION_CODES) on Checkout -> the session."""
+        with self._lock:
+            return copy.deepcopy(checkout_sessions.apply_promotion_code(self._store, session_id, code))
+
     def decline(self, session_id: str) -> list[JsonObject]:
         """The card is declined: the session stays open for another try, Checkout sends no event -> `[]`."""
         with self._lock:
@@ -591,7 +597,7 @@ class StripeEmulator:
         """The answer to one HTTP request (`headers` named in lower case); its events are delivered after."""
         url = urlsplit(target)
         if url.path.startswith("/checkout/"):
-            return self._page.answer(method, url, headers)
+            return self._page.answer(method, url, headers, body)
         if url.path.startswith(("/receipts/", "/invoices/")):
             with self._lock:
                 return invoices.answer_page(self._store, method, url.path)

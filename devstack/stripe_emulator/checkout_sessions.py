@@ -14,7 +14,7 @@ from typing import Any
 
 import stripe
 
-from devstack.stripe_emulator import customers, invoices, payment_intents
+from devstack.stripe_emulator import customers, invoices, payment_intents, pricing
 from devstack.stripe_emulator.errors import (
     InvalidTransitionError,
     StripeApiError,
@@ -48,13 +48,15 @@ _CLIENT_REFERENCE_ID_MAX_LENGTH = 200
 # What the emulator reads of each request; any other parameter is answered `parameter_unknown`.
 _CREATE_PARAMS: JsonObject = {
     "adaptive_pricing": {"enabled": str},
+    "allow_promotion_codes": str,
+    "automatic_tax": {"enabled": str},
     "billing_address_collection": str,
     "cancel_url": str,
     "client_reference_id": str,
     "currency": str,
     "customer": str,
     "customer_email": str,
-    "customer_update": {"address": str, "name": str},
+    "customer_update": {"address": str, "name": str, "shipping": str},
     "expand": [str],
     "expires_at": int,
     "invoice_creation": {"enabled": str, "invoice_data": {"metadata": METADATA}},
@@ -63,6 +65,7 @@ _CREATE_PARAMS: JsonObject = {
             "price_data": {
                 "currency": str,
                 "product_data": {"description": str, "metadata": METADATA, "name": str},
+                "tax_behavior": str,
                 "unit_amount": int,
             },
             "quantity": int,
@@ -73,7 +76,7 @@ _CREATE_PARAMS: JsonObject = {
     "payment_intent_data": {"description": str, "metadata": METADATA, "setup_future_usage": str},
     "setup_intent_data": {"description": str, "metadata": METADATA},
     "success_url": str,
-    "tax_id_collection": {"enabled": str},
+    "tax_id_collection": {"enabled": str, "required": str},
 }
 _LIST_PARAMS: JsonObject = {
     "created": RANGE,
@@ -375,6 +378,16 @@ def new_session(store: Store, params: JsonObject, public_base_url: str) -> Check
         currency, amount = required(params, "currency"), None
     else:
         currency, amount = line_items_total(required(params, "line_items"))
+        pricing.check_tax(params, params["line_items"])
+    billing_address_collection = params.get("billing_address_collection")
+    if billing_address_collection not in (None, "auto", "required"):
+        raise invalid(
+            "Invalid billing_address_collection: must be one of auto or required",
+            "billing_address_collection",
+        )
+    # Taken and checked, but not shown: Stripe's example session (stripe_fixtures.json) has no
+    # tax_id_collection field, and the emulated customer has no tax id to collect.
+    _boolean(params.get("tax_id_collection", {}), "enabled", "tax_id_collection")
     created = now()
     expires_at = params.get("expires_at", created + SESSION_LIFETIME_SECONDS)
     if expires_at < created + MIN_SESSION_LIFETIME_SECONDS:
@@ -396,11 +409,16 @@ def new_session(store: Store, params: JsonObject, public_base_url: str) -> Check
             "enabled": _boolean(params.get("adaptive_pricing", {}), "enabled", "adaptive_pricing")
         },
         after_expiration=None,
-        allow_promotion_codes=None,
+        allow_promotion_codes=_boolean(params, "allow_promotion_codes", "") or None,
         amount_subtotal=amount,
         amount_total=amount,
-        automatic_tax={"enabled": False, "liability": None, "provider": None, "status": None},
-        billing_address_collection=params.get("billing_address_collection"),
+        automatic_tax={
+            "enabled": _boolean(params.get("automatic_tax", {}), "enabled", "automatic_tax"),
+            "liability": None,
+            "provider": None,
+            "status": None,
+        },
+        billing_address_collection=billing_address_collection,
         cancel_url=cancel_url,
         client_reference_id=client_reference_id,
         client_secret=None,
@@ -459,12 +477,28 @@ def new_session(store: Store, params: JsonObject, public_base_url: str) -> Check
         url=f"{public_base_url}/checkout/{session_id}",
         wallet_options=None,
     )
-    return CheckoutRecord(
+    record = CheckoutRecord(
         store.next_sequence(),
         session,
         params.get("payment_intent_data", {}),
         line_items=params.get("line_items", []),
     )
+    if mode == "payment":
+        pricing.price(record, None)
+    return record
+
+
+def apply_promotion_code(store: Store, session_id: str, code: str) -> JsonObject:
+    """The customer enters a promotion code on the Checkout page: the session's totals now show its
+    discount (and the tax on what is left). A code Stripe would not take is refused, the session unchanged."""
+    record = record_in(store, session_id, "apply a promotion code to", status="open")
+    if not record.session["allow_promotion_codes"]:
+        raise InvalidTransitionError(f"Checkout Session {session_id} does not allow promotion codes")
+    promotion = pricing.lookup(code)
+    if promotion is None or (promotion.currency and promotion.currency != record.session["currency"]):
+        raise InvalidTransitionError(f"This code is invalid: {code[:40]!r}")
+    pricing.price(record, promotion)
+    return record.session
 
 
 def line_items_total(line_items: list[JsonObject]) -> tuple[str, int]:

@@ -1,8 +1,11 @@
-"""The hosted Checkout page: what the customer sees at a session's `url`, and its four buttons.
+"""The hosted Checkout page: what the customer sees at a session's `url`, its four buttons and a code field.
 
 Plain HTML forms, no API key, that post to `/checkout/{id}/pay`, `/pay-later`, `/decline` or `/cancel` and
 answer `303 See Other` to where Checkout sends the customer; asked for JSON, `200 {"sessionId", "status",
-"paymentStatus", "redirect"}` instead, for scripts.
+"paymentStatus", "redirect"}` instead, for scripts. A session that allows promotion codes shows a code
+field, posted to `/checkout/{id}/promotion-code` (`code=SAVE20`): the page again with the new totals, or
+saying the code was refused (`?code=refused`); asked for JSON, `200 {"sessionId", "amountSubtotal",
+"amountTotal", "totalDetails"}` or `400 {"error": {"message"}}`. Tax and discounts: see `pricing`.
 """
 
 from __future__ import annotations
@@ -29,13 +32,22 @@ from devstack.stripe_emulator.store import Store
 CHECKOUT_PAGE_TITLE = "Stripe Checkout emulator (local)"
 CHECKOUT_PAGE_TEMPLATE = Path(__file__).with_name("checkout_page.html")
 DECLINED_MESSAGE = "Your card was declined. Try again or use another card."
-CHECKOUT_ACTIONS = ("pay", "pay-later", "decline", "cancel", "save-declining", "save-authenticating")
+CHECKOUT_ACTIONS = (
+    "pay",
+    "pay-later",
+    "decline",
+    "cancel",
+    "save-declining",
+    "save-authenticating",
+    "promotion-code",
+)
 # A setup-mode page saves one of Stripe's test cards: each button, the card it saves.
 SAVED_CARDS = {
     "pay": "pm_card_visa",
     "save-declining": "pm_card_chargeDeclined",
     "save-authenticating": "pm_card_authenticationRequired",
 }
+CODE_REFUSED = "This code is invalid, expired or not for this purchase."
 CHECKOUT_PAGE_NOTICE = "Local Stripe Checkout emulator — no real payment is taken."
 _CHECKOUT_PAGE = re.compile(r"/checkout/(?P<id>[^/]+)")
 _CHECKOUT_ACTION = re.compile(r"/checkout/(?P<id>[^/]+)/(?P<action>[^/]+)")
@@ -154,7 +166,47 @@ def _seconds(seconds: float) -> str:
     return "1 second" if seconds == 1 else f"{seconds:g} seconds"
 
 
-def _open_page(view: PageView, settle_after: float, *, declined: bool) -> str:
+def _totals(session: Mapping[str, Any], action: str, code_error: str | None) -> list[str]:
+    """The subtotal, discount and tax lines above the total, and the promotion code form when allowed."""
+    currency, details = session["currency"], session["total_details"] or {}
+    rows = []
+    if details.get("amount_discount") or details.get("amount_tax"):
+        rows.append(("Subtotal", session["amount_subtotal"]))
+    if details.get("amount_discount"):
+        rows.append(("Discount", -details["amount_discount"]))
+    if details.get("amount_tax"):
+        rows.append(("Tax included" if _inclusive(session) else "Tax", details["amount_tax"]))
+    parts = []
+    if rows:
+        lines = [
+            f"<li><span>{label}</span> <span>{'&minus;' if amount < 0 else ''}"
+            f"{html.escape(_format_amount(abs(amount), currency))}</span></li>"
+            for label, amount in rows
+        ]
+        parts.append('<ul class="items" aria-label="Totals">\n' + "\n".join(lines) + "\n</ul>")
+    if session.get("allow_promotion_codes"):
+        error = (
+            f'<p class="alert" role="alert" id="code-error">{html.escape(code_error)}</p>'
+            if code_error
+            else ""
+        )
+        described = ' aria-describedby="code-error"' if code_error else ""
+        parts.append(
+            f'<form method="post" action="{action}/promotion-code">{error}'
+            '<label for="promotion-code">Promotion code</label> '
+            f'<input id="promotion-code" name="code" autocomplete="off" maxlength="40"{described}> '
+            '<button type="submit" class="secondary">Apply</button></form>'
+        )
+    return parts
+
+
+def _inclusive(session: Mapping[str, Any]) -> bool:
+    """Tax inside the price: the total is the subtotal less the discount (Stripe's inclusive behaviour)."""
+    details = session["total_details"] or {}
+    return bool(session["amount_total"] == session["amount_subtotal"] - details.get("amount_discount", 0))
+
+
+def _open_page(view: PageView, settle_after: float, *, declined: bool, code_error: str | None = None) -> str:
     session = view.session
     currency = session["currency"]
     # A setup-mode session saves a card and charges nothing: it has no total.
@@ -175,6 +227,7 @@ def _open_page(view: PageView, settle_after: float, *, declined: bool) -> str:
             name = f"{html.escape(price['product_data']['name'])} &times; {item['quantity']}"
             rows.append(f"<li><span>{name}</span> <span>{html.escape(amount)}</span></li>")
         parts.append('<ul class="items">\n' + "\n".join(rows) + "\n</ul>")
+    parts += _totals(session, action, code_error)
     parts.append(f'<p class="total"><span class="label">Total due</span> <strong>{total}</strong></p>')
     if declined:
         parts.append(f'<p class="alert" role="alert">{html.escape(DECLINED_MESSAGE)}</p>')
@@ -289,20 +342,62 @@ class HostedCheckout:
         with self._lock:
             return change(self._store, session_id)
 
-    def answer(self, method: str, url: SplitResult, headers: Mapping[str, str]) -> Response:
+    def answer(
+        self, method: str, url: SplitResult, headers: Mapping[str, str], body: bytes = b""
+    ) -> Response:
         """The hosted Checkout page and its form posts; like Stripe's, they need no API key."""
         as_json = "application/json" in headers.get("accept", "").lower()
         if page := _CHECKOUT_PAGE.fullmatch(url.path):
             if method != "GET":
                 return _method_not_allowed("GET", as_json)
-            declined = parse_qs(url.query).get("declined") == ["1"]
-            return self._checkout_page(unquote(page["id"]), declined=declined)
+            query = parse_qs(url.query)
+            declined = query.get("declined") == ["1"]
+            refused = query.get("code") == ["refused"]
+            return self._checkout_page(unquote(page["id"]), declined=declined, code_refused=refused)
         action = _CHECKOUT_ACTION.fullmatch(url.path)
         if action is None or action["action"] not in CHECKOUT_ACTIONS:
             return _page_error(404, "Page not found", f"Nothing is served at {url.path}.", as_json)
         if method != "POST":
             return _method_not_allowed("POST", as_json)
+        if action["action"] == "promotion-code":
+            return self._promotion_code(unquote(action["id"]), body, as_json)
         return self._checkout_action(unquote(action["id"]), action["action"], as_json)
+
+    def _promotion_code(self, session_id: str, body: bytes, as_json: bool) -> Response:
+        """The customer applies a promotion code: the page again, with the new totals or why the code was
+        refused; asked for JSON, the session's totals, or 400 with the reason."""
+        try:
+            form = parse_qs(body.decode("utf-8"))
+            code = (form.get("code") or [""])[0]
+        except UnicodeDecodeError:
+            code = ""
+        refused: str | None = None
+        try:
+            with self._lock:
+                checkout_sessions.apply_promotion_code(self._store, session_id, code)
+        except UnknownCheckoutSessionError:
+            return _no_such_checkout(session_id, as_json)
+        except InvalidTransitionError as exc:
+            refused = str(exc)
+        view = self.view(session_id)
+        if as_json:
+            if refused:
+                return _page_error(400, "Promotion code refused", refused, as_json=True)
+            session = view.session
+            answer = {
+                "sessionId": session["id"],
+                "amountSubtotal": session["amount_subtotal"],
+                "amountTotal": session["amount_total"],
+                "totalDetails": session["total_details"],
+            }
+            return Response(200, dict(_JSON_PAGE_HEADERS), json_bytes(answer))
+        # Back to the page (post, redirect, get), which shows the new totals or why the code was refused.
+        redirect = self.page_url(session_id) + ("?code=refused" if refused else "")
+        link = html.escape(redirect)
+        page = (
+            f'<!doctype html>\n<html lang="en"><title>See Other</title><a href="{link}">{link}</a></html>\n'
+        )
+        return Response(303, _HTML_HEADERS | {"Location": redirect}, page.encode())
 
     def view(self, session_id: str) -> PageView:
         with self._lock:
@@ -317,13 +412,18 @@ class HostedCheckout:
     def page_url(self, session_id: str) -> str:
         return f"{self._public_base_url}/checkout/{quote(session_id, safe='')}"
 
-    def _checkout_page(self, session_id: str, *, declined: bool = False) -> Response:
+    def _checkout_page(
+        self, session_id: str, *, declined: bool = False, code_refused: bool = False
+    ) -> Response:
         try:
             view = self.view(session_id)
         except UnknownCheckoutSessionError:
             return _no_such_checkout(session_id, as_json=False)
         if view.session["status"] == "open":
-            return _html_page(200, "Pay", _open_page(view, self._settle_after, declined=declined))
+            refused = CODE_REFUSED if code_refused else None
+            return _html_page(
+                200, "Pay", _open_page(view, self._settle_after, declined=declined, code_error=refused)
+            )
         return _html_page(200, "Checkout closed", _closed_page(view))
 
     def _checkout_action(self, session_id: str, action: str, as_json: bool) -> Response:

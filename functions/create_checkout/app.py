@@ -43,7 +43,7 @@ CHECKOUT_STATUS = {
         "status": {"type": ["string", "null"], "description": "Stripe's: open, complete or expired"},
         "paymentStatus": {"type": ["string", "null"], "description": "Stripe's: paid, unpaid, ..."},
         "credited": {"type": "boolean", "description": "Whether the credits are on the balance"},
-        "amount": {"type": ["integer", "null"], "description": "The credits the pack adds"},
+        "amount": {"type": ["integer", "null"], "description": "The credits the payment adds"},
     },
 }
 
@@ -52,14 +52,17 @@ CHECKOUT_STATUS = {
     "/api/checkout",
     status_code=HTTPStatus.CREATED,
     summary="Open a Checkout Session for a pack",
-    description="`amount` is the pack's price in minor units; the price list is GET /api/packs.",
+    description=(
+        "`amount` is a pack's price in minor units, or any whole amount within the price list's `custom` "
+        "bounds (GET /api/packs); `currency`, optional, must be the price list's."
+    ),
     tags=["Checkout"],
     security=BEARER,
     responses={
         201: {"description": "Opened", "content": {"application/json": {"schema": NEW_CHECKOUT}}},
         400: documented_error(
             f"The body is not a JSON object of at most {MAX_BODY_BYTES:,} bytes, "
-            "or `amount` is not a pack's price"
+            "or `amount` is neither a pack's price nor within the custom bounds, or `currency` is another"
         ),
         429: documented_error("This user opened too many checkouts this hour"),
         502: documented_error("Stripe could not be reached; nothing was charged, try again"),
@@ -71,7 +74,9 @@ def start_checkout() -> dict[str, Any]:
     save_card = body.get("saveCard", False)
     if not isinstance(save_card, bool):
         raise InvalidBodyError("saveCard must be true or false.")
-    new = checkout.start_checkout(user_id(app), body.get("amount"), save_card=save_card)
+    new = checkout.start_checkout(
+        user_id(app), body.get("amount"), save_card=save_card, currency=body.get("currency")
+    )
     logger.info(
         "checkout session created", extra={"session_id": new.session_id, "payment_id": new.payment_id}
     )

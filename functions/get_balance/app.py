@@ -24,7 +24,7 @@ snapstart.register(snapstart.prime_ledger)
 # OpenAPI only: what the routes answer, documented without validating anything at run time.
 PRICE_LIST = {
     "type": "object",
-    "required": ["currency", "packs"],
+    "required": ["currency", "packs", "custom"],
     "additionalProperties": False,
     "properties": {
         "currency": {"type": "string"},
@@ -40,6 +40,13 @@ PRICE_LIST = {
                     "label": {"type": "string", "description": "The price for a button, such as $10"},
                 },
             },
+        },
+        "custom": {
+            "type": "object",
+            "required": ["min", "max"],
+            "additionalProperties": False,
+            "description": "Any whole amount from min to max may be bought too, at the packs' base rate",
+            "properties": {"min": {"type": "integer"}, "max": {"type": "integer"}},
         },
     },
 }
@@ -155,6 +162,7 @@ def packs() -> dict[str, Any]:
     return {
         "currency": prices.currency,
         "packs": [asdict(pack) | {"label": label(pack.amount, prices.currency)} for pack in prices.packs],
+        "custom": {"min": prices.custom_min, "max": prices.custom_max},
     }
 
 

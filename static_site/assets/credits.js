@@ -62,6 +62,11 @@ const ui = {
   balance: byId("balance"),
   lastTopUp: byId("last-topup"),
   packs: byId("packs"),
+  otherAmount: byId("other-amount"),
+  otherAmountInput: byId("other-amount-input"),
+  otherAmountSubmit: byId("other-amount-submit"),
+  otherAmountHint: byId("other-amount-hint"),
+  otherAmountError: byId("other-amount-error"),
   testMode: byId("test-mode"),
   balanceNote: byId("balance-note"),
   balanceSplit: byId("balance-split"),
@@ -258,6 +263,13 @@ async function loadPacks() {
   ui.packs.replaceChildren(...packs.map((pack) => packButton(pack, currency)));
   if (!packs.length) ui.packs.append(element("p", "muted", "No packs are on sale right now."));
   ui.packs.removeAttribute("aria-busy");
+  const custom = data.custom;
+  const bounded = Number.isInteger(custom?.min) && Number.isInteger(custom?.max);
+  state.custom = bounded ? { min: custom.min, max: custom.max, currency } : null;
+  ui.otherAmount.hidden = !state.custom;
+  if (state.custom) {
+    ui.otherAmountHint.textContent = `From ${money(custom.min, currency)} to ${money(custom.max, currency)}.`;
+  }
 }
 
 function packButton(pack, currency) {
@@ -347,6 +359,7 @@ async function refreshBalance() {
 
 function setOpening(opening, button = null) {
   state.opening = opening;
+  ui.otherAmountSubmit.disabled = opening;
   for (const pack of ui.packs.querySelectorAll("button.pack")) {
     pack.disabled = opening;
     pack.classList.toggle("is-opening", opening && pack === button);
@@ -370,6 +383,34 @@ async function buy(pack, button) {
     if (button.isConnected) button.focus();
     fail(error, () => buy(pack, button));
   }
+}
+
+/** "12.5" -> 1250 in a currency of two decimals: digits only, no float on the way; null if not an amount. */
+function minorUnits(text, currency) {
+  const decimals = new Intl.NumberFormat("en", { style: "currency", currency }).resolvedOptions()
+    .maximumFractionDigits;
+  const match = /^(\d{1,12})(?:\.(\d*))?$/u.exec(text.trim().replace(/,/gu, ""));
+  if (!match || (match[2] ?? "").length > decimals) return null;
+  return Number(match[1] + (match[2] ?? "").padEnd(decimals, "0"));
+}
+
+function showAmountError(message) {
+  ui.otherAmountError.textContent = message;
+  ui.otherAmountInput.toggleAttribute("aria-invalid", Boolean(message));
+}
+
+function buyOtherAmount(event) {
+  event.preventDefault();
+  if (!state.custom) return;
+  const { min, max, currency } = state.custom;
+  const amount = minorUnits(ui.otherAmountInput.value, currency);
+  if (amount === null || amount < min || amount > max) {
+    showAmountError(`Enter an amount from ${money(min, currency)} to ${money(max, currency)}.`);
+    ui.otherAmountInput.focus();
+    return;
+  }
+  showAmountError("");
+  buy({ amount }, ui.otherAmountSubmit);
 }
 
 /** The Checkout page's address, if it is a web address at all. */
@@ -502,6 +543,8 @@ function wire() {
   });
   ui.signinForm.addEventListener("submit", submitSignIn);
   ui.userName.addEventListener("input", () => showFieldError(""));
+  ui.otherAmount.addEventListener("submit", buyOtherAmount);
+  ui.otherAmountInput.addEventListener("input", () => showAmountError(""));
   ui.signinOidc.addEventListener("click", beginSignIn);
   ui.signOut.addEventListener("click", signOut);
   // Back from Checkout through the back/forward cache, the page is as it was left: packs disabled.

@@ -1,6 +1,7 @@
 """The bounds on amounts at auto top-up: a threshold up to its pack's credits is kept, anything past it (up
 to and past MAX_AMOUNT), or not a whole number, is 400 with the limit and the value as JSON spells it, and
-nothing is saved; and the trigger reads every balance within the bound exactly."""
+nothing is saved; the trigger reads every balance within the bound exactly; and at checkout an Other
+amount from CUSTOM_AMOUNT_MIN to CUSTOM_AMOUNT_MAX opens a session, one past either is 400 before Stripe."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
+from devstack.stripe_emulator import StripeEmulator
 from functions.auto_top_up.app import lambda_handler as auto_top_up_routes
 from functions.auto_top_up.app import stream_handler
+from functions.create_checkout.app import lambda_handler as create_checkout
 from tests.lambda_events import HttpResponse, LambdaContext, api_event, invoke
 from wallet import auto_top_up
 from wallet.amounts import MAX_AMOUNT
@@ -102,3 +105,33 @@ def test_the_trigger_reads_balances_up_to_the_bound_and_fails_on_more_digits_tha
     # 40 significant digits, as an unbounded amount could store: decimal.Inexact, and the record fails
     with pytest.raises(BatchProcessingError, match="Inexact"):
         stream_handler({"Records": [balance_record(-int("1234567890" * 4), MAX_AMOUNT)]}, LambdaContext())
+
+
+def open_checkout(amount: Any) -> HttpResponse:
+    body = json.dumps({"amount": amount})
+    return invoke(create_checkout, api_event("POST", "/api/checkout", user="carol", body=body))
+
+
+@pytest.mark.parametrize("amount", [500, 100_000])
+def test_an_other_amount_at_either_bound_opens_a_session_for_it(
+    stripe_emulator: StripeEmulator, amount: int
+) -> None:
+    """CUSTOM_AMOUNT_MIN and CUSTOM_AMOUNT_MAX (defaults $5 and $1,000) are both amounts one may buy."""
+    response = open_checkout(amount)
+
+    assert response.status == 201, response.body
+    session = stripe_emulator.client().v1.checkout.sessions.retrieve(response.body["sessionId"])
+    assert (session.amount_total, session.metadata["amount"]) == (amount, str(amount))
+
+
+@pytest.mark.parametrize("amount", [499, 100_001, MAX_AMOUNT, MAX_AMOUNT + 1, 10**40, -500, 0])
+def test_an_other_amount_past_either_bound_is_400_before_stripe_is_called(
+    stripe_emulator: StripeEmulator, amount: int
+) -> None:
+    before = len(stripe_emulator.requests)
+
+    response = open_checkout(amount)
+
+    assert (response.status, response.body["error"]["code"]) == (400, "invalid_amount")
+    assert "from 500 to 100000" in response.body["error"]["message"]
+    assert len(stripe_emulator.requests) == before

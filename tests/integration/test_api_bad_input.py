@@ -169,7 +169,11 @@ CASES = [
     Case(
         "amount deeply nested", checkout('{"amount": ' + "[" * 1500 + "]" * 1500 + "}"), 400, "invalid_amount"
     ),
-    Case("amount not a pack", checkout('{"amount": 4999}'), 400, "invalid_amount"),
+    Case("amount below the custom bound", checkout('{"amount": 499}'), 400, "invalid_amount"),
+    Case("amount above the custom bound", checkout('{"amount": 100001}'), 400, "invalid_amount"),
+    Case("amount not whole cents", checkout('{"amount": 4999.5}'), 400, "invalid_amount"),
+    Case("another currency", checkout('{"amount": 5000, "currency": "eur"}'), 400, "invalid_amount"),
+    Case("currency not text", checkout('{"amount": 5000, "currency": 840}'), 400, "invalid_amount"),
     Case("amount negative", checkout('{"amount": -5000}'), 400, "invalid_amount"),
     Case("amount enormous", checkout('{"amount": 1' + "0" * 40 + "}"), 400, "invalid_amount"),
     # -- GET /api/checkout/{sessionId} ------------------------------------------------------------------

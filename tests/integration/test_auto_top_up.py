@@ -357,7 +357,7 @@ def test_without_a_card_it_cannot_be_turned_on(tables: DynamoDBServer) -> None:
 
 def test_settings_are_validated_and_shown(stripe_emulator: StripeEmulator, tables: DynamoDBServer) -> None:
     with_card(stripe_emulator, "shown", balance=600)
-    assert turn_on("shown", amount=1234).status == 400
+    assert turn_on("shown", amount=499).status == 400
     assert turn_on("shown", threshold=-1).status == 400
     response = invoke(auto_top_up_routes, api_event_for("GET", "shown"))
     assert response.body == {
@@ -391,7 +391,11 @@ def put(user: str, body: Any) -> Any:
         ({"enabled": True, "threshold": auto_top_up.MAX_THRESHOLD + 1, "amount": 10000}, "from 1 to"),
         ({"enabled": True, "threshold": None, "amount": PACK}, "whole number"),
         ({"enabled": True, "amount": PACK}, '"threshold": 500'),
-        ({"enabled": True, "threshold": 500, "amount": 999}, "one of 1000, 5000, 10000"),
+        (
+            {"enabled": True, "threshold": 400, "amount": 499},
+            "one of 1000, 5000, 10000, or a whole number from 500",
+        ),
+        ({"enabled": True, "threshold": 500, "amount": 100001}, "or a whole number from 500 to 100000"),
         ({"enabled": True, "threshold": 500, "amount": 10**30}, "one of 1000, 5000, 10000"),
         ({"enabled": True, "threshold": 500, "amount": 1000.0}, "one of 1000, 5000, 10000"),
         ({"enabled": True, "threshold": 500}, '"amount": 1000'),
@@ -487,6 +491,24 @@ def test_turning_it_on_below_the_threshold_charges_once_at_once(
     assert stripe.charges == 1
     assert ledger.get_balance("low") == 1100
     assert CreditBalance.get("low").auto_top_up_episode is None
+
+
+@pytest.mark.parametrize("amount", [500, 1234, 100000])
+def test_an_amount_of_the_users_choosing_within_the_bounds_is_charged_and_credited(
+    stripe_emulator: StripeEmulator, stripe: FakeStripe, stream: BalanceStream, amount: int
+) -> None:
+    # Given auto top-up on with an amount that is no pack, from CUSTOM_AMOUNT_MIN to _MAX ($5 to $1,000)
+    user = f"custom-{amount}"
+    with_card(stripe_emulator, user, balance=100)
+    assert turn_on(user, threshold=400, amount=amount).status == 200
+    stream.drain()
+    pay(stripe_emulator, stripe)
+    stream.drain()
+    # Then one charge of that amount, credited at the packs' base rate (1:1 here)
+    assert stripe.charges == 1
+    assert ledger.get_balance(user) == 100 + amount
+    [row] = deposits(user)
+    assert (int(row.amount), int(row.amount_paid)) == (amount, amount)
 
 
 def test_two_triggers_that_read_the_same_dip_claim_it_once(

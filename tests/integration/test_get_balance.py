@@ -277,6 +277,8 @@ def test_packs_are_public_and_come_from_the_price_list() -> None:
             {"amount": 5000, "credits": 5000, "label": "$50"},
             {"amount": 10000, "credits": 10000, "label": "$100"},
         ],
+        # Any amount from $5 to $1,000 too: the defaults of CUSTOM_AMOUNT_MIN and CUSTOM_AMOUNT_MAX.
+        "custom": {"min": 500, "max": 100000},
     }
 
 

@@ -15,6 +15,7 @@ import stripe
 from devstack.stripe_emulator import StripeEmulator, checkout_sessions
 from tests.checkout_flow import start_checkout
 from tests.integration.test_stripe_emulator_after_payment import all_fit
+from wallet import settings
 
 pytestmark = pytest.mark.usefixtures("tables", "fresh_emulator")
 PUBLISHED: dict[str, dict[str, Any]] = json.loads(
@@ -25,7 +26,7 @@ READ = {
     "checkout.session": (
         stripe.checkout.Session,
         ["id", "status", "payment_status", "amount_total", "currency", "payment_intent", "metadata",
-         "livemode", "created", "url", "ui_mode", "invoice"],
+         "livemode", "created", "url", "ui_mode", "invoice", "amount_subtotal", "total_details"],
     ),
     "event": (stripe.Event, ["id", "type", "created", "livemode", "data"]),
     "charge": (stripe.Charge, ["id", "amount", "amount_refunded", "payment_intent", "metadata", "paid",
@@ -86,6 +87,35 @@ def test_fields_the_product_reads_have_the_sdks_names_and_stripes_types(
         published, ours = PUBLISHED[name][field], emulated[field]
         if published is not None and ours is not None:
             assert type(ours) is type(published), f"{name}.{field}: {ours!r} vs Stripe's {published!r}"
+
+
+def test_a_taxed_discounted_session_has_stripes_total_fields(
+    stripe_emulator: StripeEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a session with tax on top and a promotion code applied
+    for name, value in [("TAX_ENABLED", "true"), ("PROMOTION_CODES_ENABLED", "true")]:
+        monkeypatch.setenv(name, value)
+    settings.checkout_terms.cache_clear()
+    try:
+        session_id = start_checkout("alice", 5000)
+    finally:
+        monkeypatch.undo()
+        settings.checkout_terms.cache_clear()
+    stripe_emulator.apply_promotion_code(session_id, "SAVE20")
+
+    session = stripe_emulator.client().v1.checkout.sessions.retrieve(session_id)
+
+    # Then its totals have the fields and types of Stripe's example and the SDK's model
+    details = session.to_dict()["total_details"]
+    assert details.keys() == PUBLISHED["checkout.session"]["total_details"].keys()
+    assert all(type(value) is int for value in details.values())
+    assert session.total_details is not None
+    assert isinstance(session.total_details, stripe.checkout.Session.TotalDetails)
+    [discount] = session.discounts or []
+    assert set(discount.to_dict()) <= set(stripe.checkout.Session.Discount.__annotations__)
+    assert session.automatic_tax.status in declared_values(stripe.checkout.Session.AutomaticTax, "status")
+    assert (session.amount_subtotal, details["amount_discount"], details["amount_tax"]) == (5000, 1000, 400)
+    assert session.amount_total == 4400
 
 
 def test_line_items_expand_on_retrieve_as_stripe_lists_them(stripe_emulator: StripeEmulator) -> None:

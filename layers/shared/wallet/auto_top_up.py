@@ -197,10 +197,9 @@ def configure(
     says until when.
     """
     prices = settings.price_list()
-    packs = ", ".join(str(a) for a in prices.amounts)
-    pack = None if isinstance(amount, bool) or not isinstance(amount, int) else prices.pack(amount)
+    pack = prices.offer(amount)
     if pack is None:
-        raise InvalidAmountError(f"amount must be a pack's price: one of {packs}, not {spelled(amount)}")
+        raise InvalidAmountError(prices.refusal(amount))
     # A spend never takes the balance below 0, so a threshold of 0 would be on and never refill.
     if (
         isinstance(threshold, bool)
@@ -453,7 +452,7 @@ def top_up_if_low(
         episode = claimed
     # The pack the dip was claimed for: a retry of its charge is the same request, whatever was saved since.
     amount = int(item.auto_top_up_episode_amount or item.auto_top_up_amount or 0)
-    pack = settings.price_list().pack(amount)
+    pack = settings.price_list().offer(amount)
     if pack is None:
         _fail(user_id, episode, "Your auto top-up pack is no longer sold. Choose one and turn it on again.")
         return Decision.DECLINED

@@ -26,17 +26,20 @@ class CheckoutStatus:
     result: Result
 
 
-def start_checkout(user_id: str, amount: object, *, save_card: bool = False) -> NewCheckout:
-    """A Checkout Session for the pack priced `amount`; the price list is the only source of prices.
-    `save_card` keeps the card for auto top-up, on the user's one Stripe Customer."""
+def start_checkout(
+    user_id: str, amount: object, *, save_card: bool = False, currency: object = None
+) -> NewCheckout:
+    """A Checkout Session for the pack priced `amount`, or for an amount the customer chose within the
+    price list's bounds; the price list is the only source of prices. `currency`, when sent, must be the
+    price list's. `save_card` keeps the card for auto top-up, on the user's one Stripe Customer."""
     prices = settings.price_list()
-    pack = None if isinstance(amount, bool) or not isinstance(amount, int) else prices.pack(amount)
-    if pack is None:
-        allowed = ", ".join(str(a) for a in prices.amounts)
+    if currency is not None and currency != prices.currency:
         raise InvalidAmountError(
-            f"amount must be one of {allowed} (the price in minor units of {prices.currency.upper()}), "
-            f"not {spelled(amount)}"
+            f"currency must be {prices.currency}, the price list's, not {spelled(currency)}"
         )
+    pack = prices.offer(amount)
+    if pack is None:
+        raise InvalidAmountError(prices.refusal(amount))
     # Imported here: the count is the only DynamoDB call of a plain checkout, made on the route, not at init.
     from wallet import rate_limits
     from wallet.errors import TooManyCheckoutsError
@@ -49,7 +52,12 @@ def start_checkout(user_id: str, amount: object, *, save_card: bool = False) -> 
 
         customer = customer_of(user_id, payments.create_customer)
     return payments.create_checkout_session(
-        user_id, pack, prices.currency, settings.site_url(), save_card_for=customer
+        user_id,
+        pack,
+        prices.currency,
+        settings.site_url(),
+        save_card_for=customer,
+        terms=settings.checkout_terms(),
     )
 
 

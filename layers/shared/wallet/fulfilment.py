@@ -11,7 +11,7 @@ from typing import Final
 
 from ulid import ULID
 
-from wallet import ledger, marker, settings
+from wallet import ledger, marker, settings, totals
 from wallet.ledger import Credit
 from wallet.outcomes import Outcome, Result
 from wallet.payments import CheckoutSession, Event, PaymentIntent, checkout_session
@@ -27,7 +27,7 @@ def fulfil(session: CheckoutSession, event_id: str | None = None) -> Outcome:
     if not _ours(session):
         # Another integration on the same Stripe account: not a fault, nothing to alarm about.
         return Outcome(Result.NOT_OURS, session.id, reason="no metadata of this product")
-    if session.payment_status != "paid":
+    if not _settled(session):
         return Outcome(Result.AWAITING_PAYMENT, session.id, session.metadata.get("userId"))
     user_id = session.metadata.get("userId", "")
     payment_id = session.metadata.get("paymentId", "")
@@ -67,18 +67,40 @@ def payment_verdict(intent: PaymentIntent) -> str | None:
     (a Checkout payment carries its session's; an auto top-up its own, made the same way)."""
     if "paymentId" not in intent.metadata and marker.METADATA_KEY not in intent.metadata:
         return NOT_OURS
+    # A PaymentIntent holds no subtotal: where tax or a discount may have moved the total (metadata
+    # terms), the mark is checked against the price it names, and Checkout's totals are the session's.
+    price = intent.metadata.get(totals.PRICE_KEY, "")
+    if intent.metadata.get(totals.METADATA_KEY) and price.isascii() and price.isdigit():
+        charged = int(price)
+    else:
+        charged = intent.amount or 0
     return reason_to_reject(
         CheckoutSession(
             id=intent.id,
             status="complete",
             payment_status="paid",
-            amount_total=intent.amount,
+            amount_total=charged,
             currency=intent.currency,
             payment_intent_id=intent.id,
             metadata=intent.metadata,
             livemode=intent.livemode,
             created=intent.created,
         )
+    )
+
+
+def _settled(session: CheckoutSession) -> bool:
+    """Paid, or owing nothing because a promotion code took the whole price: Checkout completes such a
+    session with `payment_status` no_payment_required and no payment (docs.stripe.com/payments/checkout/
+    no-cost-orders); the mark and the totals are checked as for any other."""
+    if session.payment_status == "paid":
+        return True
+    return (
+        session.payment_status == "no_payment_required"
+        and session.status == "complete"
+        and session.amount_total == 0
+        and session.totals is not None
+        and session.totals.discount > 0
     )
 
 
@@ -110,17 +132,28 @@ def reason_to_reject(session: CheckoutSession) -> str | None:
         return f"currency {session.currency} is not {prices.currency}"
     mark = session.metadata.get(marker.METADATA_KEY)
     if mark is not None:
-        # What was fixed at creation; the price list may have changed since.
+        varies = session.metadata.get(totals.METADATA_KEY, "")
+        terms = totals.read_terms(varies)
+        if terms is None:
+            return f"metadata terms {varies[:60]!r} are not terms this product writes"
+        paid = session.totals or totals.Totals.of_total(session.amount_total or 0)
+        # What was fixed at creation, the price the customer was offered before any discount or tax;
+        # the price list may have changed since.
         terms_hold = marker.holds(
             mark,
             settings.fulfilment_keys(),
             user_id=user_id,
             payment_id=payment_id,
             credits=int(credits),
-            amount=session.amount_total or 0,
+            amount=paid.subtotal,
             currency=session.currency or "",
+            terms=varies,
         )
-        return None if terms_hold else "metadata or amount do not match the session's mark: altered or forged"
+        if not terms_hold:
+            return "metadata or amount do not match the session's mark: altered or forged"
+        # Stripe's arithmetic must hold too: a total that does not add up is not credited, but alarmed.
+        wrong = totals.problem(paid, terms)
+        return None if wrong is None else f"the totals do not add up: {wrong}"
     # Sessions made before the upgrade that brought the mark (UNMARKED_SESSIONS_UNTIL) are still checked
     # against the price list; Stripe keeps their events 30 days, after which the setting can go.
     if (session.created or 0) >= settings.unmarked_sessions_until():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 from wallet.amounts import MAX_AMOUNT
 
@@ -29,6 +30,13 @@ def parse_packs(spec: str) -> tuple[Pack, ...]:
             raise ValueError(f"{pack.amount} is listed twice")
         packs.append(pack)
     return tuple(packs)
+
+
+def base_credits(amount: int, packs: tuple[Pack, ...]) -> int:
+    """The credits an amount the customer chose buys: at the packs' base rate, the least generous pack's
+    credits per minor unit (so no bonus), rounded down to whole credits; 1:1 when the packs are plain."""
+    base = min(packs, key=lambda pack: (Fraction(pack.credits, pack.amount), pack.amount))
+    return amount * base.credits // base.amount
 
 
 SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£", "cad": "CA$", "aud": "A$"}

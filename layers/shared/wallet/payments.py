@@ -24,6 +24,7 @@ from wallet.errors import (
     PaymentsUnavailableError,
 )
 from wallet.packs import Pack, label
+from wallet.totals import NO_TERMS, Terms, Totals, read_totals, with_terms
 
 # The API version this code was written against; Stripe answers in its shapes whatever the account's default.
 API_VERSION = "2026-10-28.endive"
@@ -56,6 +57,7 @@ class CheckoutSession:
     livemode: bool = False
     created: int | None = None
     invoice_id: str | None = None
+    totals: Totals | None = None  # None where only a total is known: a PaymentIntent's amount
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,9 +123,10 @@ def create_checkout_session(
     client: stripe.StripeClient | None = None,
     *,
     save_card_for: str | None = None,
+    terms: Terms = NO_TERMS,
 ) -> NewCheckout:
-    """A Checkout Session for one pack; the new payment id rides in its metadata back to fulfilment.
-    With `save_card_for` (the user's Stripe Customer), the card paid with is saved for auto top-up."""
+    """A Checkout Session for a pack or a chosen amount, on `terms`; the new payment id rides in its metadata
+    back to fulfilment. With `save_card_for` (the user's Customer), the card is saved for auto top-up."""
     payment_id = str(ULID())
     metadata = {"userId": user_id, "amount": str(pack.credits), "paymentId": payment_id}
     # What fulfilment may credit, fixed now: see wallet.marker.
@@ -134,20 +137,17 @@ def create_checkout_session(
         credits=pack.credits,
         amount=pack.amount,
         currency=currency,
+        terms=terms.text(),
     )
     intent_data: stripe.params.checkout.SessionCreateParamsPaymentIntentData = {"metadata": metadata}
+    price_data: stripe.params.checkout.SessionCreateParamsLineItemPriceData = {
+        "currency": currency,
+        "unit_amount": pack.amount,
+        "product_data": {"name": f"{PRODUCT_NAME} worth {label(pack.credits, currency)}"},
+    }
     params: stripe.params.checkout.SessionCreateParams = {
         "mode": "payment",
-        "line_items": [
-            {
-                "quantity": 1,
-                "price_data": {
-                    "currency": currency,
-                    "unit_amount": pack.amount,
-                    "product_data": {"name": f"{PRODUCT_NAME} worth {label(pack.credits, currency)}"},
-                },
-            }
-        ],
+        "line_items": [{"quantity": 1, "price_data": price_data}],
         "metadata": metadata,
         "payment_intent_data": intent_data,
         # Off whatever the Dashboard says: the customer pays the pack's price in `currency`, which is
@@ -161,6 +161,7 @@ def create_checkout_session(
         params["customer"] = save_card_for
         intent_data["setup_future_usage"] = "off_session"
     invoicing.ask_for_invoice(params, payment_id, user_id, existing_customer=save_card_for is not None)
+    with_terms(params, price_data, terms, pack)
     try:
         # The payment id as idempotency key: a retried request cannot open a second session.
         sdk, options = calling(client)
@@ -199,6 +200,7 @@ def checkout_session(data: Mapping[str, Any]) -> CheckoutSession:
         livemode=data.get("livemode") is True,
         created=data.get("created") if isinstance(data.get("created"), int) else None,
         invoice_id=invoicing.expandable_id(data.get("invoice")),
+        totals=read_totals(data),
     )
 
 
@@ -216,16 +218,13 @@ def verify_event(payload: bytes, signature: str | None, secret: str) -> Event:
     except (ValueError, TypeError, AttributeError) as exc:
         raise InvalidEventError("The body is not a Stripe event.") from exc
     # The SDK refuses only old timestamps; one far ahead would keep a captured delivery replayable.
-    if _signed_at(signature) > time.time() + SIGNATURE_TOLERANCE_SECONDS:
+    # The `t=` timestamp of the header, read as the SDK read it when it verified it.
+    signed_at = int(next(p.split("=", 2)[1] for p in signature.split(",") if p.split("=", 2)[0] == "t"))
+    if signed_at > time.time() + SIGNATURE_TOLERANCE_SECONDS:
         raise InvalidEventError("The Stripe-Signature timestamp is in the future.")
     if not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
         raise InvalidEventError("The body is not a Stripe event.")
     return event_of(event)
-
-
-def _signed_at(signature: str) -> int:
-    """The `t=` timestamp of a Stripe-Signature header, read as the SDK read it when it verified it."""
-    return int(next(part.split("=", 2)[1] for part in signature.split(",") if part.split("=", 2)[0] == "t"))
 
 
 # --- Auto top-up: the Stripe Customer, the saved card, and the off-session charge. ---

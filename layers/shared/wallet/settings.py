@@ -12,10 +12,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 
-from wallet.packs import Pack, parse_packs
+from wallet.amounts import MAX_AMOUNT, spelled
+from wallet.packs import Pack, base_credits, parse_packs
 from wallet.principals import InvalidPrincipalError, principals
+from wallet.totals import Terms
 
 DEFAULT_PACKS = "1000,5000,10000"
+# "Other amount": what a customer may type, in minor units ($5 to $1,000 by default).
+DEFAULT_CUSTOM_AMOUNT_MIN = 500
+DEFAULT_CUSTOM_AMOUNT_MAX = 100_000
 # Secrets Manager is read again after this long, so a rotated Stripe key is picked up without a deploy.
 SECRET_MAX_AGE_SECONDS = 300
 
@@ -51,9 +56,30 @@ def tables() -> TableSettings:
 class PriceList:
     currency: str
     packs: tuple[Pack, ...]
+    custom_min: int = DEFAULT_CUSTOM_AMOUNT_MIN
+    """The least "Other amount" a customer may choose, in minor units."""
+    custom_max: int = DEFAULT_CUSTOM_AMOUNT_MAX
 
     def pack(self, amount: int) -> Pack | None:
         return next((pack for pack in self.packs if pack.amount == amount), None)
+
+    def offer(self, amount: object) -> Pack | None:
+        """What `amount` buys: a pack at its price, else an amount of the customer's choosing from
+        custom_min to custom_max at the packs' base rate; None for anything else (not whole included)."""
+        if isinstance(amount, bool) or not isinstance(amount, int):
+            return None
+        pack = self.pack(amount)
+        if pack is None and self.custom_min <= amount <= self.custom_max:
+            pack = Pack(amount, base_credits(amount, self.packs))
+        return pack
+
+    def refusal(self, amount: object) -> str:
+        """Why `amount` buys nothing, naming what would."""
+        packs = ", ".join(str(a) for a in self.amounts)
+        return (
+            f"amount must be a pack's price, one of {packs}, or a whole number from {self.custom_min} to "
+            f"{self.custom_max} (minor units of {self.currency.upper()}), not {spelled(amount)}"
+        )
 
     @property
     def amounts(self) -> list[int]:
@@ -69,7 +95,40 @@ def price_list() -> PriceList:
         packs = parse_packs(os.environ.get("CREDIT_PACKS", DEFAULT_PACKS))
     except ValueError as exc:
         raise SettingsError(f"CREDIT_PACKS is malformed: {exc}") from None
-    return PriceList(currency, packs)
+    low = _minor_units("CUSTOM_AMOUNT_MIN", DEFAULT_CUSTOM_AMOUNT_MIN)
+    high = _minor_units("CUSTOM_AMOUNT_MAX", DEFAULT_CUSTOM_AMOUNT_MAX)
+    if low > high:
+        raise SettingsError(f"CUSTOM_AMOUNT_MIN ({low}) is above CUSTOM_AMOUNT_MAX ({high})")
+    if base_credits(low, packs) < 1:
+        raise SettingsError(f"CUSTOM_AMOUNT_MIN ({low}) buys no whole credit at the packs' base rate")
+    return PriceList(currency, packs, low, high)
+
+
+def _minor_units(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip() or str(default)
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_AMOUNT:
+        raise SettingsError(
+            f"{name} must be a whole number of minor units from 1 to {MAX_AMOUNT}, not {value!r}"
+        )
+    return int(value)
+
+
+@cache
+def checkout_terms() -> Terms:
+    """What Checkout may change of a session's total: Stripe Tax (TAX_ENABLED, TAX_BEHAVIOR) and promotion
+    codes (PROMOTION_CODES_ENABLED). Never the credits: the mark fixes those (wallet.marker)."""
+    tax = _flag("TAX_ENABLED")
+    behavior = os.environ.get("TAX_BEHAVIOR", "").strip().lower() or "exclusive"
+    if behavior not in ("exclusive", "inclusive"):
+        raise SettingsError(f"TAX_BEHAVIOR must be exclusive or inclusive, not {behavior!r}")
+    return Terms(behavior if tax else None, _flag("PROMOTION_CODES_ENABLED"))
+
+
+def _flag(name: str) -> bool:
+    value = os.environ.get(name, "").strip().lower() or "false"
+    if value not in ("true", "false"):
+        raise SettingsError(f"{name} must be true or false, not {value!r}")
+    return value == "true"
 
 
 @cache
