@@ -20,13 +20,14 @@ from urllib.parse import urlsplit
 from dotenv import dotenv_values
 
 from devstack.auth import LocalIssuer, TrustedIssuer
-from devstack.balance_stream import BalanceStream
+from devstack.balance_stream import BalanceStream, TriggerContext
 from devstack.containers import DEFAULT_PER_FUNCTION, Containers, ContainerStartError, start_fork_server
 from devstack.drain import DRAIN_TIMEOUT_SECONDS
 from devstack.dynamodb import DynamoDBServer
 from devstack.gateway import Gateway, GatewayServer, functions, site_csp
 from devstack.sigv4 import ServiceCredentials
 from devstack.stripe_emulator import StripeEmulator
+from devstack.wallet_bus import WalletBus
 from devstack.webhook_delivery import EventBusSender, WebhookSender
 from wallet.stripe_events import ENDPOINT_EVENTS
 
@@ -50,6 +51,10 @@ DEFAULTS = {
     # webhook, or eventbridge: the emulator's events through a local stand-in for the partner event bus.
     "STRIPE_EVENTS": "webhook",
     "AUTO_TOP_UP_DAILY_LIMIT": "3",
+    # The wallet's own events go to a local stand-in for its bus (devstack.wallet_bus); a default low
+    # balance threshold of 0 sends no balance.low.
+    "WALLET_EVENT_BUS": "wallet-events-local",
+    "LOW_BALANCE_THRESHOLD": "0",
 }
 WEBHOOK_PATH = "/api/webhooks/stripe"
 # The partner event source the local bus stands in for, named as Stripe names theirs.
@@ -85,6 +90,9 @@ class DevStack:
         self.containers_per_function = _containers_per_function(settings)
         self.service_credentials = ServiceCredentials.from_settings(settings, kept=self.credentials_file)
         self.balance_stream: BalanceStream | None = None
+        # The wallet events function's two stream readers: the balance table's and the transactions'.
+        self.event_streams: list[BalanceStream] = []
+        self.wallet_bus = WalletBus(settings["WALLET_EVENT_BUS"])
         self.ready_seconds = 0.0
         self.warm_seconds: list[float] = []
 
@@ -173,6 +181,8 @@ class DevStack:
             self.dynamodb.endpoint_url, self.settings["CREDIT_BALANCE_TABLE"]
         )
         self.balance_stream.start()
+        self.event_streams = self._event_streams()
+        gateway.wallet_events = self.wallet_bus.events
         if self.emulator is not None and self.sender is not None:
             self.sender.start()
             self.emulator.start()
@@ -189,13 +199,14 @@ class DevStack:
         while True:
             if self.emulator is not None:
                 self.emulator.drain(max(0.0, deadline - time.monotonic()))
-            if self.balance_stream is None or not self.balance_stream.drain(
-                max(0.0, deadline - time.monotonic())
-            ):
+            delivered = 0
+            for stream in [s for s in (self.balance_stream,) if s is not None] + self.event_streams:
+                delivered += stream.drain(max(0.0, deadline - time.monotonic()))
+            if not delivered:
                 return
 
     def stop(self) -> None:
-        for part in (self.gateway, self.balance_stream, self.emulator, self.sender):
+        for part in (self.gateway, self.balance_stream, *self.event_streams, self.emulator, self.sender):
             if part is not None:
                 part.stop()
         if self.gateway is not None:
@@ -250,6 +261,8 @@ class DevStack:
             "POWERTOOLS_TRACE_DISABLED",
             "POWERTOOLS_METRICS_DISABLED",
             "AUTO_TOP_UP_DAILY_LIMIT",
+            "WALLET_EVENT_BUS",
+            "LOW_BALANCE_THRESHOLD",
         ]
         environment = {name: self.settings[name] for name in names}
         environment |= {
@@ -274,6 +287,24 @@ class DevStack:
             "FULFILMENT_KEYS", ""
         ).strip() or secrets.token_hex(32)
         return environment
+
+    def _event_streams(self) -> list[BalanceStream]:
+        """The wallet events function fed as its two event source mappings feed it, publishing to the
+        stand-in bus; imported once the functions' settings are set, in this process, as the trigger is."""
+        from functions.wallet_events import app
+
+        app.bus_client = self.wallet_bus
+        name = "WalletEventsFunction"
+        context = TriggerContext(
+            name, invoked_function_arn=f"arn:aws:lambda:us-east-1:000000000000:function:{name}"
+        )
+        streams = [
+            BalanceStream(self.dynamodb.endpoint_url, self.settings[table], app.stream_handler, context)
+            for table in ("CREDIT_BALANCE_TABLE", "CREDIT_TRANSACTION_TABLE")
+        ]
+        for stream in streams:
+            stream.start()
+        return streams
 
     def _issuer(self) -> LocalIssuer:
         """Local tokens, or, with JWT_ISSUER (and JWT_AUDIENCE), an external OpenID provider's."""

@@ -268,6 +268,16 @@ DISPUTE_NOTICE = {
             | DISPUTE_NOTICE
             | {("secretsmanager:GetSecretValue", "StripeReadKeySecret|StripeReadKeySecretArn")},
         ),
+        # Puts on its own bus only; reads the balance a row's event carries; parks what it gave up on.
+        (
+            "WalletEventsFunction",
+            {
+                ("events:PutEvents", "WalletEventBus"),
+                ("dynamodb:GetItem", "CreditBalanceTable"),
+                ("dynamodb:BatchGetItem", "CreditBalanceTable"),
+                ("sqs:SendMessage", "WalletEventsFailedRecordsQueue"),
+            },
+        ),
         (
             "GetBalanceFunction",
             READ_ORIGIN_SECRET
@@ -1354,3 +1364,72 @@ def test_the_webhook_route_is_deployed_without_a_partner_source_or_while_the_cut
         assert conditioned(name) == "UseStripeWebhook", name
     assert load()["Outputs"]["WebhookUrl"]["Condition"] == "UseStripeWebhook"
     assert load()["Parameters"]["KeepStripeWebhook"]["Default"] == "false"
+
+
+# --- The wallet's events ----------------------------------------------------------------------------------
+
+
+def stream_readers(table: str) -> list[str]:
+    """The functions whose event source mappings read `table`'s stream."""
+    return sorted(
+        f"{name}.{event}"
+        for name, function in resources("AWS::Serverless::Function").items()
+        for event, source in function["Properties"].get("Events", {}).items()
+        if source["Type"] == "DynamoDB"
+        and source["Properties"]["Stream"] == {"Fn::GetAtt": [table, "StreamArn"]}
+    )
+
+
+def test_no_stream_has_more_than_two_readers_as_aws_advises() -> None:
+    # "No more than two processes at most should be reading from the same streams shard at the same time."
+    assert stream_readers("CreditBalanceTable") == [
+        "AutoTopUpTriggerFunction.BalanceChanged",
+        "WalletEventsFunction.BalanceChanged",
+    ]
+    assert stream_readers("CreditTransactionTable") == ["WalletEventsFunction.RowAdded"]
+    assert properties("CreditTransactionTable")["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
+
+
+def test_the_wallet_events_have_their_own_bus_with_an_archive_and_not_stripe_s() -> None:
+    function = properties("WalletEventsFunction")
+    variables = function["Environment"]["Variables"]
+
+    assert variables["WALLET_EVENT_BUS"] == {"Ref": "WalletEventBus"}
+    assert "EventSourceName" not in properties("WalletEventBus")
+    assert properties("WalletEventArchive")["SourceArn"] == {"Fn::GetAtt": ["WalletEventBus", "Arn"]}
+    assert variables["LOW_BALANCE_THRESHOLD"] == {"Ref": "LowBalanceThreshold"}
+    threshold = load()["Parameters"]["LowBalanceThreshold"]
+    assert (threshold["Default"], threshold["MinValue"], threshold["MaxValue"]) == (0, 0, 100_000_000)
+
+
+@pytest.mark.parametrize("event", ["BalanceChanged", "RowAdded"])
+def test_the_wallet_events_streams_send_failed_records_back_and_park_them_after_their_retries(
+    event: str,
+) -> None:
+    source = properties("WalletEventsFunction")["Events"][event]["Properties"]
+
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert source["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": ["WalletEventsFailedRecordsQueue", "Arn"]
+    }
+    alarms = resources("AWS::CloudWatch::Alarm")
+    queue_alarm = alarms["WalletEventsFailedRecordsAlarm"]["Properties"]
+    assert queue_alarm["Dimensions"][0]["Value"] == {
+        "Fn::GetAtt": ["WalletEventsFailedRecordsQueue", "QueueName"]
+    }
+    metrics = alarms["WalletEventsFailuresAlarm"]["Properties"]["Metrics"]
+    assert "WalletEventsNotPublished" in {
+        m["MetricStat"]["Metric"]["MetricName"] for m in metrics if "MetricStat" in m
+    }
+
+
+def test_the_row_filter_lets_through_exactly_the_rows_that_are_events() -> None:
+    from wallet import wallet_events
+    from wallet.writes import DEPOSIT, HOLD_EXPIRED
+
+    [pattern] = properties("WalletEventsFunction")["Events"]["RowAdded"]["Properties"]["FilterCriteria"][
+        "Filters"
+    ]
+    types = json.loads(pattern["Pattern"])["dynamodb"]["NewImage"]["type"]["S"]
+
+    assert set(types) == {DEPOSIT, HOLD_EXPIRED} | wallet_events.CLAW_BACK_TYPES

@@ -263,3 +263,22 @@ def auto_top_up_daily_limit() -> int:
     if not (value.isascii() and value.isdigit()) or int(value) < 1:
         raise SettingsError(f"AUTO_TOP_UP_DAILY_LIMIT must be a whole number of 1 or more, not {value!r}")
     return int(value)
+
+
+def wallet_event_bus() -> str:
+    """The EventBridge bus the wallet's own events go to (wallet.wallet_events)."""
+    return required("WALLET_EVENT_BUS")
+
+
+# A threshold is credits; the largest any account is likely to hold keeps a typo from passing.
+MAX_LOW_BALANCE_THRESHOLD = 100_000_000
+
+
+@cache
+def low_balance_threshold() -> int:
+    """The default below which a balance is low (`balance.low`), for users with none of their own; 0: off."""
+    value = os.environ.get("LOW_BALANCE_THRESHOLD", "").strip() or "0"
+    if not (value.isascii() and value.isdigit()) or int(value) > MAX_LOW_BALANCE_THRESHOLD:
+        bounds = f"from 0 to {MAX_LOW_BALANCE_THRESHOLD:,}"
+        raise SettingsError(f"LOW_BALANCE_THRESHOLD must be a whole number {bounds}, not {value!r}")
+    return int(value)

@@ -1,0 +1,78 @@
+"""The wallet's events (wallet.wallet_events), from two streams: the transactions table's new rows, and
+the balance table's changes (its second reader, beside the auto top-up trigger). One batch's events go to
+the bus in PutEvents of up to 10; a record whose event was not accepted, or could not be built, is
+reported back (partial batch response), so Lambda delivers it, and those after it, again."""
+
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from boto3.dynamodb.types import TypeDeserializer
+
+from wallet import account, event_bus, settings, wallet_events
+from wallet.errors import LedgerUnavailableError
+from wallet.event_bus import PutEvents
+from wallet.wallet_events import WalletEvent
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+deserializer = TypeDeserializer()
+# Made on first use; the local stack puts its stand-in bus here.
+bus_client: PutEvents | None = None
+
+
+def client() -> PutEvents:
+    global bus_client
+    if bus_client is None:
+        bus_client = boto3.client("events")
+    return bus_client
+
+
+def events_of(record: dict[str, Any]) -> list[WalletEvent]:
+    change = record.get("dynamodb") or {}
+    new, old = _image(change.get("NewImage")), _image(change.get("OldImage"))
+    if f":table/{settings.tables().transaction_table}/" in record.get("eventSourceARN", ""):
+        if record.get("eventName") != "INSERT" or new is None:
+            return []
+        return wallet_events.from_row(new, _balance_of)
+    return wallet_events.from_balance_change(
+        old, new, str(change["SequenceNumber"]), settings.low_balance_threshold()
+    )
+
+
+def _balance_of(user_id: str) -> tuple[int, int]:
+    read = account.balances(user_id)
+    return read.balance, read.held
+
+
+def _image(image: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not image:
+        return None
+    return {name: deserializer.deserialize(value) for name, value in image.items()}
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def stream_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, list[dict[str, str]]]:
+    records = event.get("Records", [])
+    built: list[tuple[str, list[WalletEvent]]] = []
+    failed: list[str] = []
+    for record in records:
+        sequence = str(record["dynamodb"]["SequenceNumber"])
+        try:
+            built.append((sequence, events_of(record)))
+        except LedgerUnavailableError:
+            logger.exception("an event's balance could not be read", extra={"sequence": sequence})
+            failed.append(sequence)
+    events = [one for _, of_record in built for one in of_record]
+    not_sent = event_bus.publish(events, client(), settings.wallet_event_bus()) if events else set()
+    failed += [sequence for sequence, of_record in built if any(one.id in not_sent for one in of_record)]
+    metrics.add_metric(name="WalletEventsPublished", unit=MetricUnit.Count, value=len(events) - len(not_sent))
+    if failed:
+        metrics.add_metric(name="WalletEventsNotPublished", unit=MetricUnit.Count, value=len(failed))
+        logger.warning("wallet events not published; their records go again", extra={"records": len(failed)})
+    return {"batchItemFailures": [{"itemIdentifier": sequence} for sequence in failed]}
