@@ -90,7 +90,7 @@ class DevStack:
         self.containers_per_function = _containers_per_function(settings)
         self.service_credentials = ServiceCredentials.from_settings(settings, kept=self.credentials_file)
         self.balance_stream: BalanceStream | None = None
-        # The wallet events function's two stream readers: the balance table's and the transactions'.
+        # The wallet events function's stream readers: the balance table's, the transactions' and the guards'.
         self.event_streams: list[BalanceStream] = []
         self.wallet_bus = WalletBus(settings["WALLET_EVENT_BUS"])
         self.ready_seconds = 0.0
@@ -289,7 +289,7 @@ class DevStack:
         return environment
 
     def _event_streams(self) -> list[BalanceStream]:
-        """The wallet events function fed as its two event source mappings feed it, publishing to the
+        """The wallet events function fed as its three event source mappings feed it, publishing to the
         stand-in bus; imported once the functions' settings are set, in this process, as the trigger is."""
         from functions.wallet_events import app
 
@@ -300,7 +300,7 @@ class DevStack:
         )
         streams = [
             BalanceStream(self.dynamodb.endpoint_url, self.settings[table], app.stream_handler, context)
-            for table in ("CREDIT_BALANCE_TABLE", "CREDIT_TRANSACTION_TABLE")
+            for table in ("CREDIT_BALANCE_TABLE", "CREDIT_TRANSACTION_TABLE", "CREDIT_GUARD_TABLE")
         ]
         for stream in streams:
             stream.start()

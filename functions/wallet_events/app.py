@@ -1,5 +1,6 @@
-"""The wallet's events (wallet.wallet_events), from two streams: the transactions table's new rows, and
-the balance table's changes (its second reader, beside the auto top-up trigger). One batch's events go to
+"""The wallet's events (wallet.wallet_events), from three streams: the transactions table's new rows, the
+balance table's changes (its second reader, beside the auto top-up trigger), and the guard table's
+dispute notices. One batch's events go to
 the bus in PutEvents of up to 10; a record whose event was not accepted, or could not be built, is
 reported back (partial batch response), so Lambda delivers it, and those after it, again."""
 
@@ -34,10 +35,19 @@ def client() -> PutEvents:
 def events_of(record: dict[str, Any]) -> list[WalletEvent]:
     change = record.get("dynamodb") or {}
     new, old = _image(change.get("NewImage")), _image(change.get("OldImage"))
-    if f":table/{settings.tables().transaction_table}/" in record.get("eventSourceARN", ""):
+    source, tables = record.get("eventSourceARN", ""), settings.tables()
+    if f":table/{tables.transaction_table}/" in source:
         if record.get("eventName") != "INSERT" or new is None:
             return []
         return wallet_events.from_row(new, _balance_of)
+    if f":table/{tables.guard_table}/" in source:
+        if (
+            record.get("eventName") != "INSERT"
+            or new is None
+            or not str(new["guardId"]).startswith("notice#")
+        ):
+            return []
+        return wallet_events.from_notice(new, _balance_of)
     return wallet_events.from_balance_change(
         old, new, str(change["SequenceNumber"]), settings.low_balance_threshold()
     )

@@ -16,7 +16,7 @@ import jsonschema
 import pytest
 
 from tests.devstack_process import DevStackProcess
-from tests.integration.test_devstack import Shopper, call, settle
+from tests.integration.test_devstack import Shopper, call, settle, stripe_call
 from tests.integration.test_holds_devstack import CREDENTIALS, expire_holds, seconds, signed
 from tests.waiting import wait_until
 
@@ -42,7 +42,9 @@ def published(stack: DevStackProcess, user: str | None = None) -> list[dict[str,
     return [e for e in body["events"] if user is None or e["detail"]["userId"] == user]
 
 
-def test_a_paid_checkout_is_one_credits_deposited_with_its_payment_and_the_balance(stack: DevStackProcess) -> None:
+def test_a_paid_checkout_is_one_credits_deposited_with_its_payment_and_the_balance(
+    stack: DevStackProcess,
+) -> None:
     shopper = Shopper(stack, "events-buyer")
     session = shopper.checkout(1000)
     shopper.on_checkout_page(session, "pay")
@@ -58,7 +60,7 @@ def test_a_paid_checkout_is_one_credits_deposited_with_its_payment_and_the_balan
         session["paymentId"],
     )
     assert (detail["balance"], detail["stripeSessionId"]) == (1000, session["sessionId"])
-    assert f"wallet event credits.deposited {{" in stack.log()
+    assert "wallet event credits.deposited {" in stack.log()
 
 
 def test_64_spends_at_once_across_the_threshold_give_one_balance_low(stack: DevStackProcess) -> None:
@@ -93,10 +95,56 @@ def test_an_expired_hold_is_one_hold_expired_naming_the_hold(stack: DevStackProc
     assert event["detail"]["balance"] == 2000
 
 
+def test_a_refund_and_a_dispute_are_claw_backs_and_the_dispute_needs_a_response_once(
+    stack: DevStackProcess,
+) -> None:
+    # Given two paid packs
+    shopper = Shopper(stack, "events-disputed")
+    refunded_session, disputed_session = shopper.checkout(5000), None
+    shopper.on_checkout_page(refunded_session, "pay")
+    disputed_session = shopper.checkout(1000)
+    shopper.on_checkout_page(disputed_session, "pay")
+    shopper.wait_for_balance(6000)
+    _, refunded = stripe_call(stack, "GET", f"/v1/checkout/sessions/{refunded_session['sessionId']}")
+    _, disputed = stripe_call(stack, "GET", f"/v1/checkout/sessions/{disputed_session['sessionId']}")
+    _, intent = stripe_call(stack, "GET", f"/v1/payment_intents/{disputed['payment_intent']}")
+
+    # When 2,000 of the first is refunded and the second is disputed
+    refund = {"payment_intent": refunded["payment_intent"], "amount": "2000"}
+    assert stripe_call(stack, "POST", "/v1/refunds", refund)[0] == 200
+    shopper.wait_for_balance(4000)
+    status, dispute = stripe_call(
+        stack, "POST", f"/_emulator/charges/{intent['latest_charge']}/dispute", {"action": "open"}
+    )
+    assert status == 200, dispute
+    shopper.wait_for_balance(3000)
+
+    # Then each claw-back names its payment and why, and the dispute needs a response, once
+    events = published(stack, shopper.user)
+    backs = sorted(
+        (e["detail"]["reason"], e["detail"]["amount"], e["detail"]["paymentId"])
+        for e in events
+        if e["detail-type"] == "credits.clawed_back"
+    )
+    assert backs == [
+        ("dispute", 1000, disputed_session["paymentId"]),
+        ("refund", 2000, refunded_session["paymentId"]),
+    ]
+    [needs] = [e["detail"] for e in events if e["detail-type"] == "dispute.needs_response"]
+    assert (needs["paymentId"], needs["status"]) == (disputed_session["paymentId"], "needs_response")
+    assert needs["disputeId"].startswith(("dp_", "du_"))
+
+
 def test_every_event_the_stack_published_matches_its_schema_and_no_id_repeats(stack: DevStackProcess) -> None:
     events = published(stack)
 
-    assert {e["detail-type"] for e in events} >= {"credits.deposited", "balance.low", "hold.expired"}
+    assert {e["detail-type"] for e in events} >= {
+        "credits.deposited",
+        "credits.clawed_back",
+        "dispute.needs_response",
+        "balance.low",
+        "hold.expired",
+    }
     for event in events:
         schema = json.loads((SCHEMAS / f"{event['detail-type']}.json").read_text())
         validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())

@@ -1105,7 +1105,7 @@ def test_ledger_write_attributes_are_what_the_ledger_writes(policy: str) -> None
         # Every guard attribute but the hourly counters', which only the counting role writes, and a
         # dispute's notice items, written apart by DisputeNoticePolicy, never in a ledger change.
         counters = {"requests", "requestsHour"}
-        notice = {"noticeClaim", "noticeClaimedAt", "noticeSentAt"}
+        notice = {"noticeClaim", "noticeClaimedAt", "noticeSentAt", "noticePaymentId", "noticeDueBy"}
         assert (
             attributes_of(policy, "dynamodb:PutItem", "CreditGuardTable")
             == model_attributes(CreditGuard) - counters - notice
@@ -1225,6 +1225,8 @@ def test_a_dispute_notice_touches_only_notice_attributes_and_publishes_only_to_t
         "noticeClaim",
         "noticeClaimedAt",
         "noticeSentAt",
+        "noticePaymentId",
+        "noticeDueBy",
         "createdAt",
         "expiresAt",
     }
@@ -1387,7 +1389,9 @@ def test_no_stream_has_more_than_two_readers_as_aws_advises() -> None:
         "WalletEventsFunction.BalanceChanged",
     ]
     assert stream_readers("CreditTransactionTable") == ["WalletEventsFunction.RowAdded"]
-    assert properties("CreditTransactionTable")["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
+    assert stream_readers("CreditGuardTable") == ["WalletEventsFunction.DisputeNoticed"]
+    for table in ("CreditTransactionTable", "CreditGuardTable"):
+        assert properties(table)["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
 
 
 def test_the_wallet_events_have_their_own_bus_with_an_archive_and_not_stripe_s() -> None:
@@ -1402,7 +1406,7 @@ def test_the_wallet_events_have_their_own_bus_with_an_archive_and_not_stripe_s()
     assert (threshold["Default"], threshold["MinValue"], threshold["MaxValue"]) == (0, 0, 100_000_000)
 
 
-@pytest.mark.parametrize("event", ["BalanceChanged", "RowAdded"])
+@pytest.mark.parametrize("event", ["BalanceChanged", "RowAdded", "DisputeNoticed"])
 def test_the_wallet_events_streams_send_failed_records_back_and_park_them_after_their_retries(
     event: str,
 ) -> None:
@@ -1433,3 +1437,13 @@ def test_the_row_filter_lets_through_exactly_the_rows_that_are_events() -> None:
     types = json.loads(pattern["Pattern"])["dynamodb"]["NewImage"]["type"]["S"]
 
     assert set(types) == {DEPOSIT, HOLD_EXPIRED} | wallet_events.CLAW_BACK_TYPES
+
+
+def test_the_guard_filter_lets_through_only_a_notice_s_first_put() -> None:
+    [pattern] = properties("WalletEventsFunction")["Events"]["DisputeNoticed"]["Properties"][
+        "FilterCriteria"
+    ]["Filters"]
+    assert json.loads(pattern["Pattern"]) == {
+        "eventName": ["INSERT"],
+        "dynamodb": {"Keys": {"guardId": {"S": [{"prefix": "notice#"}]}}},
+    }

@@ -185,6 +185,30 @@ def test_a_claw_back_says_what_it_took_and_why() -> None:
     )
 
 
+def test_a_dispute_notice_is_one_needs_response_with_its_payment_and_due_date() -> None:
+    item = {
+        "userId": "u",
+        "guardId": "notice#dp_1Abc#needs_response",
+        "noticePaymentId": "01DEP",
+        "noticeDueBy": 1767225600,  # 2026-01-01T00:00:00Z
+        "createdAt": "2025-12-20T10:00:00.000Z",
+    }
+
+    [event] = wallet_events.from_notice(item, lambda user: (-300, 0))
+    [again] = wallet_events.from_notice(item | {"noticeClaim": "another"}, lambda user: (-300, 0))
+
+    assert (event.type, event.detail["disputeId"], event.detail["status"]) == (
+        "dispute.needs_response",
+        "dp_1Abc",
+        "needs_response",
+    )
+    assert (event.detail["dueBy"], event.detail["paymentId"]) == ("2026-01-01T00:00:00Z", "01DEP")
+    assert again.id == event.id
+    validate(event)
+    [no_answer] = wallet_events.from_notice(item | {"noticeDueBy": 0}, lambda user: (0, 0))
+    assert "dueBy" not in no_answer.detail
+
+
 class FlakyBus:
     """PutEvents that refuses the entries whose type is in `refuse` the first `times` times it sees them."""
 

@@ -219,5 +219,9 @@ class CreditGuard(LedgerModel):
     notice_claim = UnicodeAttribute(attr_name="noticeClaim", null=True)
     notice_claimed_at = NumberAttribute(attr_name="noticeClaimedAt", null=True)
     notice_sent_at = NumberAttribute(attr_name="noticeSentAt", null=True)
+    # Which payment the dispute takes from and by when it must be answered (Unix seconds; 0: no answer
+    # allowed), for the wallet's `dispute.needs_response` event (wallet.wallet_events).
+    notice_payment_id = UnicodeAttribute(attr_name="noticePaymentId", null=True)
+    notice_due_by = NumberAttribute(attr_name="noticeDueBy", null=True)
 
     active_holds = ActiveHolds()

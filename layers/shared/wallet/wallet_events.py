@@ -5,7 +5,9 @@ Two streams feed them, each record handled alone and the same way every time it 
 - a new row of the transactions table: `credits.deposited`, `credits.clawed_back`, `hold.expired`, with
   the row's ids; their `balance` is the account's, read when the event is built (at or after the change);
 - a change of a balance item (its old and new images): `balance.low`, `balance.exhausted`,
-  `auto_top_up.failed`, with the balance after that very change.
+  `auto_top_up.failed`, with the balance after that very change;
+- a dispute's notice item, first put on the guard table (wallet.dispute_notices): `dispute.needs_response`
+  for each stage that needs the merchant's answer, with the account's balance as rows' events have it.
 
 Each event's id is derived from its cause (the row, or the stream record of the change), so a record
 delivered again gives the same event with the same id: delivery is at least once, and consumers drop
@@ -36,7 +38,16 @@ HOLD_EXPIRED_EVENT = "hold.expired"
 LOW = "balance.low"
 EXHAUSTED = "balance.exhausted"
 AUTO_TOP_UP_FAILED = "auto_top_up.failed"
-TYPES = (DEPOSITED, CLAWED_BACK, HOLD_EXPIRED_EVENT, LOW, EXHAUSTED, AUTO_TOP_UP_FAILED)
+DISPUTE_NEEDS_RESPONSE = "dispute.needs_response"
+TYPES = (
+    DEPOSITED,
+    CLAWED_BACK,
+    HOLD_EXPIRED_EVENT,
+    LOW,
+    EXHAUSTED,
+    AUTO_TOP_UP_FAILED,
+    DISPUTE_NEEDS_RESPONSE,
+)
 # Rows that take credits back for a payment (wallet.payment_state): a refund, a chargeback, an inquiry.
 CLAW_BACK_TYPES = frozenset({REFUND, DISPUTE, INQUIRY})
 # Fixed for good: an event's id is uuid5(this, its type, user and cause), the same on every delivery.
@@ -145,6 +156,28 @@ def from_balance_change(
             )
         )
     return events
+
+
+def from_notice(item: Mapping[str, Any], balance_of: Callable[[str], tuple[int, int]]) -> list[WalletEvent]:
+    """The event of a dispute's notice item (`notice#<dispute>#<status>`), first put when it was claimed."""
+    user, guard_id = str(item["userId"]), str(item["guardId"])
+    _, dispute_id, status = guard_id.split("#", 2)
+    balance, held = balance_of(user)
+    due_by = item.get("noticeDueBy")
+    due = (
+        datetime.fromtimestamp(int(due_by), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if due_by and int(due_by) > 0
+        else None
+    )
+    occurred = str(item.get("createdAt") or _now())
+    cause = f"{dispute_id}#{status}"
+    fields = {
+        "disputeId": dispute_id,
+        "status": status,
+        "dueBy": due,
+        "paymentId": _text(item.get("noticePaymentId")),
+    }
+    return [_event(DISPUTE_NEEDS_RESPONSE, user, cause, occurred, balance=balance, held=held, **fields)]
 
 
 def entry(event: WalletEvent, bus: str) -> dict[str, Any]:
