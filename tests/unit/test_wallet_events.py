@@ -91,6 +91,12 @@ def test_sub_balances_and_removed_items_have_no_events() -> None:
     assert wallet_events.from_balance_change({"userId": "alice", "balance": 600}, None, "1", 500) == []
 
 
+def test_a_hot_account_s_main_item_has_no_balance_events() -> None:
+    # A refill moves credits from the main item to a sub-balance: the account has not dipped.
+    old, new = {"userId": "hot", "balance": 600, "shards": 8}, {"userId": "hot", "balance": 0, "shards": 8}
+    assert wallet_events.from_balance_change(old, new, "1", 500) == []
+
+
 def test_auto_top_up_failing_is_an_event_with_its_payment() -> None:
     old = {
         "userId": "carol",
