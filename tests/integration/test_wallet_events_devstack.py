@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,10 +16,11 @@ from typing import Any
 import jsonschema
 import pytest
 
+from devstack.sigv4 import signed_headers
 from tests.devstack_process import DevStackProcess
 from tests.integration.test_devstack import Shopper, call, settle, stripe_call
 from tests.integration.test_holds_devstack import CREDENTIALS, expire_holds, seconds, signed
-from tests.waiting import wait_until
+from tests.waiting import WAIT_SECONDS, wait_until
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "wallet-events"
 THRESHOLD = 500
@@ -79,6 +81,25 @@ def test_64_spends_at_once_across_the_threshold_give_one_balance_low(stack: DevS
     [low] = events
     assert low["detail"]["threshold"] == THRESHOLD
     assert THRESHOLD - 10 <= low["detail"]["available"] < THRESHOLD
+
+
+def test_a_backend_s_own_threshold_for_a_user_wins_over_the_stack_s(stack: DevStackProcess) -> None:
+    # Given 1,000 credits and the backend's threshold of 900 for this user (the stack's is 500)
+    user = "events-own-threshold"
+    assert signed(stack, f"{user}/adjustments", {"amount": 1000, "reason": "start"})[0] == 201
+    url = f"{stack.url}/api/users/{user}/alerts"
+    body = json.dumps({"lowBalanceThreshold": 900}).encode()
+    headers = signed_headers("PUT", url, body, CREDENTIALS, headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(url, data=body, headers=headers, method="PUT")
+    with urllib.request.urlopen(request, timeout=WAIT_SECONDS) as response:
+        assert json.loads(response.read()) == {"userId": user, "lowBalanceThreshold": 900}
+
+    # When a spend of 200 leaves 800
+    assert signed(stack, f"{user}/spend", {"amount": 200})[0] == 201
+
+    # Then the balance is low by the user's threshold
+    [low] = [e["detail"] for e in published(stack, user)]
+    assert (low["type"], low["threshold"], low["available"]) == ("balance.low", 900, 800)
 
 
 def test_an_expired_hold_is_one_hold_expired_naming_the_hold(stack: DevStackProcess) -> None:

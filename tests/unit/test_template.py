@@ -92,6 +92,7 @@ SERVICE_ROUTES = {
     "POST /api/users/{userId}/holds/{holdId}/capture",
     "POST /api/users/{userId}/holds/{holdId}/release",
     "PUT /api/users/{userId}/shards",
+    "PUT /api/users/{userId}/alerts",
 }
 
 
@@ -555,6 +556,7 @@ def resource_policy() -> dict[str, dict[str, Any]]:
         ("SpendsOnlyFromServiceCallers", "POST/api/users/*/spend", "${ServiceCallerArns}"),
         ("AdjustmentsOnlyFromOperators", "POST/api/users/*/adjustments", "${OperatorArns}"),
         ("HotAccountsOnlyFromOperators", "PUT/api/users/*/shards", "${OperatorArns}"),
+        ("AlertsOnlyFromServiceCallers", "PUT/api/users/*/alerts", "${ServiceCallerArns}"),
         ("BalancesOnlyFromEither", "GET/api/users/*/balance", "${ServiceCallerArns},${OperatorArns}"),
         ("HistoriesOnlyFromEither", "GET/api/users/*/transactions", "${ServiceCallerArns},${OperatorArns}"),
         (
@@ -1204,10 +1206,17 @@ def test_the_migration_writes_only_its_checkpoints_attributes() -> None:
 def test_auto_top_up_state_is_every_balance_attribute_but_the_money() -> None:
     """`updatedAt` is listed because the trigger's claim names it in its condition (dynamodb:Attributes
     covers the names of condition expressions too), never the balance itself, nor how a hot account
-    spreads it."""
+    spreads it, nor the backend's low balance threshold (wallet.alerts)."""
     listed = attributes_of("AutoTopUpStatePolicy", "dynamodb:UpdateItem", "CreditBalanceTable")
 
-    assert listed == model_attributes(CreditBalance) - {"balance", "held", "currency", "shards", "shardedAt"}
+    assert listed == model_attributes(CreditBalance) - {
+        "balance",
+        "held",
+        "currency",
+        "shards",
+        "shardedAt",
+        "lowBalanceThreshold",
+    }
 
 
 def test_a_dispute_notice_touches_only_notice_attributes_and_publishes_only_to_the_alarm_topic() -> None:

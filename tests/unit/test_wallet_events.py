@@ -91,6 +91,28 @@ def test_sub_balances_and_removed_items_have_no_events() -> None:
     assert wallet_events.from_balance_change({"userId": "alice", "balance": 600}, None, "1", 500) == []
 
 
+def test_raising_the_threshold_above_the_balance_begins_a_dip_and_lowering_it_ends_one() -> None:
+    # By hand: 800 credits; the threshold goes 500 -> 1000 (low now), -> 900 (still low: no event),
+    # -> 500 (not low), then a spend to 400 (low again)
+    items = [
+        {"userId": "e", "balance": 800, "lowBalanceThreshold": 500},
+        {"userId": "e", "balance": 800, "lowBalanceThreshold": 1000},
+        {"userId": "e", "balance": 800, "lowBalanceThreshold": 900},
+        {"userId": "e", "balance": 800, "lowBalanceThreshold": 500},
+        {"userId": "e", "balance": 400, "lowBalanceThreshold": 500},
+    ]
+    events = [
+        (n, e.detail["threshold"])
+        for n, (old, new) in enumerate(itertools.pairwise(items))
+        for e in wallet_events.from_balance_change(old, new, str(n), 0)
+    ]
+    assert events == [(0, 1000), (3, 500)]
+
+
+def test_a_new_balance_item_begins_no_dip() -> None:
+    assert wallet_events.from_balance_change(None, {"userId": "new", "balance": 0}, "1", 500) == []
+
+
 def test_a_hot_account_s_main_item_has_no_balance_events() -> None:
     # A refill moves credits from the main item to a sub-balance: the account has not dipped.
     old, new = {"userId": "hot", "balance": 600, "shards": 8}, {"userId": "hot", "balance": 0, "shards": 8}

@@ -72,6 +72,9 @@ class CreditBalance(LedgerModel):
     shards = NumberAttribute(null=True)
     sharded_at = NumberAttribute(attr_name="shardedAt", null=True)
 
+    # The backend's low balance threshold for this user (wallet.alerts), in credits; absent: the default.
+    low_balance_threshold = NumberAttribute(attr_name="lowBalanceThreshold", null=True)
+
     # Auto top-up, opt-in: the settings, the saved card, and where the current dip stands.
     stripe_customer_id = UnicodeAttribute(attr_name="stripeCustomerId", null=True)
     payment_method_id = UnicodeAttribute(attr_name="paymentMethodId", null=True)

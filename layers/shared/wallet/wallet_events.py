@@ -15,8 +15,9 @@ the ids they have seen.
 
 Once per dip: DynamoDB Streams writes each change of an item exactly once, in the order of the item's
 changes ("Change data capture for DynamoDB Streams", developer guide), and a dip begins with the one
-change that takes the balance from at or above the threshold to below it. That change, and only it,
-gives `balance.low`; the next dip needs a change that brings the balance back to the threshold first.
+change that takes the balance from at or above the threshold to below it (or the threshold above the
+balance: each side is compared with the threshold in force then). That change, and only it, gives
+`balance.low`; the next dip needs a change that brings the balance back to the threshold first.
 """
 
 from __future__ import annotations
@@ -122,11 +123,14 @@ def from_balance_change(
     held = int(new.get("held") or 0)
     occurred = str(new.get("updatedAt") or _now())
     events: list[WalletEvent] = []
+    # Low against the threshold in force at each side: a change of the threshold may begin a dip too.
     threshold = _threshold(new, default_threshold)
+    # A new item has not fallen: the first change of an account begins no dip.
+    was_low = before < _threshold(old, default_threshold) if old else True
     # A hot account's main item is not what it may spend (its sub-balances are, and refills move credits
     # between them with no row): its balance events would be false, so it has none (a known limit).
     hot = new.get("shards") is not None
-    if threshold and not hot and before >= threshold > after:
+    if threshold and not hot and not was_low and after < threshold:
         events.append(
             _event(
                 LOW,
@@ -193,8 +197,8 @@ def entry(event: WalletEvent, bus: str) -> dict[str, Any]:
     }
 
 
-def _threshold(item: Mapping[str, Any], default: int) -> int:
-    own = item.get("lowBalanceThreshold")
+def _threshold(item: Mapping[str, Any] | None, default: int) -> int:
+    own = (item or {}).get("lowBalanceThreshold")
     return default if own is None else int(own)
 
 
