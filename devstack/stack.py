@@ -27,7 +27,7 @@ from devstack.dynamodb import DynamoDBServer
 from devstack.gateway import Gateway, GatewayServer, functions, site_csp
 from devstack.sigv4 import ServiceCredentials
 from devstack.stripe_emulator import StripeEmulator
-from devstack.wallet_bus import WalletBus
+from devstack.wallet_bus import MailSink, WalletBus
 from devstack.webhook_delivery import EventBusSender, WebhookSender
 from wallet.stripe_events import ENDPOINT_EVENTS
 
@@ -55,6 +55,8 @@ DEFAULTS = {
     # balance threshold of 0 sends no balance.low.
     "WALLET_EVENT_BUS": "wallet-events-local",
     "LOW_BALANCE_THRESHOLD": "0",
+    # Users' low balance emails come from this address, into a local sink that make run prints.
+    "ALERT_SENDER": "alerts@credits.test",
 }
 WEBHOOK_PATH = "/api/webhooks/stripe"
 # The partner event source the local bus stands in for, named as Stripe names theirs.
@@ -93,6 +95,7 @@ class DevStack:
         # The wallet events function's stream readers: the balance table's, the transactions' and the guards'.
         self.event_streams: list[BalanceStream] = []
         self.wallet_bus = WalletBus(settings["WALLET_EVENT_BUS"])
+        self.mail_sink = MailSink(settings.get("ALERT_SENDER", ""))
         self.ready_seconds = 0.0
         self.warm_seconds: list[float] = []
 
@@ -183,6 +186,7 @@ class DevStack:
         self.balance_stream.start()
         self.event_streams = self._event_streams()
         gateway.wallet_events = self.wallet_bus.events
+        gateway.mail = self.mail_sink.mail
         if self.emulator is not None and self.sender is not None:
             self.sender.start()
             self.emulator.start()
@@ -263,6 +267,7 @@ class DevStack:
             "AUTO_TOP_UP_DAILY_LIMIT",
             "WALLET_EVENT_BUS",
             "LOW_BALANCE_THRESHOLD",
+            "ALERT_SENDER",
         ]
         environment = {name: self.settings[name] for name in names}
         environment |= {
@@ -294,6 +299,7 @@ class DevStack:
         from functions.wallet_events import app
 
         app.bus_client = self.wallet_bus
+        app.mail_client = self.mail_sink
         name = "WalletEventsFunction"
         context = TriggerContext(
             name, invoked_function_arn=f"arn:aws:lambda:us-east-1:000000000000:function:{name}"

@@ -1,6 +1,8 @@
-"""A local stand-in for the wallet's EventBridge bus: takes PutEvents as boto3's client sends it, checks
-each entry as EventBridge would (at most 10, the bus named, source, detail-type and a JSON detail), and
-records what it accepted, for `GET /local/wallet-events` and tests; `make run` prints each event."""
+"""Local stand-ins for what the wallet events function sends to: the wallet's EventBridge bus takes
+PutEvents as boto3's client sends it, checks each entry as EventBridge would (at most 10, the bus named,
+source, detail-type and a JSON detail), and records what it accepted, for `GET /local/wallet-events` and
+tests; the mail sink takes SES v2's SendEmail from the one sender and keeps each email, for
+`GET /local/mail`. `make run` prints both."""
 
 from __future__ import annotations
 
@@ -51,3 +53,37 @@ class WalletBus:
     def events(self) -> list[dict[str, Any]]:
         with self._lock:
             return list(self._events)
+
+
+class MailSink:
+    """Amazon SES v2's SendEmail, kept instead of sent."""
+
+    def __init__(self, sender: str) -> None:
+        self.sender = sender
+        self._lock = threading.Lock()
+        self._mail: list[dict[str, Any]] = []
+
+    def send_email(
+        self,
+        *,
+        FromEmailAddress: str,  # noqa: N803  # boto3's names
+        Destination: dict[str, list[str]],  # noqa: N803
+        Content: dict[str, Any],  # noqa: N803
+    ) -> dict[str, str]:
+        if FromEmailAddress != self.sender:
+            raise BusError(f"Email address is not verified: {FromEmailAddress}")
+        simple = Content["Simple"]
+        mail = {
+            "from": FromEmailAddress,
+            "to": Destination["ToAddresses"],
+            "subject": simple["Subject"]["Data"],
+            "text": simple["Body"]["Text"]["Data"],
+        }
+        with self._lock:
+            self._mail.append(mail)
+        print(f"mail to {', '.join(mail['to'])}: {mail['subject']}\n{mail['text']}", flush=True)
+        return {"MessageId": str(uuid.uuid4())}
+
+    def mail(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._mail)

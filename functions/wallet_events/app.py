@@ -12,7 +12,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from boto3.dynamodb.types import TypeDeserializer
 
-from wallet import account, event_bus, settings, wallet_events
+from wallet import account, email_alerts, event_bus, settings, wallet_events
 from wallet.errors import LedgerUnavailableError
 from wallet.event_bus import PutEvents
 from wallet.wallet_events import WalletEvent
@@ -21,8 +21,9 @@ logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 deserializer = TypeDeserializer()
-# Made on first use; the local stack puts its stand-in bus here.
+# Made on first use; the local stack puts its stand-ins for the bus and for SES here.
 bus_client: PutEvents | None = None
+mail_client: Any = None
 
 
 def client() -> PutEvents:
@@ -30,6 +31,14 @@ def client() -> PutEvents:
     if bus_client is None:
         bus_client = boto3.client("events")
     return bus_client
+
+
+def mail() -> Any:
+    """Amazon SES (v2), for the users' low balance emails."""
+    global mail_client
+    if mail_client is None:
+        mail_client = boto3.client("sesv2")
+    return mail_client
 
 
 def events_of(record: dict[str, Any]) -> list[WalletEvent]:
@@ -48,9 +57,29 @@ def events_of(record: dict[str, Any]) -> list[WalletEvent]:
         ):
             return []
         return wallet_events.from_notice(new, _balance_of)
-    return wallet_events.from_balance_change(
-        old, new, str(change["SequenceNumber"]), settings.low_balance_threshold()
-    )
+    sequence = str(change["SequenceNumber"])
+    _email_if_low(old, new, sequence)
+    return wallet_events.from_balance_change(old, new, sequence, settings.low_balance_threshold())
+
+
+def _email_if_low(old: dict[str, Any] | None, new: dict[str, Any] | None, sequence: str) -> None:
+    """The user's own low balance email, once per dip (wallet.email_alerts); none without a sender."""
+    sender = settings.alert_sender()
+    threshold = email_alerts.dips(old, new)
+    if sender is None or threshold is None or new is None:
+        return
+    user, available = str(new["userId"]), int(new.get("balance", 0))
+    subject, text = email_alerts.message(available, threshold, settings.site_url())
+
+    def send(to: str, subject: str, text: str) -> None:
+        mail().send_email(
+            FromEmailAddress=sender,
+            Destination={"ToAddresses": [to]},
+            Content={"Simple": {"Subject": {"Data": subject}, "Body": {"Text": {"Data": text}}}},
+        )
+
+    if email_alerts.notify_once(user, sequence, str(new["emailAlertAddress"]), subject, text, send):
+        metrics.add_metric(name="LowBalanceEmailsSent", unit=MetricUnit.Count, value=1)
 
 
 def _balance_of(user_id: str) -> tuple[int, int]:

@@ -123,8 +123,8 @@ def statements(policy: Any) -> list[dict[str, Any]]:
 
 
 def target(resource: dict[str, Any]) -> str:
-    """The logical id a statement's Resource names: a table, a table's index, or the If of a created or
-    given secret."""
+    """The logical id a statement's Resource names: a table, a table's index, an SES identity, or the If
+    of a created or given secret."""
     if "Fn::GetAtt" in resource:
         return str(resource["Fn::GetAtt"][0])
     if "Fn::Sub" in resource and "/index/" in resource["Fn::Sub"]:
@@ -132,6 +132,8 @@ def target(resource: dict[str, Any]) -> str:
         return f"{table.removeprefix('${').removesuffix('.Arn}')}/{index}"
     if "Ref" in resource:
         return str(resource["Ref"])
+    if "Fn::Sub" in resource and ":identity/" in resource["Fn::Sub"]:  # an SES identity
+        return "identity/" + resource["Fn::Sub"].split(":identity/")[1]
     _, created, given = resource["Fn::If"]
     return f"{created['Ref']}|{given['Ref']}"
 
@@ -274,6 +276,11 @@ DISPUTE_NOTICE = {
             "WalletEventsFunction",
             {
                 ("events:PutEvents", "WalletEventBus"),
+                # Users' low balance emails, from the verified sender, each dip's claimed once.
+                ("ses:SendEmail", "identity/${AlertSenderEmail}"),
+                ("dynamodb:PutItem", "CreditGuardTable"),
+                ("dynamodb:UpdateItem", "CreditGuardTable"),
+                ("dynamodb:DeleteItem", "CreditGuardTable"),
                 ("dynamodb:GetItem", "CreditBalanceTable"),
                 ("dynamodb:BatchGetItem", "CreditBalanceTable"),
                 ("sqs:SendMessage", "WalletEventsFailedRecordsQueue"),
@@ -1216,6 +1223,8 @@ def test_auto_top_up_state_is_every_balance_attribute_but_the_money() -> None:
         "shards",
         "shardedAt",
         "lowBalanceThreshold",
+        "emailAlertThreshold",
+        "emailAlertAddress",
     }
 
 

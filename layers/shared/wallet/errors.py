@@ -116,3 +116,11 @@ class ShardsAlreadySetError(ValueError):
 
 class InvalidShardsError(ValueError):
     """A number of sub-balances outside the bounds a hot account takes."""
+
+
+class EmailAlertsOffError(ValueError):
+    """The stack sends no email: no verified sender was deployed (AlertSenderEmail)."""
+
+
+class NoVerifiedEmailError(ValueError):
+    """The user's token carries no verified email address to send to."""

@@ -30,6 +30,7 @@ from wallet.amounts import WrittenNumber, written_integer
 from wallet.errors import (
     CheckoutSessionNotFoundError,
     DepositNotRecordedError,
+    EmailAlertsOffError,
     HoldNotActiveError,
     HoldNotFoundError,
     IdempotencyKeyReusedError,
@@ -40,6 +41,7 @@ from wallet.errors import (
     InvalidShardsError,
     LedgerUnavailableError,
     NoPaymentMethodError,
+    NoVerifiedEmailError,
     PaymentsUnavailableError,
     ShardsAlreadySetError,
     TooManyCardSetupsError,
@@ -130,6 +132,8 @@ STATUS: dict[type[Exception], tuple[HTTPStatus, str]] = {
     # A refund that overtook its deposit: 500 so that Stripe delivers it again once the deposit is in.
     DepositNotRecordedError: (HTTPStatus.INTERNAL_SERVER_ERROR, "deposit_not_recorded"),
     NoPaymentMethodError: (HTTPStatus.CONFLICT, "no_payment_method"),
+    EmailAlertsOffError: (HTTPStatus.CONFLICT, "email_alerts_off"),
+    NoVerifiedEmailError: (HTTPStatus.CONFLICT, "no_verified_email"),
     ShardsAlreadySetError: (HTTPStatus.CONFLICT, "shards_already_set"),
     InvalidShardsError: (HTTPStatus.BAD_REQUEST, "invalid_shards"),
 }
@@ -148,6 +152,7 @@ MESSAGES: dict[type[Exception], str] = {
     TooManyLookupsError: "Too many checkout sessions looked up this hour; try again later.",
     TooManyCheckoutsError: "Too many checkouts opened this hour; try again later.",
     TooManyCardSetupsError: "Too many cards set up this hour; try again later.",
+    EmailAlertsOffError: "This site sends no email alerts.",
     PaymentsUnavailableError: "The payment provider could not be reached. Nothing was charged; try again.",
     LedgerUnavailableError: "Your balance could not be reached just now. Nothing was lost; try again.",
 }

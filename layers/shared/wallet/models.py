@@ -74,6 +74,10 @@ class CreditBalance(LedgerModel):
 
     # The backend's low balance threshold for this user (wallet.alerts), in credits; absent: the default.
     low_balance_threshold = NumberAttribute(attr_name="lowBalanceThreshold", null=True)
+    # The user's own low balance email (wallet.email_alerts): its threshold in credits and the address
+    # their token carried when they turned it on; both absent: off.
+    email_alert_threshold = NumberAttribute(attr_name="emailAlertThreshold", null=True)
+    email_alert_address = UnicodeAttribute(attr_name="emailAlertAddress", null=True)
 
     # Auto top-up, opt-in: the settings, the saved card, and where the current dip stands.
     stripe_customer_id = UnicodeAttribute(attr_name="stripeCustomerId", null=True)

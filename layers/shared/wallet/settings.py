@@ -265,6 +265,11 @@ def auto_top_up_daily_limit() -> int:
     return int(value)
 
 
+def alert_sender() -> str | None:
+    """The SES-verified address low balance emails come from (wallet.email_alerts); None: no emails."""
+    return os.environ.get("ALERT_SENDER", "").strip() or None
+
+
 def wallet_event_bus() -> str:
     """The EventBridge bus the wallet's own events go to (wallet.wallet_events)."""
     return required("WALLET_EVENT_BUS")
