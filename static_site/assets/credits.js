@@ -4,6 +4,7 @@ import { createAuth } from "./auth.js";
 import { dateParts, money, wrappable } from "./format.js";
 import { createHistory, PAGE_SIZE as HISTORY_PAGE_SIZE } from "./history.js";
 import { createAutoTopUp } from "./auto-top-up.js";
+import { createLowBalanceEmail } from "./low-balance-email.js";
 
 // Back from Checkout, how long to keep asking before saying the credits will arrive later.
 const POLL_BUDGET_MS = 60_000;
@@ -88,6 +89,7 @@ const historyCard = createHistory({
   fail,
 });
 const autoTopUpCard = createAutoTopUp({ api: () => state.api, fail });
+const lowBalanceEmailCard = createLowBalanceEmail({ api: () => state.api, fail });
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -203,6 +205,7 @@ function resetDashboard() {
   ui.accountName.textContent = "";
   historyCard.reset();
   autoTopUpCard.reset();
+  lowBalanceEmailCard.reset();
 }
 
 async function showDashboard(session, { focus = false } = {}) {
@@ -236,7 +239,11 @@ async function loadAccount(cardReturn = null) {
     () => autoTopUpCard.load(state.packs ?? [], state.currency, cardReturn),
     () => autoTopUpCard.load([], state.currency, cardReturn),
   );
-  const [read] = await Promise.allSettled([Promise.all([packs, loadBalance()]), card]);
+  const email = packs.then(
+    () => lowBalanceEmailCard.load(state.currency),
+    () => lowBalanceEmailCard.load(state.currency),
+  );
+  const [read] = await Promise.allSettled([Promise.all([packs, loadBalance()]), card, email]);
   if (read.status === "rejected") fail(read.reason, () => loadAccount(cardReturn));
 }
 
