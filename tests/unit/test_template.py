@@ -1465,3 +1465,30 @@ def test_the_guard_filter_lets_through_only_a_notice_s_first_put() -> None:
         "eventName": ["INSERT"],
         "dynamodb": {"Keys": {"guardId": {"S": [{"prefix": "notice#"}]}}},
     }
+
+
+def test_low_balance_emails_come_only_from_the_deployed_sender_and_write_only_their_attributes() -> None:
+    sender = load()["Parameters"]["AlertSenderEmail"]
+    assert sender["Default"] == ""
+    assert re.fullmatch(sender["AllowedPattern"], "")
+    assert re.fullmatch(sender["AllowedPattern"], "alerts@example.com")
+    assert not re.fullmatch(sender["AllowedPattern"], "not an address")
+    [send] = [
+        s
+        for s in properties("WalletEventsFunction")["Policies"][0]["Statement"]
+        if s["Action"] == "ses:SendEmail"
+    ]
+    assert send["Condition"] == {"StringEquals": {"ses:FromAddress": {"Ref": "AlertSenderEmail"}}}
+    for function in ("WalletEventsFunction", "AutoTopUpFunction"):
+        assert properties(function)["Environment"]["Variables"]["ALERT_SENDER"] == {"Ref": "AlertSenderEmail"}
+    [setting] = [
+        s
+        for policy in properties("AutoTopUpFunction")["Policies"]
+        if "Statement" in policy
+        for s in policy["Statement"]
+    ]
+    assert setting["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"] == [
+        "userId",
+        "emailAlertThreshold",
+        "emailAlertAddress",
+    ]
