@@ -1,8 +1,9 @@
 """The wallet's events (wallet.wallet_events), from three streams: the transactions table's new rows, the
 balance table's changes (its second reader, beside the auto top-up trigger), and the guard table's
-dispute notices. One batch's events go to
-the bus in PutEvents of up to 10; a record whose event was not accepted, or could not be built, is
-reported back (partial batch response), so Lambda delivers it, and those after it, again."""
+dispute notices; and, from the balance changes, the users' low balance emails (wallet.email_alerts).
+One batch's events go to the bus in PutEvents of up to 10; a record whose event was not accepted, or
+could not be built, or whose email could not be sent, is reported back (partial batch response), so
+Lambda delivers it, and those after it, again."""
 
 from typing import Any
 
@@ -105,7 +106,7 @@ def stream_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, l
         try:
             built.append((sequence, events_of(record)))
         except LedgerUnavailableError:
-            logger.exception("an event's balance could not be read", extra={"sequence": sequence})
+            logger.exception("a record's balance, guard or email failed", extra={"sequence": sequence})
             failed.append(sequence)
     events = [one for _, of_record in built for one in of_record]
     not_sent = event_bus.publish(events, client(), settings.wallet_event_bus()) if events else set()
