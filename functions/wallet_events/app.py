@@ -5,6 +5,7 @@ One batch's events go to the bus in PutEvents of up to 10; a record whose event 
 could not be built, or whose email could not be sent, is reported back (partial batch response), so
 Lambda delivers it, and those after it, again."""
 
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -60,7 +61,14 @@ def events_of(record: dict[str, Any]) -> list[WalletEvent]:
         return wallet_events.from_notice(new, _balance_of)
     sequence = str(change["SequenceNumber"])
     _email_if_low(old, new, sequence)
-    return wallet_events.from_balance_change(old, new, sequence, settings.low_balance_threshold())
+    # When DynamoDB wrote the record (Unix seconds): the same on every delivery.
+    created = change.get("ApproximateCreationDateTime")
+    at = (
+        None
+        if created is None
+        else datetime.fromtimestamp(float(created), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    )
+    return wallet_events.from_balance_change(old, new, sequence, settings.low_balance_threshold(), at)
 
 
 def _email_if_low(old: dict[str, Any] | None, new: dict[str, Any] | None, sequence: str) -> None:

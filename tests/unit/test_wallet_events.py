@@ -284,6 +284,7 @@ def record(sequence: str, old: int, new: int) -> dict[str, Any]:
         "eventName": "MODIFY",
         "eventSourceARN": BALANCE_STREAM,
         "dynamodb": {
+            "ApproximateCreationDateTime": 1767225600,
             "SequenceNumber": sequence,
             "OldImage": {"userId": {"S": "dave"}, "balance": {"N": str(old)}},
             "NewImage": {"userId": {"S": "dave"}, "balance": {"N": str(new)}},
@@ -310,6 +311,7 @@ def test_a_record_whose_event_eventbridge_refused_goes_back_to_the_stream_and_co
     ids = [(e["type"], e["id"]) for e in bus.accepted]
     assert ids.count(ids[0]) == 2
     assert [t for t, _ in ids] == ["balance.low", "balance.low", "balance.exhausted"]
+    assert {e["occurredAt"] for e in bus.accepted} == {"2026-01-01T00:00:00Z"}
 
 
 def context() -> Any:

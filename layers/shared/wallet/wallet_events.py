@@ -1,7 +1,7 @@
 """The wallet's own events, for the systems around it: built from committed changes only, so a crash
 between a change's commit and its event's publication delays the event and never loses it.
 
-Two streams feed them, each record handled alone and the same way every time it is delivered:
+Three streams feed them, each record handled alone and the same way every time it is delivered:
 - a new row of the transactions table: `credits.deposited`, `credits.clawed_back`, `hold.expired`, with
   the row's ids; their `balance` is the account's, read when the event is built (at or after the change);
 - a change of a balance item (its old and new images): `balance.low`, `balance.exhausted`,
@@ -113,15 +113,19 @@ def from_row(row: Mapping[str, Any], balance_of: Callable[[str], tuple[int, int]
 
 
 def from_balance_change(
-    old: Mapping[str, Any] | None, new: Mapping[str, Any] | None, sequence: str, default_threshold: int
+    old: Mapping[str, Any] | None,
+    new: Mapping[str, Any] | None,
+    sequence: str,
+    default_threshold: int,
+    at: str | None = None,
 ) -> list[WalletEvent]:
-    """The events of one committed change of a balance item (the stream record `sequence`)."""
+    """The events of one committed change of a balance item (the stream record `sequence`, written `at`)."""
     if not new or "#" in str(new["userId"]):  # removed, or a hot account's sub-balance or a reserved item
         return []
     user = str(new["userId"])
     before, after = int((old or {}).get("balance", 0)), int(new.get("balance", 0))
     held = int(new.get("held") or 0)
-    occurred = str(new.get("updatedAt") or _now())
+    occurred = at or str(new.get("updatedAt") or _now())
     events: list[WalletEvent] = []
     # Low against the threshold in force at each side: a change of the threshold may begin a dip too.
     threshold = _threshold(new, default_threshold)
