@@ -38,7 +38,7 @@ def test_turn_it_on_get_one_email_when_the_balance_dips_then_turn_it_off(
     address = f"{user}@users.credits.test"
     status = page.get_by_test_id("low-balance-email-status")
     enabled = page.get_by_label("Email me when my balance is low")
-    amount = page.locator("#low-balance-email-threshold")
+    amount = page.get_by_label("Email me below this balance ($)")
     save = page.get_by_role("button", name="Save low balance email")
 
     # Off by default
