@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import StreamShard
 from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
@@ -31,10 +32,39 @@ REGION = "us-east-1"
 
 # moto backs up every table a transaction touches with a deep copy, streams included: a table's stream
 # would be copied whole on every transaction (slower with each write) and replaced on a rollback, which
-# strands the readers of the old copy. Streams are shared by the copies instead. moto applies a cancelled
-# transaction's other items before rolling them back, so their records may reach the stream: the
-# trigger reads the balance item again before it acts, so such a record costs at most one read.
+# strands the readers of the old copy. Streams are shared by the copies instead.
 StreamShard.__deepcopy__ = lambda self, memo: self  # type: ignore[attr-defined]
+
+# moto applies a cancelled transaction's other items before rolling them back, and their records would
+# stay in the shared stream: a row that was never committed would become a wallet event. DynamoDB writes
+# a transaction's records only if it commits, so a transaction's records are held until it has, and
+# dropped if it is cancelled.
+_transaction = threading.local()
+_moto_stream_add = StreamShard.add
+_moto_transact = DynamoDBBackend.transact_write_items
+
+
+def _stream_add(shard: StreamShard, old: Any, new: Any) -> None:
+    held: list[tuple[StreamShard, Any, Any]] | None = getattr(_transaction, "records", None)
+    if held is not None:
+        held.append((shard, old, new))
+        return
+    _moto_stream_add(shard, old, new)
+
+
+def _transact_write_items(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+    committed: list[tuple[StreamShard, Any, Any]] = []
+    _transaction.records = committed
+    try:
+        _moto_transact(backend, transact_items)
+    finally:
+        _transaction.records = None
+    for shard, old, new in committed:
+        _moto_stream_add(shard, old, new)
+
+
+StreamShard.add = _stream_add  # type: ignore[method-assign,assignment]
+DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign,assignment]
 
 
 class SerializedApp:

@@ -8,8 +8,11 @@ each serve one event at a time, as Lambda's do. Tests may run the handlers in th
 request at a time per function. Everything else is static: the site from static_site/, /config.js,
 which tells the page where the API is, and /api/openapi.json, the API's OpenAPI document. Local only:
 `POST /local/token` signs a user in, and `POST /local/settle?timeout=60` answers once the stack has
-delivered everything it queued (`DevStack.settle`), or 504 naming what it has not. Requests whose Host
-is not the stack's own (127.0.0.1:PORT or localhost:PORT) are refused 421, against DNS rebinding.
+delivered everything it queued (`DevStack.settle`), or 504 naming what it has not, and
+`GET /local/wallet-events` lists the wallet's events its stand-in bus took and `GET /local/mail` the
+emails its mail sink took (devstack.wallet_bus).
+Requests whose Host is not the stack's own (127.0.0.1:PORT or localhost:PORT) are refused 421, against
+DNS rebinding.
 """
 
 from __future__ import annotations
@@ -270,6 +273,10 @@ class Gateway:
         self.site_csp = SITE_CSP
         # The stack's `settle(timeout)`, behind `POST /local/settle`; None: no such route.
         self.settle: Callable[[float], None] | None = None
+        # The wallet's events the stand-in bus accepted, behind `GET /local/wallet-events`; None: no route.
+        self.wallet_events: Callable[[], list[dict[str, Any]]] | None = None
+        # The emails the stand-in for SES took, behind `GET /local/mail`; None: no route.
+        self.mail: Callable[[], list[dict[str, Any]]] | None = None
 
     def load_handlers(self) -> list[float]:
         """Make every function ready now, so a settings error shows at start rather than on a first
@@ -285,6 +292,10 @@ class Gateway:
             return self._token(request)
         if url.path == SETTLE_PATH and request.method == "POST" and self.settle is not None:
             return self._settle(self.settle, url.query)
+        if url.path == "/local/wallet-events" and request.method == "GET" and self.wallet_events is not None:
+            return json_response(HTTPStatus.OK, {"events": self.wallet_events()})
+        if url.path == "/local/mail" and request.method == "GET" and self.mail is not None:
+            return json_response(HTTPStatus.OK, {"mail": self.mail()})
         if url.path == OPENAPI_PATH and request.method in ("GET", "HEAD"):
             return self._openapi()
         for route in self.routes:

@@ -20,13 +20,14 @@ from urllib.parse import urlsplit
 from dotenv import dotenv_values
 
 from devstack.auth import LocalIssuer, TrustedIssuer
-from devstack.balance_stream import BalanceStream
+from devstack.balance_stream import BalanceStream, TriggerContext
 from devstack.containers import DEFAULT_PER_FUNCTION, Containers, ContainerStartError, start_fork_server
 from devstack.drain import DRAIN_TIMEOUT_SECONDS
 from devstack.dynamodb import DynamoDBServer
 from devstack.gateway import Gateway, GatewayServer, functions, site_csp
 from devstack.sigv4 import ServiceCredentials
 from devstack.stripe_emulator import StripeEmulator
+from devstack.wallet_bus import MailSink, WalletBus
 from devstack.webhook_delivery import EventBusSender, WebhookSender
 from wallet.stripe_events import ENDPOINT_EVENTS
 
@@ -57,6 +58,12 @@ DEFAULTS = {
     "AUTO_TOP_UP_DAILY_LIMIT": "3",
     # true: Checkout sessions ask for a paid invoice (the emulator makes one, with its page and PDF).
     "INVOICES_ENABLED": "false",
+    # The wallet's own events go to a local stand-in for its bus (devstack.wallet_bus); a default low
+    # balance threshold of 0 sends no balance.low.
+    "WALLET_EVENT_BUS": "wallet-events-local",
+    "LOW_BALANCE_THRESHOLD": "0",
+    # Users' low balance emails come from this address, into a local sink that make run prints.
+    "ALERT_SENDER": "alerts@credits.test",
 }
 WEBHOOK_PATH = "/api/webhooks/stripe"
 # The partner event source the local bus stands in for, named as Stripe names theirs.
@@ -92,6 +99,10 @@ class DevStack:
         self.containers_per_function = _containers_per_function(settings)
         self.service_credentials = ServiceCredentials.from_settings(settings, kept=self.credentials_file)
         self.balance_stream: BalanceStream | None = None
+        # The wallet events function's stream readers: the balance table's, the transactions' and the guards'.
+        self.event_streams: list[BalanceStream] = []
+        self.wallet_bus = WalletBus(settings["WALLET_EVENT_BUS"])
+        self.mail_sink = MailSink(settings.get("ALERT_SENDER", ""))
         self.ready_seconds = 0.0
         self.warm_seconds: list[float] = []
 
@@ -180,6 +191,9 @@ class DevStack:
             self.dynamodb.endpoint_url, self.settings["CREDIT_BALANCE_TABLE"]
         )
         self.balance_stream.start()
+        self.event_streams = self._event_streams()
+        gateway.wallet_events = self.wallet_bus.events
+        gateway.mail = self.mail_sink.mail
         if self.emulator is not None and self.sender is not None:
             self.sender.start()
             self.emulator.start()
@@ -196,13 +210,14 @@ class DevStack:
         while True:
             if self.emulator is not None:
                 self.emulator.drain(max(0.0, deadline - time.monotonic()))
-            if self.balance_stream is None or not self.balance_stream.drain(
-                max(0.0, deadline - time.monotonic())
-            ):
+            delivered = 0
+            for stream in [s for s in (self.balance_stream,) if s is not None] + self.event_streams:
+                delivered += stream.drain(max(0.0, deadline - time.monotonic()))
+            if not delivered:
                 return
 
     def stop(self) -> None:
-        for part in (self.gateway, self.balance_stream, self.emulator, self.sender):
+        for part in (self.gateway, self.balance_stream, *self.event_streams, self.emulator, self.sender):
             if part is not None:
                 part.stop()
         if self.gateway is not None:
@@ -263,6 +278,9 @@ class DevStack:
             "POWERTOOLS_METRICS_DISABLED",
             "AUTO_TOP_UP_DAILY_LIMIT",
             "INVOICES_ENABLED",
+            "WALLET_EVENT_BUS",
+            "LOW_BALANCE_THRESHOLD",
+            "ALERT_SENDER",
         ]
         environment = {name: self.settings[name] for name in names}
         environment |= {
@@ -287,6 +305,25 @@ class DevStack:
             "FULFILMENT_KEYS", ""
         ).strip() or secrets.token_hex(32)
         return environment
+
+    def _event_streams(self) -> list[BalanceStream]:
+        """The wallet events function fed as its three event source mappings feed it, publishing to the
+        stand-in bus; imported once the functions' settings are set, in this process, as the trigger is."""
+        from functions.wallet_events import app
+
+        app.bus_client = self.wallet_bus
+        app.mail_client = self.mail_sink
+        name = "WalletEventsFunction"
+        context = TriggerContext(
+            name, invoked_function_arn=f"arn:aws:lambda:us-east-1:000000000000:function:{name}"
+        )
+        streams = [
+            BalanceStream(self.dynamodb.endpoint_url, self.settings[table], app.stream_handler, context)
+            for table in ("CREDIT_BALANCE_TABLE", "CREDIT_TRANSACTION_TABLE", "CREDIT_GUARD_TABLE")
+        ]
+        for stream in streams:
+            stream.start()
+        return streams
 
     def _issuer(self) -> LocalIssuer:
         """Local tokens, or, with JWT_ISSUER (and JWT_AUDIENCE), an external OpenID provider's."""

@@ -42,6 +42,9 @@ os.environ.update(
         # The principal the sample service events (events/api_post_spend.json and the like) are signed by.
         "SERVICE_CALLER_ARNS": "arn:aws:iam::123456789012:user/api-service",
         "OPERATOR_ARNS": "arn:aws:iam::123456789012:user/api-service",
+        # The wallet's own events (wallet.wallet_events) and the default low balance threshold.
+        "WALLET_EVENT_BUS": "test-wallet-events",
+        "LOW_BALANCE_THRESHOLD": "500",
     }
 )
 for name in (

@@ -20,9 +20,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 # Only the card routes and a record that charges or detaches take wallet.payments (and with it the Stripe
 # SDK), only saving a card takes wallet.rate_limits: each is imported where it is used, and under
 # SnapStart prime_stripe loads wallet.payments before the snapshot.
-from wallet import auto_top_up, settings, snapstart
+from wallet import auto_top_up, email_alerts, settings, snapstart
 from wallet.auto_top_up import AutoTopUp, Decision
-from wallet.errors import PaymentsUnavailableError, TooManyCardSetupsError
+from wallet.errors import EmailAlertsOffError, PaymentsUnavailableError, TooManyCardSetupsError
 from wallet.http import InvalidBodyError, documented_error, json_object, resolver, user_id
 
 logger = Logger()
@@ -99,6 +99,88 @@ def put_settings() -> dict[str, Any]:
     )
     logger.info("auto top-up set", extra={"user_id": user, "enabled": saved.enabled})
     return _body(saved)
+
+
+LOW_BALANCE_EMAIL = {
+    "type": "object",
+    "required": ["available", "enabled", "threshold", "email"],
+    "properties": {
+        "available": {"type": "boolean", "description": "Whether this site sends email at all"},
+        "enabled": {"type": "boolean"},
+        "threshold": {"type": ["integer", "null"], "description": "Email when the balance falls below it"},
+        "email": {"type": ["string", "null"], "description": "Where it goes: the sign-in's address"},
+    },
+}
+# RFC 5321's limit on a path (an address as SMTP carries it).
+MAX_EMAIL = 254
+
+
+@app.get(
+    "/api/low-balance-email",
+    summary="The user's low balance email",
+    tags=["Low balance email"],
+    security=BEARER,
+    responses={
+        200: {"description": "The setting", "content": {"application/json": {"schema": LOW_BALANCE_EMAIL}}}
+    },
+)
+@tracer.capture_method
+def get_low_balance_email() -> dict[str, Any]:
+    return _email_body(email_alerts.view(user_id(app)))
+
+
+@app.put(
+    "/api/low-balance-email",
+    summary="Turn the low balance email on or off",
+    tags=["Low balance email"],
+    security=BEARER,
+    responses={
+        200: {"description": "Saved", "content": {"application/json": {"schema": LOW_BALANCE_EMAIL}}},
+        400: documented_error(
+            f"threshold is not a whole number of credits from {email_alerts.MIN_THRESHOLD} to "
+            f"{email_alerts.MAX_THRESHOLD}, or a bad body"
+        ),
+        409: documented_error(
+            "This site sends no email (email_alerts_off), or the sign-in has no verified email"
+        ),
+    },
+)
+@tracer.capture_method
+def put_low_balance_email() -> dict[str, Any]:
+    user = user_id(app)
+    body = json_object(app)
+    if set(body) != {"enabled", "threshold"}:
+        raise InvalidBodyError('The body must be {"enabled": true|false, "threshold": 500}.')
+    if settings.alert_sender() is None:
+        raise EmailAlertsOffError("no sender")
+    saved = email_alerts.configure(
+        user, enabled=body["enabled"], threshold=body["threshold"], email=_verified_email()
+    )
+    logger.info("low balance email set", extra={"user_id": user, "enabled": saved.enabled})
+    return _email_body(saved)
+
+
+def _verified_email() -> str | None:
+    """The address the sign-in provider verified (the token's `email` with `email_verified` true)."""
+    claims = app.current_event.request_context.authorizer.jwt_claim
+    email, verified = claims.get("email"), str(claims.get("email_verified", "")).lower()
+    if (
+        not isinstance(email, str)
+        or verified != "true"
+        or not 3 <= len(email) <= MAX_EMAIL
+        or "@" not in email
+    ):
+        return None
+    return email
+
+
+def _email_body(saved: email_alerts.EmailAlert) -> dict[str, Any]:
+    return {
+        "available": settings.alert_sender() is not None,
+        "enabled": saved.enabled,
+        "threshold": saved.threshold,
+        "email": saved.email,
+    }
 
 
 @app.post(

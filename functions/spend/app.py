@@ -22,7 +22,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from wallet import account, history, holds, hot_accounts, ledger, settings, snapstart
+from wallet import account, alerts, history, holds, hot_accounts, ledger, settings, snapstart
 from wallet.errors import InvalidAmountError
 from wallet.http import (
     InvalidBodyError,
@@ -361,6 +361,42 @@ def shards(user_id: str) -> dict[str, Any]:
     count = hot_accounts.make_hot(user, body["shards"], currency=settings.price_list().currency)
     logger.info("hot account", extra={"user_id": user, "shards": count, "actor": actor})
     return {"userId": user, "shards": count}
+
+
+ALERTS = {
+    "type": "object",
+    "required": ["userId", "lowBalanceThreshold"],
+    "additionalProperties": False,
+    "properties": {"userId": {"type": "string"}, "lowBalanceThreshold": {"type": ["integer", "null"]}},
+}
+
+
+@app.put(
+    "/api/users/<user_id>/alerts",
+    summary="Set a user's low balance threshold",
+    description="The wallet's `balance.low` event goes out once per dip of the user's available balance "
+    f"below `lowBalanceThreshold` credits (0 to {settings.MAX_LOW_BALANCE_THRESHOLD:,}; 0: never for this "
+    "user; null: the stack's LowBalanceThreshold). Setting it again is harmless.",
+    tags=["Service"],
+    security=SIGV4,
+    responses={
+        200: {"description": "Saved", "content": {"application/json": {"schema": ALERTS}}},
+        400: documented_error(
+            "A bad body or user id, or a threshold that is not a whole number within bounds"
+        ),
+        403: documented_error("Not signed with AWS credentials, or by a principal not in ServiceCallerArns"),
+        404: NO_ROUTE,
+        500: documented_error("The ledger could not be reached; retry"),
+    },
+)
+@tracer.capture_method
+def set_alerts(user_id: str) -> dict[str, Any]:
+    actor = allowed_caller(app, settings.service_callers(), "ServiceCallerArns")
+    user = _user(user_id)
+    body = _fields(json_object(app), required={"lowBalanceThreshold"}, optional=set())
+    saved = alerts.set_low_balance_threshold(user, body["lowBalanceThreshold"])
+    logger.info("low balance threshold", extra={"user_id": user, "threshold": saved, "actor": actor})
+    return {"userId": user, "lowBalanceThreshold": saved}
 
 
 @app.get(

@@ -111,6 +111,8 @@ export function createApi(base, currentToken) {
     checkout: (sessionId) => signed("GET", `/checkout/${encodeURIComponent(sessionId)}`),
     autoTopUp: () => signed("GET", "/auto-top-up"),
     saveAutoTopUp: (settings) => signed("PUT", "/auto-top-up", settings),
+    lowBalanceEmail: () => signed("GET", "/low-balance-email"),
+    saveLowBalanceEmail: (setting) => signed("PUT", "/low-balance-email", setting),
     addPaymentMethod: () => signed("POST", "/payment-method"),
     removePaymentMethod: () => signed("DELETE", "/payment-method"),
     daily: () => signed("GET", "/balance/daily"),

@@ -5,6 +5,7 @@ import { dateParts, money, wrappable } from "./format.js";
 import { createHistory, PAGE_SIZE as HISTORY_PAGE_SIZE } from "./history.js";
 import { createAutoTopUp } from "./auto-top-up.js";
 import { createUsage } from "./usage.js";
+import { createLowBalanceEmail } from "./low-balance-email.js";
 
 // Back from Checkout, how long to keep asking before saying the credits will arrive later.
 const POLL_BUDGET_MS = 60_000;
@@ -96,6 +97,7 @@ const historyCard = createHistory({
 });
 const autoTopUpCard = createAutoTopUp({ api: () => state.api, fail });
 const usageCard = createUsage({ api: () => state.api, fail });
+const lowBalanceEmailCard = createLowBalanceEmail({ api: () => state.api, fail });
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -212,6 +214,7 @@ function resetDashboard() {
   historyCard.reset();
   autoTopUpCard.reset();
   usageCard.reset();
+  lowBalanceEmailCard.reset();
 }
 
 async function showDashboard(session, { focus = false } = {}) {
@@ -247,7 +250,11 @@ async function loadAccount(cardReturn = null) {
   );
   // The chart has its own request too, and says itself when it fails.
   usageCard.load(state.currency);
-  const [read] = await Promise.allSettled([Promise.all([packs, loadBalance()]), card]);
+  const email = packs.then(
+    () => lowBalanceEmailCard.load(state.currency),
+    () => lowBalanceEmailCard.load(state.currency),
+  );
+  const [read] = await Promise.allSettled([Promise.all([packs, loadBalance()]), card, email]);
   if (read.status === "rejected") fail(read.reason, () => loadAccount(cardReturn));
 }
 

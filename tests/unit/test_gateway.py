@@ -56,8 +56,11 @@ def test_routes_are_the_template_ones_with_the_webhook_and_packs_public() -> Non
         ("POST", "/api/users/{userId}/holds/{holdId}/capture"): ("functions.spend.app", "AWS_IAM"),
         ("POST", "/api/users/{userId}/holds/{holdId}/release"): ("functions.spend.app", "AWS_IAM"),
         ("PUT", "/api/users/{userId}/shards"): ("functions.spend.app", "AWS_IAM"),
+        ("PUT", "/api/users/{userId}/alerts"): ("functions.spend.app", "AWS_IAM"),
         ("GET", "/api/auto-top-up"): ("functions.auto_top_up.app", "JWT"),
         ("PUT", "/api/auto-top-up"): ("functions.auto_top_up.app", "JWT"),
+        ("GET", "/api/low-balance-email"): ("functions.auto_top_up.app", "JWT"),
+        ("PUT", "/api/low-balance-email"): ("functions.auto_top_up.app", "JWT"),
         ("POST", "/api/payment-method"): ("functions.auto_top_up.app", "JWT"),
         ("DELETE", "/api/payment-method"): ("functions.auto_top_up.app", "JWT"),
     }

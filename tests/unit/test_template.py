@@ -92,6 +92,7 @@ SERVICE_ROUTES = {
     "POST /api/users/{userId}/holds/{holdId}/capture",
     "POST /api/users/{userId}/holds/{holdId}/release",
     "PUT /api/users/{userId}/shards",
+    "PUT /api/users/{userId}/alerts",
 }
 
 
@@ -122,8 +123,8 @@ def statements(policy: Any) -> list[dict[str, Any]]:
 
 
 def target(resource: dict[str, Any]) -> str:
-    """The logical id a statement's Resource names: a table, a table's index, or the If of a created or
-    given secret."""
+    """The logical id a statement's Resource names: a table, a table's index, an SES identity, or the If
+    of a created or given secret."""
     if "Fn::GetAtt" in resource:
         return str(resource["Fn::GetAtt"][0])
     if "Fn::Sub" in resource and "/index/" in resource["Fn::Sub"]:
@@ -131,6 +132,8 @@ def target(resource: dict[str, Any]) -> str:
         return f"{table.removeprefix('${').removesuffix('.Arn}')}/{index}"
     if "Ref" in resource:
         return str(resource["Ref"])
+    if "Fn::Sub" in resource and ":identity/" in resource["Fn::Sub"]:  # an SES identity
+        return "identity/" + resource["Fn::Sub"].split(":identity/")[1]
     _, created, given = resource["Fn::If"]
     return f"{created['Ref']}|{given['Ref']}"
 
@@ -269,6 +272,21 @@ DISPUTE_NOTICE = {
             | READ_FULFILMENT_KEY
             | DISPUTE_NOTICE
             | {("secretsmanager:GetSecretValue", "StripeReadKeySecret|StripeReadKeySecretArn")},
+        ),
+        # Puts on its own bus only; reads the balance a row's event carries; parks what it gave up on.
+        (
+            "WalletEventsFunction",
+            {
+                ("events:PutEvents", "WalletEventBus"),
+                # Users' low balance emails, from the verified sender, each dip's claimed once.
+                ("ses:SendEmail", "identity/${AlertSenderEmail}"),
+                ("dynamodb:PutItem", "CreditGuardTable"),
+                ("dynamodb:UpdateItem", "CreditGuardTable"),
+                ("dynamodb:DeleteItem", "CreditGuardTable"),
+                ("dynamodb:GetItem", "CreditBalanceTable"),
+                ("dynamodb:BatchGetItem", "CreditBalanceTable"),
+                ("sqs:SendMessage", "WalletEventsFailedRecordsQueue"),
+            },
         ),
         (
             "GetBalanceFunction",
@@ -547,6 +565,7 @@ def resource_policy() -> dict[str, dict[str, Any]]:
         ("SpendsOnlyFromServiceCallers", "POST/api/users/*/spend", "${ServiceCallerArns}"),
         ("AdjustmentsOnlyFromOperators", "POST/api/users/*/adjustments", "${OperatorArns}"),
         ("HotAccountsOnlyFromOperators", "PUT/api/users/*/shards", "${OperatorArns}"),
+        ("AlertsOnlyFromServiceCallers", "PUT/api/users/*/alerts", "${ServiceCallerArns}"),
         ("BalancesOnlyFromEither", "GET/api/users/*/balance", "${ServiceCallerArns},${OperatorArns}"),
         ("HistoriesOnlyFromEither", "GET/api/users/*/transactions", "${ServiceCallerArns},${OperatorArns}"),
         (
@@ -1097,7 +1116,7 @@ def test_ledger_write_attributes_are_what_the_ledger_writes(policy: str) -> None
         # Every guard attribute but the hourly counters', which only the counting role writes, and a
         # dispute's notice items, written apart by DisputeNoticePolicy, never in a ledger change.
         counters = {"requests", "requestsHour"}
-        notice = {"noticeClaim", "noticeClaimedAt", "noticeSentAt"}
+        notice = {"noticeClaim", "noticeClaimedAt", "noticeSentAt", "noticePaymentId", "noticeDueBy"}
         assert (
             attributes_of(policy, "dynamodb:PutItem", "CreditGuardTable")
             == model_attributes(CreditGuard) - counters - notice
@@ -1196,10 +1215,19 @@ def test_the_migration_writes_only_its_checkpoints_attributes() -> None:
 def test_auto_top_up_state_is_every_balance_attribute_but_the_money() -> None:
     """`updatedAt` is listed because the trigger's claim names it in its condition (dynamodb:Attributes
     covers the names of condition expressions too), never the balance itself, nor how a hot account
-    spreads it."""
+    spreads it, nor the backend's low balance threshold (wallet.alerts)."""
     listed = attributes_of("AutoTopUpStatePolicy", "dynamodb:UpdateItem", "CreditBalanceTable")
 
-    assert listed == model_attributes(CreditBalance) - {"balance", "held", "currency", "shards", "shardedAt"}
+    assert listed == model_attributes(CreditBalance) - {
+        "balance",
+        "held",
+        "currency",
+        "shards",
+        "shardedAt",
+        "lowBalanceThreshold",
+        "emailAlertThreshold",
+        "emailAlertAddress",
+    }
 
 
 def test_a_dispute_notice_touches_only_notice_attributes_and_publishes_only_to_the_alarm_topic() -> None:
@@ -1217,6 +1245,8 @@ def test_a_dispute_notice_touches_only_notice_attributes_and_publishes_only_to_t
         "noticeClaim",
         "noticeClaimedAt",
         "noticeSentAt",
+        "noticePaymentId",
+        "noticeDueBy",
         "createdAt",
         "expiresAt",
     }
@@ -1356,3 +1386,111 @@ def test_the_webhook_route_is_deployed_without_a_partner_source_or_while_the_cut
         assert conditioned(name) == "UseStripeWebhook", name
     assert load()["Outputs"]["WebhookUrl"]["Condition"] == "UseStripeWebhook"
     assert load()["Parameters"]["KeepStripeWebhook"]["Default"] == "false"
+
+
+# --- The wallet's events ----------------------------------------------------------------------------------
+
+
+def stream_readers(table: str) -> list[str]:
+    """The functions whose event source mappings read `table`'s stream."""
+    return sorted(
+        f"{name}.{event}"
+        for name, function in resources("AWS::Serverless::Function").items()
+        for event, source in function["Properties"].get("Events", {}).items()
+        if source["Type"] == "DynamoDB"
+        and source["Properties"]["Stream"] == {"Fn::GetAtt": [table, "StreamArn"]}
+    )
+
+
+def test_no_stream_has_more_than_two_readers_as_aws_advises() -> None:
+    # "No more than two processes at most should be reading from the same streams shard at the same time."
+    assert stream_readers("CreditBalanceTable") == [
+        "AutoTopUpTriggerFunction.BalanceChanged",
+        "WalletEventsFunction.BalanceChanged",
+    ]
+    assert stream_readers("CreditTransactionTable") == ["WalletEventsFunction.RowAdded"]
+    assert stream_readers("CreditGuardTable") == ["WalletEventsFunction.DisputeNoticed"]
+    for table in ("CreditTransactionTable", "CreditGuardTable"):
+        assert properties(table)["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
+
+
+def test_the_wallet_events_have_their_own_bus_with_an_archive_and_not_stripe_s() -> None:
+    function = properties("WalletEventsFunction")
+    variables = function["Environment"]["Variables"]
+
+    assert variables["WALLET_EVENT_BUS"] == {"Ref": "WalletEventBus"}
+    assert "EventSourceName" not in properties("WalletEventBus")
+    assert properties("WalletEventArchive")["SourceArn"] == {"Fn::GetAtt": ["WalletEventBus", "Arn"]}
+    assert variables["LOW_BALANCE_THRESHOLD"] == {"Ref": "LowBalanceThreshold"}
+    threshold = load()["Parameters"]["LowBalanceThreshold"]
+    assert (threshold["Default"], threshold["MinValue"], threshold["MaxValue"]) == (0, 0, 100_000_000)
+
+
+@pytest.mark.parametrize("event", ["BalanceChanged", "RowAdded", "DisputeNoticed"])
+def test_the_wallet_events_streams_send_failed_records_back_and_park_them_after_their_retries(
+    event: str,
+) -> None:
+    source = properties("WalletEventsFunction")["Events"][event]["Properties"]
+
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert source["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": ["WalletEventsFailedRecordsQueue", "Arn"]
+    }
+    alarms = resources("AWS::CloudWatch::Alarm")
+    queue_alarm = alarms["WalletEventsFailedRecordsAlarm"]["Properties"]
+    assert queue_alarm["Dimensions"][0]["Value"] == {
+        "Fn::GetAtt": ["WalletEventsFailedRecordsQueue", "QueueName"]
+    }
+    metrics = alarms["WalletEventsFailuresAlarm"]["Properties"]["Metrics"]
+    assert "WalletEventsNotPublished" in {
+        m["MetricStat"]["Metric"]["MetricName"] for m in metrics if "MetricStat" in m
+    }
+
+
+def test_the_row_filter_lets_through_exactly_the_rows_that_are_events() -> None:
+    from wallet import wallet_events
+    from wallet.writes import DEPOSIT, HOLD_EXPIRED
+
+    [pattern] = properties("WalletEventsFunction")["Events"]["RowAdded"]["Properties"]["FilterCriteria"][
+        "Filters"
+    ]
+    types = json.loads(pattern["Pattern"])["dynamodb"]["NewImage"]["type"]["S"]
+
+    assert set(types) == {DEPOSIT, HOLD_EXPIRED} | wallet_events.CLAW_BACK_TYPES
+
+
+def test_the_guard_filter_lets_through_only_a_notice_s_first_put() -> None:
+    [pattern] = properties("WalletEventsFunction")["Events"]["DisputeNoticed"]["Properties"][
+        "FilterCriteria"
+    ]["Filters"]
+    assert json.loads(pattern["Pattern"]) == {
+        "eventName": ["INSERT"],
+        "dynamodb": {"Keys": {"guardId": {"S": [{"prefix": "notice#"}]}}},
+    }
+
+
+def test_low_balance_emails_come_only_from_the_deployed_sender_and_write_only_their_attributes() -> None:
+    sender = load()["Parameters"]["AlertSenderEmail"]
+    assert sender["Default"] == ""
+    assert re.fullmatch(sender["AllowedPattern"], "")
+    assert re.fullmatch(sender["AllowedPattern"], "alerts@example.com")
+    assert not re.fullmatch(sender["AllowedPattern"], "not an address")
+    [send] = [
+        s
+        for s in properties("WalletEventsFunction")["Policies"][0]["Statement"]
+        if s["Action"] == "ses:SendEmail"
+    ]
+    assert send["Condition"] == {"StringEquals": {"ses:FromAddress": {"Ref": "AlertSenderEmail"}}}
+    for function in ("WalletEventsFunction", "AutoTopUpFunction"):
+        assert properties(function)["Environment"]["Variables"]["ALERT_SENDER"] == {"Ref": "AlertSenderEmail"}
+    [setting] = [
+        s
+        for policy in properties("AutoTopUpFunction")["Policies"]
+        if "Statement" in policy
+        for s in policy["Statement"]
+    ]
+    assert setting["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"] == [
+        "userId",
+        "emailAlertThreshold",
+        "emailAlertAddress",
+    ]

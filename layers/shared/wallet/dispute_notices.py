@@ -58,6 +58,8 @@ def give_notice(
         f"notice#{dispute_id}#{status}",
         notice_claim=claim,
         notice_claimed_at=now,
+        notice_payment_id=payment_id,
+        notice_due_by=_due_by(dispute),
         created_at=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         expires_at=datetime.now(UTC) + KEPT,
     )
@@ -83,9 +85,14 @@ def give_notice(
     return True
 
 
-def _notice(payment_id: str, dispute: Mapping[str, Any]) -> tuple[str, str]:
+def _due_by(dispute: Mapping[str, Any]) -> int | None:
     details = dispute.get("evidence_details")
     due_by = details.get("due_by") if isinstance(details, Mapping) else None
+    return due_by if isinstance(due_by, int) else None
+
+
+def _notice(payment_id: str, dispute: Mapping[str, Any]) -> tuple[str, str]:
+    due_by = _due_by(dispute)
     due = (
         datetime.fromtimestamp(due_by, UTC).isoformat().replace("+00:00", "Z")
         if isinstance(due_by, int) and due_by > 0

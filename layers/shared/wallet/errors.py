@@ -143,3 +143,11 @@ class DepositNotFoundError(LookupError):
 
 class TooManyReceiptsError(RuntimeError):
     """A user asked Stripe for more receipts and invoices this hour than a person would."""
+
+
+class EmailAlertsOffError(ValueError):
+    """The stack sends no email: no verified sender was deployed (AlertSenderEmail)."""
+
+
+class NoVerifiedEmailError(ValueError):
+    """The user's token carries no verified email address to send to."""

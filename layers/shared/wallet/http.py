@@ -31,6 +31,7 @@ from wallet.errors import (
     CheckoutSessionNotFoundError,
     DepositNotFoundError,
     DepositNotRecordedError,
+    EmailAlertsOffError,
     ExportTooLargeError,
     HoldNotActiveError,
     HoldNotFoundError,
@@ -43,6 +44,7 @@ from wallet.errors import (
     InvalidShardsError,
     LedgerUnavailableError,
     NoPaymentMethodError,
+    NoVerifiedEmailError,
     PaymentsUnavailableError,
     ShardsAlreadySetError,
     TooManyCardSetupsError,
@@ -143,6 +145,8 @@ STATUS: dict[type[Exception], tuple[HTTPStatus, str]] = {
     # A refund that overtook its deposit: 500 so that Stripe delivers it again once the deposit is in.
     DepositNotRecordedError: (HTTPStatus.INTERNAL_SERVER_ERROR, "deposit_not_recorded"),
     NoPaymentMethodError: (HTTPStatus.CONFLICT, "no_payment_method"),
+    EmailAlertsOffError: (HTTPStatus.CONFLICT, "email_alerts_off"),
+    NoVerifiedEmailError: (HTTPStatus.CONFLICT, "no_verified_email"),
     ShardsAlreadySetError: (HTTPStatus.CONFLICT, "shards_already_set"),
     InvalidShardsError: (HTTPStatus.BAD_REQUEST, "invalid_shards"),
 }
@@ -163,6 +167,7 @@ MESSAGES: dict[type[Exception], str] = {
     TooManyReceiptsError: "Too many receipts and invoices asked for this hour; try again later.",
     DepositNotFoundError: "No such top-up.",
     TooManyCardSetupsError: "Too many cards set up this hour; try again later.",
+    EmailAlertsOffError: "This site sends no email alerts.",
     PaymentsUnavailableError: "The payment provider could not be reached. Nothing was charged; try again.",
     LedgerUnavailableError: "Your balance could not be reached just now. Nothing was lost; try again.",
 }

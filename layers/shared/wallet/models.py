@@ -72,6 +72,13 @@ class CreditBalance(LedgerModel):
     shards = NumberAttribute(null=True)
     sharded_at = NumberAttribute(attr_name="shardedAt", null=True)
 
+    # The backend's low balance threshold for this user (wallet.alerts), in credits; absent: the default.
+    low_balance_threshold = NumberAttribute(attr_name="lowBalanceThreshold", null=True)
+    # The user's own low balance email (wallet.email_alerts): its threshold in credits and the address
+    # their token carried when they turned it on; both absent: off.
+    email_alert_threshold = NumberAttribute(attr_name="emailAlertThreshold", null=True)
+    email_alert_address = UnicodeAttribute(attr_name="emailAlertAddress", null=True)
+
     # Auto top-up, opt-in: the settings, the saved card, and where the current dip stands.
     stripe_customer_id = UnicodeAttribute(attr_name="stripeCustomerId", null=True)
     payment_method_id = UnicodeAttribute(attr_name="paymentMethodId", null=True)
@@ -221,5 +228,9 @@ class CreditGuard(LedgerModel):
     notice_claim = UnicodeAttribute(attr_name="noticeClaim", null=True)
     notice_claimed_at = NumberAttribute(attr_name="noticeClaimedAt", null=True)
     notice_sent_at = NumberAttribute(attr_name="noticeSentAt", null=True)
+    # Which payment the dispute takes from and by when it must be answered (Unix seconds; 0: no answer
+    # allowed), for the wallet's `dispute.needs_response` event (wallet.wallet_events).
+    notice_payment_id = UnicodeAttribute(attr_name="noticePaymentId", null=True)
+    notice_due_by = NumberAttribute(attr_name="noticeDueBy", null=True)
 
     active_holds = ActiveHolds()

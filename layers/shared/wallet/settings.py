@@ -332,3 +332,27 @@ def invoices_enabled() -> bool:
     if value not in ("true", "false"):
         raise SettingsError(f"INVOICES_ENABLED must be true or false, not {value!r}")
     return value == "true"
+
+
+def alert_sender() -> str | None:
+    """The SES-verified address low balance emails come from (wallet.email_alerts); None: no emails."""
+    return os.environ.get("ALERT_SENDER", "").strip() or None
+
+
+def wallet_event_bus() -> str:
+    """The EventBridge bus the wallet's own events go to (wallet.wallet_events)."""
+    return required("WALLET_EVENT_BUS")
+
+
+# A threshold is credits; the largest any account is likely to hold keeps a typo from passing.
+MAX_LOW_BALANCE_THRESHOLD = 100_000_000
+
+
+@cache
+def low_balance_threshold() -> int:
+    """The default below which a balance is low (`balance.low`), for users with none of their own; 0: off."""
+    value = os.environ.get("LOW_BALANCE_THRESHOLD", "").strip() or "0"
+    if not (value.isascii() and value.isdigit()) or int(value) > MAX_LOW_BALANCE_THRESHOLD:
+        bounds = f"from 0 to {MAX_LOW_BALANCE_THRESHOLD:,}"
+        raise SettingsError(f"LOW_BALANCE_THRESHOLD must be a whole number {bounds}, not {value!r}")
+    return int(value)
