@@ -242,20 +242,24 @@ async function showDashboard(session, { focus = false } = {}) {
 
 /** The price list (once) and the balance with its first page of history. */
 async function loadAccount(cardReturn = null) {
+  // Signed out (or in as someone else) while this loads: what comes back belongs to a session that is
+  // gone. Its cards start no request, and its failures (a 401, as the token is forgotten) say nothing.
+  const generation = state.generation;
+  const current = () => generation === state.generation;
   const packs = state.packs ? Promise.resolve() : loadPacks();
   // The auto top-up card has its own request: it fills in whether or not the balance could be read.
   const card = packs.then(
-    () => autoTopUpCard.load(state.packs ?? [], state.currency, cardReturn),
-    () => autoTopUpCard.load([], state.currency, cardReturn),
+    () => current() && autoTopUpCard.load(state.packs ?? [], state.currency, cardReturn),
+    () => current() && autoTopUpCard.load([], state.currency, cardReturn),
   );
   // The chart has its own request too, and says itself when it fails.
   usageCard.load(state.currency);
   const email = packs.then(
-    () => lowBalanceEmailCard.load(state.currency),
-    () => lowBalanceEmailCard.load(state.currency),
+    () => current() && lowBalanceEmailCard.load(state.currency),
+    () => current() && lowBalanceEmailCard.load(state.currency),
   );
   const [read] = await Promise.allSettled([Promise.all([packs, loadBalance()]), card, email]);
-  if (read.status === "rejected") fail(read.reason, () => loadAccount(cardReturn));
+  if (read.status === "rejected" && current()) fail(read.reason, () => loadAccount(cardReturn));
 }
 
 async function loadPacks() {

@@ -298,6 +298,44 @@ def test_keyboard_only_top_up(credits: CreditsPage) -> None:
     credits.expect_balance("$50.00", rows=1)
 
 
+READS_COUNTED = """() => {
+  window.bodiesRead = 0;
+  const read = Response.prototype.json;
+  Response.prototype.json = function () {
+    return read.call(this).finally(() => { window.bodiesRead += 1; });
+  };
+}"""
+
+
+def test_signing_out_before_the_price_list_arrives_is_still_news_not_a_session_that_ended(
+    credits: CreditsPage,
+) -> None:
+    # Given the price list held back, as a busy network may, until the user has signed out
+    page = credits.page
+    held: list[Route] = []
+    page.route(re.compile(r"/api/packs$"), lambda route: held.append(route))
+    credits.open()
+    user = credits.sign_in()
+    wait_in_page(page, lambda: bool(held), "the price list's request")
+    # Each body the page reads is counted once read, before the code that awaited it goes on.
+    page.evaluate(READS_COUNTED)
+
+    # When they sign out, and only then does the price list come
+    page.get_by_role("button", name="Sign out").click()
+    expect(credits.status).to_have_text("You\u2019ve signed out.")
+    reads = page.evaluate("window.bodiesRead")
+    held[0].continue_()
+    page.unroute(re.compile(r"/api/packs$"))
+    # (a poll is a task of its own: by the time it sees the count, what the read set going has run)
+    page.wait_for_function("(reads) => window.bodiesRead > reads", arg=reads)
+
+    # Then what was loading for the session that is gone says nothing: no request without a token, no
+    # "session ended" over the sign-out the user asked for
+    expect(page.locator("#notice")).to_have_attribute("data-tone", "info")
+    expect(credits.status).to_have_text("You\u2019ve signed out.")
+    expect(page.get_by_text(f"Signed in as {user}")).to_be_hidden()
+
+
 def test_sign_out_forgets_the_session(credits: CreditsPage) -> None:
     page = credits.page
     credits.open()
