@@ -280,6 +280,8 @@ async function loadPacks() {
   ui.otherAmount.hidden = !state.custom;
   if (state.custom) {
     ui.otherAmountHint.textContent = `From ${money(custom.min, currency)} to ${money(custom.max, currency)}.`;
+    ui.otherAmountInput.disabled = false;
+    ui.otherAmountSubmit.disabled = state.opening;
   }
 }
 
