@@ -33,6 +33,10 @@ INQUIRY_CLOSED = "inquiry_closed"
 DISPUTE = "dispute"
 DISPUTE_WON = "dispute_won"
 ADJUSTMENT = "adjustment"
+# Free credits an operator gives (a promotion) or a new user receives (sign-up), maybe expiring; and what
+# is left of a grant when it expires (wallet.grants, wallet.expiry).
+GRANT = "grant"
+EXPIRED = "expired"
 # A hold's rows move nothing: the credits go from `balance` to `held` and back (wallet.holds); a capture
 # is a `spend`.
 HOLD = "hold"
@@ -48,6 +52,8 @@ ROW_TYPES = (
     DISPUTE,
     DISPUTE_WON,
     ADJUSTMENT,
+    GRANT,
+    EXPIRED,
     HOLD,
     HOLD_RELEASED,
     HOLD_EXPIRED,
