@@ -88,6 +88,7 @@ SERVICE_ROUTES = {
     "GET /api/users/{userId}/balance",
     "GET /api/users/{userId}/transactions",
     "POST /api/users/{userId}/adjustments",
+    "POST /api/users/{userId}/grants",
     "POST /api/users/{userId}/holds",
     "POST /api/users/{userId}/holds/{holdId}/capture",
     "POST /api/users/{userId}/holds/{holdId}/release",
@@ -543,7 +544,11 @@ def resource_policy() -> dict[str, dict[str, Any]]:
     ("sid", "route", "lists"),
     [
         ("SpendsOnlyFromServiceCallers", "POST/api/users/*/spend", "${ServiceCallerArns}"),
-        ("AdjustmentsOnlyFromOperators", "POST/api/users/*/adjustments", "${OperatorArns}"),
+        (
+            "AdjustmentsOnlyFromOperators",
+            ["POST/api/users/*/adjustments", "POST/api/users/*/grants"],
+            "${OperatorArns}",
+        ),
         ("HotAccountsOnlyFromOperators", "PUT/api/users/*/shards", "${OperatorArns}"),
         ("BalancesOnlyFromEither", "GET/api/users/*/balance", "${ServiceCallerArns},${OperatorArns}"),
         ("HistoriesOnlyFromEither", "GET/api/users/*/transactions", "${ServiceCallerArns},${OperatorArns}"),
@@ -1194,10 +1199,17 @@ def test_the_migration_writes_only_its_checkpoints_attributes() -> None:
 def test_auto_top_up_state_is_every_balance_attribute_but_the_money() -> None:
     """`updatedAt` is listed because the trigger's claim names it in its condition (dynamodb:Attributes
     covers the names of condition expressions too), never the balance itself, nor how a hot account
-    spreads it."""
+    spreads it, nor the deposits the grants' projection has still to fold."""
     listed = attributes_of("AutoTopUpStatePolicy", "dynamodb:UpdateItem", "CreditBalanceTable")
 
-    assert listed == model_attributes(CreditBalance) - {"balance", "held", "currency", "shards", "shardedAt"}
+    assert listed == model_attributes(CreditBalance) - {
+        "balance",
+        "held",
+        "currency",
+        "shards",
+        "shardedAt",
+        "newGrants",
+    }
 
 
 def test_a_dispute_notice_touches_only_notice_attributes_and_publishes_only_to_the_alarm_topic() -> None:

@@ -152,10 +152,12 @@ def keyed_change(
     description: str | None,
     actor: str,
     currency: str,
+    expires_at: int | None = None,
 ) -> Receipt:
     """A change of the main item by `amount`, its row and its Idempotency-Key's guard in one transaction;
-    a replay answers the first answer."""
-    fingerprint = writes.fingerprint(kind, amount, description)
+    a replay answers the first answer. `expires_at`: a grant's expiry (Unix seconds), on its row."""
+    more = () if expires_at is None else (expires_at,)
+    fingerprint = writes.fingerprint(kind, amount, description, *more)
     transaction_id = str(ULID())
     now = writes.now()
     guard = key_guard(
@@ -175,6 +177,7 @@ def keyed_change(
         source=source,
         description=description,
         actor=actor,
+        grant_expires_at=expires_at,
         created_at=now,
     )
     # Only a take can overdraw; an adjustment is an operator's decision, like a claw-back, within the bound.
@@ -217,7 +220,7 @@ def keyed_change(
         return _spend_hot(user_id, -amount, hot, idempotency_key, description, actor, currency, True)
     if kind != SPEND:
         raise InvalidAmountError(
-            f"This adjustment would take the balance of {held.get('balance', {}).get('N', 0)} outside "
+            f"This {kind} would take the balance of {held.get('balance', {}).get('N', 0)} outside "
             f"-{MAX_AMOUNT} to {MAX_AMOUNT} minor units; nothing changed."
         )
     raise InsufficientCreditsError(

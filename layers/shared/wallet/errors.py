@@ -116,3 +116,7 @@ class ShardsAlreadySetError(ValueError):
 
 class InvalidShardsError(ValueError):
     """A number of sub-balances outside the bounds a hot account takes."""
+
+
+class InvalidExpiryError(ValueError):
+    """A grant's expiry that is not a time with its zone, is not in the future, or lies past the bound."""

@@ -35,6 +35,7 @@ from wallet.errors import (
     IdempotencyKeyReusedError,
     InsufficientCreditsError,
     InvalidAmountError,
+    InvalidExpiryError,
     InvalidEventError,
     InvalidPageError,
     InvalidShardsError,
@@ -132,6 +133,7 @@ STATUS: dict[type[Exception], tuple[HTTPStatus, str]] = {
     NoPaymentMethodError: (HTTPStatus.CONFLICT, "no_payment_method"),
     ShardsAlreadySetError: (HTTPStatus.CONFLICT, "shards_already_set"),
     InvalidShardsError: (HTTPStatus.BAD_REQUEST, "invalid_shards"),
+    InvalidExpiryError: (HTTPStatus.BAD_REQUEST, "invalid_expiry"),
 }
 MESSAGES: dict[type[Exception], str] = {
     UnauthorizedError: "Sign in to continue.",

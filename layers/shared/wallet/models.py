@@ -71,6 +71,10 @@ class CreditBalance(LedgerModel):
     # moment (Unix seconds) it was made hot; set once, never changed or removed.
     shards = NumberAttribute(null=True)
     sharded_at = NumberAttribute(attr_name="shardedAt", null=True)
+    # Deposits not yet folded into the account's grants (wallet.projection): a deposit's id is its payment
+    # id, made when the payment was, so it may commit long after rows with later ids; this set, written in
+    # the deposit's own transaction, is how the projection meets it exactly once.
+    new_grants = UnicodeSetAttribute(attr_name="newGrants", null=True)
 
     # Auto top-up, opt-in: the settings, the saved card, and where the current dip stands.
     stripe_customer_id = UnicodeAttribute(attr_name="stripeCustomerId", null=True)
@@ -160,6 +164,10 @@ class CreditTransaction(LedgerModel):
     # A hold's rows (its `hold`, its capture's `spend`, its release or expiry): the hold and what it held.
     hold_id = UnicodeAttribute(attr_name="holdId", null=True)
     reserved = NumberAttribute(null=True)
+    # A grant's expiry (Unix seconds): a `grant` row's, or a deposit's when paid credits expire.
+    grant_expires_at = NumberAttribute(attr_name="grantExpiresAt", null=True)
+    # An `expired` row's grant (the transaction id of the row that made it).
+    grant_id = UnicodeAttribute(attr_name="grantId", null=True)
     created_at = UnicodeAttribute(attr_name="createdAt")
 
     deposits_by_payment_intent = DepositsByPaymentIntent()
