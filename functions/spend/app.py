@@ -1,6 +1,7 @@
 """The service routes, for the backend that sells the credits (AWS_IAM: SigV4-signed):
 POST /api/users/{userId}/spend, GET /api/users/{userId}/balance and .../transactions,
-POST /api/users/{userId}/adjustments and .../grants (free credits, maybe expiring), and holds for metered usage: POST /api/users/{userId}/holds,
+POST /api/users/{userId}/adjustments and .../grants (free credits, maybe expiring), and holds for
+metered usage: POST /api/users/{userId}/holds,
 .../holds/{holdId}/capture and .../release;
 and an operator's PUT /api/users/{userId}/shards, which makes one account hot (wallet.hot_accounts).
 
