@@ -69,8 +69,7 @@ class Transaction:
     created_at: str
     description: str | None = None
     hold_id: str | None = None
-    reserved: int | None = None
-    """What the hold a row belongs to held."""
+    reserved: int | None = None  # what the hold a row belongs to held
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,11 +101,13 @@ def add_credits(
     stripe_payment_intent_id: str | None = None,
     stripe_event_id: str | None = None,
     amount_paid: int | None = None,
+    expires_at: int | None = None,
 ) -> Credit:
     """Deposit `amount` for `payment_id` once: a second call for the same payment changes nothing.
 
-    One TransactWriteItems puts the deposit row, on condition that its id is new, and adds the
-    amount to the balance; either both happen or neither does.
+    One TransactWriteItems puts the deposit row, on condition that its id is new, and adds the amount
+    to the balance and its id to the deposits the grants' projection has still to fold (`newGrants`).
+    `expires_at`: when paid credits expire (Unix seconds; wallet.settings.paid_credits_expire_days).
     """
     check_amount(amount)
     if not user_id or not payment_id:
@@ -123,12 +124,14 @@ def add_credits(
         stripe_payment_intent_id=stripe_payment_intent_id,
         stripe_event_id=stripe_event_id,
         amount_paid=amount_paid,
+        grant_expires_at=expires_at,
         created_at=now,
     )
+    actions = [*balance_actions(amount, currency, now), CreditBalance.new_grants.add({payment_id})]
 
     def write(transaction: TransactWrite) -> None:
         transaction.save(deposit, condition=CreditTransaction.transaction_id.does_not_exist())
-        transaction.update(CreditBalance(user_id), actions=balance_actions(amount, currency, now))
+        transaction.update(CreditBalance(user_id), actions=actions)
 
     reasons = transact(write, "the ledger could not record the deposit")
     return Credit.CREDITED if reasons is None else Credit.ALREADY_CREDITED
@@ -180,8 +183,7 @@ class Deposit:
     user_id: str
     payment_id: str
     credits: int
-    paid: int | None
-    """What the customer paid, in minor units; not recorded on deposits made before refunds were."""
+    paid: int | None  # what the customer paid, minor units; not on deposits made before refunds were
 
 
 class Taken(StrEnum):
@@ -196,11 +198,9 @@ class Taken(StrEnum):
 class PaymentChange:
     result: Taken
     deposit: Deposit | None = None
-    amount: int = 0
-    """Signed: what the change did to the balance."""
+    amount: int = 0  # signed: what the change did to the balance
     transaction_id: str | None = None
-    kind: str | None = None
-    """The row's type, when one was written."""
+    kind: str | None = None  # the row's type, when one was written
 
 
 @dataclass(frozen=True, slots=True)

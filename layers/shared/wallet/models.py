@@ -75,6 +75,9 @@ class CreditBalance(LedgerModel):
     # id, made when the payment was, so it may commit long after rows with later ids; this set, written in
     # the deposit's own transaction, is how the projection meets it exactly once.
     new_grants = UnicodeSetAttribute(attr_name="newGrants", null=True)
+    # How many times the balance changed (absent before it was counted): every balance write adds 1 in
+    # its own update, so an expiry can condition on the account not having changed since it read it.
+    changes = NumberAttribute(null=True)
 
     # Auto top-up, opt-in: the settings, the saved card, and where the current dip stands.
     stripe_customer_id = UnicodeAttribute(attr_name="stripeCustomerId", null=True)

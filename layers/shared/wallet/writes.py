@@ -117,9 +117,11 @@ def transact(write: Callable[[TransactWrite], None], failure: str) -> list[Cance
 
 
 def balance_actions(amount: int, currency: str, now: str) -> list[Any]:
-    """What a change of `amount` does to a balance item: its balance, currency and time stamp."""
+    """What a change of `amount` does to a balance item: its balance, currency, time stamp and count of
+    changes (wallet.expiry conditions on it)."""
     return [
         CreditBalance.balance.add(amount),
+        CreditBalance.changes.add(1),
         CreditBalance.currency.set(currency),
         CreditBalance.updated_at.set(now),
     ]
