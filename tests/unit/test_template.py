@@ -278,6 +278,8 @@ DISPUTE_NOTICE = {
                 ("dynamodb:Query", "CreditTransactionTable"),
                 # Whether the holds a later page of the history shows are still active (wallet/history.py).
                 ("dynamodb:BatchGetItem", "CreditGuardTable"),
+                # The account's stored grants, for the expiry line (wallet/projection.py).
+                ("dynamodb:GetItem", "CreditGuardTable"),
             },
         ),
     ],

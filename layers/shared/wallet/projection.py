@@ -124,17 +124,18 @@ def _deposit(user_id: str, payment_id: str) -> CreditTransaction | None:
 
 def catch_up(
     grants: Grants, user_id: str, after: str | None, below: str | None, batch: int | None = None
-) -> tuple[str | None, set[str]]:
+) -> tuple[str | None, set[str], bool]:
     """Fold onto `grants` the rows after `after` and below `below` (at most `batch` of them), then the
     deposits committed meanwhile whose ids lie at or below where it stopped. Rows are read before the
     deposits' set: a deposit is in the set from its commit until a projection folds it, so one the rows
     showed is in the set, and one that committed after they were read is folded from the set.
-    Returns the new watermark and the deposits folded from the set."""
+    Returns the new watermark, the deposits folded from the set, and whether rows remain past the batch."""
     watermark = after
     seen: set[str] = set()
+    stopped = False
     for count, item in enumerate(rows_after(user_id, after, below)):
         if batch is not None and count >= batch:
-            below = item.transaction_id
+            below, stopped = item.transaction_id, True
             break
         grants.apply(row_of(item))
         watermark = item.transaction_id
@@ -150,7 +151,7 @@ def catch_up(
             if late is not None:
                 grants.apply(row_of(late))
             folded.add(payment_id)
-    return watermark, folded
+    return watermark, folded, stopped
 
 
 def project(user_id: str, now_s: float) -> Stored:
@@ -159,7 +160,7 @@ def project(user_id: str, now_s: float) -> Stored:
     before = stored(user_id)
     grants = Grants.from_json(before.grants.to_json())
     settled = horizon(now_s)
-    watermark, folded = catch_up(grants, user_id, before.watermark, settled, BATCH_ROWS)
+    watermark, folded, _ = catch_up(grants, user_id, before.watermark, settled, BATCH_ROWS)
     if watermark == before.watermark and not folded:
         return before
     _save(user_id, before, grants, watermark, folded)
@@ -190,3 +191,11 @@ def current(user_id: str, now_s: float) -> Grants:
     before = stored(user_id)
     catch_up(before.grants, user_id, before.watermark, None)
     return before.grants
+
+
+def glance(user_id: str, most: int) -> Grants | None:
+    """The account's grants as of now if at most `most` rows lie past the stored projection (a page's
+    cost), else None: for the balance page, which must not read a long history."""
+    before = stored(user_id)
+    _, _, stopped = catch_up(before.grants, user_id, before.watermark, None, most)
+    return None if stopped else before.grants
