@@ -214,11 +214,11 @@ class GrantsLedgerMachine(RuleBasedStateMachine):
                     pass
             return grants
 
-        projection.current = raced  # type: ignore[assignment]
+        projection.current = raced
         try:
             done = expiry.expire(user, self.clock.now + projection.SETTLE_SECONDS, "usd")
         finally:
-            projection.current = real  # type: ignore[assignment]
+            projection.current = real
         reference = self.reference[user]
         if spent[0]:
             reference.take(spent[0], self.clock.now)

@@ -125,7 +125,6 @@ def _write(user_id: str, batch: list[tuple[Lot, int]], counts: dict[str, int | N
             amount=-part,
             source="expiry",
             grant_id=lot.grant_id,
-            description="Credits expired",
             created_at=now,
         )
         for lot, part in batch
