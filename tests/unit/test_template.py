@@ -1097,8 +1097,10 @@ def test_ledger_write_attributes_are_what_the_ledger_writes(policy: str) -> None
     )
     # A spend conditions on a hot account's `shards`; making one hot sets it and `shardedAt`.
     hot = {"shards", "shardedAt"} if policy == "LedgerChangePolicy" else set()
-    # A deposit adds its id to those the grants' projection has still to fold (wallet.projection).
-    unfolded = {"newGrants"} if policy == "DepositPolicy" else set()
+    # A deposit adds its id to those the grants' projection has still to fold (wallet.projection); a
+    # deposit or a grant that expires marks the account as having had one (writes.grant_actions).
+    balance |= names_set_by(writes.grant_actions(None, 1))
+    unfolded = names_set_by(writes.grant_actions("p", None)) if policy == "DepositPolicy" else set()
     assert (
         attributes_of(policy, "dynamodb:UpdateItem", "CreditBalanceTable")
         == balance | {"userId"} | hot | unfolded
@@ -1217,6 +1219,7 @@ def test_auto_top_up_state_is_every_balance_attribute_but_the_money() -> None:
         "shardedAt",
         "newGrants",
         "changes",
+        "grantsExpire",
     }
 
 

@@ -43,6 +43,8 @@ class Balances:
     balance: int
     held: int
     available: int
+    grants_expire: bool = False
+    """The account has had a grant that expires (wallet.writes.grant_actions)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +67,7 @@ def balances(user_id: str) -> Balances:
     except PynamoDBException as exc:
         raise LedgerUnavailableError("the ledger could not read the balance") from exc
     available, held = spendable(user_id, item), int(item.held or 0)
-    return Balances(available + held, held, available)
+    return Balances(available + held, held, available, bool(item.grants_expire))
 
 
 def spendable(user_id: str, main: CreditBalance) -> int:
@@ -193,7 +195,7 @@ def keyed_change(
         transaction.save(row, condition=CreditTransaction.transaction_id.does_not_exist())
         transaction.update(
             CreditBalance(user_id),
-            actions=balance_actions(amount, currency, now),
+            actions=[*balance_actions(amount, currency, now), *writes.grant_actions(None, expires_at)],
             condition=covered,
             return_values=ALL_OLD,
         )

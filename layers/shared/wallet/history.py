@@ -154,7 +154,8 @@ def answer(user: str, query: QueryValue) -> dict[str, Any]:
             for t in read.page.transactions
         ],
         "nextCursor": read.page.next_cursor,
-        "expiring": [] if query("cursor") else expiring(user, time.time()),
+        # Only accounts that have had an expiring grant pay the reads (the balance item says which).
+        "expiring": expiring(user, time.time()) if read.grants_expire and not query("cursor") else [],
     }
 
 
@@ -200,7 +201,7 @@ def statement(
         page = _page(user_id, limit, after, partitions, kind, now())
     except PynamoDBException as exc:
         raise LedgerUnavailableError("the ledger could not read the history") from exc
-    return ledger.Statement(balances.balance, page, balances.held, balances.available)
+    return ledger.Statement(balances.balance, page, balances.held, balances.available, balances.grants_expire)
 
 
 def _page(

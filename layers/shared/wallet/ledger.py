@@ -84,6 +84,7 @@ class Statement:
     page: Page
     held: int = 0
     available: int = 0
+    grants_expire: bool = False  # the account has had a grant that expires (the page's expiry line)
 
 
 def check_amount(amount: object) -> int:
@@ -127,7 +128,7 @@ def add_credits(
         grant_expires_at=expires_at,
         created_at=now,
     )
-    actions = [*balance_actions(amount, currency, now), CreditBalance.new_grants.add({payment_id})]
+    actions = [*balance_actions(amount, currency, now), *writes.grant_actions(payment_id, expires_at)]
 
     def write(transaction: TransactWrite) -> None:
         transaction.save(deposit, condition=CreditTransaction.transaction_id.does_not_exist())
@@ -339,8 +340,7 @@ def list_transactions(
     cursor: str | None = None,
     partitions: list[str] | None = None,
 ) -> Page:
-    """The user's transactions, newest first, `limit` at a time; pass `next_cursor` on for more.
-    `partitions`: where the rows are (account_partitions), when the account may be hot."""
+    """The user's transactions, newest first, `limit` at a time (`partitions`: a hot account's)."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
         raise InvalidPageError(f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}")
     after = None if cursor is None else decode_cursor(cursor)

@@ -78,6 +78,8 @@ class CreditBalance(LedgerModel):
     # How many times the balance changed (absent before it was counted): every balance write adds 1 in
     # its own update, so an expiry can condition on the account not having changed since it read it.
     changes = NumberAttribute(null=True)
+    # Set once the account has had a grant that expires: the balance page then reads its grants.
+    grants_expire = BooleanAttribute(attr_name="grantsExpire", null=True)
 
     # Auto top-up, opt-in: the settings, the saved card, and where the current dip stands.
     stripe_customer_id = UnicodeAttribute(attr_name="stripeCustomerId", null=True)

@@ -108,6 +108,9 @@ def welcome(user_id: str, credits: int, expire_days: int | None, currency: str) 
     def write(transaction: TransactWrite) -> None:
         transaction.save(guard, condition=CreditGuard.guard_id.does_not_exist())
         transaction.save(row, condition=CreditTransaction.transaction_id.does_not_exist())
-        transaction.update(CreditBalance(user_id), actions=balance_actions(credits, currency, now))
+        transaction.update(
+            CreditBalance(user_id),
+            actions=[*balance_actions(credits, currency, now), *writes.grant_actions(None, expiry)],
+        )
 
     return transact(write, "the ledger could not record the sign-up grant") is None

@@ -127,6 +127,16 @@ def balance_actions(amount: int, currency: str, now: str) -> list[Any]:
     ]
 
 
+def grant_actions(deposit: str | None, expires_at: int | None) -> list[Any]:
+    """What a new grant adds to the balance item: a deposit's id among those the grants' projection has
+    still to fold (`newGrants`), and whether the account has had a grant that expires (`grantsExpire`,
+    so the balance page reads the grants only for such accounts)."""
+    actions: list[Any] = [] if deposit is None else [CreditBalance.new_grants.add({deposit})]
+    if expires_at is not None:
+        actions.append(CreditBalance.grants_expire.set(True))
+    return actions
+
+
 def guard_item(partition: str, guard_id: str) -> dict[str, Any]:
     """A guard as DynamoDB holds it; read only when a cancellation did not carry it (ALL_OLD)."""
     try:
