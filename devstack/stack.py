@@ -50,6 +50,7 @@ DEFAULTS = {
     # webhook, or eventbridge: the emulator's events through a local stand-in for the partner event bus.
     "STRIPE_EVENTS": "webhook",
     "AUTO_TOP_UP_DAILY_LIMIT": "3",
+    "PAID_CREDITS_EXPIRE_DAYS": "0",
 }
 WEBHOOK_PATH = "/api/webhooks/stripe"
 # The partner event source the local bus stands in for, named as Stripe names theirs.
@@ -250,6 +251,7 @@ class DevStack:
             "POWERTOOLS_TRACE_DISABLED",
             "POWERTOOLS_METRICS_DISABLED",
             "AUTO_TOP_UP_DAILY_LIMIT",
+            "PAID_CREDITS_EXPIRE_DAYS",
         ]
         environment = {name: self.settings[name] for name in names}
         environment |= {

@@ -123,3 +123,27 @@ def test_an_expiry_that_lost_a_race_is_refused_and_tried_again_on_a_fresh_read(
     assert done.stale >= 1
     assert done.credits == 60
     assert account.get_balance("fred") == 200
+
+
+def test_paid_credits_expire_when_the_setting_says_and_never_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from wallet import settings
+
+    ledger.add_credits("gina", 1000, source="stripe_payment", payment_id=str(ULID()), currency="usd")
+    monkeypatch.setenv("PAID_CREDITS_EXPIRE_DAYS", "30")
+    settings.paid_credits_expire_days.cache_clear()
+    try:
+        ledger.add_credits("gina", 500, source="stripe_payment", payment_id=str(ULID()), currency="usd")
+    finally:
+        settings.paid_credits_expire_days.cache_clear()
+
+    expiries = sorted(
+        (int(row.amount), row.grant_expires_at)
+        for row in CreditTransaction.query("gina", consistent_read=True)
+    )
+    assert expiries[1] == (1000, None)
+    assert expiries[0][0] == 500
+    assert abs(float(expiries[0][1] or 0) - (time.time() + 30 * DAY)) < 120
+    [line] = statement("gina")["expiring"]
+    assert (line["credits"], line["kind"]) == (500, "paid")

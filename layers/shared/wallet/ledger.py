@@ -22,7 +22,7 @@ from pynamodb.exceptions import PynamoDBException
 from pynamodb.transactions import TransactWrite
 from ulid import ULID
 
-from wallet import account, hot_accounts, writes
+from wallet import account, hot_accounts, promotions, writes
 from wallet.account import Receipt as Receipt
 from wallet.account import get_balance as get_balance
 from wallet.amounts import MAX_AMOUNT, spelled, whole
@@ -108,8 +108,9 @@ def add_credits(
 
     One TransactWriteItems puts the deposit row, on condition that its id is new, and adds the amount
     to the balance and its id to the deposits the grants' projection has still to fold (`newGrants`).
-    `expires_at`: when paid credits expire (Unix seconds; wallet.settings.paid_credits_expire_days).
+    `expires_at`: when these paid credits expire (Unix seconds); None: PAID_CREDITS_EXPIRE_DAYS decides.
     """
+    expires_at = promotions.paid_expiry() if expires_at is None else expires_at
     check_amount(amount)
     if not user_id or not payment_id:
         raise ValueError("user_id and payment_id are required")
@@ -189,8 +190,7 @@ class Deposit:
 
 class Taken(StrEnum):
     APPLIED = "applied"
-    NOTHING_MORE = "nothing_more"
-    """A repeated, stale or already settled event: the ledger already reflects it."""
+    NOTHING_MORE = "nothing_more"  # a repeated, stale or settled event: the ledger already reflects it
     NO_DEPOSIT = "no_deposit"
     """No deposit is recorded for this PaymentIntent (yet, or ever: another integration's charge)."""
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pynamodb.transactions import TransactWrite
 from ulid import ULID
 
-from wallet import account, writes
+from wallet import account, settings, writes
 from wallet.account import Receipt
 from wallet.amounts import whole
 from wallet.errors import InvalidExpiryError
@@ -81,6 +81,12 @@ def grant(
         currency=currency,
         expires_at=expiry,
     )
+
+
+def paid_expiry() -> int | None:
+    """When paid credits credited now expire (Unix seconds), by PAID_CREDITS_EXPIRE_DAYS; None: never."""
+    days = settings.paid_credits_expire_days()
+    return None if days is None else int((datetime.now(UTC) + timedelta(days=days)).timestamp())
 
 
 def welcome(user_id: str, credits: int, expire_days: int | None, currency: str) -> bool:

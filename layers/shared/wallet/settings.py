@@ -254,6 +254,20 @@ def _secret(arn: str, arn_name: str) -> str:
 
 
 DEFAULT_AUTO_TOP_UP_DAILY_LIMIT = 3
+# A paid credit's life is bounded as a promotional grant's is (wallet.promotions.MAX_EXPIRY_DAYS).
+MAX_PAID_CREDITS_EXPIRE_DAYS = 1_095
+
+
+@cache
+def paid_credits_expire_days() -> int | None:
+    """How many days after it is credited a paid credit expires; None (0 or unset, the default): never."""
+    value = os.environ.get("PAID_CREDITS_EXPIRE_DAYS", "").strip() or "0"
+    if not (value.isascii() and value.isdigit()) or int(value) > MAX_PAID_CREDITS_EXPIRE_DAYS:
+        raise SettingsError(
+            f"PAID_CREDITS_EXPIRE_DAYS must be a whole number from 0 to {MAX_PAID_CREDITS_EXPIRE_DAYS}, "
+            f"not {value!r}"
+        )
+    return int(value) or None
 
 
 @cache
