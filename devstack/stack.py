@@ -51,6 +51,8 @@ DEFAULTS = {
     "STRIPE_EVENTS": "webhook",
     "AUTO_TOP_UP_DAILY_LIMIT": "3",
     "PAID_CREDITS_EXPIRE_DAYS": "0",
+    "SIGNUP_CREDITS": "0",
+    "SIGNUP_CREDITS_EXPIRE_DAYS": "0",
 }
 WEBHOOK_PATH = "/api/webhooks/stripe"
 # The partner event source the local bus stands in for, named as Stripe names theirs.
@@ -252,6 +254,8 @@ class DevStack:
             "POWERTOOLS_METRICS_DISABLED",
             "AUTO_TOP_UP_DAILY_LIMIT",
             "PAID_CREDITS_EXPIRE_DAYS",
+            "SIGNUP_CREDITS",
+            "SIGNUP_CREDITS_EXPIRE_DAYS",
         ]
         environment = {name: self.settings[name] for name in names}
         environment |= {

@@ -280,6 +280,10 @@ DISPUTE_NOTICE = {
                 ("dynamodb:BatchGetItem", "CreditGuardTable"),
                 # The account's stored grants, for the expiry line (wallet/projection.py).
                 ("dynamodb:GetItem", "CreditGuardTable"),
+                # The sign-up grant (wallet/promotions.py `welcome`): its row, the balance, its guard.
+                ("dynamodb:PutItem", "CreditTransactionTable"),
+                ("dynamodb:UpdateItem", "CreditBalanceTable"),
+                ("dynamodb:UpdateItem", "CreditGuardTable"),
             },
         ),
     ],
@@ -1110,9 +1114,11 @@ def test_ledger_write_attributes_are_what_the_ledger_writes(policy: str) -> None
         # dispute's notice items, written apart by DisputeNoticePolicy, never in a ledger change.
         counters = {"requests", "requestsHour"}
         notice = {"noticeClaim", "noticeClaimedAt", "noticeSentAt"}
+        # The sign-up grant's guard, written only by the balance page's role.
+        signup = {"signedUpAt"}
         assert (
             attributes_of(policy, "dynamodb:PutItem", "CreditGuardTable")
-            == model_attributes(CreditGuard) - counters - notice
+            == model_attributes(CreditGuard) - counters - notice - signup
         )
 
 
@@ -1377,3 +1383,37 @@ def test_the_webhook_route_is_deployed_without_a_partner_source_or_while_the_cut
         assert conditioned(name) == "UseStripeWebhook", name
     assert load()["Outputs"]["WebhookUrl"]["Condition"] == "UseStripeWebhook"
     assert load()["Parameters"]["KeepStripeWebhook"]["Default"] == "false"
+
+
+def test_the_sign_up_grant_writes_only_its_row_balance_and_guard_attributes() -> None:
+    """The balance page's role may give the sign-up grant and nothing more: a `grant` row's attributes,
+    the balance a grant changes, and the `signup` guard's own attribute, each inside a transaction."""
+    from wallet import writes
+
+    def written(action: str, table: str) -> set[str]:
+        [statement] = [
+            statement
+            for policy in properties("GetBalanceFunction")["Policies"]
+            if "Ref" not in policy
+            for statement in statements(policy)
+            if statement["Action"] == action and target(statement["Resource"]) == table
+        ]
+        condition = statement["Condition"]["ForAnyValue:StringEquals"]
+        assert condition == {"dynamodb:EnclosingOperation": "TransactWriteItems"}
+        return set(condition_values(statement, "dynamodb:Attributes")[1])
+
+    assert written("dynamodb:UpdateItem", "CreditGuardTable") == {"userId", "guardId", "signedUpAt"}
+    balance = names_set_by(writes.balance_actions(1, "usd", "2027-01-01T00:00:00Z"))
+    balance |= names_set_by(writes.grant_actions(None, 1))
+    assert written("dynamodb:UpdateItem", "CreditBalanceTable") == balance | {"userId"}
+    row = {
+        "userId",
+        "transactionId",
+        "type",
+        "amount",
+        "source",
+        "description",
+        "grantExpiresAt",
+        "createdAt",
+    }
+    assert written("dynamodb:PutItem", "CreditTransactionTable") == row

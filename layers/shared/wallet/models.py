@@ -232,5 +232,8 @@ class CreditGuard(LedgerModel):
     notice_claim = UnicodeAttribute(attr_name="noticeClaim", null=True)
     notice_claimed_at = NumberAttribute(attr_name="noticeClaimedAt", null=True)
     notice_sent_at = NumberAttribute(attr_name="noticeSentAt", null=True)
+    # The sign-up grant (`signup`): when it was given, in a name no other item uses, so the role that
+    # gives it can write nothing else of a guard.
+    signed_up_at = UnicodeAttribute(attr_name="signedUpAt", null=True)
 
     active_holds = ActiveHolds()

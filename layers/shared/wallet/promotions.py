@@ -99,7 +99,6 @@ def welcome(user_id: str, credits: int, expire_days: int | None, currency: str) 
     if expire_days:
         expiry = int((datetime.now(UTC) + timedelta(days=expire_days)).timestamp())
     transaction_id = str(ULID())
-    guard = CreditGuard(user_id, SIGNUP_GUARD, transaction_id=transaction_id, amount=credits, created_at=now)
     row = CreditTransaction(
         user_id,
         transaction_id,
@@ -112,7 +111,11 @@ def welcome(user_id: str, credits: int, expire_days: int | None, currency: str) 
     )
 
     def write(transaction: TransactWrite) -> None:
-        transaction.save(guard, condition=CreditGuard.guard_id.does_not_exist())
+        transaction.update(
+            CreditGuard(user_id, SIGNUP_GUARD),
+            actions=[CreditGuard.signed_up_at.set(now)],
+            condition=CreditGuard.guard_id.does_not_exist(),
+        )
         transaction.save(row, condition=CreditTransaction.transaction_id.does_not_exist())
         transaction.update(
             CreditBalance(user_id),
