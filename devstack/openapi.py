@@ -22,6 +22,7 @@ from wallet import activity, auto_top_up, history, holds, ledger, settings
 from wallet.amounts import MAX_AMOUNT
 from wallet.hot_accounts import MAX_SHARDS, MIN_SHARDS
 from wallet.http import MAX_TEXT, USER_ID
+from wallet.promotions import MAX_EXPIRY_TEXT, MAX_GRANT_CREDITS
 
 TITLE = "Credits"
 VERSION = "1.0.0"
@@ -284,6 +285,14 @@ def _add_requests(paths: dict[str, Any]) -> None:
                     "not": {"const": 0},
                 },
                 "reason": text,
+            },
+        },
+        "/api/users/{user_id}/grants": {
+            "required": ["credits", "reason"],
+            "properties": {
+                "credits": {"type": "integer", "minimum": 1, "maximum": MAX_GRANT_CREDITS},
+                "reason": text,
+                "expiresAt": {"type": "string", "format": "date-time", "maxLength": MAX_EXPIRY_TEXT},
             },
         },
     }

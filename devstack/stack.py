@@ -64,6 +64,9 @@ DEFAULTS = {
     "LOW_BALANCE_THRESHOLD": "0",
     # Users' low balance emails come from this address, into a local sink that make run prints.
     "ALERT_SENDER": "alerts@credits.test",
+    "PAID_CREDITS_EXPIRE_DAYS": "0",
+    "SIGNUP_CREDITS": "0",
+    "SIGNUP_CREDITS_EXPIRE_DAYS": "0",
 }
 WEBHOOK_PATH = "/api/webhooks/stripe"
 # The partner event source the local bus stands in for, named as Stripe names theirs.
@@ -281,6 +284,9 @@ class DevStack:
             "WALLET_EVENT_BUS",
             "LOW_BALANCE_THRESHOLD",
             "ALERT_SENDER",
+            "PAID_CREDITS_EXPIRE_DAYS",
+            "SIGNUP_CREDITS",
+            "SIGNUP_CREDITS_EXPIRE_DAYS",
         ]
         environment = {name: self.settings[name] for name in names}
         environment |= {

@@ -25,6 +25,7 @@ SAMPLES = {
     ("GET", "/api/users/{userId}/balance"): "api_get_user_balance.json",
     ("GET", "/api/users/{userId}/transactions"): "api_get_user_transactions.json",
     ("POST", "/api/users/{userId}/adjustments"): "api_post_adjustment.json",
+    ("POST", "/api/users/{userId}/grants"): "api_post_grant.json",
     ("POST", "/api/users/{userId}/holds"): "api_post_hold.json",
     ("POST", "/api/users/{userId}/holds/{holdId}/capture"): "api_post_hold_capture.json",
     ("POST", "/api/users/{userId}/holds/{holdId}/release"): "api_post_hold_release.json",

@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from wallet import activity, history, settings, snapstart
+from wallet import activity, history, promotions, settings, snapstart
 from wallet.http import documented_error, resolver, user_id
 from wallet.packs import label
 
@@ -65,7 +65,27 @@ PRICE_LIST = {
 )
 @tracer.capture_method
 def balance() -> dict[str, Any]:
-    return history.answer(user_id(app), app.current_event.get_query_string_value)
+    user, query = user_id(app), app.current_event.get_query_string_value
+    body = history.answer(user, query)
+    if _first_visit(body, query) and promotions.welcome(
+        user, settings.signup_credits(), settings.signup_credits_expire_days(), settings.price_list().currency
+    ):
+        logger.info("signup grant", extra={"userId": user, "credits": settings.signup_credits()})
+        body = history.answer(user, query)
+    return body
+
+
+def _first_visit(body: dict[str, Any], query: history.QueryValue) -> bool:
+    """A user with no rows at all (first page, every kind, nothing owned): where the sign-up grant is
+    given, once (its guard), at no read more than the page's own."""
+    return (
+        settings.signup_credits() > 0
+        and query("cursor") is None
+        and query("kind") is None
+        and not body["transactions"]
+        and body["balance"] == 0
+        and body["held"] == 0
+    )
 
 
 DAILY = {

@@ -1,6 +1,7 @@
 """The service routes, for the backend that sells the credits (AWS_IAM: SigV4-signed):
 POST /api/users/{userId}/spend, GET /api/users/{userId}/balance and .../transactions,
-POST /api/users/{userId}/adjustments, and holds for metered usage: POST /api/users/{userId}/holds,
+POST /api/users/{userId}/adjustments and .../grants (free credits, maybe expiring), and holds for
+metered usage: POST /api/users/{userId}/holds,
 .../holds/{holdId}/capture and .../release;
 and an operator's PUT /api/users/{userId}/shards, which makes one account hot (wallet.hot_accounts).
 
@@ -22,7 +23,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from wallet import account, alerts, history, holds, hot_accounts, ledger, settings, snapstart
+from wallet import account, alerts, history, holds, hot_accounts, ledger, promotions, settings, snapstart
 from wallet.errors import InvalidAmountError
 from wallet.http import (
     InvalidBodyError,
@@ -325,6 +326,39 @@ def adjust(user_id: str) -> Response[str]:
     if not receipt.replayed:
         metrics.add_metric(name="CreditsAdjusted", unit=MetricUnit.Count, value=1)
     logger.info("adjustment", extra=_log_fields(receipt, actor))
+    return _answer(receipt, receipt.amount)
+
+
+@app.post(
+    "/api/users/<user_id>/grants",
+    summary="Give a user free credits",
+    description="An operator's promotional grant: `credits` (1 to 1,000,000), a `reason`, and optionally "
+    "`expiresAt` (ISO 8601 with its zone, after now, at most 1,095 days ahead), once per `Idempotency-Key` "
+    "header. What is left of it at its expiry leaves the balance as an `expired` row.",
+    tags=["Service"],
+    security=SIGV4,
+    responses={
+        201: {"description": "Granted", "content": {"application/json": {"schema": RECEIPT}}},
+        **CHANGE_ERRORS,
+    },
+)
+@tracer.capture_method
+def grant(user_id: str) -> Response[str]:
+    actor = allowed_caller(app, settings.operators(), "OperatorArns")
+    user, key = _user(user_id), idempotency_key(app)
+    body = _fields(json_object(app), required={"credits", "reason"}, optional={"expiresAt"})
+    receipt = promotions.grant(
+        user,
+        body["credits"],
+        reason=text_field(body, "reason", required=True) or "",
+        expires_at=body.get("expiresAt"),
+        idempotency_key=key,
+        actor=actor,
+        currency=settings.price_list().currency,
+    )
+    if not receipt.replayed:
+        metrics.add_metric(name="CreditsGranted", unit=MetricUnit.Count, value=1)
+    logger.info("grant", extra=_log_fields(receipt, actor))
     return _answer(receipt, receipt.amount)
 
 

@@ -73,6 +73,7 @@ const ui = {
   balanceSplit: byId("balance-split"),
   balanceHeld: byId("balance-held"),
   balanceAvailable: byId("balance-available"),
+  expiring: byId("expiring"),
   negativeBalance: byId("negative-balance"),
 };
 
@@ -323,6 +324,8 @@ async function loadBalance({ highlight = null } = {}) {
   }
   state.currency = data.currency ?? state.currency;
   showBalance(data.balance, data);
+  // The first page names the credits about to expire; later pages and other kinds leave the line as it is.
+  if (Array.isArray(data.expiring)) showExpiring(data.expiring);
   historyCard.show(data, { currency: state.currency, highlight, kind });
   // Other kinds hold no top-ups: the line keeps what the last page of every kind or of top-ups said.
   if (kind === "" || kind === "topups") showLastTopUp(Array.isArray(data.transactions) ? data.transactions : []);
@@ -345,6 +348,29 @@ function showBalance(balance, { held = 0, available = balance } = {}) {
   ui.balanceSplit.hidden = !holding;
   ui.balanceHeld.textContent = holding ? money(held, state.currency) : "";
   ui.balanceAvailable.textContent = holding ? money(available, state.currency) : "";
+}
+
+/** "$5.00 of promotional credits expire on 12 Jan 2027": one line per kind of credit and day, soonest
+ * first, for what the server says expires in the next 30 days. */
+function showExpiring(grants) {
+  const lines = new Map();
+  for (const grant of grants) {
+    const day = dateParts(grant?.expiresAt)?.day;
+    if (!day || !Number.isInteger(grant.credits) || grant.credits <= 0) continue;
+    const kind = grant.kind === "paid" ? "paid" : "promotional";
+    const key = `${kind} ${day}`;
+    const line = lines.get(key) ?? { kind, day, credits: 0 };
+    line.credits += grant.credits;
+    lines.set(key, line);
+  }
+  ui.expiring.replaceChildren(
+    ...[...lines.values()].map(({ kind, day, credits }) => {
+      const item = element("li", "", "");
+      item.append(element("strong", "", money(credits, state.currency)), ` of ${kind} credits expire on ${day}`);
+      return item;
+    }),
+  );
+  ui.expiring.hidden = lines.size === 0;
 }
 
 function showLastTopUp(transactions) {

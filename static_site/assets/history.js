@@ -14,6 +14,8 @@ const TYPE_LABELS = {
   dispute: "Chargeback",
   dispute_won: "Chargeback won: credits returned",
   adjustment: "Adjustment",
+  grant: "Free credits",
+  expired: "Credits expired",
   hold_released: "Reservation released",
   hold_expired: "Reservation expired: released",
 };
@@ -24,6 +26,8 @@ export const KIND_EMPTY = {
   usage: "No usage yet.",
   refunds: "No refunds or chargebacks.",
   adjustments: "No adjustments.",
+  grants: "No free credits yet.",
+  expired: "No credits have expired.",
   holds: "No reservations yet.",
 };
 // Where a row came from, said on its second line; a spend's description or an adjustment's reason follows.
@@ -33,6 +37,9 @@ const SOURCES = {
   auto_top_up: "Auto top-up",
   service: "By the service",
   operator: "By an operator",
+  promotion: "Promotion",
+  signup: "Welcome credits",
+  expiry: "Not used before they expired",
 };
 const TYPE_SOURCES = {
   refund: "Refund by the merchant",

@@ -91,6 +91,7 @@ def test_a_new_user_has_a_zero_balance_and_no_history() -> None:
         "available": 0,
         "transactions": [],
         "nextCursor": None,
+        "expiring": [],
     }
 
 
@@ -489,7 +490,7 @@ def test_an_unknown_kind_is_a_400_naming_the_kinds(kind: str) -> None:
 
     assert status == 400
     assert body["error"]["code"] == "invalid_page"
-    assert "topups, usage, refunds, adjustments, holds" in body["error"]["message"]
+    assert "topups, usage, refunds, adjustments, grants, expired, holds" in body["error"]["message"]
 
 
 def test_a_hot_accounts_folded_history_merges_every_partition_and_pages_through_all() -> None:

@@ -52,6 +52,7 @@ def test_routes_are_the_template_ones_with_the_webhook_and_packs_public() -> Non
         ("GET", "/api/users/{userId}/balance"): ("functions.spend.app", "AWS_IAM"),
         ("GET", "/api/users/{userId}/transactions"): ("functions.spend.app", "AWS_IAM"),
         ("POST", "/api/users/{userId}/adjustments"): ("functions.spend.app", "AWS_IAM"),
+        ("POST", "/api/users/{userId}/grants"): ("functions.spend.app", "AWS_IAM"),
         ("POST", "/api/users/{userId}/holds"): ("functions.spend.app", "AWS_IAM"),
         ("POST", "/api/users/{userId}/holds/{holdId}/capture"): ("functions.spend.app", "AWS_IAM"),
         ("POST", "/api/users/{userId}/holds/{holdId}/release"): ("functions.spend.app", "AWS_IAM"),

@@ -73,3 +73,28 @@ def test_the_webhook_reads_payment_intents_with_its_own_key_and_the_sweep_with_i
     sweep = settings.stripe_read_key()
 
     assert (webhook, sweep) == ("rk_test_webhook", "sk_test_sweep")
+
+
+@pytest.mark.parametrize(("value", "days"), [("", None), ("0", None), ("1", 1), ("1095", 1095)])
+def test_paid_credits_expire_after_the_days_set_or_never(
+    monkeypatch: pytest.MonkeyPatch, value: str, days: int | None
+) -> None:
+    monkeypatch.setenv("PAID_CREDITS_EXPIRE_DAYS", value)
+    settings.paid_credits_expire_days.cache_clear()
+    try:
+        assert settings.paid_credits_expire_days() == days
+    finally:
+        settings.paid_credits_expire_days.cache_clear()
+
+
+@pytest.mark.parametrize("value", ["1096", "-1", "30.5", "a year", "\u0663"])
+def test_paid_credits_expiry_past_its_bounds_fails_naming_it(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("PAID_CREDITS_EXPIRE_DAYS", value)
+    settings.paid_credits_expire_days.cache_clear()
+    try:
+        with pytest.raises(settings.SettingsError, match="PAID_CREDITS_EXPIRE_DAYS"):
+            settings.paid_credits_expire_days()
+    finally:
+        settings.paid_credits_expire_days.cache_clear()

@@ -88,6 +88,7 @@ SERVICE_ROUTES = {
     "GET /api/users/{userId}/balance",
     "GET /api/users/{userId}/transactions",
     "POST /api/users/{userId}/adjustments",
+    "POST /api/users/{userId}/grants",
     "POST /api/users/{userId}/holds",
     "POST /api/users/{userId}/holds/{holdId}/capture",
     "POST /api/users/{userId}/holds/{holdId}/release",
@@ -297,6 +298,12 @@ DISPUTE_NOTICE = {
                 ("dynamodb:Query", "CreditTransactionTable"),
                 # Whether the holds a later page of the history shows are still active (wallet/history.py).
                 ("dynamodb:BatchGetItem", "CreditGuardTable"),
+                # The account's stored grants, for the expiry line (wallet/projection.py).
+                ("dynamodb:GetItem", "CreditGuardTable"),
+                # The sign-up grant (wallet/promotions.py `welcome`): its row, the balance, its guard.
+                ("dynamodb:PutItem", "CreditTransactionTable"),
+                ("dynamodb:UpdateItem", "CreditBalanceTable"),
+                ("dynamodb:UpdateItem", "CreditGuardTable"),
             },
         ),
     ],
@@ -563,7 +570,11 @@ def resource_policy() -> dict[str, dict[str, Any]]:
     ("sid", "route", "lists"),
     [
         ("SpendsOnlyFromServiceCallers", "POST/api/users/*/spend", "${ServiceCallerArns}"),
-        ("AdjustmentsOnlyFromOperators", "POST/api/users/*/adjustments", "${OperatorArns}"),
+        (
+            "AdjustmentsOnlyFromOperators",
+            ["POST/api/users/*/adjustments", "POST/api/users/*/grants"],
+            "${OperatorArns}",
+        ),
         ("HotAccountsOnlyFromOperators", "PUT/api/users/*/shards", "${OperatorArns}"),
         ("AlertsOnlyFromServiceCallers", "PUT/api/users/*/alerts", "${ServiceCallerArns}"),
         ("BalancesOnlyFromEither", "GET/api/users/*/balance", "${ServiceCallerArns},${OperatorArns}"),
@@ -1111,15 +1122,24 @@ def test_ledger_write_attributes_are_what_the_ledger_writes(policy: str) -> None
     )
     # A spend conditions on a hot account's `shards`; making one hot sets it and `shardedAt`.
     hot = {"shards", "shardedAt"} if policy == "LedgerChangePolicy" else set()
-    assert attributes_of(policy, "dynamodb:UpdateItem", "CreditBalanceTable") == balance | {"userId"} | hot
+    # A deposit adds its id to those the grants' projection has still to fold (wallet.projection); a
+    # deposit or a grant that expires marks the account as having had one (writes.grant_actions).
+    balance |= names_set_by(writes.grant_actions(None, 1))
+    unfolded = names_set_by(writes.grant_actions("p", None)) if policy == "DepositPolicy" else set()
+    assert (
+        attributes_of(policy, "dynamodb:UpdateItem", "CreditBalanceTable")
+        == balance | {"userId"} | hot | unfolded
+    )
     if policy == "LedgerChangePolicy":
         # Every guard attribute but the hourly counters', which only the counting role writes, and a
         # dispute's notice items, written apart by DisputeNoticePolicy, never in a ledger change.
         counters = {"requests", "requestsHour"}
         notice = {"noticeClaim", "noticeClaimedAt", "noticeSentAt", "noticePaymentId", "noticeDueBy"}
+        # The sign-up grant's guard, written only by the balance page's role.
+        signup = {"signedUpAt"}
         assert (
             attributes_of(policy, "dynamodb:PutItem", "CreditGuardTable")
-            == model_attributes(CreditGuard) - counters - notice
+            == model_attributes(CreditGuard) - counters - notice - signup
         )
 
 
@@ -1215,7 +1235,8 @@ def test_the_migration_writes_only_its_checkpoints_attributes() -> None:
 def test_auto_top_up_state_is_every_balance_attribute_but_the_money() -> None:
     """`updatedAt` is listed because the trigger's claim names it in its condition (dynamodb:Attributes
     covers the names of condition expressions too), never the balance itself, nor how a hot account
-    spreads it, nor the backend's low balance threshold (wallet.alerts)."""
+    spreads it, nor the backend's low balance threshold (wallet.alerts), nor the deposits the
+    grants' projection has still to fold."""
     listed = attributes_of("AutoTopUpStatePolicy", "dynamodb:UpdateItem", "CreditBalanceTable")
 
     assert listed == model_attributes(CreditBalance) - {
@@ -1227,6 +1248,9 @@ def test_auto_top_up_state_is_every_balance_attribute_but_the_money() -> None:
         "lowBalanceThreshold",
         "emailAlertThreshold",
         "emailAlertAddress",
+        "newGrants",
+        "changes",
+        "grantsExpire",
     }
 
 
@@ -1494,3 +1518,37 @@ def test_low_balance_emails_come_only_from_the_deployed_sender_and_write_only_th
         "emailAlertThreshold",
         "emailAlertAddress",
     ]
+
+
+def test_the_sign_up_grant_writes_only_its_row_balance_and_guard_attributes() -> None:
+    """The balance page's role may give the sign-up grant and nothing more: a `grant` row's attributes,
+    the balance a grant changes, and the `signup` guard's own attribute, each inside a transaction."""
+    from wallet import writes
+
+    def written(action: str, table: str) -> set[str]:
+        [statement] = [
+            statement
+            for policy in properties("GetBalanceFunction")["Policies"]
+            if "Ref" not in policy
+            for statement in statements(policy)
+            if statement["Action"] == action and target(statement["Resource"]) == table
+        ]
+        condition = statement["Condition"]["ForAnyValue:StringEquals"]
+        assert condition == {"dynamodb:EnclosingOperation": "TransactWriteItems"}
+        return set(condition_values(statement, "dynamodb:Attributes")[1])
+
+    assert written("dynamodb:UpdateItem", "CreditGuardTable") == {"userId", "guardId", "signedUpAt"}
+    balance = names_set_by(writes.balance_actions(1, "usd", "2027-01-01T00:00:00Z"))
+    balance |= names_set_by(writes.grant_actions(None, 1))
+    assert written("dynamodb:UpdateItem", "CreditBalanceTable") == balance | {"userId"}
+    row = {
+        "userId",
+        "transactionId",
+        "type",
+        "amount",
+        "source",
+        "description",
+        "grantExpiresAt",
+        "createdAt",
+    }
+    assert written("dynamodb:PutItem", "CreditTransactionTable") == row

@@ -43,6 +43,8 @@ class Balances:
     balance: int
     held: int
     available: int
+    grants_expire: bool = False
+    """The account has had a grant that expires (wallet.writes.grant_actions)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +67,7 @@ def balances(user_id: str) -> Balances:
     except PynamoDBException as exc:
         raise LedgerUnavailableError("the ledger could not read the balance") from exc
     available, held = spendable(user_id, item), int(item.held or 0)
-    return Balances(available + held, held, available)
+    return Balances(available + held, held, available, bool(item.grants_expire))
 
 
 def spendable(user_id: str, main: CreditBalance) -> int:
@@ -152,10 +154,12 @@ def keyed_change(
     description: str | None,
     actor: str,
     currency: str,
+    expires_at: int | None = None,
 ) -> Receipt:
     """A change of the main item by `amount`, its row and its Idempotency-Key's guard in one transaction;
-    a replay answers the first answer."""
-    fingerprint = writes.fingerprint(kind, amount, description)
+    a replay answers the first answer. `expires_at`: a grant's expiry (Unix seconds), on its row."""
+    more = () if expires_at is None else (expires_at,)
+    fingerprint = writes.fingerprint(kind, amount, description, *more)
     transaction_id = str(ULID())
     now = writes.now()
     guard = key_guard(
@@ -175,6 +179,7 @@ def keyed_change(
         source=source,
         description=description,
         actor=actor,
+        grant_expires_at=expires_at,
         created_at=now,
     )
     # Only a take can overdraw; an adjustment is an operator's decision, like a claw-back, within the bound.
@@ -190,7 +195,7 @@ def keyed_change(
         transaction.save(row, condition=CreditTransaction.transaction_id.does_not_exist())
         transaction.update(
             CreditBalance(user_id),
-            actions=balance_actions(amount, currency, now),
+            actions=[*balance_actions(amount, currency, now), *writes.grant_actions(None, expires_at)],
             condition=covered,
             return_values=ALL_OLD,
         )
@@ -217,7 +222,7 @@ def keyed_change(
         return _spend_hot(user_id, -amount, hot, idempotency_key, description, actor, currency, True)
     if kind != SPEND:
         raise InvalidAmountError(
-            f"This adjustment would take the balance of {held.get('balance', {}).get('N', 0)} outside "
+            f"This {kind} would take the balance of {held.get('balance', {}).get('N', 0)} outside "
             f"-{MAX_AMOUNT} to {MAX_AMOUNT} minor units; nothing changed."
         )
     raise InsufficientCreditsError(

@@ -151,3 +151,7 @@ class EmailAlertsOffError(ValueError):
 
 class NoVerifiedEmailError(ValueError):
     """The user's token carries no verified email address to send to."""
+
+
+class InvalidExpiryError(ValueError):
+    """A grant's expiry that is not a time with its zone, is not in the future, or lies past the bound."""

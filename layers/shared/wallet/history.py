@@ -22,7 +22,7 @@ from typing import Any
 
 from pynamodb.exceptions import PynamoDBException
 
-from wallet import account, hot_accounts, ledger, settings
+from wallet import account, holds, hot_accounts, ledger, projection, settings, writes
 from wallet.errors import InvalidPageError, LedgerUnavailableError
 from wallet.holds import ACTIVE, HOLD_PREFIX, MAX_EXPIRES_IN_SECONDS
 from wallet.models import CreditGuard, CreditTransaction
@@ -42,9 +42,14 @@ KINDS: dict[str, frozenset[str]] = {
         }
     ),
     "adjustments": frozenset({ledger.ADJUSTMENT}),
+    # Free credits given (promotions, sign-up), and what was left of a grant when it expired.
+    "grants": frozenset({writes.GRANT}),
+    "expired": frozenset({writes.EXPIRED}),
     "holds": frozenset({ledger.HOLD, ledger.HOLD_RELEASED, ledger.HOLD_EXPIRED, ledger.SPEND}),
 }
 UNUSED_HOLDS = frozenset({ledger.HOLD_RELEASED, ledger.HOLD_EXPIRED})
+# The balance page's expiry line: credits that expire within this many days (docs/ARCHITECTURE.md, "Grants").
+EXPIRING_WITHIN_DAYS = 30
 # One request reads at most this many rows looking for a page: past it, a shorter page and a cursor.
 MAX_ROWS_READ = 1000
 # Rows asked of DynamoDB per Query: a page and as many again, so folded rows seldom cost a second Query.
@@ -100,6 +105,24 @@ STATEMENT = {
             "description": "Pass as `cursor` (with the same `kind`) for the next page; a page may be short "
             "of `limit` when many rows of other kinds lie between, and null only at the end",
         },
+        "expiring": {
+            "type": "array",
+            "description": "On the first page: grants with credits that expire in the next 30 days, "
+            "soonest first",
+            "items": {
+                "type": "object",
+                "required": ["credits", "kind", "expiresAt"],
+                "additionalProperties": False,
+                "properties": {
+                    "credits": {
+                        "type": "integer",
+                        "description": "What is left of the grant (held included)",
+                    },
+                    "kind": {"type": "string", "enum": ["free", "paid"]},
+                    "expiresAt": {"type": "string", "format": "date-time"},
+                },
+            },
+        },
     },
 }
 PAGE_ERROR = (
@@ -131,7 +154,22 @@ def answer(user: str, query: QueryValue) -> dict[str, Any]:
             for t in read.page.transactions
         ],
         "nextCursor": read.page.next_cursor,
+        # Only accounts that have had an expiring grant pay the reads (the balance item says which).
+        "expiring": expiring(user, time.time()) if read.grants_expire and not query("cursor") else [],
     }
+
+
+def expiring(user: str, now_s: float) -> list[dict[str, Any]]:
+    """The grants with credits left that expire in the next EXPIRING_WITHIN_DAYS days, soonest first: the
+    page's "$5.00 of promotional credits expire on 12 Jan 2027". Empty when the account's rows past its
+    stored projection are more than one request reads (the projector catches up within minutes)."""
+    grants = projection.glance(user, MAX_ROWS_READ)
+    if grants is None:
+        return []
+    return [
+        {"credits": lot.left + lot.held, "kind": lot.kind, "expiresAt": holds.iso(lot.expires_at or 0)}
+        for lot in grants.expiring(now_s, EXPIRING_WITHIN_DAYS * 86_400)
+    ]
 
 
 def _limit(raw: str | None) -> int:
@@ -163,7 +201,7 @@ def statement(
         page = _page(user_id, limit, after, partitions, kind, now())
     except PynamoDBException as exc:
         raise LedgerUnavailableError("the ledger could not read the history") from exc
-    return ledger.Statement(balances.balance, page, balances.held, balances.available)
+    return ledger.Statement(balances.balance, page, balances.held, balances.available, balances.grants_expire)
 
 
 def _page(

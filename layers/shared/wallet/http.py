@@ -39,6 +39,7 @@ from wallet.errors import (
     InsufficientCreditsError,
     InvalidAmountError,
     InvalidEventError,
+    InvalidExpiryError,
     InvalidPageError,
     InvalidRangeError,
     InvalidShardsError,
@@ -149,6 +150,7 @@ STATUS: dict[type[Exception], tuple[HTTPStatus, str]] = {
     NoVerifiedEmailError: (HTTPStatus.CONFLICT, "no_verified_email"),
     ShardsAlreadySetError: (HTTPStatus.CONFLICT, "shards_already_set"),
     InvalidShardsError: (HTTPStatus.BAD_REQUEST, "invalid_shards"),
+    InvalidExpiryError: (HTTPStatus.BAD_REQUEST, "invalid_expiry"),
 }
 MESSAGES: dict[type[Exception], str] = {
     UnauthorizedError: "Sign in to continue.",

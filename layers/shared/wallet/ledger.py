@@ -21,7 +21,7 @@ from pynamodb.exceptions import PynamoDBException
 from pynamodb.transactions import TransactWrite
 from ulid import ULID
 
-from wallet import account, hot_accounts, writes
+from wallet import account, hot_accounts, promotions, writes
 from wallet.account import Receipt as Receipt
 from wallet.account import get_balance as get_balance
 from wallet.amounts import MAX_AMOUNT, spelled, whole
@@ -68,8 +68,7 @@ class Transaction:
     created_at: str
     description: str | None = None
     hold_id: str | None = None
-    reserved: int | None = None
-    """What the hold a row belongs to held."""
+    reserved: int | None = None  # what the hold a row belongs to held
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +83,7 @@ class Statement:
     page: Page
     held: int = 0
     available: int = 0
+    grants_expire: bool = False  # the account has had a grant that expires (the page's expiry line)
 
 
 def check_amount(amount: object) -> int:
@@ -102,11 +102,14 @@ def add_credits(
     stripe_event_id: str | None = None,
     amount_paid: int | None = None,
     stripe_invoice_id: str | None = None,
+    expires_at: int | None = None,
 ) -> Credit:
     """Deposit `amount` for `payment_id` once: a second call for the same payment changes nothing.
 
-    One TransactWriteItems puts the deposit row, on condition that its id is new, and adds the amount to
-    the balance; either both happen or neither does."""
+    One TransactWriteItems puts the deposit row, on condition that its id is new, and adds the amount
+    to the balance and its id to the deposits the grants' projection has still to fold (`newGrants`).
+    `expires_at`: when these paid credits expire (Unix seconds); None: PAID_CREDITS_EXPIRE_DAYS decides."""
+    expires_at = promotions.paid_expiry() if expires_at is None else expires_at
     check_amount(amount)
     if not user_id or not payment_id:
         raise ValueError("user_id and payment_id are required")
@@ -123,12 +126,14 @@ def add_credits(
         stripe_event_id=stripe_event_id,
         stripe_invoice_id=stripe_invoice_id,
         amount_paid=amount_paid,
+        grant_expires_at=expires_at,
         created_at=now,
     )
+    actions = [*balance_actions(amount, currency, now), *writes.grant_actions(payment_id, expires_at)]
 
     def write(transaction: TransactWrite) -> None:
         transaction.save(deposit, condition=CreditTransaction.transaction_id.does_not_exist())
-        transaction.update(CreditBalance(user_id), actions=balance_actions(amount, currency, now))
+        transaction.update(CreditBalance(user_id), actions=actions)
 
     reasons = transact(write, "the ledger could not record the deposit")
     return Credit.CREDITED if reasons is None else Credit.ALREADY_CREDITED
@@ -180,14 +185,12 @@ class Deposit:
     user_id: str
     payment_id: str
     credits: int
-    paid: int | None
-    """What the customer paid, in minor units; not recorded on deposits made before refunds were."""
+    paid: int | None  # what the customer paid, minor units; not on deposits made before refunds were
 
 
 class Taken(StrEnum):
     APPLIED = "applied"
-    NOTHING_MORE = "nothing_more"
-    """A repeated, stale or already settled event: the ledger already reflects it."""
+    NOTHING_MORE = "nothing_more"  # a repeated, stale or settled event: the ledger already reflects it
     NO_DEPOSIT = "no_deposit"
     """No deposit is recorded for this PaymentIntent (yet, or ever: another integration's charge)."""
 
@@ -196,11 +199,9 @@ class Taken(StrEnum):
 class PaymentChange:
     result: Taken
     deposit: Deposit | None = None
-    amount: int = 0
-    """Signed: what the change did to the balance."""
+    amount: int = 0  # signed: what the change did to the balance
     transaction_id: str | None = None
-    kind: str | None = None
-    """The row's type, when one was written."""
+    kind: str | None = None  # the row's type, when one was written
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,8 +340,7 @@ def list_transactions(
     cursor: str | None = None,
     partitions: list[str] | None = None,
 ) -> Page:
-    """The user's transactions, newest first, `limit` at a time; pass `next_cursor` on for more.
-    `partitions`: where the rows are (account_partitions), when the account may be hot."""
+    """The user's transactions, newest first, `limit` at a time (`partitions`: a hot account's)."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
         raise InvalidPageError(f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}")
     after = None if cursor is None else decode_cursor(cursor)

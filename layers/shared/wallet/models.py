@@ -71,6 +71,15 @@ class CreditBalance(LedgerModel):
     # moment (Unix seconds) it was made hot; set once, never changed or removed.
     shards = NumberAttribute(null=True)
     sharded_at = NumberAttribute(attr_name="shardedAt", null=True)
+    # Deposits not yet folded into the account's grants (wallet.projection): a deposit's id is its payment
+    # id, made when the payment was, so it may commit long after rows with later ids; this set, written in
+    # the deposit's own transaction, is how the projection meets it exactly once.
+    new_grants = UnicodeSetAttribute(attr_name="newGrants", null=True)
+    # How many times the balance changed (absent before it was counted): every balance write adds 1 in
+    # its own update, so an expiry can condition on the account not having changed since it read it.
+    changes = NumberAttribute(null=True)
+    # Set once the account has had a grant that expires: the balance page then reads its grants.
+    grants_expire = BooleanAttribute(attr_name="grantsExpire", null=True)
 
     # The backend's low balance threshold for this user (wallet.alerts), in credits; absent: the default.
     low_balance_threshold = NumberAttribute(attr_name="lowBalanceThreshold", null=True)
@@ -169,6 +178,10 @@ class CreditTransaction(LedgerModel):
     # A hold's rows (its `hold`, its capture's `spend`, its release or expiry): the hold and what it held.
     hold_id = UnicodeAttribute(attr_name="holdId", null=True)
     reserved = NumberAttribute(null=True)
+    # A grant's expiry (Unix seconds): a `grant` row's, or a deposit's when paid credits expire.
+    grant_expires_at = NumberAttribute(attr_name="grantExpiresAt", null=True)
+    # An `expired` row's grant (the transaction id of the row that made it).
+    grant_id = UnicodeAttribute(attr_name="grantId", null=True)
     created_at = UnicodeAttribute(attr_name="createdAt")
 
     deposits_by_payment_intent = DepositsByPaymentIntent()
@@ -232,5 +245,8 @@ class CreditGuard(LedgerModel):
     # allowed), for the wallet's `dispute.needs_response` event (wallet.wallet_events).
     notice_payment_id = UnicodeAttribute(attr_name="noticePaymentId", null=True)
     notice_due_by = NumberAttribute(attr_name="noticeDueBy", null=True)
+    # The sign-up grant (`signup`): when it was given, in a name no other item uses, so the role that
+    # gives it can write nothing else of a guard.
+    signed_up_at = UnicodeAttribute(attr_name="signedUpAt", null=True)
 
     active_holds = ActiveHolds()

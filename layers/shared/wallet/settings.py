@@ -313,6 +313,47 @@ def _secret(arn: str, arn_name: str) -> str:
 
 
 DEFAULT_AUTO_TOP_UP_DAILY_LIMIT = 3
+# The sign-up grant's bounds: a promotional grant's (wallet.promotions.MAX_GRANT_CREDITS, MAX_EXPIRY_DAYS).
+MAX_SIGNUP_CREDITS = 1_000_000
+
+
+@cache
+def signup_credits() -> int:
+    """Free credits a new user receives once, on their first visit to the balance page; 0: none."""
+    value = os.environ.get("SIGNUP_CREDITS", "").strip() or "0"
+    if not (value.isascii() and value.isdigit()) or int(value) > MAX_SIGNUP_CREDITS:
+        raise SettingsError(
+            f"SIGNUP_CREDITS must be a whole number from 0 to {MAX_SIGNUP_CREDITS}, not {value!r}"
+        )
+    return int(value)
+
+
+@cache
+def signup_credits_expire_days() -> int | None:
+    """How many days after they are given the sign-up credits expire; None (0 or unset): never."""
+    value = os.environ.get("SIGNUP_CREDITS_EXPIRE_DAYS", "").strip() or "0"
+    if not (value.isascii() and value.isdigit()) or int(value) > MAX_PAID_CREDITS_EXPIRE_DAYS:
+        raise SettingsError(
+            f"SIGNUP_CREDITS_EXPIRE_DAYS must be a whole number from 0 to {MAX_PAID_CREDITS_EXPIRE_DAYS}, "
+            f"not {value!r}"
+        )
+    return int(value) or None
+
+
+# A paid credit's life is bounded as a promotional grant's is (wallet.promotions.MAX_EXPIRY_DAYS).
+MAX_PAID_CREDITS_EXPIRE_DAYS = 1_095
+
+
+@cache
+def paid_credits_expire_days() -> int | None:
+    """How many days after it is credited a paid credit expires; None (0 or unset, the default): never."""
+    value = os.environ.get("PAID_CREDITS_EXPIRE_DAYS", "").strip() or "0"
+    if not (value.isascii() and value.isdigit()) or int(value) > MAX_PAID_CREDITS_EXPIRE_DAYS:
+        raise SettingsError(
+            f"PAID_CREDITS_EXPIRE_DAYS must be a whole number from 0 to {MAX_PAID_CREDITS_EXPIRE_DAYS}, "
+            f"not {value!r}"
+        )
+    return int(value) or None
 
 
 @cache

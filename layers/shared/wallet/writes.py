@@ -33,6 +33,10 @@ INQUIRY_CLOSED = "inquiry_closed"
 DISPUTE = "dispute"
 DISPUTE_WON = "dispute_won"
 ADJUSTMENT = "adjustment"
+# Free credits an operator gives (a promotion) or a new user receives (sign-up), maybe expiring; and what
+# is left of a grant when it expires (wallet.grants, wallet.expiry).
+GRANT = "grant"
+EXPIRED = "expired"
 # A hold's rows move nothing: the credits go from `balance` to `held` and back (wallet.holds); a capture
 # is a `spend`.
 HOLD = "hold"
@@ -48,6 +52,8 @@ ROW_TYPES = (
     DISPUTE,
     DISPUTE_WON,
     ADJUSTMENT,
+    GRANT,
+    EXPIRED,
     HOLD,
     HOLD_RELEASED,
     HOLD_EXPIRED,
@@ -111,12 +117,24 @@ def transact(write: Callable[[TransactWrite], None], failure: str) -> list[Cance
 
 
 def balance_actions(amount: int, currency: str, now: str) -> list[Any]:
-    """What a change of `amount` does to a balance item: its balance, currency and time stamp."""
+    """What a change of `amount` does to a balance item: its balance, currency, time stamp and count of
+    changes (wallet.expiry conditions on it)."""
     return [
         CreditBalance.balance.add(amount),
+        CreditBalance.changes.add(1),
         CreditBalance.currency.set(currency),
         CreditBalance.updated_at.set(now),
     ]
+
+
+def grant_actions(deposit: str | None, expires_at: int | None) -> list[Any]:
+    """What a new grant adds to the balance item: a deposit's id among those the grants' projection has
+    still to fold (`newGrants`), and whether the account has had a grant that expires (`grantsExpire`,
+    so the balance page reads the grants only for such accounts)."""
+    actions: list[Any] = [] if deposit is None else [CreditBalance.new_grants.add({deposit})]
+    if expires_at is not None:
+        actions.append(CreditBalance.grants_expire.set(True))
+    return actions
 
 
 def guard_item(partition: str, guard_id: str) -> dict[str, Any]:

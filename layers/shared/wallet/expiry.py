@@ -1,0 +1,145 @@
+"""Expiry: what is left of a grant past its expiry (not spent, not held) leaves the account as an
+`expired` row, once, however often the sweep runs, whatever spend races it, wherever it stopped.
+
+The amount comes from the account's grants as of now (wallet.projection.current: the stored projection
+and every row after it). That read may miss a change committed meanwhile, so the expiry's transaction
+conditions on every balance item of the account (the main item and a hot account's sub-balances) still
+having the `changes` count it had before the rows were read; every balance write adds 1 to it in its
+own update (wallet.writes.balance_actions). A stale expiry fails its condition and is tried again on a
+fresh read; a repeated one finds nothing left. It takes only what the main item holds (a hot account's
+credits are gathered to it first), so an expiry never makes a debt.
+
+Only grants that expired SETTLE_SECONDS ago are expired: every row made before their expiry has then
+committed (wallet.projection), so no debit the rules would charge to the grant can still arrive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pynamodb.exceptions import PynamoDBException
+from pynamodb.transactions import TransactWrite
+from ulid import ULID
+
+from wallet import account, projection, writes
+from wallet.errors import LedgerUnavailableError
+from wallet.grants import Lot
+from wallet.models import CreditBalance, CreditTransaction
+from wallet.writes import EXPIRED, balance_actions, transact
+
+# Tries on a fresh read when a change committed between the read and the expiry.
+ATTEMPTS = 6
+# Expired rows per transaction: with a balance item and up to 33 condition checks, inside the 100 items
+# a TransactWriteItems holds.
+ROWS_PER_TRANSACTION = 25
+
+
+@dataclass(frozen=True, slots=True)
+class Expired:
+    credits: int
+    rows: int
+    stale: int
+    """Expiries refused because the account changed under them, then tried again."""
+
+
+def expire(user_id: str, now_s: float, currency: str) -> Expired:
+    """Expire what is left of the account's grants past their expiry, as of `now_s`."""
+    credits = rows = stale = 0
+    for _ in range(ATTEMPTS):
+        read = _read(user_id)
+        grants = projection.current(user_id, now_s)
+        if grants.total() != read.owned:
+            # The rows read do not yet show every change the balance items do: read again.
+            stale += 1
+            continue
+        due = grants.due(now_s - projection.SETTLE_SECONDS)
+        if not due:
+            return Expired(credits, rows, stale)
+        wanted = sum(lot.left for lot in due)
+        if read.main < wanted and len(read.counts) > 1:
+            # A hot account: its sub-balances' credits come to the main item, where expiries take.
+            account.gather_to_main(user_id, wanted, currency)
+            read = _read(user_id)
+        batch = _batch(due, max(read.main, 0))
+        if not batch:
+            return Expired(credits, rows, stale)
+        if _write(user_id, batch, read.counts, currency):
+            credits += sum(part for _, part in batch)
+            rows += len(batch)
+        else:
+            stale += 1
+    return Expired(credits, rows, stale)
+
+
+def _batch(due: list[Lot], main: int) -> list[tuple[Lot, int]]:
+    batch: list[tuple[Lot, int]] = []
+    for lot in due[:ROWS_PER_TRANSACTION]:
+        part = min(lot.left, main)
+        if part <= 0:
+            break
+        batch.append((lot, part))
+        main -= part
+    return batch
+
+
+@dataclass(frozen=True, slots=True)
+class Items:
+    """The account's balance items as read: each one's `changes` (None where never counted), the main
+    item's available balance, and what they all own (balance + held)."""
+
+    counts: dict[str, int | None]
+    main: int
+    owned: int
+
+
+def _read(user_id: str) -> Items:
+    keys = account.account_partitions(user_id)
+    try:
+        items = {item.user_id: item for item in CreditBalance.batch_get(keys, consistent_read=True)}
+    except PynamoDBException as exc:
+        raise LedgerUnavailableError("the ledger could not read the balance") from exc
+    counts = {key: None if key not in items else items[key].changes for key in keys}
+    main = items.get(user_id)
+    return Items(
+        {key: None if count is None else int(count) for key, count in counts.items()},
+        0 if main is None else int(main.balance),
+        sum(int(item.balance or 0) + int(item.held or 0) for item in items.values()),
+    )
+
+
+def _unchanged(count: int | None) -> Any:
+    return CreditBalance.changes.does_not_exist() if count is None else CreditBalance.changes == count
+
+
+def _write(user_id: str, batch: list[tuple[Lot, int]], counts: dict[str, int | None], currency: str) -> bool:
+    """One transaction: the expired rows, the main item less their credits, on condition that no balance
+    item of the account changed since it was read. False when one did."""
+    now = writes.now()
+    total = sum(part for _, part in batch)
+    rows = [
+        CreditTransaction(
+            user_id,
+            str(ULID()),
+            type=EXPIRED,
+            amount=-part,
+            source="expiry",
+            grant_id=lot.grant_id,
+            created_at=now,
+        )
+        for lot, part in batch
+    ]
+
+    def write(transaction: TransactWrite) -> None:
+        for row in rows:
+            transaction.save(row, condition=CreditTransaction.transaction_id.does_not_exist())
+        transaction.update(
+            CreditBalance(user_id),
+            actions=balance_actions(-total, currency, now),
+            condition=_unchanged(counts[user_id]) & (CreditBalance.balance >= total),
+        )
+        for key, count in counts.items():
+            if key != user_id:
+                transaction.condition_check(CreditBalance, key, condition=_unchanged(count))
+
+    return transact(write, "the ledger could not record an expiry") is None
