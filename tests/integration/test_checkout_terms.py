@@ -29,7 +29,7 @@ from functions.create_checkout.app import lambda_handler as create_checkout
 from tests.checkout_flow import deliver, start_checkout, variant
 from tests.integration.test_fulfilment_mark import emitted
 from tests.lambda_events import api_event, invoke
-from wallet import ledger, marker, settings
+from wallet import grants, ledger, marker, projection, settings
 from wallet.fulfilment import fulfil
 from wallet.models import CreditTransaction
 from wallet.outcomes import Result
@@ -70,6 +70,12 @@ def reference_share(credits: int, refunded: int, paid: int) -> int:
 
 def session_of(emulator: StripeEmulator, session_id: str) -> dict[str, Any]:
     return emulator.client().v1.checkout.sessions.retrieve(session_id).to_dict()
+
+
+def paid_grant_costs(user_id: str) -> list[tuple[int, int]]:
+    """(credits, cost basis) of each of the user's paid grants, as the grants' projection reads its rows."""
+    rows = [projection.row_of(item) for item in CreditTransaction.query(user_id)]
+    return [(lot.credits, lot.paid) for lot in grants.fold(rows).lots.values() if lot.kind == grants.PAID]
 
 
 def pay_and_deliver(emulator: StripeEmulator, session_id: str) -> None:
@@ -151,6 +157,9 @@ def test_tax_added_on_top_is_paid_and_the_pack_credits_what_it_promised(
     assert ledger.get_balance("alice") == 5000
     [row] = CreditTransaction.query("alice")
     assert int(row.amount_paid) == 5500
+    # The tax is the state's: the credits cost what the price was, 5000 for 5000.
+    assert int(row.amount_tax) == 500
+    assert paid_grant_costs("alice") == [(5000, 5000)]
 
 
 def test_tax_inside_the_price_leaves_the_total_and_the_credits(
@@ -165,6 +174,8 @@ def test_tax_inside_the_price_leaves_the_total_and_the_credits(
     # 10% inside 5500 is 500 (5500 = 5000 + 500), and the customer pays 5500.
     assert (session["amount_total"], session["total_details"]["amount_tax"]) == (5500, 500)
     assert ledger.get_balance("alice") == 5500
+    # Inside the price as on top of it: 5500 credits cost 5500 less the 500 of tax in it.
+    assert paid_grant_costs("alice") == [(5500, 5000)]
 
 
 def test_a_promotion_code_lowers_the_price_not_the_credits_and_a_refund_takes_its_share(

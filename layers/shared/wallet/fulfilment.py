@@ -45,6 +45,7 @@ def fulfil(session: CheckoutSession, event_id: str | None = None) -> Outcome:
         stripe_payment_intent_id=session.payment_intent_id,
         stripe_event_id=event_id,
         amount_paid=session.amount_total,
+        amount_tax=session.totals.tax if session.totals else None,
         stripe_invoice_id=session.invoice_id,
     )
     result = Result.CREDITED if credit is Credit.CREDITED else Result.ALREADY_CREDITED

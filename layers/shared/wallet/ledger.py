@@ -101,6 +101,7 @@ def add_credits(
     stripe_payment_intent_id: str | None = None,
     stripe_event_id: str | None = None,
     amount_paid: int | None = None,
+    amount_tax: int | None = None,
     stripe_invoice_id: str | None = None,
     expires_at: int | None = None,
 ) -> Credit:
@@ -126,6 +127,7 @@ def add_credits(
         stripe_event_id=stripe_event_id,
         stripe_invoice_id=stripe_invoice_id,
         amount_paid=amount_paid,
+        amount_tax=amount_tax or None,
         grant_expires_at=expires_at,
         created_at=now,
     )

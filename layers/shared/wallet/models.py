@@ -172,6 +172,9 @@ class CreditTransaction(LedgerModel):
     stripe_invoice_id = UnicodeAttribute(attr_name="stripeInvoiceId", null=True)
     # A deposit's price in minor units, so a dispute takes its share without asking Stripe.
     amount_paid = NumberAttribute(attr_name="amountPaid", null=True)
+    # The tax inside `amountPaid` (Stripe Tax), so a grant's cost basis is what its credits cost net of
+    # tax; absent where no tax was collected, and on deposits made before it was kept.
+    amount_tax = NumberAttribute(attr_name="amountTax", null=True)
     description = UnicodeAttribute(null=True)
     # Who made the change: a service's or an operator's IAM ARN.
     actor = UnicodeAttribute(null=True)

@@ -50,7 +50,8 @@ def row_of(item: CreditTransaction) -> Row:
         payment_id=item.payment_id,
         hold_id=item.hold_id,
         reserved=None if item.reserved is None else int(item.reserved),
-        paid=None if item.amount_paid is None else int(item.amount_paid),
+        # What the credits cost the customer, net of the tax collected for the state.
+        paid=None if item.amount_paid is None else int(item.amount_paid) - int(item.amount_tax or 0),
         expires_at=None if item.grant_expires_at is None else int(item.grant_expires_at),
         grant_id=item.grant_id,
     )
