@@ -29,7 +29,7 @@ from tests.integration.test_webhook_reversals import (
     rows,
     send,
 )
-from wallet import dispute_notices
+from wallet import dispute_notices, once
 from wallet.models import CreditTransaction
 
 pytestmark = pytest.mark.usefixtures("tables")
@@ -206,7 +206,7 @@ def test_a_claim_left_by_a_delivery_that_died_before_publishing_is_taken_over_la
 ) -> None:
     session = paid_deposit(stripe_emulator, "alice", 1000)
     dynamodb = boto3.client("dynamodb")
-    stale = int(time.time()) - dispute_notices.CLAIM_SECONDS - 1
+    stale = int(time.time()) - once.CLAIM_SECONDS - 1
     dynamodb.put_item(
         TableName=TABLE_NAMES["CreditGuardTable"],
         Item={

@@ -8,7 +8,7 @@ Exactly once under duplicates, concurrent deliveries and the sweep's replays: a 
 delivery whose put succeeded publishes. If the publish fails, that delivery deletes its claim and
 raises, so the webhook answers 500 and Stripe (or the sweep) delivers again: the ledger has nothing more
 to do, and the notice is claimed and published then. A claim left by a delivery that died between its
-put and its publish (no `noticeSentAt`) may be taken over after CLAIM_SECONDS, so a crash delays a
+put and its publish (no `noticeSentAt`) may be taken over after wallet.once.CLAIM_SECONDS, so a crash delays a
 notice and never loses it; a notice whose publish succeeded but whose `noticeSentAt` was not written may
 be published twice, never not at all.
 """
@@ -16,24 +16,20 @@ be published twice, never not at all.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from pynamodb.exceptions import DeleteError, PutError, PynamoDBException, UpdateError
-from ulid import ULID
 
 from wallet import settings
 from wallet.errors import LedgerUnavailableError
 from wallet.models import CreditGuard
+from wallet.once import act_once
 
 logger = Logger(child=True)
 
-# Longer than a Lambda's 15 minutes' limit is not needed: a webhook delivery lasts seconds.
-CLAIM_SECONDS = 300
 # Kept past Stripe's 30 days of events, so no replay of the stage's event finds its notice gone.
 KEPT = timedelta(days=45)
 
@@ -51,38 +47,22 @@ def give_notice(
     """Announce the dispute's current stage once: True when this call published it, False when another
     delivery did (or is doing it now)."""
     dispute_id, status = str(dispute.get("id")), str(dispute.get("status"))
-    claim = str(ULID())
-    now = int(time.time())
     notice = CreditGuard(
         user_id,
         f"notice#{dispute_id}#{status}",
-        notice_claim=claim,
-        notice_claimed_at=now,
         notice_payment_id=payment_id,
         notice_due_by=_due_by(dispute),
         created_at=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         expires_at=datetime.now(UTC) + KEPT,
     )
-    unclaimed = CreditGuard.guard_id.does_not_exist() | (
-        CreditGuard.notice_sent_at.does_not_exist() & (CreditGuard.notice_claimed_at < now - CLAIM_SECONDS)
-    )
-    try:
-        notice.save(condition=unclaimed)
-    except PutError as exc:
-        if exc.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise LedgerUnavailableError("the ledger could not record the dispute's notice") from exc
-    subject, message = _notice(payment_id, dispute)
-    try:
-        (publish or _publish)(subject, message)
-    except Exception as exc:  # any failure to publish: give the claim back so a redelivery sends it
-        _release(notice, claim)
-        raise NoticeUnavailableError("the dispute's notice could not be published") from exc
-    try:
-        notice.update(actions=[CreditGuard.notice_sent_at.set(int(time.time()))])
-    except UpdateError:
-        logger.warning("dispute notice published, not marked sent", extra={"dispute_id": dispute_id})
-    return True
+
+    def announce() -> None:
+        try:
+            (publish or _publish)(*_notice(payment_id, dispute))
+        except Exception as exc:  # any failure to publish: the claim is given back, a redelivery sends it
+            raise NoticeUnavailableError("the dispute's notice could not be published") from exc
+
+    return act_once(notice, announce, "the ledger could not record the dispute's notice")
 
 
 def _due_by(dispute: Mapping[str, Any]) -> int | None:
@@ -118,14 +98,6 @@ def _notice(payment_id: str, dispute: Mapping[str, Any]) -> tuple[str, str]:
         "dueByIso": due,
     }
     return subject, json.dumps(body, separators=(",", ":"))
-
-
-def _release(notice: CreditGuard, claim: str) -> None:
-    try:
-        notice.delete(condition=CreditGuard.notice_claim == claim)
-    except (DeleteError, PynamoDBException):
-        # Left claimed: taken over after CLAIM_SECONDS by a redelivery or the sweep.
-        logger.warning("dispute notice claim not released", extra={"guard_id": notice.guard_id})
 
 
 def _publish(subject: str, message: str) -> None:

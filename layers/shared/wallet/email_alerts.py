@@ -7,30 +7,27 @@ sends the email (no third reader). A dip begins with the one committed change th
 spent from at or above the threshold to below it, as `balance.low` does (wallet.wallet_events). Sending
 is a side effect a redelivered record would repeat, so each dip has its own guard: `mail#<record>` on the
 guard table, claimed by a conditional put before the email is sent and marked sent after, as dispute
-notices are (wallet.dispute_notices): a claim left by a crash is taken over after CLAIM_SECONDS, so an
+notices are (wallet.once): a claim left by a crash is taken over after CLAIM_SECONDS, so an
 email may be sent twice after a crash, never lost.
 """
 
 from __future__ import annotations
 
-import contextlib
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, PynamoDBException, UpdateError
+from pynamodb.exceptions import DoesNotExist, PynamoDBException
 from pynamodb.expressions.update import Action
-from ulid import ULID
 
 from wallet.amounts import spelled
 from wallet.errors import InvalidAmountError, LedgerUnavailableError, NoVerifiedEmailError
 from wallet.models import CreditBalance, CreditGuard
+from wallet.once import act_once
 
 MIN_THRESHOLD = 1
 MAX_THRESHOLD = 100_000_000
-CLAIM_SECONDS = 300
 # Long past the stream's 24 hours of redeliveries.
 KEPT = timedelta(days=7)
 
@@ -120,31 +117,17 @@ def message(available: int, threshold: int, site_url: str) -> tuple[str, str]:
 
 def notify_once(user_id: str, dip: str, to: str, subject: str, text: str, send: Send) -> bool:
     """Send the dip's email unless another delivery did (or is doing it now): True when this one sent it."""
-    claim, now = str(ULID()), int(time.time())
     guard = CreditGuard(
         user_id,
         f"mail#{dip}",
-        notice_claim=claim,
-        notice_claimed_at=now,
         created_at=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         expires_at=datetime.now(UTC) + KEPT,
     )
-    unclaimed = CreditGuard.guard_id.does_not_exist() | (
-        CreditGuard.notice_sent_at.does_not_exist() & (CreditGuard.notice_claimed_at < now - CLAIM_SECONDS)
-    )
-    try:
-        guard.save(condition=unclaimed)
-    except PutError as exc:
-        if exc.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise LedgerUnavailableError("the ledger could not claim the email") from exc
-    try:
-        send(to, subject, text)
-    except Exception as exc:  # any failure to send: give the claim back so the redelivery sends it
-        with contextlib.suppress(DeleteError, PynamoDBException):  # else taken over after CLAIM_SECONDS
-            guard.delete(condition=CreditGuard.notice_claim == claim)
-        raise MailUnavailableError("the low balance email could not be sent") from exc
-    # Sent; if not marked, a takeover after CLAIM_SECONDS may send it again, never not at all.
-    with contextlib.suppress(UpdateError):
-        guard.update(actions=[CreditGuard.notice_sent_at.set(int(time.time()))])
-    return True
+
+    def mail() -> None:
+        try:
+            send(to, subject, text)
+        except Exception as exc:  # any failure to send: the claim is given back, the redelivery sends it
+            raise MailUnavailableError("the low balance email could not be sent") from exc
+
+    return act_once(guard, mail, "the ledger could not claim the email")
