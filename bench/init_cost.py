@@ -44,6 +44,7 @@ FUNCTIONS = {
     "spend": "functions.spend.app",
     "reconcile": "functions.reconcile.app",
     "auto_top_up": "functions.auto_top_up.app",
+    "wallet_events": "functions.wallet_events.app",
 }
 PROJECT = ("functions", "wallet")
 _LOADED = """
