@@ -11,12 +11,17 @@ import pytest
 
 from functions.spend.app import lambda_handler as spend_handler
 from tests.lambda_events import HttpResponse, api_event, invoke
+from tests.lambda_pool import Containers
 from wallet.models import CreditBalance, CreditGuard, CreditTransaction
 
 pytestmark = pytest.mark.usefixtures("tables")
 
 
 def grant(user: str, body: Any, key: str | None = "grant-1") -> HttpResponse:
+    return invoke(spend_handler, grant_event(user, body, key))
+
+
+def grant_event(user: str, body: Any, key: str | None = "grant-1") -> dict[str, Any]:
     event = api_event(
         "POST",
         "/api/users/{userId}/grants",
@@ -26,7 +31,7 @@ def grant(user: str, body: Any, key: str | None = "grant-1") -> HttpResponse:
     event["headers"].pop("idempotency-key", None)
     if key is not None:
         event["headers"]["idempotency-key"] = key
-    return invoke(spend_handler, event)
+    return event
 
 
 def rows(user: str) -> list[dict[str, Any]]:
@@ -69,6 +74,19 @@ def test_a_grant_without_an_expiry_never_expires_and_its_key_replays() -> None:
     [row] = rows("alice")
     assert "grantExpiresAt" not in row
     assert grant("alice", {"credits": 71, "reason": "goodwill"}).status == 409
+
+
+def test_32_concurrent_grants_with_one_key_across_containers_make_one_row(containers: Containers) -> None:
+    # As an operator's client retrying a grant whose answer was lost, 32 times at once
+    body = {"credits": 500, "reason": "Launch promotion", "expiresAt": in_days(30)}
+    requests = [("spend", grant_event("alice", body, key="one-key")) for _ in range(32)]
+
+    answers = containers.invoke_all(requests)
+
+    assert {status for status, _ in answers} == {201}
+    assert len({answer["transactionId"] for _, answer in answers}) == 1
+    assert [row["type"] for row in rows("alice")] == [{"S": "grant"}]
+    assert int(CreditBalance.get("alice", consistent_read=True).balance) == 500
 
 
 def test_a_grant_may_give_the_most_credits_and_expire_at_the_furthest_day() -> None:
