@@ -17,7 +17,7 @@ from devstack.dynamodb import DynamoDBServer
 from functions.reconcile.app import lambda_handler as reconcile
 from tests.conftest import TABLE_NAMES
 from tests.lambda_events import LambdaContext
-from wallet import account, audit, auto_top_up, holds, ledger, migrate
+from wallet import account, audit, auto_top_up, expiry, holds, ledger, migrate, projection, promotions
 from wallet.models import CreditBalance, CreditGuard
 
 SERVICE = "arn:aws:iam::123456789012:role/checkout-backend"
@@ -304,3 +304,34 @@ def test_the_reconcile_function_runs_the_migration_on_its_task(tables: DynamoDBS
     result = reconcile({"task": "migrate"}, LambdaContext("reconcile"))
 
     assert (result["holds_kept"], result["finished"]) == (1, True)
+
+
+def test_an_account_from_before_grants_is_one_paid_grant_that_never_expires_and_expiry_spares_it(
+    tables: DynamoDBServer,
+) -> None:
+    # Given the first release's account (afc7ad2): a balance item with no change count and no new grants,
+    # and a deposit of 1,000 whose price was not recorded
+    balance_before_holds(tables, "alice", 1000)
+    # When today's code gives it 200 promotional credits that expire in a day, and spends 150
+    promotions.grant(
+        "alice",
+        200,
+        reason="promo",
+        expires_at=datetime.fromtimestamp(int(time.time() + DAY), UTC).isoformat(),
+        idempotency_key="promo-1",
+        actor=SERVICE,
+        currency="usd",
+    )
+    ledger.spend("alice", 150, idempotency_key="spend-1", description=None, actor=SERVICE, currency="usd")
+    later = time.time() + 2 * DAY + projection.SETTLE_SECONDS
+
+    # Then the old deposit is a paid grant with no cost basis that never expires; the spend came from the
+    # promotion, expiring soonest; and the expiry takes the promotion's other 50, never the old credits
+    lots = sorted(
+        (lot.kind, lot.credits, lot.paid, lot.expires_at is None, lot.left)
+        for lot in projection.current("alice", time.time()).lots.values()
+    )
+    assert lots == [("free", 200, None, False, 50), ("paid", 1000, None, True, 1000)]
+    assert expiry.expire("alice", later, "usd").credits == 50
+    assert expiry.expire("alice", later, "usd").credits == 0
+    assert account.get_balance("alice") == 1000
