@@ -18,7 +18,7 @@ RUNTIME_PACKAGES := boto3 botocore s3transfer jmespath python-dateutil six
 LAYER_REQUIREMENTS ?= layers/shared/requirements.txt
 BUILD_DIR ?= .aws-sam/build
 
-.PHONY: help setup run audit migrate expire-holds test lint unit test-loaded bench bench-audit bench-hot init-cost validate build bytecode deploy doctor layer-requirements format clean
+.PHONY: help setup run audit report migrate expire-holds test lint unit test-loaded bench bench-audit bench-hot init-cost validate build bytecode deploy doctor layer-requirements format clean
 
 # The name column is as wide as the longest name, so a new target's name never pushes its text out of line.
 help: ## List the targets
@@ -47,6 +47,10 @@ run: setup ## Serve the page, the API, DynamoDB and Stripe's emulator on http://
 
 audit: setup ## Prove every balance of the running `make run` is the sum of its rows (exit 1 on drift)
 	PYTHONPATH=layers/shared:. $(VENV)/bin/python -m devstack.audit
+
+report: setup ## The month's books of `make run` per account and currency (PERIOD=2027-01 FORMAT=csv|json OUT=file)
+	PYTHONPATH=layers/shared:. $(VENV)/bin/python -m devstack.report --period "$(PERIOD)" --format "$(or $(FORMAT),csv)" \
+	  $(if $(OUT),--out "$(OUT)")
 
 migrate: setup ## Upgrade, once, the items an earlier release wrote to `make run`'s tables (resumable)
 	PYTHONPATH=layers/shared:. $(VENV)/bin/python -m devstack.migrate

@@ -151,3 +151,10 @@ class Account:
                 exact = Fraction(price * gone, size)
                 total += int(exact + Fraction(1, 2)) if exact.denominator != 1 else int(exact)
         return total
+
+    def unused(self) -> tuple[int, int, int]:
+        """What the grants hold, left or held: (cost of the paid credits, paid credits, free credits). The
+        cost is what was paid less what the credits gone cost (money_gone's rule), grant by grant."""
+        paid_credits = sum(1 for token in self.tokens if token.paid and token.state in ("left", "held"))
+        free_credits = sum(1 for token in self.tokens if not token.paid and token.state in ("left", "held"))
+        return sum(self.prices.values()) - self.money_gone(), paid_credits, free_credits

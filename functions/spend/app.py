@@ -23,7 +23,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from wallet import account, alerts, history, holds, hot_accounts, ledger, promotions, settings, snapstart
+from wallet import account, alerts, books, history, holds, hot_accounts, ledger, promotions, settings, snapstart
 from wallet.errors import InvalidAmountError
 from wallet.http import (
     InvalidBodyError,
@@ -479,6 +479,55 @@ def transactions(user_id: str) -> dict[str, Any]:
     readers = settings.service_callers() | settings.operators()
     allowed_caller(app, readers, "ServiceCallerArns or OperatorArns")
     return history.answer(_user(user_id), app.current_event.get_query_string_value)
+
+
+BOOKS_LINE = {
+    "type": "object",
+    "description": "One account's month, or a currency's total (`userId` null); money in minor units",
+    "properties": {
+        "currency": {"type": "string"},
+        "userId": {"type": ["string", "null"]},
+        **{name: {"type": "integer"} for name in books.FIGURES},
+    },
+}
+BOOKS = {
+    "type": "object",
+    "required": ["period", "complete", "balanced", "accounts", "totals", "unbalanced", "nextCursor"],
+    "properties": {
+        "period": {"type": "string", "description": "YYYY-MM"},
+        "complete": {"type": "boolean", "description": "False for a month not over 15 minutes ago"},
+        "balanced": {"type": "boolean", "description": "Every line's opening + in - out = closing"},
+        "accounts": {"type": "array", "items": BOOKS_LINE, "description": "Accounts with figures"},
+        "accountsRead": {"type": "integer"},
+        "totals": {"type": "array", "items": BOOKS_LINE, "description": "This page's, by currency"},
+        "unbalanced": {"type": "array", "items": BOOKS_LINE},
+        "nextCursor": {"type": ["string", "null"], "description": "Pass as `cursor` for the next page"},
+    },
+}
+
+
+@app.get(
+    "/api/books/<period>",
+    summary="A month's books: deferred revenue, recognised, breakage, reversals",
+    description="Per account and per currency, a page of accounts at a time (`limit` 1 to "
+    f"{books.MAX_PAGE}, default {books.DEFAULT_PAGE}; `cursor` from the last page): "
+    "opening deferred revenue, purchases, revenue recognised, breakage, refunds and disputes, closing "
+    "deferred revenue, and the same in credits for paid and free grants. Totals are the page's: a "
+    "caller adds the pages up, as `make report` does.",
+    tags=["Service"],
+    security=SIGV4,
+    responses={
+        200: {"description": "The page of the books", "content": {"application/json": {"schema": BOOKS}}},
+        400: documented_error("A period that is not YYYY-MM or has not begun, or a bad `limit` or `cursor`"),
+        403: documented_error("Not signed with AWS credentials, or by a principal not in OperatorArns"),
+        404: NO_ROUTE,
+        500: documented_error("The ledger could not be reached; try again"),
+    },
+)
+@tracer.capture_method
+def month_books(period: str) -> dict[str, Any]:
+    allowed_caller(app, settings.operators(), "OperatorArns")
+    return books.page(period, app.current_event.get_query_string_value, settings.price_list().currency)
 
 
 def _user(captured: str) -> str:

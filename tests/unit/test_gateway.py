@@ -58,6 +58,7 @@ def test_routes_are_the_template_ones_with_the_webhook_and_packs_public() -> Non
         ("POST", "/api/users/{userId}/holds/{holdId}/release"): ("functions.spend.app", "AWS_IAM"),
         ("PUT", "/api/users/{userId}/shards"): ("functions.spend.app", "AWS_IAM"),
         ("PUT", "/api/users/{userId}/alerts"): ("functions.spend.app", "AWS_IAM"),
+        ("GET", "/api/books/{period}"): ("functions.spend.app", "AWS_IAM"),
         ("GET", "/api/auto-top-up"): ("functions.auto_top_up.app", "JWT"),
         ("PUT", "/api/auto-top-up"): ("functions.auto_top_up.app", "JWT"),
         ("GET", "/api/low-balance-email"): ("functions.auto_top_up.app", "JWT"),

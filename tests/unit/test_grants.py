@@ -15,7 +15,7 @@ from hypothesis.stateful import (
 )
 
 from tests.reference_grants import Account
-from wallet import grants
+from wallet import books, grants
 from wallet.grants import Grants, Row
 
 START_MS = 1_800_000_000_000
@@ -30,6 +30,10 @@ class GrantsMachine(RuleBasedStateMachine):
         self.serial = 0
         self.paid: list[str] = []
         self.holds: dict[str, int] = {}
+        # The reference's figures as each month closed, and what each month took in, by month.
+        self.closed: dict[str, tuple[int, int, int]] = {}
+        self.came: dict[str, list[int]] = {}
+        self.month: str | None = None
 
     def _id(self) -> str:
         self.serial += 1
@@ -37,6 +41,10 @@ class GrantsMachine(RuleBasedStateMachine):
         return f"{self.clock_ms:013d}{self.serial:06d}"
 
     def _apply(self, **fields: object) -> str:
+        month = grants.month_of(self.clock_ms)
+        if self.month is not None and month != self.month:
+            self.closed[self.month] = self.reference.unused()
+        self.month = month
         row_id = str(fields.pop("id", None) or self._id())
         self.grants.apply(Row(id=row_id, at_ms=self.clock_ms, **fields))  # type: ignore[arg-type]
         return row_id
@@ -48,6 +56,16 @@ class GrantsMachine(RuleBasedStateMachine):
     @rule(seconds=st.integers(0, 3_000))
     def time_passes(self, seconds: int) -> None:
         self.clock_ms += seconds * 1000
+
+    @rule(days=st.integers(1, 70))
+    def days_pass(self, days: int) -> None:
+        self.clock_ms += days * 86_400_000
+
+    def _came(self, paid: int, paid_credits: int, free_credits: int) -> None:
+        month = grants.month_of(self.clock_ms)
+        counts = self.came.setdefault(month, [0, 0, 0])
+        for index, value in enumerate((paid, paid_credits, free_credits)):
+            counts[index] += value
 
     @rule(
         credits=st.integers(1, 40),
@@ -62,6 +80,7 @@ class GrantsMachine(RuleBasedStateMachine):
         )
         self.reference.grant(row_id, credits, paid=price if price is not None else 0, expires=expiry)
         self.paid.append(row_id)
+        self._came(price or 0, credits, 0)
 
     @rule(
         credits=st.integers(1, 40),
@@ -73,6 +92,7 @@ class GrantsMachine(RuleBasedStateMachine):
         row_id = self._id()
         self._apply(id=row_id, type=kind, amount=credits, expires_at=expiry)
         self.reference.grant(row_id, credits, paid=None, expires=expiry)
+        self._came(0, 0, credits)
 
     @rule(credits=st.integers(1, 60), kind=st.sampled_from(["spend", "adjustment"]))
     def take(self, credits: int, kind: str) -> None:
@@ -92,7 +112,9 @@ class GrantsMachine(RuleBasedStateMachine):
         payment = data.draw(st.sampled_from(self.paid))
         row_id = self._id()
         self._apply(id=row_id, type=kind, amount=credits, payment_id=payment)
+        before = self.reference.sizes.get(row_id, 0)
         self.reference.give_back(payment, credits, row_id)
+        self._came(0, 0, self.reference.sizes.get(row_id, 0) - before)
 
     @rule(credits=st.integers(1, 30))
     def hold(self, credits: int) -> None:
@@ -146,6 +168,24 @@ class GrantsMachine(RuleBasedStateMachine):
             for what in (grants.USED, grants.BROKEN, grants.REVERSED)
         )
         assert money == self.reference.money_gone()
+
+    @invariant()
+    def months_close_as_the_reference_did(self) -> None:
+        """Each month's line: its closing figures are the reference's as the month closed (or now, for
+        the month the account is in), its opening the month before's, what came in the reference's, and
+        what went out is what the rest leaves; and the line says it adds up."""
+        now = None if self.month is None else self.reference.unused()
+        months = sorted({*self.closed, *self.came, *([self.month] if self.month else [])})
+        for month in months:
+            found = books.line(self.grants, month, "usd")
+            earlier = [m for m in self.closed if m < month]
+            opened = self.closed[max(earlier)] if earlier else (0, 0, 0)
+            closed = self.closed.get(month, now if month == self.month else opened)
+            came = self.came.get(month, [0, 0, 0])
+            assert (found.opening_deferred, found.opening_paid_credits, found.opening_free_credits) == opened
+            assert (found.closing_deferred, found.closing_paid_credits, found.closing_free_credits) == closed
+            assert (found.purchases, found.paid_credits_in, found.free_credits_in) == tuple(came)
+            assert found.unbalanced() == [], (month, found)
 
     @invariant()
     def stored_form_round_trips(self) -> None:

@@ -94,6 +94,7 @@ SERVICE_ROUTES = {
     "POST /api/users/{userId}/holds/{holdId}/release",
     "PUT /api/users/{userId}/shards",
     "PUT /api/users/{userId}/alerts",
+    "GET /api/books/{period}",
 }
 
 
@@ -227,7 +228,15 @@ DISPUTE_NOTICE = {
             | READ_FULFILMENT_KEY
             | {("sqs:SendMessage", "AutoTopUpFailedRecordsQueue")},
         ),
-        ("SpendFunction", LEDGER_CHANGE | {("dynamodb:Query", "CreditTransactionTable")}),
+        (
+            "SpendFunction",
+            LEDGER_CHANGE
+            | {
+                ("dynamodb:Query", "CreditTransactionTable"),
+                # The month's books read the accounts a page at a time.
+                ("dynamodb:Scan", "CreditBalanceTable"),
+            },
+        ),
         (
             "CreateCheckoutFunction",
             DEPOSIT
@@ -572,7 +581,7 @@ def resource_policy() -> dict[str, dict[str, Any]]:
         ("SpendsOnlyFromServiceCallers", "POST/api/users/*/spend", "${ServiceCallerArns}"),
         (
             "AdjustmentsOnlyFromOperators",
-            ["POST/api/users/*/adjustments", "POST/api/users/*/grants"],
+            ["POST/api/users/*/adjustments", "POST/api/users/*/grants", "GET/api/books/*"],
             "${OperatorArns}",
         ),
         ("HotAccountsOnlyFromOperators", "PUT/api/users/*/shards", "${OperatorArns}"),

@@ -124,6 +124,10 @@ class InvalidRangeError(ValueError):
     """An export's date range that is not two dates, in order, within the bounds."""
 
 
+class InvalidPeriodError(ValueError):
+    """A report's period that is not a month (YYYY-MM), or a month not yet begun."""
+
+
 class ExportTooLargeError(ValueError):
     """An export whose CSV would not fit in one response: a shorter range does."""
 

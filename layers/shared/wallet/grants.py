@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from wallet.writes import (
@@ -39,9 +40,16 @@ BROKEN = "expired"
 REVERSED = "reversed"
 PAYMENT_TAKES = frozenset({REFUND, DISPUTE, INQUIRY})
 # Paid grants used up are kept this long after they were made, so a refund or dispute finds its own
-# grant (Stripe's dispute window is 120 days); every other grant used up is dropped.
+# grant (Stripe's dispute window is 120 days), and for good once a refund or dispute took from them, so
+# what a dispute won or a failed refund gives back returns to them however late; every other grant used
+# up is dropped.
 KEEP_USED_PAID_MS = 180 * 86_400_000
 _NEVER = 2**63
+# The stored form's version. The first (no month cursor, no closing figures) is refolded from the rows.
+FORMAT = 2
+# What each month's books keep of the grants as the month closed (wallet.books reads them): the paid
+# credits unused, their cost (deferred revenue), and the free credits unused.
+CLOSING = ("close_paid_money", "close_paid_credits", "close_free_credits")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,13 +95,21 @@ class Lot:
 @dataclass(slots=True)
 class Grants:
     """The lots of one account, its debt (credits taken beyond every grant), the holds' reservations
-    (hold id -> [[grant id, credits], ...]) and the books by month (wallet.grants.book)."""
+    (hold id -> [[grant id, credits], ...]) and the books by month (wallet.grants.book).
+
+    The books' month is the fold's: a row counts in the later of its own month and the month of the rows
+    before it (a row's `createdAt` may precede the one before it by a request's length, and a late
+    deposit's is its commit), so a month once closed gets nothing more. When the fold enters a later
+    month, the month it leaves keeps what the grants held at its close (CLOSING), from the lots
+    themselves: each month's opening + in - out = closing is then a check, not a sum."""
 
     lots: dict[str, Lot] = field(default_factory=dict)
     debt: list[list[Any]] = field(default_factory=list)
     """[[what, credits], ...] in the order taken: what a credit paying it off counts as."""
     holds: dict[str, list[list[Any]]] = field(default_factory=dict)
     books: dict[str, dict[str, int]] = field(default_factory=dict)
+    month: str | None = None
+    """The month the fold has reached (YYYY-MM): the month of the latest row folded, or of any before."""
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -103,6 +119,18 @@ class Grants:
     def total(self) -> int:
         """What the grants say the account owns (left + held - debt): its balance + held."""
         return sum(lot.left + lot.held for lot in self.lots.values()) - self.owed()
+
+    def unused(self) -> dict[str, int]:
+        """What the grants hold now, left or held: paid credits, their cost not yet recognised (deferred
+        revenue, minor units), and free credits; keyed as CLOSING."""
+        paid = [lot for lot in self.lots.values() if lot.kind == PAID]
+        return {
+            "close_paid_money": sum(
+                lot.paid - money(lot, lot.consumed()) for lot in paid if lot.paid is not None
+            ),
+            "close_paid_credits": sum(lot.left + lot.held for lot in paid),
+            "close_free_credits": sum(lot.left + lot.held for lot in self.lots.values() if lot.kind == FREE),
+        }
 
     def due(self, now_s: float) -> list[Lot]:
         """Grants past their expiry with credits left that no hold keeps, oldest expiry first."""
@@ -128,6 +156,7 @@ class Grants:
 
     def apply(self, row: Row) -> None:
         """Fold one row in. Rows must come in the order the account took them (wallet.projection)."""
+        self._enter(month_of(row.at_ms))
         amount = row.amount
         if row.type == HOLD and row.hold_id and row.reserved:
             self.holds[row.hold_id] = self._draw(int(row.reserved), row, into_hold=True)
@@ -145,6 +174,14 @@ class Grants:
         elif amount < 0:
             self._draw(-amount, row, what=REVERSED if row.type in PAYMENT_TAKES else USED)
         self._prune(row.at_ms)
+
+    def _enter(self, month: str) -> None:
+        """Move the books to `month` if it is later than theirs, closing the month they leave."""
+        if self.month is not None and month <= self.month:
+            return
+        if self.month is not None:
+            self.books.setdefault(self.month, {}).update(self.unused())
+        self.month = month
 
     def _order(self, row: Row, first: str | None) -> list[Lot]:
         def key(lot: Lot) -> tuple[int, int, int, int, str]:
@@ -189,7 +226,7 @@ class Grants:
             lot.expired += credits
         else:
             lot.reversed += credits
-        book(self.books, lot, what, credits, before, row.at_ms)
+        book(self.books, lot, what, credits, before, self.month or month_of(row.at_ms))
 
     def _credit(self, lot: Lot, credits: int, row: Row) -> None:
         """Credits come to `lot`: they pay the debt first, oldest first, then are left to spend."""
@@ -208,7 +245,7 @@ class Grants:
         kind = PAID if row.type == DEPOSIT else FREE
         lot = Lot(row.id, kind, row.amount, row.paid if kind == PAID else None, row.expires_at, row.at_ms, 0)
         self.lots[row.id] = lot
-        month = self.books.setdefault(month_of(row.at_ms), {})
+        month = self.books.setdefault(self.month or month_of(row.at_ms), {})
         _add(month, f"{kind}_credits_in", row.amount)
         if kind == PAID and row.paid is not None:
             _add(month, "paid_money_in", row.paid)
@@ -256,7 +293,7 @@ class Grants:
             for grant_id, lot in self.lots.items()
             if lot.left == 0
             and lot.held == 0
-            and (lot.kind == FREE or at_ms - lot.at_ms > KEEP_USED_PAID_MS)
+            and (lot.kind == FREE or (at_ms - lot.at_ms > KEEP_USED_PAID_MS and not lot.reversed))
             and lot.consumed() == lot.credits
         ]
         for grant_id in done:
@@ -271,6 +308,8 @@ class Grants:
                 "debt": self.debt,
                 "holds": self.holds,
                 "books": self.books,
+                "month": self.month,
+                "format": FORMAT,
             },
             separators=(",", ":"),
         )
@@ -281,7 +320,13 @@ class Grants:
             return cls()
         data = json.loads(text)
         lots = {lot["grant_id"]: Lot(**lot) for lot in data["lots"]}
-        return cls(lots, data["debt"], data["holds"], data["books"])
+        return cls(lots, data["debt"], data["holds"], data["books"], data.get("month"))
+
+    @staticmethod
+    def current_form(text: str | None) -> bool:
+        """Whether a stored form is this release's; an earlier one's books lack what months closed with,
+        and the projection folds the rows again rather than read them (wallet.projection.stored)."""
+        return not text or json.loads(text).get("format") == FORMAT
 
 
 def fold(rows: list[Row], grants: Grants | None = None) -> Grants:
@@ -293,8 +338,6 @@ def fold(rows: list[Row], grants: Grants | None = None) -> Grants:
 
 
 def month_of(at_ms: int) -> str:
-    from datetime import UTC, datetime
-
     return datetime.fromtimestamp(at_ms / 1000, UTC).strftime("%Y-%m")
 
 
@@ -308,11 +351,11 @@ def money(lot: Lot, consumed: int) -> int:
 
 
 def book(
-    books: dict[str, dict[str, int]], lot: Lot, what: str, credits: int, before: int, at_ms: int
+    books: dict[str, dict[str, int]], lot: Lot, what: str, credits: int, before: int, month_name: str
 ) -> None:
-    """Count `credits` of `lot` leaving as `what` in the month of `at_ms`: credits by kind, and for paid
-    grants the money at cost basis (recognised revenue, breakage, reversals)."""
-    month = books.setdefault(month_of(at_ms), {})
+    """Count `credits` of `lot` leaving as `what` in `month_name`: credits by kind, and for paid grants
+    the money at cost basis (recognised revenue, breakage, reversals)."""
+    month = books.setdefault(month_name, {})
     _add(month, f"{lot.kind}_{what}", credits)
     if lot.kind == PAID:
         _add(month, f"money_{what}", money(lot, before + credits) - money(lot, before))

@@ -72,7 +72,12 @@ def stored(user_id: str) -> Stored:
         return Stored(Grants(), None, 0)
     except PynamoDBException as exc:
         raise LedgerUnavailableError("the ledger could not read the account's grants") from exc
-    return Stored(Grants.from_json(item.state), item.transaction_id, int(item.version or 0))
+    version = int(item.version or 0)
+    if not Grants.current_form(item.state):
+        # An earlier release's form, without the months' closing figures: fold the rows again, from the
+        # first, in batches under the item's version, as for an account never projected.
+        return Stored(Grants(), None, version)
+    return Stored(Grants.from_json(item.state), item.transaction_id, version)
 
 
 def horizon(now_s: float) -> str:
@@ -176,8 +181,10 @@ def _save(user_id: str, before: Stored, grants: Grants, watermark: str | None, f
         CreditGuard.state.set(grants.to_json()),
         CreditGuard.version.set(before.version + 1),
     ]
-    if watermark is not None:
-        actions.append(CreditGuard.transaction_id.set(watermark))
+    # None: a refold whose rows all lie past the horizon; an earlier form's watermark must not stay.
+    actions.append(
+        CreditGuard.transaction_id.remove() if watermark is None else CreditGuard.transaction_id.set(watermark)
+    )
 
     def write(transaction: TransactWrite) -> None:
         transaction.update(CreditGuard(user_id, PROJECTION), actions=actions, condition=unchanged)
