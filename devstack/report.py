@@ -15,6 +15,7 @@ import json
 import sys
 import time
 from contextlib import nullcontext
+from pathlib import Path
 from typing import IO, Any
 
 from devstack import run_file
@@ -42,12 +43,15 @@ def run(period: str, form: str, out: str | None) -> int:
         print(f"Cannot report: {exc} (PERIOD={period or 'unset'}).", file=sys.stderr)
         return 2
     currency = settings.price_list().currency
-    with open(out, "w", encoding="utf-8", newline="") if out else nullcontext(sys.stdout) as stream:
+    with Path(out).open("w", encoding="utf-8", newline="") if out else nullcontext(sys.stdout) as stream:
         writer = CsvOut(stream, period) if form == "csv" else JsonOut(stream, period)
         report = books.report(period, now, default_currency=currency, write=writer.account)
         writer.finish(report)
     for line in report.unbalanced:
-        print(f"  {line.user_id} ({line.currency}) does not add up: {', '.join(line.unbalanced())}", file=sys.stderr)
+        print(
+            f"  {line.user_id} ({line.currency}) does not add up: {', '.join(line.unbalanced())}",
+            file=sys.stderr,
+        )
     if not report.complete:
         print(f"{period} is not over yet (or ended under 15 minutes ago): month to date.", file=sys.stderr)
     return 0 if report.balanced() else 1

@@ -23,6 +23,7 @@ SAMPLES = {
     ("POST", "/api/webhooks/stripe"): "api_post_stripe_webhook.json",
     ("POST", "/api/users/{userId}/spend"): "api_post_spend.json",
     ("GET", "/api/users/{userId}/balance"): "api_get_user_balance.json",
+    ("GET", "/api/books/{period}"): "api_get_books.json",
     ("GET", "/api/users/{userId}/transactions"): "api_get_user_transactions.json",
     ("POST", "/api/users/{userId}/adjustments"): "api_post_adjustment.json",
     ("POST", "/api/users/{userId}/grants"): "api_post_grant.json",

@@ -23,7 +23,18 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from wallet import account, alerts, books, history, holds, hot_accounts, ledger, promotions, settings, snapstart
+from wallet import (
+    account,
+    alerts,
+    books,
+    history,
+    holds,
+    hot_accounts,
+    ledger,
+    promotions,
+    settings,
+    snapstart,
+)
 from wallet.errors import InvalidAmountError
 from wallet.http import (
     InvalidBodyError,

@@ -72,7 +72,12 @@ def test_january_defers_what_was_bought_less_what_was_used() -> None:
 def test_february_reverses_the_refund_and_recognises_the_spend() -> None:
     line = books.line(folded(), "2027-02", "usd")
 
-    assert (line.opening_deferred, line.recognised, line.reversals, line.closing_deferred) == (1100, 50, 400, 650)
+    assert (line.opening_deferred, line.recognised, line.reversals, line.closing_deferred) == (
+        1100,
+        50,
+        400,
+        650,
+    )
     assert (line.paid_credits_used, line.paid_credits_reversed, line.closing_paid_credits) == (100, 400, 700)
     assert line.unbalanced() == []
 
@@ -80,7 +85,12 @@ def test_february_reverses_the_refund_and_recognises_the_spend() -> None:
 def test_march_books_the_expiry_as_breakage() -> None:
     line = books.line(folded(), "2027-03", "usd")
 
-    assert (line.opening_deferred, line.recognised, line.breakage, line.closing_deferred) == (650, 50, 50, 550)
+    assert (line.opening_deferred, line.recognised, line.breakage, line.closing_deferred) == (
+        650,
+        50,
+        50,
+        550,
+    )
     assert (line.paid_credits_expired, line.closing_paid_credits) == (100, 550)
 
 
@@ -120,7 +130,9 @@ def test_a_row_stamped_before_the_month_the_books_are_in_counts_in_that_month() 
 NOW = datetime(2027, 2, 14, 9, tzinfo=UTC).timestamp()
 
 
-@pytest.mark.parametrize("text", ["", "2027-1", "2027-13", "2027-00", "27-01", "2027-01-01", "2027/01", " 2027-01"])
+@pytest.mark.parametrize(
+    "text", ["", "2027-1", "2027-13", "2027-00", "27-01", "2027-01-01", "2027/01", " 2027-01"]
+)
 def test_a_malformed_period_is_refused(text: str) -> None:
     with pytest.raises(InvalidPeriodError, match="YYYY-MM"):
         books.parse_period(text, NOW)
@@ -156,3 +168,19 @@ def test_the_stored_form_keeps_the_month_and_an_earlier_form_is_not_read_as_this
     assert not Grants.current_form(earlier)
     assert Grants.current_form(done.to_json())
     assert Grants.current_form(None)
+
+
+def test_a_user_id_a_spreadsheet_would_run_is_written_as_text() -> None:
+    import csv
+    import io
+
+    from devstack.report import CsvOut
+
+    stream = io.StringIO()
+    out = CsvOut(stream, "2027-01")
+    out.account(books.Line("usd", "=HYPERLINK(1)", purchases=5))
+    out.account(books.Line("usd", "plain"))
+
+    rows = list(csv.reader(io.StringIO(stream.getvalue())))
+    assert [r[2] for r in rows[1:]] == ["'=HYPERLINK(1)", "plain"]
+    assert rows[1][rows[0].index("purchases")] == "5"

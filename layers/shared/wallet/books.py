@@ -86,7 +86,9 @@ class Line:
                 self.closing_free_credits,
             ),
         }
-        return [name for name, (opened, came, went, closed) in checks.items() if opened + came - went != closed]
+        return [
+            name for name, (opened, came, went, closed) in checks.items() if opened + came - went != closed
+        ]
 
     def idle(self) -> bool:
         """Nothing held, nothing moved: an account the month's report need not list."""
@@ -157,7 +159,11 @@ def _limit(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_PAGE
     # ASCII digits, and few of them: int() refuses "²" and anything over 4300 digits.
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(MAX_PAGE)) or not 1 <= int(raw) <= MAX_PAGE:
+    if (
+        not (raw.isascii() and raw.isdigit())
+        or len(raw) > len(str(MAX_PAGE))
+        or not 1 <= int(raw) <= MAX_PAGE
+    ):
         raise InvalidPageError(f"limit must be a whole number from 1 to {MAX_PAGE}")
     return int(raw)
 

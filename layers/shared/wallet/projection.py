@@ -183,7 +183,9 @@ def _save(user_id: str, before: Stored, grants: Grants, watermark: str | None, f
     ]
     # None: a refold whose rows all lie past the horizon; an earlier form's watermark must not stay.
     actions.append(
-        CreditGuard.transaction_id.remove() if watermark is None else CreditGuard.transaction_id.set(watermark)
+        CreditGuard.transaction_id.remove()
+        if watermark is None
+        else CreditGuard.transaction_id.set(watermark)
     )
 
     def write(transaction: TransactWrite) -> None:
