@@ -18,7 +18,7 @@ RUNTIME_PACKAGES := boto3 botocore s3transfer jmespath python-dateutil six
 LAYER_REQUIREMENTS ?= layers/shared/requirements.txt
 BUILD_DIR ?= .aws-sam/build
 
-.PHONY: help setup run audit report migrate expire-holds test lint unit test-loaded bench bench-audit bench-hot init-cost validate build bytecode deploy doctor layer-requirements format clean
+.PHONY: help setup run audit report migrate expire-holds test lint unit test-loaded bench bench-audit bench-books bench-hot init-cost validate build bytecode deploy doctor layer-requirements format clean
 
 # The name column is as wide as the longest name, so a new target's name never pushes its text out of line.
 help: ## List the targets
@@ -82,6 +82,9 @@ bench: build ## Measure cold start (of the built artifact), warm latency, round 
 
 bench-audit: setup ## The audit over one user's 10^6 rows against 10^4: rows/s, peak memory, a stop and resume
 	PYTHONPATH=layers/shared:. $(VENV)/bin/python -m bench.audit
+
+bench-books: setup ## The month's books over 10^6 rows (1,000 accounts) against 10^4: rows/s and peak memory
+	PYTHONPATH=layers/shared:. $(VENV)/bin/python -m bench.books
 
 bench-hot: setup ## 5,000 debits on one account from 64 workers, plain and hot, with DynamoDB's conflicts modelled
 	PYTHONPATH=layers/shared:. $(VENV)/bin/python -m bench.hot_account

@@ -27,6 +27,7 @@ def main() -> int:
     warnings.filterwarnings("ignore", message="No application metrics to publish")
 
     from bench import audit as audit_bench
+    from bench import books as books_bench
     from bench import auto_top_up, coldstart, concurrency, holds, hot_account, init_cost, roundtrips, warm
     from bench import sweep as sweep_bench
     from bench.local import Servers, quiet_stdout
@@ -46,6 +47,7 @@ def main() -> int:
             ("holds beside a spend", lambda: holds.run(servers)),
             ("the sweep over Stripe's event log", lambda: sweep_bench.run(servers)),
             ("the audit of one user's 10^6 rows", audit_bench.run),
+            ("the month's books over 10^6 rows", books_bench.run),
             ("one hot account, plain and sharded", lambda: hot_account.rows(servers)),
         ]
         for name, section in sections:
