@@ -14,12 +14,13 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from wallet import grants_due
+from wallet import grants_due, snapstart
 from wallet.errors import LedgerBusyError, LedgerUnavailableError
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
+snapstart.register(snapstart.prime_ledger)
 # The projector's clock (Unix seconds); tests move it past the rows' settling.
 clock = time.time
 

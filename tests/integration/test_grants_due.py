@@ -55,7 +55,9 @@ def project(records: list[dict[str, Any]], at: float, monkeypatch: pytest.Monkey
 
 
 def expired_rows(user: str) -> list[int]:
-    return sorted(-int(r.amount) for r in CreditTransaction.query(user, consistent_read=True) if r.type == "expired")
+    return sorted(
+        -int(r.amount) for r in CreditTransaction.query(user, consistent_read=True) if r.type == "expired"
+    )
 
 
 def test_the_projector_folds_settled_rows_and_indexes_a_grant_written_a_moment_ago(

@@ -51,7 +51,11 @@ class Expired:
 def next_expiry(grants: Grants) -> int | None:
     """The soonest expiry of a grant with credits left or held: when the account next has credits due."""
     return min(
-        (lot.expires_at for lot in grants.lots.values() if lot.expires_at is not None and lot.left + lot.held > 0),
+        (
+            lot.expires_at
+            for lot in grants.lots.values()
+            if lot.expires_at is not None and lot.left + lot.held > 0
+        ),
         default=None,
     )
 

@@ -103,7 +103,9 @@ def reindex(user_id: str, expires_at: int | None, counts: dict[str, int | None],
     def write(transaction: TransactWrite) -> None:
         transaction.update(CreditGuard(user_id, projection.PROJECTION), actions=actions)
         for key, count in counts.items():
-            unchanged = CreditBalance.changes.does_not_exist() if count is None else CreditBalance.changes == count
+            unchanged = (
+                CreditBalance.changes.does_not_exist() if count is None else CreditBalance.changes == count
+            )
             transaction.condition_check(CreditBalance, key, condition=unchanged)
 
     return transact(write, "the ledger could not index the account's grants") is None

@@ -170,7 +170,9 @@ def project(user_id: str, now_s: float) -> Stored:
 
 def _save(user_id: str, before: Stored, grants: Grants, watermark: str | None, folded: set[str]) -> None:
     # The item may exist without a version: the grants' index (wallet.grants_due) may be written first.
-    unchanged = CreditGuard.version == before.version if before.version else CreditGuard.version.does_not_exist()
+    unchanged = (
+        CreditGuard.version == before.version if before.version else CreditGuard.version.does_not_exist()
+    )
     actions: list[Any] = [
         CreditGuard.state.set(grants.to_json()),
         CreditGuard.version.set(before.version + 1),
