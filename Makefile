@@ -18,7 +18,7 @@ RUNTIME_PACKAGES := boto3 botocore s3transfer jmespath python-dateutil six
 LAYER_REQUIREMENTS ?= layers/shared/requirements.txt
 BUILD_DIR ?= .aws-sam/build
 
-.PHONY: help setup run audit migrate expire-holds test lint unit test-loaded bench bench-audit bench-hot init-cost validate build bytecode deploy doctor layer-requirements format clean
+.PHONY: help setup run audit migrate expire-holds expire-grants test lint unit test-loaded bench bench-audit bench-hot init-cost validate build bytecode deploy doctor layer-requirements format clean
 
 # The name column is as wide as the longest name, so a new target's name never pushes its text out of line.
 help: ## List the targets
@@ -53,6 +53,9 @@ migrate: setup ## Upgrade, once, the items an earlier release wrote to `make run
 
 expire-holds: setup ## Expire every hold of the running `make run` past its time, as the minute's sweep does
 	PYTHONPATH=layers/shared:. $(VENV)/bin/python -m devstack.expire_holds
+
+expire-grants: setup ## Expire what is left of every grant of the running `make run` past its expiry, as the hourly sweep does
+	PYTHONPATH=layers/shared:. $(VENV)/bin/python -m devstack.expire_grants
 
 test: lint validate build unit ## Lint, type-check, validate and build the template, and run every test
 
