@@ -222,21 +222,33 @@ def _sweep_day(
 
 def _expire_account(user_id: str, moment: float, currency: str, report: SweepReport) -> bool:
     try:
-        for _ in range(INDEX_ATTEMPTS):
-            done = expiry.expire(user_id, moment, currency)
-            report.credits += done.credits
-            report.rows += done.rows
-            if done.counts is None:
-                break
-            if reindex(user_id, done.next_expires_at, done.counts, moment):
-                report.accounts += 1
-                return True
+        done = expire_and_index(user_id, moment, currency)
         failure = "StaleReads"
     except (LedgerUnavailableError, LedgerBusyError) as exc:
-        failure = type(exc).__name__
+        done, failure = None, type(exc).__name__
+    if done is not None:
+        report.credits += done.credits
+        report.rows += done.rows
+    if done is not None and done.counts is not None:
+        report.accounts += 1
+        return True
     report.failed += 1
     report.failures.append(f"{user_id}: {failure}")
     return False
+
+
+def expire_and_index(user_id: str, now_s: float, currency: str) -> expiry.Expired:
+    """Expire the account's grants due as of `now_s`, then index it from what is left; tried again while
+    the account changes in between. Its `counts` are None when it never got a steady view."""
+    credits = rows = stale = 0
+    for _ in range(INDEX_ATTEMPTS):
+        done = expiry.expire(user_id, now_s, currency)
+        credits, rows, stale = credits + done.credits, rows + done.rows, stale + done.stale
+        if done.counts is None:
+            break
+        if reindex(user_id, done.next_expires_at, done.counts, now_s):
+            return expiry.Expired(credits, rows, stale, done.counts, done.next_expires_at)
+    return expiry.Expired(credits, rows, stale)
 
 
 def _checkpoint() -> int | None:
