@@ -66,6 +66,7 @@ def expire(user_id: str, now_s: float, currency: str) -> Expired:
     credits = rows = stale = tries = 0
     read: Items | None = None
     grants = Grants()
+    gathered = False
     while tries < ATTEMPTS:
         if read is None:
             read = _read(user_id)
@@ -74,12 +75,13 @@ def expire(user_id: str, now_s: float, currency: str) -> Expired:
                 # The rows read do not yet show every change the balance items do: read again.
                 read, stale, tries = None, stale + 1, tries + 1
                 continue
-            due = grants.due(now_s - projection.SETTLE_SECONDS)
-            wanted = sum(lot.left for lot in due)
-            if read.main < wanted and len(read.counts) > 1:
-                # A hot account: its sub-balances' credits come to the main item, where expiries take.
+            wanted = sum(lot.left for lot in grants.due(now_s - projection.SETTLE_SECONDS))
+            if read.main < wanted and len(read.counts) > 1 and not gathered:
+                # A hot account: its sub-balances' credits come to the main item, where expiries take;
+                # then both are read again, so the rows and the items read are of one moment.
                 account.gather_to_main(user_id, wanted, currency)
-                read = _read(user_id)
+                read, gathered = None, True
+                continue
         due = grants.due(now_s - projection.SETTLE_SECONDS)
         batch = _batch(due, max(read.main, 0))
         if not batch:
