@@ -150,16 +150,17 @@ def test_a_query_answered_as_json_is_the_answer_moto_gives(table: Any, user: str
     assert "LastEvaluatedKey" in own[0] or user == "u2"
 
 
-def _spends(**changes: Any) -> grants.Spends:
-    fields: dict[str, Any] = {
-        "today_ms": [2.0, 2.0, 4.0, 4.0],
-        "before_ms": [1.0, 1.0, 4.0, 4.0],
-        "today_calls": {("TransactWriteItems", "GetItem")},
-        "before_calls": {("TransactWriteItems", "GetItem")},
-        "counted": 4,
-        "per_round": 2,
-    }
-    return grants.Spends(**(fields | changes))
+def _spends(
+    today_ms: list[float] | None = None,
+    before_ms: list[float] | None = None,
+    before_calls: tuple[str, ...] = ("TransactWriteItems", "GetItem"),
+    counted: int = 4,
+) -> grants.Spends:
+    today = grants.Variant(
+        today_ms or [2.0, 2.0, 4.0, 4.0], [1.0, 1.0, 3.0, 3.0], {("TransactWriteItems", "GetItem")}
+    )
+    before = grants.Variant(before_ms or [1.0, 1.0, 4.0, 4.0], [1.0, 1.0, 3.0, 3.0], {before_calls})
+    return grants.Spends(today, before, counted, per_round=2)
 
 
 def test_each_rounds_p50_ratio_is_its_own() -> None:
@@ -171,16 +172,18 @@ def test_the_calls_hold_only_when_equal_and_each_spend_as_it_is_counted_a_change
         return grants.spend_rows(result)[0].holds
 
     assert calls_hold(_spends()) is True
-    assert calls_hold(_spends(before_calls={("TransactWriteItems",)})) is False
+    assert calls_hold(_spends(before_calls=("TransactWriteItems",))) is False
     assert calls_hold(_spends(counted=3)) is False
 
 
-def test_the_p50_is_held_to_its_budget() -> None:
+def test_the_p50_is_held_to_its_budget_and_the_rest_shown() -> None:
     # Medians 3 and 2.5: 1.20x.
-    p50 = grants.spend_rows(_spends())[1]
+    p50, p99, own = grants.spend_rows(_spends())[1:]
     assert p50.ratio.startswith("1.20x (rounds 1.00-2.00; 2 of 2)")
     assert p50.holds is False
     assert grants.spend_rows(_spends(before_ms=[2.0, 2.0, 4.0, 4.0]))[1].holds is True
+    assert p99.ratio == "1.00x"
+    assert own.ratio == "1.00x"
 
 
 def test_the_projections_rates_and_pages() -> None:
