@@ -37,8 +37,11 @@ SERVER = "moto's DynamoDB server in this process, over HTTP"
 SPEND_ROUNDS = 8
 SPENDS_PER_ROUND = 100
 WARM_UP = 20
-# What "unchanged" allows the spend's p50 as it is over the spend without the count, to two decimals.
-P50_BUDGET = 1.05
+# What "unchanged" allows a spend's p50 as it is over the spend without the count, to two decimals: its
+# own time (the handler's, moto's answers left out) within noise, and end to end with room for moto's
+# parsing of the one more action (2-5% here), which is moto's cost, not DynamoDB's.
+OWN_BUDGET = 1.05
+P50_BUDGET = 1.10
 ROWS = 20_000
 SHARDS = 8
 TARGET_PER_SECOND = 1000
@@ -210,6 +213,8 @@ def spend_rows(result: Spends) -> list[Row]:
             f"{median(today.own_ms):.2f} ms",
             f"{WITHOUT}: {median(before.own_ms):.2f} ms",
             f"{own:.2f}x",
+            f"<= {OWN_BUDGET:.2f}x",
+            within(own, OWN_BUDGET),
         ),
     ]
 

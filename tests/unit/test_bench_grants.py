@@ -177,13 +177,20 @@ def test_the_calls_hold_only_when_equal_and_each_spend_as_it_is_counted_a_change
 
 
 def test_the_p50_is_held_to_its_budget_and_the_rest_shown() -> None:
-    # Medians 3 and 2.5: 1.20x.
+    # Medians 3 and 2.5: 1.20x, over the budget of 1.10x.
     p50, p99, own = grants.spend_rows(_spends())[1:]
     assert p50.ratio.startswith("1.20x (rounds 1.00-2.00; 2 of 2)")
     assert p50.holds is False
     assert grants.spend_rows(_spends(before_ms=[2.0, 2.0, 4.0, 4.0]))[1].holds is True
     assert p99.ratio == "1.00x"
     assert own.ratio == "1.00x"
+    assert own.holds is True
+
+
+def test_the_handlers_own_time_is_held_to_its_budget() -> None:
+    result = _spends()
+    result.today.own_ms[:] = [1.0, 1.1, 3.3, 3.3]  # median 2.2 against 2.0: 1.10x
+    assert grants.spend_rows(result)[3].holds is False
 
 
 def test_the_projections_rates_and_pages() -> None:
