@@ -176,21 +176,26 @@ def test_the_calls_hold_only_when_equal_and_each_spend_as_it_is_counted_a_change
     assert calls_hold(_spends(counted=3)) is False
 
 
-def test_the_p50_is_held_to_its_budget_and_the_rest_shown() -> None:
-    # Medians 3 and 2.5: 1.20x, over the budget of 1.10x.
-    p50, p99, own = grants.spend_rows(_spends())[1:]
-    assert p50.ratio.startswith("1.20x (rounds 1.00-2.00; 2 of 2)")
-    assert p50.holds is False
-    assert grants.spend_rows(_spends(before_ms=[2.0, 2.0, 4.0, 4.0]))[1].holds is True
+def test_the_latencies_are_shown_side_by_side() -> None:
+    # Medians 3 and 2.5: 1.20x; each pair's ratios 2, 2, 1, 1: median 1.50x.
+    p50, p99 = grants.spend_rows(_spends())[1:3]
+    assert p50.ratio == "1.20x (each pair's 1.50x; rounds 1.00-2.00, 2 of 2)"
     assert p99.ratio == "1.00x"
-    assert own.ratio == "1.00x"
-    assert own.holds is True
+    assert p50.holds is None
+    assert p99.holds is None
 
 
-def test_the_handlers_own_time_is_held_to_its_budget() -> None:
+def test_the_handlers_own_time_is_held_to_its_budget_pair_by_pair() -> None:
     result = _spends()
-    result.today.own_ms[:] = [1.0, 1.1, 3.3, 3.3]  # median 2.2 against 2.0: 1.10x
+    own = grants.spend_rows(result)[3]
+    assert own.ratio == "1.00x (p50s 1.00x)"
+    assert own.holds is True
+    # Pairs 1.2/1, 1.2/1, 3/3, 3/3: median 1.10x, over 1.05x.
+    result.today.own_ms[:] = [1.2, 1.2, 3.0, 3.0]
     assert grants.spend_rows(result)[3].holds is False
+    # Pairs 1.04, 1.04, 1, 1: median 1.02x.
+    result.today.own_ms[:] = [1.04, 1.04, 3.0, 3.0]
+    assert grants.spend_rows(result)[3].holds is True
 
 
 def test_the_projections_rates_and_pages() -> None:
