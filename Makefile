@@ -18,7 +18,7 @@ RUNTIME_PACKAGES := boto3 botocore s3transfer jmespath python-dateutil six
 LAYER_REQUIREMENTS ?= layers/shared/requirements.txt
 BUILD_DIR ?= .aws-sam/build
 
-.PHONY: help setup run audit report migrate expire-holds test lint unit test-loaded bench bench-audit bench-books bench-hot init-cost validate build bytecode deploy doctor layer-requirements format clean
+.PHONY: help setup run audit report migrate expire-holds expire-grants test lint unit test-loaded bench bench-audit bench-books bench-hot bench-grants init-cost validate build bytecode deploy doctor layer-requirements format clean
 
 # The name column is as wide as the longest name, so a new target's name never pushes its text out of line.
 help: ## List the targets
@@ -58,6 +58,9 @@ migrate: setup ## Upgrade, once, the items an earlier release wrote to `make run
 expire-holds: setup ## Expire every hold of the running `make run` past its time, as the minute's sweep does
 	PYTHONPATH=layers/shared:. $(VENV)/bin/python -m devstack.expire_holds
 
+expire-grants: setup ## Expire what is left of every grant of the running `make run` past its expiry, as the hourly sweep does
+	PYTHONPATH=layers/shared:. $(VENV)/bin/python -m devstack.expire_grants
+
 test: lint validate build unit ## Lint, type-check, validate and build the template, and run every test
 
 lint: setup ## ruff and mypy (strict) on the domain package
@@ -88,6 +91,9 @@ bench-books: setup ## The month's books over 10^6 rows (1,000 accounts) against 
 
 bench-hot: setup ## 5,000 debits on one account from 64 workers, plain and hot, with DynamoDB's conflicts modelled
 	PYTHONPATH=layers/shared:. $(VENV)/bin/python -m bench.hot_account
+
+bench-grants: setup ## A spend beside one without grants' change count (calls, p50, p99), and the grants' projection of a hot account's 20,000 debits against 1,000 a second
+	PYTHONPATH=layers/shared:. $(VENV)/bin/python -m bench.grants
 
 init-cost: setup ## Cold init of every function: its handler's import over its third-party modules', and what the rest is (FUNCTIONS="spend ...")
 	PYTHONPATH=layers/shared:. $(VENV)/bin/python -m bench.init_cost $(FUNCTIONS)

@@ -28,7 +28,17 @@ def main() -> int:
 
     from bench import audit as audit_bench
     from bench import books as books_bench
-    from bench import auto_top_up, coldstart, concurrency, holds, hot_account, init_cost, roundtrips, warm
+    from bench import (
+        auto_top_up,
+        coldstart,
+        concurrency,
+        grants,
+        holds,
+        hot_account,
+        init_cost,
+        roundtrips,
+        warm,
+    )
     from bench import sweep as sweep_bench
     from bench.local import Servers, quiet_stdout
 
@@ -49,6 +59,7 @@ def main() -> int:
             ("the audit of one user's 10^6 rows", audit_bench.run),
             ("the month's books over 10^6 rows", books_bench.run),
             ("one hot account, plain and sharded", lambda: hot_account.rows(servers)),
+            ("grants: a spend beside today's, and a hot account's projection", lambda: grants.rows(servers)),
         ]
         for name, section in sections:
             print(f"bench: {name}…", file=sys.stderr, flush=True)

@@ -45,6 +45,7 @@ FUNCTIONS = {
     "reconcile": "functions.reconcile.app",
     "auto_top_up": "functions.auto_top_up.app",
     "wallet_events": "functions.wallet_events.app",
+    "project_grants": "functions.project_grants.app",
 }
 PROJECT = ("functions", "wallet")
 _LOADED = """

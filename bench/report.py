@@ -60,6 +60,14 @@ METHOD = """\
   POSTed over HTTP from 8 threads to `python -m devstack` (the `make run` stack), whose gateway sends
   each to one of up to 3 container processes of the webhook function, each serving one event at a time
   as a warm Lambda container does: at most 3 deliveries are handled at once.
+- **Grants**: `make bench-grants` (`bench/grants.py`). A spend: the spend handler as it is and the same
+  handler with `ADD changes 1` left out of its balance update (the spend before grants), one of each in
+  turn, alternating which goes first, on the same moto server; DynamoDB calls counted as for round trips.
+  The projection: a hot account's debit rows written straight into moto in batches (ids 1 ms apart, as
+  1,000 debits a second make them, after one deposit), then `projection.project` called until its
+  watermark is the last row. Its own rate leaves out the time moto's server spends answering; moto's
+  Query writes its items as JSON (the answer its own serializer gives, which walks botocore's shapes at
+  about 2 ms a row). Rows are sized as DynamoDB counts them, so the pages map to its 1 MB pages.
 - Ratios are held to their budgets as shown, to two decimals.
 """
 

@@ -314,7 +314,8 @@ class DevStack:
 
     def _event_streams(self) -> list[BalanceStream]:
         """The wallet events function fed as its three event source mappings feed it, publishing to the
-        stand-in bus; imported once the functions' settings are set, in this process, as the trigger is."""
+        stand-in bus, and the grants' projector fed by the transactions' stream; imported once the
+        functions' settings are set, in this process, as the trigger is."""
         from functions.wallet_events import app
 
         app.bus_client = self.wallet_bus
@@ -327,9 +328,26 @@ class DevStack:
             BalanceStream(self.dynamodb.endpoint_url, self.settings[table], app.stream_handler, context)
             for table in ("CREDIT_BALANCE_TABLE", "CREDIT_TRANSACTION_TABLE", "CREDIT_GUARD_TABLE")
         ]
+        streams.append(self._projector_stream())
         for stream in streams:
             stream.start()
         return streams
+
+    def _projector_stream(self) -> BalanceStream:
+        """The grants' projector, the transactions stream's second reader, in batches as its mapping's."""
+        from functions.project_grants import app
+
+        name = "ProjectGrantsFunction"
+        context = TriggerContext(
+            name, invoked_function_arn=f"arn:aws:lambda:us-east-1:000000000000:function:{name}"
+        )
+        return BalanceStream(
+            self.dynamodb.endpoint_url,
+            self.settings["CREDIT_TRANSACTION_TABLE"],
+            app.stream_handler,
+            context,
+            batch_size=1000,
+        )
 
     def _issuer(self) -> LocalIssuer:
         """Local tokens, or, with JWT_ISSUER (and JWT_AUDIENCE), an external OpenID provider's."""

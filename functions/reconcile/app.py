@@ -1,5 +1,6 @@
 """From EventBridge Scheduler: hourly, replay Stripe's event log so no lost webhook loses money; every
-minute (`{"task": "holds"}`), expire the holds past their time; daily (`{"task": "audit"}`), prove that
+minute (`{"task": "holds"}`), expire the holds past their time; hourly (`{"task": "grants"}`), expire
+what is left of the grants past their expiry; daily (`{"task": "audit"}`), prove that
 every balance is the sum of its rows. Invoked by hand once after an upgrade (`{"task": "migrate"}`):
 upgrade the items earlier releases wrote, resuming from its checkpoint when invoked again."""
 
@@ -29,6 +30,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         return _audit(seconds_left)
     if event.get("task") == "holds":
         return _expire_holds(seconds_left)
+    if event.get("task") == "grants":
+        return _expire_grants(seconds_left)
     if event.get("task") == "migrate":
         return _migrate(seconds_left)
     return _sweep(seconds_left)
@@ -64,6 +67,20 @@ def _expire_holds(seconds_left: Any) -> dict[str, Any]:
         logger.error("some holds past their time could not be expired", extra=summary)
     else:
         logger.info("holds sweep done", extra=summary)
+    return summary
+
+
+def _expire_grants(seconds_left: Any) -> dict[str, Any]:
+    from wallet import grants_due, settings
+
+    report = grants_due.expire_due(seconds_left, currency=settings.price_list().currency)
+    metrics.add_metric(name="GrantCreditsExpired", unit=MetricUnit.Count, value=report.credits)
+    metrics.add_metric(name="GrantExpiryFailures", unit=MetricUnit.Count, value=report.failed)
+    summary = asdict(report)
+    if report.failed:
+        logger.error("some accounts' grants past their expiry could not be expired", extra=summary)
+    else:
+        logger.info("grants sweep done", extra=summary)
     return summary
 
 

@@ -147,3 +147,29 @@ def test_paid_credits_expire_when_the_setting_says_and_never_by_default(
     assert abs(float(expiries[0][1] or 0) - (time.time() + 30 * DAY)) < 120
     [line] = statement("gina")["expiring"]
     assert (line["credits"], line["kind"]) == (500, "paid")
+
+
+def test_sixty_grants_due_expire_in_one_call_on_one_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given 60 grants that expire tomorrow, 10 + k credits each, and one that never does.
+    grants = {give("hana", 10 + k, 1, f"g{k}"): 10 + k for k in range(60)}
+    give("hana", 7, None, "keep")
+    later = time.time() + 2 * DAY + projection.SETTLE_SECONDS
+    reads: list[str] = []
+    real = projection.current
+    monkeypatch.setattr(projection, "current", lambda user, now: reads.append(user) or real(user, now))
+
+    # When one expiry runs.
+    done = expiry.expire("hana", later, "usd")
+
+    # Then every grant's remainder left in its own row, in three transactions on a single read.
+    assert (done.credits, done.rows, done.stale, len(reads)) == (sum(grants.values()), 60, 0, 1)
+    expired = {
+        row.grant_id: -int(row.amount)
+        for row in CreditTransaction.query("hana", consistent_read=True)
+        if row.type == "expired"
+    }
+    assert expired == grants
+    assert account.get_balance("hana") == 7
+    assert done.next_expires_at is None
+    assert done.counts == {"hana": 61 + 3}
+    assert expiry.expire("hana", later, "usd").rows == 0

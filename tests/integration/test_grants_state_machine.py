@@ -30,7 +30,7 @@ from ulid import ULID
 
 from tests.conftest import TABLE_NAMES
 from tests.reference_grants import Account
-from wallet import account, expiry, holds, hot_accounts, ledger, projection, promotions, writes
+from wallet import account, expiry, grants_due, holds, hot_accounts, ledger, projection, promotions, writes
 from wallet.errors import InsufficientCreditsError
 from wallet.ledger import Deposit, RowKinds
 
@@ -188,12 +188,22 @@ class GrantsLedgerMachine(RuleBasedStateMachine):
     def sweep(self, user: str, twice: bool) -> None:
         due = self.reference[user].due(self.clock.now)
         done = expiry.expire(user, self.clock.now + projection.SETTLE_SECONDS, "usd")
-        if twice:
-            again = expiry.expire(user, self.clock.now + projection.SETTLE_SECONDS, "usd")
-            assert again.credits == 0
         assert done.credits == sum(due.values())
         for grant_id, left in due.items():
             self.reference[user].expire(grant_id, left, self.clock.now)
+        if twice:
+            # The hourly sweep's way: expire, then index the account at its next expiry.
+            again = grants_due.expire_and_index(user, self.clock.now + projection.SETTLE_SECONDS, "usd")
+            assert again.credits == 0
+            soonest = min(
+                (
+                    t.expires
+                    for t in self.reference[user].tokens
+                    if t.expires is not None and t.state in ("left", "held")
+                ),
+                default=None,
+            )
+            assert grants_due.indexed(user)[1] == soonest
 
     @rule(user=st.sampled_from(USERS), credits=st.integers(1, 30))
     def sweep_raced_by_a_spend(self, user: str, credits: int) -> None:

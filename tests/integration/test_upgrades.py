@@ -335,3 +335,30 @@ def test_an_account_from_before_grants_is_one_paid_grant_that_never_expires_and_
     assert expiry.expire("alice", later, "usd").credits == 50
     assert expiry.expire("alice", later, "usd").credits == 0
     assert account.get_balance("alice") == 1000
+
+
+def test_an_expiring_grant_of_the_previous_release_is_indexed_by_the_migration_and_then_swept(
+    tables: DynamoDBServer,
+) -> None:
+    from wallet import grants_due
+
+    # Given a grant the previous release wrote (its row and `grantsExpire`, no index), and one without
+    # any expiring grant.
+    expires_at = int(time.time()) + DAY
+    text = datetime.fromtimestamp(expires_at, UTC).isoformat()
+    promotions.grant(
+        "ivy", 300, reason="promo", expires_at=text, idempotency_key="g", actor=SERVICE, currency="usd"
+    )
+    ledger.add_credits("jon", 500, source="stripe_payment", payment_id=str(ULID()), currency="usd")
+    later = expires_at + projection.SETTLE_SECONDS + 60
+    assert grants_due.expire_due(currency="usd", now=lambda: later).accounts == 0  # the sweep cannot see it
+
+    report = migrate.migrate()
+    again = migrate.migrate()
+
+    assert (report.grants_indexed, again.grants_indexed) == (1, 0)
+    assert grants_due.indexed("ivy")[1] == expires_at
+    assert grants_due.indexed("jon") == (None, None)
+    done = grants_due.expire_due(currency="usd", now=lambda: later)
+    assert (done.accounts, done.credits) == (1, 300)
+    assert account.get_balance("ivy") == 0

@@ -1,5 +1,5 @@
-"""The one-shot local commands (`make audit`, `make migrate`, `make expire-holds`) without a running stack:
-one line that says what to do, exit 2, no traceback."""
+"""The one-shot local commands (`make audit`, `make migrate`, `make expire-holds`, `make expire-grants`)
+without a running stack: one line that says what to do, exit 2, no traceback."""
 
 from __future__ import annotations
 
@@ -17,7 +17,12 @@ TABLES = ("CREDIT_BALANCE_TABLE", "CREDIT_TRANSACTION_TABLE", "CREDIT_GUARD_TABL
 
 @pytest.mark.parametrize(
     ("module", "doing"),
-    [("devstack.audit", "audit"), ("devstack.migrate", "migrate"), ("devstack.expire_holds", "sweep holds")],
+    [
+        ("devstack.audit", "audit"),
+        ("devstack.migrate", "migrate"),
+        ("devstack.expire_holds", "sweep holds"),
+        ("devstack.expire_grants", "sweep grants"),
+    ],
 )
 def test_a_command_without_a_stack_or_table_names_says_to_start_one(
     tmp_path: Path, module: str, doing: str

@@ -147,6 +147,7 @@ print(json.dumps(hooks))
         ("stripe_webhook", ["prime_ledger", "prime_secrets"]),
         ("create_checkout", ["prime_ledger", "prime_stripe", "prime_secrets"]),
         ("reconcile", ["prime_ledger", "prime_stripe", "prime_secrets"]),
+        ("project_grants", ["prime_ledger"]),
     ],
 )
 def test_each_function_registers_what_it_uses_and_the_refresh(function: str, primes: list[str]) -> None:

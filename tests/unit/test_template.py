@@ -269,6 +269,23 @@ DISPUTE_NOTICE = {
                 # The audit's read of each user's active holds; the migration's pass over the guard table.
                 ("dynamodb:Query", "CreditGuardTable"),
                 ("dynamodb:Scan", "CreditGuardTable"),
+                # The hourly grants sweep: the index of next expiries, the expiry's and the index's checks
+                # that the account's balance items are unchanged.
+                ("dynamodb:Query", "CreditGuardTable/grantsDue"),
+                ("dynamodb:ConditionCheckItem", "CreditBalanceTable"),
+            },
+        ),
+        # Reads an account's rows; writes its grants item and the deposits it folded; parks its failures.
+        (
+            "ProjectGrantsFunction",
+            {
+                ("dynamodb:Query", "CreditTransactionTable"),
+                ("dynamodb:GetItem", "CreditTransactionTable"),
+                ("dynamodb:GetItem", "CreditGuardTable"),
+                ("dynamodb:UpdateItem", "CreditGuardTable"),
+                ("dynamodb:GetItem", "CreditBalanceTable"),
+                ("dynamodb:UpdateItem", "CreditBalanceTable"),
+                ("sqs:SendMessage", "ProjectGrantsFailedRecordsQueue"),
             },
         ),
         # The webhook's grants less its signing secret and CloudFront's header.
@@ -1144,11 +1161,13 @@ def test_ledger_write_attributes_are_what_the_ledger_writes(policy: str) -> None
         # dispute's notice items, written apart by DisputeNoticePolicy, never in a ledger change.
         counters = {"requests", "requestsHour"}
         notice = {"noticeClaim", "noticeClaimedAt", "noticeSentAt", "noticePaymentId", "noticeDueBy"}
+        # The grants' index, written by the projector's and the sweep's own statements.
+        due = {"grantsBucket", "grantsNextExpiry"}
         # The sign-up grant's guard, written only by the balance page's role.
         signup = {"signedUpAt"}
         assert (
             attributes_of(policy, "dynamodb:PutItem", "CreditGuardTable")
-            == model_attributes(CreditGuard) - counters - notice - signup
+            == model_attributes(CreditGuard) - counters - notice - signup - due
         )
 
 
@@ -1441,7 +1460,10 @@ def test_no_stream_has_more_than_two_readers_as_aws_advises() -> None:
         "AutoTopUpTriggerFunction.BalanceChanged",
         "WalletEventsFunction.BalanceChanged",
     ]
-    assert stream_readers("CreditTransactionTable") == ["WalletEventsFunction.RowAdded"]
+    assert stream_readers("CreditTransactionTable") == [
+        "ProjectGrantsFunction.RowAdded",
+        "WalletEventsFunction.RowAdded",
+    ]
     assert stream_readers("CreditGuardTable") == ["WalletEventsFunction.DisputeNoticed"]
     for table in ("CreditTransactionTable", "CreditGuardTable"):
         assert properties(table)["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
@@ -1561,3 +1583,120 @@ def test_the_sign_up_grant_writes_only_its_row_balance_and_guard_attributes() ->
         "createdAt",
     }
     assert written("dynamodb:PutItem", "CreditTransactionTable") == row
+
+
+# --- The grants' schedule ----------------------------------------------------------------------------------
+
+
+def test_the_grants_index_is_sparse_on_the_guard_table_with_the_models_keys() -> None:
+    table = properties("CreditGuardTable")
+    [index] = [i for i in table["GlobalSecondaryIndexes"] if i["IndexName"] == "grantsDue"]
+    types = {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]}
+
+    assert [(k["AttributeName"], k["KeyType"]) for k in index["KeySchema"]] == [
+        ("grantsBucket", "HASH"),
+        ("grantsNextExpiry", "RANGE"),
+    ]
+    assert (types["grantsBucket"], types["grantsNextExpiry"]) == ("S", "N")
+    assert index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    assert CreditGuard.grants_due.Meta.index_name == "grantsDue"
+
+
+def test_the_grants_sweep_runs_hourly_on_the_reconcile_function() -> None:
+    schedule = properties("ReconcileFunction")["Events"]["GrantExpiry"]
+
+    assert schedule["Type"] == "ScheduleV2"
+    assert schedule["Properties"]["ScheduleExpression"] == "rate(1 hour)"
+    assert json.loads(schedule["Properties"]["Input"]) == {"task": "grants"}
+    alarm = resources("AWS::CloudWatch::Alarm")["GrantExpiryFailuresAlarm"]["Properties"]
+    assert alarm["MetricName"] == "GrantExpiryFailures"
+
+
+def test_the_projector_reads_new_rows_in_batches_sends_failures_back_and_parks_them() -> None:
+    source = properties("ProjectGrantsFunction")["Events"]["RowAdded"]["Properties"]
+
+    [pattern] = source["FilterCriteria"]["Filters"]
+    assert json.loads(pattern["Pattern"]) == {"eventName": ["INSERT"]}
+    assert source["MaximumBatchingWindowInSeconds"] >= 5
+    assert source["BatchSize"] >= 1000
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert source["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": ["ProjectGrantsFailedRecordsQueue", "Arn"]
+    }
+    alarms = resources("AWS::CloudWatch::Alarm")
+    assert alarms["ProjectGrantsFailedRecordsAlarm"]["Properties"]["Dimensions"][0]["Value"] == {
+        "Fn::GetAtt": ["ProjectGrantsFailedRecordsQueue", "QueueName"]
+    }
+    metrics = alarms["ProjectGrantsFailuresAlarm"]["Properties"]["Metrics"]
+    assert "GrantProjectionFailures" in {
+        m["MetricStat"]["Metric"]["MetricName"] for m in metrics if "MetricStat" in m
+    }
+
+
+def own_statements(function: str) -> list[dict[str, Any]]:
+    return [
+        s for policy in properties(function)["Policies"] if "Ref" not in policy for s in statements(policy)
+    ]
+
+
+def test_the_projector_writes_only_the_projection_s_and_the_index_s_attributes_of_users() -> None:
+    from wallet import grants_due, projection
+
+    found = own_statements("ProjectGrantsFunction")
+    for statement in found:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        assert all("*" not in action for action in actions)
+        if "sqs:SendMessage" not in actions:
+            assert statement["Condition"]["ForAllValues:StringNotLike"] == {"dynamodb:LeadingKeys": ["#*"]}
+    [guard] = [
+        s
+        for s in found
+        if s["Action"] == "dynamodb:UpdateItem" and target(s["Resource"]) == "CreditGuardTable"
+    ]
+    [balance] = [
+        s
+        for s in found
+        if s["Action"] == "dynamodb:UpdateItem" and target(s["Resource"]) == "CreditBalanceTable"
+    ]
+    now = 1_800_000_000
+    saved = names_set_by(
+        [CreditGuard.state.set("{}"), CreditGuard.version.set(1), CreditGuard.transaction_id.set("x")]
+    )
+    indexed = names_set_by(
+        [
+            CreditGuard.grants_bucket.set(grants_due.bucket("u", now, now)),
+            CreditGuard.grants_next_expiry.set(now),
+        ]
+    )
+    assert set(guard["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"]) == (
+        saved | indexed | {"userId", "guardId"}
+    )
+    assert set(balance["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"]) == {
+        "userId",
+        "newGrants",
+    }
+    assert balance["Condition"]["ForAnyValue:StringEquals"] == {
+        "dynamodb:EnclosingOperation": "TransactWriteItems"
+    }
+    assert projection.PROJECTION == "grants"
+
+
+def test_the_sweep_indexes_grants_with_the_index_s_attributes_only_and_in_a_transaction() -> None:
+    [statement] = [
+        s
+        for s in own_statements("ReconcileFunction")
+        if s["Action"] == "dynamodb:UpdateItem"
+        and "grantsBucket"
+        in s["Condition"].get("ForAllValues:StringEquals", {}).get("dynamodb:Attributes", [])
+    ]
+
+    assert set(statement["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"]) == {
+        "userId",
+        "guardId",
+        "grantsBucket",
+        "grantsNextExpiry",
+    }
+    assert statement["Condition"]["ForAnyValue:StringEquals"] == {
+        "dynamodb:EnclosingOperation": "TransactWriteItems"
+    }
+    assert statement["Condition"]["ForAllValues:StringNotLike"] == {"dynamodb:LeadingKeys": ["#*"]}

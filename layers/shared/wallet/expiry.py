@@ -24,11 +24,11 @@ from ulid import ULID
 
 from wallet import account, projection, writes
 from wallet.errors import LedgerUnavailableError
-from wallet.grants import Lot
+from wallet.grants import Grants, Lot
 from wallet.models import CreditBalance, CreditTransaction
 from wallet.writes import EXPIRED, balance_actions, transact
 
-# Tries on a fresh read when a change committed between the read and the expiry.
+# Consecutive tries on a fresh read when a change committed between the read and the expiry.
 ATTEMPTS = 6
 # Expired rows per transaction: with a balance item and up to 33 condition checks, inside the 100 items
 # a TransactWriteItems holds.
@@ -41,34 +41,65 @@ class Expired:
     rows: int
     stale: int
     """Expiries refused because the account changed under them, then tried again."""
+    counts: dict[str, int | None] | None = None
+    """The balance items' `changes` as the account stands after the expiry, as this call knows it; None
+    when it gave up on stale reads (the account's view is not known then)."""
+    next_expires_at: int | None = None
+    """The soonest expiry among the grants with credits left or held afterwards (Unix seconds)."""
+
+
+def next_expiry(grants: Grants) -> int | None:
+    """The soonest expiry of a grant with credits left or held: when the account next has credits due."""
+    return min(
+        (
+            lot.expires_at
+            for lot in grants.lots.values()
+            if lot.expires_at is not None and lot.left + lot.held > 0
+        ),
+        default=None,
+    )
 
 
 def expire(user_id: str, now_s: float, currency: str) -> Expired:
-    """Expire what is left of the account's grants past their expiry, as of `now_s`."""
-    credits = rows = stale = 0
-    for _ in range(ATTEMPTS):
-        read = _read(user_id)
-        grants = projection.current(user_id, now_s)
-        if grants.total() != read.owned:
-            # The rows read do not yet show every change the balance items do: read again.
-            stale += 1
-            continue
-        due = grants.due(now_s - projection.SETTLE_SECONDS)
-        if not due:
-            return Expired(credits, rows, stale)
-        wanted = sum(lot.left for lot in due)
-        if read.main < wanted and len(read.counts) > 1:
-            # A hot account: its sub-balances' credits come to the main item, where expiries take.
-            account.gather_to_main(user_id, wanted, currency)
+    """Expire what is left of the account's grants past their expiry, as of `now_s`: one read, then batch
+    after batch, each folded into what was read; only a refused batch reads again."""
+    credits = rows = stale = tries = 0
+    read: Items | None = None
+    grants = Grants()
+    gathered = False
+    while tries < ATTEMPTS:
+        if read is None:
             read = _read(user_id)
+            grants = projection.current(user_id, now_s)
+            if grants.total() != read.owned:
+                # The rows read do not yet show every change the balance items do: read again.
+                read, stale, tries = None, stale + 1, tries + 1
+                continue
+            wanted = sum(lot.left for lot in grants.due(now_s - projection.SETTLE_SECONDS))
+            if read.main < wanted and len(read.counts) > 1 and not gathered:
+                # A hot account: its sub-balances' credits come to the main item, where expiries take;
+                # then both are read again, so the rows and the items read are of one moment.
+                account.gather_to_main(user_id, wanted, currency)
+                read, gathered = None, True
+                continue
+        due = grants.due(now_s - projection.SETTLE_SECONDS)
         batch = _batch(due, max(read.main, 0))
         if not batch:
-            return Expired(credits, rows, stale)
-        if _write(user_id, batch, read.counts, currency):
-            credits += sum(part for _, part in batch)
-            rows += len(batch)
-        else:
-            stale += 1
+            return Expired(credits, rows, stale, read.counts, next_expiry(grants))
+        written = _write(user_id, batch, read.counts, currency)
+        if written is None:
+            read, stale, tries = None, stale + 1, tries + 1
+            continue
+        tries = 0
+        total = sum(part for _, part in batch)
+        credits += total
+        rows += len(batch)
+        for row in written:
+            grants.apply(projection.row_of(row))
+        count = read.counts[user_id]
+        read = Items(
+            {**read.counts, user_id: 1 if count is None else count + 1}, read.main - total, read.owned - total
+        )
     return Expired(credits, rows, stale)
 
 
@@ -112,9 +143,11 @@ def _unchanged(count: int | None) -> Any:
     return CreditBalance.changes.does_not_exist() if count is None else CreditBalance.changes == count
 
 
-def _write(user_id: str, batch: list[tuple[Lot, int]], counts: dict[str, int | None], currency: str) -> bool:
+def _write(
+    user_id: str, batch: list[tuple[Lot, int]], counts: dict[str, int | None], currency: str
+) -> list[CreditTransaction] | None:
     """One transaction: the expired rows, the main item less their credits, on condition that no balance
-    item of the account changed since it was read. False when one did."""
+    item of the account changed since it was read. The rows written; None when an item had changed."""
     now = writes.now()
     total = sum(part for _, part in batch)
     rows = [
@@ -142,4 +175,5 @@ def _write(user_id: str, batch: list[tuple[Lot, int]], counts: dict[str, int | N
             if key != user_id:
                 transaction.condition_check(CreditBalance, key, condition=_unchanged(count))
 
-    return transact(write, "the ledger could not record an expiry") is None
+    refused = transact(write, "the ledger could not record an expiry")
+    return rows if refused is None else None

@@ -12,6 +12,9 @@ What it changes (every other shape an earlier release wrote is read right as it 
 - auto top-up's daily count (`autoTopUpCount` charges since `autoTopUpWindow`) becomes the sliding
   list of charges (`autoTopUpCharges`): the first at the window's start, the others now, the latest
   they can have been, so the daily limit is never passed across the upgrade.
+- an account that has had a grant that expires (`grantsExpire` on its balance) and is not in the grants'
+  index (written before it was) is expired of what is due and indexed (wallet.grants_due), so the
+  hourly grants sweep finds it without waiting for its next row.
 
 Each change is one conditional write that is true only of the old shape, so a second run, two runs at
 once, or a run beside live traffic changes nothing twice. It pages (the guard table, then the balance
@@ -73,6 +76,8 @@ class MigrationReport:
     """Idempotency-Keys copied to their caller's id."""
     top_ups_converted: int = 0
     """Auto top-up daily counts turned into the list of charges."""
+    grants_indexed: int = 0
+    """Accounts with expiring grants put in the grants' index."""
     items: int = 0
     """Items read in this run."""
     finished: bool = True
@@ -115,6 +120,7 @@ def migrate(
                     if table == GUARDS:
                         _upgrade_guard(item, report, clock(), currency or price_list().currency)
                     else:
+                        _index_grants(item, report, clock(), currency or price_list().currency)
                         _upgrade_balance(item, report, clock())
                 after = page.get("LastEvaluatedKey")
                 if after is None:
@@ -202,6 +208,22 @@ def _scope_key(item: dict[str, Any], report: MigrationReport) -> None:
 
     if writes.transact(write, "the migration could not scope an Idempotency-Key") is None:
         report.keys_scoped += 1
+
+
+def _index_grants(item: dict[str, Any], report: MigrationReport, moment: float, currency: str) -> None:
+    from wallet import account, grants_due
+
+    user_id = item["userId"]["S"]
+    if (
+        not item.get("grantsExpire", {}).get("BOOL")
+        or account.is_sub_balance(user_id)
+        or user_id.startswith("#")
+    ):
+        return
+    if grants_due.indexed(user_id)[1] is not None:
+        return
+    done = grants_due.expire_and_index(user_id, moment, currency)
+    report.grants_indexed += done.counts is not None and done.next_expires_at is not None
 
 
 def _upgrade_balance(item: dict[str, Any], report: MigrationReport, moment: float) -> None:

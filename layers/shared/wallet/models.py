@@ -204,6 +204,20 @@ class ActiveHolds(GlobalSecondaryIndex["CreditGuard"]):  # type: ignore[no-untyp
     hold_expires_at = NumberAttribute(range_key=True, attr_name="holdExpiresAt")
 
 
+# pynamodb declares Index.__init_subclass__ without types.
+class GrantsDue(GlobalSecondaryIndex["CreditGuard"]):  # type: ignore[no-untyped-call]
+    """Sparse: only an account's `grants` item with a grant that has credits left carries `grantsBucket`
+    (the day of its soonest expiry, or of its last indexing if later, and a shard), so the grants' sweep
+    reads a day's accounts in a few queries (wallet.grants_due)."""
+
+    class Meta:
+        index_name = "grantsDue"
+        projection = KeysOnlyProjection()
+
+    grants_bucket = UnicodeAttribute(hash_key=True, attr_name="grantsBucket")
+    grants_next_expiry = NumberAttribute(range_key=True, attr_name="grantsNextExpiry")
+
+
 class CreditGuard(LedgerModel):
     """The exactly-once guard of a balance change whose row id cannot be its cause, written in the same
     transaction as the row: `key#<caller>#<Idempotency-Key>` holds a service call's first answer;
@@ -251,5 +265,10 @@ class CreditGuard(LedgerModel):
     # The sign-up grant (`signup`): when it was given, in a name no other item uses, so the role that
     # gives it can write nothing else of a guard.
     signed_up_at = UnicodeAttribute(attr_name="signedUpAt", null=True)
+    # The grants' projection (`grants`, wallet.projection): its account's soonest expiry (Unix seconds)
+    # and the index bucket it is found in (wallet.grants_due).
+    grants_bucket = UnicodeAttribute(attr_name="grantsBucket", null=True)
+    grants_next_expiry = NumberAttribute(attr_name="grantsNextExpiry", null=True)
 
     active_holds = ActiveHolds()
+    grants_due = GrantsDue()

@@ -174,8 +174,9 @@ def project(user_id: str, now_s: float) -> Stored:
 
 
 def _save(user_id: str, before: Stored, grants: Grants, watermark: str | None, folded: set[str]) -> None:
+    # The item may exist without a version: the grants' index (wallet.grants_due) may be written first.
     unchanged = (
-        CreditGuard.version == before.version if before.version else CreditGuard.guard_id.does_not_exist()
+        CreditGuard.version == before.version if before.version else CreditGuard.version.does_not_exist()
     )
     actions: list[Any] = [
         CreditGuard.state.set(grants.to_json()),
