@@ -27,7 +27,6 @@ def main() -> int:
     warnings.filterwarnings("ignore", message="No application metrics to publish")
 
     from bench import audit as audit_bench
-    from bench import books as books_bench
     from bench import (
         auto_top_up,
         coldstart,
@@ -39,6 +38,7 @@ def main() -> int:
         roundtrips,
         warm,
     )
+    from bench import books as books_bench
     from bench import sweep as sweep_bench
     from bench.local import Servers, quiet_stdout
 

@@ -9,8 +9,8 @@ the totals, so its peak memory must not grow with the number of accounts.
 The ledger is moto's DynamoDB server in a process of its own, with the rows put into its tables directly
 and its Queries on the keys answered in key order, as `bench/audit.py` explains; the projection's Query
 names a key range (`BETWEEN`), answered the same way here, and a Query's items are written as the JSON
-they are (`bench/grants.py`: moto's own serializer takes milliseconds a row). The report runs unchanged, over HTTP through
-botocore and pynamodb, as `make report` runs it.
+they are (`bench/grants.py`: moto's own serializer takes milliseconds a row). The report runs unchanged,
+over HTTP through botocore and pynamodb, as `make report` runs it.
 
 `make bench-books` runs it: `PYTHONPATH=layers/shared:. .venv/bin/python -m bench.books`.
 """

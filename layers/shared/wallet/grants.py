@@ -110,6 +110,8 @@ class Grants:
     books: dict[str, dict[str, int]] = field(default_factory=dict)
     month: str | None = None
     """The month the fold has reached (YYYY-MM): the month of the latest row folded, or of any before."""
+    touched: set[str] = field(default_factory=set, repr=False, compare=False)
+    """Grants some credits left since the last prune: the only ones a row can have used up."""
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -181,6 +183,8 @@ class Grants:
             return
         if self.month is not None:
             self.books.setdefault(self.month, {}).update(self.unused())
+            # Once a month, every grant: a paid grant used up is dropped by age, with no row touching it.
+            self.touched = set(self.lots)
         self.month = month
 
     def _order(self, row: Row, first: str | None) -> list[Lot]:
@@ -220,6 +224,7 @@ class Grants:
     def _consume(self, lot: Lot, credits: int, what: str, row: Row) -> None:
         """`credits` of `lot` leave the account as `what` (negative: come back), booked in the row's month."""
         before = lot.consumed()
+        self.touched.add(lot.grant_id)
         if what == USED:
             lot.used += credits
         elif what == BROKEN:
@@ -288,10 +293,14 @@ class Grants:
             self._draw(credits - part, row, what=BROKEN)
 
     def _prune(self, at_ms: int) -> None:
+        """Drop the grants used up among those touched: a fold's cost per row does not grow with the
+        number of grants the account holds."""
+        touched, self.touched = self.touched, set()
         done = [
             grant_id
-            for grant_id, lot in self.lots.items()
-            if lot.left == 0
+            for grant_id in touched
+            if (lot := self.lots.get(grant_id)) is not None
+            and lot.left == 0
             and lot.held == 0
             and (lot.kind == FREE or (at_ms - lot.at_ms > KEEP_USED_PAID_MS and not lot.reversed))
             and lot.consumed() == lot.credits
