@@ -1,7 +1,8 @@
 """From EventBridge Scheduler: hourly, replay Stripe's event log so no lost webhook loses money; every
 minute (`{"task": "holds"}`), expire the holds past their time; daily (`{"task": "audit"}`), prove that
-every balance is the sum of its rows and of its grants. Invoked by hand once after an upgrade (`{"task": "migrate"}`):
-upgrade the items earlier releases wrote, resuming from its checkpoint when invoked again."""
+every balance is the sum of its rows and of its grants. Invoked by hand once after an upgrade
+(`{"task": "migrate"}`): upgrade the items earlier releases wrote, resuming from its checkpoint when
+invoked again."""
 
 from __future__ import annotations
 
@@ -78,7 +79,8 @@ def _audit(seconds_left: Any) -> dict[str, Any]:
     summary = asdict(report)
     if drifts:
         logger.error(
-            "balances differ from the sum of their rows, of their grants or of their active holds", extra=summary
+            "balances differ from the sum of their rows, of their grants or of their active holds",
+            extra=summary,
         )
     elif report.overdue_holds:
         logger.error(
