@@ -9,10 +9,10 @@ audit never reports a change in flight as drift.
 It pages: over the balances, and over each user's rows a page at a time (a hot account's partitions a
 page each, merged in transaction-id order, the order the grants fold in), so its memory does not grow
 with a user's rows: the fold keeps only the grants with something left, held, or open to a refund.
-Where it stands is saved in the guard table under the reserved key `#audit` every few thousand rows and
-when its time runs short, with the grants folded so far; the next run resumes from there, and a
-finished audit clears it. Each run reports what it checked itself: the runs of one audit add up to one
-whole pass.
+Where it stands is saved in the guard table under the reserved key `#audit` (wallet.audit_checkpoint)
+every few thousand rows and when its time runs short, with the grants folded so far; the next run
+resumes from there, and a finished audit clears it. Each run reports what it checked itself: the runs of
+one audit add up to one whole pass.
 
 The grants are checked against balances whose rows add up (`grants.total()` = balance + held, over
 every balance item of the account); a balance that is not the sum of its rows is reported as that.
@@ -27,25 +27,25 @@ held until it runs again.
 from __future__ import annotations
 
 import heapq
-import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger
-from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import DoesNotExist, PynamoDBException
 
 from wallet import account, projection
+from wallet.audit_checkpoint import AUDIT_KEY as AUDIT_KEY
+from wallet.audit_checkpoint import CHECKPOINT as CHECKPOINT
+from wallet.audit_checkpoint import SETTLE_ATTEMPTS as SETTLE_ATTEMPTS
+from wallet.audit_checkpoint import AuditCheckpoint as AuditCheckpoint
+from wallet.audit_checkpoint import Position, UserCheck
+from wallet.audit_checkpoint import load as _load
+from wallet.audit_checkpoint import save as _save
 from wallet.errors import LedgerUnavailableError
 from wallet.grants import Grants
-from wallet.models import CreditBalance, CreditGuard, CreditTransaction, LedgerModel
-from wallet.settings import tables
+from wallet.models import CreditBalance, CreditGuard, CreditTransaction
 
-# A user whose balance keeps moving is read this many times before the audit gives up on it for now.
-SETTLE_ATTEMPTS = 4
 # Stop with this much time left, so that the report is still written within the function's limit.
 SAFETY_MARGIN_SECONDS = 10.0
 # Rows per query page: a page's items are all the audit holds of a user's rows at once.
@@ -53,19 +53,11 @@ ROWS_PAGE = 1000
 BALANCES_PAGE = 100
 # Save where the audit stands after this many rows and balances read, so a stop loses at most this much.
 CHECKPOINT_EVERY = 5000
-# The guard table's partition of the audit's checkpoint: a user id never starts with "#".
-AUDIT_KEY = "#audit"
-CHECKPOINT = "checkpoint"
-# The grants saved with a mid-user checkpoint, at most (an item holds 400 KB): beyond it, the checkpoint
-# leaves them out and that user's rows are read from their start on resuming.
-CHECKPOINT_GRANTS_MOST = 300_000
 # An active hold this far past its time is one the minute's sweep has not reached for an hour.
 OVERDUE_AFTER_SECONDS = 3600
 # wallet.holds' names, kept here so the audit does not load the holds' module.
 HOLD_PREFIX = "hold#"
 ACTIVE = "active"
-
-logger = Logger(child=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,52 +105,6 @@ class AuditReport:
     """This run went on from the checkpoint of an earlier one."""
 
 
-class AuditCheckpoint(LedgerModel):
-    """Where an unfinished audit stands: the balance scan's position and, for the user being checked, the
-    position in their rows, what those rows add up to so far, the grants they fold into, and the balance
-    read before them."""
-
-    class Meta:
-        table_name = tables().guard_table
-
-    user_id = UnicodeAttribute(hash_key=True, attr_name="userId", default=AUDIT_KEY)
-    guard_id = UnicodeAttribute(range_key=True, attr_name="guardId", default=CHECKPOINT)
-    # The scan's LastEvaluatedKey and the last row read, as JSON: DynamoDB's own keys, handed back as is;
-    # every partition of the account is read on from that row's transaction id.
-    balances_after = UnicodeAttribute(attr_name="balancesAfter", null=True)
-    audited_user = UnicodeAttribute(attr_name="auditedUser", null=True)
-    balance_seen = NumberAttribute(attr_name="balanceSeen", null=True)
-    rows_after = UnicodeAttribute(attr_name="rowsAfter", null=True)
-    rows_total = NumberAttribute(attr_name="rowsTotal", null=True)
-    # wallet.grants.Grants.to_json() of the rows up to `rowsAfter`; an earlier release wrote none.
-    grants_folded = UnicodeAttribute(attr_name="grantsFolded", null=True)
-    attempt = NumberAttribute(null=True)
-    differences = NumberAttribute(null=True)
-    started_at = UnicodeAttribute(attr_name="startedAt")
-    updated_at = UnicodeAttribute(attr_name="updatedAt")
-
-
-@dataclass
-class _UserCheck:
-    """One user's check in progress: the balance read before the rows, the rows summed so far, the last
-    row read (its partition and id) and the grants the rows fold into."""
-
-    user_id: str
-    seen: int
-    rows_after: dict[str, Any] | None = None
-    rows_total: int = 0
-    attempt: int = 0
-    differences: int = 0
-    grants: Grants = field(default_factory=Grants)
-
-
-@dataclass
-class _Position:
-    balances_after: dict[str, Any] | None = None
-    user: _UserCheck | None = None
-    started_at: str = field(default_factory=lambda: _now_iso())
-
-
 class _OutOfTimeError(Exception):
     """The run's time is nearly up: the position is saved and the next run goes on from it."""
 
@@ -176,7 +122,7 @@ def audit(
     clock = now or time.time
     try:
         loaded, saved = _load()
-        position = loaded or _Position()
+        position = loaded or Position()
         report.resumed = loaded is not None
         unsaved = 0
 
@@ -207,7 +153,7 @@ def audit(
                 if account.is_sub_balance(balance.user_id):
                     continue
                 position.balances_after = {"userId": {"S": balance.user_id}}
-                position.user = _UserCheck(balance.user_id, _owned(balance))
+                position.user = UserCheck(balance.user_id, _owned(balance))
                 _check(position.user, report, read)
                 _check_holds(balance.user_id, report, clock())
                 report.users += 1
@@ -222,7 +168,7 @@ def audit(
     return report
 
 
-def _check(user: _UserCheck, report: AuditReport, read: Callable[[int], None]) -> None:
+def _check(user: UserCheck, report: AuditReport, read: Callable[[int], None]) -> None:
     """The user's rows, and the grants they fold into, against their balance, read before and after the
     rows: if it did not move in between, the rows are the ones it sums. A difference is confirmed by a
     second reading."""
@@ -246,7 +192,7 @@ def _check(user: _UserCheck, report: AuditReport, read: Callable[[int], None]) -
     report.unsettled.append(user.user_id)
 
 
-def _fold(user: _UserCheck, report: AuditReport, read: Callable[[int], None]) -> int:
+def _fold(user: UserCheck, report: AuditReport, read: Callable[[int], None]) -> int:
     """Sum the user's rows after `user.rows_after` and fold them into `user.grants`, in one pass, a page
     at a time; `read` between pages, when the sum, the grants and the position agree. Returns how many
     rows were read since the last `read`."""
@@ -348,98 +294,3 @@ def _rows(user_id: str, after: dict[str, Any] | None) -> Iterator[dict[str, Any]
     return heapq.merge(
         *(partition_rows(partition) for partition in partitions), key=lambda item: item["transactionId"]["S"]
     )
-
-
-# -- The checkpoint --
-
-
-def _save(position: _Position) -> None:
-    user = position.user
-    rows_after, rows_total, folded = None, 0, None
-    if user is not None and user.rows_after is not None:
-        folded = user.grants.to_json()
-        if len(folded.encode()) <= CHECKPOINT_GRANTS_MOST:
-            rows_after, rows_total = user.rows_after, user.rows_total
-        else:
-            # Too large to keep: on resuming, this user's rows (and their grants) start over.
-            logger.warning("the audit's checkpoint leaves out a user's grants", extra={"bytes": len(folded)})
-            folded = None
-    AuditCheckpoint(
-        balances_after=_json(position.balances_after),
-        audited_user=user and user.user_id,
-        balance_seen=user and user.seen,
-        rows_after=user and _json(rows_after),
-        rows_total=user and rows_total,
-        grants_folded=folded,
-        attempt=user and user.attempt,
-        differences=user and user.differences,
-        started_at=position.started_at,
-        updated_at=_now_iso(),
-    ).save()
-
-
-def _load() -> tuple[_Position | None, bool]:
-    """The saved position (None when there is none, or when it is not one this audit can have written:
-    logged, and the audit starts over rather than trust it), and whether there is an item to clear."""
-    item = AuditCheckpoint._get_connection().get_item(AUDIT_KEY, CHECKPOINT, consistent_read=True).get("Item")
-    if item is None:
-        return None, False
-    try:
-        return _position_of(item), True
-    except (KeyError, TypeError, ValueError) as exc:
-        logger.warning(
-            "the audit's checkpoint is not one it wrote: starting over", extra={"reason": type(exc).__name__}
-        )
-        return None, True
-
-
-def _position_of(item: dict[str, Any]) -> _Position:
-    balances_after = _key(item.get("balancesAfter"), {"userId"})
-    started_at = item["startedAt"]["S"]
-    if "auditedUser" not in item:
-        return _Position(balances_after, None, started_at)
-    user_id = item["auditedUser"]["S"]
-    if balances_after != {"userId": {"S": user_id}}:
-        raise ValueError("the user being checked is not where the scan stands")
-    rows_after = _key(item.get("rowsAfter"), {"userId", "transactionId"})
-    if rows_after is not None and rows_after["userId"]["S"] not in account.account_partitions(user_id):
-        raise ValueError("the rows' position is in another user's rows")
-    attempt, differences = _whole(item["attempt"]), _whole(item["differences"])
-    if not (0 <= attempt < SETTLE_ATTEMPTS and 0 <= differences < 2):
-        raise ValueError("attempt or differences out of range")
-    rows_total = _whole(item["rowsTotal"])
-    grants = Grants.from_json(item["grantsFolded"]["S"]) if "grantsFolded" in item else Grants()
-    grants.total()  # Raises TypeError on lots that are not numbers.
-    if rows_after is not None and "grantsFolded" not in item:
-        # An earlier release's: its rows were summed a partition after another, with no grants. This
-        # user's rows are read again from their start, in the order the grants fold in.
-        rows_after, rows_total = None, 0
-    check = _UserCheck(
-        user_id, _whole(item["balanceSeen"]), rows_after, rows_total, attempt, differences, grants
-    )
-    return _Position(balances_after, check, started_at)
-
-
-def _key(attribute: dict[str, str] | None, names: set[str]) -> dict[str, Any] | None:
-    """A LastEvaluatedKey saved as JSON: exactly the table's key attributes, each a string."""
-    if attribute is None:
-        return None
-    key = json.loads(attribute["S"])
-    if not isinstance(key, dict) or set(key) != names:
-        raise ValueError("not a key of the table")
-    for value in key.values():
-        if not (isinstance(value, dict) and set(value) == {"S"} and isinstance(value["S"], str)):
-            raise ValueError("not a string key")
-    return key
-
-
-def _whole(attribute: dict[str, str]) -> int:
-    return int(attribute["N"])
-
-
-def _json(key: dict[str, Any] | None) -> str | None:
-    return None if key is None else json.dumps(key, separators=(",", ":"), sort_keys=True)
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
