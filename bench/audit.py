@@ -1,4 +1,5 @@
-"""The audit of one user's 10^6 rows: its pace, its peak memory against 10^4 rows, and a stop and resume.
+"""The audit of one user's 10^6 rows, summed and folded into grants: its pace, its peak memory against
+10^4 rows, and a stop and resume.
 
 The ledger is served by moto's DynamoDB server in a process of its own, so that the auditing process
 holds nothing but the audit and its memory is the audit's. Two things of moto's would measure moto, not
@@ -106,7 +107,8 @@ def _audit_of(commands: Connection, rows: int) -> dict[str, Any]:
     started = time.perf_counter()
     whole = audit.audit()
     seconds = time.perf_counter() - started
-    if (whole.users, whole.rows, whole.drifts, whole.unsettled, whole.finished) != (1, rows, [], [], True):
+    found = (whole.users, whole.rows, whole.drifts, whole.grant_drifts, whole.unsettled, whole.finished)
+    if found != (1, rows, [], [], [], True):
         raise RuntimeError(f"the audit of {rows} rows found {whole}")
     tracemalloc.start()
     try:
@@ -172,11 +174,12 @@ def _time_for(calls: int) -> Callable[[], float]:
     return lambda: float("inf") if next(asked) <= calls else 0.0
 
 
-def _whole(reports: list[AuditReport]) -> tuple[int, int, list[Any], list[str]]:
+def _whole(reports: list[AuditReport]) -> tuple[int, int, list[Any], list[Any], list[str]]:
     return (
         sum(report.users for report in reports),
         sum(report.rows for report in reports),
         [drift for report in reports for drift in report.drifts],
+        [drift for report in reports for drift in report.grant_drifts],
         [user for report in reports for user in report.unsettled],
     )
 
@@ -233,7 +236,10 @@ def _table(name: str) -> Any:
 
 
 def _write_ledger(user: str, rows: int) -> None:
-    """`rows` rows (a deposit of 500 in five, spends of 100 in between) and the balance they add up to."""
+    """`rows` rows (an operator's 400 free credits in five, spends of 100 in between) and the balance they
+    add up to. The audit folds them into grants: each grant is used up by the next four spends and dropped,
+    so the account holds one grant at a time. (Paid deposits all of one instant would each be kept 180
+    days for a refund, and the fold's cost per row grows with the grants kept: wallet.grants.)"""
     from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
     from ulid import ULID
 
@@ -247,7 +253,7 @@ def _write_ledger(user: str, rows: int) -> None:
         "currency": value("S", "usd"),
         "createdAt": value("S", "2026-12-01T00:00:00.000Z"),
     }
-    deposit = shared | {"type": value("S", "deposit"), "amount": value("N", "500")}
+    grant = shared | {"type": value("S", "adjustment"), "amount": value("N", "400")}
     spend = shared | {"type": value("S", "spend"), "amount": value("N", "-100")}
     transactions = _table(environment.TABLES["CreditTransactionTable"])
     transactions.items.pop(owner, None)
@@ -257,9 +263,9 @@ def _write_ledger(user: str, rows: int) -> None:
         row = Item.__new__(Item)
         row.hash_key, row.range_key = owner, transaction_id
         # LimitedSizeDict's constructor takes the items as they are: no per-attribute re-sizing.
-        row.attrs = LimitedSizeDict(deposit if n % 5 == 0 else spend, transactionId=transaction_id)
+        row.attrs = LimitedSizeDict(grant if n % 5 == 0 else spend, transactionId=transaction_id)
         partition[transaction_id] = row
-    total = sum(500 if n % 5 == 0 else -100 for n in range(rows))
+    total = sum(400 if n % 5 == 0 else -100 for n in range(rows))
     _table(environment.TABLES["CreditBalanceTable"]).put_item(
         {"userId": {"S": user}, "balance": {"N": str(total)}, "currency": {"S": "usd"}}
     )

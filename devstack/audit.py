@@ -1,5 +1,5 @@
-"""`make audit`: prove that every balance of the running local stack is the sum of its rows, its `held`
-the sum of its active holds, and that no active hold is an hour past its time.
+"""`make audit`: prove that every balance of the running local stack is the sum of its rows and of its
+grants, its `held` the sum of its active holds, and that no active hold is an hour past its time.
 
 `make run` leaves where its DynamoDB listens and its table names in .devstack/run.json; this reads
 them, runs the same audit the deployed stack runs daily, prints what it found, and exits 1 on drift or
@@ -29,6 +29,8 @@ def run() -> int:
     print(f"Audited {balances} ({rows}): {len(report.drifts)} differ from the sum of their rows.")
     for drift in report.drifts:
         print(f"  {drift.user_id}: balance {drift.balance}, rows add up to {drift.rows_total}")
+    for grant in report.grant_drifts:
+        print(f"  {grant.user_id}: balance and held {grant.balance}, its grants add up to {grant.grants}")
     for held in report.held_drifts:
         print(f"  {held.user_id}: held {held.held}, active holds add up to {held.active_holds}")
     if report.overdue_holds:
@@ -40,7 +42,7 @@ def run() -> int:
         print(f"  {user_id}: kept changing while read; audit again")
     if not report.finished:
         print("Stopped before the end: `make audit` again resumes from the checkpoint.")
-    return 1 if report.drifts or report.held_drifts or report.overdue_holds else 0
+    return 1 if report.drifts or report.grant_drifts or report.held_drifts or report.overdue_holds else 0
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """From EventBridge Scheduler: hourly, replay Stripe's event log so no lost webhook loses money; every
 minute (`{"task": "holds"}`), expire the holds past their time; hourly (`{"task": "grants"}`), expire
-what is left of the grants past their expiry; daily (`{"task": "audit"}`), prove that
-every balance is the sum of its rows. Invoked by hand once after an upgrade (`{"task": "migrate"}`):
+what is left of the grants past their expiry; daily (`{"task": "audit"}`), prove that every balance is
+the sum of its rows and of its grants. Invoked by hand once after an upgrade (`{"task": "migrate"}`):
 upgrade the items earlier releases wrote, resuming from its checkpoint when invoked again."""
 
 from __future__ import annotations
@@ -88,13 +88,16 @@ def _audit(seconds_left: Any) -> dict[str, Any]:
     from wallet import audit
 
     report = audit.audit(seconds_left)
-    drifts = len(report.drifts) + len(report.held_drifts)
+    drifts = len(report.drifts) + len(report.grant_drifts) + len(report.held_drifts)
     metrics.add_metric(name="LedgerDrift", unit=MetricUnit.Count, value=drifts)
     # Active holds an hour past their time: the minute's sweep is not running, their credits stay held.
     metrics.add_metric(name="HoldsOverdue", unit=MetricUnit.Count, value=report.overdue_holds)
     summary = asdict(report)
     if drifts:
-        logger.error("balances differ from the sum of their rows or of their active holds", extra=summary)
+        logger.error(
+            "balances differ from the sum of their rows, of their grants or of their active holds",
+            extra=summary,
+        )
     elif report.overdue_holds:
         logger.error(
             "active holds are past their time by more than an hour: is the holds sweep running?",

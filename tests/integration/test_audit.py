@@ -337,6 +337,16 @@ FOREIGN = {
     "a confirmed difference left unreported": {"differences": {"N": "2"}},
     "no start": {"startedAt": None},
     "no sum": {"rowsTotal": None},
+    "grants not JSON": {"grantsFolded": {"S": "{not json"}},
+    "grants of another shape": {
+        "grantsFolded": {"S": '{"lots":[{"credits":1}],"debt":[],"holds":{},"books":{}}'}
+    },
+    "a grant's credits as text": {
+        "grantsFolded": {
+            "S": '{"lots":[{"grant_id":"g","kind":"paid","credits":1,"paid":null,"expires_at":null,'
+            '"at_ms":0,"left":"1"}],"debt":[],"holds":{},"books":{}}'
+        }
+    },
 }
 
 

@@ -362,3 +362,26 @@ def test_an_expiring_grant_of_the_previous_release_is_indexed_by_the_migration_a
     done = grants_due.expire_due(currency="usd", now=lambda: later)
     assert (done.accounts, done.credits) == (1, 300)
     assert account.get_balance("ivy") == 0
+
+
+def test_an_account_from_before_grants_passes_the_audits_grants_check(tables: DynamoDBServer) -> None:
+    # Given the first release's account (afc7ad2): its deposit of 1,000 with no price, no held
+    balance_before_holds(tables, "alice", 1000)
+    # and an active hold of the previous release (its `hold` row), then today's spend and promotion
+    hold_of_the_previous_release(tables, "alice", 300, int(time.time()) + 600)
+    ledger.spend("alice", 150, idempotency_key="spend-1", description=None, actor=SERVICE, currency="usd")
+    promotions.grant(
+        "alice",
+        200,
+        reason="promo",
+        expires_at=None,
+        idempotency_key="promo-1",
+        actor=SERVICE,
+        currency="usd",
+    )
+
+    report = audit.audit()
+
+    # Then its rows, its grants (the old deposit a paid grant, 300 of it held) and its holds add up
+    assert (report.users, report.drifts, report.grant_drifts, report.held_drifts) == (1, [], [], [])
+    assert account.balances("alice") == account.Balances(1050, 300, 750)

@@ -1,14 +1,23 @@
-"""The audit: prove that every balance is the sum of its rows, and that what a balance holds aside
+"""The audit: prove that every balance is the sum of its rows, that the account's grants (wallet.grants,
+folded over the same rows in the same pass) add up to it too, and that what a balance holds aside
 (`held`) is the sum of the user's active holds.
 
 Nothing writes a balance without its row (both are in one transaction), so a difference is a defect or
 a hand edit, and a person must look. A balance that moves while it is being read is read again; the
 audit never reports a change in flight as drift.
 
-It pages: over the balances, and over each user's rows a page at a time, so its memory does not grow
-with a user's rows. Where it stands is saved in the guard table under the reserved key `#audit` every
-few thousand rows and when its time runs short; the next run resumes from there, and a finished audit
-clears it. Each run reports what it checked itself: the runs of one audit add up to one whole pass.
+It pages: over the balances, and over each user's rows a page at a time (a hot account's partitions a
+page each, merged in transaction-id order, the order the grants fold in), so its memory does not grow
+with a user's rows: the fold keeps only the grants with something left, held, or open to a refund.
+Where it stands is saved in the guard table under the reserved key `#audit` (wallet.audit_checkpoint)
+every few thousand rows and when its time runs short, with the grants folded so far; the next run
+resumes from there, and a finished audit clears it. Each run reports what it checked itself: the runs of
+one audit add up to one whole pass.
+
+The grants are checked against balances whose rows add up (`grants.total()` = balance + held, over
+every balance item of the account); a balance that is not the sum of its rows is reported as that.
+Where the fold drops or adds credits the rows moved (a hold's row that moved credits, which the fold
+reads as moving none), the rows may still add up while the grants do not: that is a `grant_drifts`.
 
 It also counts the active holds more than an hour past their time: the minute's sweep expires each
 within a minute or two, so such a hold means the sweep has stopped (an alarm), and its credits stay
@@ -17,24 +26,26 @@ held until it runs again.
 
 from __future__ import annotations
 
-import json
+import heapq
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger
-from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import DoesNotExist, PynamoDBException
 
-from wallet import account
+from wallet import account, projection
+from wallet.audit_checkpoint import AUDIT_KEY as AUDIT_KEY
+from wallet.audit_checkpoint import CHECKPOINT as CHECKPOINT
+from wallet.audit_checkpoint import SETTLE_ATTEMPTS as SETTLE_ATTEMPTS
+from wallet.audit_checkpoint import AuditCheckpoint as AuditCheckpoint
+from wallet.audit_checkpoint import Position, UserCheck
+from wallet.audit_checkpoint import load as _load
+from wallet.audit_checkpoint import save as _save
 from wallet.errors import LedgerUnavailableError
-from wallet.models import CreditBalance, CreditGuard, CreditTransaction, LedgerModel
-from wallet.settings import tables
+from wallet.grants import Grants
+from wallet.models import CreditBalance, CreditGuard, CreditTransaction
 
-# A user whose balance keeps moving is read this many times before the audit gives up on it for now.
-SETTLE_ATTEMPTS = 4
 # Stop with this much time left, so that the report is still written within the function's limit.
 SAFETY_MARGIN_SECONDS = 10.0
 # Rows per query page: a page's items are all the audit holds of a user's rows at once.
@@ -42,16 +53,11 @@ ROWS_PAGE = 1000
 BALANCES_PAGE = 100
 # Save where the audit stands after this many rows and balances read, so a stop loses at most this much.
 CHECKPOINT_EVERY = 5000
-# The guard table's partition of the audit's checkpoint: a user id never starts with "#".
-AUDIT_KEY = "#audit"
-CHECKPOINT = "checkpoint"
 # An active hold this far past its time is one the minute's sweep has not reached for an hour.
 OVERDUE_AFTER_SECONDS = 3600
 # wallet.holds' names, kept here so the audit does not load the holds' module.
 HOLD_PREFIX = "hold#"
 ACTIVE = "active"
-
-logger = Logger(child=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +75,15 @@ class HeldDrift:
     """What the user's active holds add up to."""
 
 
+@dataclass(frozen=True, slots=True)
+class GrantDrift:
+    user_id: str
+    grants: int
+    """What the account's grants add up to (wallet.grants: left + held - debt)."""
+    balance: int
+    """What its balance items say it owns: balance + held, every sub-balance's included."""
+
+
 @dataclass
 class AuditReport:
     users: int = 0
@@ -76,6 +91,8 @@ class AuditReport:
     rows: int = 0
     """Rows read in this run; a balance that moved has its rows read again."""
     drifts: list[Drift] = field(default_factory=list)
+    grant_drifts: list[GrantDrift] = field(default_factory=list)
+    """Users whose rows add up to their balance items but whose grants do not."""
     held_drifts: list[HeldDrift] = field(default_factory=list)
     """Users whose `held` is not the sum of their active holds."""
     overdue_holds: int = 0
@@ -88,46 +105,6 @@ class AuditReport:
     """This run went on from the checkpoint of an earlier one."""
 
 
-class AuditCheckpoint(LedgerModel):
-    """Where an unfinished audit stands: the balance scan's position and, for the user being checked, the
-    position in their rows, what those rows add up to so far and the balance read before them."""
-
-    class Meta:
-        table_name = tables().guard_table
-
-    user_id = UnicodeAttribute(hash_key=True, attr_name="userId", default=AUDIT_KEY)
-    guard_id = UnicodeAttribute(range_key=True, attr_name="guardId", default=CHECKPOINT)
-    # The scan's LastEvaluatedKey and the rows query's, as JSON: DynamoDB's own keys, handed back as is.
-    balances_after = UnicodeAttribute(attr_name="balancesAfter", null=True)
-    audited_user = UnicodeAttribute(attr_name="auditedUser", null=True)
-    balance_seen = NumberAttribute(attr_name="balanceSeen", null=True)
-    rows_after = UnicodeAttribute(attr_name="rowsAfter", null=True)
-    rows_total = NumberAttribute(attr_name="rowsTotal", null=True)
-    attempt = NumberAttribute(null=True)
-    differences = NumberAttribute(null=True)
-    started_at = UnicodeAttribute(attr_name="startedAt")
-    updated_at = UnicodeAttribute(attr_name="updatedAt")
-
-
-@dataclass
-class _UserCheck:
-    """One user's check in progress: the balance read before the rows, and the rows summed so far."""
-
-    user_id: str
-    seen: int
-    rows_after: dict[str, Any] | None = None
-    rows_total: int = 0
-    attempt: int = 0
-    differences: int = 0
-
-
-@dataclass
-class _Position:
-    balances_after: dict[str, Any] | None = None
-    user: _UserCheck | None = None
-    started_at: str = field(default_factory=lambda: _now_iso())
-
-
 class _OutOfTimeError(Exception):
     """The run's time is nearly up: the position is saved and the next run goes on from it."""
 
@@ -138,13 +115,14 @@ def audit(
     checkpoint_every: int = CHECKPOINT_EVERY,
     now: Callable[[], float] | None = None,
 ) -> AuditReport:
-    """Page over every balance and compare it with the sum of the user's rows, and its `held` with the
-    user's active holds, from the checkpoint of an unfinished audit if there is one."""
+    """Page over every balance and compare it with the sum of the user's rows and with what the rows'
+    grants add up to, and its `held` with the user's active holds, from the checkpoint of an unfinished
+    audit if there is one."""
     report = AuditReport()
     clock = now or time.time
     try:
         loaded, saved = _load()
-        position = loaded or _Position()
+        position = loaded or Position()
         report.resumed = loaded is not None
         unsaved = 0
 
@@ -175,7 +153,7 @@ def audit(
                 if account.is_sub_balance(balance.user_id):
                     continue
                 position.balances_after = {"userId": {"S": balance.user_id}}
-                position.user = _UserCheck(balance.user_id, _owned(balance))
+                position.user = UserCheck(balance.user_id, _owned(balance))
                 _check(position.user, report, read)
                 _check_holds(balance.user_id, report, clock())
                 report.users += 1
@@ -190,28 +168,47 @@ def audit(
     return report
 
 
-def _check(user: _UserCheck, report: AuditReport, read: Callable[[int], None]) -> None:
-    """The user's rows against their balance, read before and after the rows: if it did not move in
-    between, the rows are the ones it sums. A difference is confirmed by a second reading."""
+def _check(user: UserCheck, report: AuditReport, read: Callable[[int], None]) -> None:
+    """The user's rows, and the grants they fold into, against their balance, read before and after the
+    rows: if it did not move in between, the rows are the ones it sums. A difference is confirmed by a
+    second reading."""
     while user.attempt < SETTLE_ATTEMPTS:
-        while True:
-            total, count, user.rows_after = _rows_page(user.user_id, user.rows_after)
-            user.rows_total += total
-            report.rows += count
-            if user.rows_after is None:
-                break
-            read(count)
+        count = _fold(user, report, read)
         after = _balance(user.user_id)
-        if after == user.seen == user.rows_total:
+        grants = user.grants.total()
+        if after == user.seen == user.rows_total == grants:
             return
         if after == user.seen:
             user.differences += 1
             if user.differences == 2:
-                report.drifts.append(Drift(user.user_id, after, user.rows_total))
+                if user.rows_total != after:
+                    report.drifts.append(Drift(user.user_id, after, user.rows_total))
+                else:
+                    report.grant_drifts.append(GrantDrift(user.user_id, grants, after))
                 return
-        user.seen, user.rows_total, user.attempt = after, 0, user.attempt + 1
+        user.seen, user.rows_after, user.rows_total, user.grants = after, None, 0, Grants()
+        user.attempt += 1
         read(count)
     report.unsettled.append(user.user_id)
+
+
+def _fold(user: UserCheck, report: AuditReport, read: Callable[[int], None]) -> int:
+    """Sum the user's rows after `user.rows_after` and fold them into `user.grants`, in one pass, a page
+    at a time; `read` between pages, when the sum, the grants and the position agree. Returns how many
+    rows were read since the last `read`."""
+    count = 0
+    for item in _rows(user.user_id, user.rows_after):
+        row = projection.row_of(CreditTransaction.from_raw_data(item))
+        user.grants.apply(row)
+        user.rows_total += row.amount
+        user.rows_after = {"userId": item["userId"], "transactionId": item["transactionId"]}
+        count += 1
+        if count == ROWS_PAGE:
+            report.rows += count
+            read(count)
+            count = 0
+    report.rows += count
+    return count
 
 
 def _check_holds(user_id: str, report: AuditReport, moment: float) -> None:
@@ -274,106 +271,26 @@ def _balance(user_id: str) -> int:
         return 0
 
 
-def _rows_page(user_id: str, after: dict[str, Any] | None) -> tuple[int, int, dict[str, Any] | None]:
-    """One page of the user's rows from `after`: what its amounts add up to, how many rows it had, and
-    where the next page starts (None after the last). A hot account's rows are in its own partition and
-    each sub-balance's, read one after the other; `after` names the partition it stands in."""
-    partition = user_id if after is None else after["userId"]["S"]
-    total = count = 0
-    while True:
-        page = CreditTransaction._get_connection().query(
-            partition,
-            consistent_read=True,
-            exclusive_start_key=after,
-            limit=ROWS_PAGE,
-            attributes_to_get=["amount"],
-        )
-        items = page.get("Items", [])
-        total += sum(int(item["amount"]["N"]) for item in items)
-        count += len(items)
-        after = page.get("LastEvaluatedKey")
-        if after is not None:
-            return total, count, after
-        partitions = account.account_partitions(user_id)
-        following = partitions.index(partition) + 1
-        if following == len(partitions):
-            return total, count, None
-        partition = partitions[following]
+def _rows(user_id: str, after: dict[str, Any] | None) -> Iterator[dict[str, Any]]:
+    """The user's rows after the row `after` names, as DynamoDB gives them, in transaction-id order: the
+    order the grants fold in. A hot account's rows are in its own partition and each sub-balance's, read
+    a page of each at a time and merged."""
+    last = None if after is None else after["transactionId"]["S"]
 
+    def partition_rows(partition: str) -> Iterator[dict[str, Any]]:
+        start = None if last is None else {"userId": {"S": partition}, "transactionId": {"S": last}}
+        while True:
+            page = CreditTransaction._get_connection().query(
+                partition, consistent_read=True, exclusive_start_key=start, limit=ROWS_PAGE
+            )
+            yield from page.get("Items", [])
+            start = page.get("LastEvaluatedKey")
+            if start is None:
+                return
 
-# -- The checkpoint --
-
-
-def _save(position: _Position) -> None:
-    user = position.user
-    AuditCheckpoint(
-        balances_after=_json(position.balances_after),
-        audited_user=user and user.user_id,
-        balance_seen=user and user.seen,
-        rows_after=user and _json(user.rows_after),
-        rows_total=user and user.rows_total,
-        attempt=user and user.attempt,
-        differences=user and user.differences,
-        started_at=position.started_at,
-        updated_at=_now_iso(),
-    ).save()
-
-
-def _load() -> tuple[_Position | None, bool]:
-    """The saved position (None when there is none, or when it is not one this audit can have written:
-    logged, and the audit starts over rather than trust it), and whether there is an item to clear."""
-    item = AuditCheckpoint._get_connection().get_item(AUDIT_KEY, CHECKPOINT, consistent_read=True).get("Item")
-    if item is None:
-        return None, False
-    try:
-        return _position_of(item), True
-    except (KeyError, TypeError, ValueError) as exc:
-        logger.warning(
-            "the audit's checkpoint is not one it wrote: starting over", extra={"reason": type(exc).__name__}
-        )
-        return None, True
-
-
-def _position_of(item: dict[str, Any]) -> _Position:
-    balances_after = _key(item.get("balancesAfter"), {"userId"})
-    started_at = item["startedAt"]["S"]
-    if "auditedUser" not in item:
-        return _Position(balances_after, None, started_at)
-    user_id = item["auditedUser"]["S"]
-    if balances_after != {"userId": {"S": user_id}}:
-        raise ValueError("the user being checked is not where the scan stands")
-    rows_after = _key(item.get("rowsAfter"), {"userId", "transactionId"})
-    if rows_after is not None and rows_after["userId"]["S"] not in account.account_partitions(user_id):
-        raise ValueError("the rows' position is in another user's rows")
-    attempt, differences = _whole(item["attempt"]), _whole(item["differences"])
-    if not (0 <= attempt < SETTLE_ATTEMPTS and 0 <= differences < 2):
-        raise ValueError("attempt or differences out of range")
-    check = _UserCheck(
-        user_id, _whole(item["balanceSeen"]), rows_after, _whole(item["rowsTotal"]), attempt, differences
+    partitions = account.account_partitions(user_id)
+    if len(partitions) == 1:
+        return partition_rows(partitions[0])
+    return heapq.merge(
+        *(partition_rows(partition) for partition in partitions), key=lambda item: item["transactionId"]["S"]
     )
-    return _Position(balances_after, check, started_at)
-
-
-def _key(attribute: dict[str, str] | None, names: set[str]) -> dict[str, Any] | None:
-    """A LastEvaluatedKey saved as JSON: exactly the table's key attributes, each a string."""
-    if attribute is None:
-        return None
-    key = json.loads(attribute["S"])
-    if not isinstance(key, dict) or set(key) != names:
-        raise ValueError("not a key of the table")
-    for value in key.values():
-        if not (isinstance(value, dict) and set(value) == {"S"} and isinstance(value["S"], str)):
-            raise ValueError("not a string key")
-    return key
-
-
-def _whole(attribute: dict[str, str]) -> int:
-    return int(attribute["N"])
-
-
-def _json(key: dict[str, Any] | None) -> str | None:
-    return None if key is None else json.dumps(key, separators=(",", ":"), sort_keys=True)
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
