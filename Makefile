@@ -92,7 +92,7 @@ bench-books: setup ## The month's books over 10^6 rows (1,000 accounts) against 
 bench-hot: setup ## 5,000 debits on one account from 64 workers, plain and hot, with DynamoDB's conflicts modelled
 	PYTHONPATH=layers/shared:. $(VENV)/bin/python -m bench.hot_account
 
-bench-grants: setup ## A spend beside one without grants' change count (calls, p50, p99), and the grants' projection of a hot account's 20,000 debits against 1,000 a second
+bench-grants: setup ## A spend beside one without grants' change count (calls, p50, p99), and the grants' projection of a hot account's 20,000 debits against 1,000 a second, and one expiry of an account's 100,000 grants
 	PYTHONPATH=layers/shared:. $(VENV)/bin/python -m bench.grants
 
 init-cost: setup ## Cold init of every function: its handler's import over its third-party modules', and what the rest is (FUNCTIONS="spend ...")

@@ -26,12 +26,13 @@ from typing import Any
 
 from ulid import ULID
 
+from bench import environment
 from bench.hot_account import _transactions_back_up_their_items
 from bench.local import Servers, median, percentile
 from bench.report import Row, within
 from bench.roundtrips import DynamoDBCalls
 
-SECTION = "Grants (a spend beside today's; the projection of a hot account)"
+SECTION = "Grants (a spend beside today's; the projection of a hot account; expiry of many grants)"
 SERVER = "moto's DynamoDB server in this process, over HTTP"
 # Rounds, and spends of each variant per round: p99 of 800 spends each.
 SPEND_ROUNDS = 8
@@ -417,7 +418,10 @@ def _projection_of_hot_account(servers: Servers, rows: int, shards: int) -> Proj
 
 
 class ServerTime:
-    seconds = 0.0
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.by_action: dict[str, float] = {}
+        """The same time by DynamoDB action (`TransactWriteItems`, `Query`, ...)."""
 
 
 @contextmanager
@@ -435,7 +439,10 @@ def server_time() -> Iterator[ServerTime]:
         try:
             return moto_call(self, environ, start_response)
         finally:
-            spent.seconds += time.perf_counter() - started
+            took = time.perf_counter() - started
+            spent.seconds += took
+            action = str(environ.get("HTTP_X_AMZ_TARGET", "")).rpartition(".")[2]
+            spent.by_action[action] = spent.by_action.get(action, 0.0) + took
 
     SerializedApp.__call__ = timed  # type: ignore[method-assign]
     try:
@@ -529,8 +536,231 @@ def projection_rows(result: Projection, shards: int = SHARDS) -> list[Row]:
     ]
 
 
-def rows(servers: Servers, debits: int = ROWS) -> list[Row]:
-    return spend_rows(spends(servers)) + projection_rows(projection_of_hot_account(servers, debits))
+# -- 3. Expiry of 10^5 grants in one run --------------------------------------------------------------
+
+GRANTS = 100_000
+# A grant that never expires, beside the ones that do: what the account holds after the expiry.
+KEPT = 7
+
+
+def grant_credits(n: int) -> int:
+    """The n-th expiring grant's credits: 1 to 5 in turn, so each batch's sum is not just its length."""
+    return 1 + n % 5
+
+
+def expected_credits(grants: int) -> int:
+    """What the expiring grants hold together, summed per whole round of 1..5 and the rest."""
+    rounds, rest = divmod(grants, 5)
+    return rounds * 15 + rest * (rest + 1) // 2
+
+
+def transactions_for(grants: int, per_transaction: int) -> int:
+    """TransactWriteItems an expiry of `grants` whole grants takes: a row each, `per_transaction` a call."""
+    return -(-grants // per_transaction)
+
+
+@dataclass(frozen=True, slots=True)
+class Expiry:
+    grants: int
+    credits: int
+    """What the one call expired."""
+    rows: int
+    """The `expired` rows it said it wrote."""
+    expired_rows: int
+    """The `expired` rows in the table afterwards."""
+    grants_expired: int
+    """The expiring grants that have exactly one `expired` row for all their credits."""
+    transactions: int
+    queries: int
+    items_read: int
+    seconds: float
+    server_seconds: float
+    transact_seconds: float
+    """Of `server_seconds`, moto applying the TransactWriteItems."""
+    balance: int
+    again_rows: int
+    """What a second call wrote."""
+    stale: int
+    load_seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return self.rows / self.seconds
+
+    @property
+    def own_seconds(self) -> float:
+        return self.seconds - self.server_seconds
+
+    @property
+    def own_per_second(self) -> float:
+        return self.rows / self.own_seconds
+
+    @property
+    def transact_ms(self) -> float:
+        return 1000 * self.transact_seconds / self.transactions
+
+    @property
+    def exact(self) -> bool:
+        """Every grant expired once, whole, in the transactions its rows need; the grant that never
+        expires is what is left; a second call writes nothing."""
+        from wallet.expiry import ROWS_PER_TRANSACTION
+
+        return (
+            self.credits == expected_credits(self.grants)
+            and self.rows == self.expired_rows == self.grants_expired == self.grants
+            and self.transactions == transactions_for(self.grants, ROWS_PER_TRANSACTION)
+            and self.balance == KEPT
+            and self.again_rows == 0
+        )
+
+
+def expiry_of_many_grants(servers: Servers, grants: int = GRANTS) -> Expiry:
+    from moto.dynamodb.models.table import Table
+
+    from bench import audit, books
+
+    _transactions_back_up_their_items()
+    servers.fresh()
+    moto_query = Table.query
+    # moto filters and sorts the whole partition for every Query page: here a page is read from the
+    # partition in key order (bench/audit.py, bench/books.py), its items written as JSON.
+    audit._answer_key_queries_in_key_order()
+    books._answer_key_ranges_in_key_order()
+    try:
+        with queries_answered_as_json():
+            return _expiry_of_many_grants(grants)
+    finally:
+        Table.query = moto_query  # type: ignore[method-assign]
+
+
+def _expiry_of_many_grants(grants: int) -> Expiry:
+    from wallet import expiry
+    from wallet.models import CreditBalance
+    from wallet.writes import EXPIRED
+
+    user = "bench-grants-expiring"
+    now_s = time.time()
+    started = time.perf_counter()
+    partition, grant_ids = _write_grants(user, grants, now_s)
+    load_seconds = time.perf_counter() - started
+
+    pages = Pages()
+    try:
+        with server_time() as server:
+            started = time.perf_counter()
+            done = expiry.expire(user, now_s, "usd")
+            seconds = time.perf_counter() - started
+    finally:
+        pages.close()
+    again = expiry.expire(user, time.time(), "usd")
+
+    taken: dict[str, list[int]] = {}
+    for item in partition.values():
+        if item.attrs["type"].value == EXPIRED:
+            taken.setdefault(item.attrs["grantId"].value, []).append(-int(item.attrs["amount"].value))
+    whole = sum(1 for n, grant_id in enumerate(grant_ids) if taken.get(grant_id) == [grant_credits(n)])
+    balance = CreditBalance.get(user, consistent_read=True)
+    return Expiry(
+        grants=grants,
+        credits=done.credits,
+        rows=done.rows,
+        expired_rows=sum(len(parts) for parts in taken.values()),
+        grants_expired=whole,
+        transactions=pages.operations.count("TransactWriteItems"),
+        queries=len(pages.pages),
+        items_read=pages.items,
+        seconds=seconds,
+        server_seconds=server.seconds,
+        transact_seconds=server.by_action.get("TransactWriteItems", 0.0),
+        balance=int(balance.balance),
+        again_rows=again.rows,
+        stale=done.stale,
+        load_seconds=load_seconds,
+    )
+
+
+def _write_grants(user: str, grants: int, now_s: float) -> tuple[dict[Any, Any], list[str]]:
+    """`grants` promotional grants made over the last 30 days, each expired a day ago, and one that never
+    expires, put straight into moto's transaction table; the balance item holds their sum, with a change
+    counted for each. The partition and the expiring grants' ids, in order."""
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
+
+    from bench import audit
+    from wallet.writes import GRANT
+
+    def value(kind: str, text: str) -> DynamoType:
+        return DynamoType({kind: text})
+
+    owner = value("S", user)
+    transactions = audit._table(environment.TABLES["CreditTransactionTable"])
+    partition = transactions.items[owner]
+    first_s = now_s - 30 * 86_400
+    expired_at = value("N", str(int(now_s) - 86_400))
+    shared = {"userId": owner, "type": value("S", GRANT), "source": value("S", "promotion")}
+    grant_ids = []
+    for n in range(grants + 1):
+        at_s = first_s + n * (29 * 86_400) / (grants + 1)
+        transaction_id = value("S", str(ULID.from_timestamp(at_s)))
+        attrs = shared | {"createdAt": value("S", _iso(at_s))}
+        if n < grants:
+            attrs |= {"amount": value("N", str(grant_credits(n))), "grantExpiresAt": expired_at}
+            grant_ids.append(transaction_id.value)
+        else:
+            attrs["amount"] = value("N", str(KEPT))
+        row = Item.__new__(Item)
+        row.hash_key, row.range_key = owner, transaction_id
+        row.attrs = LimitedSizeDict(attrs, transactionId=transaction_id)
+        partition[transaction_id] = row
+    audit._table(environment.TABLES["CreditBalanceTable"]).put_item(
+        {
+            "userId": {"S": user},
+            "balance": {"N": str(expected_credits(grants) + KEPT)},
+            "currency": {"S": "usd"},
+            "changes": {"N": str(grants + 1)},
+            "grantsExpire": {"BOOL": True},
+        }
+    )
+    return partition, grant_ids
+
+
+def expiry_rows(result: Expiry) -> list[Row]:
+    from wallet.expiry import ROWS_PER_TRANSACTION
+
+    other = result.server_seconds - result.transact_seconds
+    return [
+        Row(
+            SECTION,
+            f"Expiry of {result.grants:,} grants in one run: one account's grants past their expiry and "
+            "one that never expires, expiry.expire once",
+            f"{result.grants_expired:,} grants expired ({result.credits:,} credits), {result.rows:,} rows in "
+            f"{result.transactions:,} transactions, {result.seconds:.1f} s: {result.per_second:,.0f} rows/s; "
+            f"balance after {result.balance:,}, a second call wrote {result.again_rows}",
+            f"{ROWS_PER_TRANSACTION} rows a transaction; {result.stale} refused",
+            budget=f"each grant expired once, whole; balance = the grant kept ({KEPT}); second call writes 0",
+            holds=result.exact,
+        ),
+        Row(
+            SECTION,
+            "  ... its own time (moto's answers left out), and moto's",
+            f"own {result.own_seconds:.1f} s ({result.own_per_second:,.0f} rows/s); moto "
+            f"{result.server_seconds:.1f} s: TransactWriteItems {result.transact_seconds:.1f} s "
+            f"({result.transact_ms:.1f} ms each), the rest {other:.1f} s",
+            f"{result.queries} queries read {result.items_read:,} items",
+        ),
+        Row(
+            SECTION,
+            "  ... writing the grants into moto's table directly (not timed above)",
+            f"{result.grants + 1:,} rows in {result.load_seconds:.1f} s",
+        ),
+    ]
+
+
+def rows(servers: Servers, debits: int = ROWS, grants: int = GRANTS) -> list[Row]:
+    return (
+        spend_rows(spends(servers))
+        + projection_rows(projection_of_hot_account(servers, debits))
+        + expiry_rows(expiry_of_many_grants(servers, grants))
+    )
 
 
 def main() -> int:
@@ -547,11 +777,21 @@ def main() -> int:
     for name in ("werkzeug", "urllib3"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message="No application metrics to publish")
-    # `python -m bench.grants 5000`: fewer rows, for a quick look.
-    debits = int(sys.argv[1]) if len(sys.argv) > 1 else ROWS
+    # `python -m bench.grants 5000 20000`: fewer debits and grants, for a quick look; `python -m
+    # bench.grants expiry 20000`: the expiry alone.
+    arguments = sys.argv[1:]
+    alone = arguments[:1] == ["expiry"]
+    if alone:
+        arguments = arguments[1:]
+    grants = int(arguments[-1]) if alone and arguments else GRANTS
+    debits = int(arguments[0]) if arguments and not alone else ROWS
+    if not alone and len(arguments) > 1:
+        grants = int(arguments[1])
     started = time.perf_counter()
     with Servers() as servers, quiet_stdout():
-        found = rows(servers, debits)
+        found = (
+            expiry_rows(expiry_of_many_grants(servers, grants)) if alone else rows(servers, debits, grants)
+        )
     print(f"DynamoDB: {SERVER} (moto's per-call cost, not DynamoDB's)\n")
     print(Report(found).table())
     print(f"\n{len(found)} measures in {time.perf_counter() - started:.0f} s")

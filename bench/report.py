@@ -67,7 +67,13 @@ METHOD = """\
   1,000 debits a second make them, after one deposit), then `projection.project` called until its
   watermark is the last row. Its own rate leaves out the time moto's server spends answering; moto's
   Query writes its items as JSON (the answer its own serializer gives, which walks botocore's shapes at
-  about 2 ms a row). Rows are sized as DynamoDB counts them, so the pages map to its 1 MB pages.
+  about 2 ms a row). Rows are sized as DynamoDB counts them, so the pages map to its 1 MB pages. The
+  expiry: one account's 10^5 promotional grants, each past its expiry, and one that never expires, put
+  straight into moto's transaction table with the balance item holding their sum, then one call of
+  `expiry.expire`; each grant must have one `expired` row for all its credits, the balance what the
+  kept grant holds, and a second call must write nothing. moto's Queries on the keys are answered from
+  the partition in key order (`bench/audit.py`, `bench/books.py`), and a transaction backs up only the
+  items it names (`bench/hot_account.py`).
 - Ratios are held to their budgets as shown, to two decimals.
 """
 

@@ -227,3 +227,73 @@ def test_the_projections_rates_and_pages() -> None:
     assert "122.1 RCU" in found[3].against
     assert grants.projection_rows(replace(result, total=999))[0].holds is False
     assert grants.projection_rows(replace(result, server_seconds=15.0))[0].holds is False
+
+
+def test_the_expiring_grants_credits_are_summed_by_hand() -> None:
+    # 1+2+3+4+5 = 15 a round of five; 7 grants: 15 + 1 + 2.
+    assert [grants.grant_credits(n) for n in range(7)] == [1, 2, 3, 4, 5, 1, 2]
+    assert grants.expected_credits(7) == 18
+    assert grants.expected_credits(0) == 0
+    assert grants.expected_credits(100_000) == 300_000
+    assert grants.expected_credits(20_001) == 60_001
+
+
+def test_the_transactions_an_expiry_takes_round_up() -> None:
+    assert grants.transactions_for(100_000, 25) == 4_000
+    assert grants.transactions_for(20_001, 25) == 801
+    assert grants.transactions_for(1, 25) == 1
+    assert grants.transactions_for(0, 25) == 0
+
+
+def _expiry(**changes: Any) -> grants.Expiry:
+    result = grants.Expiry(
+        grants=100_000,
+        credits=300_000,
+        rows=100_000,
+        expired_rows=100_000,
+        grants_expired=100_000,
+        transactions=4_000,
+        queries=20,
+        items_read=100_001,
+        seconds=250.0,
+        server_seconds=200.0,
+        transact_seconds=160.0,
+        balance=7,
+        again_rows=0,
+        stale=0,
+        load_seconds=3.0,
+    )
+    return replace(result, **changes)
+
+
+def test_the_expirys_rates_and_time_split() -> None:
+    result = _expiry()
+    assert result.per_second == 400
+    assert result.own_seconds == 50
+    assert result.own_per_second == 2_000
+    assert result.transact_ms == 40
+    first, split, _ = grants.expiry_rows(result)
+    assert first.holds is True
+    assert "100,000 rows in 4,000 transactions, 250.0 s: 400 rows/s" in first.result
+    assert (
+        "own 50.0 s (2,000 rows/s); moto 200.0 s: TransactWriteItems 160.0 s (40.0 ms each), the rest 40.0 s"
+        in (split.result)
+    )
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"credits": 299_999},
+        {"rows": 99_999},
+        {"expired_rows": 100_001},
+        {"grants_expired": 99_999},
+        {"transactions": 4_001},
+        {"balance": 0},
+        {"again_rows": 1},
+    ],
+)
+def test_the_expiry_holds_only_when_every_grant_expired_once_and_nothing_is_left_to_write(
+    changes: dict[str, int],
+) -> None:
+    assert grants.expiry_rows(_expiry(**changes))[0].holds is False
