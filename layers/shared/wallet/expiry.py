@@ -67,6 +67,7 @@ def expire(user_id: str, now_s: float, currency: str) -> Expired:
     read: Items | None = None
     grants = Grants()
     due: list[Lot] = []
+    start = 0
     gathered = False
     while tries < ATTEMPTS:
         if read is None:
@@ -84,8 +85,8 @@ def expire(user_id: str, now_s: float, currency: str) -> Expired:
                 read, gathered = None, True
                 continue
             # Sorted once a read: each batch takes the next grants of it, so 10^5 grants due cost one sort.
-            due = grants.due(now_s - projection.SETTLE_SECONDS)
-        batch = _batch(due, max(read.main, 0))
+            due, start = grants.due(now_s - projection.SETTLE_SECONDS), 0
+        batch = _batch(due[start : start + ROWS_PER_TRANSACTION], max(read.main, 0))
         if not batch:
             return Expired(credits, rows, stale, read.counts, next_expiry(grants))
         written = _write(user_id, batch, read.counts, currency)
@@ -100,7 +101,7 @@ def expire(user_id: str, now_s: float, currency: str) -> Expired:
             grants.apply(projection.row_of(row))
         # A batch takes each of its grants whole, or the rest of the main item's balance (then the next
         # batch is empty): the grants after it are what is still due.
-        due = due[len(batch) :]
+        start += len(batch)
         count = read.counts[user_id]
         read = Items(
             {**read.counts, user_id: 1 if count is None else count + 1}, read.main - total, read.owned - total
@@ -110,7 +111,7 @@ def expire(user_id: str, now_s: float, currency: str) -> Expired:
 
 def _batch(due: list[Lot], main: int) -> list[tuple[Lot, int]]:
     batch: list[tuple[Lot, int]] = []
-    for lot in due[:ROWS_PER_TRANSACTION]:
+    for lot in due:
         part = min(lot.left, main)
         if part <= 0:
             break
