@@ -232,3 +232,19 @@ def test_a_paid_grant_used_up_costs_exactly_what_was_paid() -> None:
     ]
     books = grants.fold(rows).books
     assert sum(month.get("money_used", 0) for month in books.values()) == 1000
+
+
+def test_a_capture_of_credits_reserved_beyond_every_grant_is_a_debt_the_next_credits_pay() -> None:
+    """Rows folded in id order can show a hold reserving more than the grants then hold (a row whose id
+    was made before another's commit): what its capture uses beyond them is owed, not lost."""
+    rows = [
+        Row("a", "grant", 10, START_MS),
+        Row("h", "hold", 0, START_MS + 1, hold_id="h", reserved=15),
+        Row("c", "spend", -15, START_MS + 2, hold_id="h", reserved=15),
+    ]
+    done = grants.fold(rows)
+    # 10 + 0 - 15 taken: 5 owed.
+    assert (done.total(), done.owed()) == (-5, 5)
+
+    done.apply(Row("d", "deposit", 10, START_MS + 3, paid=100, payment_id="d"))
+    assert (done.total(), done.lots["d"].left, done.lots["d"].used) == (5, 5, 5)

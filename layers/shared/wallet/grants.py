@@ -274,9 +274,9 @@ class Grants:
             captured -= used
             lot = self.lots.get(grant_id) if grant_id else None
             if lot is None:
-                # Reserved beyond every grant (a debt), or from a grant since dropped.
+                # Reserved beyond every grant: what the capture uses of it is taken beyond them, a debt.
                 if used:
-                    pass
+                    self.debt.append([USED, used])
                 continue
             lot.held -= part
             if used:
