@@ -187,3 +187,34 @@ def test_a_grant_due_whose_credits_are_held_stays_indexed_at_today_till_the_hold
     bucket, next_expiry = grants_due.indexed("hal")
     assert next_expiry == expires
     assert (bucket or "").startswith(datetime.fromtimestamp(later, UTC).strftime("%Y-%m-%d") + "#")
+
+
+@pytest.mark.parametrize("raced", [5, 9])
+def test_a_hot_account_raced_by_a_spend_before_its_credits_are_gathered_expires_all_that_is_due(
+    monkeypatch: pytest.MonkeyPatch, raced: int
+) -> None:
+    """The expiry read 10 due; a spend then took more from the sub-balances, so the account no longer
+    holds 10 to gather: what is due after the spend still leaves in the one call."""
+    from wallet import expiry, hot_accounts
+
+    hot_accounts.make_hot("hot", 2, currency="usd")
+    give("hot", 40, 1, "g")
+    for n in range(3):
+        ledger.spend("hot", 10, idempotency_key=f"s{n}", description=None, actor=OPERATOR, currency="usd")
+    real = projection.current
+    spent: list[int] = []
+
+    def spend_after_the_read(user_id: str, now_s: float) -> Any:
+        grants = real(user_id, now_s)
+        if not spent:
+            spent.append(raced)
+            ledger.spend(
+                "hot", raced, idempotency_key="race", description=None, actor=OPERATOR, currency="usd"
+            )
+        return grants
+
+    monkeypatch.setattr(projection, "current", spend_after_the_read)
+    done = expiry.expire("hot", time.time() + 2 * DAY + projection.SETTLE_SECONDS, "usd")
+
+    # 40 given, 30 + `raced` spent from it (the soonest-expiring grant): the rest is due, all of it.
+    assert (done.credits, account.account_total("hot")) == (10 - raced, 0)

@@ -68,7 +68,7 @@ def expire(user_id: str, now_s: float, currency: str) -> Expired:
     grants = Grants()
     due: list[Lot] = []
     start = 0
-    gathered = False
+    gathers = 0
     while tries < ATTEMPTS:
         if read is None:
             read = _read(user_id)
@@ -78,11 +78,13 @@ def expire(user_id: str, now_s: float, currency: str) -> Expired:
                 read, stale, tries = None, stale + 1, tries + 1
                 continue
             wanted = sum(lot.left for lot in grants.due(now_s - projection.SETTLE_SECONDS))
-            if read.main < wanted and len(read.counts) > 1 and not gathered:
-                # A hot account: its sub-balances' credits come to the main item, where expiries take;
-                # then both are read again, so the rows and the items read are of one moment.
-                account.gather_to_main(user_id, wanted, currency)
-                read, gathered = None, True
+            if read.main < wanted and read.spread > 0 and gathers < ATTEMPTS:
+                # A hot account: its sub-balances' credits come to the main item, where expiries take, as
+                # many as are due and there are; then both are read again, so the rows and the items
+                # read are of one moment. A spend between the read and the gather may leave the main
+                # item short still: then again, on what the new read says.
+                account.gather_to_main(user_id, min(wanted, read.main + read.spread), currency)
+                read, gathers = None, gathers + 1
                 continue
             # Sorted once a read: each batch takes the next grants of it, so 10^5 grants due cost one sort.
             due, start = grants.due(now_s - projection.SETTLE_SECONDS), 0
@@ -104,7 +106,10 @@ def expire(user_id: str, now_s: float, currency: str) -> Expired:
         start += len(batch)
         count = read.counts[user_id]
         read = Items(
-            {**read.counts, user_id: 1 if count is None else count + 1}, read.main - total, read.owned - total
+            {**read.counts, user_id: 1 if count is None else count + 1},
+            read.main - total,
+            read.owned - total,
+            read.spread,
         )
     return Expired(credits, rows, stale)
 
@@ -128,6 +133,8 @@ class Items:
     counts: dict[str, int | None]
     main: int
     owned: int
+    spread: int = 0
+    """What a hot account's sub-balances hold, available to be gathered to the main item."""
 
 
 def _read(user_id: str) -> Items:
@@ -142,6 +149,7 @@ def _read(user_id: str) -> Items:
         {key: None if count is None else int(count) for key, count in counts.items()},
         0 if main is None else int(main.balance),
         sum(int(item.balance or 0) + int(item.held or 0) for item in items.values()),
+        sum(max(int(item.balance or 0), 0) for key, item in items.items() if key != user_id),
     )
 
 
